@@ -1,0 +1,95 @@
+// Package wire is the bounded framing every meshnode stream protocol uses:
+// each message is an unsigned varint length followed by that many bytes.
+// Every read names the largest frame it will accept, so a peer can never
+// make us allocate more than that (the go-libp2p identify discipline; an
+// unbounded reader is never used).
+//
+//	frame = uvarint(len(body)) ‖ body
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ErrFrameTooLarge: the peer announced a frame above the reader's limit.
+var ErrFrameTooLarge = errors.New("wire: frame too large")
+
+// ErrMalformed: the varint length prefix is invalid.
+var ErrMalformed = errors.New("wire: malformed frame")
+
+// Reader reads length-delimited frames from a buffered stream.
+type Reader struct {
+	br *bufio.Reader
+}
+
+// NewReader wraps r. Frames are read into fresh slices, never aliased.
+func NewReader(r io.Reader) *Reader {
+	if br, ok := r.(*bufio.Reader); ok {
+		return &Reader{br: br}
+	}
+	return &Reader{br: bufio.NewReaderSize(r, 32<<10)}
+}
+
+// ReadFrame reads one frame of at most max bytes. io.EOF is returned only
+// for a clean end before a frame starts.
+func (r *Reader) ReadFrame(max int) ([]byte, error) {
+	n, err := binary.ReadUvarint(r.br)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if n > uint64(max) {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r.br, b); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return b, nil
+}
+
+// Writer writes frames through a buffer; call Flush after the last frame of
+// a burst.
+type Writer struct {
+	bw  *bufio.Writer
+	hdr [binary.MaxVarintLen64]byte
+}
+
+// NewWriter wraps w.
+func NewWriter(w io.Writer) *Writer {
+	return &Writer{bw: bufio.NewWriterSize(w, 32<<10)}
+}
+
+// WriteFrame buffers one frame.
+func (w *Writer) WriteFrame(b []byte) error {
+	n := binary.PutUvarint(w.hdr[:], uint64(len(b)))
+	if _, err := w.bw.Write(w.hdr[:n]); err != nil {
+		return err
+	}
+	_, err := w.bw.Write(b)
+	return err
+}
+
+// Flush sends buffered frames.
+func (w *Writer) Flush() error { return w.bw.Flush() }
+
+// WriteOne writes a single frame and flushes.
+func WriteOne(w io.Writer, b []byte) error {
+	fw := NewWriter(w)
+	if err := fw.WriteFrame(b); err != nil {
+		return err
+	}
+	return fw.Flush()
+}

@@ -1,0 +1,71 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+)
+
+func TestFrames(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	msgs := [][]byte{{}, []byte("a"), bytes.Repeat([]byte{7}, 70000)}
+	for _, m := range msgs {
+		if err := w.WriteFrame(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r := NewReader(&buf)
+	for _, m := range msgs {
+		got, err := r.ReadFrame(1 << 20)
+		if err != nil || !bytes.Equal(got, m) {
+			t.Fatalf("frame mismatch: %v", err)
+		}
+	}
+	if _, err := r.ReadFrame(10); err != io.EOF {
+		t.Fatalf("want EOF, got %v", err)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+		max  int
+		want error
+	}{
+		{"over limit", []byte{0x80, 0x01}, 100, ErrFrameTooLarge},
+		{"huge varint", bytes.Repeat([]byte{0xff}, 11), 100, ErrMalformed},
+		{"truncated body", []byte{5, 1, 2}, 100, io.ErrUnexpectedEOF},
+		{"truncated varint", []byte{0x80}, 100, io.ErrUnexpectedEOF},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewReader(bytes.NewReader(tc.in)).ReadFrame(tc.max)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzReadFrame(f *testing.F) {
+	f.Add([]byte{3, 'a', 'b', 'c'})
+	f.Add([]byte{0x80, 0x80, 0x04})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := NewReader(bytes.NewReader(in))
+		for i := 0; i < 8; i++ {
+			b, err := r.ReadFrame(1024)
+			if err != nil {
+				return
+			}
+			if len(b) > 1024 {
+				t.Fatal("frame over limit accepted")
+			}
+		}
+	})
+}
