@@ -1,0 +1,247 @@
+package groupstate
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+)
+
+// SeqRange is an inclusive range of sequence numbers.
+type SeqRange struct {
+	First, Last uint64
+}
+
+// Len is the number of sequence numbers in the range.
+func (r SeqRange) Len() uint64 { return r.Last - r.First + 1 }
+
+// SeqStatus says whether an observed sequence number is new.
+type SeqStatus uint8
+
+const (
+	// SeqNew: the first time this author's sequence number was seen.
+	SeqNew SeqStatus = 1
+	// SeqDuplicate: already seen, a replay (or the same message fetched
+	// from a second host); drop it.
+	SeqDuplicate SeqStatus = 2
+)
+
+// String returns "new" or "duplicate".
+func (s SeqStatus) String() string {
+	switch s {
+	case SeqNew:
+		return "new"
+	case SeqDuplicate:
+		return "duplicate"
+	}
+	return fmt.Sprintf("SeqStatus(%d)", uint8(s))
+}
+
+// Observation is the outcome of SeqTracker.Observe.
+type Observation struct {
+	Status SeqStatus
+	// Late is true when a higher sequence number of the author had already
+	// been seen: the message arrived out of order or filled a gap.
+	Late bool
+	// Gaps are the author's missing sequence numbers below the highest
+	// seen, after this observation, ascending.
+	Gaps []SeqRange
+}
+
+// SeqTracker records, per author of one group, which sequence numbers have
+// been seen, as sorted disjoint ranges: its size grows with the number of
+// gaps, not of messages (100k in-order messages are one range). It lets a
+// member detect replays and messages a host dropped or withheld.
+//
+// The zero value is ready to use. A SeqTracker is not safe for concurrent
+// use; its owner (the group's event loop) serialises access.
+//
+// Note that an author can make everyone see a huge gap by skipping
+// sequence numbers; callers bound how hard they try to fill a gap.
+type SeqTracker struct {
+	// seen maps an author to its seen ranges: sorted by First, disjoint
+	// and never adjacent (adjacent ranges are merged).
+	seen map[[32]byte][]SeqRange
+}
+
+// NewSeqTracker returns an empty tracker.
+func NewSeqTracker() *SeqTracker { return &SeqTracker{} }
+
+// Observe records that author's message seq arrived.
+func (t *SeqTracker) Observe(author [32]byte, seq uint64) (Observation, error) {
+	if seq == 0 {
+		return Observation{}, fmt.Errorf("%w: 0 (sequences start at 1)", ErrBadSeq)
+	}
+	if t.seen == nil {
+		t.seen = make(map[[32]byte][]SeqRange)
+	}
+	rs := t.seen[author]
+	// i is the first range entirely above seq.
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].First > seq })
+	if i > 0 && rs[i-1].Last >= seq {
+		return Observation{Status: SeqDuplicate, Late: true, Gaps: gapsOf(rs)}, nil
+	}
+	obs := Observation{Status: SeqNew, Late: i < len(rs)}
+	joinLeft := i > 0 && rs[i-1].Last+1 == seq
+	joinRight := i < len(rs) && rs[i].First-1 == seq
+	switch {
+	case joinLeft && joinRight:
+		rs[i-1].Last = rs[i].Last
+		rs = slices.Delete(rs, i, i+1)
+	case joinLeft:
+		rs[i-1].Last = seq
+	case joinRight:
+		rs[i].First = seq
+	default:
+		rs = slices.Insert(rs, i, SeqRange{seq, seq})
+	}
+	t.seen[author] = rs
+	obs.Gaps = gapsOf(rs)
+	return obs, nil
+}
+
+// Seen reports whether author's seq has been observed.
+func (t *SeqTracker) Seen(author [32]byte, seq uint64) bool {
+	rs := t.seen[author]
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].First > seq })
+	return i > 0 && rs[i-1].Last >= seq
+}
+
+// Highest returns the highest sequence number seen from author (0 if none).
+func (t *SeqTracker) Highest(author [32]byte) uint64 {
+	rs := t.seen[author]
+	if len(rs) == 0 {
+		return 0
+	}
+	return rs[len(rs)-1].Last
+}
+
+// AuthorGaps returns author's missing sequence numbers below the highest
+// seen, ascending.
+func (t *SeqTracker) AuthorGaps(author [32]byte) []SeqRange { return gapsOf(t.seen[author]) }
+
+// Gaps returns the missing sequence numbers of every author that has any.
+func (t *SeqTracker) Gaps() map[[32]byte][]SeqRange {
+	out := make(map[[32]byte][]SeqRange)
+	for a, rs := range t.seen {
+		if g := gapsOf(rs); len(g) > 0 {
+			out[a] = g
+		}
+	}
+	return out
+}
+
+// Authors returns the number of authors seen.
+func (t *SeqTracker) Authors() int { return len(t.seen) }
+
+// Ranges returns the number of stored ranges (a measure of its size).
+func (t *SeqTracker) Ranges() int {
+	n := 0
+	for _, rs := range t.seen {
+		n += len(rs)
+	}
+	return n
+}
+
+// gapsOf returns the complement of rs in [1, highest].
+func gapsOf(rs []SeqRange) []SeqRange {
+	var gaps []SeqRange
+	next := uint64(1)
+	for _, r := range rs {
+		if r.First > next {
+			gaps = append(gaps, SeqRange{next, r.First - 1})
+		}
+		next = r.Last + 1
+	}
+	return gaps
+}
+
+// SeqTracker encoding, version 1 (integers big-endian):
+//
+//	1   version (0x01)
+//	4   author count A
+//	per author, strictly ascending by key:
+//	    32  author public key
+//	    4   range count R (>= 1)
+//	    R × (8 first, 8 last): first >= 1, first <= last, each range
+//	        starting at least 2 above the previous last (disjoint, not
+//	        adjacent)
+const seqTrackerVersion = 1
+
+const (
+	seqAuthorHeader = 32 + 4
+	seqRangeSize    = 16
+)
+
+// MarshalBinary encodes the tracker canonically.
+func (t *SeqTracker) MarshalBinary() ([]byte, error) {
+	authors := make([][32]byte, 0, len(t.seen))
+	for a, rs := range t.seen {
+		if len(rs) > 0 {
+			authors = append(authors, a)
+		}
+	}
+	slices.SortFunc(authors, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+	b := make([]byte, 0, 5+len(authors)*seqAuthorHeader+t.Ranges()*seqRangeSize)
+	b = append(b, seqTrackerVersion)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(authors)))
+	for _, a := range authors {
+		rs := t.seen[a]
+		b = append(b, a[:]...)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(rs)))
+		for _, r := range rs {
+			b = binary.BigEndian.AppendUint64(b, r.First)
+			b = binary.BigEndian.AppendUint64(b, r.Last)
+		}
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary wrote, accepting only the
+// canonical encoding, and replaces t's state.
+func (t *SeqTracker) UnmarshalBinary(data []byte) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrSeqTrackerMalformed, fmt.Sprintf(format, args...))
+	}
+	d := newDecoder(data)
+	if v := d.u8(); !d.ok || v != seqTrackerVersion {
+		return bad("version %d, want %d", v, seqTrackerVersion)
+	}
+	na := d.u32()
+	if !d.ok || uint64(na) > uint64(d.remaining()/(seqAuthorHeader+seqRangeSize)) {
+		return bad("author count %d does not fit the %d remaining bytes", na, d.remaining())
+	}
+	seen := make(map[[32]byte][]SeqRange, na)
+	var prev [32]byte
+	for i := range na {
+		var a [32]byte
+		copy(a[:], d.take(len(a)))
+		nr := d.u32()
+		if !d.ok || nr == 0 || uint64(nr) > uint64(d.remaining()/seqRangeSize) {
+			return bad("author %d: range count %d does not fit the %d remaining bytes", i, nr, d.remaining())
+		}
+		if i > 0 && bytes.Compare(a[:], prev[:]) <= 0 {
+			return bad("authors not strictly ascending at author %d", i)
+		}
+		prev = a
+		rs := make([]SeqRange, nr)
+		for j := range rs {
+			r := SeqRange{First: d.u64(), Last: d.u64()}
+			switch {
+			case r.First == 0 || r.First > r.Last:
+				return bad("author %d: range %d [%d, %d] is invalid", i, j, r.First, r.Last)
+			case j > 0 && (rs[j-1].Last == math.MaxUint64 || r.First <= rs[j-1].Last+1):
+				return bad("author %d: range %d overlaps or touches the previous one", i, j)
+			}
+			rs[j] = r
+		}
+		seen[a] = rs
+	}
+	if !d.done() {
+		return bad("%d trailing bytes", d.remaining())
+	}
+	t.seen = seen
+	return nil
+}
