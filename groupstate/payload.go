@@ -231,11 +231,11 @@ func SignPayload(p *Payload, authorKey ed25519.PrivateKey) error {
 
 // VerifyAuthor checks that p is signed by p.Author.
 func (p *Payload) VerifyAuthor() error {
-	if p.unsigned() {
-		return ErrNotSigned
-	}
 	if err := p.validate(); err != nil {
 		return err
+	}
+	if p.unsigned() {
+		return ErrNotSigned
 	}
 	return p.verifySignature()
 }
