@@ -3,6 +3,20 @@
 // the keys derived from them, sealing and opening key updates, and
 // fingerprints. It does no network I/O (enforced by a layering test).
 //
+// # Flow
+//
+// A member creates a Keystore (NewKeystore: identity + DataKey) and writes
+// it with CreateKeystore; the node loads it at start with LoadKeystore and
+// uses DataKey as the Badger encryption key of its private database. The
+// member shares a KeyPackage (text "mnkp1.…") so a manager can add them; the
+// manager parses it, checks the fingerprint out of band if it wants to, and
+// seals the group's EpochSecrets to the member's PublicIdentity with
+// SealEpochSecrets. On every rotation the manager seals the new epoch's
+// secrets to each remaining member the same way (read-only members get R_n
+// and WPub_n, never W_n). Direct messages use SealTo / Identity.Open. Sealing
+// is HPKE base mode: it hides the plaintext but does not say who sealed it,
+// so the message that carries a sealed blob is signed with Identity.Sign.
+//
 // # Epoch keys
 //
 // Each epoch n of a group has a read secret R_n and a write secret W_n, 32
@@ -15,4 +29,123 @@
 //	T_n     = SHA-256("meshnode/v1/mailbox" ‖ WPub_n)  mailbox tag
 //
 // Read-only members hold R_n and WPub_n but not W_n.
+//
+// # Identity
+//
+// Suites: SuiteX25519 (1) is DHKEM(X25519, HKDF-SHA256); SuitePQ (2) is
+// MLKEM768-X25519 (X-Wing). Both use HKDF-SHA256 and ChaCha20Poly1305.
+//
+// Public identity (Marshal / ParsePublicIdentity), exact length per suite:
+//
+//	offset  size  field
+//	0       1     version (0x01)
+//	1       1     suite (0x01 X25519: N=32; 0x02 X-Wing: N=1216)
+//	2       32    Ed25519 signing public key
+//	34      N     HPKE public key (RFC 9180 SerializePublicKey)
+//
+// Private identity (MarshalPrivate / ParsePrivateIdentity), only ever stored
+// inside the keystore:
+//
+//	0       1     version (0x01)
+//	1       1     suite
+//	2       32    Ed25519 seed
+//	34      32    HPKE private key (X25519 scalar, or the X-Wing seed)
+//
+// Signatures (Identity.Sign / VerifySignature) are Ed25519 over
+//
+//	len(context) (1 byte) ‖ context ‖ msg
+//
+// where context is a named constant of the caller (1..255 bytes, e.g.
+// SigContextKeyPackage). The length byte makes the prefix unambiguous, so a
+// signature for one purpose never verifies for another.
+//
+// # Fingerprints
+//
+// Fingerprint(SignPub) = base32(SHA-256(FingerprintLabel ‖ SignPub)[:20]),
+// lower case without padding: 32 characters shown as 8 groups of 4, e.g.
+// "rsyh-febx-eggx-wxaj-nli2-iyqu-7jhh-vzjg". ParseFingerprint accepts any
+// case and separators. Impersonating a given key needs a second preimage of
+// the 160-bit digest (about 2^160 work); a collision (about 2^80) only yields
+// two look-alike keys that both belong to the attacker.
+//
+// # Sealing
+//
+// SealTo is single-shot HPKE base mode with the recipient's suite; the output
+// is enc ‖ ciphertext (enc is 32 bytes for X25519 and 1120 for X-Wing, the
+// ciphertext carries a 16-byte tag). The HPKE info is
+//
+//	len(label) (1 byte) ‖ label ‖ caller info
+//
+// with label LabelSeal for SealTo and LabelSealEpochSecrets for
+// SealEpochSecrets, so the two never open as each other. The caller's info
+// binds the context (group ID, epoch, state head).
+//
+// Epoch secrets (MarshalEpochSecrets / ParseEpochSecrets):
+//
+//	0       1     version (0x01)
+//	1       1     flags (bit 0: write secret present; other bits zero)
+//	2       32    R_n
+//	34      32    WPub_n
+//	66      32    W_n (only if bit 0 is set)
+//
+// A writer's WPub_n must be the key derived from its W_n.
+//
+// # Key packages
+//
+// Binary (KeyPackage.Marshal / ParseKeyPackageBinary):
+//
+//	0       1     version (0x01)
+//	1       2     L: length of the public identity, big-endian
+//	3       L     public identity (layout above)
+//	3+L     1     N: nick length (at most 64)
+//	4+L     N     nick, UTF-8 without control characters
+//	4+L+N   8     created, Unix seconds, big-endian
+//	12+L+N  8     expires, Unix seconds, big-endian (after created)
+//	20+L+N  64    Ed25519 signature by the identity key, context
+//	              SigContextKeyPackage, over bytes [0, 20+L+N)
+//
+// Text: "mnkp1." ‖ base64url without padding of (binary ‖ SHA-256(binary)[:4]).
+// The checksum turns typos and truncated copies into ErrChecksum before the
+// signature is even looked at.
+//
+// # Keystore file
+//
+// Encrypted (mode 0x01):
+//
+//	0       8     magic "MNKSTORE"
+//	8       1     version (0x01)
+//	9       1     mode (0x01: Argon2id + XChaCha20-Poly1305)
+//	10      16    Argon2id salt (random per write)
+//	26      4     Argon2id time, big-endian
+//	30      4     Argon2id memory in KiB, big-endian
+//	34      1     Argon2id threads
+//	35      24    XChaCha20-Poly1305 nonce (random per write)
+//	59      4     L: ciphertext length, big-endian
+//	63      L     XChaCha20-Poly1305(key, nonce, secrets, AAD = bytes[0:63])
+//
+// key = Argon2id(passphrase, salt, time, memory, threads, 32). The whole
+// header is authenticated, so changed parameters fail like a wrong
+// passphrase (ErrWrongPassphrase: AEAD cannot tell the two apart).
+//
+// Unencrypted (mode 0x00, only when KeystoreOptions.Unencrypted; loads with
+// Keystore.Unencrypted set so the caller warns):
+//
+//	0       10    magic, version, mode 0x00
+//	10      4     L: secrets length, big-endian
+//	14      L     secrets
+//	14+L    32    SHA-256(bytes[0:14+L]) (detects corruption, not tampering)
+//
+// Secrets (at most 64 KiB):
+//
+//	0       1     version (0x01)
+//	1       2     P: private identity length, big-endian
+//	3       P     private identity (layout above)
+//	3+P     32    DataKey
+//	35+P    2     M: metadata entry count (at most 256)
+//	37+P    …     M × (key length (1 byte, ≥1) ‖ key ‖ value length
+//	              (2 bytes, ≤4096) ‖ value), keys strictly ascending
+//
+// Files are written to a temporary file in the same directory (mode 0600),
+// fsynced, then linked (no overwrite) or renamed (overwrite) into place,
+// and the directory is fsynced.
 package keymgmt

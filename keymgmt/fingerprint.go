@@ -29,7 +29,7 @@ var fpEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadd
 
 // Fingerprint returns a short, human-comparable digest of an identity
 // signing key for out-of-band verification, such as
-// "mfrg-gzdf-mztw-q2lk-nnwg-23tp-obyx-e43u". A key of the wrong size yields
+// "rsyh-febx-eggx-wxaj-nli2-iyqu-7jhh-vzjg" (the all-zero key). A key of the wrong size yields
 // the fingerprint of whatever bytes were given; it is never equal to the
 // fingerprint of a valid key that differs from it.
 //
