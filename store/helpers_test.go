@@ -3,8 +3,8 @@ package store
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"os"
 	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
