@@ -456,3 +456,17 @@ func FuzzDecodeKeystore(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodeKeystoreDefaultKDF measures unlocking a keystore with the
+// default Argon2id parameters (what a node pays at start).
+func BenchmarkDecodeKeystoreDefaultKDF(b *testing.B) {
+	raw, err := encodeKeystore(newKeystore(b, SuiteX25519), []byte("pw"), KeystoreOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := decodeKeystore(raw, []byte("pw"), fileKDFLimits); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -143,30 +143,67 @@ func ParseEpochSecrets(b []byte) (*EpochSecrets, error) {
 // SealEpochSecrets seals the secrets of one epoch to a member (ARCHITECTURE
 // §7: rotations and welcomes). A readOnly recipient gets R_n and WPub_n but
 // never W_n. info must bind the context, e.g. group ID ‖ epoch ‖ state head,
-// so a copy cannot be replayed into another group or epoch.
+// so a copy cannot be replayed into another group or epoch. To seal the same
+// secrets to many members, use NewEpochSecretsSealer.
 func SealEpochSecrets(recipient *PublicIdentity, info []byte, s *EpochSecrets, readOnly bool) ([]byte, error) {
-	if s == nil {
-		return nil, fmt.Errorf("%w: nil epoch secrets", ErrInvalidKey)
-	}
-	if readOnly {
-		if s.Write != nil && len(s.WPub) == 0 {
-			keys, err := s.Derive()
-			if err != nil {
-				return nil, err
-			}
-			s = &EpochSecrets{Read: s.Read, WPub: keys.WritePub}
-		} else {
-			s = s.ReadOnly()
-		}
-	} else if s.Write == nil {
-		return nil, fmt.Errorf("%w: cannot grant write access without the write secret", ErrInvalidKey)
-	}
-	pt, err := MarshalEpochSecrets(s)
+	z, err := NewEpochSecretsSealer(s)
 	if err != nil {
 		return nil, err
 	}
-	defer clear(pt)
+	defer z.Close()
+	return z.SealTo(recipient, info, readOnly)
+}
+
+// EpochSecretsSealer seals one epoch's secrets to many members. It checks
+// and encodes the secrets once, so a rotation does not re-derive the write
+// key for every recipient. It holds secrets: Close it when done. It is safe
+// for concurrent use.
+type EpochSecretsSealer struct {
+	writer []byte // full encoding; nil if the secrets are read-only
+	reader []byte // encoding without W
+}
+
+// NewEpochSecretsSealer validates s (a writer's WPub must match its W; a
+// missing WPub is derived) and encodes both the writer and the read-only
+// forms.
+func NewEpochSecretsSealer(s *EpochSecrets) (*EpochSecretsSealer, error) {
+	if s == nil {
+		return nil, fmt.Errorf("%w: nil epoch secrets", ErrInvalidKey)
+	}
+	full, err := MarshalEpochSecrets(s)
+	if err != nil {
+		return nil, err
+	}
+	z := &EpochSecretsSealer{reader: clone(full[:epochSecretsReadSize])}
+	z.reader[1] &^= epochFlagWrite
+	if s.Write != nil {
+		z.writer = full
+	}
+	return z, nil
+}
+
+// SealTo seals the secrets to recipient under info, without W_n if
+// readOnly. Granting write access from read-only secrets is ErrInvalidKey.
+func (z *EpochSecretsSealer) SealTo(recipient *PublicIdentity, info []byte, readOnly bool) ([]byte, error) {
+	if z.reader == nil {
+		return nil, fmt.Errorf("%w: epoch secrets sealer used after Close", ErrInvalidParams)
+	}
+	pt := z.reader
+	if !readOnly {
+		if z.writer == nil {
+			return nil, fmt.Errorf("%w: cannot grant write access without the write secret", ErrInvalidKey)
+		}
+		pt = z.writer
+	}
 	return sealLabelled(recipient, LabelSealEpochSecrets, info, pt)
+}
+
+// Close wipes the encoded secrets (best effort: Go may have copied them).
+// Call it after every SealTo has returned; later SealTo calls fail.
+func (z *EpochSecretsSealer) Close() {
+	clear(z.writer)
+	clear(z.reader)
+	z.writer, z.reader = nil, nil
 }
 
 // OpenEpochSecrets opens the output of SealEpochSecrets made with the same

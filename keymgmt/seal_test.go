@@ -234,6 +234,54 @@ func TestSealEpochSecrets(t *testing.T) {
 	}
 }
 
+func TestEpochSecretsSealer(t *testing.T) {
+	s, err := NewEpochSecrets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := []byte("group|epoch|head")
+	z, err := NewEpochSecretsSealer(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(z.Close)
+	// One sealer, many recipients of both suites and both access levels.
+	for i := range 4 {
+		id := newID(t, suites[i%2])
+		readOnly := i >= 2
+		sealed, err := z.SealTo(id.Public(), info, readOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := id.OpenEpochSecrets(info, sealed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Read != s.Read || !got.WPub.Equal(s.WPub) || (got.Write == nil) != readOnly {
+			t.Fatalf("recipient %d got the wrong secrets", i)
+		}
+	}
+	// A sealer over read-only secrets cannot grant write access.
+	ro, err := NewEpochSecretsSealer(s.ReadOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := newID(t, SuiteX25519).Public()
+	if _, err := ro.SealTo(pub, info, false); !errors.Is(err, ErrInvalidKey) {
+		t.Errorf("write grant from read-only sealer: %v", err)
+	}
+	if _, err := ro.SealTo(pub, info, true); err != nil {
+		t.Errorf("read grant from read-only sealer: %v", err)
+	}
+	ro.Close()
+	if out, err := ro.SealTo(pub, info, true); !errors.Is(err, ErrInvalidParams) || out != nil {
+		t.Errorf("sealer used after Close: %v", err)
+	}
+	if _, err := NewEpochSecretsSealer(&EpochSecrets{Read: s.Read}); !errors.Is(err, ErrInvalidKey) {
+		t.Errorf("sealer over secrets without W or WPub: %v", err)
+	}
+}
+
 func FuzzParseEpochSecrets(f *testing.F) {
 	s, err := NewEpochSecrets()
 	if err != nil {
@@ -337,6 +385,31 @@ func BenchmarkSealEpochSecrets(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := SealEpochSecrets(pub, []byte("group|epoch|head"), es, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkEpochSecretsSealer is the per-recipient cost of a rotation that
+// reuses one sealer.
+func BenchmarkEpochSecretsSealer(b *testing.B) {
+	es, err := NewEpochSecrets()
+	if err != nil {
+		b.Fatal(err)
+	}
+	z, err := NewEpochSecretsSealer(es)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(z.Close)
+	for _, s := range suites {
+		b.Run(s.String(), func(b *testing.B) {
+			pub := newID(b, s).Public()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := z.SealTo(pub, []byte("group|epoch|head"), false); err != nil {
 					b.Fatal(err)
 				}
 			}
