@@ -1,8 +1,9 @@
 // Package groupstate holds what a member knows about its groups and the
 // formats only members can read: the Group record, invites, the encrypted
 // message payload with its padding, and per-author sequence tracking. It is
-// pure: no networking, no files, no clocks it is not given (enforced by a
-// layering test). Hosts never see anything this package produces except
+// pure: no networking and no files (enforced by a layering test); the only
+// outside inputs are crypto/rand and, for a new group's creation time
+// unless WithCreated is given, the clock. Hosts never see anything this package produces except
 // through an envelope.
 //
 // # Sending and receiving

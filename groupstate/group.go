@@ -131,9 +131,9 @@ func (g *Group) CanWrite() bool {
 }
 
 // AddEpoch records the secrets of an epoch (checking they are consistent)
-// and, if it is newer than the current one, makes it current. A member of
-// a "from-join" group may be given later epochs only; a "shared" member may
-// also be given earlier ones.
+// and, if it is newer than the current one, makes it current. Older epochs
+// may be added too (past read secrets for a "shared" group); whether a
+// member should receive them is the state chain's policy, not checked here.
 func (g *Group) AddEpoch(epoch uint64, s *keymgmt.EpochSecrets) error {
 	if err := checkSecrets(s); err != nil {
 		return fmt.Errorf("%w: epoch %d: %w", ErrGroupMalformed, epoch, err)

@@ -114,8 +114,11 @@ func (inv *Invite) binary() []byte {
 }
 
 // String returns the invite text. The invite must be valid (as built by
-// NewInvite or returned by ParseInvite).
+// NewInvite or returned by ParseInvite); one without secrets gives "".
 func (inv *Invite) String() string {
+	if inv.Secrets == nil {
+		return ""
+	}
 	bin := inv.binary()
 	bin = append(bin, inviteChecksum(bin)...)
 	return InvitePrefix + base64.RawURLEncoding.EncodeToString(bin)
