@@ -29,9 +29,8 @@ var fpEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadd
 
 // Fingerprint returns a short, human-comparable digest of an identity
 // signing key for out-of-band verification, such as
-// "rsyh-febx-eggx-wxaj-nli2-iyqu-7jhh-vzjg" (the all-zero key). A key of the wrong size yields
-// the fingerprint of whatever bytes were given; it is never equal to the
-// fingerprint of a valid key that differs from it.
+// "rsyh-febx-eggx-wxaj-nli2-iyqu-7jhh-vzjg" (the all-zero key). A key of
+// the wrong size yields the fingerprint of whatever bytes were given.
 //
 // Security: the digest is 160 bits of SHA-256 over a labelled key. To
 // impersonate a given member an attacker needs a key whose fingerprint

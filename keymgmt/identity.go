@@ -4,7 +4,9 @@ import (
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/hpke"
+	"crypto/rand"
 	"fmt"
+	"sync"
 )
 
 // Suite names the HPKE ciphersuite of a profile identity. Both suites use
@@ -239,7 +241,7 @@ func ParsePublicIdentity(b []byte) (*PublicIdentity, error) {
 		Suite:   suite,
 		HPKEPub: clone(b[publicIdentityHeader:]),
 	}
-	if _, err := p.hpkePublicKey(); err != nil {
+	if err := p.validateHPKE(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return p, nil
@@ -251,8 +253,37 @@ func (p *PublicIdentity) Validate() error {
 	if len(p.SignPub) != ed25519.PublicKeySize {
 		return fmt.Errorf("%w: signing key is %d bytes, want %d", ErrInvalidKey, len(p.SignPub), ed25519.PublicKeySize)
 	}
-	_, err := p.hpkePublicKey()
-	return err
+	return p.validateHPKE()
+}
+
+// lowOrderProbe is a throwaway X25519 key used only to test whether a peer's
+// X25519 point is of low order (ECDH with it fails); its output is never
+// used.
+var lowOrderProbe = sync.OnceValue(func() *ecdh.PrivateKey {
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		panic("keymgmt: generate X25519 probe key: " + err.Error())
+	}
+	return k
+})
+
+// validateHPKE parses the HPKE key and rejects X25519 points of low order
+// (also the X25519 half of an X-Wing key). HPKE would refuse to seal to
+// them anyway; refusing them at parse time means a bad key package fails
+// when it is read, not in the middle of a rotation.
+func (p *PublicIdentity) validateHPKE() error {
+	if _, err := p.hpkePublicKey(); err != nil {
+		return err
+	}
+	point := p.HPKEPub[len(p.HPKEPub)-x25519PublicSize:]
+	pub, err := ecdh.X25519().NewPublicKey(point)
+	if err == nil {
+		_, err = lowOrderProbe().ECDH(pub)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s HPKE key: %w", ErrInvalidKey, p.Suite, err)
+	}
+	return nil
 }
 
 // hpkePublicKey parses HPKEPub for the suite.

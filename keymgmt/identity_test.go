@@ -78,6 +78,8 @@ func TestParsePublicIdentityRejects(t *testing.T) {
 		{"suite 9", with(x, func(b []byte) { b[1] = 9 }), ErrUnknownSuite},
 		{"x25519 body labelled pq", with(x, func(b []byte) { b[1] = byte(SuitePQ) }), nil},
 		{"pq body labelled x25519", with(pq, func(b []byte) { b[1] = byte(SuiteX25519) }), nil},
+		{"x25519 low-order point", with(x, func(b []byte) { clear(b[publicIdentityHeader:]) }), ErrInvalidKey},
+		{"pq low-order x25519 half", with(pq, func(b []byte) { clear(b[len(b)-32:]) }), ErrInvalidKey},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,6 +105,7 @@ func TestPublicIdentityValidateRejects(t *testing.T) {
 		{"short hpke key", PublicIdentity{SignPub: good.SignPub, Suite: good.Suite, HPKEPub: good.HPKEPub[:31]}, ErrInvalidKey},
 		{"wrong suite", PublicIdentity{SignPub: good.SignPub, Suite: SuitePQ, HPKEPub: good.HPKEPub}, ErrInvalidKey},
 		{"unknown suite", PublicIdentity{SignPub: good.SignPub, Suite: 7, HPKEPub: good.HPKEPub}, ErrUnknownSuite},
+		{"low-order point", PublicIdentity{SignPub: good.SignPub, Suite: good.Suite, HPKEPub: make([]byte, 32)}, ErrInvalidKey},
 	}
 	for _, tc := range tests {
 		if err := tc.p.Validate(); !errors.Is(err, tc.want) {
@@ -236,6 +239,9 @@ func FuzzParsePublicIdentity(f *testing.F) {
 		}
 		if err := p.Validate(); err != nil {
 			t.Fatalf("accepted identity does not validate: %v", err)
+		}
+		if _, err := SealTo(p, nil, []byte("x")); err != nil {
+			t.Fatalf("cannot seal to an accepted identity: %v", err)
 		}
 	})
 }

@@ -114,6 +114,7 @@ type Keystore struct {
 	Meta map[string]string
 	// Unencrypted is set by LoadKeystore when the file was stored without
 	// encryption; the caller should warn "keystore is NOT encrypted".
+	// CreateKeystore ignores it (KeystoreOptions.Unencrypted decides).
 	Unencrypted bool
 }
 
@@ -429,8 +430,12 @@ func writeFileAtomic(path string, data []byte, overwrite bool) (err error) {
 	tmp := f.Name()
 	defer func() {
 		if err != nil {
-			f.Close()
-			os.Remove(tmp)
+			f.Close() // may already be closed; the write error is what matters
+			// A leftover temporary file may hold secrets: report it with
+			// the error rather than dropping it.
+			if rmErr := os.Remove(tmp); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
+				err = errors.Join(err, fmt.Errorf("keymgmt: remove temporary keystore %s: %w", tmp, rmErr))
+			}
 		}
 	}()
 	if err := f.Chmod(0o600); err != nil {
