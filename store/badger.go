@@ -30,6 +30,11 @@ func badgerOptions(dir string, p Params, log *slog.Logger) badger.Options {
 		WithDetectConflicts(false).
 		// Envelopes are immutable; no history needed.
 		WithNumVersionsToKeep(1).
+		// Compact L0 when closing: a restarted host starts with no L0
+		// backlog, and the compaction records which value-log files hold
+		// garbage (evicted envelopes), so the first GC after a restart
+		// can reclaim them.
+		WithCompactL0OnClose(!p.InMemory).
 		// Ciphertext does not compress; don't spend the CPU.
 		WithCompression(options.None).
 		WithMemTableSize(b.MemTableSize).
