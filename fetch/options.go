@@ -1,0 +1,81 @@
+package fetch
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/meshnode/meshnode/envelope"
+)
+
+// MaxCursorSize bounds an opaque cursor on the wire.
+const MaxCursorSize = 64
+
+// Params tune the fetch service and client.
+type Params struct {
+	MaxEnvelopeSize int
+	// MaxPageCount and MaxPageBytes bound one page.
+	MaxPageCount int
+	MaxPageBytes int
+	// StreamTimeout bounds one request/page exchange.
+	StreamTimeout time.Duration
+	// PeerRate and PeerBurst limit pages served per remote peer per second.
+	PeerRate        float64
+	PeerBurst       int
+	MaxTrackedPeers int
+}
+
+// DefaultParams suit members and community hosts alike.
+func DefaultParams() Params {
+	return Params{
+		MaxEnvelopeSize: envelope.DefaultMaxSize,
+		MaxPageCount:    1000,
+		MaxPageBytes:    2 << 20,
+		StreamTimeout:   30 * time.Second,
+		PeerRate:        50,
+		PeerBurst:       100,
+		MaxTrackedPeers: 4096,
+	}
+}
+
+func (p Params) validate() error {
+	switch {
+	case p.MaxEnvelopeSize <= envelope.Overhead || p.MaxEnvelopeSize > envelope.AbsoluteMaxSize:
+		return fmt.Errorf("fetch: MaxEnvelopeSize %d outside (%d, %d]", p.MaxEnvelopeSize, envelope.Overhead, envelope.AbsoluteMaxSize)
+	case p.MaxPageCount <= 0 || p.MaxPageCount > 100000:
+		return fmt.Errorf("fetch: MaxPageCount %d outside [1, 100000]", p.MaxPageCount)
+	case p.MaxPageBytes < p.MaxEnvelopeSize:
+		return fmt.Errorf("fetch: MaxPageBytes %d below MaxEnvelopeSize %d", p.MaxPageBytes, p.MaxEnvelopeSize)
+	case p.StreamTimeout <= 0:
+		return fmt.Errorf("fetch: StreamTimeout must be positive")
+	case p.PeerRate < 0 || p.PeerBurst < 0 || p.MaxTrackedPeers <= 0:
+		return fmt.Errorf("fetch: rate limit settings out of range")
+	}
+	return nil
+}
+
+type config struct {
+	params Params
+	log    *slog.Logger
+	policy Policy
+}
+
+// Option configures a Service.
+type Option func(*config) error
+
+// WithParams replaces DefaultParams.
+func WithParams(p Params) Option {
+	return func(c *config) error {
+		if err := p.validate(); err != nil {
+			return err
+		}
+		c.params = p
+		return nil
+	}
+}
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(c *config) error { c.log = l; return nil } }
+
+// WithPolicy decides which mailboxes are served to whom.
+func WithPolicy(p Policy) Option { return func(c *config) error { c.policy = p; return nil } }

@@ -1,0 +1,32 @@
+package ratelimit
+
+import (
+	"testing"
+	"time"
+)
+
+func TestLimiter(t *testing.T) {
+	now := time.Unix(1000, 0)
+	timeNow = func() time.Time { return now }
+	t.Cleanup(func() { timeNow = time.Now })
+
+	l := New[string](1, 3, 2)
+	for i := 0; i < 3; i++ {
+		if !l.Allow("a", 1) {
+			t.Fatalf("burst token %d refused", i)
+		}
+	}
+	if l.Allow("a", 1) {
+		t.Fatal("fourth event within the same instant allowed")
+	}
+	if !l.Allow("b", 1) {
+		t.Fatal("another key shares a's bucket")
+	}
+	now = now.Add(time.Second)
+	if !l.Allow("a", 1) {
+		t.Fatal("bucket did not refill")
+	}
+	if !New[string](0, 0, 0).Allow("x", 1000) {
+		t.Fatal("disabled limiter refused")
+	}
+}

@@ -1,0 +1,404 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/fetch"
+	"github.com/meshnode/meshnode/relay"
+	"github.com/meshnode/meshnode/store"
+)
+
+// GroupHost is the pair of primitives every meshnode node offers. The local
+// Node implements it, and so does the stub returned by Node.Remote, so a
+// caller does not care whether a peer, a bot or a server hosts a mailbox.
+type GroupHost interface {
+	// RelayMessageToGroup hands env to the hosts of mailbox m. It returns
+	// nil once the envelope is durably stored by the node addressed (and,
+	// locally, gossiped to the mailbox's online readers).
+	RelayMessageToGroup(ctx context.Context, m envelope.MailboxID, env *envelope.Envelope) error
+	// FetchNewMessagesForGroup returns at most limit envelopes of m that
+	// arrived after the cursor, in arrival order, and the cursor to resume
+	// from.
+	FetchNewMessagesForGroup(ctx context.Context, m envelope.MailboxID, after store.Cursor, limit int) (store.Page, error)
+}
+
+// Arrival is an envelope newly stored by this node.
+type Arrival struct {
+	Envelope *envelope.Envelope
+	From     peer.ID
+}
+
+// Node assembles a libp2p host, gossipsub, the host store, relay and fetch.
+//
+// Lock order: Node.mu is taken alone; it is never held while calling into
+// relay, store or pubsub.
+type Node struct {
+	params   Params
+	log      *slog.Logger
+	h        host.Host
+	ownsHost bool
+	ps       *pubsub.PubSub
+	st       *store.Store
+	relay    *relay.Relay
+	fetchSvc *fetch.Service
+	fetchCl  *fetch.Client
+	allow    allowlist
+	metrics  *metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	hosted    map[envelope.MailboxID]struct{}
+	listeners map[int]chan<- Arrival
+	nextL     int
+	closed    bool
+}
+
+var _ GroupHost = (*Node)(nil)
+
+// New starts a node.
+func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
+	var cfg config
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	allow, err := parseAllowlist(p.Allowlist)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.log == nil {
+		cfg.log = slog.Default()
+	}
+	n = &Node{
+		params:    p,
+		log:       cfg.log.With("component", "node"),
+		allow:     allow,
+		hosted:    make(map[envelope.MailboxID]struct{}),
+		listeners: make(map[int]chan<- Arrival),
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+
+	var storeOpts []store.Option
+	storeOpts = append(storeOpts, store.WithLogger(cfg.log.With("component", "store")))
+	if cfg.reg != nil {
+		storeOpts = append(storeOpts, store.WithRegisterer(cfg.reg))
+	}
+	if !p.Store.InMemory && cfg.dataDir == "" {
+		return nil, fmt.Errorf("%w: a data directory is required unless the store is in memory", ErrConfig)
+	}
+	if n.st, err = store.Open(cfg.dataDir, p.Store, storeOpts...); err != nil {
+		return nil, fmt.Errorf("node: open store: %w", err)
+	}
+	n.metrics = newMetrics(cfg.reg)
+
+	if cfg.host != nil {
+		n.h = cfg.host
+	} else {
+		key, err := transportKey(&p, &cfg)
+		if err != nil {
+			return nil, err
+		}
+		if n.h, err = newHost(&p, key); err != nil {
+			return nil, err
+		}
+		n.ownsHost = true
+	}
+
+	psOpts, err := relay.PubSubOptions(p.Relay)
+	if err != nil {
+		return nil, err
+	}
+	if n.ps, err = pubsub.NewGossipSub(n.ctx, n.h, psOpts...); err != nil {
+		return nil, fmt.Errorf("node: gossipsub: %w", err)
+	}
+	if n.relay, err = relay.New(n.h, n.ps, n,
+		relay.WithParams(p.Relay), relay.WithPolicy(n), relay.WithLogger(cfg.log.With("component", "relay"))); err != nil {
+		return nil, err
+	}
+	if n.fetchSvc, err = fetch.NewService(n.h, n.st,
+		fetch.WithParams(p.Fetch), fetch.WithPolicy(n), fetch.WithLogger(cfg.log.With("component", "fetch"))); err != nil {
+		return nil, err
+	}
+	// Hosts re-verify what they fetch before storing it; see fetch's doc.
+	if n.fetchCl, err = fetch.NewClient(n.h, p.Fetch, true); err != nil {
+		return nil, err
+	}
+
+	// Hosts that serve others resume every mailbox they hold data for.
+	if p.HostPolicy != PolicyOwn {
+		mbs, err := n.st.Mailboxes()
+		if err != nil {
+			return nil, fmt.Errorf("node: list stored mailboxes: %w", err)
+		}
+		for _, m := range mbs {
+			if err := n.HostMailbox(m); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, m := range allow.mailboxes {
+		if err := n.HostMailbox(m); err != nil {
+			return nil, err
+		}
+	}
+	n.connectBootstrap(ctx)
+	n.log.Info("node started", "peer", n.h.ID(), "role", p.Role, "policy", p.HostPolicy, "addrs", n.h.Addrs())
+	return n, nil
+}
+
+func (n *Node) connectBootstrap(ctx context.Context) {
+	for _, s := range n.params.Bootstrap {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			n.log.Warn("ignoring bad bootstrap address", "addr", s, "err", err)
+			continue
+		}
+		if err := n.h.Connect(ctx, *ai); err != nil {
+			// Dropped: a bootstrap peer that is down is retried by callers
+			// that need it (fetch, relay dial on demand).
+			n.log.Warn("could not reach bootstrap peer", "peer", ai.ID, "err", err)
+		}
+	}
+}
+
+// Close stops everything the node started.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	for id, ch := range n.listeners {
+		close(ch)
+		delete(n.listeners, id)
+	}
+	n.mu.Unlock()
+
+	var errs []error
+	if n.relay != nil {
+		errs = append(errs, n.relay.Close())
+	}
+	if n.fetchSvc != nil {
+		errs = append(errs, n.fetchSvc.Close())
+	}
+	n.cancel()
+	if n.ownsHost && n.h != nil {
+		errs = append(errs, n.h.Close())
+	}
+	if n.st != nil {
+		errs = append(errs, n.st.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Host is the libp2p host.
+func (n *Node) Host() host.Host { return n.h }
+
+// ID is the transport peer ID.
+func (n *Node) ID() peer.ID { return n.h.ID() }
+
+// Addrs returns the node's full multiaddrs (with /p2p/ID).
+func (n *Node) Addrs() []ma.Multiaddr {
+	ai := peer.AddrInfo{ID: n.h.ID(), Addrs: n.h.Addrs()}
+	addrs, _ := peer.AddrInfoToP2pAddrs(&ai)
+	return addrs
+}
+
+// Store is the node's envelope store.
+func (n *Node) Store() *store.Store { return n.st }
+
+// Relay is the node's relay.
+func (n *Node) Relay() *relay.Relay { return n.relay }
+
+// Params returns the node's parameters.
+func (n *Node) Params() Params { return n.params }
+
+// HostMailbox makes this node store and serve m and join its topic.
+func (n *Node) HostMailbox(m envelope.MailboxID) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	n.hosted[m] = struct{}{}
+	n.mu.Unlock()
+	return n.relay.Join(m)
+}
+
+// DropMailbox stops serving m (its stored envelopes stay until retention).
+func (n *Node) DropMailbox(m envelope.MailboxID) error {
+	n.mu.Lock()
+	delete(n.hosted, m)
+	n.mu.Unlock()
+	return n.relay.Leave(m)
+}
+
+// Hosts reports whether this node hosts m.
+func (n *Node) Hosts(m envelope.MailboxID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.hosted[m]
+	return ok
+}
+
+// HostedMailboxes lists the mailboxes this node hosts.
+func (n *Node) HostedMailboxes() []envelope.MailboxID {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]envelope.MailboxID, 0, len(n.hosted))
+	for m := range n.hosted {
+		out = append(out, m)
+	}
+	return out
+}
+
+// Serves implements the relay and fetch hosting policy.
+func (n *Node) Serves(m envelope.MailboxID, from peer.ID) bool {
+	if n.Hosts(m) {
+		return true
+	}
+	switch n.params.HostPolicy {
+	case PolicyOpen:
+		return true
+	case PolicyAllowlist:
+		return n.allow.has(from, m)
+	}
+	return false
+}
+
+// Deliver stores a valid envelope (relay.Handler). A mailbox accepted under
+// an open or allowlist policy becomes hosted: the node joins its topic.
+func (n *Node) Deliver(ctx context.Context, env *envelope.Envelope, from peer.ID) (bool, error) {
+	m := env.Mailbox()
+	res, err := n.st.Put(ctx, env)
+	if err != nil {
+		n.metrics.rejected.Inc()
+		return false, err
+	}
+	if res.Duplicate {
+		n.metrics.duplicates.Inc()
+		return true, nil
+	}
+	n.metrics.stored.Inc()
+	if !n.Hosts(m) {
+		if err := n.HostMailbox(m); err != nil && !errors.Is(err, ErrClosed) {
+			n.log.Warn("could not join topic of newly hosted mailbox", "mailbox", m.Short(), "err", err)
+		}
+	}
+	n.notify(Arrival{Envelope: env, From: from})
+	return false, nil
+}
+
+// Subscribe returns a channel of envelopes newly stored by this node and a
+// function to stop. A slow listener misses arrivals (they remain fetchable
+// from the store); the channel is buffered.
+func (n *Node) Subscribe(buffer int) (<-chan Arrival, func()) {
+	ch := make(chan Arrival, buffer)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		close(ch)
+		return ch, func() {}
+	}
+	id := n.nextL
+	n.nextL++
+	n.listeners[id] = ch
+	return ch, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if c, ok := n.listeners[id]; ok {
+			close(c)
+			delete(n.listeners, id)
+		}
+	}
+}
+
+func (n *Node) notify(a Arrival) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, ch := range n.listeners {
+		select {
+		case ch <- a:
+		default:
+			n.metrics.listenerDrops.Inc()
+		}
+	}
+}
+
+// RelayMessageToGroup (local): verifies env, stores it if this node hosts m
+// and gossips it on m's topic if joined.
+func (n *Node) RelayMessageToGroup(ctx context.Context, m envelope.MailboxID, env *envelope.Envelope) error {
+	if env.Mailbox() != m {
+		return fmt.Errorf("%w: envelope is for %s, not %s", envelope.ErrWrongMailbox, env.Mailbox().Short(), m.Short())
+	}
+	if env.Size() > n.params.Relay.MaxEnvelopeSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", envelope.ErrTooLarge, env.Size(), n.params.Relay.MaxEnvelopeSize)
+	}
+	if err := env.Verify(); err != nil {
+		return err
+	}
+	hosted := n.Hosts(m)
+	if !hosted && !n.relay.Joined(m) {
+		return fmt.Errorf("%w: %s", ErrNotHosted, m.Short())
+	}
+	if hosted {
+		if _, err := n.Deliver(ctx, env, n.h.ID()); err != nil {
+			return err
+		}
+	}
+	if n.relay.Joined(m) {
+		if err := n.relay.Publish(ctx, env); err != nil {
+			return fmt.Errorf("node: gossip: %w", err)
+		}
+	}
+	return nil
+}
+
+// FetchNewMessagesForGroup (local) pages through this node's store.
+func (n *Node) FetchNewMessagesForGroup(_ context.Context, m envelope.MailboxID, after store.Cursor, limit int) (store.Page, error) {
+	if limit <= 0 || limit > n.params.Fetch.MaxPageCount {
+		limit = n.params.Fetch.MaxPageCount
+	}
+	return n.st.Page(m, after, limit, n.params.Fetch.MaxPageBytes)
+}
+
+// Remote returns the GroupHost stub for the node p.
+func (n *Node) Remote(p peer.ID) GroupHost { return remote{n: n, p: p} }
+
+type remote struct {
+	n *Node
+	p peer.ID
+}
+
+func (r remote) RelayMessageToGroup(ctx context.Context, m envelope.MailboxID, env *envelope.Envelope) error {
+	return relay.Send(ctx, r.n.h, r.p, m, env, r.n.params.Relay.StreamTimeout)
+}
+
+func (r remote) FetchNewMessagesForGroup(ctx context.Context, m envelope.MailboxID, after store.Cursor, limit int) (store.Page, error) {
+	if limit <= 0 || limit > r.n.params.Fetch.MaxPageCount {
+		limit = r.n.params.Fetch.MaxPageCount
+	}
+	return r.n.fetchCl.Fetch(ctx, r.p, m, after, limit)
+}

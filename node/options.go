@@ -1,0 +1,167 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshnode/meshnode/fetch"
+	"github.com/meshnode/meshnode/relay"
+	"github.com/meshnode/meshnode/store"
+)
+
+// Role is what a node is run for. It changes defaults, never the protocol:
+// every role hosts, relays and fetches the same way.
+type Role string
+
+const (
+	// RoleMember is a person's node: fresh transport identity per start,
+	// hosts its own groups' mailboxes, small connection limits.
+	RoleMember Role = "member"
+	// RoleHost is an always-on community host: stable transport identity,
+	// hosts what its policy allows, larger limits.
+	RoleHost Role = "host"
+	// RoleBot is an always-on management bot: like a host, and it manages
+	// the groups it administers.
+	RoleBot Role = "bot"
+)
+
+// HostPolicy decides which mailboxes a node stores and serves for others.
+type HostPolicy string
+
+const (
+	// PolicyOwn serves only the mailboxes of this node's own groups (and
+	// those added with Node.HostMailbox).
+	PolicyOwn HostPolicy = "own"
+	// PolicyAllowlist also serves mailboxes named in Params.Allowlist, and
+	// any mailbox relayed to it by a peer named there.
+	PolicyAllowlist HostPolicy = "allowlist"
+	// PolicyOpen serves any mailbox, within quotas and rate limits.
+	PolicyOpen HostPolicy = "open"
+)
+
+// ParseHostPolicy parses own|allowlist|open.
+func ParseHostPolicy(s string) (HostPolicy, error) {
+	switch p := HostPolicy(s); p {
+	case PolicyOwn, PolicyAllowlist, PolicyOpen:
+		return p, nil
+	}
+	return "", fmt.Errorf("%w: host policy %q (want own, allowlist or open)", ErrConfig, s)
+}
+
+// Params configure a node. Start from DefaultParams(role).
+type Params struct {
+	Role Role
+	// ListenAddrs are multiaddrs to listen on.
+	ListenAddrs []string
+	// Bootstrap multiaddrs (with /p2p/ID) are dialled at start.
+	Bootstrap []string
+	// StablePeerID keeps the transport key in PeerKeyFile across starts.
+	// Members default to false: a fresh peer ID each start, so hosts cannot
+	// link a member's sessions.
+	StablePeerID bool
+	PeerKeyFile  string
+
+	HostPolicy HostPolicy
+	// Allowlist holds peer IDs and mailbox tags (hex) for PolicyAllowlist.
+	Allowlist []string
+
+	// Resource limits: the libp2p resource manager gets these fixed
+	// numbers instead of sizing itself from the whole machine.
+	MemoryLimit int64
+	FDLimit     int
+	// Connection manager watermarks.
+	ConnLow, ConnHigh int
+	ConnGrace         time.Duration
+
+	Store store.Params
+	Relay relay.Params
+	Fetch fetch.Params
+}
+
+// DefaultParams returns sensible defaults for a role.
+func DefaultParams(role Role) Params {
+	p := Params{
+		Role:        role,
+		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
+		HostPolicy:  PolicyOwn,
+		MemoryLimit: 256 << 20,
+		FDLimit:     256,
+		ConnLow:     32,
+		ConnHigh:    64,
+		ConnGrace:   30 * time.Second,
+		Store:       store.DefaultParams(),
+		Relay:       relay.DefaultParams(),
+		Fetch:       fetch.DefaultParams(),
+	}
+	if role == RoleHost || role == RoleBot {
+		p.StablePeerID = true
+		p.MemoryLimit = 1 << 30
+		p.FDLimit = 2048
+		p.ConnLow, p.ConnHigh = 200, 400
+	}
+	return p
+}
+
+func (p *Params) validate() error {
+	var errs []error
+	switch p.Role {
+	case RoleMember, RoleHost, RoleBot:
+	default:
+		errs = append(errs, fmt.Errorf("role %q (want member, host or bot)", p.Role))
+	}
+	if _, err := ParseHostPolicy(string(p.HostPolicy)); err != nil {
+		errs = append(errs, err)
+	}
+	if p.StablePeerID && p.PeerKeyFile == "" {
+		errs = append(errs, errors.New("StablePeerID needs PeerKeyFile"))
+	}
+	if p.MemoryLimit < 16<<20 {
+		errs = append(errs, fmt.Errorf("MemoryLimit %d below 16 MiB", p.MemoryLimit))
+	}
+	if p.FDLimit < 16 {
+		errs = append(errs, fmt.Errorf("FDLimit %d below 16", p.FDLimit))
+	}
+	if p.ConnLow <= 0 || p.ConnHigh < p.ConnLow {
+		errs = append(errs, fmt.Errorf("connection watermarks %d/%d", p.ConnLow, p.ConnHigh))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}
+
+type config struct {
+	log     *slog.Logger
+	host    host.Host
+	peerKey crypto.PrivKey
+	reg     prometheus.Registerer
+	dataDir string
+}
+
+// Option configures a Node.
+type Option func(*config) error
+
+// WithLogger sets the node's logger.
+func WithLogger(l *slog.Logger) Option { return func(c *config) error { c.log = l; return nil } }
+
+// WithHost runs the node on an existing libp2p host (the simulator's
+// mocknet hosts). The node does not close it.
+func WithHost(h host.Host) Option { return func(c *config) error { c.host = h; return nil } }
+
+// WithPeerKey uses this transport key instead of drawing or loading one.
+func WithPeerKey(k crypto.PrivKey) Option { return func(c *config) error { c.peerKey = k; return nil } }
+
+// WithRegisterer registers the node's Prometheus metrics.
+func WithRegisterer(r prometheus.Registerer) Option {
+	return func(c *config) error { c.reg = r; return nil }
+}
+
+// WithDataDir is the directory of the host store (ignored with
+// Params.Store.InMemory).
+func WithDataDir(dir string) Option { return func(c *config) error { c.dataDir = dir; return nil } }

@@ -1,0 +1,300 @@
+package relay
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/internal/ratelimit"
+)
+
+// ProtocolID is the direct relay protocol.
+const ProtocolID = "/meshnode/relay/1.0.0"
+
+// ServiceName is the resource-manager service of the direct protocol.
+const ServiceName = "meshnode.relay"
+
+// topicLabel prefixes the mailbox tag when hashing it into a topic name.
+// Hashing (instead of using the tag itself) keeps the tag out of the
+// subscription announcements that every connected peer receives.
+const topicLabel = "meshnode/v1/topic"
+
+// TopicName returns the gossipsub topic of mailbox m. It depends on the
+// mailbox tag only.
+func TopicName(m envelope.MailboxID) string {
+	h := sha256.New()
+	h.Write([]byte(topicLabel))
+	h.Write(m[:])
+	return "/meshnode/mbx/1/" + hex.EncodeToString(h.Sum(nil))
+}
+
+// Handler receives every valid envelope, from gossip and from direct
+// relays. Deliver returns only after the envelope is durably stored (or
+// with the reason it was not); duplicate reports an envelope already held.
+type Handler interface {
+	Deliver(ctx context.Context, env *envelope.Envelope, from peer.ID) (duplicate bool, err error)
+}
+
+// Policy decides whether this node serves a mailbox for a remote peer.
+type Policy interface {
+	Serves(m envelope.MailboxID, from peer.ID) bool
+}
+
+// PubSubOptions are the gossipsub options every meshnode node must use:
+// no message signing (no transport identity inside messages),
+// content-addressed message IDs, the envelope size limit, and a
+// time-bounded blacklist the relay uses to punish peers that send forgeries.
+func PubSubOptions(p Params) ([]pubsub.Option, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	bl, err := pubsub.NewTimeCachedBlacklist(p.BlacklistFor)
+	if err != nil {
+		return nil, err
+	}
+	return []pubsub.Option{
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(),
+		pubsub.WithMessageIdFn(MessageID),
+		// Our own envelopes go to every topic peer, not only the mesh: a
+		// message published before the first heartbeat has built the mesh
+		// would otherwise reach nobody (pubsub v0.17 defaults this off).
+		pubsub.WithFloodPublish(true),
+		// Pubsub's limit covers the whole RPC, which wraps our frame.
+		pubsub.WithMaxMessageSize(p.MaxEnvelopeSize + 4<<10),
+		pubsub.WithBlacklist(bl),
+	}, nil
+}
+
+// MessageID is the pubsub message ID: the envelope ID (SHA-256 of the data).
+func MessageID(m *pb.Message) string {
+	sum := sha256.Sum256(m.Data)
+	return string(sum[:])
+}
+
+// Relay joins mailbox topics, validates and delivers what arrives, and
+// serves the direct relay protocol.
+type Relay struct {
+	h       host.Host
+	ps      *pubsub.PubSub
+	handler Handler
+	params  Params
+	policy  Policy
+	log     *slog.Logger
+	limiter *ratelimit.Limiter[peer.ID]
+	rejects *ratelimit.Limiter[peer.ID]
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex // guards topics and closed
+	topics map[envelope.MailboxID]*joined
+	closed bool
+}
+
+type joined struct {
+	topic  *pubsub.Topic
+	sub    *pubsub.Subscription
+	cancel context.CancelFunc
+}
+
+// New starts a relay on h and ps (ps must be built with PubSubOptions) and
+// registers the direct protocol handler.
+func New(h host.Host, ps *pubsub.PubSub, handler Handler, opts ...Option) (*Relay, error) {
+	cfg := config{params: DefaultParams()}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.log == nil {
+		cfg.log = slog.Default().With("component", "relay")
+	}
+	p := cfg.params
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Relay{
+		h: h, ps: ps, handler: handler, params: p, policy: cfg.policy, log: cfg.log,
+		limiter: ratelimit.New[peer.ID](p.PeerRate, p.PeerBurst, p.MaxTrackedPeers),
+		rejects: ratelimit.New[peer.ID](float64(p.RejectsBeforeBlacklist)/max(p.BlacklistWindow.Seconds(), 1), p.RejectsBeforeBlacklist, p.MaxTrackedPeers),
+		ctx:     ctx, cancel: cancel,
+		topics: make(map[envelope.MailboxID]*joined),
+	}
+	h.SetStreamHandler(ProtocolID, r.handleStream)
+	return r, nil
+}
+
+// Close leaves every topic and stops serving the direct protocol.
+func (r *Relay) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	topics := r.topics
+	r.topics = nil
+	r.mu.Unlock()
+
+	r.h.RemoveStreamHandler(ProtocolID)
+	r.cancel()
+	var errs []error
+	for m, j := range topics {
+		errs = append(errs, r.leave(m, j))
+	}
+	r.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Join subscribes to m's topic, registers its validator and starts
+// delivering what arrives. Joining twice is a no-op.
+func (r *Relay) Join(m envelope.MailboxID) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	if _, ok := r.topics[m]; ok {
+		return nil
+	}
+	name := TopicName(m)
+	if err := r.ps.RegisterTopicValidator(name, r.validator(m)); err != nil {
+		return fmt.Errorf("relay: register validator: %w", err)
+	}
+	t, err := r.ps.Join(name)
+	if err != nil {
+		_ = r.ps.UnregisterTopicValidator(name)
+		return fmt.Errorf("relay: join topic: %w", err)
+	}
+	sub, err := t.Subscribe()
+	if err != nil {
+		_ = t.Close()
+		_ = r.ps.UnregisterTopicValidator(name)
+		return fmt.Errorf("relay: subscribe: %w", err)
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	r.topics[m] = &joined{topic: t, sub: sub, cancel: cancel}
+	r.wg.Add(1)
+	go r.readLoop(ctx, m, sub)
+	r.log.Debug("joined mailbox", "mailbox", m.Short())
+	return nil
+}
+
+// Leave unsubscribes from m's topic.
+func (r *Relay) Leave(m envelope.MailboxID) error {
+	r.mu.Lock()
+	j, ok := r.topics[m]
+	delete(r.topics, m)
+	r.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return r.leave(m, j)
+}
+
+func (r *Relay) leave(m envelope.MailboxID, j *joined) error {
+	j.cancel()
+	j.sub.Cancel()
+	err := j.topic.Close()
+	if uerr := r.ps.UnregisterTopicValidator(TopicName(m)); uerr != nil && err == nil {
+		err = uerr
+	}
+	return err
+}
+
+// Joined reports whether m's topic is joined.
+func (r *Relay) Joined(m envelope.MailboxID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.topics[m]
+	return ok
+}
+
+// TopicPeers lists the peers this node knows on m's topic.
+func (r *Relay) TopicPeers(m envelope.MailboxID) []peer.ID {
+	r.mu.Lock()
+	j, ok := r.topics[m]
+	r.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return j.topic.ListPeers()
+}
+
+// Publish gossips env on its mailbox's topic. The local validator checks it
+// like any other message, and the local Handler receives it too.
+func (r *Relay) Publish(ctx context.Context, env *envelope.Envelope) error {
+	r.mu.Lock()
+	j, ok := r.topics[env.Mailbox()]
+	r.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNotJoined, env.Mailbox().Short())
+	}
+	err := j.topic.Publish(ctx, env.Bytes())
+	if errors.Is(err, pubsub.ErrTopicClosed) {
+		return ErrClosed
+	}
+	// Publishing a duplicate returns nil: pubsub's seen-cache drops it.
+	return err
+}
+
+// validator checks an envelope before pubsub forwards it anywhere.
+func (r *Relay) validator(m envelope.MailboxID) pubsub.ValidatorEx {
+	return func(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+		local := from == r.h.ID()
+		if !local && !r.limiter.Allow(from, 1) {
+			return pubsub.ValidationIgnore
+		}
+		env, err := envelope.Open(msg.Data, r.params.MaxEnvelopeSize, &m)
+		if err != nil {
+			if !local {
+				r.penalise(from, err)
+			}
+			return pubsub.ValidationReject
+		}
+		msg.ValidatorData = env
+		return pubsub.ValidationAccept
+	}
+}
+
+// penalise counts an invalid envelope from a peer and blacklists peers that
+// keep sending them.
+func (r *Relay) penalise(from peer.ID, reason error) {
+	r.log.Debug("rejected envelope", "peer", from, "err", reason)
+	if r.params.RejectsBeforeBlacklist > 0 && !r.rejects.Allow(from, 1) {
+		r.log.Warn("blacklisting peer for invalid envelopes", "peer", from, "for", r.params.BlacklistFor)
+		r.ps.BlacklistPeer(from)
+	}
+}
+
+func (r *Relay) readLoop(ctx context.Context, m envelope.MailboxID, sub *pubsub.Subscription) {
+	defer r.wg.Done()
+	for {
+		msg, err := sub.Next(ctx)
+		if err != nil {
+			return // cancelled or subscription closed
+		}
+		env, ok := msg.ValidatorData.(*envelope.Envelope)
+		if !ok {
+			continue // cannot happen: the validator sets it for every accepted message
+		}
+		dctx, cancel := context.WithTimeout(ctx, r.params.StreamTimeout)
+		_, err = r.handler.Deliver(dctx, env, msg.ReceivedFrom)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			// Dropped here: gossip has no one to answer. The envelope can
+			// still reach this node through fetch or sync.
+			r.log.Warn("could not store gossiped envelope", "mailbox", m.Short(), "envelope", env.ID().Short(), "err", err)
+		}
+	}
+}
