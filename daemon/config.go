@@ -1,0 +1,246 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/meshnode/meshnode/api"
+	"github.com/meshnode/meshnode/keymgmt"
+	"github.com/meshnode/meshnode/node"
+)
+
+// ConfigVersion is the version of the config.json layout this package
+// writes and reads.
+const ConfigVersion = 1
+
+// maxConfigSize bounds config.json.
+const maxConfigSize = 256 << 10
+
+// Defaults written by init.
+const (
+	DefaultAPIAddr = "127.0.0.1:0"
+	// DefaultHostPort is where hosts and bots listen by default, so their
+	// stable peer ID comes with a stable address.
+	DefaultHostPort = 4001
+)
+
+// Config is config.json: what a daemon runs with, unless a command-line
+// flag overrides it. The JSON field names are a contract with users who
+// edit the file.
+type Config struct {
+	// Version is ConfigVersion.
+	Version int `json:"version"`
+	// Role is member, host or bot.
+	Role node.Role `json:"role"`
+	// Nick is a display name offered to contacts (never sent to hosts).
+	Nick string `json:"nick"`
+	// ListenAddrs are libp2p multiaddrs to listen on.
+	ListenAddrs []string `json:"listen_addrs"`
+	// APIAddr is the control API address: host:port (port 0 picks a free
+	// one) or unix:/path/to/sock.
+	APIAddr string `json:"api_addr"`
+	// HostPolicy is own, allowlist or open.
+	HostPolicy node.HostPolicy `json:"host_policy"`
+	// Allowlist holds peer IDs and mailbox tags served under the
+	// allowlist policy.
+	Allowlist []string `json:"allowlist"`
+	// Bootstrap are multiaddrs (with /p2p/ID) dialled at start.
+	Bootstrap []string `json:"bootstrap"`
+	// MetricsAddr is where Prometheus metrics are served (empty: off).
+	MetricsAddr string `json:"metrics_addr"`
+	// LogLevel is debug, info, warn or error; LogFormat text or json.
+	LogLevel  string `json:"log_level"`
+	LogFormat string `json:"log_format"`
+}
+
+// DefaultConfig is what init writes for a role.
+func DefaultConfig(role node.Role) Config {
+	listen := "/ip4/0.0.0.0/tcp/0"
+	if role == node.RoleHost || role == node.RoleBot {
+		listen = fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", DefaultHostPort)
+	}
+	return Config{
+		Version:     ConfigVersion,
+		Role:        role,
+		ListenAddrs: []string{listen},
+		APIAddr:     DefaultAPIAddr,
+		HostPolicy:  node.PolicyOwn,
+		Allowlist:   []string{},
+		Bootstrap:   []string{},
+		LogLevel:    "info",
+		LogFormat:   "text",
+	}
+}
+
+// ParseConfig decodes and checks config.json. Unknown fields are errors
+// (a typo must not silently fall back to a default); missing fields take
+// their defaults.
+func ParseConfig(b []byte) (Config, error) {
+	if len(b) > maxConfigSize {
+		return Config{}, fmt.Errorf("%w: %d bytes, at most %d", ErrConfig, len(b), maxConfigSize)
+	}
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("%w: trailing data after the JSON object", ErrConfig)
+	}
+	if c.Version != ConfigVersion {
+		return Config{}, fmt.Errorf("%w: version %d, this meshnode reads version %d", ErrConfig, c.Version, ConfigVersion)
+	}
+	c.fillDefaults()
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Marshal encodes c as written to config.json (indented, final newline).
+func (c Config) Marshal() ([]byte, error) {
+	c.fillDefaults()
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+func (c *Config) fillDefaults() {
+	d := DefaultConfig(c.Role)
+	if len(c.ListenAddrs) == 0 {
+		c.ListenAddrs = d.ListenAddrs
+	}
+	if c.APIAddr == "" {
+		c.APIAddr = d.APIAddr
+	}
+	if c.HostPolicy == "" {
+		c.HostPolicy = d.HostPolicy
+	}
+	if c.Allowlist == nil {
+		c.Allowlist = []string{}
+	}
+	if c.Bootstrap == nil {
+		c.Bootstrap = []string{}
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = d.LogLevel
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = d.LogFormat
+	}
+}
+
+// Validate checks every field and reports all problems at once.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.Role {
+	case node.RoleMember, node.RoleHost, node.RoleBot:
+	default:
+		errs = append(errs, fmt.Errorf("role %q (want member, host or bot)", c.Role))
+	}
+	if err := checkNick(c.Nick); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.ListenAddrs) == 0 {
+		errs = append(errs, errors.New("no listen address"))
+	}
+	for _, a := range c.ListenAddrs {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			errs = append(errs, fmt.Errorf("listen address %q: %v", a, err))
+		}
+	}
+	if _, _, err := api.ParseAddress(c.APIAddr); err != nil {
+		errs = append(errs, fmt.Errorf("api address: %v", err))
+	}
+	if _, err := node.ParseHostPolicy(string(c.HostPolicy)); err != nil {
+		errs = append(errs, fmt.Errorf("host policy %q (want own, allowlist or open)", c.HostPolicy))
+	}
+	for _, a := range c.Bootstrap {
+		if _, err := peer.AddrInfoFromString(a); err != nil {
+			errs = append(errs, fmt.Errorf("bootstrap address %q (want a multiaddr ending in /p2p/<peer id>): %v", a, err))
+		}
+	}
+	for _, a := range c.Allowlist {
+		if strings.TrimSpace(a) == "" {
+			errs = append(errs, errors.New("empty allowlist entry"))
+		}
+	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("metrics address %q (want host:port)", c.MetricsAddr))
+		}
+	}
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log format %q (want text or json)", c.LogFormat))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}
+
+// checkNick: valid UTF-8, at most keymgmt.MaxNickSize bytes, no control
+// characters (the same rule as key packages).
+func checkNick(s string) error {
+	if len(s) > keymgmt.MaxNickSize {
+		return fmt.Errorf("nick is %d bytes, at most %d", len(s), keymgmt.MaxNickSize)
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("nick is not valid UTF-8")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return errors.New("nick contains control characters")
+		}
+	}
+	return nil
+}
+
+// ParseLogLevel parses debug, info, warn or error.
+func ParseLogLevel(s string) (slog.Level, error) {
+	switch s {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log level %q (want debug, info, warn or error)", s)
+}
+
+// NewLogger returns the daemon's structured logger writing to w in the
+// config's level and format.
+func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	lv, err := ParseLogLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("%w: log format %q (want text or json)", ErrConfig, format)
+}
