@@ -30,8 +30,9 @@
 //	     1   kind: 1 text, 2 direct, 3 profile, 4 key_update, 5 state_event
 //	     1   nick length N (0..64), N bytes UTF-8
 //	     4   body length B, B bytes (text: UTF-8; profile: see below)
-//	     64  Ed25519 signature over "meshnode/v1/payload-signature" ‖ all
-//	         preceding bytes
+//	     64  Ed25519 signature by the author's identity key over
+//	         len(ctx) ‖ ctx ‖ all preceding bytes, ctx = "meshnode/v1/payload-signature"
+//	         (keymgmt's signature layout, so keymgmt.Identity signs payloads)
 //
 // Profile body: 1 version ‖ 2 HPKE KEM ID ‖ 2 key length K ‖ K key bytes.
 //

@@ -8,13 +8,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/keymgmt"
 )
 
 // PayloadVersion is the only payload version this code produces and
 // accepts.
 const PayloadVersion = 1
 
-// PayloadSigContext prefixes the bytes an author signs, so a payload
+// PayloadSigContext is the keymgmt signature context of the bytes an author signs, so a payload
 // signature can never be confused with a signature the same identity key
 // makes for any other purpose (state events, connection packages...).
 const PayloadSigContext = "meshnode/v1/payload-signature"
@@ -81,7 +82,8 @@ type Payload struct {
 	// names).
 	Nick string
 	Body []byte
-	// Signature is the author's Ed25519 signature over PayloadSigContext ‖
+	// Signature is the author's Ed25519 signature, in keymgmt's layout
+	// (len(PayloadSigContext) ‖ PayloadSigContext ‖ fields), over
 	// every preceding encoded field. SignPayload fills it.
 	Signature [ed25519.SignatureSize]byte
 }
@@ -106,7 +108,7 @@ func (p *Payload) AuthorKey() ed25519.PublicKey { return ed25519.PublicKey(p.Aut
 //	     1   kind (1..5)
 //	     1   nick length N (0..64), then N bytes of UTF-8
 //	     4   body length B, then B bytes
-//	     64  Ed25519 signature over PayloadSigContext ‖ all preceding bytes
+//	     64  Ed25519 signature (keymgmt layout, context PayloadSigContext) over all preceding bytes
 //
 // The whole encoding is at most MaxPayloadSize bytes, so it always fits the
 // largest padding bucket.
@@ -187,11 +189,10 @@ func (p *Payload) appendSigned(b []byte) []byte {
 	return append(b, p.Body...)
 }
 
-// signedMessage is PayloadSigContext ‖ the signed fields.
-func (p *Payload) signedMessage() []byte {
-	m := make([]byte, 0, len(PayloadSigContext)+p.encodedLen())
-	m = append(m, PayloadSigContext...)
-	return p.appendSigned(m)
+// signedFields are the bytes the author signs under PayloadSigContext
+// (keymgmt's signature layout adds the context in front).
+func (p *Payload) signedFields() []byte {
+	return p.appendSigned(make([]byte, 0, p.encodedLen()))
 }
 
 // MarshalPayload encodes a signed payload. It refuses unsigned or invalid
@@ -216,17 +217,42 @@ func (p *Payload) unsigned() bool {
 	return p.Signature == [ed25519.SignatureSize]byte{} || p.Author == [32]byte{}
 }
 
+// Signer is an author's identity key; *keymgmt.Identity implements it.
+type Signer interface {
+	SigningKey() ed25519.PublicKey
+	Sign(context string, msg []byte) []byte
+}
+
+// SignPayloadAs sets p.Author to the signer's key and signs p with it.
+func SignPayloadAs(p *Payload, s Signer) error {
+	pub := s.SigningKey()
+	if len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("%w: author key is %d bytes, want %d", ErrNotSigned, len(pub), ed25519.PublicKeySize)
+	}
+	copy(p.Author[:], pub)
+	if err := p.validate(); err != nil {
+		return err
+	}
+	copy(p.Signature[:], s.Sign(PayloadSigContext, p.signedFields()))
+	return nil
+}
+
 // SignPayload sets p.Author to authorKey's public key and signs p.
 func SignPayload(p *Payload, authorKey ed25519.PrivateKey) error {
 	if len(authorKey) != ed25519.PrivateKeySize {
 		return fmt.Errorf("%w: author key is %d bytes, want %d", ErrNotSigned, len(authorKey), ed25519.PrivateKeySize)
 	}
-	copy(p.Author[:], authorKey.Public().(ed25519.PublicKey))
-	if err := p.validate(); err != nil {
-		return err
-	}
-	copy(p.Signature[:], ed25519.Sign(authorKey, p.signedMessage()))
-	return nil
+	return SignPayloadAs(p, rawSigner(authorKey))
+}
+
+type rawSigner ed25519.PrivateKey
+
+func (k rawSigner) SigningKey() ed25519.PublicKey {
+	return ed25519.PrivateKey(k).Public().(ed25519.PublicKey)
+}
+
+func (k rawSigner) Sign(context string, msg []byte) []byte {
+	return keymgmt.SignWithKey(ed25519.PrivateKey(k), context, msg)
 }
 
 // VerifyAuthor checks that p is signed by p.Author.
@@ -242,7 +268,7 @@ func (p *Payload) VerifyAuthor() error {
 
 // verifySignature checks the signature of a payload already validated.
 func (p *Payload) verifySignature() error {
-	if !ed25519.Verify(p.AuthorKey(), p.signedMessage(), p.Signature[:]) {
+	if err := keymgmt.VerifySignature(p.AuthorKey(), PayloadSigContext, p.signedFields(), p.Signature[:]); err != nil {
 		return fmt.Errorf("%w: author %x", ErrAuthorSignature, p.Author[:4])
 	}
 	return nil

@@ -178,10 +178,21 @@ func signedMessage(context string, msg []byte) []byte {
 // It panics if context is empty or longer than 255 bytes: contexts are
 // compile-time constants, so that is a programming error.
 func (id *Identity) Sign(context string, msg []byte) []byte {
+	return SignWithKey(id.sign, context, msg)
+}
+
+// SigningKey returns the identity's Ed25519 public signing key.
+func (id *Identity) SigningKey() ed25519.PublicKey { return clone(id.pub.SignPub) }
+
+// SignWithKey signs like Identity.Sign with a bare Ed25519 key (epoch write
+// keys, test keys), so every meshnode signature that names a context has the
+// same layout: len(context) ‖ context ‖ msg. It panics on an empty or
+// over-long context, a programming error.
+func SignWithKey(key ed25519.PrivateKey, context string, msg []byte) []byte {
 	if len(context) == 0 || len(context) > maxContext {
 		panic("keymgmt: signature context must be 1..255 bytes")
 	}
-	return ed25519.Sign(id.sign, signedMessage(context, msg))
+	return ed25519.Sign(key, signedMessage(context, msg))
 }
 
 // VerifySignature checks a signature made by Identity.Sign with the same
