@@ -91,17 +91,15 @@ func TestReconcileParams(t *testing.T) {
 	}
 }
 
-// TestReconcileClusteredIDs: IDs sharing long prefixes need long bounds;
-// IDs at the very ends of the space meet Lowest and Infinity.
+// TestReconcileClusteredIDs: IDs sharing long prefixes need long bounds
+// (pairs differing only in the last byte need all 32); IDs at the very ends
+// of the space meet Lowest and Infinity. Beyond the shared prefixes the IDs
+// are random, as hash outputs are.
 func TestReconcileClusteredIDs(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 9))
 	var aIDs, bIDs []envelope.ID
-	for i := range 400 {
-		var id envelope.ID
-		for j := range id {
-			id[j] = 0xab
-		}
-		id[31], id[30] = byte(i), byte(i>>8)
+	for i, id := range randomIDs(r, 600) {
+		copy(id[:], []byte("0123456789abcdef")[:i%17])
 		switch r.IntN(3) {
 		case 0:
 			aIDs = append(aIDs, id)
@@ -111,15 +109,22 @@ func TestReconcileClusteredIDs(t *testing.T) {
 			aIDs, bIDs = append(aIDs, id), append(bIDs, id)
 		}
 	}
+	for _, id := range randomIDs(r, 20) {
+		next := id
+		next[31]++
+		aIDs, bIDs = append(aIDs, id), append(bIDs, id, next)
+	}
 	var top envelope.ID
 	for i := range top {
 		top[i] = 0xff
 	}
 	aIDs = append(aIDs, envelope.ID{}, top)
 	bIDs = append(bIDs, envelope.ID{31: 1})
-	p := DefaultParams()
-	p.Branching, p.IDListThreshold = 4, 4
-	checkSimulate(t, NewMemSet(aIDs...), NewMemSet(bIDs...), aIDs, bIDs, p)
+	for _, bt := range []int{2, 4, 16} {
+		p := DefaultParams()
+		p.Branching, p.IDListThreshold = bt, bt
+		checkSimulate(t, NewMemSet(aIDs...), NewMemSet(bIDs...), aIDs, bIDs, p)
+	}
 }
 
 // TestReconcileTargets checks the product targets for n = 100,000 with d
