@@ -3,10 +3,8 @@ package store
 import (
 	"context"
 	"crypto/ed25519"
-	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -134,17 +132,12 @@ func fill(b *testing.B, s *Store, envs []*envelope.Envelope) {
 
 // BenchmarkInMemoryFootprint opens 100 in-memory stores (as the simulator
 // does, one per node), stores 100 1-KiB envelopes in each, and reports the
-// Go heap in use and the process RSS per store.
-//
-// Measured on the 2-core dev machine (go1.26.8 linux/amd64):
-//
-//	heap-MiB/store  rss-MiB/store
-//	see the report of the session that added this benchmark
+// Go heap in use per store (after a GC). Figures are in doc.go.
 func BenchmarkInMemoryFootprint(b *testing.B) {
 	const stores, each = 100, 100
 	for b.Loop() {
 		b.StopTimer()
-		heap0, rss0 := memNow()
+		heap0 := heapInUse()
 		b.StartTimer()
 		all := make([]*Store, stores)
 		for i := range all {
@@ -163,9 +156,7 @@ func BenchmarkInMemoryFootprint(b *testing.B) {
 			fill(b, s, envs)
 		}
 		b.StopTimer()
-		heap1, rss1 := memNow()
-		b.ReportMetric(float64(heap1-heap0)/stores/(1<<20), "heap-MiB/store")
-		b.ReportMetric(float64(rss1-rss0)/stores/(1<<20), "rss-MiB/store")
+		b.ReportMetric(float64(heapInUse()-heap0)/stores/(1<<20), "heap-MiB/store")
 		for _, s := range all {
 			if err := s.Close(); err != nil {
 				b.Fatal(err)
@@ -175,16 +166,9 @@ func BenchmarkInMemoryFootprint(b *testing.B) {
 	}
 }
 
-func memNow() (heap, rss int64) {
+func heapInUse() int64 {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	heap = int64(ms.HeapInuse)
-	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
-		if f := strings.Fields(string(b)); len(f) > 1 {
-			pages, _ := strconv.ParseInt(f[1], 10, 64)
-			rss = pages * int64(os.Getpagesize())
-		}
-	}
-	return heap, rss
+	return int64(ms.HeapInuse)
 }

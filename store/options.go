@@ -213,19 +213,19 @@ func InMemoryParams() Params {
 	p := DefaultParams()
 	p.InMemory = true
 	p.GCInterval = 0
-	p.MaxBatchBytes = 256 << 10
+	p.MaxBatchBytes = 128 << 10
 	p.Badger = BadgerParams{
-		// 2 MiB memtables: Badger allocates each memtable's arena up front
-		// (~2.6 MiB of address space with its batch slack, touched as it
-		// fills). 15% of it (300 KiB) bounds one transaction, which still
-		// fits a largest (64 KiB) envelope with room to spare; in memory
-		// every value lives in the LSM tree.
-		MemTableSize: 2 << 20,
+		// 1 MiB memtables (the minimum we accept): Badger allocates each
+		// memtable's skiplist arena up front as one Go slice of
+		// MemTableSize + 2×15% (1.3 MiB), which dominates a small store's
+		// heap. 15% of it (150 KiB) bounds one transaction, which still
+		// fits a largest (64 KiB) envelope.
+		MemTableSize: 1 << 20,
 		NumMemtables: 2,
 		// In memory Badger keeps every value in the LSM tree but still
 		// refuses values above ValueThreshold, so it must exceed the largest
 		// arrival record (and stay within 15% of MemTableSize).
-		ValueThreshold:          256 << 10,
+		ValueThreshold:          128 << 10,
 		BlockCacheSize:          0,
 		IndexCacheSize:          0,
 		NumCompactors:           2,
