@@ -26,7 +26,8 @@ type item struct {
 	kind   itemKind
 	lo, hi Bound
 	fp     Fingerprint // itemSplit, itemList: our fingerprint of [lo, hi)
-	subs   []sub       // itemSplit
+	count  int         // itemSplit: our IDs in [lo, hi)
+	subs   []sub       // itemSplit, once computed
 	// itemList: our IDs. itemDiff: our IDs the peer lacks, ascending; all
 	// of them if complete, else the first few and stop the next one.
 	ids      []envelope.ID
@@ -59,12 +60,30 @@ func diffCost(hiLen, nbit, k int) cost {
 	return cost{hiLen + 1 + uvarintLen(uint64(nbit)) + (nbit+7)/8 + uvarintLen(uint64(k)) + IDSize*k, 1, k}
 }
 
-// fullCost is the cost of the item as computed; false if it is a
-// difference too large to have been gathered whole.
-func (it *item) fullCost() (cost, bool) {
+// minSplitCost is the least a split can cost: every sub-range bound takes
+// at least two bytes. Layout checks it before computing a split.
+func (s *session) minSplitCost(it *item) cost {
+	b := min(s.p.Branching, it.count)
+	return it.lead.add(cost{b * (2 + 1 + FingerprintSize), b, 0})
+}
+
+// fullCost is the cost of the item sent whole; false if it is a difference
+// too large to have been gathered whole, or a split that cannot fit in
+// room (it is computed only when it might).
+func (s *session) fullCost(it *item, room cost) (cost, bool, error) {
 	c := it.lead
 	switch it.kind {
 	case itemSplit:
+		if it.subs == nil {
+			if !s.minSplitCost(it).within(room) {
+				return cost{}, false, nil
+			}
+			subs, err := s.split(it.lo, it.hi, it.count)
+			if err != nil {
+				return cost{}, false, err
+			}
+			it.subs = subs
+		}
 		for _, s := range it.subs {
 			c = c.add(fpCost(s.hi))
 		}
@@ -73,11 +92,11 @@ func (it *item) fullCost() (cost, bool) {
 		c = c.add(cost{it.hi.encodedLen() + 1 + uvarintLen(uint64(n)) + IDSize*n, 1, n})
 	case itemDiff:
 		if !it.complete {
-			return cost{}, false
+			return cost{}, false, nil
 		}
 		c = c.add(diffCost(it.hi.encodedLen(), len(it.theirs), len(it.ids)))
 	}
-	return c, true
+	return c, true, nil
 }
 
 // deferCost is the cost of answering the item with our fingerprint of its
@@ -181,7 +200,11 @@ func (s *session) layout(items []item, l *learner) ([]wireRange, []pendingList, 
 					continue
 				}
 				rest := used.sub(it.deferCost())
-				if c, ok := it.fullCost(); ok && rest.add(c).within(budget) {
+				c, ok, err := s.fullCost(it, budget.sub(rest))
+				if err != nil {
+					return nil, nil, err
+				}
+				if ok && rest.add(c).within(budget) {
 					plan[i], used = choice{how: howFull}, rest.add(c)
 					continue
 				}
@@ -201,7 +224,11 @@ func (s *session) layout(items []item, l *learner) ([]wireRange, []pendingList, 
 	tail := len(items)
 	for i := range items {
 		it := &items[i]
-		if c, ok := it.fullCost(); ok && used.add(c).add(reserve).within(budget) {
+		c, ok, err := s.fullCost(it, budget.sub(used.add(reserve)))
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok && used.add(c).add(reserve).within(budget) {
 			plan[i], used = choice{how: howFull}, used.add(c)
 			continue
 		}

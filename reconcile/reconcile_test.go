@@ -278,3 +278,110 @@ func TestParamsValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestReconcileWhileSetsChange: envelopes arrive during a session. The
+// session must still end cleanly, report only IDs that are really in the
+// difference at some point, and a second session must then converge.
+func TestReconcileWhileSetsChange(t *testing.T) {
+	r := rand.New(rand.NewPCG(16, 16))
+	common := randomIDs(r, 20_000)
+	aIDs := append(randomIDs(r, 300), common...)
+	bIDs := append(randomIDs(r, 300), common...)
+	a, b := NewMemSet(aIDs...), NewMemSet(bIDs...)
+	p := DefaultParams()
+	ini, _ := NewInitiator(a, p)
+	res, _ := NewResponder(b, p)
+	msg, err := ini.Initiate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var have, need []envelope.ID
+	for msg != nil {
+		// Arrivals on both sides, some of them on both.
+		arrivals := randomIDs(r, 20)
+		a.Add(arrivals[:10]...)
+		b.Add(arrivals[5:]...)
+		reply, _, _, _, err := res.Reconcile(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reply == nil {
+			break
+		}
+		var h, n []envelope.ID
+		if msg, h, n, _, err = ini.Reconcile(reply); err != nil {
+			t.Fatal(err)
+		}
+		have, need = append(have, h...), append(need, n...)
+	}
+	for _, id := range have {
+		if !a.Has(id) {
+			t.Fatalf("reported have %s that a never held", id.Short())
+		}
+	}
+	for _, id := range need {
+		if !b.Has(id) {
+			t.Fatalf("reported need %s that b never held", id.Short())
+		}
+	}
+	// Apply the transfers, then a fresh session finds what arrived late.
+	a.Add(need...)
+	b.Add(have...)
+	checkSimulate(t, a, b, a.IDs(), b.IDs(), p)
+}
+
+// failingSet fails every call after the first ok ones.
+type failingSet struct {
+	*MemSet
+	ok *int
+}
+
+var errStore = errors.New("store is on fire")
+
+func (s failingSet) Fingerprint(lo, hi Bound) (Fingerprint, int, error) {
+	if *s.ok--; *s.ok < 0 {
+		return Fingerprint{}, 0, errStore
+	}
+	return s.MemSet.Fingerprint(lo, hi)
+}
+
+func (s failingSet) Range(lo, hi Bound, fn func(envelope.ID) bool) error {
+	if *s.ok--; *s.ok < 0 {
+		return errStore
+	}
+	return s.MemSet.Range(lo, hi, fn)
+}
+
+func (s failingSet) Nth(lo Bound, k int) (envelope.ID, bool, error) {
+	if *s.ok--; *s.ok < 0 {
+		return envelope.ID{}, false, errStore
+	}
+	return s.MemSet.Nth(lo, k)
+}
+
+// TestSetErrorsPropagate: a storage error at any point of a session comes
+// back wrapped, never as a panic or a wrong result.
+func TestSetErrorsPropagate(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 17))
+	common := randomIDs(r, 3000)
+	aIDs := append(randomIDs(r, 50), common...)
+	bIDs := append(randomIDs(r, 50), common...)
+	for fail := 0; ; fail++ {
+		okA, okB := fail, 1<<30
+		if fail%2 == 1 {
+			okA, okB = 1<<30, fail/2
+		}
+		a := failingSet{NewMemSet(aIDs...), &okA}
+		b := failingSet{NewMemSet(bIDs...), &okB}
+		_, err := Simulate(a, b, DefaultParams())
+		if err == nil {
+			if fail < 20 {
+				t.Fatalf("fail=%d: no error", fail)
+			}
+			return // the failure point is past the end of the session
+		}
+		if !errors.Is(err, errStore) {
+			t.Fatalf("fail=%d: %v, want the store's error", fail, err)
+		}
+	}
+}

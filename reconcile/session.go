@@ -249,11 +249,8 @@ func (s *session) differs(lo, hi Bound, fp Fingerprint, n int) (item, error) {
 		}
 		n = len(ids) // the set grew meanwhile: split instead
 	}
-	subs, err := s.split(lo, hi, n)
-	if err != nil {
-		return item{}, err
-	}
-	return item{kind: itemSplit, lo: lo, hi: hi, fp: fp, subs: subs}, nil
+	// The split itself is computed by layout, only if it is sent.
+	return item{kind: itemSplit, lo: lo, hi: hi, fp: fp, count: n}, nil
 }
 
 // split cuts [lo, hi), holding about n >= 2 of our IDs, into min(B, n)
