@@ -49,11 +49,12 @@
 // (deferring them: the peer sees the difference and takes the next step)
 // or, when even that would crowd the message, with fingerprints of runs of
 // ranges, which the peer splits again. Both peers must use the same limits.
-// A session accepts at most MaxRounds messages. Per message, a side does at
-// most one fingerprint per range plus Branching per split, reads each
-// stored ID at most once (ranges never overlap) and keeps at most MaxIDs of
-// its own IDs for differences; per session, it reports at most 2·MaxIDs
-// learnt IDs per round.
+// A session accepts at most MaxRounds messages. Per message, a side does
+// one fingerprint per range, reads each stored ID at most about once
+// (ranges never overlap), splits only the ranges that fit in its reply
+// (2·Branching look-ups and Branching fingerprints each, or one scan of the
+// range for a Set without Nth) and keeps at most MaxIDs of its own IDs for
+// differences; it reports at most 2·MaxIDs learnt IDs per round.
 //
 // # Byte layout (version 1)
 //
@@ -104,4 +105,11 @@
 // members detect by their per-author sequence numbers and fetch elsewhere.
 // A peer can always lie in the protocol (answer Skip to everything); the
 // protocol defends against such peers only by bounding their cost to us.
+//
+// So a Set must hold only IDs the node computed itself, as SHA-256 of
+// envelopes it stored: with freely chosen IDs, sums collide trivially
+// ({x+1, x+4} and {x+2, x+3}; FuzzReconcile found that within seconds).
+// Likewise what a session reports is the peer's word: "need" IDs are to be
+// fetched and checked against the SHA-256 of what arrives, and "have" IDs
+// (which the peer claims to lack) cost at most MaxIDs uploads per round.
 package reconcile

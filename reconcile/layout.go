@@ -36,8 +36,9 @@ type item struct {
 	theirs   []envelope.ID // itemDiff: the peer's list
 	lack     []bool        // itemDiff: lack[i]: we lack theirs[i] (known below stop)
 	// lead is the Skip range needed before the item: none if the item
-	// before it ends where it starts (every form of an item but a cut ends
-	// at its hi), so costs are exact up to the bounds of partial cuts.
+	// before it ends where it starts (every form of an item ends at its hi,
+	// a group at its last item's hi), so costs are exact but for the bound
+	// of a partial difference.
 	lead cost
 }
 
