@@ -32,7 +32,10 @@
 // transaction, so a crash leaves all of it or none; Put returns only after
 // the commit, so an acknowledged envelope survives a crash. If the commit
 // fails, nothing of the batch was written and every op gets the error.
-// Rejections (quota, tombstone, size) write nothing.
+// Rejections (quota, tombstone, size) write nothing. Put does not verify
+// the write signature (the relay and fetch layers do before they hand an
+// envelope over); stored envelopes are hash-checked on every read. Quotas
+// count envelope encodings only, not keys, indexes or tombstones.
 //
 // Retention (EnforceRetention, run every RetentionInterval) first checks a
 // snapshot for mailboxes over MaxCount, MaxBytes or MaxAge, then has the
@@ -67,8 +70,10 @@
 // ErrUnknownCursor (a cursor of another host, of a wiped store, of another
 // mailbox, or garbled). A cursor with seq < floor fails with
 // ErrExpiredCursor: envelopes after it were removed. A bad cursor is never
-// treated as "from the beginning" (the classic store bug of Waku
-// nwaku#2634 and #2745). The check is for detecting mistakes, not a MAC.
+// treated as "from the beginning" or as "nothing more": nwaku's store
+// answered an invalid cursor with results (waku-org/nwaku#2634) and a
+// valid one with an empty page (#2745). The check is for detecting
+// mistakes, not a MAC: cursors are not secrets and grant nothing.
 //
 // # Byte layout (schema version 1)
 //

@@ -458,13 +458,11 @@ func (s *Store) statsOf(st *mailboxState) MailboxStats {
 		LastSeq:    st.next - 1,
 		Floor:      st.floor,
 		Tombstones: int64(st.tombstones),
-		Policy:     s.p.Default,
+		Policy:     s.policyOf(st),
+		Override:   st.policy != nil,
 	}
 	if st.count > 0 {
 		ms.FirstSeq = st.floor + 1
-	}
-	if st.policy != nil {
-		ms.Policy, ms.Override = *st.policy, true
 	}
 	return ms
 }
