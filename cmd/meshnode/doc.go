@@ -1,0 +1,24 @@
+// Command meshnode runs and controls a meshnode node.
+//
+//	meshnode init   --home DIR [--role member|host|bot] [--nick NICK] [--listen MULTIADDR ...] [--unencrypted] [--pq]
+//	meshnode run    --home DIR [--listen ...] [--api ADDR] [--host-policy own|allowlist|open] [--allow ID ...]
+//	                [--bootstrap MULTIADDR ...] [--metrics ADDR] [--log-level LEVEL] [--log-format text|json] [--role ROLE]
+//	meshnode id     --home DIR [--json]
+//	meshnode status --home DIR [--json]
+//
+// --home defaults to $MESHNODE_HOME, else ~/.meshnode. The keystore
+// passphrase comes from $MESHNODE_PASSPHRASE, else an interactive prompt.
+// Every command but init and run talks to the running daemon through its
+// control API (package api), found through the home's api.addr and
+// api.token.
+//
+// This package only parses flags and prints; the work is done by packages
+// daemon and api.
+//
+// # Flags for tests only
+//
+// init has hidden flags --kdf-time, --kdf-memory-kib and --kdf-threads that
+// set the keystore's Argon2id cost. They exist so tests can create
+// keystores quickly; lowering them weakens the passphrase protection, so do
+// not use them for real keystores.
+package main

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshnode/meshnode/api"
+)
+
+func newIDCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "id",
+		Short: "Show the running node's peer ID, addresses, role and profile fingerprint",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var id *api.Identity
+			if err := g.call(func(c *api.Client) (err error) {
+				id, err = c.ID(cmd.Context())
+				return err
+			}); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(g.stdout, id)
+			}
+			return printFields(g.stdout, [][2]string{
+				{"peer_id", id.PeerID},
+				{"role", id.Role},
+				{"fingerprint", id.Fingerprint},
+				{"addrs", strings.Join(id.Addrs, "\n")},
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show what the running node is doing",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var st *api.Status
+			if err := g.call(func(c *api.Client) (err error) {
+				st, err = c.Status(cmd.Context())
+				return err
+			}); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(g.stdout, st)
+			}
+			return printFields(g.stdout, [][2]string{
+				{"peer_id", st.PeerID},
+				{"role", st.Role},
+				{"host_policy", st.HostPolicy},
+				{"version", st.Version},
+				{"uptime", fmt.Sprintf("%ds", st.UptimeSeconds)},
+				{"connected_peers", fmt.Sprint(st.ConnectedPeers)},
+				{"hosted_mailboxes", fmt.Sprint(st.HostedMailboxes)},
+				{"store", fmt.Sprintf("%d envelopes, %d bytes", st.Store.Envelopes, st.Store.Bytes)},
+				{"addrs", strings.Join(st.Addrs, "\n")},
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// printFields prints aligned "name  value" lines; a value with several
+// lines continues under the first.
+func printFields(w io.Writer, fields [][2]string) error {
+	width := 0
+	for _, f := range fields {
+		width = max(width, len(f[0]))
+	}
+	var b strings.Builder
+	for _, f := range fields {
+		for i, line := range strings.Split(f[1], "\n") {
+			name := f[0]
+			if i > 0 {
+				name = ""
+			}
+			fmt.Fprintf(&b, "%-*s  %s\n", width, name, line)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

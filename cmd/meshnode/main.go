@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshnode/meshnode/api"
+	"github.com/meshnode/meshnode/daemon"
+	"github.com/meshnode/meshnode/keymgmt"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the command line and returns the exit status: 0 on
+// success, 1 on any error (printed to stderr).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "meshnode: %v\n", explain(err))
+		return 1
+	}
+	return 0
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	home           string
+	stdout, stderr io.Writer
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "meshnode",
+		Short:         "A peer-to-peer node for end-to-end encrypted group conversations",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       daemon.Version(),
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVar(&g.home, "home", "", "home directory (default $"+daemon.EnvHome+" or ~/.meshnode)")
+	root.AddCommand(newInitCmd(g), newRunCmd(g), newIDCmd(g), newStatusCmd(g))
+	return root
+}
+
+// homeDir is --home or its default.
+func (g *globals) homeDir() (string, error) {
+	if g.home != "" {
+		return g.home, nil
+	}
+	return daemon.DefaultHomeDir()
+}
+
+// call opens the home and calls its running daemon with fn. A daemon
+// that is not running is reported with how to start it.
+func (g *globals) call(fn func(*api.Client) error) error {
+	dir, err := g.homeDir()
+	if err != nil {
+		return err
+	}
+	h, err := daemon.OpenHome(dir)
+	if err != nil {
+		return err
+	}
+	c, err := h.Client()
+	if err == nil {
+		defer c.Close()
+		err = fn(c)
+	}
+	if errors.Is(err, api.ErrDaemonNotRunning) {
+		return fmt.Errorf("%w on home %s; start one with:\n  meshnode run --home %s", api.ErrDaemonNotRunning, h.Dir(), h.Dir())
+	}
+	return err
+}
+
+// explain adds advice to errors users meet often.
+func explain(err error) error {
+	switch {
+	case errors.Is(err, keymgmt.ErrWrongPassphrase):
+		return fmt.Errorf("%w\nthe passphrase does not open this keystore (it comes from $%s when set)", err, keymgmt.EnvPassphrase)
+	case errors.Is(err, api.ErrUnauthorized):
+		return fmt.Errorf("%w\nthe daemon refused the token in api.token: is it the daemon of this home?", err)
+	}
+	return err
+}
