@@ -35,7 +35,7 @@ func passphrase(s string) PassphraseFunc {
 }
 
 // initHome creates an encrypted member home in a temporary directory.
-func initHome(t *testing.T, role node.Role) *InitResult {
+func initHome(t testing.TB, role node.Role) *InitResult {
 	t.Helper()
 	p := DefaultInitParams()
 	p.Role = role
@@ -53,7 +53,7 @@ func initHome(t *testing.T, role node.Role) *InitResult {
 func inMemory(p *node.Params) { p.Store = store.InMemoryParams() }
 
 // startDaemon starts a daemon on h and closes it at cleanup.
-func startDaemon(t *testing.T, h *Home, edit func(*Config), opts ...Option) *Daemon {
+func startDaemon(t testing.TB, h *Home, edit func(*Config), opts ...Option) *Daemon {
 	t.Helper()
 	cfg, err := h.Config()
 	if err != nil {
@@ -75,7 +75,7 @@ func startDaemon(t *testing.T, h *Home, edit func(*Config), opts ...Option) *Dae
 	return d
 }
 
-func client(t *testing.T, h *Home) *api.Client {
+func client(t testing.TB, h *Home) *api.Client {
 	t.Helper()
 	c, err := h.Client(api.WithTimeout(10 * time.Second))
 	if err != nil {
@@ -394,7 +394,7 @@ func TestAPIAddrFile(t *testing.T) {
 
 // shortSocket returns a socket path short enough for sun_path (108 bytes),
 // which t.TempDir paths can exceed.
-func shortSocket(t *testing.T) string {
+func shortSocket(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "mn")
 	if err != nil {

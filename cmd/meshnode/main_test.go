@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshnode/meshnode/api"
 	tu "github.com/meshnode/meshnode/internal/testutil"
 )
 
@@ -161,10 +163,28 @@ func startRun(t *testing.T, home string, args ...string) *daemonProc {
 			t.Fatalf("run exited early: %v\n%s", p.err, p.stderr)
 		default:
 		}
-		_, err := os.Stat(filepath.Join(home, "api.addr"))
-		return err == nil
-	}, "api.addr of %s", home)
+		return answers(home)
+	}, "the daemon of %s to answer", home)
 	return p
+}
+
+// answers reports whether something listens at the address in the home's
+// api.addr (a stale file from a killed daemon leads nowhere).
+func answers(home string) bool {
+	b, err := os.ReadFile(filepath.Join(home, "api.addr"))
+	if err != nil {
+		return false
+	}
+	network, addr, err := api.ParseAddress(strings.TrimSpace(string(b)))
+	if err != nil {
+		return false
+	}
+	c, err := net.DialTimeout(network, addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // stop sends SIGTERM and waits for a clean exit.
@@ -377,4 +397,33 @@ func TestInitCases(t *testing.T) {
 	if !strings.Contains(stderr.String(), "NOT encrypted") {
 		t.Errorf("run did not warn about the unencrypted keystore:\n%s", stderr.String())
 	}
+}
+
+func TestRestartAfterCrash(t *testing.T) {
+	home, fp := initHome(t, "--role", "bot")
+	d := startRun(t, home)
+	e := env(t)
+	before := jsonOf[map[string]any](t, meshnode(t, e, "id", "--home", home, "--json"))
+	if err := d.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-d.done
+
+	// The stale api.addr leads nowhere: reported as not running.
+	if _, err := os.Stat(filepath.Join(home, "api.addr")); err != nil {
+		t.Fatalf("SIGKILL removed api.addr? %v", err)
+	}
+	r := meshnode(t, e, "status", "--home", home)
+	if r.code == 0 || !strings.Contains(r.stderr, "not running") {
+		t.Fatalf("status after a crash: %d\n%s", r.code, r.stderr)
+	}
+
+	// The kernel dropped the lock: the home starts again, with the bot's
+	// stable peer ID.
+	d = startRun(t, home)
+	after := jsonOf[map[string]any](t, meshnode(t, e, "id", "--home", home, "--json"))
+	if after["peer_id"] != before["peer_id"] || after["fingerprint"] != fp {
+		t.Errorf("after restart %v, before %v", after, before)
+	}
+	d.stop(t)
 }
