@@ -1,0 +1,190 @@
+package hostsync
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/reconcile"
+)
+
+// Params tune the sync service. Start from DefaultParams.
+type Params struct {
+	// Reconcile are the set-reconciliation limits. The initiator sends its
+	// own in the hello; a responder accepts them only if none exceeds its
+	// own (so a peer cannot make us accept larger messages or more rounds).
+	Reconcile reconcile.Params
+	// MaxEnvelopeSize is the largest envelope encoding sent or accepted.
+	MaxEnvelopeSize int
+
+	// SessionTimeout bounds a whole session (deadline set right after the
+	// stream is opened or accepted).
+	SessionTimeout time.Duration
+	// IdleTimeout bounds the wait for any one frame, so a peer that stops
+	// talking is dropped well before SessionTimeout.
+	IdleTimeout time.Duration
+
+	// MaxBatchBytes bounds the envelope bytes the initiator pushes in one
+	// batch (the counts per batch are protocol constants: MaxWantPerBatch
+	// and MaxPushPerBatch).
+	MaxBatchBytes int
+	// MaxEnvelopes and MaxBytes bound the envelopes (and their bytes) moved
+	// each way in one session. A session that stops at a limit reports
+	// Stats.Truncated; the next session continues.
+	MaxEnvelopes int
+	MaxBytes     int64
+	// MaxLearnt bounds the IDs a side keeps from reconciliation, for each of
+	// have and need (32 bytes each).
+	MaxLearnt int
+
+	// MaxIncoming bounds concurrent incoming sessions, MaxIncomingPerPeer
+	// those of one peer, MaxOutgoing concurrent outgoing sessions.
+	MaxIncoming        int
+	MaxIncomingPerPeer int
+	MaxOutgoing        int
+	// SessionRate and SessionBurst limit incoming sessions per peer (per
+	// second).
+	SessionRate  float64
+	SessionBurst int
+	// MaxTrackedPeers bounds the rate limiter, strike and ban tables.
+	MaxTrackedPeers int
+	// A peer that commits StrikesBeforeBan protocol violations within
+	// StrikeWindow is refused (both ways) for BanFor.
+	StrikesBeforeBan int
+	StrikeWindow     time.Duration
+	BanFor           time.Duration
+
+	// Interval is the period of the scheduled sync of each watched mailbox
+	// with each of its known hosts, randomised by ±Jitter (a fraction).
+	Interval time.Duration
+	Jitter   float64
+	// PollInterval is how often the scheduler checks for new hosts of
+	// watched mailboxes and for due work.
+	PollInterval time.Duration
+	// After a failed session with a peer, the next one for that mailbox
+	// waits BackoffMin, doubling per failure up to BackoffMax (jittered).
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+
+	// SnapshotCacheIDs bounds the IDs held in cached in-memory snapshots of
+	// mailbox ID sets (64 bytes each). A mailbox larger than this is
+	// reconciled straight from the store (slower: a scan per fingerprint).
+	SnapshotCacheIDs int
+}
+
+// DefaultParams suit members and community hosts alike.
+func DefaultParams() Params {
+	return Params{
+		Reconcile:          reconcile.DefaultParams(),
+		MaxEnvelopeSize:    envelope.DefaultMaxSize,
+		SessionTimeout:     2 * time.Minute,
+		IdleTimeout:        30 * time.Second,
+		MaxBatchBytes:      1 << 20,
+		MaxEnvelopes:       10_000,
+		MaxBytes:           64 << 20,
+		MaxLearnt:          64 << 10,
+		MaxIncoming:        16,
+		MaxIncomingPerPeer: 4,
+		MaxOutgoing:        4,
+		SessionRate:        1,
+		SessionBurst:       32,
+		MaxTrackedPeers:    4096,
+		StrikesBeforeBan:   3,
+		StrikeWindow:       10 * time.Minute,
+		BanFor:             30 * time.Minute,
+		Interval:           5 * time.Minute,
+		Jitter:             0.25,
+		PollInterval:       2 * time.Second,
+		BackoffMin:         5 * time.Second,
+		BackoffMax:         10 * time.Minute,
+		SnapshotCacheIDs:   1 << 20,
+	}
+}
+
+func (p Params) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidParams}, args...)...)
+	}
+	if _, err := reconcile.NewResponder(reconcile.NewMemSet(), p.Reconcile); err != nil {
+		return bad("reconcile parameters: %v", err)
+	}
+	switch {
+	case p.MaxEnvelopeSize <= envelope.Overhead || p.MaxEnvelopeSize > envelope.AbsoluteMaxSize:
+		return bad("MaxEnvelopeSize %d outside (%d, %d]", p.MaxEnvelopeSize, envelope.Overhead, envelope.AbsoluteMaxSize)
+	case p.SessionTimeout <= 0 || p.IdleTimeout <= 0:
+		return bad("SessionTimeout and IdleTimeout must be positive")
+	case p.MaxBatchBytes < p.MaxEnvelopeSize:
+		return bad("MaxBatchBytes %d below MaxEnvelopeSize %d", p.MaxBatchBytes, p.MaxEnvelopeSize)
+	case p.MaxEnvelopes < 1 || p.MaxBytes < int64(p.MaxEnvelopeSize):
+		return bad("MaxEnvelopes must be positive and MaxBytes (%d) at least MaxEnvelopeSize", p.MaxBytes)
+	case p.MaxLearnt < p.MaxEnvelopes:
+		return bad("MaxLearnt %d below MaxEnvelopes %d", p.MaxLearnt, p.MaxEnvelopes)
+	case p.MaxIncoming < 1 || p.MaxIncomingPerPeer < 1 || p.MaxOutgoing < 1:
+		return bad("MaxIncoming, MaxIncomingPerPeer and MaxOutgoing must be positive")
+	case p.SessionRate < 0 || p.SessionBurst < 0 || p.MaxTrackedPeers < 1:
+		return bad("session rate limits out of range")
+	case p.StrikesBeforeBan < 1 || p.StrikeWindow <= 0 || p.BanFor < 0:
+		return bad("StrikesBeforeBan and StrikeWindow must be positive, BanFor not negative")
+	case p.Interval <= 0 || p.Jitter < 0 || p.Jitter >= 1 || p.PollInterval <= 0:
+		return bad("Interval and PollInterval must be positive and Jitter in [0, 1)")
+	case p.BackoffMin <= 0 || p.BackoffMax < p.BackoffMin:
+		return bad("BackoffMin must be positive and BackoffMax at least BackoffMin")
+	case p.SnapshotCacheIDs < 0:
+		return bad("SnapshotCacheIDs must not be negative")
+	}
+	return nil
+}
+
+type config struct {
+	params  Params
+	log     *slog.Logger
+	hostsOf func(envelope.MailboxID) []peer.ID
+
+	// served, if set, is called after every incoming session (tests).
+	served func(p peer.ID, m envelope.MailboxID, st *Stats, err error)
+}
+
+// Option configures a Service.
+type Option func(*config) error
+
+// WithParams replaces DefaultParams.
+func WithParams(p Params) Option {
+	return func(c *config) error {
+		if err := p.validate(); err != nil {
+			return err
+		}
+		c.params = p
+		return nil
+	}
+}
+
+// WithLogger sets the logger (default slog.Default with component=hostsync).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrInvalidParams)
+		}
+		c.log = l
+		return nil
+	}
+}
+
+// WithHosts tells the scheduler which peers are known to host a mailbox
+// (for example the peers on its gossip topic and the hosts named in the
+// invite). It is called from the scheduler goroutine every PollInterval
+// for every watched mailbox, so it must be cheap and must not call back
+// into the Service. A peer that appears in it is synced with at once; a
+// peer that disappears and comes back is synced with again. Without it
+// the scheduler only syncs with peers passed to PeerJoined.
+func WithHosts(fn func(envelope.MailboxID) []peer.ID) Option {
+	return func(c *config) error {
+		if fn == nil {
+			return fmt.Errorf("%w: nil hosts function", ErrInvalidParams)
+		}
+		c.hostsOf = fn
+		return nil
+	}
+}

@@ -1,0 +1,49 @@
+package hostsync
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	tu "github.com/meshnode/meshnode/internal/testutil"
+)
+
+func TestTwoHostsConvergeBothWays(t *testing.T) {
+	leakCheck(t)
+	a, b := newNode(t, nodeOpts{}), newNode(t, nodeOpts{})
+	connect(t, a, b)
+	k := tu.WriteKey(t)
+	m := tu.Mailbox(k)
+	common := seal(t, k, 200, 1024)
+	onlyA, onlyB := seal(t, k, 300, 1024), seal(t, k, 250, 700)
+	put(t, a.st, append(common, onlyA...)...)
+	put(t, b.st, append(common, onlyB...)...)
+
+	st, err := a.sv.SyncWith(context.Background(), b.h.ID(), m)
+	if err != nil {
+		t.Fatalf("SyncWith: %v", err)
+	}
+	if st.Received != len(onlyB) || st.Sent != len(onlyA) || st.Need != len(onlyB) || st.Have != len(onlyA) {
+		t.Fatalf("stats %+v: want %d received and needed, %d sent and had", st, len(onlyB), len(onlyA))
+	}
+	want := sortedIDs(idsOf(slices.Concat(common, onlyA, onlyB)))
+	for name, n := range map[string]*testNode{"a": a, "b": b} {
+		if got := liveIDs(t, n.st, m); !slices.Equal(got, want) {
+			t.Fatalf("%s holds %d IDs, want %d", name, len(got), len(want))
+		}
+	}
+	runs := b.served.all()
+	if len(runs) != 1 || runs[0].err != nil || runs[0].st.Received != len(onlyA) {
+		t.Fatalf("responder saw %+v, want one clean session that received %d", runs, len(onlyA))
+	}
+
+	// A second session finds nothing and moves nothing: one round, a few
+	// hundred bytes.
+	st, err = b.sv.SyncWith(context.Background(), a.h.ID(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Received+st.Sent+st.Have+st.Need != 0 || st.Rounds != 1 || st.BytesSent+st.BytesReceived > 1024 {
+		t.Fatalf("second session %+v: want nothing moved in one round", st)
+	}
+}
