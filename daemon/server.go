@@ -98,10 +98,15 @@ func (s *server) handler() http.Handler {
 	})
 }
 
-// authorized compares the bearer token in constant time.
+// authorized compares the bearer token in constant time (the scheme name
+// is case-insensitive, RFC 9110 §11.1).
 func (s *server) authorized(r *http.Request) bool {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(tok), s.token) == 1
+	h := r.Header.Get("Authorization")
+	const scheme = "Bearer "
+	if len(h) < len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(h[len(scheme):]), s.token) == 1
 }
 
 // handlerFunc is an endpoint: it writes a success answer or returns an
