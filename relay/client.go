@@ -9,7 +9,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshnode/meshnode/envelope"
-	"github.com/meshnode/meshnode/internal/wire"
 )
 
 // Send relays env to mailbox m on the remote node p with the direct
@@ -43,13 +42,13 @@ func Send(ctx context.Context, h host.Host, p peer.ID, m envelope.MailboxID, env
 		return fmt.Errorf("relay: %w", err)
 	}
 	req := (&request{mailbox: m, envelope: env.Bytes()}).marshal()
-	if err := wire.WriteOne(s, req); err != nil {
+	if err := writeFrame(s, req); err != nil {
 		return fmt.Errorf("relay: send to %s: %w", p, err)
 	}
 	if err := s.CloseWrite(); err != nil {
 		return fmt.Errorf("relay: send to %s: %w", p, err)
 	}
-	frame, err := wire.NewReader(s).ReadFrame(maxResponseSize)
+	frame, err := newFrameReader(s).ReadFrame(maxResponseSize)
 	if err != nil {
 		return fmt.Errorf("relay: read answer from %s: %w", p, err)
 	}

@@ -31,7 +31,15 @@
 //
 // Codes are those of package internal/status. The request frame is bounded
 // by 1+32+Params.MaxEnvelopeSize, the response by 3+status.MaxMessage.
-// The server sets a deadline right after accepting, checks the per-peer
-// rate limit and the hosting policy, and resets the stream on any failure
-// to read or write.
+// The server sets a deadline right after accepting, reserves with the
+// resource manager the memory of its read buffer and of the frame the
+// request's length prefix announces (at most the bound above) before
+// reading it, checks the per-peer rate limit and the hosting policy, and
+// resets the stream on any failure to read or write. The reservation is
+// released before the answer is written, so a sender that keeps the
+// service's per-peer maximum of requests in flight is never refused.
+//
+// An envelope the server has just opened (verified) is published on the
+// topic marked as such, and the local gossip validator does not check its
+// signature a second time; everything else published is checked.
 package relay

@@ -1,11 +1,14 @@
 package relay
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
+	"io"
 
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/internal/status"
+	"github.com/meshnode/meshnode/internal/wire"
 )
 
 // wireVersion is the version byte of direct relay requests.
@@ -13,6 +16,28 @@ const wireVersion = 1
 
 // maxResponseSize bounds a response frame: code, length, message.
 const maxResponseSize = 3 + status.MaxMessage
+
+// readBufferSize is the read buffer of a relay stream. A relay exchange is
+// one small frame each way, so wire.NewReader's 32 KiB default would be
+// allocated and zeroed per envelope for nothing (twice per exchange, it was
+// the largest allocation of the ingest path). A larger request frame is
+// still read whole: io.ReadFull bypasses the buffer for the rest of it.
+const readBufferSize = 4 << 10
+
+// newFrameReader reads wire frames from a relay stream.
+func newFrameReader(r io.Reader) *wire.Reader {
+	return wire.NewReader(bufio.NewReaderSize(r, readBufferSize))
+}
+
+// writeFrame writes body as one wire frame (uvarint length ‖ body, the
+// layout of package wire) with a single Write, without wire.WriteOne's
+// 32 KiB buffer.
+func writeFrame(w io.Writer, body []byte) error {
+	b := make([]byte, 0, binary.MaxVarintLen64+len(body))
+	b = binary.AppendUvarint(b, uint64(len(body)))
+	_, err := w.Write(append(b, body...))
+	return err
+}
 
 type request struct {
 	mailbox  envelope.MailboxID
