@@ -57,7 +57,7 @@ type allowAll struct{}
 
 func (allowAll) Serves(envelope.MailboxID, peer.ID) bool { return true }
 
-func newHost(t *testing.T) host.Host {
+func newHost(t testing.TB) host.Host {
 	t.Helper()
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
@@ -93,7 +93,7 @@ func newRelay(t *testing.T, opts ...Option) *testRelay {
 	return &testRelay{h: h, r: r, hd: hd}
 }
 
-func link(t *testing.T, a, b host.Host) {
+func link(t testing.TB, a, b host.Host) {
 	t.Helper()
 	if err := a.Connect(context.Background(), peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
 		t.Fatal(err)
