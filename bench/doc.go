@@ -1,0 +1,68 @@
+// Package bench measures the hosting core end to end — real nodes, real
+// libp2p over TCP loopback, Badger on disk — and compares each rate with a
+// limit measured in the same run on the same machine, so a figure says how
+// close the system comes to what its unavoidable work allows rather than
+// how fast the machine happens to be. `meshnode bench ingest|fetch`
+// print the results (one JSON object with --json).
+//
+// # Ingest
+//
+//	writer 1 (member node) ─┐  direct relay protocol, one stream per envelope,
+//	writer 2 (member node) ─┼─ InFlight outstanding per writer
+//	   ...                  │
+//	writer W (member node) ─┘──► host node: open (verify) ─► store.Put ─► answer
+//	                                          group commit, fsync before answering
+//
+// N envelopes of Size bytes (the whole encoding) are signed beforehand,
+// split evenly over W writers, one mailbox per writer. Each writer is its
+// own node and libp2p host (TCP, Noise, yamux, node's resource manager)
+// and sends through node.Remote(host).RelayMessageToGroup, i.e.
+// relay.Send. The default InFlight, 8, is the number of maximum-size
+// requests node's resource manager lets one peer hold on the relay
+// service. The host runs node.DefaultParams(RoleHost) with an open
+// hosting policy, per-peer rate limits off (they cap peers by policy;
+// this measures capacity), and the on-disk store defaults without
+// retention, value-log GC and quotas (background jobs at arbitrary points
+// of the measured window; quotas that a large N would hit). After the
+// run the host is closed and its store reopened from disk: it must hold
+// exactly the N envelopes.
+//
+// limit = N / (verify_seconds + store_seconds), the host's two unavoidable
+// costs per envelope measured alone and added up:
+//
+//   - verify: envelope.Open (structure, ID and mailbox hashes, Ed25519) of
+//     every envelope's bytes on all cores;
+//   - store: store.Put of every envelope into a fresh on-disk store with
+//     the host's parameters, from W×InFlight goroutines.
+//
+// The store bound uses store.Put, not a raw Badger WriteBatch: Put is the
+// least the host must do for an envelope to be durable and servable (ID
+// index, arrival record, mailbox state, dedupe, one fsync per group
+// commit), so it is what the network path should be compared with. A raw
+// WriteBatch would measure a different schema and acknowledge nothing per
+// envelope. It runs with as many concurrent callers as the network run
+// has requests outstanding, because group commit batches what is queued:
+// more callers would flatter the bound with batches the network run
+// cannot form. For comparison, local_pipeline_rate runs Open then Put per
+// envelope from the same number of goroutines, with no network.
+//
+// # Fetch
+//
+// N envelopes of Size bytes are stored in one mailbox on a host node
+// (store on disk, filled by concurrent Puts). A member node fetches all
+// of them with fetch.Client.CatchUp (page by page, default page bounds),
+// first with signature verification off (a member: Rate, Ratio), then on
+// (a host that will re-serve what it fetches: Host). Each catch-up must
+// return every envelope once, in the host's arrival order (read locally
+// beforehand). The limit is the fastest of three transfers of the same
+// number of bytes over one raw libp2p stream between the same two hosts
+// (the benchmark's own protocol, 32 KiB writes), in envelopes/s.
+//
+// # Breakdowns
+//
+// Each result says where the time went, with what can be measured
+// honestly: group commits (count, mean size, time in Commit) from the
+// host store's metrics, request latency percentiles, the process's CPU
+// time over the run (host and clients share the process), and the parts
+// of a fetch measured alone (store pages, decode, verify, raw transfer).
+package bench

@@ -1,0 +1,88 @@
+package bench
+
+import (
+	"fmt"
+
+	"github.com/meshnode/meshnode/envelope"
+)
+
+// Limits on the parameters, so a typo cannot ask for a terabyte.
+const (
+	// MinSize is the smallest envelope: the fixed fields and one byte of
+	// ciphertext.
+	MinSize = envelope.Overhead + 1
+	// MaxN bounds the number of envelopes of one run (they are all held in
+	// memory).
+	MaxN = 10_000_000
+	// MaxWriters and MaxInFlight bound the remote writers of Ingest.
+	MaxWriters  = 64
+	MaxInFlight = 64
+)
+
+// IngestParams describe the ingest workload. Start from DefaultIngestParams.
+type IngestParams struct {
+	// N is the number of envelopes written (split evenly over the writers).
+	N int
+	// Size is the length of each envelope encoding in bytes (fixed fields
+	// included), at most envelope.DefaultMaxSize.
+	Size int
+	// Writers is the number of remote writers, each its own libp2p host.
+	Writers int
+	// InFlight is the number of direct relay requests each writer keeps
+	// outstanding (one stream each).
+	InFlight int
+	// Dir is where the on-disk stores go. Empty means a temporary
+	// directory removed at the end; otherwise a fresh subdirectory of Dir
+	// is created and left in place.
+	Dir string
+}
+
+// DefaultIngestParams: 50,000 envelopes of 1 KiB from 4 writers with 8
+// requests in flight each. Eight is the most a host's resource manager
+// lets one peer hold open on the relay protocol (node's per-peer relay
+// memory limit is 8 request frames), so a writer never sees its streams
+// reset for exceeding it.
+func DefaultIngestParams() IngestParams {
+	return IngestParams{N: 50_000, Size: 1024, Writers: 4, InFlight: 8}
+}
+
+func (p IngestParams) validate() error {
+	switch {
+	case p.N < 1 || p.N > MaxN:
+		return fmt.Errorf("%w: n %d outside [1, %d]", ErrInvalidParams, p.N, MaxN)
+	case p.Size < MinSize || p.Size > envelope.DefaultMaxSize:
+		return fmt.Errorf("%w: size %d outside [%d, %d]", ErrInvalidParams, p.Size, MinSize, envelope.DefaultMaxSize)
+	case p.Writers < 1 || p.Writers > MaxWriters:
+		return fmt.Errorf("%w: writers %d outside [1, %d]", ErrInvalidParams, p.Writers, MaxWriters)
+	case p.InFlight < 1 || p.InFlight > MaxInFlight:
+		return fmt.Errorf("%w: in-flight %d outside [1, %d]", ErrInvalidParams, p.InFlight, MaxInFlight)
+	case p.N < p.Writers:
+		return fmt.Errorf("%w: n %d is below the number of writers %d", ErrInvalidParams, p.N, p.Writers)
+	}
+	return nil
+}
+
+// FetchParams describe the fetch workload. Start from DefaultFetchParams.
+type FetchParams struct {
+	// N is the number of envelopes stored on the remote host and fetched.
+	N int
+	// Size is the length of each envelope encoding in bytes.
+	Size int
+	// Dir is where the host's on-disk store goes (as IngestParams.Dir).
+	Dir string
+}
+
+// DefaultFetchParams: 100,000 envelopes of 1 KiB.
+func DefaultFetchParams() FetchParams {
+	return FetchParams{N: 100_000, Size: 1024}
+}
+
+func (p FetchParams) validate() error {
+	switch {
+	case p.N < 1 || p.N > MaxN:
+		return fmt.Errorf("%w: n %d outside [1, %d]", ErrInvalidParams, p.N, MaxN)
+	case p.Size < MinSize || p.Size > envelope.DefaultMaxSize:
+		return fmt.Errorf("%w: size %d outside [%d, %d]", ErrInvalidParams, p.Size, MinSize, envelope.DefaultMaxSize)
+	}
+	return nil
+}
