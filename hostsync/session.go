@@ -411,16 +411,16 @@ func (s *session) serve(need *learnt) error {
 			return err
 		}
 		for range q.pushes {
+			if len(received) >= s.p.MaxEnvelopes || recvBytes >= s.p.MaxBytes {
+				// Not a violation: the peer may run with larger limits.
+				s.stats.Truncated = true
+				return fmt.Errorf("hostsync: %s pushes past this session's limits (%d envelopes, %d bytes)", s.peer, s.p.MaxEnvelopes, s.p.MaxBytes)
+			}
 			n, err := s.receivePush(need, received)
 			if err != nil {
 				return err
 			}
 			recvBytes += int64(n)
-			if len(received) > s.p.MaxEnvelopes || recvBytes > s.p.MaxBytes {
-				// Not a violation: the peer may run with larger limits.
-				s.stats.Truncated = true
-				return fmt.Errorf("hostsync: %s pushed past this session's limits (%d envelopes, %d bytes)", s.peer, s.p.MaxEnvelopes, s.p.MaxBytes)
-			}
 		}
 		for _, id := range q.wants {
 			if _, again := answered[id]; again {
