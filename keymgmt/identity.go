@@ -65,6 +65,24 @@ func (s Suite) kem() hpke.KEM {
 	return hpke.DHKEM(ecdh.X25519())
 }
 
+// KEMID is the RFC 9180 KEM identifier of the suite (0 if unknown).
+func (s Suite) KEMID() uint16 {
+	if !s.Valid() {
+		return 0
+	}
+	return s.kem().ID()
+}
+
+// SuiteForKEM returns the suite whose KEM has the RFC 9180 identifier id.
+func SuiteForKEM(id uint16) (Suite, error) {
+	for _, s := range []Suite{SuiteX25519, SuitePQ} {
+		if s.kem().ID() == id {
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: KEM %#04x", ErrUnknownSuite, id)
+}
+
 // PublicKeySize is the size of the suite's HPKE public key (0 if unknown).
 func (s Suite) PublicKeySize() int {
 	switch s {

@@ -278,3 +278,18 @@ func FuzzParsePrivateIdentity(f *testing.F) {
 		}
 	})
 }
+
+func TestSuiteKEMIDs(t *testing.T) {
+	for _, s := range []Suite{SuiteX25519, SuitePQ} {
+		got, err := SuiteForKEM(s.KEMID())
+		if err != nil || got != s {
+			t.Fatalf("suite %v: KEM %#04x maps back to %v, %v", s, s.KEMID(), got, err)
+		}
+	}
+	if _, err := SuiteForKEM(0x9999); !errors.Is(err, ErrUnknownSuite) {
+		t.Fatalf("unknown KEM: %v", err)
+	}
+	if Suite(0).KEMID() != 0 {
+		t.Fatal("invalid suite has a KEM ID")
+	}
+}

@@ -11,3 +11,21 @@ var (
 	// hosts nor has joined.
 	ErrNotHosted = errors.New("node: mailbox not hosted here")
 )
+
+var (
+	// ErrCorrupt: a record of the member database does not decode.
+	ErrCorrupt = errors.New("node: member database record corrupt")
+	// ErrNoIdentity: a member operation on a node started without a profile
+	// identity (a pure host).
+	ErrNoIdentity = errors.New("node: this node has no profile identity (start it with one to use groups)")
+	// ErrUnknownGroup: no group has that ID or name.
+	ErrUnknownGroup = errors.New("node: unknown group")
+	// ErrAmbiguousGroup: several groups have that name; use the group ID.
+	ErrAmbiguousGroup = errors.New("node: several groups have that name; use the group ID")
+	// ErrAlreadyMember: joining a group this node is already in.
+	ErrAlreadyMember = errors.New("node: already a member of that group")
+	// ErrUnknownMember: no member of the group has that fingerprint.
+	ErrUnknownMember = errors.New("node: no member of the group has that fingerprint")
+	// ErrReadOnly: sending in a group where this member may only read.
+	ErrReadOnly = errors.New("node: you may only read in this group")
+)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/fetch"
+	"github.com/meshnode/meshnode/groupstate"
 	"github.com/meshnode/meshnode/relay"
 	"github.com/meshnode/meshnode/store"
 )
@@ -54,9 +55,11 @@ type Node struct {
 	fetchCl  *fetch.Client
 	allow    allowlist
 	metrics  *metrics
+	member   *member // nil for a pure host
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	wg     sync.WaitGroup // background goroutines of the member
 
 	mu        sync.Mutex
 	hosted    map[envelope.MailboxID]struct{}
@@ -93,9 +96,12 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 		listeners: make(map[int]chan<- Arrival),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	// Returns below set n to nil on error; close what was started through
+	// a separate reference.
+	started := n
 	defer func() {
 		if err != nil {
-			n.Close()
+			started.Close()
 		}
 	}()
 
@@ -162,9 +168,48 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 			return nil, err
 		}
 	}
+	if cfg.identity != nil {
+		if err := n.startMember(&cfg); err != nil {
+			return nil, err
+		}
+	}
 	n.connectBootstrap(ctx)
 	n.log.Info("node started", "peer", n.h.ID(), "role", p.Role, "policy", p.HostPolicy, "addrs", n.h.Addrs())
 	return n, nil
+}
+
+// startMember opens the member database, loads the groups, hosts their
+// mailboxes and starts the processing loop.
+func (n *Node) startMember(cfg *config) error {
+	inMem := n.params.Store.InMemory
+	if !inMem && cfg.memberDir == "" {
+		return fmt.Errorf("%w: a member database directory is required (WithMemberDB)", ErrConfig)
+	}
+	db, err := openMemberDB(cfg.memberDir, cfg.dataKey, inMem, n.log)
+	if err != nil {
+		return err
+	}
+	m := &member{
+		id: cfg.identity, nick: cfg.nick, db: db, log: n.log,
+		groups:     map[groupstate.GroupID]*groupEntry{},
+		mailboxes:  map[envelope.MailboxID]mailboxRef{},
+		followers:  map[int]chan<- Message{},
+		catchingUp: map[groupstate.GroupID]bool{},
+		kick:       make(chan struct{}, 1),
+	}
+	n.member = m
+	if err := m.loadGroups(); err != nil {
+		return err
+	}
+	for mb := range m.mailboxes {
+		if err := n.HostMailbox(mb); err != nil {
+			return err
+		}
+	}
+	n.watchHosts()
+	n.wg.Add(1)
+	go n.runMember()
+	return nil
 }
 
 func (n *Node) connectBootstrap(ctx context.Context) {
@@ -204,6 +249,16 @@ func (n *Node) Close() error {
 		errs = append(errs, n.fetchSvc.Close())
 	}
 	n.cancel()
+	n.wg.Wait()
+	if n.member != nil {
+		n.member.mu.Lock()
+		for id, ch := range n.member.followers {
+			close(ch)
+			delete(n.member.followers, id)
+		}
+		n.member.mu.Unlock()
+		errs = append(errs, n.member.db.Close())
+	}
 	if n.ownsHost && n.h != nil {
 		errs = append(errs, n.h.Close())
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshnode/meshnode/fetch"
+	"github.com/meshnode/meshnode/keymgmt"
 	"github.com/meshnode/meshnode/relay"
 	"github.com/meshnode/meshnode/store"
 )
@@ -79,6 +80,13 @@ type Params struct {
 	ConnLow, ConnHigh int
 	ConnGrace         time.Duration
 
+	// ProcessInterval is how often the member re-reads its own store as a
+	// safety net (arrivals normally wake it at once).
+	ProcessInterval time.Duration
+	// CatchUpInterval is how often a member catches up from its groups'
+	// hosts in the background.
+	CatchUpInterval time.Duration
+
 	Store store.Params
 	Relay relay.Params
 	Fetch fetch.Params
@@ -95,9 +103,12 @@ func DefaultParams(role Role) Params {
 		ConnLow:     32,
 		ConnHigh:    64,
 		ConnGrace:   30 * time.Second,
-		Store:       store.DefaultParams(),
-		Relay:       relay.DefaultParams(),
-		Fetch:       fetch.DefaultParams(),
+
+		ProcessInterval: 5 * time.Second,
+		CatchUpInterval: 2 * time.Minute,
+		Store:           store.DefaultParams(),
+		Relay:           relay.DefaultParams(),
+		Fetch:           fetch.DefaultParams(),
 	}
 	if role == RoleHost || role == RoleBot {
 		p.StablePeerID = true
@@ -130,6 +141,9 @@ func (p *Params) validate() error {
 	if p.ConnLow <= 0 || p.ConnHigh < p.ConnLow {
 		errs = append(errs, fmt.Errorf("connection watermarks %d/%d", p.ConnLow, p.ConnHigh))
 	}
+	if p.ProcessInterval <= 0 || p.CatchUpInterval <= 0 {
+		errs = append(errs, errors.New("ProcessInterval and CatchUpInterval must be positive"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -142,6 +156,11 @@ type config struct {
 	peerKey crypto.PrivKey
 	reg     prometheus.Registerer
 	dataDir string
+
+	identity  *keymgmt.Identity
+	nick      string
+	memberDir string
+	dataKey   []byte
 }
 
 // Option configures a Node.
@@ -160,6 +179,31 @@ func WithPeerKey(k crypto.PrivKey) Option { return func(c *config) error { c.pee
 // WithRegisterer registers the node's Prometheus metrics.
 func WithRegisterer(r prometheus.Registerer) Option {
 	return func(c *config) error { c.reg = r; return nil }
+}
+
+// WithIdentity makes the node a member: it can create, join and use
+// groups as this profile identity, with nick as the default nickname.
+func WithIdentity(id *keymgmt.Identity, nick string) Option {
+	return func(c *config) error {
+		if id == nil {
+			return fmt.Errorf("%w: nil identity", ErrConfig)
+		}
+		c.identity, c.nick = id, nick
+		return nil
+	}
+}
+
+// WithMemberDB is where the member's private database lives and the key
+// that encrypts it at rest (the keystore's DataKey; nil leaves it
+// unencrypted). With an in-memory store the directory is ignored.
+func WithMemberDB(dir string, key []byte) Option {
+	return func(c *config) error {
+		if len(key) != 0 && len(key) != 16 && len(key) != 24 && len(key) != 32 {
+			return fmt.Errorf("%w: member database key must be 16, 24 or 32 bytes", ErrConfig)
+		}
+		c.memberDir, c.dataKey = dir, key
+		return nil
+	}
 }
 
 // WithDataDir is the directory of the host store (ignored with

@@ -1,0 +1,272 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/groupstate"
+	"github.com/meshnode/meshnode/keymgmt"
+	"github.com/meshnode/meshnode/store"
+)
+
+// CatchUpResult reports one catch-up of a group. JSON names are a CLI
+// contract of `meshnode fetch`.
+type CatchUpResult struct {
+	Group   string            `json:"group"`
+	Hosts   int               `json:"hosts"`
+	Fetched int               `json:"fetched"`
+	Failed  map[string]string `json:"failed,omitempty"`
+	// Gaps lists messages that are still missing after asking every host.
+	Gaps []Gap `json:"gaps,omitempty"`
+}
+
+// Gap is a run of an author's messages nobody could supply.
+type Gap struct {
+	Author string `json:"author"`
+	Nick   string `json:"nick"`
+	First  uint64 `json:"first"`
+	Last   uint64 `json:"last"`
+}
+
+// catchUpSources are the nodes to fetch a group's mailboxes from: the hosts
+// named in the group, and the peers met on its mailbox topics (members'
+// nodes host their groups' mailboxes too).
+func (n *Node) catchUpSources(hosts []string, mbs []envelope.MailboxID) []peer.ID {
+	seen := map[peer.ID]bool{n.h.ID(): true}
+	var out []peer.ID
+	ais, _ := parseHosts(hosts)
+	for _, ai := range ais {
+		if !seen[ai.ID] {
+			seen[ai.ID] = true
+			n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+			out = append(out, ai.ID)
+		}
+	}
+	for _, mb := range mbs {
+		for _, p := range n.relay.TopicPeers(mb) {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// CatchUp fetches what the group's hosts hold beyond the saved cursors,
+// processes it, and reports gaps that no host could fill.
+func (n *Node) CatchUp(ctx context.Context, group string) (*CatchUpResult, error) {
+	m, err := n.mem()
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	e, err := m.resolve(group)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	gid, hosts, mbs := e.g.ID, e.g.Hosts, m.mailboxesOf(e)
+	m.mu.Unlock()
+
+	res := &CatchUpResult{Group: gid.String(), Failed: map[string]string{}}
+	sources := n.catchUpSources(hosts, mbs)
+	res.Hosts = len(sources)
+	for _, p := range sources {
+		for _, mb := range mbs {
+			got, err := n.catchUpFrom(ctx, gid, p, mb)
+			res.Fetched += got
+			if err != nil {
+				res.Failed[p.String()] = err.Error()
+			}
+		}
+	}
+	n.processAll()
+	res.Gaps, err = n.reportGaps(gid)
+	return res, err
+}
+
+// catchUpFrom pages through mailbox mb on p from the saved cursor, storing
+// (and thereby hosting) every envelope, and saves the cursor page by page.
+func (n *Node) catchUpFrom(ctx context.Context, gid groupstate.GroupID, p peer.ID, mb envelope.MailboxID) (int, error) {
+	m := n.member
+	key := p.String() + "/" + mb.String()
+	m.mu.Lock()
+	e, ok := m.groups[gid]
+	if !ok {
+		m.mu.Unlock()
+		return 0, ErrUnknownGroup
+	}
+	cursor := store.Cursor(e.local.Hosts[key])
+	m.mu.Unlock()
+
+	save := func(pg store.Page) error {
+		for _, env := range pg.Envelopes {
+			if _, err := n.Deliver(ctx, env, p); err != nil && !errors.Is(err, store.ErrExpired) {
+				return err
+			}
+		}
+		if len(pg.Next) == 0 {
+			return nil
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		e.local.Hosts[key] = pg.Next
+		return m.db.db.Update(func(txn *badger.Txn) error { return saveLocalTxn(txn, e) })
+	}
+	_, got, err := n.fetchCl.CatchUp(ctx, p, mb, cursor, save)
+	if errors.Is(err, store.ErrUnknownCursor) || errors.Is(err, store.ErrExpiredCursor) {
+		// The host lost or expired our position: start over from its
+		// oldest envelope; duplicates are skipped.
+		n.log.Info("host reset our cursor; fetching from its start", "host", p, "err", err)
+		var more int
+		_, more, err = n.fetchCl.CatchUp(ctx, p, mb, nil, save)
+		got += more
+	}
+	return got, err
+}
+
+// reportGaps turns gaps still open after a full catch-up into one notice
+// each, shown in the group's messages.
+func (n *Node) reportGaps(gid groupstate.GroupID) ([]Gap, error) {
+	m := n.member
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.groups[gid]
+	if !ok {
+		return nil, ErrUnknownGroup
+	}
+	var gaps []Gap
+	var notices []*Message
+	now := time.Now().UTC()
+	for author, ranges := range e.tracker.Gaps() {
+		fp := keymgmt.Fingerprint(author[:])
+		nick := ""
+		if b, err := m.db.get(gkey(pfxProfile, gid, author[:])); err == nil && b != nil {
+			if rec, err := decodeProfileRec(b); err == nil {
+				nick = rec.Nick
+			}
+		}
+		for _, r := range ranges {
+			g := Gap{Author: fp, Nick: nick, First: r.First, Last: r.Last}
+			gaps = append(gaps, g)
+			if e.local.Reported[hexKey(author[:])] >= r.Last {
+				continue
+			}
+			e.local.Reported[hexKey(author[:])] = r.Last
+			notices = append(notices, &Message{
+				ID:    fmt.Sprintf("gap-%s-%d-%d", hexKey(author[:8]), r.First, r.Last),
+				Group: gid.String(), GroupName: e.g.Name, Author: fp, Nick: nick,
+				Text: fmt.Sprintf("%d message(s) from %s (numbers %d–%d) are missing and no host could supply them",
+					r.Last-r.First+1, displayName(nick, fp), r.First, r.Last),
+				Sent: now, Received: now, Kind: KindGap, Verified: false, Seq: r.First, Epoch: e.g.Epoch,
+			})
+		}
+	}
+	if len(notices) == 0 {
+		return gaps, nil
+	}
+	err := m.db.db.Update(func(txn *badger.Txn) error {
+		for _, msg := range notices {
+			b, err := json.Marshal(msg)
+			if err != nil {
+				return err
+			}
+			id := sha256.Sum256([]byte(msg.ID))
+			if err := txn.Set(gkey(pfxMessage, gid, u64(uint64(now.UnixMilli())), id[:]), b); err != nil {
+				return err
+			}
+		}
+		return saveLocalTxn(txn, e)
+	})
+	if err != nil {
+		return gaps, err
+	}
+	for _, msg := range notices {
+		m.notifyLocked(*msg)
+	}
+	return gaps, nil
+}
+
+func displayName(nick, fp string) string {
+	if nick != "" {
+		return nick
+	}
+	return fp
+}
+
+// catchUpAsync catches a group up in the background, at most one run per
+// group at a time.
+func (n *Node) catchUpAsync(gid groupstate.GroupID) {
+	m := n.member
+	m.mu.Lock()
+	if m.catchingUp[gid] || n.ctx.Err() != nil {
+		m.mu.Unlock()
+		return
+	}
+	m.catchingUp[gid] = true
+	m.mu.Unlock()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer func() {
+			m.mu.Lock()
+			delete(m.catchingUp, gid)
+			m.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(n.ctx, 2*time.Minute)
+		defer cancel()
+		if _, err := n.CatchUp(ctx, gid.String()); err != nil && n.ctx.Err() == nil {
+			n.log.Info("background catch-up failed", "group", gid.Short(), "err", err)
+		}
+	}()
+}
+
+func (n *Node) catchUpAllAsync() {
+	m := n.member
+	m.mu.Lock()
+	ids := make([]groupstate.GroupID, 0, len(m.groups))
+	for id := range m.groups {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	for _, id := range ids {
+		n.catchUpAsync(id)
+	}
+}
+
+// watchHosts catches a group up whenever one of its hosts connects: after
+// a reconnect the member fetches what it missed at once instead of waiting
+// for the periodic catch-up.
+func (n *Node) watchHosts() {
+	n.h.Network().Notify(&network.NotifyBundle{
+		ConnectedF: func(_ network.Network, c network.Conn) {
+			p := c.RemotePeer()
+			m := n.member
+			m.mu.Lock()
+			var groups []groupstate.GroupID
+			for id, e := range m.groups {
+				ais, _ := parseHosts(e.g.Hosts)
+				for _, ai := range ais {
+					if ai.ID == p {
+						groups = append(groups, id)
+						break
+					}
+				}
+			}
+			m.mu.Unlock()
+			for _, id := range groups {
+				n.catchUpAsync(id)
+			}
+		},
+	})
+}

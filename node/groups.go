@@ -1,0 +1,514 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/groupstate"
+	"github.com/meshnode/meshnode/keymgmt"
+)
+
+// GroupInfo describes a group for listings. JSON names are a CLI contract.
+type GroupInfo struct {
+	ID       string   `json:"id"`
+	Name     string   `json:"name"`
+	Epoch    uint64   `json:"epoch"`
+	Hosts    []string `json:"hosts"`
+	CanWrite bool     `json:"can_write"`
+	History  string   `json:"history"`
+	Members  int      `json:"members"` // members known from their profiles
+	Nick     string   `json:"nick"`
+	Messages int      `json:"messages"`
+}
+
+// MemberInfo is a member known from its profile messages.
+type MemberInfo struct {
+	Fingerprint string `json:"fingerprint"`
+	Nick        string `json:"nick"`
+	Self        bool   `json:"self"`
+}
+
+// SendResult says where a sent envelope went.
+type SendResult struct {
+	ID string `json:"id"`
+	// StoredBy lists the group hosts that acknowledged durable storage.
+	StoredBy []string `json:"stored_by"`
+	// Failed maps hosts that did not to the reason.
+	Failed map[string]string `json:"failed,omitempty"`
+	// Gossiped is the number of peers on the mailbox topic.
+	Gossiped int `json:"gossiped"`
+}
+
+func (n *Node) mem() (*member, error) {
+	if n.member == nil {
+		return nil, ErrNoIdentity
+	}
+	return n.member, nil
+}
+
+// Fingerprint is the profile identity's fingerprint ("" for a pure host).
+func (n *Node) Fingerprint() string {
+	if n.member == nil {
+		return ""
+	}
+	return n.member.id.Fingerprint()
+}
+
+// parseHosts checks host multiaddrs (each must name its peer with /p2p/).
+func parseHosts(hosts []string) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, h := range hosts {
+		ai, err := peer.AddrInfoFromString(h)
+		if err != nil {
+			return nil, fmt.Errorf("%w: host %q is not a multiaddr ending in /p2p/PEERID: %v", ErrConfig, h, err)
+		}
+		out = append(out, *ai)
+	}
+	return out, nil
+}
+
+// CreateGroup creates a group hosted by this node and the given hosts and
+// returns it with a write invite.
+func (n *Node) CreateGroup(ctx context.Context, name string, hosts []string) (*GroupInfo, string, error) {
+	if _, err := n.mem(); err != nil {
+		return nil, "", err
+	}
+	if _, err := parseHosts(hosts); err != nil {
+		return nil, "", err
+	}
+	g, err := groupstate.NewGroup(name, hosts)
+	if err != nil {
+		return nil, "", err
+	}
+	invite, err := groupstate.NewInvite(g, true)
+	if err != nil {
+		return nil, "", err
+	}
+	info, err := n.addGroupNick(ctx, g, "")
+	if err != nil {
+		return nil, "", err
+	}
+	return info, invite, nil
+}
+
+// JoinGroup joins the group of an invite under a nickname ("" keeps the
+// default), then catches up in the background.
+func (n *Node) JoinGroup(ctx context.Context, invite, nick string) (*GroupInfo, error) {
+	m, err := n.mem()
+	if err != nil {
+		return nil, err
+	}
+	inv, err := groupstate.ParseInvite(invite)
+	if err != nil {
+		return nil, err
+	}
+	g := inv.Group()
+	m.mu.Lock()
+	_, exists := m.groups[g.ID]
+	m.mu.Unlock()
+	if exists {
+		return nil, fmt.Errorf("%w: %s", ErrAlreadyMember, g.Name)
+	}
+	info, err := n.addGroupNick(ctx, g, nick)
+	if err != nil {
+		return nil, err
+	}
+	n.catchUpAsync(g.ID)
+	return info, nil
+}
+
+// addGroupNick stores a new group, hosts its mailboxes, connects to its
+// hosts and announces the member's profile.
+func (n *Node) addGroupNick(ctx context.Context, g *groupstate.Group, nick string) (*GroupInfo, error) {
+	m := n.member
+	m.mu.Lock()
+	if _, ok := m.groups[g.ID]; ok {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrAlreadyMember, g.Name)
+	}
+	e, err := m.addEntry(g)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	e.local.Nick = m.nick
+	if nick != "" {
+		e.local.Nick = nick
+	}
+	err = m.db.db.Update(func(txn *badger.Txn) error { return saveGroupTxn(txn, e) })
+	if err != nil {
+		delete(m.groups, g.ID)
+		m.mu.Unlock()
+		return nil, fmt.Errorf("node: save group: %w", err)
+	}
+	mbs := m.mailboxesOf(e)
+	m.mu.Unlock()
+
+	for _, mb := range mbs {
+		if err := n.HostMailbox(mb); err != nil {
+			return nil, err
+		}
+	}
+	n.connectHosts(ctx, g.Hosts)
+	if g.CanWrite() {
+		if _, err := n.sendProfile(ctx, g.ID); err != nil {
+			n.log.Warn("could not announce profile", "group", g.ID.Short(), "err", err)
+		}
+	}
+	return n.GroupInfo(g.ID.String())
+}
+
+// mailboxesOf lists a group's mailboxes. Call with m.mu held.
+func (m *member) mailboxesOf(e *groupEntry) []envelope.MailboxID {
+	var out []envelope.MailboxID
+	for mb, ref := range m.mailboxes {
+		if ref.group == e.g.ID {
+			out = append(out, mb)
+		}
+	}
+	return out
+}
+
+func (n *Node) connectHosts(ctx context.Context, hosts []string) {
+	ais, _ := parseHosts(hosts)
+	for _, ai := range ais {
+		if ai.ID == n.h.ID() {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := n.h.Connect(cctx, ai); err != nil {
+			// Dropped: an unreachable host is retried at each catch-up.
+			n.log.Info("group host unreachable", "host", ai.ID, "err", err)
+		}
+		cancel()
+	}
+}
+
+// Invite returns a write invite for the group (read-only if this member
+// cannot write).
+func (n *Node) Invite(group string) (string, error) {
+	m, err := n.mem()
+	if err != nil {
+		return "", err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, err := m.resolve(group)
+	if err != nil {
+		return "", err
+	}
+	return groupstate.NewInvite(e.g, e.g.CanWrite())
+}
+
+// Groups lists the member's groups by name.
+func (n *Node) Groups() ([]GroupInfo, error) {
+	m, err := n.mem()
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	ids := make([]string, 0, len(m.groups))
+	for id := range m.groups {
+		ids = append(ids, id.String())
+	}
+	m.mu.Unlock()
+	out := make([]GroupInfo, 0, len(ids))
+	for _, id := range ids {
+		gi, err := n.GroupInfo(id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *gi)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Name < out[j].Name || (out[i].Name == out[j].Name && out[i].ID < out[j].ID)
+	})
+	return out, nil
+}
+
+// GroupInfo describes one group.
+func (n *Node) GroupInfo(group string) (*GroupInfo, error) {
+	m, err := n.mem()
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	e, err := m.resolve(group)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	gi := &GroupInfo{
+		ID: e.g.ID.String(), Name: e.g.Name, Epoch: e.g.Epoch, Hosts: append([]string{}, e.g.Hosts...),
+		CanWrite: e.g.CanWrite(), History: e.g.History.String(), Nick: e.local.Nick,
+	}
+	gid := e.g.ID
+	m.mu.Unlock()
+	members, err := n.Members(gid.String())
+	if err != nil {
+		return nil, err
+	}
+	gi.Members = len(members)
+	err = m.db.scan(gkey(pfxMessage, gid), func(_, _ []byte) error { gi.Messages++; return nil })
+	return gi, err
+}
+
+// Members lists the members known from their profile messages.
+func (n *Node) Members(group string) ([]MemberInfo, error) {
+	m, err := n.mem()
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	e, err := m.resolve(group)
+	m.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	var out []MemberInfo
+	err = m.db.scan(gkey(pfxProfile, e.g.ID), func(k, v []byte) error {
+		rec, err := decodeProfileRec(v)
+		if err != nil {
+			return err
+		}
+		author := ed25519.PublicKey(k[1+16:])
+		out = append(out, MemberInfo{Fingerprint: keymgmt.Fingerprint(author), Nick: rec.Nick, Self: author.Equal(m.id.SigningKey())})
+		return nil
+	})
+	return out, err
+}
+
+// Messages returns up to limit of the group's latest messages (0 = all),
+// oldest first, in sending order.
+func (n *Node) Messages(group string, limit int) ([]Message, error) {
+	m, err := n.mem()
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	e, err := m.resolve(group)
+	m.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	var out []Message
+	err = m.db.scan(gkey(pfxMessage, e.g.ID), func(_, v []byte) error {
+		msg, err := decodeMessage(v)
+		if err != nil {
+			return err
+		}
+		out = append(out, *msg)
+		return nil
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out, err
+}
+
+// Follow returns a channel of new messages in all groups and a function to
+// stop. A follower that falls behind misses messages (re-read them with
+// Messages); the channel closes when the node closes.
+func (n *Node) Follow(buffer int) (<-chan Message, func(), error) {
+	m, err := n.mem()
+	if err != nil {
+		return nil, nil, err
+	}
+	ch := make(chan Message, buffer)
+	m.mu.Lock()
+	id := m.nextF
+	m.nextF++
+	m.followers[id] = ch
+	m.mu.Unlock()
+	return ch, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if c, ok := m.followers[id]; ok {
+			close(c)
+			delete(m.followers, id)
+		}
+	}, nil
+}
+
+// Send sends a text message to the group.
+func (n *Node) Send(ctx context.Context, group, text string) (*SendResult, error) {
+	m, err := n.mem()
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	e, err := m.resolve(group)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	now := time.Now()
+	p, err := m.buildPayload(e, groupstate.KindText, []byte(text), now)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	msg := m.newMessage(e, p, envelope.ID{}, now)
+	msg.Text = text
+	env, err := m.sealOwn(e, p, msg)
+	hosts, gid := e.g.Hosts, e.g.ID
+	m.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return n.deliverOwn(ctx, gid, hosts, env)
+}
+
+// SendDirect sends a private message to one member of the group, readable
+// by that member only.
+func (n *Node) SendDirect(ctx context.Context, group, toFingerprint, text string) (*SendResult, error) {
+	m, err := n.mem()
+	if err != nil {
+		return nil, err
+	}
+	fp, err := keymgmt.ParseFingerprint(toFingerprint)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	e, err := m.resolve(group)
+	m.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	// Find the recipient's HPKE key among the profiles.
+	var to *keymgmt.PublicIdentity
+	err = m.db.scan(gkey(pfxProfile, e.g.ID), func(k, v []byte) error {
+		author := ed25519.PublicKey(k[1+16:])
+		if keymgmt.Fingerprint(author) != fp {
+			return nil
+		}
+		rec, err := decodeProfileRec(v)
+		if err != nil {
+			return err
+		}
+		suite, err := keymgmt.SuiteForKEM(rec.KEM)
+		if err != nil {
+			return err
+		}
+		to = &keymgmt.PublicIdentity{SignPub: append(ed25519.PublicKey(nil), author...), Suite: suite, HPKEPub: rec.PublicKey}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if to == nil {
+		return nil, fmt.Errorf("%w: %s in %s (they must have joined and announced themselves)", ErrUnknownMember, fp, e.g.Name)
+	}
+	sealed, err := keymgmt.SealTo(to, directInfo(e.g.ID, to.SignPub, m.id.SigningKey()), []byte(text))
+	if err != nil {
+		return nil, err
+	}
+	body := append(append([]byte(nil), to.SignPub...), sealed...)
+	m.mu.Lock()
+	now := time.Now()
+	p, err := m.buildPayload(e, groupstate.KindDirect, body, now)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	msg := m.newMessage(e, p, envelope.ID{}, now)
+	msg.Text, msg.To = text, fp
+	env, err := m.sealOwn(e, p, msg)
+	hosts, gid := e.g.Hosts, e.g.ID
+	m.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return n.deliverOwn(ctx, gid, hosts, env)
+}
+
+// sendProfile announces this member's nickname and HPKE key to the group.
+func (n *Node) sendProfile(ctx context.Context, gid groupstate.GroupID) (*SendResult, error) {
+	m := n.member
+	pub := m.id.Public()
+	prof := &groupstate.Profile{KEM: pub.Suite.KEMID(), PublicKey: pub.HPKEPub}
+	body, err := groupstate.MarshalProfile(prof)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	e, ok := m.groups[gid]
+	if !ok {
+		m.mu.Unlock()
+		return nil, ErrUnknownGroup
+	}
+	p, err := m.buildPayload(e, groupstate.KindProfile, body, time.Now())
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	env, err := m.sealOwn(e, p, nil)
+	if err == nil {
+		// Record our own profile too, so Members lists us.
+		rec, _ := json.Marshal(&profileRec{Nick: p.Nick, KEM: prof.KEM, PublicKey: prof.PublicKey})
+		err = m.db.db.Update(func(txn *badger.Txn) error { return txn.Set(gkey(pfxProfile, gid, p.Author[:]), rec) })
+	}
+	hosts := e.g.Hosts
+	m.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return n.deliverOwn(ctx, gid, hosts, env)
+}
+
+// deliverOwn stores an own envelope locally, relays it to every group host
+// and then gossips it. Hosts go first: a host that receives an envelope by
+// direct relay publishes it as its originator, which pubsub floods to every
+// member subscribed at the host, including those not yet in its mesh; had
+// the host first seen it by gossip, it would only forward it to mesh peers.
+func (n *Node) deliverOwn(ctx context.Context, gid groupstate.GroupID, hosts []string, env *envelope.Envelope) (*SendResult, error) {
+	res := &SendResult{ID: env.ID().String(), StoredBy: []string{}, Failed: map[string]string{}}
+	mb := env.Mailbox()
+	if _, err := n.Deliver(ctx, env, n.h.ID()); err != nil {
+		return nil, fmt.Errorf("node: store own message: %w", err)
+	}
+	ais, _ := parseHosts(hosts)
+	type result struct {
+		p   peer.ID
+		err error
+	}
+	results := make(chan result, len(ais))
+	for _, ai := range ais {
+		if ai.ID == n.h.ID() {
+			results <- result{p: ai.ID}
+			continue
+		}
+		go func(ai peer.AddrInfo) {
+			n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+			results <- result{p: ai.ID, err: n.Remote(ai.ID).RelayMessageToGroup(ctx, mb, env)}
+		}(ai)
+	}
+	for range ais {
+		r := <-results
+		if r.err != nil {
+			res.Failed[r.p.String()] = r.err.Error()
+		} else {
+			res.StoredBy = append(res.StoredBy, r.p.String())
+		}
+	}
+	if len(ais) > 0 && len(res.StoredBy) == 0 {
+		n.log.Warn("no group host acknowledged the message; it is stored locally and will be served from here",
+			"group", gid.Short(), "envelope", env.ID().Short())
+	}
+	if n.relay.Joined(mb) {
+		if err := n.relay.Publish(ctx, env); err != nil {
+			n.log.Info("could not gossip message", "group", gid.Short(), "err", err)
+		}
+		res.Gossiped = len(n.relay.TopicPeers(mb))
+	}
+	return res, nil
+}

@@ -1,0 +1,381 @@
+package node
+
+import (
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/groupstate"
+	"github.com/meshnode/meshnode/keymgmt"
+)
+
+// Message is a verified, decrypted message as the member sees it. The JSON
+// field names are a contract of `meshnode messages --json`.
+type Message struct {
+	ID        string    `json:"id"`
+	Group     string    `json:"group"`
+	GroupName string    `json:"group_name"`
+	Author    string    `json:"author"` // fingerprint of the author's identity key
+	Nick      string    `json:"nick"`
+	Text      string    `json:"text"`
+	Sent      time.Time `json:"sent"`
+	Received  time.Time `json:"received"`
+	Kind      string    `json:"kind"` // text, direct, gap
+	Verified  bool      `json:"verified"`
+	Seq       uint64    `json:"seq"`
+	Epoch     uint64    `json:"epoch"`
+	To        string    `json:"to,omitempty"` // direct: recipient fingerprint
+	Own       bool      `json:"own"`
+}
+
+// Kinds shown to the user besides the payload kinds.
+const (
+	// KindGap is a notice that messages of an author are missing and no
+	// known host could supply them.
+	KindGap = "gap"
+)
+
+// directInfoLabel starts the HPKE info of a direct message. The info binds
+// the group, the recipient and the author, so a sealed body cannot be
+// replayed into another group or re-signed by another member.
+const directInfoLabel = "meshnode/v1/direct"
+
+// member is the person's side of a node: identity, groups, messages.
+//
+// Lock order: member.mu, then anything the node owns (Node.mu is only taken
+// briefly inside node methods and never held while calling member code).
+type member struct {
+	id  *keymgmt.Identity
+	db  *memberDB
+	log *slog.Logger
+
+	mu        sync.Mutex
+	nick      string
+	groups    map[groupstate.GroupID]*groupEntry
+	mailboxes map[envelope.MailboxID]mailboxRef
+	followers map[int]chan<- Message
+	nextF     int
+	// catchingUp marks groups with a background catch-up running.
+	catchingUp map[groupstate.GroupID]bool
+	// kick asks the processing loop for a pass.
+	kick chan struct{}
+}
+
+type groupEntry struct {
+	g       *groupstate.Group
+	keys    map[uint64]*keymgmt.EpochKeys
+	local   *groupLocal
+	tracker *groupstate.SeqTracker
+}
+
+type mailboxRef struct {
+	group groupstate.GroupID
+	epoch uint64
+}
+
+func (e *groupEntry) keysFor(epoch uint64) (*keymgmt.EpochKeys, error) {
+	if k, ok := e.keys[epoch]; ok {
+		return k, nil
+	}
+	k, err := e.g.Keys(epoch)
+	if err != nil {
+		return nil, err
+	}
+	e.keys[epoch] = k
+	return k, nil
+}
+
+// loadGroups reads every group of the member database.
+func (m *member) loadGroups() error {
+	return m.db.scan([]byte{pfxGroup}, func(k, v []byte) error {
+		g := &groupstate.Group{}
+		if err := g.UnmarshalBinary(v); err != nil {
+			return fmt.Errorf("%w: group %x: %v", ErrCorrupt, k[1:], err)
+		}
+		_, err := m.addEntry(g)
+		return err
+	})
+}
+
+// addEntry registers a group in memory (loading its bookkeeping).
+func (m *member) addEntry(g *groupstate.Group) (*groupEntry, error) {
+	lb, err := m.db.get(gkey(pfxLocal, g.ID))
+	if err != nil {
+		return nil, err
+	}
+	local, err := decodeLocal(lb)
+	if err != nil {
+		return nil, err
+	}
+	tr := groupstate.NewSeqTracker()
+	if tb, err := m.db.get(gkey(pfxTracker, g.ID)); err != nil {
+		return nil, err
+	} else if tb != nil {
+		if err := tr.UnmarshalBinary(tb); err != nil {
+			return nil, fmt.Errorf("%w: sequence tracker: %v", ErrCorrupt, err)
+		}
+	}
+	e := &groupEntry{g: g, keys: map[uint64]*keymgmt.EpochKeys{}, local: local, tracker: tr}
+	for epoch := range g.Secrets {
+		k, err := e.keysFor(epoch)
+		if err != nil {
+			return nil, err
+		}
+		m.mailboxes[k.Mailbox] = mailboxRef{group: g.ID, epoch: epoch}
+	}
+	m.groups[g.ID] = e
+	return e, nil
+}
+
+// saveGroupTxn writes the group record, its bookkeeping and tracker.
+func saveGroupTxn(txn *badger.Txn, e *groupEntry) error {
+	gb, err := e.g.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := txn.Set(gkey(pfxGroup, e.g.ID), gb); err != nil {
+		return err
+	}
+	return saveLocalTxn(txn, e)
+}
+
+func saveLocalTxn(txn *badger.Txn, e *groupEntry) error {
+	lb, err := json.Marshal(e.local)
+	if err != nil {
+		return err
+	}
+	if err := txn.Set(gkey(pfxLocal, e.g.ID), lb); err != nil {
+		return err
+	}
+	tb, err := e.tracker.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return txn.Set(gkey(pfxTracker, e.g.ID), tb)
+}
+
+// resolve finds a group by hex ID or unique name. Call with m.mu held.
+func (m *member) resolve(s string) (*groupEntry, error) {
+	s = strings.TrimSpace(s)
+	if id, err := groupstate.ParseGroupID(s); err == nil {
+		if e, ok := m.groups[id]; ok {
+			return e, nil
+		}
+	}
+	var found *groupEntry
+	for _, e := range m.groups {
+		if e.g.Name == s {
+			if found != nil {
+				return nil, fmt.Errorf("%w: %q", ErrAmbiguousGroup, s)
+			}
+			found = e
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("%w: %q (see `meshnode group list`)", ErrUnknownGroup, s)
+	}
+	return found, nil
+}
+
+// notifyLocked hands a message to followers; slow followers miss it (the
+// message stays in the database). Call with m.mu held.
+func (m *member) notifyLocked(msg Message) {
+	for _, ch := range m.followers {
+		select {
+		case ch <- msg:
+		default:
+		}
+	}
+}
+
+// buildPayload prepares and signs the next own payload of a group, and
+// advances the own sequence number. Call with m.mu held.
+func (m *member) buildPayload(e *groupEntry, kind groupstate.Kind, body []byte, now time.Time) (*groupstate.Payload, error) {
+	p := &groupstate.Payload{
+		GroupID: e.g.ID,
+		Epoch:   e.g.Epoch,
+		Seq:     e.local.NextSeq,
+		Parents: append([]envelope.ID(nil), e.local.Heads...),
+		Sent:    now.UnixMilli(),
+		Kind:    kind,
+		Nick:    e.local.Nick,
+		Body:    body,
+	}
+	if err := groupstate.SignPayloadAs(p, m.id); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// sealOwn encrypts an own payload, records it (message, dedupe mark,
+// sequence, heads) durably, and returns the envelope to relay. Recording
+// first means a crash can never reuse a sequence number, and the sender
+// sees its own message (including directs it cannot decrypt itself).
+func (m *member) sealOwn(e *groupEntry, p *groupstate.Payload, shown *Message) (*envelope.Envelope, error) {
+	keys, err := e.keysFor(p.Epoch)
+	if err != nil {
+		return nil, err
+	}
+	if !keys.CanWrite() {
+		return nil, ErrReadOnly
+	}
+	env, err := groupstate.SealMessage(keys, p)
+	if err != nil {
+		return nil, err
+	}
+	if shown != nil {
+		shown.ID = env.ID().String()
+	}
+	if _, err := e.tracker.Observe(p.Author, p.Seq); err != nil {
+		return nil, err
+	}
+	e.local.NextSeq++
+	pushHead(e.local, env.ID())
+	err = m.db.db.Update(func(txn *badger.Txn) error {
+		if err := saveLocalTxn(txn, e); err != nil {
+			return err
+		}
+		return markSeenTxn(txn, e.g.ID, env.ID(), p.Sent, shown)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: record own message: %w", err)
+	}
+	if shown != nil {
+		m.notifyLocked(*shown)
+	}
+	return env, nil
+}
+
+// markSeenTxn records an envelope as processed and, if msg is not nil,
+// stores the message for display.
+func markSeenTxn(txn *badger.Txn, g groupstate.GroupID, id envelope.ID, sent int64, msg *Message) error {
+	if err := txn.Set(gkey(pfxSeen, g, id[:]), u64(uint64(sent))); err != nil {
+		return err
+	}
+	if msg == nil {
+		return nil
+	}
+	b, err := json.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	return txn.Set(gkey(pfxMessage, g, u64(uint64(sent)), id[:]), b)
+}
+
+func pushHead(l *groupLocal, id envelope.ID) {
+	l.Heads = append(l.Heads, id)
+	if len(l.Heads) > groupstate.MaxParents {
+		l.Heads = l.Heads[len(l.Heads)-groupstate.MaxParents:]
+	}
+}
+
+func (m *member) newMessage(e *groupEntry, p *groupstate.Payload, id envelope.ID, received time.Time) *Message {
+	return &Message{
+		ID:        id.String(),
+		Group:     e.g.ID.String(),
+		GroupName: e.g.Name,
+		Author:    keymgmt.Fingerprint(p.AuthorKey()),
+		Nick:      p.Nick,
+		Sent:      p.SentTime().UTC(),
+		Received:  received.UTC(),
+		Kind:      p.Kind.String(),
+		Verified:  true,
+		Seq:       p.Seq,
+		Epoch:     p.Epoch,
+		Own:       p.AuthorKey().Equal(m.id.SigningKey()),
+	}
+}
+
+// directInfo binds a direct message's HPKE seal to group, recipient and
+// author.
+func directInfo(g groupstate.GroupID, to, from ed25519.PublicKey) []byte {
+	b := make([]byte, 0, len(directInfoLabel)+16+64)
+	b = append(b, directInfoLabel...)
+	b = append(b, g[:]...)
+	b = append(b, to...)
+	return append(b, from...)
+}
+
+// errNotForMe marks a direct message addressed to another member.
+var errNotForMe = errors.New("direct message for another member")
+
+// process decrypts and verifies one envelope of a group's epoch and
+// records it in txn. It returns the message to show (nil for profile
+// updates and directs for others) or the reason it was rejected. Call
+// with m.mu held.
+func (m *member) process(txn *badger.Txn, e *groupEntry, epoch uint64, env *envelope.Envelope, now time.Time) (*Message, error) {
+	keys, err := e.keysFor(epoch)
+	if err != nil {
+		return nil, err
+	}
+	p, err := groupstate.OpenMessage(keys, e.g.ID, epoch, env)
+	if err != nil {
+		return nil, err
+	}
+	obs, err := e.tracker.Observe(p.Author, p.Seq)
+	if err != nil {
+		return nil, err
+	}
+	if obs.Status == groupstate.SeqDuplicate {
+		return nil, fmt.Errorf("replay: author %s sequence %d already seen", keymgmt.Fingerprint(p.AuthorKey()), p.Seq)
+	}
+	pushHead(e.local, env.ID())
+	msg := m.newMessage(e, p, env.ID(), now)
+	switch p.Kind {
+	case groupstate.KindText:
+		msg.Text = string(p.Body)
+	case groupstate.KindProfile:
+		prof, err := groupstate.ParseProfile(p.Body)
+		if err != nil {
+			return nil, err
+		}
+		rec := &profileRec{Nick: p.Nick, KEM: prof.KEM, PublicKey: prof.PublicKey}
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return nil, err
+		}
+		if err := txn.Set(gkey(pfxProfile, e.g.ID, p.Author[:]), b); err != nil {
+			return nil, err
+		}
+		return nil, markSeenTxn(txn, e.g.ID, env.ID(), p.Sent, nil)
+	case groupstate.KindDirect:
+		if len(p.Body) < ed25519.PublicKeySize {
+			return nil, fmt.Errorf("direct message body of %d bytes", len(p.Body))
+		}
+		to := ed25519.PublicKey(p.Body[:ed25519.PublicKeySize])
+		msg.To = keymgmt.Fingerprint(to)
+		if !to.Equal(m.id.SigningKey()) {
+			return nil, errors.Join(errNotForMe, markSeenTxn(txn, e.g.ID, env.ID(), p.Sent, nil))
+		}
+		text, err := m.id.Open(directInfo(e.g.ID, to, p.AuthorKey()), p.Body[ed25519.PublicKeySize:])
+		if err != nil {
+			return nil, fmt.Errorf("direct message: %w", err)
+		}
+		msg.Text = string(text)
+	default:
+		// Key updates and state events are handled by managed groups;
+		// until then they are recorded but not shown.
+		return nil, markSeenTxn(txn, e.g.ID, env.ID(), p.Sent, nil)
+	}
+	return msg, markSeenTxn(txn, e.g.ID, env.ID(), p.Sent, msg)
+}
+
+// seenTxn reports whether an envelope was already processed.
+func seenTxn(txn *badger.Txn, g groupstate.GroupID, id envelope.ID) (bool, error) {
+	_, err := txn.Get(gkey(pfxSeen, g, id[:]))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func hexKey(b []byte) string { return hex.EncodeToString(b) }

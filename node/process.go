@@ -1,0 +1,177 @@
+package node
+
+import (
+	"errors"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/groupstate"
+	"github.com/meshnode/meshnode/store"
+)
+
+// processPage is how many envelopes of the local store one transaction of
+// the member database processes.
+const processPage = 256
+
+// runMember is the member's processing loop. The node's own store is the
+// source of truth: whatever arrives (gossip, relay, catch-up) is stored
+// first, and this loop reads each group mailbox from its saved local
+// cursor, so nothing is processed twice or skipped even across crashes.
+func (n *Node) runMember() {
+	defer n.wg.Done()
+	arrivals, stop := n.Subscribe(512)
+	defer stop()
+	tick := time.NewTicker(n.params.ProcessInterval)
+	defer tick.Stop()
+	catchup := time.NewTicker(n.params.CatchUpInterval)
+	defer catchup.Stop()
+	n.processAll()
+	n.catchUpAllAsync()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case _, ok := <-arrivals:
+			if !ok {
+				return
+			}
+			// Coalesce a burst into one pass.
+			for drained := false; !drained; {
+				select {
+				case <-arrivals:
+				default:
+					drained = true
+				}
+			}
+			n.processAll()
+		case <-n.member.kick:
+			n.processAll()
+		case <-tick.C:
+			n.processAll()
+		case <-catchup.C:
+			n.catchUpAllAsync()
+		}
+	}
+}
+
+// kickProcessing asks the loop for a pass without waiting.
+func (m *member) kickProcessing() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// processAll processes every group mailbox's new local envelopes.
+func (n *Node) processAll() {
+	m := n.member
+	m.mu.Lock()
+	var gapped []groupstate.GroupID
+	for mb, ref := range m.mailboxes {
+		e, ok := m.groups[ref.group]
+		if !ok {
+			continue
+		}
+		newGaps, err := n.processMailbox(e, mb, ref.epoch)
+		if err != nil && n.ctx.Err() == nil {
+			n.log.Error("processing group messages failed", "group", e.g.ID.Short(), "err", err)
+		}
+		if newGaps {
+			gapped = append(gapped, e.g.ID)
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range gapped {
+		// A gap: ask every known host for the missing messages.
+		n.catchUpAsync(id)
+	}
+}
+
+// processMailbox processes one mailbox page by page. Call with m.mu held.
+func (n *Node) processMailbox(e *groupEntry, mb envelope.MailboxID, epoch uint64) (newGaps bool, err error) {
+	m := n.member
+	key := mb.String()
+	for {
+		pg, err := n.st.Page(mb, store.Cursor(e.local.Local[key]), processPage, 8<<20)
+		if err != nil {
+			if errors.Is(err, store.ErrExpiredCursor) {
+				// Retention removed envelopes we had not processed yet:
+				// restart from the oldest retained one (dedupe skips the rest).
+				n.log.Warn("own store expired unprocessed envelopes", "group", e.g.ID.Short())
+				delete(e.local.Local, key)
+				continue
+			}
+			return newGaps, err
+		}
+		if len(pg.Envelopes) == 0 && len(pg.Next) == 0 {
+			return newGaps, nil
+		}
+		var shown []*Message
+		now := time.Now()
+		err = m.db.db.Update(func(txn *badger.Txn) error {
+			shown = shown[:0]
+			for _, env := range pg.Envelopes {
+				seen, err := seenTxn(txn, e.g.ID, env.ID())
+				if err != nil {
+					return err
+				}
+				if seen {
+					continue
+				}
+				before := len(e.tracker.Gaps())
+				msg, perr := m.process(txn, e, epoch, env, now)
+				if len(e.tracker.Gaps()) > before {
+					newGaps = true
+				}
+				switch {
+				case perr == nil:
+					if msg != nil {
+						shown = append(shown, msg)
+					}
+					n.metrics.processed.Inc()
+				case errors.Is(perr, errNotForMe):
+				default:
+					// Dropped here by design: content that is not a valid,
+					// signed, encrypted message of this group is never shown.
+					n.metrics.rejectedMsgs.Inc()
+					n.log.Info("rejected message", "group", e.g.ID.Short(), "envelope", env.ID().Short(), "reason", perr)
+					if err := txn.Set(gkey(pfxSeen, e.g.ID, idBytes(env.ID())), u64(0)); err != nil {
+						return err
+					}
+				}
+			}
+			if len(pg.Next) > 0 {
+				e.local.Local[key] = pg.Next
+			}
+			return saveLocalTxn(txn, e)
+		})
+		if err != nil {
+			// The in-memory state may be ahead of the database: reload it.
+			if rerr := m.reload(e); rerr != nil {
+				n.log.Error("reloading group state failed", "group", e.g.ID.Short(), "err", rerr)
+			}
+			return newGaps, err
+		}
+		for _, msg := range shown {
+			m.notifyLocked(*msg)
+		}
+		if !pg.More {
+			return newGaps, nil
+		}
+	}
+}
+
+// reload re-reads a group's bookkeeping after a failed transaction.
+func (m *member) reload(e *groupEntry) error {
+	fresh, err := m.addEntry(e.g)
+	if err != nil {
+		return err
+	}
+	*e = *fresh
+	m.groups[e.g.ID] = e
+	return nil
+}
+
+func idBytes(id envelope.ID) []byte { return id[:] }
