@@ -114,10 +114,20 @@ func Start(ctx context.Context, h *Home, cfg Config, pass PassphraseFunc, opts .
 	if len(np.Allowlist) > 0 && np.HostPolicy != node.PolicyAllowlist {
 		d.log.Warn("allowlist entries are ignored unless the host policy is allowlist", "policy", np.HostPolicy)
 	}
-	if err := os.MkdirAll(h.Path(DirData), 0o700); err != nil {
-		return nil, fmt.Errorf("daemon: data directory: %w", err)
+	for _, dir := range []string{DirData, DirMember} {
+		if err := os.MkdirAll(h.Path(dir), 0o700); err != nil {
+			return nil, fmt.Errorf("daemon: data directory: %w", err)
+		}
 	}
-	nopts := []node.Option{node.WithDataDir(h.Path(DirData)), node.WithLogger(c.log)}
+	// The profile identity makes the node a member (groups, messages);
+	// its private database is encrypted at rest with the keystore's
+	// DataKey.
+	nopts := []node.Option{
+		node.WithDataDir(h.Path(DirData)),
+		node.WithLogger(c.log),
+		node.WithIdentity(d.ks.Identity, cfg.Nick),
+		node.WithMemberDB(h.Path(DirMember), d.ks.DataKey[:]),
+	}
 	if reg != nil {
 		nopts = append(nopts, node.WithRegisterer(reg))
 	}

@@ -302,7 +302,8 @@ func TestStatusAndID(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := d.Node()
-	if id.PeerID != n.ID().String() || id.Role != "member" || id.Fingerprint != res.Fingerprint || len(id.Addrs) == 0 {
+	if id.PeerID != n.ID().String() || id.Role != "member" || id.Fingerprint != res.Fingerprint || len(id.Addrs) == 0 ||
+		n.Fingerprint() != res.Fingerprint {
 		t.Fatalf("id %+v", id)
 	}
 	for _, a := range id.Addrs {

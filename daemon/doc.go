@@ -10,7 +10,8 @@
 //	  api.token         0600  64 hex characters: 32 random bytes
 //	  keystore          0600  profile keystore (keymgmt; Argon2id + XChaCha20-Poly1305)
 //	  peer.key          0600  libp2p key, hosts and bots only (written by node)
-//	  data/             0700  the node's Badger store
+//	  data/             0700  the host store (Badger): envelopes only
+//	  member/           0700  the member's private database (Badger, encrypted with the keystore's DataKey)
 //	  daemon.lock       0600  flock(2)ed by the running daemon; holds its pid
 //	  api.addr          0600  "127.0.0.1:PORT" or "unix:/path"; exists while it runs
 //

@@ -24,6 +24,7 @@ const (
 	FilePeerKey  = "peer.key"
 	FileLock     = "daemon.lock"
 	DirData      = "data"
+	DirMember    = "member"
 )
 
 // maxSmallFile bounds what is read of api.addr and api.token.

@@ -271,6 +271,11 @@ func TestInitRunIDStatus(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(home, "api.addr")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("api.addr after SIGTERM: %v", err)
 	}
+	for _, dir := range []string{"data", "member"} {
+		if entries, err := os.ReadDir(filepath.Join(home, dir)); err != nil || len(entries) == 0 {
+			t.Errorf("%s/ is missing or empty after a run: %v", dir, err)
+		}
+	}
 	logs := d.stderr.String()
 	for _, want := range []string{`"msg":"daemon started"`, `"msg":"daemon stopped"`} {
 		if !strings.Contains(logs, want) {
