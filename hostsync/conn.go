@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/meshnode/meshnode/internal/wire"
@@ -22,6 +23,7 @@ type stream interface {
 // length prefix included, each way.
 type conn struct {
 	s        stream
+	in       recordingReader
 	r        *wire.Reader
 	w        *wire.Writer
 	deadline time.Time // end of the session
@@ -31,7 +33,27 @@ type conn struct {
 }
 
 func newConn(s stream, deadline time.Time, idle time.Duration) *conn {
-	return &conn{s: s, r: wire.NewReader(s), w: wire.NewWriter(s), deadline: deadline, idle: idle}
+	c := &conn{s: s, w: wire.NewWriter(s), deadline: deadline, idle: idle}
+	c.r = wire.NewReader(&c.in)
+	c.in.r = s
+	return c
+}
+
+// recordingReader remembers the last error of the stream, so a failed
+// read is classified by its cause: wire reports a reset or a deadline in
+// the middle of a length prefix as a malformed frame, which is not the
+// peer's fault.
+type recordingReader struct {
+	r   io.Reader
+	err error
+}
+
+func (r *recordingReader) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
 }
 
 // wait returns the deadline of the next read or write: IdleTimeout from
@@ -50,12 +72,14 @@ func (c *conn) read(max int) (frameType, []byte, error) {
 	b, err := c.r.ReadFrame(max)
 	if err != nil {
 		switch {
+		case c.in.err != nil:
+			return 0, nil, ioErr("reading from", c.in.err)
 		case errors.Is(err, wire.ErrFrameTooLarge), errors.Is(err, wire.ErrMalformed):
 			return 0, nil, fmt.Errorf("%w: %v", ErrProtocol, err)
 		case errors.Is(err, io.EOF):
 			return 0, nil, fmt.Errorf("hostsync: peer closed the stream early: %w", io.ErrUnexpectedEOF)
 		}
-		return 0, nil, fmt.Errorf("hostsync: reading from peer: %w", err)
+		return 0, nil, ioErr("reading from", err)
 	}
 	c.recv += int64(len(b) + uvarintLen(len(b)))
 	if len(b) == 0 {
@@ -70,7 +94,7 @@ func (c *conn) write(b []byte) error {
 	// A full buffer is written through at once: the deadline applies.
 	_ = c.s.SetWriteDeadline(c.wait())
 	if err := c.w.WriteFrame(b); err != nil {
-		return fmt.Errorf("hostsync: writing to peer: %w", err)
+		return ioErr("writing to", err)
 	}
 	return nil
 }
@@ -78,7 +102,7 @@ func (c *conn) write(b []byte) error {
 func (c *conn) flush() error {
 	_ = c.s.SetWriteDeadline(c.wait())
 	if err := c.w.Flush(); err != nil {
-		return fmt.Errorf("hostsync: writing to peer: %w", err)
+		return ioErr("writing to", err)
 	}
 	return nil
 }
@@ -86,4 +110,13 @@ func (c *conn) flush() error {
 func uvarintLen(n int) int {
 	var buf [binary.MaxVarintLen64]byte
 	return binary.PutUvarint(buf[:], uint64(n))
+}
+
+// ioErr wraps a stream error, marking deadlines as ErrTimeout.
+func ioErr(what string, err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w: %s peer: %w", ErrTimeout, what, err)
+	}
+	return fmt.Errorf("hostsync: %s peer: %w", what, err)
 }

@@ -20,6 +20,10 @@ var (
 	// for or announced, more than the limits allow. The stream is reset and
 	// the peer gets a strike.
 	ErrProtocol = errors.New("hostsync: protocol violation")
+	// ErrTimeout: the peer did not send or take a frame within
+	// Params.IdleTimeout, or the session outlived Params.SessionTimeout. The
+	// stream is reset; it is not a strike (the network may be slow).
+	ErrTimeout = errors.New("hostsync: peer timed out")
 	// ErrInvalidParams: Params or options that make no sense.
 	ErrInvalidParams = errors.New("hostsync: invalid parameters")
 )

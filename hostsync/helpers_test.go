@@ -28,9 +28,12 @@ func quietLogger() *slog.Logger {
 // fails the test if goroutines outlive every host, store and service.
 func leakCheck(t *testing.T) {
 	t.Helper()
+	// The snapshot is taken now, before the test starts anything: taken
+	// inside the cleanup it would ignore the very goroutines to find.
+	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() {
 		goleak.VerifyNone(t,
-			goleak.IgnoreCurrent(),
+			before,
 			// libp2p and badger keep process-wide workers.
 			goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
 			goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
