@@ -6,6 +6,7 @@ import (
 	"runtime"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/sync/errgroup"
 
@@ -31,59 +32,112 @@ func NewClient(h host.Host, p Params, verify bool) (*Client, error) {
 }
 
 // Fetch asks p for at most limit envelopes of m after the cursor.
-func (c *Client) Fetch(ctx context.Context, p peer.ID, m envelope.MailboxID, after store.Cursor, limit int) (pg store.Page, err error) {
-	if limit <= 0 || limit > c.params.MaxPageCount {
-		return pg, fmt.Errorf("%w: limit %d outside [1, %d]", ErrBadRequest, limit, c.params.MaxPageCount)
-	}
-	if len(after) > MaxCursorSize {
-		return pg, fmt.Errorf("%w: cursor of %d bytes", ErrBadRequest, len(after))
+func (c *Client) Fetch(ctx context.Context, p peer.ID, m envelope.MailboxID, after store.Cursor, limit int) (store.Page, error) {
+	if err := c.checkArgs(after, limit); err != nil {
+		return store.Page{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.params.StreamTimeout)
 	defer cancel()
+	pr, err := c.open(ctx, p, m, after, limit)
+	if err != nil {
+		return store.Page{}, err
+	}
+	return pr.read(ctx)
+}
+
+func (c *Client) checkArgs(after store.Cursor, limit int) error {
+	if limit <= 0 || limit > c.params.MaxPageCount {
+		return fmt.Errorf("%w: limit %d outside [1, %d]", ErrBadRequest, limit, c.params.MaxPageCount)
+	}
+	if len(after) > MaxCursorSize {
+		return fmt.Errorf("%w: cursor of %d bytes", ErrBadRequest, len(after))
+	}
+	return nil
+}
+
+// pageReader is a page whose header has been read: the stream is open and
+// the envelopes follow.
+type pageReader struct {
+	c    *Client
+	p    peer.ID
+	m    envelope.MailboxID
+	st   network.Stream
+	r    *wire.Reader
+	h    *header
+	stop func() bool // stops the reset-on-cancel hook
+}
+
+// open sends the request for one page and reads its header. On success
+// the caller must call read (which closes the stream) or abort.
+func (c *Client) open(ctx context.Context, p peer.ID, m envelope.MailboxID, after store.Cursor, limit int) (*pageReader, error) {
 	st, err := c.h.NewStream(ctx, p, ProtocolID)
 	if err != nil {
-		return pg, fmt.Errorf("fetch: open stream to %s: %w", p, err)
+		return nil, fmt.Errorf("fetch: open stream to %s: %w", p, err)
 	}
 	deadline, _ := ctx.Deadline()
 	_ = st.SetDeadline(deadline)
+	// A cancelled context must also end a read blocked on the stream (a
+	// catch-up abandoning a page it asked for ahead).
+	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
+	pr := &pageReader{c: c, p: p, m: m, st: st, stop: stop}
 	clean := false
 	defer func() {
-		if clean {
-			_ = st.Close()
-		} else {
-			_ = st.Reset()
+		if !clean {
+			pr.abort()
 		}
 	}()
 	if err := st.Scope().SetService(ServiceName); err != nil {
-		return pg, fmt.Errorf("fetch: %w", err)
+		return nil, fmt.Errorf("fetch: %w", err)
 	}
 	req := (&request{mailbox: m, limit: uint32(limit), cursor: after}).marshal()
 	if err := wire.WriteOne(st, req); err != nil {
-		return pg, fmt.Errorf("fetch: send request to %s: %w", p, err)
+		return nil, fmt.Errorf("fetch: send request to %s: %w", p, err)
 	}
 	if err := st.CloseWrite(); err != nil {
-		return pg, fmt.Errorf("fetch: send request to %s: %w", p, err)
+		return nil, fmt.Errorf("fetch: send request to %s: %w", p, err)
 	}
-	r := wire.NewReader(st)
-	frame, err := r.ReadFrame(maxHeaderSize)
+	pr.r = wire.NewReader(st)
+	frame, err := pr.r.ReadFrame(maxHeaderSize)
 	if err != nil {
-		return pg, fmt.Errorf("fetch: read page header from %s: %w", p, err)
+		return nil, fmt.Errorf("fetch: read page header from %s: %w", p, err)
 	}
-	h, err := parseHeader(frame)
-	if err != nil {
-		return pg, err
+	if pr.h, err = parseHeader(frame); err != nil {
+		return nil, err
 	}
-	if herr := h.code.Err(h.msg); herr != nil {
+	if herr := pr.h.code.Err(pr.h.msg); herr != nil {
+		pr.stop()
+		_ = st.Close()
 		clean = true
-		return pg, fmt.Errorf("fetch: %s refused: %w", p, herr)
+		return nil, fmt.Errorf("fetch: %s refused: %w", p, herr)
 	}
-	if int(h.count) > limit {
-		return pg, fmt.Errorf("%w: %d envelopes for a limit of %d", ErrBadResponse, h.count, limit)
+	if int(pr.h.count) > limit {
+		return nil, fmt.Errorf("%w: %d envelopes for a limit of %d", ErrBadResponse, pr.h.count, limit)
 	}
+	clean = true
+	return pr, nil
+}
+
+// abort resets the stream of a page that will not be read.
+func (pr *pageReader) abort() {
+	pr.stop()
+	_ = pr.st.Reset()
+}
+
+// read reads and checks the page's envelopes and closes the stream.
+func (pr *pageReader) read(ctx context.Context) (pg store.Page, err error) {
+	defer func() {
+		if err != nil {
+			pr.abort()
+			return
+		}
+		pr.stop()
+		_ = pr.st.Close()
+	}()
+	c, h, p := pr.c, pr.h, pr.p
 	pg.Envelopes = make([]*envelope.Envelope, 0, h.count)
 	total := 0
 	for i := 0; i < int(h.count); i++ {
-		b, err := r.ReadFrame(c.params.MaxEnvelopeSize)
+		b, err := pr.r.ReadFrame(c.params.MaxEnvelopeSize)
 		if err != nil {
 			return store.Page{}, fmt.Errorf("fetch: read envelope %d/%d from %s: %w", i+1, h.count, p, err)
 		}
@@ -95,7 +149,7 @@ func (c *Client) Fetch(ctx context.Context, p peer.ID, m envelope.MailboxID, aft
 		if err != nil {
 			return store.Page{}, fmt.Errorf("%w: envelope %d: %v", ErrBadResponse, i+1, err)
 		}
-		if e.Mailbox() != m {
+		if e.Mailbox() != pr.m {
 			return store.Page{}, fmt.Errorf("%w: envelope %d belongs to another mailbox", ErrBadResponse, i+1)
 		}
 		pg.Envelopes = append(pg.Envelopes, e)
@@ -105,7 +159,6 @@ func (c *Client) Fetch(ctx context.Context, p peer.ID, m envelope.MailboxID, aft
 			return store.Page{}, fmt.Errorf("fetch: page from %s: %w", p, err)
 		}
 	}
-	clean = true
 	pg.Next, pg.More = h.next, h.more
 	return pg, nil
 }
@@ -123,13 +176,36 @@ func verifyAll(ctx context.Context, envs []*envelope.Envelope) error {
 // CatchUp fetches pages from p until none remain, handing each to fn, and
 // returns the cursor to save and the number of envelopes seen. fn's error
 // stops the catch-up; the cursor returned is then the last one fn accepted.
+//
+// Pages are handed to fn one at a time and in order, but fetched one ahead:
+// as soon as a page's header has arrived (it carries the next cursor), the
+// request for the following page goes out, so the host reads that page
+// from its store while this one is still in transit, decoded and handed
+// to fn. At most two pages are held at once.
 func (c *Client) CatchUp(ctx context.Context, p peer.ID, m envelope.MailboxID, after store.Cursor, fn func(store.Page) error) (store.Cursor, int, error) {
+	if err := c.checkArgs(after, c.params.MaxPageCount); err != nil {
+		return after, 0, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // abandons a page fetched ahead when we stop early
 	n := 0
+	next := c.fetchAsync(ctx, p, m, after)
 	for {
-		pg, err := c.Fetch(ctx, p, m, after, c.params.MaxPageCount)
-		if err != nil {
-			return after, n, err
+		f := next
+		next = nil
+		var res pageResult
+		select {
+		case h := <-f.header:
+			if h != nil && h.more && h.count > 0 {
+				next = c.fetchAsync(ctx, p, m, h.next)
+			}
+			res = <-f.page
+		case res = <-f.page: // failed before its header
 		}
+		if res.err != nil {
+			return after, n, res.err
+		}
+		pg := res.pg
 		if len(pg.Envelopes) > 0 || len(pg.Next) > 0 {
 			if err := fn(pg); err != nil {
 				return after, n, err
@@ -145,5 +221,41 @@ func (c *Client) CatchUp(ctx context.Context, p peer.ID, m envelope.MailboxID, a
 		if len(pg.Envelopes) == 0 {
 			return after, n, fmt.Errorf("%w: empty page claims more remain", ErrBadResponse)
 		}
+		if next == nil {
+			// Cannot happen: a page with more and envelopes had its
+			// follower requested when its header arrived.
+			next = c.fetchAsync(ctx, p, m, after)
+		}
 	}
+}
+
+// pageFetch is a page being fetched in the background: its header, then
+// the page or the error, each delivered once.
+type pageFetch struct {
+	header chan *header
+	page   chan pageResult
+}
+
+type pageResult struct {
+	pg  store.Page
+	err error
+}
+
+// fetchAsync fetches one full page (MaxPageCount) in a goroutine. The
+// goroutine ends with ctx: a cancelled fetch resets its stream.
+func (c *Client) fetchAsync(ctx context.Context, p peer.ID, m envelope.MailboxID, after store.Cursor) *pageFetch {
+	f := &pageFetch{header: make(chan *header, 1), page: make(chan pageResult, 1)}
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, c.params.StreamTimeout)
+		defer cancel()
+		pr, err := c.open(ctx, p, m, after, c.params.MaxPageCount)
+		if err != nil {
+			f.page <- pageResult{err: err}
+			return
+		}
+		f.header <- pr.h
+		pg, err := pr.read(ctx)
+		f.page <- pageResult{pg: pg, err: err}
+	}()
+	return f
 }

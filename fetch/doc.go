@@ -18,6 +18,12 @@
 // first envelope) Params.MaxPageBytes bytes; a client rejects a page that
 // does.
 //
+// The catch-up client (Client.CatchUp) asks for the next page as soon as
+// a page's header has arrived (the header carries the next cursor), so the
+// host reads the next page from its store while the current one is in
+// transit; pages are still handed over one at a time and in order, and at
+// most two are held.
+//
 // Cursors are opaque and issued by the host (package store). An unknown or
 // expired cursor is an explicit error (status.UnknownCursor,
 // status.ExpiredCursor), never "everything". The cursor of the last page
