@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/internal/status"
 )
 
 // maxJoinedPerMailbox bounds the peers remembered from PeerJoined.
@@ -193,6 +194,9 @@ func (sc *scheduler) loop() {
 			for m, w := range sc.watched {
 				sc.poll(m, w, !now.Before(w.next))
 			}
+			for k, ps := range sc.pairs {
+				sc.tidy(k, ps)
+			}
 			sc.dispatch()
 		}
 	}
@@ -313,6 +317,11 @@ func (sc *scheduler) finished(r result) {
 	case errors.Is(r.err, ErrBusy), errors.Is(r.err, ErrClosed), errors.Is(r.err, context.Canceled):
 		// Busy: a session of the peer for this mailbox runs and syncs both
 		// ways. Closed: nothing more to do.
+	case errors.Is(r.err, status.ErrRateLimited):
+		// The peer is busy, most often with its own session with us for
+		// this mailbox (both sides started at once), which syncs both
+		// ways. Not a failure; a request before BackoffMin waits.
+		ps.notBefore = time.Now().Add(sc.jitter(sc.s.p.BackoffMin))
 	default:
 		ps.failures++
 		back := sc.s.p.BackoffMin << min(ps.failures-1, 20)
@@ -327,9 +336,17 @@ func (sc *scheduler) finished(r result) {
 	sc.dispatch()
 }
 
-// tidy forgets a pair with nothing pending, running or remembered.
+// tidy forgets a pair with nothing pending or running once its backoff
+// no longer matters: at once for an unwatched mailbox, when the backoff
+// has passed for a pair without failures, BackoffMax later otherwise (a
+// pair that keeps failing is remembered while it is requested).
 func (sc *scheduler) tidy(k pairKey, ps *pairState) {
-	if !ps.pending && !ps.running && (ps.failures == 0 || sc.watched[k.m] == nil) {
+	if ps.pending || ps.running {
+		return
+	}
+	now := time.Now()
+	if sc.watched[k.m] == nil || (ps.failures == 0 && !now.Before(ps.notBefore)) ||
+		now.After(ps.notBefore.Add(sc.s.p.BackoffMax)) {
 		delete(sc.pairs, k)
 	}
 }

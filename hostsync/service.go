@@ -370,7 +370,7 @@ func (s *Service) handle(str network.Stream) {
 	}
 	ctx, cancel := context.WithDeadline(s.ctx, deadline)
 	defer cancel()
-	sess := &session{ctx: ctx, c: c, st: s.st, deliver: s.deliver, p: s.p, m: h.mailbox, peer: from}
+	sess := &session{ctx: ctx, c: c, st: s.st, deliver: s.deliver, p: s.p, m: h.mailbox, peer: from, beforeAck: release}
 	err = c.write((&statusFrame{code: status.OK}).marshal())
 	if err == nil {
 		err = sess.respond(set, h.params)
@@ -467,10 +467,13 @@ func (s *Service) admit(str network.Stream, from peer.ID, h *hello) (status.Code
 		unCount()
 		return status.RateLimited, "host is busy; retry later", nil
 	}
+	var once sync.Once
 	return status.OK, "", func() {
-		str.Scope().ReleaseMemory(mem)
-		s.release(k, incoming)
-		unCount()
+		once.Do(func() {
+			str.Scope().ReleaseMemory(mem)
+			s.release(k, incoming)
+			unCount()
+		})
 	}
 }
 

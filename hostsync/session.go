@@ -61,6 +61,11 @@ type session struct {
 	peer    peer.ID
 	stats   Stats
 	msgs    int // reconcile messages both ways
+
+	// beforeAck, if set, runs when the responder has stored everything
+	// and is about to send its final status: the session no longer
+	// counts as running for its (peer, mailbox).
+	beforeAck func()
 }
 
 // violation marks err as the peer's fault.
@@ -397,6 +402,9 @@ func (s *session) serve(need *learnt) error {
 		case frameDone:
 			if len(b) != doneSize {
 				return violation("done frame of %d bytes", len(b))
+			}
+			if s.beforeAck != nil {
+				s.beforeAck()
 			}
 			if err := s.c.write((&statusFrame{code: status.OK}).marshal()); err != nil {
 				return err
