@@ -106,7 +106,7 @@ func TestRetentionNeitherResurrectsNorLoops(t *testing.T) {
 	}
 	tu.Eventually(t, 10*time.Second, func() bool {
 		return len(a.served.all())+len(b.served.all()) > before && idle(a) && idle(b)
-		}, "schedulers idle after their sessions")
+	}, "schedulers idle after their sessions")
 	for _, r := range append(a.served.all(), b.served.all()...) {
 		if r.err != nil || r.st.Received != 0 {
 			t.Fatalf("scheduled session: %+v", r)
