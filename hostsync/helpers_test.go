@@ -132,6 +132,8 @@ type nodeOpts struct {
 	policy  Policy
 	hostsOf func(envelope.MailboxID) []peer.ID
 	storeOp []store.Option
+	// watchedOnly passes a nil Policy: only watched mailboxes are served.
+	watchedOnly bool
 }
 
 func newNode(t testing.TB, o nodeOpts) *testNode {
@@ -142,7 +144,7 @@ func newNode(t testing.TB, o nodeOpts) *testNode {
 		p = *o.params
 	}
 	pol := o.policy
-	if pol == nil {
+	if pol == nil && !o.watchedOnly {
 		pol = allowAll{}
 	}
 	opts := []Option{WithParams(p), WithLogger(quietLogger()), func(c *config) error { c.served = n.served.hook; return nil }}

@@ -124,6 +124,17 @@ func TestResponderLimits(t *testing.T) {
 	if err == nil || isViolation(err) || s.stats.Received != 2 {
 		t.Fatalf("respond: %v, %d received; want a non-violation error after 2", err, s.stats.Received)
 	}
+
+	// More announced than MaxLearnt keeps: verified pushes of the mailbox
+	// are accepted (an honest peer cannot know what we dropped).
+	s = fuzzSession(t, st, m, frames(append(script, []byte{byte(frameDone)})...))
+	s.p.MaxLearnt = 1
+	if err := s.respond(reconcile.NewMemSet(), reconcile.DefaultParams()); err != nil {
+		t.Fatal(err)
+	}
+	if !s.stats.Truncated || s.stats.Need != 1 || s.stats.Received+s.stats.Duplicates != 3 {
+		t.Fatalf("stats %+v: want 3 pushes taken with 1 learnt, truncated", s.stats)
+	}
 }
 
 // TestInitiatorTranscripts plays scripted responders (holding e1, which

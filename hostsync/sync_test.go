@@ -2,9 +2,11 @@ package hostsync
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 
+	"github.com/meshnode/meshnode/internal/status"
 	tu "github.com/meshnode/meshnode/internal/testutil"
 )
 
@@ -45,5 +47,25 @@ func TestTwoHostsConvergeBothWays(t *testing.T) {
 	}
 	if st.Received+st.Sent+st.Have+st.Need != 0 || st.Rounds != 1 || st.BytesSent+st.BytesReceived > 1024 {
 		t.Fatalf("second session %+v: want nothing moved in one round", st)
+	}
+}
+
+// Without a Policy, a service syncs only the mailboxes it watches.
+func TestNilPolicyServesWatchedOnly(t *testing.T) {
+	leakCheck(t)
+	a, b := newNode(t, nodeOpts{}), newNode(t, nodeOpts{watchedOnly: true})
+	connect(t, a, b)
+	k := tu.WriteKey(t)
+	m := tu.Mailbox(k)
+	put(t, a.st, seal(t, k, 4, 300)...)
+	if _, err := a.sv.SyncWith(context.Background(), b.h.ID(), m); !errors.Is(err, status.ErrNotServed) {
+		t.Fatalf("unwatched mailbox: %v, want ErrNotServed", err)
+	}
+	b.sv.Watch(m) // takes effect for the policy at once
+	if _, err := a.sv.SyncWith(context.Background(), b.h.ID(), m); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(liveIDs(t, b.st, m)); got != 4 {
+		t.Fatalf("b holds %d, want 4", got)
 	}
 }
