@@ -152,6 +152,7 @@ func (n *Node) addGroupNick(ctx context.Context, g *groupstate.Group, nick strin
 	mbs := m.mailboxesOf(e)
 	m.mu.Unlock()
 
+	n.setNamedHosts(mbs, g.Hosts)
 	for _, mb := range mbs {
 		if err := n.HostMailbox(mb); err != nil {
 			return nil, err

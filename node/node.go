@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -15,6 +17,7 @@ import (
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/fetch"
 	"github.com/meshnode/meshnode/groupstate"
+	"github.com/meshnode/meshnode/hostsync"
 	"github.com/meshnode/meshnode/relay"
 	"github.com/meshnode/meshnode/store"
 )
@@ -53,6 +56,7 @@ type Node struct {
 	relay    *relay.Relay
 	fetchSvc *fetch.Service
 	fetchCl  *fetch.Client
+	sync     *hostsync.Service
 	allow    allowlist
 	metrics  *metrics
 	member   *member // nil for a pure host
@@ -61,11 +65,13 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines of the member
 
-	mu        sync.Mutex
-	hosted    map[envelope.MailboxID]struct{}
-	listeners map[int]chan<- Arrival
-	nextL     int
-	closed    bool
+	mu     sync.Mutex
+	hosted map[envelope.MailboxID]struct{}
+	// namedHosts are the hosts named by this member's groups, per mailbox.
+	namedHosts map[envelope.MailboxID][]peer.ID
+	listeners  map[int]chan<- Arrival
+	nextL      int
+	closed     bool
 }
 
 var _ GroupHost = (*Node)(nil)
@@ -89,11 +95,12 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 		cfg.log = slog.Default()
 	}
 	n = &Node{
-		params:    p,
-		log:       cfg.log.With("component", "node"),
-		allow:     allow,
-		hosted:    make(map[envelope.MailboxID]struct{}),
-		listeners: make(map[int]chan<- Arrival),
+		params:     p,
+		log:        cfg.log.With("component", "node"),
+		allow:      allow,
+		hosted:     make(map[envelope.MailboxID]struct{}),
+		namedHosts: make(map[envelope.MailboxID][]peer.ID),
+		listeners:  make(map[int]chan<- Arrival),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	// Returns below set n to nil on error; close what was started through
@@ -144,6 +151,10 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 	}
 	if n.fetchSvc, err = fetch.NewService(n.h, n.st,
 		fetch.WithParams(p.Fetch), fetch.WithPolicy(n), fetch.WithLogger(cfg.log.With("component", "fetch"))); err != nil {
+		return nil, err
+	}
+	if n.sync, err = hostsync.New(n.h, n.st, n.Deliver, n,
+		hostsync.WithHosts(n.knownHosts), hostsync.WithLogger(cfg.log.With("component", "hostsync"))); err != nil {
 		return nil, err
 	}
 	// Hosts re-verify what they fetch before storing it; see fetch's doc.
@@ -206,6 +217,9 @@ func (n *Node) startMember(cfg *config) error {
 			return err
 		}
 	}
+	for _, e := range m.groups {
+		n.setNamedHosts(m.mailboxesOf(e), e.g.Hosts)
+	}
 	n.watchHosts()
 	n.wg.Add(1)
 	go n.runMember()
@@ -247,6 +261,9 @@ func (n *Node) Close() error {
 	}
 	if n.fetchSvc != nil {
 		errs = append(errs, n.fetchSvc.Close())
+	}
+	if n.sync != nil {
+		errs = append(errs, n.sync.Close())
 	}
 	n.cancel()
 	n.wg.Wait()
@@ -299,7 +316,42 @@ func (n *Node) HostMailbox(m envelope.MailboxID) error {
 	}
 	n.hosted[m] = struct{}{}
 	n.mu.Unlock()
-	return n.relay.Join(m)
+	if err := n.relay.Join(m); err != nil {
+		return err
+	}
+	n.sync.Watch(m)
+	return nil
+}
+
+// knownHosts are the peers to sync mailbox m with: the peers on its topic
+// and the hosts named by this member's groups. Called by the sync
+// scheduler; it takes only Node.mu and relay's lock.
+func (n *Node) knownHosts(m envelope.MailboxID) []peer.ID {
+	peers := n.relay.TopicPeers(m)
+	n.mu.Lock()
+	named := n.namedHosts[m]
+	n.mu.Unlock()
+	for _, p := range named {
+		if p != n.h.ID() && !slices.Contains(peers, p) {
+			peers = append(peers, p)
+		}
+	}
+	return peers
+}
+
+// setNamedHosts records the hosts a group names for its mailboxes.
+func (n *Node) setNamedHosts(mbs []envelope.MailboxID, hosts []string) {
+	ais, _ := parseHosts(hosts)
+	ids := make([]peer.ID, 0, len(ais))
+	for _, ai := range ais {
+		ids = append(ids, ai.ID)
+		n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, m := range mbs {
+		n.namedHosts[m] = ids
+	}
 }
 
 // DropMailbox stops serving m (its stored envelopes stay until retention).
@@ -307,6 +359,7 @@ func (n *Node) DropMailbox(m envelope.MailboxID) error {
 	n.mu.Lock()
 	delete(n.hosted, m)
 	n.mu.Unlock()
+	n.sync.Unwatch(m)
 	return n.relay.Leave(m)
 }
 

@@ -69,6 +69,7 @@ func (n *Node) processAll() {
 	m := n.member
 	m.mu.Lock()
 	var gapped []groupstate.GroupID
+	var gappedMbs []envelope.MailboxID
 	for mb, ref := range m.mailboxes {
 		e, ok := m.groups[ref.group]
 		if !ok {
@@ -80,11 +81,16 @@ func (n *Node) processAll() {
 		}
 		if newGaps {
 			gapped = append(gapped, e.g.ID)
+			gappedMbs = append(gappedMbs, mb)
 		}
 	}
 	m.mu.Unlock()
+	for _, mb := range gappedMbs {
+		// A gap: reconcile with every known host of the mailbox...
+		n.sync.Trigger(mb)
+	}
 	for _, id := range gapped {
-		// A gap: ask every known host for the missing messages.
+		// ...and fetch from every known host.
 		n.catchUpAsync(id)
 	}
 }
