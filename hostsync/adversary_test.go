@@ -278,6 +278,11 @@ func TestHelloRefusals(t *testing.T) {
 			t.Fatalf("hello %x: stream not reset", b)
 		}
 	}
+	// Two strikes for the garbage (recorded before the reset we saw); the
+	// refusals above were none, or this third one would ban.
+	if honest.sv.Banned(evil.h.ID()) {
+		t.Fatal("refusals counted as strikes")
+	}
 }
 
 // A peer that stops talking is dropped after IdleTimeout on either side,

@@ -335,15 +335,15 @@ func (s *Service) handle(str network.Stream) {
 
 	start := time.Now()
 	h, code, msg, err := s.readHello(c, from)
-	if err != nil {
+	if err != nil && code == status.OK {
+		// Refusals (another version, larger limits) are answered below
+		// and are no strike; a hello that is not one is.
 		if isViolation(err) {
 			s.strike(from, err)
 		}
 		s.log.Debug("bad sync hello", "peer", from, "err", err)
-		if code == status.OK {
-			_ = str.Reset()
-			return
-		}
+		_ = str.Reset()
+		return
 	}
 	var release func()
 	if code == status.OK {
