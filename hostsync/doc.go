@@ -96,6 +96,24 @@
 // mailbox at once, the one initiated by the lower peer ID proceeds and the
 // other is refused as busy (the surviving session syncs both ways).
 //
+// # Measured
+//
+// 2-core VM (AMD Turin-class, shared), go1.26.8, in-memory stores, real
+// libp2p over loopback TCP, n = 100,000 envelopes of 1 KiB, d of them on
+// one side only (half each), one session; from
+// go test -run '^$' -bench Sync -benchtime 1x ./hostsync (the same as
+// meshnode bench sync --json):
+//
+//	d      reconcile bytes  rounds  transfer bytes  seconds  target bytes  target rounds
+//	0                  397       1               7    0.078        16,384            2
+//	10              14,963       3          10,442    0.057        36,864            8.6
+//	1,000          842,366       4       1,043,021    0.163     2,064,384            5.3
+//
+// against 3,200,000 bytes for exchanging all IDs. Seconds include building
+// both snapshots (~40 ms per 100,000 IDs). Reconciling straight from the
+// store (StoreSet, SnapshotCacheIDs = 0) costs the same bytes and rounds
+// and 0.09, 0.24 and 0.56 s.
+//
 // # Byte layout (version 1)
 //
 // Every frame is a varint-delimited frame (package internal/wire) whose
