@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -41,14 +40,15 @@ const (
 	pfxProfile = 'P'
 )
 
-func openMemberDB(dir string, key []byte, inMemory bool, log *slog.Logger) (*memberDB, error) {
+func openMemberDB(dir string, key []byte, inMemory bool, memTable int64) (*memberDB, error) {
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithSyncWrites(true).
 		// A member's database is small: a few MiB of tables suffice.
-		WithMemTableSize(8 << 20).
-		// Values up to 64 KiB stay in the LSM tree (messages are small).
-		WithValueThreshold(64 << 10).
+		WithMemTableSize(memTable).
+		// Values up to a tenth of a memtable stay in the LSM tree
+		// (messages are small); Badger requires it below its batch size.
+		WithValueThreshold(min(64<<10, memTable/10)).
 		WithNumMemtables(2).
 		WithBlockCacheSize(4 << 20).
 		WithNumCompactors(2).

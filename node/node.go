@@ -196,7 +196,7 @@ func (n *Node) startMember(cfg *config) error {
 	if !inMem && cfg.memberDir == "" {
 		return fmt.Errorf("%w: a member database directory is required (WithMemberDB)", ErrConfig)
 	}
-	db, err := openMemberDB(cfg.memberDir, cfg.dataKey, inMem, n.log)
+	db, err := openMemberDB(cfg.memberDir, cfg.dataKey, inMem, n.params.MemberMemTableSize)
 	if err != nil {
 		return err
 	}

@@ -87,6 +87,10 @@ type Params struct {
 	// hosts in the background.
 	CatchUpInterval time.Duration
 
+	// MemberMemTableSize sizes the member database's memtables (Badger
+	// keeps two); the simulator shrinks it to fit hundreds of nodes.
+	MemberMemTableSize int64
+
 	Store store.Params
 	Relay relay.Params
 	Fetch fetch.Params
@@ -104,11 +108,12 @@ func DefaultParams(role Role) Params {
 		ConnHigh:    64,
 		ConnGrace:   30 * time.Second,
 
-		ProcessInterval: 5 * time.Second,
-		CatchUpInterval: 2 * time.Minute,
-		Store:           store.DefaultParams(),
-		Relay:           relay.DefaultParams(),
-		Fetch:           fetch.DefaultParams(),
+		MemberMemTableSize: 8 << 20,
+		ProcessInterval:    5 * time.Second,
+		CatchUpInterval:    2 * time.Minute,
+		Store:              store.DefaultParams(),
+		Relay:              relay.DefaultParams(),
+		Fetch:              fetch.DefaultParams(),
 	}
 	if role == RoleHost || role == RoleBot {
 		p.StablePeerID = true
@@ -140,6 +145,9 @@ func (p *Params) validate() error {
 	}
 	if p.ConnLow <= 0 || p.ConnHigh < p.ConnLow {
 		errs = append(errs, fmt.Errorf("connection watermarks %d/%d", p.ConnLow, p.ConnHigh))
+	}
+	if p.MemberMemTableSize < 1<<20 {
+		errs = append(errs, fmt.Errorf("MemberMemTableSize %d below 1 MiB", p.MemberMemTableSize))
 	}
 	if p.ProcessInterval <= 0 || p.CatchUpInterval <= 0 {
 		errs = append(errs, errors.New("ProcessInterval and CatchUpInterval must be positive"))
