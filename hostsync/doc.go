@@ -110,7 +110,7 @@
 //	1,000          842,366       4       1,043,021    0.163     2,064,384            5.3
 //
 // against 3,200,000 bytes for exchanging all IDs. Seconds include building
-// both snapshots (~40 ms per 100,000 IDs). Reconciling straight from the
+// both sides' snapshots (most of the d = 0 time). Reconciling straight from the
 // store (StoreSet, SnapshotCacheIDs = 0) costs the same bytes and rounds
 // and 0.09, 0.24 and 0.56 s.
 //
