@@ -76,10 +76,11 @@ func count(t *testing.T, n *Node, m envelope.MailboxID) int {
 
 func leakCheck(t *testing.T) {
 	t.Helper()
-	// Registered first so it runs after every node's cleanup.
+	// The snapshot is taken now, before the test starts anything; the check
+	// is registered first so it runs after every node's cleanup.
+	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() {
-		goleak.VerifyNone(t,
-			goleak.IgnoreCurrent(),
+		goleak.VerifyNone(t, before,
 			// libp2p and badger keep process-wide workers.
 			goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
 			goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),

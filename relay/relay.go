@@ -19,8 +19,12 @@ import (
 	"github.com/meshnode/meshnode/internal/ratelimit"
 )
 
-// ProtocolID is the direct relay protocol.
+// ProtocolID is the direct relay protocol: one request per stream.
 const ProtocolID = "/meshnode/relay/1.0.0"
+
+// SessionProtocolID is the direct relay protocol with any number of
+// requests per stream, one after another (Session).
+const SessionProtocolID = "/meshnode/relay/1.1.0"
 
 // ServiceName is the resource-manager service of the direct protocol.
 const ServiceName = "meshnode.relay"
@@ -59,10 +63,7 @@ func PubSubOptions(p Params) ([]pubsub.Option, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	bl, err := pubsub.NewTimeCachedBlacklist(p.BlacklistFor)
-	if err != nil {
-		return nil, err
-	}
+	bl := newExpiringBlacklist(p.BlacklistFor, p.MaxTrackedPeers)
 	return []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
@@ -132,6 +133,7 @@ func New(h host.Host, ps *pubsub.PubSub, handler Handler, opts ...Option) (*Rela
 		topics: make(map[envelope.MailboxID]*joined),
 	}
 	h.SetStreamHandler(ProtocolID, r.handleStream)
+	h.SetStreamHandler(SessionProtocolID, r.handleStream)
 	return r, nil
 }
 
@@ -148,6 +150,7 @@ func (r *Relay) Close() error {
 	r.mu.Unlock()
 
 	r.h.RemoveStreamHandler(ProtocolID)
+	r.h.RemoveStreamHandler(SessionProtocolID)
 	r.cancel()
 	var errs []error
 	for m, j := range topics {

@@ -37,15 +37,9 @@ func NewReader(r io.Reader) *Reader {
 // ReadFrame reads one frame of at most max bytes. io.EOF is returned only
 // for a clean end before a frame starts.
 func (r *Reader) ReadFrame(max int) ([]byte, error) {
-	n, err := binary.ReadUvarint(r.br)
+	n, err := r.readLength()
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, io.EOF
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, err
 	}
 	if n > uint64(max) {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
@@ -58,6 +52,32 @@ func (r *Reader) ReadFrame(max int) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// readLength reads the varint prefix. Errors of the stream (deadline,
+// reset) are returned as they are, so callers can tell a slow or broken
+// peer from one that sends garbage; only an over-long varint is
+// ErrMalformed.
+func (r *Reader) readLength() (uint64, error) {
+	var buf [binary.MaxVarintLen64]byte
+	for i := 0; i < len(buf); i++ {
+		c, err := r.br.ReadByte()
+		if err != nil {
+			if errors.Is(err, io.EOF) && i > 0 {
+				return 0, io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		buf[i] = c
+		if c < 0x80 {
+			n, k := binary.Uvarint(buf[:i+1])
+			if k <= 0 {
+				return 0, fmt.Errorf("%w: varint overflows 64 bits", ErrMalformed)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: varint longer than %d bytes", ErrMalformed, binary.MaxVarintLen64)
 }
 
 // Writer writes frames through a buffer; call Flush after the last frame of

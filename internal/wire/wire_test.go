@@ -69,3 +69,21 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+type failingReader struct{ err error }
+
+func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
+
+// A stream error while reading the length prefix is reported as itself,
+// not as a malformed frame (a deadline is not the peer's garbage).
+func TestStreamErrorsPassThrough(t *testing.T) {
+	boom := errors.New("deadline exceeded")
+	_, err := NewReader(failingReader{boom}).ReadFrame(10)
+	if !errors.Is(err, boom) || errors.Is(err, ErrMalformed) {
+		t.Fatalf("got %v, want the stream's own error", err)
+	}
+	_, err = NewReader(io.MultiReader(bytes.NewReader([]byte{0x80}), failingReader{boom})).ReadFrame(10)
+	if !errors.Is(err, boom) {
+		t.Fatalf("mid-prefix: got %v", err)
+	}
+}
