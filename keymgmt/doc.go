@@ -90,6 +90,23 @@
 //
 // A writer's WPub_n must be the key derived from its W_n.
 //
+// # Rotation
+//
+// WrapEpochSecrets seals one epoch's secrets to every remaining member and
+// returns a list of (slot, sealed) pairs, sorted by slot; this list is the
+// interface a key tree could later fill instead of per-member seals:
+//
+//	slot   = SHA-256(LabelRotationSlot ‖ uint16be(len(scope)) ‖ scope ‖ SignPub)[:8]
+//	sealed = HPKE base seal to the member's HPKE key, info =
+//	         len(LabelWrapEpochSecrets) ‖ LabelWrapEpochSecrets ‖ info ‖ SignPub,
+//	         plaintext = epoch secrets (layout above; no W_n for read-only members)
+//
+// groupstate passes scope = group ID ‖ new epoch and info = group ID ‖ new
+// epoch ‖ state head. A member computes its own slot, opens the entries
+// that carry it (a collision only costs another open) and gets
+// ErrNotRecipient if there is none. An X25519 copy is 8 + 114 bytes for a
+// reader and 8 + 146 for a writer (WrappedSecretsSize).
+//
 // # Key packages
 //
 // Binary (KeyPackage.Marshal / ParseKeyPackageBinary):

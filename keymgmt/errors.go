@@ -42,3 +42,7 @@ var (
 	// file; pass KeystoreOptions.Overwrite to replace it.
 	ErrKeystoreExists = errors.New("keymgmt: keystore already exists")
 )
+
+// ErrNotRecipient: a rotation's wrapped secrets hold no copy for this
+// identity (it was not a member when the rotation was made, or was removed).
+var ErrNotRecipient = errors.New("keymgmt: no wrapped copy for this identity")
