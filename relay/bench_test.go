@@ -36,30 +36,33 @@ func (h storeHandler) Deliver(ctx context.Context, env *envelope.Envelope, _ pee
 // writers (each its own libp2p host on TCP loopback) keeping 8 requests in
 // flight each, to one relay whose Handler stores durably: on disk (fsync
 // per group commit, as a host) or in memory (the protocol and
-// verification cost alone). The relay has joined every mailbox's topic, as
-// a host does, so each stored envelope is also published.
+// verification cost alone); with a stream per envelope (Send) or 8
+// sessions per writer (Session). The relay has joined every mailbox's
+// topic, as a host does, so each stored envelope is also published.
 //
 //	go test ./relay -run '^$' -bench RelayIngest -benchtime 20000x
 func BenchmarkRelayIngest(b *testing.B) {
 	for _, mode := range []string{"disk", "memory"} {
-		b.Run("store="+mode, func(b *testing.B) {
-			p := store.DefaultParams()
-			dir := b.TempDir()
-			if mode == "memory" {
-				p, dir = store.InMemoryParams(), ""
-			}
-			p.RetentionInterval, p.GCInterval = 0, 0
-			p.Default, p.GlobalQuotaBytes = store.MailboxPolicy{}, 0
-			st, err := store.Open(dir, p, store.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { st.Close() })
-			benchIngest(b, storeHandler{st}, 4, 8)
-			if u := st.Usage(); u.Count != int64(b.N) {
-				b.Fatalf("stored %d of %d", u.Count, b.N)
-			}
-		})
+		for _, proto := range []string{"stream", "session"} {
+			b.Run("store="+mode+"/"+proto, func(b *testing.B) {
+				p := store.DefaultParams()
+				dir := b.TempDir()
+				if mode == "memory" {
+					p, dir = store.InMemoryParams(), ""
+				}
+				p.RetentionInterval, p.GCInterval = 0, 0
+				p.Default, p.GlobalQuotaBytes = store.MailboxPolicy{}, 0
+				st, err := store.Open(dir, p, store.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { st.Close() })
+				benchIngest(b, storeHandler{st}, 4, 8, proto == "session")
+				if u := st.Usage(); u.Count != int64(b.N) {
+					b.Fatalf("stored %d of %d", u.Count, b.N)
+				}
+			})
+		}
 	}
 }
 
@@ -87,7 +90,7 @@ func benchHost(b *testing.B) host.Host {
 	return h
 }
 
-func benchIngest(b *testing.B, hd Handler, writers, inflight int) {
+func benchIngest(b *testing.B, hd Handler, writers, inflight int, session bool) {
 	h := benchHost(b)
 	psOpts, err := PubSubOptions(DefaultParams())
 	if err != nil {
@@ -137,12 +140,20 @@ func benchIngest(b *testing.B, hd Handler, writers, inflight int) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				send := func(e *envelope.Envelope) error {
+					return Send(context.Background(), c, h.ID(), w.m, e, 10*time.Second)
+				}
+				if session {
+					s := NewSession(c, h.ID(), 10*time.Second)
+					defer s.Close()
+					send = func(e *envelope.Envelope) error { return s.Send(context.Background(), w.m, e) }
+				}
 				for !failed.Load() {
 					j := int(w.next.Add(1) - 1)
 					if j >= len(w.envs) {
 						return
 					}
-					if err := Send(context.Background(), c, h.ID(), w.m, w.envs[j], 10*time.Second); err != nil && !errors.Is(err, context.Canceled) {
+					if err := send(w.envs[j]); err != nil && !errors.Is(err, context.Canceled) {
 						failed.Store(true)
 						b.Error(err)
 						return

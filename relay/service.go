@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -15,54 +16,72 @@ import (
 	"github.com/meshnode/meshnode/internal/wire"
 )
 
-// handleStream serves one direct relay request.
+// handleStream serves direct relay requests: one per stream on
+// ProtocolID, any number in turn on SessionProtocolID.
 func (r *Relay) handleStream(s network.Stream) {
+	session := s.Protocol() == SessionProtocolID
 	_ = s.SetDeadline(time.Now().Add(r.params.StreamTimeout))
 	if err := s.Scope().SetService(ServiceName); err != nil {
 		r.log.Debug("resource manager refused relay stream", "err", err)
 		_ = s.Reset()
 		return
 	}
-	// Memory is reserved before it is allocated: first the read buffer,
-	// then, once the request's length prefix has arrived, the frame it
-	// announces (at most MaxRequestSize). A small envelope thus holds only
-	// what it needs, and a sender can keep as many of them in flight as the
-	// service's per-peer stream limit allows, not just as many maximum-size
-	// frames as its memory limit holds.
-	reserved := 0
-	reserve := func(n int) bool {
-		if err := s.Scope().ReserveMemory(n, network.ReservationPriorityAlways); err != nil {
-			r.log.Debug("resource manager refused relay memory", "err", err)
-			s.Scope().ReleaseMemory(reserved)
-			_ = s.Reset()
-			return false
-		}
-		reserved += n
-		return true
-	}
-	if !reserve(readBufferSize) {
-		return
-	}
-	br := bufio.NewReaderSize(s, readBufferSize)
-	if !reserve(announced(br, r.params.MaxRequestSize())) {
-		return
-	}
-	from := s.Conn().RemotePeer()
-	code, msg := r.serve(s, br)
-	// The reservation covers the request, which serve is done with.
-	// Release it before answering: a sender that opens its next stream as
-	// soon as it reads the answer (a writer keeping the per-peer maximum
-	// in flight) must find the memory already free, or the resource
-	// manager refuses that stream and the sender sees it reset.
-	s.Scope().ReleaseMemory(reserved)
-	if code != status.OK && code != status.Duplicate {
-		r.log.Debug("relay request refused", "peer", from, "code", code, "msg", msg)
-	}
-	if err := writeFrame(s, (&response{code: code, msg: msg}).marshal()); err != nil {
+	// Memory is reserved before it is allocated: the read buffer for the
+	// stream's lifetime, and for each request, once its length prefix has
+	// arrived, the frame it announces (at most MaxRequestSize). A small
+	// envelope thus holds only what it needs, and a sender can keep as
+	// many of them in flight as the service's per-peer stream limit
+	// allows, not just as many maximum-size frames as its memory limit
+	// holds.
+	if err := s.Scope().ReserveMemory(readBufferSize, network.ReservationPriorityAlways); err != nil {
+		r.log.Debug("resource manager refused relay memory", "err", err)
 		_ = s.Reset()
 		return
 	}
-	_ = s.Close()
+	defer s.Scope().ReleaseMemory(readBufferSize)
+	br := bufio.NewReaderSize(s, readBufferSize)
+	from := s.Conn().RemotePeer()
+	for {
+		frame := announced(br, r.params.MaxRequestSize())
+		if err := s.Scope().ReserveMemory(frame, network.ReservationPriorityAlways); err != nil {
+			r.log.Debug("resource manager refused relay memory", "err", err)
+			_ = s.Reset()
+			return
+		}
+		code, msg, intact := r.serve(s, br)
+		// The frame's reservation covers the request, which serve is done
+		// with. Release it before answering: a sender that sends its next
+		// request as soon as it reads the answer (a writer keeping the
+		// per-peer maximum in flight) must find the memory already free, or
+		// the resource manager refuses that stream and the sender sees it
+		// reset.
+		s.Scope().ReleaseMemory(frame)
+		if code != status.OK && code != status.Duplicate {
+			r.log.Debug("relay request refused", "peer", from, "code", code, "msg", msg)
+		}
+		if err := writeFrame(s, (&response{code: code, msg: msg}).marshal()); err != nil {
+			_ = s.Reset()
+			return
+		}
+		// A session ends after a refusal (the client opens a new stream
+		// after one) and after a request that did not leave the stream at a
+		// frame boundary.
+		if !session || !intact || (code != status.OK && code != status.Duplicate) {
+			_ = s.Close()
+			return
+		}
+		// Wait for the next request or the sender's end of the session; an
+		// idle session ends after StreamTimeout.
+		_ = s.SetDeadline(time.Now().Add(r.params.StreamTimeout))
+		if _, err := br.Peek(1); err != nil {
+			if errors.Is(err, io.EOF) {
+				_ = s.Close()
+			} else {
+				_ = s.Reset()
+			}
+			return
+		}
+	}
 }
 
 // announced returns the length of the frame whose prefix starts br,
@@ -78,18 +97,29 @@ func announced(br *bufio.Reader, max int) int {
 	return int(n)
 }
 
-func (r *Relay) serve(s network.Stream, br *bufio.Reader) (status.Code, string) {
+// serve reads and handles one request. intact reports that the request
+// frame was read whole, so the stream is at a frame boundary.
+func (r *Relay) serve(s network.Stream, br *bufio.Reader) (code status.Code, msg string, intact bool) {
 	from := s.Conn().RemotePeer()
 	if !r.limiter.Allow(from, 1) {
-		return status.RateLimited, "too many envelopes; slow down"
+		return status.RateLimited, "too many envelopes; slow down", false
 	}
 	frame, err := wire.NewReader(br).ReadFrame(r.params.MaxRequestSize())
 	if err != nil {
 		if errors.Is(err, wire.ErrFrameTooLarge) {
-			return status.FromError(fmt.Errorf("%w: %v", envelope.ErrTooLarge, err))
+			code, msg = status.FromError(fmt.Errorf("%w: %v", envelope.ErrTooLarge, err))
+		} else {
+			code, msg = status.FromError(fmt.Errorf("%w: %v", envelope.ErrMalformed, err))
 		}
-		return status.FromError(fmt.Errorf("%w: %v", envelope.ErrMalformed, err))
+		return code, msg, false
 	}
+	code, msg = r.handleRequest(s, frame)
+	return code, msg, true
+}
+
+// handleRequest checks and stores one request frame.
+func (r *Relay) handleRequest(s network.Stream, frame []byte) (status.Code, string) {
+	from := s.Conn().RemotePeer()
 	q, err := parseRequest(frame)
 	if err != nil {
 		return status.FromError(err)
