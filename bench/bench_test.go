@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/relay"
 	"github.com/meshnode/meshnode/store"
 )
 
@@ -14,10 +15,19 @@ import (
 // claim about correctness; they assert nothing about speed.
 
 func TestIngestSmall(t *testing.T) {
-	p := IngestParams{N: 301, Size: 700, Writers: 3, InFlight: 4, Dir: t.TempDir()}
+	for _, perEnvelope := range []bool{false, true} {
+		p := IngestParams{N: 301, Size: 700, Writers: 3, InFlight: 4, StreamPerEnvelope: perEnvelope, Dir: t.TempDir()}
+		testIngest(t, p)
+	}
+}
+
+func testIngest(t *testing.T, p IngestParams) {
 	r, err := Ingest(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := map[bool]string{false: relay.SessionProtocolID, true: relay.ProtocolID}[p.StreamPerEnvelope]; r.Protocol != want {
+		t.Fatalf("protocol %q, want %q", r.Protocol, want)
 	}
 	if r.Acknowledged != p.N || r.Stored != p.N || r.N != p.N || r.Bytes != int64(p.N*p.Size) {
 		t.Fatalf("acknowledged %d, stored %d, n %d, bytes %d; want %d envelopes", r.Acknowledged, r.Stored, r.N, r.Bytes, p.N)

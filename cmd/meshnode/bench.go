@@ -32,7 +32,8 @@ func newBenchIngestCmd() *cobra.Command {
 		Long: "Starts a host node (Badger store on disk, fsync before every acknowledgement) and --writers\n" +
 			"member nodes, each its own libp2p host on TCP loopback. Each writer relays its share of --n\n" +
 			"envelopes of --size bytes with the direct relay protocol, keeping --inflight requests\n" +
-			"outstanding. Every acknowledged envelope is then checked in the store reopened from disk.\n" +
+			"outstanding, each on its own relay session (protocol 1.1.0; --stream-per-envelope: 1.0.0).\n" +
+			"Every acknowledged envelope is then checked in the store reopened from disk.\n" +
 			"limit = n / (time to verify all envelopes on all cores + time to store.Put all of them\n" +
 			"into a fresh store from writers x inflight goroutines); ratio = rate / limit (target >= 0.7).",
 		Args: cobra.NoArgs,
@@ -45,8 +46,8 @@ func newBenchIngestCmd() *cobra.Command {
 				return writeJSONLine(cmd.OutOrStdout(), r)
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "ingest: %d envelopes of %d B from %d writers x %d in flight in %.2f s\n",
-				r.N, r.EnvelopeSize, r.Writers, r.InFlightPerWriter, r.ElapsedSeconds)
+			fmt.Fprintf(out, "ingest: %d envelopes of %d B from %d writers x %d in flight (%s) in %.2f s\n",
+				r.N, r.EnvelopeSize, r.Writers, r.InFlightPerWriter, r.Protocol, r.ElapsedSeconds)
 			fmt.Fprintf(out, "  rate   %10.0f %s (%.1f MiB/s), latency p50 %.1f ms, p99 %.1f ms\n",
 				r.Rate, r.Units, r.MiBPerSecond, r.Latency.P50, r.Latency.P99)
 			fmt.Fprintf(out, "  limit  %10.0f %s (verify alone %.0f/s, store alone %.0f/s)\n",
@@ -62,7 +63,8 @@ func newBenchIngestCmd() *cobra.Command {
 	f.IntVar(&p.N, "n", p.N, "envelopes to write")
 	f.IntVar(&p.Size, "size", p.Size, "bytes per envelope encoding")
 	f.IntVar(&p.Writers, "writers", p.Writers, "remote writers, each its own libp2p host")
-	f.IntVar(&p.InFlight, "inflight", p.InFlight, "requests each writer keeps outstanding")
+	f.IntVar(&p.InFlight, "inflight", p.InFlight, "requests each writer keeps outstanding, each on its own relay session")
+	f.BoolVar(&p.StreamPerEnvelope, "stream-per-envelope", false, "open a stream per envelope (relay protocol 1.0.0, as node.Remote does) instead of sessions")
 	f.StringVar(&p.Dir, "dir", "", "directory for the on-disk stores (kept); default a temporary directory removed after")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
