@@ -3,6 +3,8 @@ package fetch
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -85,6 +87,11 @@ func TestCatchUpStopsWhereCallbackFailed(t *testing.T) {
 	})
 	if !errors.Is(err, stop) || n != 100 || len(got) != 100 {
 		t.Fatalf("stopped with %v after %d envelopes (%d kept), want the callback's error after 100", err, n, len(got))
+	}
+	// The page fetched ahead was abandoned, and its goroutine is gone.
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "fetchAsync") {
+		t.Fatalf("a page fetch outlived CatchUp:\n%s", stacks)
 	}
 	_, n, err = c.CatchUp(ctx, srv, m, cur, func(pg store.Page) error {
 		for _, e := range pg.Envelopes {

@@ -187,9 +187,17 @@ func (c *Client) CatchUp(ctx context.Context, p peer.ID, m envelope.MailboxID, a
 		return after, 0, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // abandons a page fetched ahead when we stop early
 	n := 0
 	next := c.fetchAsync(ctx, p, m, after)
+	defer func() {
+		// Stopping early abandons the page fetched ahead: cancelling resets
+		// its stream, and waiting for its goroutine means none outlives
+		// the call.
+		cancel()
+		if next != nil {
+			<-next.page
+		}
+	}()
 	for {
 		f := next
 		next = nil
