@@ -1,0 +1,14 @@
+package testnet
+
+import "errors"
+
+var (
+	// ErrScenario: the scenario file or a flag is malformed or asks for
+	// something impossible. The message names the key and the rule.
+	ErrScenario = errors.New("testnet: invalid scenario")
+	// ErrTooLarge: the scenario would not fit this machine's memory.
+	ErrTooLarge = errors.New("testnet: scenario too large for this machine")
+	// ErrNotSupported: the scenario uses a feature the node does not have
+	// yet (member removals and key rotations need managed groups).
+	ErrNotSupported = errors.New("testnet: not supported yet")
+)

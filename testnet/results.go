@@ -1,0 +1,167 @@
+package testnet
+
+import "time"
+
+// Results is the machine-readable outcome of a run (results.json). The
+// JSON names are a contract.
+type Results struct {
+	Scenario   Scenario         `json:"scenario"`
+	Schedule   ScheduleSummary  `json:"schedule"`
+	Machine    Machine          `json:"machine"`
+	Strategies []StrategyResult `json:"strategies"`
+	Started    time.Time        `json:"started"`
+	Elapsed    float64          `json:"elapsed_seconds"`
+}
+
+// ScheduleSummary describes the seed's schedule.
+type ScheduleSummary struct {
+	Groups     int `json:"groups"`
+	Messages   int `json:"messages"`
+	Churned    int `json:"churned_members"`
+	Offlines   int `json:"offline_events"`
+	Partitions int `json:"partitions"`
+}
+
+// Machine is where the run happened.
+type Machine struct {
+	CPUs            int    `json:"cpus"`
+	AvailableMemory int64  `json:"available_memory_bytes"`
+	GoVersion       string `json:"go_version"`
+}
+
+// Percentiles of a distribution, in milliseconds.
+type Percentiles struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// StrategyResult is one strategy's metrics.
+type StrategyResult struct {
+	Strategy Strategy `json:"strategy"`
+	Nodes    int      `json:"nodes"`
+	Members  int      `json:"members"`
+	Infra    int      `json:"infrastructure_nodes"`
+	// Messages sent, and sends that failed outright at the author.
+	Messages    int `json:"messages"`
+	SendsFailed int `json:"sends_failed"`
+
+	// DeliveryRatio: of (message, member) pairs whose member was online
+	// from the send until the deadline, the fraction shown within it.
+	DeliveryRatio float64 `json:"delivery_ratio"`
+	DeliveryPairs int     `json:"delivery_pairs"`
+	// EventualDeliveryRatio: of every (message, other member of the
+	// group) pair, the fraction held after the final catch-up phase.
+	EventualDeliveryRatio float64 `json:"eventual_delivery_ratio"`
+	EventualPairs         int     `json:"eventual_pairs"`
+	// LatencyMs: send → shown (Follow), over pairs delivered within the
+	// deadline.
+	LatencyMs Percentiles `json:"latency_ms"`
+	// CatchUpMs: from a member coming back online until it showed every
+	// message of its groups sent while it was away (incomplete ones are
+	// counted apart).
+	CatchUpMs         Percentiles `json:"catchup_ms"`
+	CatchUpIncomplete int         `json:"catchup_incomplete"`
+	// FinalCatchUpSeconds: how long the final phase took.
+	FinalCatchUpSeconds float64 `json:"final_catchup_seconds"`
+
+	Duplicates Duplicates `json:"duplicates"`
+	Gaps       Gaps       `json:"gaps"`
+
+	// BytesPerNode: mean application bytes (sent + received) per node.
+	BytesPerNode float64   `json:"bytes_per_node"`
+	Bytes        ByteStats `json:"bytes"`
+	// Storage of every node that hosts a group for others.
+	Storage StorageStats `json:"storage"`
+
+	Baseline   *Baseline `json:"baseline,omitempty"`
+	OverheadMs *Overhead `json:"overhead_ms,omitempty"`
+
+	// MemoryPerNode: Go heap and stacks per node after setup.
+	MemoryPerNode int64   `json:"memory_per_node_bytes"`
+	SetupSeconds  float64 `json:"setup_seconds"`
+
+	Series Series `json:"series"`
+}
+
+// Duplicates counts redundant deliveries.
+type Duplicates struct {
+	// Shown: a message shown twice to the same member (must be 0).
+	Shown int `json:"shown"`
+	// Stored: envelopes a node received again after storing them (the
+	// cost of redundant paths: gossip, relay, catch-up, sync).
+	Stored           int64   `json:"stored"`
+	StoredPerMessage float64 `json:"stored_per_message"`
+}
+
+// Gaps are holes in an author's sequence as members saw them.
+type Gaps struct {
+	// Detected: messages shown while an earlier message of the same author
+	// in the same group was not shown yet (a gap opened).
+	Detected int `json:"detected"`
+	// Filled: messages shown after a later message of the same author
+	// (a gap closed).
+	Filled int `json:"filled"`
+	// Open: pairs never delivered, even after the final catch-up.
+	Open int `json:"open"`
+	// Notices: gap notices the nodes showed (a gap no host could fill).
+	Notices int `json:"notices"`
+}
+
+// ByteStats break down application bytes (sent + received per node).
+type ByteStats struct {
+	MemberMean float64 `json:"member_mean"`
+	InfraMean  float64 `json:"infrastructure_mean"`
+	Max        int64   `json:"max"`
+	Total      int64   `json:"total"`
+}
+
+// StorageStats summarise store.Usage of hosting nodes.
+type StorageStats struct {
+	Hosts         int           `json:"hosts"`
+	MeanBytes     float64       `json:"mean_bytes"`
+	MaxBytes      int64         `json:"max_bytes"`
+	MeanEnvelopes float64       `json:"mean_envelopes"`
+	PerHost       []HostStorage `json:"per_host"`
+}
+
+// HostStorage is one hosting node's store usage.
+type HostStorage struct {
+	Node      int    `json:"node"`
+	Role      string `json:"role"`
+	Bytes     int64  `json:"bytes"`
+	Envelopes int64  `json:"envelopes"`
+	Mailboxes int64  `json:"mailboxes"`
+}
+
+// Baseline is plain gossipsub over the same network and traffic.
+type Baseline struct {
+	DeliveryRatio float64     `json:"delivery_ratio"`
+	LatencyMs     Percentiles `json:"latency_ms"`
+	BytesPerNode  float64     `json:"bytes_per_node"`
+}
+
+// Overhead is meshnode's latency minus the baseline's, per percentile.
+type Overhead struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+}
+
+// Series are the plots' data.
+type Series struct {
+	// LatencyCDF: (latency ms, fraction) points.
+	LatencyCDF [][2]float64 `json:"latency_cdf"`
+	// BaselineCDF: the same for the baseline.
+	BaselineCDF [][2]float64 `json:"baseline_cdf,omitempty"`
+	// Delivery per second of the traffic phase: the delivery ratio of
+	// messages sent in that second (-1: no pairs).
+	Delivery         []float64 `json:"delivery"`
+	BaselineDelivery []float64 `json:"baseline_delivery,omitempty"`
+	// Online members per second.
+	Online []int `json:"online"`
+	// BytesPerNode sorted ascending.
+	BytesPerNode []int64 `json:"bytes_per_node"`
+}
