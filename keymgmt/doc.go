@@ -125,6 +125,26 @@
 // The checksum turns typos and truncated copies into ErrChecksum before the
 // signature is even looked at.
 //
+// # Connections (ARCHITECTURE §8)
+//
+// Directory names: an alias (ParseAlias: 3..64 of a-z 0-9 . _ -, lower
+// case, never fingerprint-shaped) or a user ID (a canonical fingerprint).
+// Hosts store a name's packages under H = SHA-256(LabelNameAlias or
+// LabelNameUserID ‖ name), each encrypted as nonce(24) ‖
+// XChaCha20-Poly1305(HKDF(label ‖ name, LabelDirectoryBlobKey), nonce,
+// package, AAD = H) (Name.SealBlob), and accept publishes for H only if
+// signed by the owner key HKDF(identity seed, LabelDirectoryOwnerKey ‖ H)
+// (Identity.DirectoryOwnerKey): one unrelated key per name.
+//
+// A ConnPackage holds a fresh HPKE key, its validity and the seed of the
+// request mailbox write key; under a user ID it also holds the identity
+// and its signature (SigContextConnPackage). An initiator signs an
+// Establishment (its identity, nick, an invite, time, nonce;
+// SigContextConnRequest over the encoding ‖ the package key ID) and seals
+// it with SealRequest (HPKE, LabelSealConnRequest, padded to 4096 bytes);
+// the publisher opens it with ConnSecret.OpenRequest. Layouts are in
+// connpkg.go and connreq.go.
+//
 // # Keystore file
 //
 // Encrypted (mode 0x01):
