@@ -65,3 +65,76 @@ var (
 	// valid.
 	ErrSeqTrackerMalformed = errors.New("groupstate: malformed sequence tracker")
 )
+
+// Managed groups: the state chain, key updates, welcomes and requests.
+var (
+	// ErrEventMalformed: bytes or a value that are not a valid state
+	// event (lengths, fields that the kind does not use, bad names).
+	ErrEventMalformed = errors.New("groupstate: malformed state event")
+	// ErrBadSignature: a state event, welcome, request or fork evidence
+	// whose identity signature does not verify under the key it names.
+	ErrBadSignature = errors.New("groupstate: bad signature")
+	// ErrUnauthorized: the author did not hold the permission in the state
+	// the event extends (not a member, removed, not a manager), or a create
+	// event anywhere but at the start of the chain.
+	ErrUnauthorized = errors.New("groupstate: author not authorized")
+	// ErrUnknownParent: the event extends a head this member does not
+	// know. The chain keeps it and applies it when the parent arrives.
+	ErrUnknownParent = errors.New("groupstate: unknown parent event")
+	// ErrReplay: an event the chain already holds (harmless duplicate).
+	ErrReplay = errors.New("groupstate: event already known")
+	// ErrFork: two different authorized events extend the same head, so a
+	// manager equivocated; the error is a *ForkError carrying the evidence.
+	ErrFork = errors.New("groupstate: state chain fork")
+	// ErrSplit: a member's payload names a state head that is not on this
+	// member's chain for that epoch, so the two were shown different
+	// states; a *ForkError carries evidence when both events are known.
+	ErrSplit = errors.New("groupstate: split state (another member sees another head)")
+	// ErrUnknownHead: a payload names a head of the current (or a later)
+	// epoch that this member does not know yet; check again after more
+	// events arrive.
+	ErrUnknownHead = errors.New("groupstate: unknown state head")
+	// ErrHeadEpoch: a payload names a head of this member's chain that
+	// belongs to another epoch than the payload's.
+	ErrHeadEpoch = errors.New("groupstate: state head of another epoch")
+	// ErrInvalidEvent: an authorized event that does not apply to the
+	// state (adding a member twice, removing a non-member, an expired or
+	// invalid key package, a rotation to the wrong epoch...).
+	ErrInvalidEvent = errors.New("groupstate: event does not apply")
+	// ErrLastManager: the event would leave the group without a manager;
+	// add or transfer to another manager first.
+	ErrLastManager = errors.New("groupstate: the last manager cannot leave or step down")
+	// ErrChainMalformed: a stored state chain encoding is not valid.
+	ErrChainMalformed = errors.New("groupstate: malformed state chain")
+	// ErrEvidenceMalformed: fork evidence that is not two signed events of
+	// one group extending one head.
+	ErrEvidenceMalformed = errors.New("groupstate: malformed fork evidence")
+
+	// ErrKeyUpdateMalformed: bytes that are not a valid key update part.
+	ErrKeyUpdateMalformed = errors.New("groupstate: malformed key update")
+	// ErrStaleKeyUpdate: a key update for an epoch this member already
+	// holds (a replay of an old rotation).
+	ErrStaleKeyUpdate = errors.New("groupstate: stale key update")
+	// ErrKeyUpdateInvalid: a key update that opens but does not match its
+	// rotate event or the member's role (another WPub, no write secret for
+	// a writer), or that does not match the state it is opened against.
+	ErrKeyUpdateInvalid = errors.New("groupstate: invalid key update")
+	// ErrRotationDue: a welcome under from-join history before the
+	// rotation the add made due; rotate first.
+	ErrRotationDue = errors.New("groupstate: rotation due")
+
+	// ErrWelcomeMalformed: bytes that are not a valid welcome or welcome
+	// frame.
+	ErrWelcomeMalformed = errors.New("groupstate: malformed welcome")
+	// ErrWelcomeInvalid: a welcome that opens but does not verify (chain,
+	// signer, secrets, recipient or history rules).
+	ErrWelcomeInvalid = errors.New("groupstate: invalid welcome")
+	// ErrWelcomeIncomplete: no complete welcome among the envelopes yet.
+	ErrWelcomeIncomplete = errors.New("groupstate: welcome incomplete")
+
+	// ErrRequestMalformed: bytes that are not a valid manager request.
+	ErrRequestMalformed = errors.New("groupstate: malformed manager request")
+	// ErrRequestExpired: a manager request too old (or too far in the
+	// future) to be applied.
+	ErrRequestExpired = errors.New("groupstate: manager request expired")
+)
