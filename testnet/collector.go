@@ -27,7 +27,7 @@ type collector struct {
 	baseFirst                  map[[2]int]time.Time
 	offline                    [][]interval
 	gapNotices, sendFails      int
-	left                       int
+	left, baseLeft             int
 	missing                    map[[2]int]int // (node, group) → messages not shown yet
 }
 
@@ -75,6 +75,9 @@ func (c *collector) sent(ev Event, at time.Time) {
 			c.left++
 			c.missing[[2]int{r, ev.Group}]++
 		}
+		if _, ok := c.baseFirst[[2]int{ev.Msg, r}]; !ok && c.m.s.BaselineOn() {
+			c.baseLeft++
+		}
 	}
 }
 
@@ -104,6 +107,9 @@ func (c *collector) baseShown(msg, node int, at time.Time) {
 	k := [2]int{msg, node}
 	if _, ok := c.baseFirst[k]; !ok {
 		c.baseFirst[k] = at
+		if _, sent := c.msgEv[msg]; sent {
+			c.baseLeft--
+		}
 	}
 	c.mu.Unlock()
 }
@@ -143,6 +149,13 @@ func (c *collector) allDelivered() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.left <= 0
+}
+
+// settled reports whether every pair, the baseline's too, is delivered.
+func (c *collector) settled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.left <= 0 && c.baseLeft <= 0
 }
 
 // counts returns sent messages and shown pairs (for the progress bar).

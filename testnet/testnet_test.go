@@ -2,8 +2,13 @@ package testnet
 
 import (
 	"context"
+	"errors"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // quick is a small, fast scenario: 20 members in one group.
@@ -14,23 +19,234 @@ func quick(st ...Strategy) Scenario {
 	s.Duration = Duration(4 * time.Second)
 	s.Warmup = Duration(time.Second)
 	s.CatchUp = Duration(20 * time.Second)
+	s.Deadline = Duration(2 * time.Second)
 	s.Traffic = Traffic{Rate: 3, Size: 100}
 	return s
 }
 
+func leakCheck(t *testing.T) {
+	t.Helper()
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() {
+		goleak.VerifyNone(t, before,
+			// libp2p and badger keep process-wide workers.
+			goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+			goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
+			goleak.IgnoreAnyFunction("github.com/golang/glog.(*fileSink).flushDaemon"),
+		)
+	})
+}
+
 func TestTwentyNodesDeliverEverything(t *testing.T) {
+	leakCheck(t)
 	s := quick(StrategyServer, StrategyPeers)
+	// Generous: the test machine's cores are shared; latency is measured,
+	// not asserted.
+	s.Deadline = Duration(10 * time.Second)
 	res, err := Run(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range res.Strategies {
-		t.Logf("%s: %+v", r.Strategy, r)
-		if r.Messages == 0 {
-			t.Fatalf("%s: no messages sent", r.Strategy)
+		t.Logf("%s: %d messages, delivery %.4f, eventual %.4f, latency %+v, baseline %+v",
+			r.Strategy, r.Messages, r.DeliveryRatio, r.EventualDeliveryRatio, r.LatencyMs, r.Baseline.LatencyMs)
+		if r.Messages == 0 || r.DeliveryPairs == 0 {
+			t.Fatalf("%s: nothing measured (%d messages, %d pairs)", r.Strategy, r.Messages, r.DeliveryPairs)
 		}
 		if r.DeliveryRatio != 1 || r.EventualDeliveryRatio != 1 {
 			t.Errorf("%s: delivery %.4f, eventual %.4f; want 1", r.Strategy, r.DeliveryRatio, r.EventualDeliveryRatio)
+		}
+		if r.Duplicates.Shown != 0 || r.Gaps.Open != 0 {
+			t.Errorf("%s: %d messages shown twice, %d never delivered", r.Strategy, r.Duplicates.Shown, r.Gaps.Open)
+		}
+		if r.LatencyMs.P50 < s20ms {
+			t.Errorf("%s: p50 latency %.1f ms is below the link latency", r.Strategy, r.LatencyMs.P50)
+		}
+		if r.BytesPerNode <= 0 || r.Baseline == nil || r.Baseline.BytesPerNode <= 0 {
+			t.Errorf("%s: bytes not counted: %v, baseline %+v", r.Strategy, r.BytesPerNode, r.Baseline)
+		}
+	}
+	if st := res.Strategies[0].Storage; st.Hosts != 1 || st.PerHost[0].Envelopes == 0 {
+		t.Errorf("server strategy storage %+v: want one host holding envelopes", st)
+	}
+}
+
+const s20ms = 20 // the default link latency, in ms
+
+// TestPartitionHeals: half the members are cut off from the server and
+// the other half for three seconds; with hybrid hosting everything reaches
+// everyone once the partition heals.
+func TestPartitionHeals(t *testing.T) {
+	leakCheck(t)
+	s := quick(StrategyHybrid)
+	s.Duration = Duration(5 * time.Second)
+	s.Deadline = Duration(time.Second)
+	s.Partitions = []Partition{{At: Duration(time.Second), Duration: Duration(3 * time.Second), Split: 0.5}}
+	res, err := Run(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.Strategies[0]
+	t.Logf("hybrid: %d messages, delivery %.4f, eventual %.4f, final catch-up %.1fs, gaps %+v",
+		r.Messages, r.DeliveryRatio, r.EventualDeliveryRatio, r.FinalCatchUpSeconds, r.Gaps)
+	if r.EventualDeliveryRatio != 1 {
+		t.Fatalf("eventual delivery %.4f after the partition healed; want 1", r.EventualDeliveryRatio)
+	}
+	if r.DeliveryRatio == 1 {
+		t.Fatalf("delivery ratio 1 across a partition: the partition cut nothing")
+	}
+}
+
+// TestChurnCatchUp: members that go offline and come back catch up.
+func TestChurnCatchUp(t *testing.T) {
+	s := quick(StrategyServer)
+	s.Duration = Duration(6 * time.Second)
+	s.Churn = Churn{Fraction: 0.3, Online: Duration(2 * time.Second), Offline: Duration(time.Second), Distribution: "fixed"}
+	s.Baseline = new(bool)
+	res, err := Run(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.Strategies[0]
+	t.Logf("server with churn: delivery %.4f, eventual %.4f, catch-up %+v (incomplete %d)",
+		r.DeliveryRatio, r.EventualDeliveryRatio, r.CatchUpMs, r.CatchUpIncomplete)
+	if r.EventualDeliveryRatio != 1 {
+		t.Errorf("eventual delivery %.4f; want 1", r.EventualDeliveryRatio)
+	}
+	if r.CatchUpMs.N+r.CatchUpIncomplete == 0 {
+		t.Errorf("no catch-up measured with 30%% churn")
+	}
+	if r.Baseline != nil {
+		t.Errorf("baseline ran although disabled")
+	}
+}
+
+func TestSameSeedSameSchedule(t *testing.T) {
+	s := DefaultScenario()
+	s.Peers = 40
+	s.Groups = []GroupSpec{{Count: 3, Size: 10}, {Count: 1, Size: 30}}
+	s.Churn = Churn{Fraction: 0.4, Online: Duration(3 * time.Second), Offline: Duration(2 * time.Second)}
+	s.Partitions = []Partition{{At: Duration(2 * time.Second), Duration: Duration(3 * time.Second), Split: 0.3}}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := NewSchedule(&s), NewSchedule(&s)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatal("the same seed gave two different schedules")
+	}
+	kinds := map[EventKind]int{}
+	for _, ev := range a.Events {
+		kinds[ev.Kind]++
+	}
+	if kinds[EventSend] == 0 || kinds[EventOffline] == 0 || kinds[EventOnline] == 0 || kinds[EventPartition] != 1 || kinds[EventHeal] != 1 {
+		t.Fatalf("schedule lacks events: %v", kinds)
+	}
+	for i := 1; i < len(a.Events); i++ {
+		if a.Events[i].At < a.Events[i-1].At {
+			t.Fatalf("events out of order at %d", i)
+		}
+	}
+	s2 := s
+	s2.Seed++
+	if reflect.DeepEqual(a, NewSchedule(&s2)) {
+		t.Fatal("seeds 1 and 2 gave the same schedule")
+	}
+	// Changing the churn leaves the groups drawn from the seed alone.
+	s3 := s
+	s3.Churn.Fraction = 0.1
+	if c := NewSchedule(&s3); !reflect.DeepEqual(a.Groups, c.Groups) {
+		t.Fatal("changing the churn changed the groups")
+	}
+}
+
+func TestSendersAreOnline(t *testing.T) {
+	s := DefaultScenario()
+	s.Churn = Churn{Fraction: 0.5, Online: Duration(time.Second), Offline: Duration(time.Second)}
+	sch := NewSchedule(&s)
+	offline := map[int]bool{}
+	for _, ev := range sch.Events {
+		switch ev.Kind {
+		case EventOffline:
+			offline[ev.Node] = true
+		case EventOnline:
+			offline[ev.Node] = false
+		case EventSend:
+			if offline[ev.Node] {
+				t.Fatalf("message %d sent by node %d while offline", ev.Msg, ev.Node)
+			}
+		}
+	}
+}
+
+func TestBadScenarios(t *testing.T) {
+	tests := []struct {
+		name, json string
+		want       error
+		mention    string
+	}{
+		{"unknown key", `{"peers": 10, "peerz": 3}`, ErrScenario, `unknown field "peerz"`},
+		{"unknown nested key", `{"link": {"latency": "10ms", "lag": "1s"}}`, ErrScenario, `unknown field "lag"`},
+		{"trailing data", `{"peers": 10} {"peers": 11}`, ErrScenario, "after the scenario"},
+		{"wrong type", `{"peers": "ten"}`, ErrScenario, "peers"},
+		{"bad duration", `{"duration": 20}`, ErrScenario, "duration must be a string"},
+		{"syntax", "{\n\"peers\": 10,\n}", ErrScenario, "line 3"},
+		{"one peer", `{"peers": 1}`, ErrScenario, "peers 1"},
+		{"group larger than peers", `{"peers": 10, "groups": [{"count": 1, "size": 11}]}`, ErrScenario, "size 11"},
+		{"unknown strategy", `{"strategies": ["cloud"]}`, ErrScenario, `"cloud"`},
+		{"strategy twice", `{"strategies": ["bot", "bot"]}`, ErrScenario, "twice"},
+		{"server without hosts", `{"strategies": ["server"], "hosts": 0}`, ErrScenario, "hosts 0"},
+		{"zero rate", `{"traffic": {"rate": 0, "size": 100}}`, ErrScenario, "traffic.rate"},
+		{"huge message", `{"traffic": {"rate": 1, "size": 10000000}}`, ErrScenario, "traffic.size"},
+		{"loss", `{"link": {"loss": 0.9}}`, ErrScenario, "link.loss"},
+		{"negative latency", `{"link": {"latency": "-1s"}}`, ErrScenario, "link.latency"},
+		{"partition past the end", `{"duration": "10s", "partitions": [{"at": "8s", "duration": "5s", "split": 0.5}]}`, ErrScenario, "partitions[0]"},
+		{"overlapping partitions", `{"partitions": [{"at": "1s", "duration": "5s", "split": 0.5}, {"at": "2s", "duration": "1s", "split": 0.5}]}`, ErrScenario, "partitions[1]"},
+		{"churn without periods", `{"churn": {"fraction": 0.5}}`, ErrScenario, "churn.online"},
+		{"removals", `{"removals": [{"at": "5s", "group": 0, "member": 3}]}`, ErrNotSupported, "managed groups"},
+		{"rotations", `{"rotations": [{"at": "5s", "group": 0}]}`, ErrNotSupported, "managed groups"},
+		{"too large", `{"peers": 5000, "hosts": 1, "groups": [{"count": 100, "size": 5000}]}`, ErrTooLarge, "available"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Parse(strings.NewReader(tc.json))
+			if err == nil {
+				err = s.Validate()
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("error %v; want %v", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.mention) {
+				t.Fatalf("error %q does not mention %q", err, tc.mention)
+			}
+		})
+	}
+}
+
+func TestShippedScenariosAreValid(t *testing.T) {
+	for _, name := range []string{"small", "medium", "partition", "churn"} {
+		s, err := Load("scenarios/" + name + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Validate(); err != nil && !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestTextRoundTrip(t *testing.T) {
+	for _, size := range []int{minTextSize, 100, 4000} {
+		txt := messageText(1234, size)
+		if len(txt) != size {
+			t.Fatalf("text of %d bytes for size %d", len(txt), size)
+		}
+		if id, ok := parseText(txt); !ok || id != 1234 {
+			t.Fatalf("parse(%q) = %d, %v", txt[:20], id, ok)
+		}
+	}
+	for _, bad := range []string{"", "hello", "tn abc", "tn 12345678"} {
+		if _, ok := parseText(bad); ok {
+			t.Fatalf("parsed %q", bad)
 		}
 	}
 }
