@@ -24,6 +24,11 @@ const maxResponseSize = 3 + status.MaxMessage
 // still read whole: io.ReadFull bypasses the buffer for the rest of it.
 const readBufferSize = 4 << 10
 
+// smallFrameSize is the request frame a relay stream reserves memory for
+// once, for its whole life; only the part of a larger frame beyond it is
+// reserved per request. 4 KiB holds the common padded envelope sizes.
+const smallFrameSize = 4 << 10
+
 // newFrameReader reads wire frames from a relay stream.
 func newFrameReader(r io.Reader) *wire.Reader {
 	return wire.NewReader(bufio.NewReaderSize(r, readBufferSize))

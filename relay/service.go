@@ -26,27 +26,32 @@ func (r *Relay) handleStream(s network.Stream) {
 		_ = s.Reset()
 		return
 	}
-	// Memory is reserved before it is allocated: the read buffer for the
-	// stream's lifetime, and for each request, once its length prefix has
-	// arrived, the frame it announces (at most MaxRequestSize). A small
-	// envelope thus holds only what it needs, and a sender can keep as
-	// many of them in flight as the service's per-peer stream limit
-	// allows, not just as many maximum-size frames as its memory limit
-	// holds.
-	if err := s.Scope().ReserveMemory(readBufferSize, network.ReservationPriorityAlways); err != nil {
+	// Memory is reserved before it is allocated: for the stream's
+	// lifetime, the read buffer and one small request frame
+	// (smallFrameSize); for each larger request, once its length prefix has
+	// arrived, the rest of the frame it announces (at most MaxRequestSize).
+	// A small envelope thus holds only what it needs, a sender can keep as
+	// many of them in flight as the service's per-peer stream limit allows
+	// (not just as many maximum-size frames as its memory limit holds), and
+	// a session of small envelopes costs the resource manager nothing per
+	// request.
+	const base = readBufferSize + smallFrameSize
+	if err := s.Scope().ReserveMemory(base, network.ReservationPriorityAlways); err != nil {
 		r.log.Debug("resource manager refused relay memory", "err", err)
 		_ = s.Reset()
 		return
 	}
-	defer s.Scope().ReleaseMemory(readBufferSize)
+	defer s.Scope().ReleaseMemory(base)
 	br := bufio.NewReaderSize(s, readBufferSize)
 	from := s.Conn().RemotePeer()
 	for {
-		frame := announced(br, r.params.MaxRequestSize())
-		if err := s.Scope().ReserveMemory(frame, network.ReservationPriorityAlways); err != nil {
-			r.log.Debug("resource manager refused relay memory", "err", err)
-			_ = s.Reset()
-			return
+		extra := max(0, announced(br, r.params.MaxRequestSize())-smallFrameSize)
+		if extra > 0 {
+			if err := s.Scope().ReserveMemory(extra, network.ReservationPriorityAlways); err != nil {
+				r.log.Debug("resource manager refused relay memory", "err", err)
+				_ = s.Reset()
+				return
+			}
 		}
 		code, msg, intact := r.serve(s, br)
 		// The frame's reservation covers the request, which serve is done
@@ -55,7 +60,9 @@ func (r *Relay) handleStream(s network.Stream) {
 		// per-peer maximum in flight) must find the memory already free, or
 		// the resource manager refuses that stream and the sender sees it
 		// reset.
-		s.Scope().ReleaseMemory(frame)
+		if extra > 0 {
+			s.Scope().ReleaseMemory(extra)
+		}
 		if code != status.OK && code != status.Duplicate {
 			r.log.Debug("relay request refused", "peer", from, "code", code, "msg", msg)
 		}

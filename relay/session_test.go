@@ -32,6 +32,12 @@ func TestSession(t *testing.T) {
 		}
 		sent = append(sent, e)
 	}
+	// A frame larger than the per-stream reservation reserves the rest.
+	big := tu.Envelope(t, k, 40<<10)
+	if err := s.Send(ctx, m, big); err != nil {
+		t.Fatalf("large envelope: %v", err)
+	}
+	sent = append(sent, big)
 	first := s.st
 	if err := s.Send(ctx, m, sent[0]); err != nil {
 		t.Fatalf("duplicate: %v", err)
