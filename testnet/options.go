@@ -7,6 +7,7 @@ import (
 
 type config struct {
 	progress io.Writer
+	lines    bool
 	log      *slog.Logger
 	nodeLog  *slog.Logger
 }
@@ -17,6 +18,12 @@ type Option func(*config) error
 // WithProgress draws a progress bar on w (a terminal) while running.
 func WithProgress(w io.Writer) Option {
 	return func(c *config) error { c.progress = w; return nil }
+}
+
+// WithProgressLines writes one line per phase and per finished strategy
+// to w, without the bar (for logs and pipes).
+func WithProgressLines(w io.Writer) Option {
+	return func(c *config) error { c.progress, c.lines = w, true; return nil }
 }
 
 // WithLogger sets the simulator's logger (phases, dropped errors).

@@ -99,19 +99,26 @@ func points(xs, ys []float64, fx, fy func(float64) float64) string {
 }
 
 func latencyPlot(res *Results) *plot {
-	p := newPlot("End-to-end latency (CDF, delivered within the deadline)", "latency (ms)", "fraction")
-	xmax := 0.0
+	p := newPlot("End-to-end latency (CDF, delivered within the deadline; log scale)", "latency (ms)", "fraction")
+	xmax := 1.0
 	for _, r := range res.Strategies {
-		xmax = math.Max(xmax, r.LatencyMs.P99)
+		xmax = math.Max(xmax, r.LatencyMs.Max)
 		if r.Baseline != nil {
-			xmax = math.Max(xmax, r.Baseline.LatencyMs.P99)
+			xmax = math.Max(xmax, r.Baseline.LatencyMs.Max)
 		}
 	}
-	fx, fy := p.axes(niceCeil(xmax), 1, "%.0f", "%.1f")
+	decades := math.Max(1, math.Ceil(math.Log10(xmax)))
+	_, fy := p.axes(1, 1, "%.0f", "%.1f")
+	fx := func(x float64) float64 { return p.L + (p.R-p.L)*math.Log10(math.Max(x, 1))/decades }
+	p.XTicks = nil
+	for d := 0.0; d <= decades; d++ {
+		v := math.Pow(10, d)
+		p.XTicks = append(p.XTicks, tick{Pos: fx(v), Label: fmt.Sprintf("%.0f", v)})
+	}
 	add := func(label, colour string, pts [][2]float64, dashed bool) {
 		var xs, ys []float64
 		for _, q := range pts {
-			xs, ys = append(xs, math.Min(q[0], niceCeil(xmax))), append(ys, q[1])
+			xs, ys = append(xs, q[0]), append(ys, q[1])
 		}
 		p.Lines = append(p.Lines, line{Label: label, Colour: colour, Points: points(xs, ys, fx, fy), Dashed: dashed})
 	}

@@ -29,7 +29,7 @@ func Run(ctx context.Context, s Scenario, opts ...Option) (*Results, error) {
 		Started:  time.Now().UTC(),
 	}
 	for i, st := range s.Strategies {
-		prog := newProgress(cfg.progress, fmt.Sprintf("[%d/%d %s]", i+1, len(s.Strategies), st), s.Duration.D())
+		prog := newProgress(cfg.progress, cfg.lines, fmt.Sprintf("[%d/%d %s]", i+1, len(s.Strategies), st), s.Duration.D())
 		r, err := runStrategy(ctx, &s, sch, st, cfg, prog)
 		prog.done(r, err)
 		if err != nil {
@@ -86,6 +86,7 @@ func runStrategy(ctx context.Context, s *Scenario, sch *Schedule, st Strategy, c
 // progress draws a one-line progress bar; a nil writer draws nothing.
 type progress struct {
 	w     io.Writer
+	lines bool // one line per phase, no bar
 	label string
 	total time.Duration
 
@@ -93,8 +94,8 @@ type progress struct {
 	last time.Time
 }
 
-func newProgress(w io.Writer, label string, total time.Duration) *progress {
-	return &progress{w: w, label: label, total: total}
+func newProgress(w io.Writer, lines bool, label string, total time.Duration) *progress {
+	return &progress{w: w, lines: lines, label: label, total: total}
 }
 
 const barWidth = 30
@@ -105,6 +106,12 @@ func (p *progress) draw(line string, force bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.lines {
+		if force {
+			fmt.Fprintf(p.w, "%s %s\n", p.label, strings.TrimSuffix(line, "\n"))
+		}
+		return
+	}
 	if !force && time.Since(p.last) < 200*time.Millisecond {
 		return
 	}

@@ -50,6 +50,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.home, "home", "", "home directory (default $"+daemon.EnvHome+" or ~/.meshnode)")
 	root.AddCommand(newInitCmd(g), newRunCmd(g), newIDCmd(g), newStatusCmd(g))
 	root.AddCommand(newBenchCmd())
+	root.AddCommand(newTestnetCmd())
 	return root
 }
 
