@@ -54,6 +54,22 @@ func (n *Node) mem() (*member, error) {
 	return n.member, nil
 }
 
+// lookup resolves a group ID or name for methods that need only the ID
+// (IDs never change, so it is safe to use after the lock is released).
+func (n *Node) lookup(group string) (*member, groupstate.GroupID, error) {
+	m, err := n.mem()
+	if err != nil {
+		return nil, groupstate.GroupID{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, err := m.resolve(group)
+	if err != nil {
+		return nil, groupstate.GroupID{}, err
+	}
+	return m, e.g.ID, nil
+}
+
 // Fingerprint is the profile identity's fingerprint ("" for a pure host).
 func (n *Node) Fingerprint() string {
 	if n.member == nil {
@@ -264,18 +280,12 @@ func (n *Node) GroupInfo(group string) (*GroupInfo, error) {
 
 // Members lists the members known from their profile messages.
 func (n *Node) Members(group string) ([]MemberInfo, error) {
-	m, err := n.mem()
-	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	e, err := m.resolve(group)
-	m.mu.Unlock()
+	m, gid, err := n.lookup(group)
 	if err != nil {
 		return nil, err
 	}
 	var out []MemberInfo
-	err = m.db.scan(gkey(pfxProfile, e.g.ID), func(k, v []byte) error {
+	err = m.db.scan(gkey(pfxProfile, gid), func(k, v []byte) error {
 		rec, err := decodeProfileRec(v)
 		if err != nil {
 			return err
@@ -290,18 +300,12 @@ func (n *Node) Members(group string) ([]MemberInfo, error) {
 // Messages returns up to limit of the group's latest messages (0 = all),
 // oldest first, in sending order.
 func (n *Node) Messages(group string, limit int) ([]Message, error) {
-	m, err := n.mem()
-	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	e, err := m.resolve(group)
-	m.mu.Unlock()
+	m, gid, err := n.lookup(group)
 	if err != nil {
 		return nil, err
 	}
 	var out []Message
-	err = m.db.scan(gkey(pfxMessage, e.g.ID), func(_, v []byte) error {
+	err = m.db.scan(gkey(pfxMessage, gid), func(_, v []byte) error {
 		msg, err := decodeMessage(v)
 		if err != nil {
 			return err
