@@ -27,11 +27,18 @@ func SealMessage(keys *keymgmt.EpochKeys, p *Payload) (*envelope.Envelope, error
 	if err := p.VerifyAuthor(); err != nil {
 		return nil, err
 	}
+	return sealPadded(keys, p.marshal())
+}
+
+// sealPadded pads plaintext to its bucket, encrypts it under the epoch read
+// key with the envelope header as AAD and signs the envelope with the
+// write key: the envelope layer every member-made envelope shares.
+func sealPadded(keys *keymgmt.EpochKeys, plaintext []byte) (*envelope.Envelope, error) {
 	aead, err := chacha20poly1305.NewX(keys.ReadKey[:])
 	if err != nil {
 		return nil, fmt.Errorf("groupstate: read key: %w", err)
 	}
-	padded, err := pad(p.marshal(), aead.Overhead())
+	padded, err := pad(plaintext, aead.Overhead())
 	if err != nil {
 		return nil, err
 	}
@@ -64,12 +71,37 @@ func SealMessage(keys *keymgmt.EpochKeys, p *Payload) (*envelope.Envelope, error
 // under its author key (ErrAuthorSignature); and it must name g and epoch
 // (ErrWrongGroup, ErrWrongEpoch).
 func OpenMessage(keys *keymgmt.EpochKeys, g GroupID, epoch uint64, env *envelope.Envelope) (*Payload, error) {
+	body, err := openPadded(keys, env, func() string { return fmt.Sprintf("epoch %d of group %s", epoch, g.Short()) })
+	if err != nil {
+		return nil, err
+	}
+	p, err := ParsePayload(body)
+	if err != nil {
+		return nil, err
+	}
+	// ParsePayload validated every field and refused an unsigned payload.
+	if err := p.verifySignature(); err != nil {
+		return nil, err
+	}
+	if p.GroupID != g {
+		return nil, fmt.Errorf("%w: payload names group %s, it arrived for group %s", ErrWrongGroup, p.GroupID.Short(), g.Short())
+	}
+	if p.Epoch != epoch {
+		return nil, fmt.Errorf("%w: payload names epoch %d, it arrived in the mailbox of epoch %d", ErrWrongEpoch, p.Epoch, epoch)
+	}
+	return p, nil
+}
+
+// openPadded is the envelope layer of OpenMessage: mailbox, write
+// signature, bucket size, decryption with the header as AAD, padding. It
+// returns the unpadded plaintext; what names the mailbox's owner in errors.
+func openPadded(keys *keymgmt.EpochKeys, env *envelope.Envelope, what func() string) ([]byte, error) {
 	if keys == nil || env == nil {
 		return nil, fmt.Errorf("%w: no keys or no envelope", ErrDecrypt)
 	}
 	if env.Mailbox() != keys.Mailbox {
-		return nil, fmt.Errorf("%w: envelope is for mailbox %s, epoch %d of group %s is %s",
-			ErrWrongMailbox, env.Mailbox().Short(), epoch, g.Short(), keys.Mailbox.Short())
+		return nil, fmt.Errorf("%w: envelope is for mailbox %s, %s is %s",
+			ErrWrongMailbox, env.Mailbox().Short(), what(), keys.Mailbox.Short())
 	}
 	if err := env.Verify(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEnvelopeSignature, err)
@@ -90,23 +122,5 @@ func OpenMessage(keys *keymgmt.EpochKeys, g GroupID, epoch uint64, env *envelope
 	if err != nil {
 		return nil, fmt.Errorf("%w: the ciphertext, its header or the key is wrong", ErrDecrypt)
 	}
-	body, err := unpad(padded)
-	if err != nil {
-		return nil, err
-	}
-	p, err := ParsePayload(body)
-	if err != nil {
-		return nil, err
-	}
-	// ParsePayload validated every field and refused an unsigned payload.
-	if err := p.verifySignature(); err != nil {
-		return nil, err
-	}
-	if p.GroupID != g {
-		return nil, fmt.Errorf("%w: payload names group %s, it arrived for group %s", ErrWrongGroup, p.GroupID.Short(), g.Short())
-	}
-	if p.Epoch != epoch {
-		return nil, fmt.Errorf("%w: payload names epoch %d, it arrived in the mailbox of epoch %d", ErrWrongEpoch, p.Epoch, epoch)
-	}
-	return p, nil
+	return unpad(padded)
 }
