@@ -67,10 +67,16 @@ func TestParseToken(t *testing.T) {
 }
 
 func TestErrorIs(t *testing.T) {
-	for code, want := range codeErrors {
+	for code, wants := range codeErrors {
 		e := &Error{Code: code, Message: "x"}
-		if !errors.Is(e, want) {
-			t.Errorf("code %s does not match its sentinel", code)
+		for _, want := range wants {
+			if !errors.Is(e, want) {
+				t.Errorf("code %s does not match its sentinel %v", code, want)
+			}
+		}
+		// A code matches its generic sentinel: that of its status.
+		if generic := statusCode[HTTPStatus(code)]; !errors.Is(e, codeErrors[generic][0]) {
+			t.Errorf("code %s does not match the generic code %s of its status", code, generic)
 		}
 		if errors.Is(e, ErrDaemonNotRunning) {
 			t.Errorf("code %s matches ErrDaemonNotRunning", code)

@@ -171,10 +171,8 @@ func decodeError(resp *http.Response) error {
 }
 
 func codeOfStatus(status int) string {
-	for code, s := range codeStatus {
-		if s == status {
-			return code
-		}
+	if code, ok := statusCode[status]; ok {
+		return code
 	}
 	return CodeInternal
 }

@@ -24,6 +24,25 @@
 //	GET /v1/id         Identity: peer ID, full multiaddrs, role, fingerprint
 //	GET /v1/arrivals   stream of Arrival: envelopes newly stored by the node
 //
+// Groups and messages (the member's side; GROUP is a group ID or unique
+// name, path-escaped by GroupPath):
+//
+//	GET  /v1/groups                          []GroupInfo, by name
+//	POST /v1/groups                          CreateGroupRequest -> CreatedGroup (201, with the invite)
+//	POST /v1/join                            JoinRequest -> GroupInfo
+//	GET  /v1/groups/GROUP                    GroupInfo
+//	GET  /v1/groups/GROUP/invite             InviteAnswer
+//	GET  /v1/groups/GROUP/members            []MemberInfo
+//	GET  /v1/groups/GROUP/messages?limit=N   []Message, oldest first (N latest; 0: all)
+//	POST /v1/groups/GROUP/messages           SendRequest -> SendResult (direct if "to" is set)
+//	GET  /v1/groups/GROUP/messages/stream?limit=N&follow=true
+//	                                         stream of Message: the listing, then new ones
+//	POST /v1/groups/GROUP/catchup            CatchUpResult: fetch from the hosts now
+//
+// The message stream subscribes before it lists, sends each message at
+// most once (by ID) and, should it fall behind the node, re-reads the
+// group to send what it missed; without follow it ends after the listing.
+//
 // # Errors
 //
 // Every error, whatever the endpoint, is a JSON object with a proper HTTP
@@ -33,7 +52,11 @@
 //
 // The codes (Code... constants) are stable; the messages are not. The client
 // returns them as *Error, which matches the package's sentinels with
-// errors.Is (ErrUnauthorized, ErrNotFound, ...).
+// errors.Is (ErrUnauthorized, ErrNotFound, ...). The codes of the group
+// endpoints are specific (unknown_group, ambiguous_group, already_member,
+// unknown_member, read_only, bad_invite) and also match the generic
+// sentinel of their status (ErrNotFound, ErrConflict, ErrForbidden,
+// ErrBadRequest).
 //
 // # Streams
 //

@@ -15,6 +15,18 @@ const (
 	CodeTooLarge         = "too_large"
 	CodeUnavailable      = "unavailable"
 	CodeInternal         = "internal"
+	CodeForbidden        = "forbidden"
+	CodeConflict         = "conflict"
+
+	// Codes of the group and message endpoints. Each also matches its
+	// generic sentinel: errors.Is(err, ErrNotFound) holds for
+	// CodeUnknownGroup.
+	CodeUnknownGroup   = "unknown_group"   // 404: no group has that ID or name
+	CodeAmbiguousGroup = "ambiguous_group" // 409: several groups have that name
+	CodeAlreadyMember  = "already_member"  // 409: joining a group twice
+	CodeUnknownMember  = "unknown_member"  // 404: no member has that fingerprint
+	CodeReadOnly       = "read_only"       // 403: sending with a read-only invite
+	CodeBadInvite      = "bad_invite"      // 400: malformed, mistyped or unsupported invite
 )
 
 var (
@@ -32,6 +44,23 @@ var (
 	ErrUnavailable = errors.New("api: daemon unavailable")
 	// ErrInternal: the daemon failed.
 	ErrInternal = errors.New("api: daemon error")
+	// ErrForbidden: the daemon understood but may not do it.
+	ErrForbidden = errors.New("api: forbidden")
+	// ErrConflict: the request conflicts with the daemon's state.
+	ErrConflict = errors.New("api: conflict")
+	// ErrUnknownGroup: no group has that ID or name.
+	ErrUnknownGroup = errors.New("api: unknown group")
+	// ErrAmbiguousGroup: several groups have that name; use the group ID.
+	ErrAmbiguousGroup = errors.New("api: ambiguous group name")
+	// ErrAlreadyMember: the node is already a member of the group.
+	ErrAlreadyMember = errors.New("api: already a member")
+	// ErrUnknownMember: no member of the group has that fingerprint.
+	ErrUnknownMember = errors.New("api: unknown member")
+	// ErrReadOnly: this member may only read in the group.
+	ErrReadOnly = errors.New("api: read-only member")
+	// ErrBadInvite: the invite is malformed, mistyped or of an unsupported
+	// version.
+	ErrBadInvite = errors.New("api: bad invite")
 	// ErrDaemonNotRunning: nothing answers at the daemon's address.
 	ErrDaemonNotRunning = errors.New("api: daemon not running")
 	// ErrProtocol: the daemon's answer could not be understood (a
@@ -44,14 +73,24 @@ var (
 	ErrBadToken = errors.New("api: bad token")
 )
 
-var codeErrors = map[string]error{
-	CodeBadRequest:       ErrBadRequest,
-	CodeUnauthorized:     ErrUnauthorized,
-	CodeNotFound:         ErrNotFound,
-	CodeMethodNotAllowed: ErrMethodNotAllowed,
-	CodeTooLarge:         ErrTooLarge,
-	CodeUnavailable:      ErrUnavailable,
-	CodeInternal:         ErrInternal,
+// codeErrors are the sentinels each code matches: its own, then the
+// generic one of its status.
+var codeErrors = map[string][]error{
+	CodeBadRequest:       {ErrBadRequest},
+	CodeUnauthorized:     {ErrUnauthorized},
+	CodeNotFound:         {ErrNotFound},
+	CodeMethodNotAllowed: {ErrMethodNotAllowed},
+	CodeTooLarge:         {ErrTooLarge},
+	CodeUnavailable:      {ErrUnavailable},
+	CodeInternal:         {ErrInternal},
+	CodeForbidden:        {ErrForbidden},
+	CodeConflict:         {ErrConflict},
+	CodeUnknownGroup:     {ErrUnknownGroup, ErrNotFound},
+	CodeAmbiguousGroup:   {ErrAmbiguousGroup, ErrConflict},
+	CodeAlreadyMember:    {ErrAlreadyMember, ErrConflict},
+	CodeUnknownMember:    {ErrUnknownMember, ErrNotFound},
+	CodeReadOnly:         {ErrReadOnly, ErrForbidden},
+	CodeBadInvite:        {ErrBadInvite, ErrBadRequest},
 }
 
 var codeStatus = map[string]int{
@@ -62,6 +101,28 @@ var codeStatus = map[string]int{
 	CodeTooLarge:         http.StatusRequestEntityTooLarge,
 	CodeUnavailable:      http.StatusServiceUnavailable,
 	CodeInternal:         http.StatusInternalServerError,
+	CodeForbidden:        http.StatusForbidden,
+	CodeConflict:         http.StatusConflict,
+	CodeUnknownGroup:     http.StatusNotFound,
+	CodeAmbiguousGroup:   http.StatusConflict,
+	CodeAlreadyMember:    http.StatusConflict,
+	CodeUnknownMember:    http.StatusNotFound,
+	CodeReadOnly:         http.StatusForbidden,
+	CodeBadInvite:        http.StatusBadRequest,
+}
+
+// statusCode is the generic code of an HTTP status, for error answers
+// without the JSON shape.
+var statusCode = map[int]string{
+	http.StatusBadRequest:            CodeBadRequest,
+	http.StatusUnauthorized:          CodeUnauthorized,
+	http.StatusForbidden:             CodeForbidden,
+	http.StatusNotFound:              CodeNotFound,
+	http.StatusMethodNotAllowed:      CodeMethodNotAllowed,
+	http.StatusConflict:              CodeConflict,
+	http.StatusRequestEntityTooLarge: CodeTooLarge,
+	http.StatusServiceUnavailable:    CodeUnavailable,
+	http.StatusInternalServerError:   CodeInternal,
 }
 
 // HTTPStatus is the HTTP status of an error code (500 for an unknown one).
@@ -88,9 +149,14 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("daemon: %s", e.Message)
 }
 
-// Is matches the sentinel of e's code, so callers write
-// errors.Is(err, api.ErrUnauthorized).
+// Is matches the sentinels of e's code, so callers write
+// errors.Is(err, api.ErrUnauthorized), or errors.Is(err, api.ErrNotFound)
+// for any of the not-found codes.
 func (e *Error) Is(target error) bool {
-	s, ok := codeErrors[e.Code]
-	return ok && s == target
+	for _, s := range codeErrors[e.Code] {
+		if s == target {
+			return true
+		}
+	}
+	return false
 }

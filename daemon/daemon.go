@@ -59,7 +59,7 @@ type Daemon struct {
 // daemon holds the home, and with keymgmt.ErrWrongPassphrase for a wrong
 // passphrase.
 func Start(ctx context.Context, h *Home, cfg Config, pass PassphraseFunc, opts ...Option) (_ *Daemon, err error) {
-	c := config{log: slog.Default(), shutdownTimeout: DefaultShutdownTimeout, heartbeat: defaultHeartbeat}
+	c := config{log: slog.Default(), shutdownTimeout: DefaultShutdownTimeout, heartbeat: defaultHeartbeat, followBuffer: defaultFollowBuffer}
 	for _, o := range opts {
 		if err := o(&c); err != nil {
 			return nil, err

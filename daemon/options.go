@@ -13,6 +13,7 @@ type config struct {
 	nodeParams      func(*node.Params)
 	shutdownTimeout time.Duration
 	heartbeat       time.Duration
+	followBuffer    int
 }
 
 // Option configures Start and Run.

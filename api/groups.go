@@ -1,0 +1,278 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Paths of the group and message endpoints. In the per-group paths,
+// {group} is the group's ID or unique name, path-escaped (see GroupPath).
+const (
+	PathGroups        = "/" + Version + "/groups"
+	PathJoin          = "/" + Version + "/join"
+	PathGroup         = PathGroups + "/{group}"
+	PathGroupInvite   = PathGroup + "/invite"
+	PathGroupMembers  = PathGroup + "/members"
+	PathGroupMessages = PathGroup + "/messages"
+	PathGroupStream   = PathGroup + "/messages/stream"
+	PathGroupCatchUp  = PathGroup + "/catchup"
+)
+
+// GroupPath fills the {group} of a per-group path with a group ID or
+// name, escaped so that any name (spaces, slashes) stays one segment.
+func GroupPath(pattern, group string) string {
+	return strings.Replace(pattern, "{group}", url.PathEscape(group), 1)
+}
+
+// GroupInfo describes one of the member's groups. The JSON names are a
+// contract of `meshnode group list --json`.
+type GroupInfo struct {
+	ID    string   `json:"id"`
+	Name  string   `json:"name"`
+	Epoch uint64   `json:"epoch"`
+	Hosts []string `json:"hosts"`
+	// CanWrite is false for members who joined with a read-only invite.
+	CanWrite bool   `json:"can_write"`
+	History  string `json:"history"`
+	// Members counts the members known from their profile messages.
+	Members int `json:"members"`
+	// Nick is this member's nickname in the group.
+	Nick     string `json:"nick"`
+	Messages int    `json:"messages"`
+}
+
+// MemberInfo is a member of a group known from its profile message.
+type MemberInfo struct {
+	Fingerprint string `json:"fingerprint"`
+	Nick        string `json:"nick"`
+	// Self marks this node's own profile.
+	Self bool `json:"self"`
+}
+
+// Message is a verified, decrypted message. The JSON names are a contract
+// of `meshnode messages --json`.
+type Message struct {
+	ID        string `json:"id"`
+	Group     string `json:"group"`
+	GroupName string `json:"group_name"`
+	// Author is the fingerprint of the author's identity key.
+	Author   string    `json:"author"`
+	Nick     string    `json:"nick"`
+	Text     string    `json:"text"`
+	Sent     time.Time `json:"sent"`
+	Received time.Time `json:"received"`
+	// Kind is KindText, KindDirect or KindGap.
+	Kind string `json:"kind"`
+	// Verified is true for every message whose author signature was
+	// checked; gap notices are written by the node itself and are not.
+	Verified bool   `json:"verified"`
+	Seq      uint64 `json:"seq"`
+	Epoch    uint64 `json:"epoch"`
+	// To is the recipient's fingerprint of a direct message.
+	To string `json:"to,omitempty"`
+	// Own marks messages this member sent.
+	Own bool `json:"own"`
+}
+
+// Message kinds.
+const (
+	KindText   = "text"
+	KindDirect = "direct"
+	// KindGap is a notice that messages of an author are missing and no
+	// known host could supply them.
+	KindGap = "gap"
+)
+
+// SendResult says where a sent message went.
+type SendResult struct {
+	// ID is the envelope ID of the message.
+	ID string `json:"id"`
+	// StoredBy lists the group hosts (peer IDs) that acknowledged durable
+	// storage. Empty: only this node holds the message for now.
+	StoredBy []string `json:"stored_by"`
+	// Failed maps hosts that did not to the reason.
+	Failed map[string]string `json:"failed,omitempty"`
+	// Gossiped is the number of peers on the group's mailbox topic.
+	Gossiped int `json:"gossiped"`
+}
+
+// CatchUpResult reports one catch-up of a group. The JSON names are a
+// contract of `meshnode fetch --json`.
+type CatchUpResult struct {
+	Group string `json:"group"`
+	// Hosts is the number of nodes asked (group hosts and peers met on
+	// the group's topics).
+	Hosts int `json:"hosts"`
+	// Fetched counts the envelopes fetched.
+	Fetched int               `json:"fetched"`
+	Failed  map[string]string `json:"failed,omitempty"`
+	// Gaps lists messages still missing after asking every host.
+	Gaps []Gap `json:"gaps,omitempty"`
+}
+
+// Gap is a run of an author's messages nobody could supply.
+type Gap struct {
+	Author string `json:"author"`
+	Nick   string `json:"nick"`
+	First  uint64 `json:"first"`
+	Last   uint64 `json:"last"`
+}
+
+// CreateGroupRequest is the body of POST /v1/groups.
+type CreateGroupRequest struct {
+	Name string `json:"name"`
+	// Hosts are multiaddrs ending in /p2p/PEERID of the nodes that keep
+	// the group's history.
+	Hosts []string `json:"hosts"`
+}
+
+// CreatedGroup is the answer of POST /v1/groups.
+type CreatedGroup struct {
+	Group GroupInfo `json:"group"`
+	// Invite lets whoever holds it read and write in the group.
+	Invite string `json:"invite"`
+}
+
+// JoinRequest is the body of POST /v1/join.
+type JoinRequest struct {
+	Invite string `json:"invite"`
+	// Nick is the nickname in this group ("": the profile's).
+	Nick string `json:"nick,omitempty"`
+}
+
+// InviteAnswer is the answer of GET /v1/groups/{group}/invite.
+type InviteAnswer struct {
+	Invite string `json:"invite"`
+}
+
+// SendRequest is the body of POST /v1/groups/{group}/messages.
+type SendRequest struct {
+	Text string `json:"text"`
+	// To makes a direct message readable only by the member with this
+	// fingerprint.
+	To string `json:"to,omitempty"`
+}
+
+// Groups calls GET /v1/groups: the member's groups by name.
+func (c *Client) Groups(ctx context.Context) ([]GroupInfo, error) {
+	var out []GroupInfo
+	if err := c.Do(ctx, http.MethodGet, PathGroups, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CreateGroup calls POST /v1/groups.
+func (c *Client) CreateGroup(ctx context.Context, name string, hosts []string) (*CreatedGroup, error) {
+	var out CreatedGroup
+	if err := c.Do(ctx, http.MethodPost, PathGroups, &CreateGroupRequest{Name: name, Hosts: hosts}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// JoinGroup calls POST /v1/join. The daemon catches the group up in the
+// background afterwards.
+func (c *Client) JoinGroup(ctx context.Context, invite, nick string) (*GroupInfo, error) {
+	var out GroupInfo
+	if err := c.Do(ctx, http.MethodPost, PathJoin, &JoinRequest{Invite: invite, Nick: nick}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Group calls GET /v1/groups/{group}.
+func (c *Client) Group(ctx context.Context, group string) (*GroupInfo, error) {
+	var out GroupInfo
+	if err := c.Do(ctx, http.MethodGet, GroupPath(PathGroup, group), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Invite calls GET /v1/groups/{group}/invite: a write invite, or a
+// read-only one if this member may only read.
+func (c *Client) Invite(ctx context.Context, group string) (string, error) {
+	var out InviteAnswer
+	if err := c.Do(ctx, http.MethodGet, GroupPath(PathGroupInvite, group), nil, &out); err != nil {
+		return "", err
+	}
+	return out.Invite, nil
+}
+
+// Members calls GET /v1/groups/{group}/members.
+func (c *Client) Members(ctx context.Context, group string) ([]MemberInfo, error) {
+	var out []MemberInfo
+	if err := c.Do(ctx, http.MethodGet, GroupPath(PathGroupMembers, group), nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Messages calls GET /v1/groups/{group}/messages: the latest limit
+// messages (0: all), oldest first. For long histories use MessageStream,
+// which is not bounded by MaxResponseBody.
+func (c *Client) Messages(ctx context.Context, group string, limit int) ([]Message, error) {
+	var out []Message
+	if err := c.Do(ctx, http.MethodGet, GroupPath(PathGroupMessages, group)+limitQuery(limit, false), nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// MessageStream opens GET /v1/groups/{group}/messages/stream: the latest
+// limit messages (0: all), oldest first, then, with follow, every new
+// message of the group exactly once until ctx ends or the stream is
+// closed. Without follow the stream ends (io.EOF) after the listing.
+func (c *Client) MessageStream(ctx context.Context, group string, limit int, follow bool) (*Stream[Message], error) {
+	return OpenStream[Message](ctx, c, GroupPath(PathGroupStream, group)+limitQuery(limit, follow))
+}
+
+// Send calls POST /v1/groups/{group}/messages with a text for everyone in
+// the group.
+func (c *Client) Send(ctx context.Context, group, text string) (*SendResult, error) {
+	return c.send1(ctx, group, &SendRequest{Text: text})
+}
+
+// SendDirect calls POST /v1/groups/{group}/messages with a text only the
+// member with fingerprint to can read.
+func (c *Client) SendDirect(ctx context.Context, group, to, text string) (*SendResult, error) {
+	return c.send1(ctx, group, &SendRequest{Text: text, To: to})
+}
+
+func (c *Client) send1(ctx context.Context, group string, req *SendRequest) (*SendResult, error) {
+	var out SendResult
+	if err := c.Do(ctx, http.MethodPost, GroupPath(PathGroupMessages, group), req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// CatchUp calls POST /v1/groups/{group}/catchup: fetch what the group's
+// hosts hold now instead of waiting for the periodic catch-up.
+func (c *Client) CatchUp(ctx context.Context, group string) (*CatchUpResult, error) {
+	var out CatchUpResult
+	if err := c.Do(ctx, http.MethodPost, GroupPath(PathGroupCatchUp, group), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// limitQuery is the query string of the message endpoints.
+func limitQuery(limit int, follow bool) string {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if follow {
+		q.Set("follow", "true")
+	}
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
+}
