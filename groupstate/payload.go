@@ -35,14 +35,17 @@ const (
 	// KindProfile: body is a Profile (the author's HPKE public key, so
 	// others can send directs); Nick must be set.
 	KindProfile Kind = 3
-	// KindKeyUpdate: body carries new epoch secrets sealed to members
-	// (opaque here; keymgmt opens it).
+	// KindKeyUpdate: body is one part of a rotation's key update
+	// (MarshalKeyUpdate), posted in the old epoch's mailbox.
 	KindKeyUpdate Kind = 4
-	// KindStateEvent: body is a signed group state event (opaque here).
+	// KindStateEvent: body is a signed group state event (MarshalEvent).
 	KindStateEvent Kind = 5
+	// KindRequest: body is a signed manager request to an always-on
+	// manager (MarshalRequest).
+	KindRequest Kind = 6
 )
 
-func (k Kind) valid() bool { return k >= KindText && k <= KindStateEvent }
+func (k Kind) valid() bool { return k >= KindText && k <= KindRequest }
 
 // String names the kind.
 func (k Kind) String() string {
@@ -57,6 +60,8 @@ func (k Kind) String() string {
 		return "key_update"
 	case KindStateEvent:
 		return "state_event"
+	case KindRequest:
+		return "request"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -105,7 +110,7 @@ func (p *Payload) AuthorKey() ed25519.PublicKey { return ed25519.PublicKey(p.Aut
 //	97   1   parent count P (0..8)
 //	98   32P parent envelope IDs (distinct)
 //	     8   sent, Unix milliseconds (int64)
-//	     1   kind (1..5)
+//	     1   kind (1..6)
 //	     1   nick length N (0..64), then N bytes of UTF-8
 //	     4   body length B, then B bytes
 //	     64  Ed25519 signature (keymgmt layout, context PayloadSigContext) over all preceding bytes
