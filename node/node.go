@@ -60,6 +60,7 @@ type Node struct {
 	allow    allowlist
 	metrics  *metrics
 	member   *member // nil for a pure host
+	conn     *connState
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -184,6 +185,9 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 			return nil, err
 		}
 	}
+	if err := n.startConnections(&cfg); err != nil {
+		return nil, err
+	}
 	n.connectBootstrap(ctx)
 	n.log.Info("node started", "peer", n.h.ID(), "role", p.Role, "policy", p.HostPolicy, "addrs", n.h.Addrs())
 	return n, nil
@@ -267,6 +271,7 @@ func (n *Node) Close() error {
 	}
 	n.cancel()
 	n.wg.Wait()
+	errs = append(errs, n.closeConnections())
 	if n.member != nil {
 		n.member.mu.Lock()
 		for id, ch := range n.member.followers {

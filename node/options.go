@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/meshnode/meshnode/directory"
 	"github.com/meshnode/meshnode/fetch"
 	"github.com/meshnode/meshnode/keymgmt"
 	"github.com/meshnode/meshnode/relay"
@@ -94,6 +95,10 @@ type Params struct {
 	Store store.Params
 	Relay relay.Params
 	Fetch fetch.Params
+	// Directory runs the connection directory (hosts and bots serve it).
+	Directory directory.Params
+	// Contacts tune a member's aliases and connection requests.
+	Contacts ContactParams
 }
 
 // DefaultParams returns sensible defaults for a role.
@@ -114,12 +119,15 @@ func DefaultParams(role Role) Params {
 		Store:              store.DefaultParams(),
 		Relay:              relay.DefaultParams(),
 		Fetch:              fetch.DefaultParams(),
+		Directory:          directory.DefaultParams(),
+		Contacts:           DefaultContactParams(),
 	}
 	if role == RoleHost || role == RoleBot {
 		p.StablePeerID = true
 		p.MemoryLimit = 1 << 30
 		p.FDLimit = 2048
 		p.ConnLow, p.ConnHigh = 200, 400
+		p.Directory.Serve = true
 	}
 	return p
 }
@@ -152,6 +160,10 @@ func (p *Params) validate() error {
 	if p.ProcessInterval <= 0 || p.CatchUpInterval <= 0 {
 		errs = append(errs, errors.New("ProcessInterval and CatchUpInterval must be positive"))
 	}
+	if p.Directory.Serve {
+		errs = append(errs, p.Directory.Validate())
+	}
+	errs = append(errs, p.Contacts.validate())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}

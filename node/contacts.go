@@ -1,0 +1,964 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshnode/meshnode/directory"
+	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/groupstate"
+	"github.com/meshnode/meshnode/keymgmt"
+	"github.com/meshnode/meshnode/store"
+)
+
+// Contacts (ARCHITECTURE §8). A member publishes connection packages under
+// its aliases and user ID on directory hosts (directory.go); an initiator
+// fetches one, creates a two-member connection group hosted by that
+// directory host and posts a sealed, signed establishment with an invite
+// to it to the name's request mailbox. The responder's node fetches its
+// request mailboxes, opens and checks what it finds and keeps valid
+// requests in quarantine, where only the nick and fingerprint are ever
+// shown; accepting joins the connection group, rejecting (or nothing)
+// shows nothing more, ever. Contacts send each other invites to other
+// groups as a text message in the connection group whose whole text is
+// the invite (SendInvite, ContactInvites).
+//
+// The initiator's node could post to the connection group before the
+// responder accepts; the responder reads nothing of it until it accepts.
+//
+// Member database records (namespace 'd', JSON values):
+//
+//	'd' 'a' name          → nameRec: a published alias or user ID
+//	'd' 'k' key ID(16)    → secretRec: a package's HPKE secret
+//	'd' 'q' request ID    → requestRec: a request in quarantine
+//	'd' 'n' nonce(16)     → Unix ms: establishment nonces seen (replays)
+//	'd' 'x' fingerprint   → rejected initiator (later requests dropped)
+//	'd' 'c' group ID(16)  → contactRec
+//	'd' 'r' peer/mailbox  → request mailbox cursor on a directory host
+const (
+	pfxDirectory = 'd'
+	dName        = 'a'
+	dSecret      = 'k'
+	dRequest     = 'q'
+	dNonce       = 'n'
+	dRejected    = 'x'
+	dContact     = 'c'
+	dCursor      = 'r'
+)
+
+func dkey(sub byte, rest ...[]byte) []byte {
+	k := []byte{pfxDirectory, sub}
+	for _, r := range rest {
+		k = append(k, r...)
+	}
+	return k
+}
+
+// Contact errors.
+var (
+	// ErrNoDirectoryHosts: no directory host is configured (see
+	// ContactParams.DirectoryHosts; the bootstrap peers are the default).
+	ErrNoDirectoryHosts = errors.New("node: no directory hosts configured (set directory hosts or bootstrap peers)")
+	// ErrUnknownName: no directory host has a connection package under
+	// that alias or user ID.
+	ErrUnknownName = errors.New("node: no one is reachable under that name on the directory hosts")
+	// ErrBadPackage: the package found under the name is not a valid
+	// package for it (forged, or published by someone else under it).
+	ErrBadPackage = errors.New("node: the connection package under that name is not valid")
+	// ErrAliasExists and ErrUnknownAlias: alias add/remove.
+	ErrAliasExists  = errors.New("node: alias already added")
+	ErrUnknownAlias = errors.New("node: unknown alias (see `meshnode alias list`)")
+	// ErrUnknownRequest: no request in quarantine has that ID.
+	ErrUnknownRequest = errors.New("node: no pending contact request has that ID (see `meshnode contact requests`)")
+	// ErrUnknownContact: no contact matches.
+	ErrUnknownContact = errors.New("node: unknown contact (see `meshnode contact list`)")
+	// ErrSelfContact: asking to connect to oneself.
+	ErrSelfContact = errors.New("node: that name is your own")
+	// ErrNotPublished: no directory host accepted the alias.
+	ErrNotPublished = errors.New("node: no directory host accepted the alias")
+)
+
+// AliasInfo describes a published name. JSON names are a CLI contract.
+type AliasInfo struct {
+	Name      string    `json:"name"`
+	Kind      string    `json:"kind"`
+	Hosts     []string  `json:"hosts"`
+	Published int       `json:"published"` // hosts that accepted the packages
+	Created   time.Time `json:"created"`
+}
+
+// ContactRequest is a request in quarantine: all that is shown of it.
+type ContactRequest struct {
+	ID          string    `json:"id"`
+	Nick        string    `json:"nick"`
+	Fingerprint string    `json:"fingerprint"`
+	Via         string    `json:"via"` // the alias or user ID it came through
+	Sent        time.Time `json:"sent"`
+	Received    time.Time `json:"received"`
+}
+
+// Contact is an established (or requested) connection.
+type Contact struct {
+	Group       string `json:"group"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Nick        string `json:"nick,omitempty"`
+	Via         string `json:"via"`
+	// State: "pending" (requested, not accepted yet), "connected", or
+	// "mismatch" (someone other than the user ID asked for joined).
+	State     string    `json:"state"`
+	Initiated bool      `json:"initiated"`
+	Since     time.Time `json:"since"`
+}
+
+type requestRec struct {
+	ID          string           `json:"id"`
+	Kind        keymgmt.NameKind `json:"kind"`
+	Via         string           `json:"via"`
+	Nick        string           `json:"nick"`
+	Fingerprint string           `json:"fingerprint"`
+	Invite      string           `json:"invite"`
+	Sent        time.Time        `json:"sent"`
+	Received    time.Time        `json:"received"`
+}
+
+type contactRec struct {
+	Group       string    `json:"group"`
+	Via         string    `json:"via"`
+	Fingerprint string    `json:"fingerprint,omitempty"` // expected (user ID) or verified (responder)
+	Nick        string    `json:"nick,omitempty"`
+	Initiated   bool      `json:"initiated"`
+	Since       time.Time `json:"since"`
+}
+
+// startContacts publishes the user ID if asked and starts the loop that
+// tops up names and fetches request mailboxes.
+func (n *Node) startContacts() {
+	n.wg.Add(1)
+	go n.runContacts()
+}
+
+func (n *Node) runContacts() {
+	defer n.wg.Done()
+	p := n.params.Contacts
+	refresh := time.NewTicker(p.RefreshInterval)
+	defer refresh.Stop()
+	poll := time.NewTicker(p.PollInterval)
+	defer poll.Stop()
+	if p.PublishUserID && len(n.directoryHosts()) > 0 {
+		if err := n.ensureUserID(); err != nil && n.ctx.Err() == nil {
+			n.log.Warn("could not record the user ID for publishing", "err", err)
+		}
+	}
+	n.refreshNames()
+	n.pollQuietly()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-refresh.C:
+			n.refreshNames()
+			n.pruneContacts()
+		case <-poll.C:
+			n.pollQuietly()
+		}
+	}
+}
+
+func (n *Node) pollQuietly() {
+	ctx, cancel := context.WithTimeout(n.ctx, n.params.Contacts.PollInterval)
+	defer cancel()
+	if _, err := n.PollRequests(ctx); err != nil && n.ctx.Err() == nil {
+		// Dropped: the next poll retries.
+		n.log.Info("polling request mailboxes failed", "err", err)
+	}
+}
+
+// ensureUserID records the user ID as a published name.
+func (n *Node) ensureUserID() error {
+	c := n.conn
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	name := keymgmt.UserIDName(n.member.id.SigningKey())
+	if rec, err := n.loadName(name.Canonical); err != nil || rec != nil {
+		return err
+	}
+	return n.saveName(&nameRec{Kind: name.Kind, Name: name.Canonical, Hosts: n.directoryHosts(), Created: time.Now().UTC()})
+}
+
+func (n *Node) loadName(name string) (*nameRec, error) {
+	b, err := n.member.db.get(dkey(dName, []byte(name)))
+	if err != nil || b == nil {
+		return nil, err
+	}
+	rec := &nameRec{}
+	if err := json.Unmarshal(b, rec); err != nil {
+		return nil, fmt.Errorf("%w: name %q: %v", ErrCorrupt, name, err)
+	}
+	return rec, nil
+}
+
+func (n *Node) saveName(rec *nameRec) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(dkey(dName, []byte(rec.Name)), b) })
+}
+
+func (n *Node) names() ([]*nameRec, error) {
+	var out []*nameRec
+	err := n.member.db.scan(dkey(dName), func(k, v []byte) error {
+		rec := &nameRec{}
+		if err := json.Unmarshal(v, rec); err != nil {
+			return fmt.Errorf("%w: name %q: %v", ErrCorrupt, k[2:], err)
+		}
+		out = append(out, rec)
+		return nil
+	})
+	return out, err
+}
+
+// refreshNames tops up every name on its hosts.
+func (n *Node) refreshNames() {
+	c := n.conn
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	recs, err := n.names()
+	if err != nil {
+		n.log.Error("reading names failed", "err", err)
+		return
+	}
+	for _, rec := range recs {
+		ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
+		_, err := n.publishName(ctx, rec, false)
+		cancel()
+		if err != nil && n.ctx.Err() == nil {
+			// Dropped: retried at the next refresh.
+			n.log.Info("could not refresh a name on every host", "kind", rec.Kind, "err", err)
+		}
+		if err := n.saveName(rec); err != nil {
+			n.log.Error("saving a name failed", "err", err)
+		}
+	}
+}
+
+// AddAlias publishes connection packages under an alias on the given
+// directory hosts (none: the configured ones).
+func (n *Node) AddAlias(ctx context.Context, alias string, hosts []string) (*AliasInfo, error) {
+	if _, err := n.mem(); err != nil {
+		return nil, err
+	}
+	name, err := keymgmt.ParseAlias(alias)
+	if err != nil {
+		return nil, err
+	}
+	if len(hosts) == 0 {
+		hosts = n.directoryHosts()
+	}
+	if len(hosts) == 0 {
+		return nil, ErrNoDirectoryHosts
+	}
+	if _, err := parseHosts(hosts); err != nil {
+		return nil, err
+	}
+	c := n.conn
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, err := n.loadName(name.Canonical); err != nil {
+		return nil, err
+	} else if old != nil {
+		return nil, fmt.Errorf("%w: %s", ErrAliasExists, name.Canonical)
+	}
+	rec := &nameRec{Kind: name.Kind, Name: name.Canonical, Hosts: hosts, Created: time.Now().UTC()}
+	ok, perr := n.publishName(ctx, rec, true)
+	if ok == 0 {
+		return nil, fmt.Errorf("%w: %w", ErrNotPublished, perr)
+	}
+	if perr != nil {
+		n.log.Info("alias not published on every host", "err", perr)
+	}
+	if err := n.saveName(rec); err != nil {
+		return nil, err
+	}
+	return aliasInfo(rec), nil
+}
+
+func aliasInfo(rec *nameRec) *AliasInfo {
+	return &AliasInfo{Name: rec.Name, Kind: rec.Kind.String(), Hosts: append([]string{}, rec.Hosts...),
+		Published: len(rec.Published), Created: rec.Created}
+}
+
+// Aliases lists the member's aliases (not its user ID).
+func (n *Node) Aliases() ([]AliasInfo, error) {
+	if _, err := n.mem(); err != nil {
+		return nil, err
+	}
+	recs, err := n.names()
+	if err != nil {
+		return nil, err
+	}
+	out := []AliasInfo{}
+	for _, rec := range recs {
+		if rec.Kind == keymgmt.NameAlias {
+			out = append(out, *aliasInfo(rec))
+		}
+	}
+	return out, nil
+}
+
+// RemoveAlias withdraws an alias from its hosts (best effort) and forgets
+// it and its package secrets: requests sent through it are not read.
+func (n *Node) RemoveAlias(ctx context.Context, alias string) error {
+	if _, err := n.mem(); err != nil {
+		return err
+	}
+	name, err := keymgmt.ParseAlias(alias)
+	if err != nil {
+		return err
+	}
+	c := n.conn
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec, err := n.loadName(name.Canonical)
+	if err != nil {
+		return err
+	}
+	if rec == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownAlias, name.Canonical)
+	}
+	owner := n.member.id.DirectoryOwnerKey(name.Hash())
+	ais, _ := parseHosts(rec.Hosts)
+	for _, ai := range ais {
+		n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+		if err := c.client.Remove(ctx, ai.ID, owner, name.Hash()); err != nil && !errors.Is(err, directory.ErrUnknownName) {
+			// Dropped: the packages expire on that host by themselves.
+			n.log.Info("could not withdraw an alias from a host", "host", ai.ID, "err", err)
+		}
+	}
+	return n.member.db.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Delete(dkey(dName, []byte(rec.Name))); err != nil {
+			return err
+		}
+		return n.deleteSecretsTxn(txn, func(s *secretRec) bool { return s.Kind == rec.Kind && s.Name == rec.Name })
+	})
+}
+
+func (n *Node) deleteSecretsTxn(txn *badger.Txn, match func(*secretRec) bool) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: dkey(dSecret), PrefetchValues: true})
+	var del [][]byte
+	for it.Rewind(); it.Valid(); it.Next() {
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			it.Close()
+			return err
+		}
+		s := &secretRec{}
+		if json.Unmarshal(v, s) != nil || match(s) {
+			del = append(del, it.Item().KeyCopy(nil))
+		}
+	}
+	it.Close()
+	for _, k := range del {
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pruneContacts forgets package secrets and nonces older than
+// MaxRequestAge past their use.
+func (n *Node) pruneContacts() {
+	c := n.conn
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	age := n.params.Contacts.MaxRequestAge
+	err := n.member.db.db.Update(func(txn *badger.Txn) error {
+		if err := n.deleteSecretsTxn(txn, func(s *secretRec) bool { return now.After(s.Expires.Add(age)) }); err != nil {
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: dkey(dNonce), PrefetchValues: true})
+		var del [][]byte
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil || len(v) != 8 || now.Sub(time.UnixMilli(int64(beUint64(v)))) > 2*age {
+				del = append(del, it.Item().KeyCopy(nil))
+			}
+		}
+		it.Close()
+		for _, k := range del {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		n.log.Warn("pruning contact records failed", "err", err)
+	}
+}
+
+func beUint64(b []byte) uint64 {
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
+
+// RequestContact asks the person published under name (an alias or a
+// user ID) to connect: it fetches one of their packages from a directory
+// host, creates the connection group and posts the sealed establishment
+// to their request mailbox on that host. The contact shows as "pending"
+// until they accept.
+func (n *Node) RequestContact(ctx context.Context, nameText string) (*Contact, error) {
+	m, err := n.mem()
+	if err != nil {
+		return nil, err
+	}
+	name, err := keymgmt.ParseName(nameText)
+	if err != nil {
+		return nil, err
+	}
+	if name == keymgmt.UserIDName(m.id.SigningKey()) {
+		return nil, ErrSelfContact
+	}
+	hosts := n.directoryHosts()
+	ais, err := parseHosts(hosts)
+	if err != nil {
+		return nil, err
+	}
+	if len(ais) == 0 {
+		return nil, ErrNoDirectoryHosts
+	}
+	var lastErr error = ErrUnknownName
+	for i, ai := range ais {
+		n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+		pkg, err := n.fetchPackage(ctx, ai.ID, name)
+		if err != nil {
+			if !errors.Is(err, ErrUnknownName) || errors.Is(lastErr, ErrUnknownName) {
+				lastErr = err
+			}
+			continue
+		}
+		return n.establish(ctx, hosts[i], ai.ID, name, pkg)
+	}
+	return nil, lastErr
+}
+
+// fetchPackage fetches, opens and checks a package of name from host p.
+func (n *Node) fetchPackage(ctx context.Context, p peer.ID, name keymgmt.Name) (*keymgmt.ConnPackage, error) {
+	blob, err := n.conn.client.Fetch(ctx, p, name.Hash())
+	if errors.Is(err, directory.ErrUnknownName) {
+		return nil, fmt.Errorf("%w: %s %q", ErrUnknownName, name.Kind, name.Canonical)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := name.OpenBlob(blob)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadPackage, err)
+	}
+	pkg, err := keymgmt.ParseConnPackage(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadPackage, err)
+	}
+	if err := pkg.CheckFor(name, time.Now()); err != nil {
+		if errors.Is(err, keymgmt.ErrExpired) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", ErrBadPackage, err)
+	}
+	return pkg, nil
+}
+
+// establish creates the connection group and sends the establishment.
+func (n *Node) establish(ctx context.Context, hostAddr string, hostID peer.ID, name keymgmt.Name, pkg *keymgmt.ConnPackage) (*Contact, error) {
+	m := n.member
+	gname := "contact " + name.Canonical
+	if len(gname) > groupstate.MaxNameLen {
+		gname = gname[:groupstate.MaxNameLen]
+	}
+	g, err := groupstate.NewGroup(gname, []string{hostAddr})
+	if err != nil {
+		return nil, err
+	}
+	invite, err := groupstate.NewInvite(g, true)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	nick := m.nick
+	m.mu.Unlock()
+	est, err := m.id.NewEstablishment(pkg, nick, invite, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	ct, err := keymgmt.SealRequest(pkg, est)
+	if err != nil {
+		return nil, err
+	}
+	// The envelope nonce carries nothing (HPKE needs none); it is random so
+	// it says nothing either.
+	nonce := make([]byte, envelope.NonceSize)
+	rand.Read(nonce)
+	env, err := envelope.Seal(pkg.MailboxKey(), nonce, ct, n.params.Relay.MaxEnvelopeSize)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Remote(hostID).RelayMessageToGroup(ctx, pkg.Mailbox(), env); err != nil {
+		return nil, fmt.Errorf("node: post the connection request: %w", err)
+	}
+	// The group exists for us only once the request is out, so a failure
+	// above leaves nothing behind.
+	if _, err := n.addGroupNick(ctx, g, ""); err != nil {
+		return nil, err
+	}
+	rec := &contactRec{Group: g.ID.String(), Via: name.Canonical, Initiated: true, Since: time.Now().UTC()}
+	if name.Kind == keymgmt.NameUserID {
+		rec.Fingerprint = name.Canonical
+	}
+	if err := n.saveContact(rec); err != nil {
+		return nil, err
+	}
+	return n.contactView(rec)
+}
+
+func (n *Node) saveContact(rec *contactRec) error {
+	gid, err := groupstate.ParseGroupID(rec.Group)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(dkey(dContact, gid[:]), b) })
+}
+
+// contactView computes a contact's state from its connection group.
+func (n *Node) contactView(rec *contactRec) (*Contact, error) {
+	ct := &Contact{Group: rec.Group, Fingerprint: rec.Fingerprint, Nick: rec.Nick, Via: rec.Via,
+		Initiated: rec.Initiated, Since: rec.Since, State: "pending"}
+	members, err := n.Members(rec.Group)
+	if err != nil {
+		return nil, err
+	}
+	for _, mi := range members {
+		if mi.Self {
+			continue
+		}
+		switch {
+		case rec.Fingerprint == "" || mi.Fingerprint == rec.Fingerprint:
+			ct.State, ct.Fingerprint, ct.Nick = "connected", mi.Fingerprint, mi.Nick
+		default:
+			ct.State = "mismatch"
+		}
+		if ct.State == "mismatch" {
+			break
+		}
+	}
+	return ct, nil
+}
+
+// Contacts lists contacts, requested ones included.
+func (n *Node) Contacts() ([]Contact, error) {
+	if _, err := n.mem(); err != nil {
+		return nil, err
+	}
+	var recs []*contactRec
+	err := n.member.db.scan(dkey(dContact), func(_, v []byte) error {
+		rec := &contactRec{}
+		if err := json.Unmarshal(v, rec); err != nil {
+			return fmt.Errorf("%w: contact: %v", ErrCorrupt, err)
+		}
+		recs = append(recs, rec)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := []Contact{}
+	for _, rec := range recs {
+		ct, err := n.contactView(rec)
+		if errors.Is(err, ErrUnknownGroup) {
+			continue // the group was left
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *ct)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Since.Before(out[j].Since) })
+	return out, nil
+}
+
+// contact finds a contact by group ID, fingerprint or nick.
+func (n *Node) contact(s string) (*Contact, error) {
+	all, err := n.Contacts()
+	if err != nil {
+		return nil, err
+	}
+	s = strings.TrimSpace(s)
+	fp, _ := keymgmt.ParseFingerprint(s)
+	var found *Contact
+	for i, c := range all {
+		if c.Group == s || (fp != "" && c.Fingerprint == fp) || (c.Nick != "" && c.Nick == s) || c.Via == s {
+			if found != nil && found.Group != c.Group {
+				return nil, fmt.Errorf("%w: %q matches several contacts; use the group ID", ErrUnknownContact, s)
+			}
+			found = &all[i]
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownContact, s)
+	}
+	return found, nil
+}
+
+// SendInvite sends a contact an invite to one of the member's groups over
+// their connection group (the whole text of the message is the invite).
+func (n *Node) SendInvite(ctx context.Context, contact, group string) (*SendResult, error) {
+	ct, err := n.contact(contact)
+	if err != nil {
+		return nil, err
+	}
+	if ct.State != "connected" {
+		return nil, fmt.Errorf("%w: %s has not accepted yet", ErrUnknownContact, contact)
+	}
+	invite, err := n.Invite(group)
+	if err != nil {
+		return nil, err
+	}
+	return n.Send(ctx, ct.Group, invite)
+}
+
+// ContactInvites returns the invites a contact sent over the connection
+// group, oldest first.
+func (n *Node) ContactInvites(contact string) ([]string, error) {
+	ct, err := n.contact(contact)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := n.Messages(ct.Group, 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, msg := range msgs {
+		if msg.Own || msg.Kind != groupstate.KindText.String() || !strings.HasPrefix(msg.Text, groupstate.InvitePrefix) {
+			continue
+		}
+		if _, err := groupstate.ParseInvite(msg.Text); err == nil {
+			out = append(out, msg.Text)
+		}
+	}
+	return out, nil
+}
+
+// PollRequests fetches every request mailbox from its directory hosts and
+// quarantines the valid requests found. It returns how many new requests
+// were quarantined.
+func (n *Node) PollRequests(ctx context.Context) (int, error) {
+	if _, err := n.mem(); err != nil {
+		return 0, err
+	}
+	c := n.conn
+	c.mu.Lock()
+	recs, err := n.names()
+	c.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	age := n.params.Contacts.MaxRequestAge
+	now := time.Now()
+	total := 0
+	var errs []error
+	for _, rec := range recs {
+		ais, _ := parseHosts(rec.Hosts)
+		for _, mb := range rec.Mailboxes {
+			if !mb.Until.IsZero() && now.After(mb.Until.Add(age)) {
+				continue
+			}
+			tag := keymgmt.RequestMailbox(mb.seed())
+			for _, ai := range ais {
+				n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+				got, err := n.pollMailbox(ctx, ai.ID, tag)
+				total += got
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", ai.ID, err))
+				}
+			}
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+// pollMailbox pages through one request mailbox on p from the saved
+// cursor, handling each envelope and saving the cursor page by page.
+func (n *Node) pollMailbox(ctx context.Context, p peer.ID, mb envelope.MailboxID) (int, error) {
+	key := dkey(dCursor, []byte(p.String()+"/"+mb.String()))
+	cur, err := n.member.db.get(key)
+	if err != nil {
+		return 0, err
+	}
+	added := 0
+	save := func(pg store.Page) error {
+		c := n.conn
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, env := range pg.Envelopes {
+			ok, err := n.quarantine(env, mb)
+			if err != nil {
+				return err
+			}
+			if ok {
+				added++
+			}
+		}
+		if len(pg.Next) == 0 {
+			return nil
+		}
+		return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(key, pg.Next) })
+	}
+	_, _, err = n.fetchCl.CatchUp(ctx, p, mb, store.Cursor(cur), save)
+	if errors.Is(err, store.ErrUnknownCursor) || errors.Is(err, store.ErrExpiredCursor) {
+		// Start over; the nonce cache drops what was already read.
+		_, _, err = n.fetchCl.CatchUp(ctx, p, mb, nil, save)
+	}
+	return added, err
+}
+
+// requestSkew is the clock skew allowed between an establishment's time
+// and its package's validity.
+const requestSkew = 5 * time.Minute
+
+// quarantine opens one envelope of request mailbox mb and keeps a valid
+// request. Anything else is dropped without a trace beyond a debug log:
+// strangers get no answer, and nothing of theirs is shown. It returns
+// whether a new request was quarantined; an error only for a database
+// failure. Call with conn.mu held.
+func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, error) {
+	drop := func(reason string) (bool, error) {
+		n.log.Debug("dropped a connection request", "envelope", env.ID().Short(), "reason", reason)
+		return false, nil
+	}
+	if env.Mailbox() != mb {
+		return drop("wrong mailbox")
+	}
+	kid, err := keymgmt.RequestKeyID(env.Ciphertext)
+	if err != nil {
+		return drop("not a request")
+	}
+	sb, err := n.member.db.get(dkey(dSecret, kid[:]))
+	if err != nil {
+		return false, err
+	}
+	if sb == nil {
+		return drop("unknown or expired package key")
+	}
+	srec := &secretRec{}
+	if err := json.Unmarshal(sb, srec); err != nil {
+		return false, fmt.Errorf("%w: package secret: %v", ErrCorrupt, err)
+	}
+	if srec.Mailbox != mb.String() {
+		return drop("package of another mailbox")
+	}
+	sec, err := keymgmt.ParseConnSecret(srec.Secret)
+	if err != nil {
+		return false, fmt.Errorf("%w: package secret: %v", ErrCorrupt, err)
+	}
+	est, err := sec.OpenRequest(env.Ciphertext)
+	if err != nil {
+		return drop(err.Error())
+	}
+	now := time.Now()
+	switch {
+	case est.Time.Before(srec.Created.Add(-requestSkew)) || est.Time.After(srec.Expires.Add(requestSkew)):
+		return drop("made outside its package's validity")
+	case est.Time.After(now.Add(requestSkew)):
+		return drop("made in the future")
+	case now.Sub(est.Time) > n.params.Contacts.MaxRequestAge:
+		return drop("too old")
+	}
+	fp := est.Initiator.Fingerprint()
+	if est.Initiator.SignPub.Equal(n.member.id.SigningKey()) {
+		return drop("from ourselves")
+	}
+	seen, err := n.member.db.get(dkey(dNonce, est.Nonce[:]))
+	if err != nil {
+		return false, err
+	}
+	if seen != nil {
+		return drop("replayed")
+	}
+	// From here on the nonce is spent, whatever is decided.
+	markNonce := func(txn *badger.Txn) error {
+		return txn.Set(dkey(dNonce, est.Nonce[:]), u64(uint64(now.UnixMilli())))
+	}
+	spend := func(reason string) (bool, error) {
+		if err := n.member.db.db.Update(markNonce); err != nil {
+			return false, err
+		}
+		return drop(reason)
+	}
+	if rej, err := n.member.db.get(dkey(dRejected, []byte(fp))); err != nil {
+		return false, err
+	} else if rej != nil {
+		return spend("initiator was rejected before")
+	}
+	inv, err := groupstate.ParseInvite(est.Invite)
+	if err != nil || !inv.CanWrite() || len(inv.Hosts) == 0 {
+		return spend("unusable invite")
+	}
+	contacts, err := n.Contacts()
+	if err != nil {
+		return false, err
+	}
+	for _, ct := range contacts {
+		if ct.Fingerprint == fp || ct.Group == inv.GroupID.String() {
+			return spend("already a contact")
+		}
+	}
+	pending, err := n.requests()
+	if err != nil {
+		return false, err
+	}
+	var replace *requestRec
+	for _, r := range pending {
+		if r.Fingerprint == fp {
+			replace = r
+		}
+	}
+	if replace == nil && len(pending) >= n.params.Contacts.MaxPending {
+		n.log.Warn("contact request quarantine is full; dropping a request", "max", n.params.Contacts.MaxPending)
+		return spend("quarantine full")
+	}
+	id := sha256.Sum256(append(append([]byte("meshnode/v1/contact-request-id"), est.Nonce[:]...), est.Initiator.SignPub...))
+	rec := &requestRec{ID: hex.EncodeToString(id[:6]), Kind: srec.Kind, Via: srec.Name, Nick: est.Nick, Fingerprint: fp,
+		Invite: est.Invite, Sent: est.Time, Received: now.UTC()}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return false, err
+	}
+	err = n.member.db.db.Update(func(txn *badger.Txn) error {
+		if err := markNonce(txn); err != nil {
+			return err
+		}
+		// One pending request per initiator: the newest replaces the
+		// older one, so one identity cannot fill the quarantine.
+		if replace != nil {
+			if err := txn.Delete(dkey(dRequest, []byte(replace.ID))); err != nil {
+				return err
+			}
+		}
+		return txn.Set(dkey(dRequest, []byte(rec.ID)), b)
+	})
+	return err == nil && replace == nil, err
+}
+
+func (n *Node) requests() ([]*requestRec, error) {
+	var out []*requestRec
+	err := n.member.db.scan(dkey(dRequest), func(_, v []byte) error {
+		r := &requestRec{}
+		if err := json.Unmarshal(v, r); err != nil {
+			return fmt.Errorf("%w: contact request: %v", ErrCorrupt, err)
+		}
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// ContactRequests lists the requests in quarantine: nick, fingerprint and
+// the name each came through; nothing else of the initiator's.
+func (n *Node) ContactRequests() ([]ContactRequest, error) {
+	if _, err := n.mem(); err != nil {
+		return nil, err
+	}
+	recs, err := n.requests()
+	if err != nil {
+		return nil, err
+	}
+	out := []ContactRequest{}
+	for _, r := range recs {
+		out = append(out, ContactRequest{ID: r.ID, Nick: r.Nick, Fingerprint: r.Fingerprint, Via: r.Via, Sent: r.Sent, Received: r.Received})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Received.Before(out[j].Received) })
+	return out, nil
+}
+
+func (n *Node) takeRequest(id string) (*requestRec, error) {
+	b, err := n.member.db.get(dkey(dRequest, []byte(strings.TrimSpace(id))))
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownRequest, id)
+	}
+	r := &requestRec{}
+	if err := json.Unmarshal(b, r); err != nil {
+		return nil, fmt.Errorf("%w: contact request: %v", ErrCorrupt, err)
+	}
+	return r, nil
+}
+
+// AcceptContact accepts a request: the node joins the connection group
+// and the initiator becomes a contact.
+func (n *Node) AcceptContact(ctx context.Context, id string) (*Contact, error) {
+	if _, err := n.mem(); err != nil {
+		return nil, err
+	}
+	c := n.conn
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := n.takeRequest(id)
+	if err != nil {
+		return nil, err
+	}
+	info, err := n.JoinGroup(ctx, r.Invite, "")
+	if err != nil {
+		return nil, err
+	}
+	rec := &contactRec{Group: info.ID, Via: r.Via, Fingerprint: r.Fingerprint, Nick: r.Nick, Since: time.Now().UTC()}
+	if err := n.saveContact(rec); err != nil {
+		return nil, err
+	}
+	if err := n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Delete(dkey(dRequest, []byte(r.ID))) }); err != nil {
+		return nil, err
+	}
+	return n.contactView(rec)
+}
+
+// RejectContact drops a request; later requests from the same identity
+// are dropped unread. The initiator is told nothing.
+func (n *Node) RejectContact(id string) error {
+	if _, err := n.mem(); err != nil {
+		return err
+	}
+	c := n.conn
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := n.takeRequest(id)
+	if err != nil {
+		return err
+	}
+	return n.member.db.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(dkey(dRejected, []byte(r.Fingerprint)), u64(uint64(time.Now().UnixMilli()))); err != nil {
+			return err
+		}
+		return txn.Delete(dkey(dRequest, []byte(r.ID)))
+	})
+}

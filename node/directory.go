@@ -1,0 +1,329 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/meshnode/meshnode/directory"
+	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/keymgmt"
+)
+
+// connState is the node's share of connections (ARCHITECTURE §8): the
+// directory service it runs as a host, and the member's contacts.
+//
+// Lock order: connState.mu, then member.mu (contacts code calls group code
+// that takes member.mu); connState.mu is never taken with member.mu held.
+// dirMu only guards dirHosted and is taken alone.
+type connState struct {
+	dir    *directory.Service // nil unless Params.Directory.Serve
+	client *directory.Client
+
+	dirMu sync.Mutex
+	// dirHosted are the request mailboxes this node hosts because a
+	// directory name lists them (and not for any other reason).
+	dirHosted map[envelope.MailboxID]bool
+
+	// mu serialises contact operations' read-modify-writes of the member
+	// database's contact records.
+	mu sync.Mutex
+}
+
+// startConnections starts the directory service (if served) and, for a
+// member, the contacts loop.
+func (n *Node) startConnections(cfg *config) error {
+	n.conn = &connState{
+		client:    directory.NewClient(n.h, n.params.Directory.StreamTimeout),
+		dirHosted: map[envelope.MailboxID]bool{},
+	}
+	if p := n.params.Directory; p.Serve {
+		dir := ""
+		if n.params.Store.InMemory {
+			p.InMemory = true
+		} else {
+			// The directory's own database lives inside the host data
+			// directory; Badger ignores subdirectories of its own.
+			dir = filepath.Join(cfg.dataDir, "directory")
+		}
+		svc, err := directory.NewService(n.h, dir, directory.WithParams(p),
+			directory.WithLogger(n.log.With("component", "directory")),
+			directory.WithMailboxHook(n.directoryMailboxes))
+		if err != nil {
+			return err
+		}
+		n.conn.dir = svc
+	}
+	if n.member != nil {
+		n.startContacts()
+	}
+	return nil
+}
+
+func (n *Node) closeConnections() error {
+	if n.conn == nil || n.conn.dir == nil {
+		return nil
+	}
+	return n.conn.dir.Close()
+}
+
+// Directory is the directory service this node runs (nil if it runs none).
+func (n *Node) Directory() *directory.Service {
+	if n.conn == nil {
+		return nil
+	}
+	return n.conn.dir
+}
+
+// directoryMailboxes hosts the request mailboxes of live directory names
+// (they are open to write, within the store's quotas and the relay's
+// per-peer limits) and stops hosting them when no name lists them. A
+// mailbox the node already hosted for another reason (its own groups, the
+// allowlist) is left alone both ways, so a name cannot make the node drop
+// one of its own mailboxes.
+func (n *Node) directoryMailboxes(added, removed []envelope.MailboxID) {
+	c := n.conn
+	for _, m := range added {
+		if n.Hosts(m) {
+			continue
+		}
+		if err := n.HostMailbox(m); err != nil {
+			if !errors.Is(err, ErrClosed) {
+				// Dropped: the name still lives; the relay refuses its
+				// requests until a restart hosts it again.
+				n.log.Warn("could not host a request mailbox", "mailbox", m.Short(), "err", err)
+			}
+			continue
+		}
+		c.dirMu.Lock()
+		c.dirHosted[m] = true
+		c.dirMu.Unlock()
+	}
+	for _, m := range removed {
+		c.dirMu.Lock()
+		ours := c.dirHosted[m]
+		delete(c.dirHosted, m)
+		c.dirMu.Unlock()
+		if !ours {
+			continue
+		}
+		if err := n.DropMailbox(m); err != nil && !errors.Is(err, ErrClosed) {
+			n.log.Info("could not stop hosting a request mailbox", "mailbox", m.Short(), "err", err)
+		}
+	}
+}
+
+// ContactParams tune a member's names and connection requests.
+type ContactParams struct {
+	// DirectoryHosts are the multiaddrs (with /p2p/ID) of the directory
+	// hosts to publish names on and look names up at; empty means the
+	// node's Bootstrap peers.
+	DirectoryHosts []string
+	// PublishUserID publishes the member's user ID (its fingerprint) on
+	// the directory hosts, so people who know it can ask to connect.
+	PublishUserID bool
+	// PackagesPerName is how many packages each host gets per name;
+	// LowWater is the count at which the node tops them up.
+	PackagesPerName int
+	LowWater        int
+	// PackageTTL is how long a published package is valid. Packages are
+	// replaced (with a fresh request mailbox) after half of it.
+	PackageTTL time.Duration
+	// RefreshInterval is how often names are checked and topped up;
+	// PollInterval how often request mailboxes are fetched.
+	RefreshInterval time.Duration
+	PollInterval    time.Duration
+	// MaxRequestAge is how old a request may be when it is read, and how
+	// long package secrets are kept after the packages expire.
+	MaxRequestAge time.Duration
+	// MaxPending bounds the requests held in quarantine.
+	MaxPending int
+}
+
+// DefaultContactParams returns sensible defaults.
+func DefaultContactParams() ContactParams {
+	return ContactParams{
+		PublishUserID:   true,
+		PackagesPerName: 8,
+		LowWater:        2,
+		PackageTTL:      7 * 24 * time.Hour,
+		RefreshInterval: 10 * time.Minute,
+		PollInterval:    time.Minute,
+		MaxRequestAge:   14 * 24 * time.Hour,
+		MaxPending:      256,
+	}
+}
+
+func (p ContactParams) validate() error {
+	switch {
+	case p.PackagesPerName < 1 || p.PackagesPerName > directory.AbsMaxBlobs:
+		return fmt.Errorf("Contacts.PackagesPerName %d outside [1, %d]", p.PackagesPerName, directory.AbsMaxBlobs)
+	case p.LowWater < 0 || p.LowWater >= p.PackagesPerName:
+		return fmt.Errorf("Contacts.LowWater %d outside [0, PackagesPerName)", p.LowWater)
+	case p.PackageTTL < time.Minute:
+		return errors.New("Contacts.PackageTTL below a minute")
+	case p.RefreshInterval <= 0 || p.PollInterval <= 0 || p.MaxRequestAge <= 0 || p.MaxPending <= 0:
+		return errors.New("Contacts intervals, MaxRequestAge and MaxPending must be positive")
+	}
+	_, err := parseHosts(p.DirectoryHosts)
+	return err
+}
+
+// directoryHosts are the hosts names are published on and looked up at.
+func (n *Node) directoryHosts() []string {
+	if len(n.params.Contacts.DirectoryHosts) > 0 {
+		return n.params.Contacts.DirectoryHosts
+	}
+	return n.params.Bootstrap
+}
+
+// Member database records of names (namespace 'd', see contacts.go).
+type nameRec struct {
+	Kind  keymgmt.NameKind `json:"kind"`
+	Name  string           `json:"name"`
+	Hosts []string         `json:"hosts"`
+	// Mailboxes are the request mailboxes, newest last.
+	Mailboxes []mailboxRec `json:"mailboxes"`
+	// Published is when each host last accepted a set of packages.
+	Published map[string]time.Time `json:"published,omitempty"`
+	Created   time.Time            `json:"created"`
+}
+
+type mailboxRec struct {
+	Seed    []byte    `json:"seed"`
+	Created time.Time `json:"created"`
+	// Until is when the last package naming it expires.
+	Until time.Time `json:"until"`
+}
+
+func (r *mailboxRec) seed() (s [keymgmt.MailboxSeedSize]byte) { copy(s[:], r.Seed); return s }
+
+func (r *nameRec) name() keymgmt.Name { return keymgmt.Name{Kind: r.Kind, Canonical: r.Name} }
+
+// secretRec keeps a package's HPKE secret until MaxRequestAge after the
+// package expired.
+type secretRec struct {
+	Kind    keymgmt.NameKind `json:"kind"`
+	Name    string           `json:"name"`
+	Secret  []byte           `json:"secret"`
+	Mailbox string           `json:"mailbox"`
+	Created time.Time        `json:"created"`
+	Expires time.Time        `json:"expires"`
+}
+
+// publishName checks the name on each of its hosts and publishes a fresh
+// set of packages where it is missing, running low or half expired (or
+// everywhere, with force). It returns how many hosts hold live packages.
+func (n *Node) publishName(ctx context.Context, rec *nameRec, force bool) (int, error) {
+	m := n.member
+	c := n.conn
+	name := rec.name()
+	h := name.Hash()
+	owner := m.id.DirectoryOwnerKey(h)
+	p := n.params.Contacts
+	now := time.Now()
+	ais, err := parseHosts(rec.Hosts)
+	if err != nil {
+		return 0, err
+	}
+	// A fresh request mailbox when there is none or the newest one's
+	// packages are half way to expiry.
+	if k := len(rec.Mailboxes); k == 0 || now.After(rec.Mailboxes[k-1].Created.Add(p.PackageTTL/2)) {
+		var seed [keymgmt.MailboxSeedSize]byte
+		rand.Read(seed[:])
+		rec.Mailboxes = append(rec.Mailboxes, mailboxRec{Seed: seed[:], Created: now})
+		force = true
+	}
+	cur := &rec.Mailboxes[len(rec.Mailboxes)-1]
+	if rec.Published == nil {
+		rec.Published = map[string]time.Time{}
+	}
+	ok := 0
+	var errs []error
+	for i, ai := range ais {
+		n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+		if !force {
+			st, err := c.client.Status(ctx, ai.ID, owner, h)
+			if err == nil && st.Remaining > p.LowWater && time.Until(st.Expires) > p.PackageTTL/2 {
+				ok++
+				continue
+			}
+		}
+		var signer *keymgmt.Identity
+		if rec.Kind == keymgmt.NameUserID {
+			signer = m.id
+		}
+		expires := now.Add(p.PackageTTL)
+		var blobs [][]byte
+		var secrets []secretRec
+		for range p.PackagesPerName {
+			pkg, sec, err := keymgmt.NewConnPackage(rec.Kind, signer, m.id.Suite(), cur.seed(), now, expires)
+			if err != nil {
+				return ok, err
+			}
+			priv, err := sec.MarshalPrivate()
+			if err != nil {
+				return ok, err
+			}
+			blobs = append(blobs, name.SealBlob(pkg.Marshal()))
+			secrets = append(secrets, secretRec{Kind: rec.Kind, Name: rec.Name, Secret: priv,
+				Mailbox: pkg.Mailbox().String(), Created: pkg.Created, Expires: pkg.Expires})
+		}
+		cur.Until = expires
+		// Secrets first: a request may arrive as soon as a host hands
+		// out a package.
+		if err := n.saveSecrets(secrets); err != nil {
+			return ok, err
+		}
+		var mbs []envelope.MailboxID
+		for j := len(rec.Mailboxes) - 1; j >= 0 && len(mbs) < n.params.Directory.MaxMailboxes; j-- {
+			if mb := rec.Mailboxes[j]; mb.Until.After(now) {
+				mbs = append(mbs, keymgmt.RequestMailbox(mb.seed()))
+			}
+		}
+		err := c.client.Publish(ctx, ai.ID, &directory.Publication{Name: h, Owner: owner, Expires: expires, Mailboxes: mbs, Blobs: blobs})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", rec.Hosts[i], err))
+			continue
+		}
+		rec.Published[rec.Hosts[i]] = now
+		ok++
+	}
+	// Forget mailboxes nobody can use any more.
+	keep := rec.Mailboxes[:0]
+	for _, mb := range rec.Mailboxes {
+		if mb.Until.IsZero() || now.Before(mb.Until.Add(p.MaxRequestAge)) {
+			keep = append(keep, mb)
+		}
+	}
+	rec.Mailboxes = keep
+	return ok, errors.Join(errs...)
+}
+
+func (n *Node) saveSecrets(secrets []secretRec) error {
+	m := n.member
+	return m.db.db.Update(func(txn *badger.Txn) error {
+		for _, s := range secrets {
+			sec, err := keymgmt.ParseConnSecret(s.Secret)
+			if err != nil {
+				return err
+			}
+			id := sec.KeyID()
+			b, err := json.Marshal(&s)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(dkey(dSecret, id[:]), b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
