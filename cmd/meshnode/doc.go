@@ -6,6 +6,20 @@
 //	meshnode id     --home DIR [--json]
 //	meshnode status --home DIR [--json]
 //
+//	meshnode group create NAME [--host MULTIADDR ...]   (prints the invite as its last line)
+//	meshnode group join INVITE [--nick NICK]
+//	meshnode group list [--json]
+//	meshnode group invite GROUP
+//	meshnode group members GROUP [--json]
+//	meshnode send [--to FINGERPRINT] GROUP TEXT...|-  [--json]
+//	meshnode messages GROUP [--json] [--follow] [--limit N]
+//	meshnode fetch GROUP [--json]
+//
+// GROUP is a group ID or a unique group name. The JSON output of these
+// commands (field names of package api's GroupInfo, MemberInfo, Message,
+// SendResult and CatchUpResult) is a contract for scripts; messages --json
+// prints one object per line.
+//
 // --home defaults to $MESHNODE_HOME, else ~/.meshnode. The keystore
 // passphrase comes from $MESHNODE_PASSPHRASE, else an interactive prompt.
 // Every command but init and run talks to the running daemon through its

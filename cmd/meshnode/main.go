@@ -49,6 +49,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.home, "home", "", "home directory (default $"+daemon.EnvHome+" or ~/.meshnode)")
 	root.AddCommand(newInitCmd(g), newRunCmd(g), newIDCmd(g), newStatusCmd(g))
+	root.AddCommand(newGroupCmd(g), newSendCmd(g), newMessagesCmd(g), newFetchCmd(g))
 	root.AddCommand(newBenchCmd())
 	root.AddCommand(newTestnetCmd())
 	return root

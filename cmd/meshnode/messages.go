@@ -1,0 +1,261 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"unicode"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshnode/meshnode/api"
+	"github.com/meshnode/meshnode/groupstate"
+)
+
+func newSendCmd(g *globals) *cobra.Command {
+	var (
+		to     string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "send [--to FINGERPRINT] GROUP TEXT...",
+		Short: "Send a message to a group, or a direct message to one member",
+		Long: "Send a message to everyone in GROUP (an ID or unique name), or with --to a direct message\n" +
+			"only that member can read. The words of TEXT are joined by spaces; TEXT - reads the\n" +
+			"message from standard input (one trailing newline dropped). Prints the message ID and\n" +
+			"the hosts that stored it, and warns when none did.",
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			text, err := messageText(args[1:], os.Stdin)
+			if err != nil {
+				return err
+			}
+			var res *api.SendResult
+			if err := g.call(func(c *api.Client) (err error) {
+				if to != "" {
+					res, err = c.SendDirect(cmd.Context(), args[0], to, text)
+				} else {
+					res, err = c.Send(cmd.Context(), args[0], text)
+				}
+				return err
+			}); err != nil {
+				return err
+			}
+			if len(res.StoredBy) == 0 {
+				why := "the group has no hosts"
+				if len(res.Failed) > 0 {
+					why = fmt.Sprintf("none of its %d host(s) answered", len(res.Failed))
+				}
+				fmt.Fprintf(g.stderr, "warning: no host stored the message (%s); it is kept on this node, "+
+					"which serves it to the group while it runs\n", why)
+			}
+			if asJSON {
+				return printJSON(g.stdout, res)
+			}
+			stored := strings.Join(res.StoredBy, "\n")
+			if stored == "" {
+				stored = "no host"
+			}
+			fields := [][2]string{{"id", res.ID}, {"stored_by", stored}}
+			for _, h := range sortedKeys(res.Failed) {
+				fields = append(fields, [2]string{"failed", h + ": " + res.Failed[h]})
+			}
+			return printFields(g.stdout, fields)
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "send a direct message to the member with this fingerprint (see `meshnode group members`)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// messageText joins the words of the command line, or reads stdin for
+// "-". It refuses what can never fit one message before calling the
+// daemon (the node checks the exact limit).
+func messageText(words []string, stdin io.Reader) (string, error) {
+	text := strings.Join(words, " ")
+	if len(words) == 1 && words[0] == "-" {
+		b, err := io.ReadAll(io.LimitReader(stdin, groupstate.MaxPayloadSize+1))
+		if err != nil {
+			return "", fmt.Errorf("reading the message from standard input: %w", err)
+		}
+		text = string(b)
+		text = strings.TrimSuffix(strings.TrimSuffix(text, "\n"), "\r")
+	}
+	if text == "" {
+		return "", errors.New("the message is empty")
+	}
+	if len(text) > groupstate.MaxPayloadSize {
+		return "", fmt.Errorf("the message is over %d bytes; one message holds at most %d bytes, so split it",
+			groupstate.MaxPayloadSize, groupstate.MaxPayloadSize)
+	}
+	return text, nil
+}
+
+func newMessagesCmd(g *globals) *cobra.Command {
+	var (
+		asJSON, follow bool
+		limit          int
+	)
+	cmd := &cobra.Command{
+		Use:   "messages GROUP",
+		Short: "Show a group's messages, oldest first; --follow keeps showing new ones",
+		Long: "Show the messages of GROUP (an ID or unique name), oldest first: time, nick, short\n" +
+			"fingerprint and text, with direct messages and gap notices marked. --json prints one\n" +
+			"JSON object per line. --follow then shows new messages as they arrive until interrupted.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 0 {
+				return fmt.Errorf("--limit %d: use a positive number, or 0 for all", limit)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return g.call(func(c *api.Client) error {
+				s, err := c.MessageStream(ctx, args[0], limit, follow)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				for {
+					m, err := s.Next()
+					switch {
+					case errors.Is(err, io.EOF):
+						return nil
+					case err != nil && ctx.Err() != nil:
+						return nil // interrupted
+					case err != nil:
+						return err
+					}
+					if asJSON {
+						err = printJSONLine(g.stdout, m)
+					} else {
+						err = printMessage(g.stdout, &m)
+					}
+					if err != nil {
+						return err
+					}
+				}
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&asJSON, "json", false, "print one JSON object per line")
+	f.BoolVar(&follow, "follow", false, "keep showing new messages until interrupted")
+	f.IntVar(&limit, "limit", 0, "show only the latest N messages (0: all)")
+	return cmd
+}
+
+// printMessage prints one readable line (continuation lines indented):
+//
+//	2006-01-02 15:04:05  alice (abcd-efgh)  text
+//	2006-01-02 15:04:05  alice (abcd-efgh)  [direct to you] text
+//	2006-01-02 15:04:05  [gap] 2 message(s) from bob ... are missing
+func printMessage(w io.Writer, m *api.Message) error {
+	when := m.Sent.Local().Format("2006-01-02 15:04:05")
+	var head string
+	switch m.Kind {
+	case api.KindGap:
+		head = fmt.Sprintf("%s  [gap] ", when)
+	case api.KindDirect:
+		// A member reads only the directs it sent or received.
+		to := "you"
+		if m.Own {
+			to = shortFP(m.To)
+		}
+		head = fmt.Sprintf("%s  %s (%s)  [direct to %s] ", when, displayNick(m.Nick), shortFP(m.Author), to)
+	default:
+		head = fmt.Sprintf("%s  %s (%s)  ", when, displayNick(m.Nick), shortFP(m.Author))
+	}
+	text := strings.ReplaceAll(printable(m.Text), "\n", "\n"+strings.Repeat(" ", len(when)+2))
+	_, err := fmt.Fprintln(w, head+text)
+	return err
+}
+
+// printable replaces control and bidirectional-override characters (which
+// another member could use to rewrite the terminal) except newlines and
+// tabs.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\t':
+			return r
+		case unicode.IsControl(r), unicode.Is(unicode.Bidi_Control, r):
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+}
+
+func displayNick(nick string) string {
+	if nick == "" {
+		return "?"
+	}
+	return printable(nick)
+}
+
+// shortFP is the first two groups of a fingerprint (40 bits): enough to
+// tell members apart on screen, not to verify anyone.
+func shortFP(fp string) string {
+	if len(fp) > 9 {
+		return fp[:9]
+	}
+	return fp
+}
+
+func newFetchCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "fetch GROUP",
+		Short: "Catch up on a group now: fetch what its hosts hold and report gaps",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var res *api.CatchUpResult
+			if err := g.call(func(c *api.Client) (err error) {
+				res, err = c.CatchUp(cmd.Context(), args[0])
+				return err
+			}); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(g.stdout, res)
+			}
+			out := g.stdout
+			fmt.Fprintf(out, "Fetched %d envelope(s) from %d host(s).\n", res.Fetched, res.Hosts)
+			for _, h := range sortedKeys(res.Failed) {
+				fmt.Fprintf(out, "  failed %s: %s\n", h, res.Failed[h])
+			}
+			if len(res.Gaps) == 0 {
+				fmt.Fprintln(out, "No gaps.")
+				return nil
+			}
+			for _, gap := range res.Gaps {
+				fmt.Fprintf(out, "Missing %d message(s) from %s (%s), numbers %d-%d: no host could supply them.\n",
+					gap.Last-gap.First+1, displayNick(gap.Nick), shortFP(gap.Author), gap.First, gap.Last)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// printJSONLine writes v as one line of JSON.
+func printJSONLine(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
