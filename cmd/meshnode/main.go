@@ -52,6 +52,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newGroupCmd(g), newSendCmd(g), newMessagesCmd(g), newFetchCmd(g))
 	root.AddCommand(newBenchCmd())
 	root.AddCommand(newTestnetCmd())
+	root.AddCommand(newAliasCmd(g), newContactCmd(g))
 	return root
 }
 

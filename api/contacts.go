@@ -1,0 +1,147 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Paths of the alias and contact endpoints. {name} and {id} are
+// path-escaped.
+const (
+	PathAliases        = "/" + Version + "/aliases"
+	PathAlias          = PathAliases + "/{name}"
+	PathContacts       = "/" + Version + "/contacts"
+	PathContactRequest = PathContacts + "/requests"
+	PathContactAccept  = PathContactRequest + "/{id}/accept"
+	PathContactReject  = PathContactRequest + "/{id}/reject"
+)
+
+// Error codes of the contact endpoints.
+const (
+	CodeUnknownName     = "unknown_name"      // 404: nobody is reachable under that alias or user ID
+	CodeBadPackage      = "bad_package"       // 502: the package found under the name is forged or invalid
+	CodeExpiredPackage  = "expired_package"   // 502: the package found under the name has expired
+	CodeUnknownRequest  = "unknown_request"   // 404: no pending request has that ID
+	CodeUnknownAlias    = "unknown_alias"     // 404: alias remove of an alias never added
+	CodeAliasExists     = "alias_exists"      // 409: alias add of an alias already added
+	CodeNoDirectory     = "no_directory"      // 409: no directory host configured
+	CodeDirectoryRefuse = "directory_refused" // 502: no directory host accepted the alias
+)
+
+func pathWith(pattern, key, value string) string {
+	return strings.Replace(pattern, "{"+key+"}", url.PathEscape(value), 1)
+}
+
+// Alias is a published alias.
+type Alias struct {
+	Name      string    `json:"name"`
+	Kind      string    `json:"kind"`
+	Hosts     []string  `json:"hosts"`
+	Published int       `json:"published"`
+	Created   time.Time `json:"created"`
+}
+
+// AddAliasRequest is the body of POST /v1/aliases.
+type AddAliasRequest struct {
+	Name string `json:"name"`
+	// Hosts are directory hosts (multiaddrs with /p2p/); empty means the
+	// node's configured ones.
+	Hosts []string `json:"hosts,omitempty"`
+}
+
+// ContactRequest is a request in quarantine: only its nick, fingerprint
+// and the name it came through are shown.
+type ContactRequest struct {
+	ID          string    `json:"id"`
+	Nick        string    `json:"nick"`
+	Fingerprint string    `json:"fingerprint"`
+	Via         string    `json:"via"`
+	Sent        time.Time `json:"sent"`
+	Received    time.Time `json:"received"`
+}
+
+// Contact is a connection, requested or established.
+type Contact struct {
+	Group       string    `json:"group"`
+	Fingerprint string    `json:"fingerprint,omitempty"`
+	Nick        string    `json:"nick,omitempty"`
+	Via         string    `json:"via"`
+	State       string    `json:"state"`
+	Initiated   bool      `json:"initiated"`
+	Since       time.Time `json:"since"`
+}
+
+// RequestContactRequest is the body of POST /v1/contacts/requests.
+type RequestContactRequest struct {
+	// Name is an alias or a user ID (fingerprint).
+	Name string `json:"name"`
+}
+
+// AddAlias calls POST /v1/aliases.
+func (c *Client) AddAlias(ctx context.Context, name string, hosts []string) (*Alias, error) {
+	var out Alias
+	if err := c.Do(ctx, http.MethodPost, PathAliases, &AddAliasRequest{Name: name, Hosts: hosts}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Aliases calls GET /v1/aliases.
+func (c *Client) Aliases(ctx context.Context) ([]Alias, error) {
+	var out []Alias
+	if err := c.Do(ctx, http.MethodGet, PathAliases, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RemoveAlias calls DELETE /v1/aliases/{name}.
+func (c *Client) RemoveAlias(ctx context.Context, name string) error {
+	return c.Do(ctx, http.MethodDelete, pathWith(PathAlias, "name", name), nil, nil)
+}
+
+// RequestContact calls POST /v1/contacts/requests: ask the person under
+// name to connect.
+func (c *Client) RequestContact(ctx context.Context, name string) (*Contact, error) {
+	var out Contact
+	if err := c.Do(ctx, http.MethodPost, PathContactRequest, &RequestContactRequest{Name: name}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ContactRequests calls GET /v1/contacts/requests: the daemon first
+// fetches its request mailboxes, then lists the quarantine.
+func (c *Client) ContactRequests(ctx context.Context) ([]ContactRequest, error) {
+	var out []ContactRequest
+	if err := c.Do(ctx, http.MethodGet, PathContactRequest, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AcceptContact calls POST /v1/contacts/requests/{id}/accept.
+func (c *Client) AcceptContact(ctx context.Context, id string) (*Contact, error) {
+	var out Contact
+	if err := c.Do(ctx, http.MethodPost, pathWith(PathContactAccept, "id", id), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RejectContact calls POST /v1/contacts/requests/{id}/reject.
+func (c *Client) RejectContact(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodPost, pathWith(PathContactReject, "id", id), nil, nil)
+}
+
+// Contacts calls GET /v1/contacts.
+func (c *Client) Contacts(ctx context.Context) ([]Contact, error) {
+	var out []Contact
+	if err := c.Do(ctx, http.MethodGet, PathContacts, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

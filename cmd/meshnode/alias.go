@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshnode/meshnode/api"
+)
+
+func newAliasCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "alias",
+		Short: "Publish, list and remove the aliases people can find you by",
+		Long: "An alias is a name people can use with `meshnode contact request NAME` to ask to connect.\n" +
+			"Its connection packages are published on directory hosts under a hash of the alias; aliases\n" +
+			"cannot be linked to each other or to you by their packages (a host that sees you publish\n" +
+			"several from one session can link them by your transport address).",
+	}
+	cmd.AddCommand(newAliasAddCmd(g), newAliasListCmd(g), newAliasRemoveCmd(g))
+	return cmd
+}
+
+func newAliasAddCmd(g *globals) *cobra.Command {
+	var hosts []string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "add NAME",
+		Short: "Publish connection packages under an alias",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var a *api.Alias
+			if err := g.call(func(c *api.Client) (err error) {
+				a, err = c.AddAlias(cmd.Context(), args[0], hosts)
+				return err
+			}); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(g.stdout, a)
+			}
+			fmt.Fprintf(g.stdout, "Alias %q published on %d of %d directory host(s).\n", a.Name, a.Published, len(a.Hosts))
+			fmt.Fprintf(g.stdout, "People can now run: meshnode contact request %s\n", a.Name)
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&hosts, "host", nil, "directory host multiaddr ending in /p2p/PEERID (repeatable; default: the configured ones)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newAliasListCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List your aliases",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var as []api.Alias
+			if err := g.call(func(c *api.Client) (err error) {
+				as, err = c.Aliases(cmd.Context())
+				return err
+			}); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(g.stdout, as)
+			}
+			if len(as) == 0 {
+				fmt.Fprintln(g.stdout, "No aliases yet: add one with `meshnode alias add NAME`.")
+				return nil
+			}
+			rows := [][]string{{"ALIAS", "HOSTS", "PUBLISHED", "SINCE"}}
+			for _, a := range as {
+				rows = append(rows, []string{a.Name, fmt.Sprint(len(a.Hosts)), fmt.Sprint(a.Published), a.Created.Format("2006-01-02")})
+			}
+			return printRows(g.stdout, rows)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newAliasRemoveCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Withdraw an alias from the directory hosts; requests sent to it are no longer read",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.call(func(c *api.Client) error { return c.RemoveAlias(cmd.Context(), args[0]) }); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "Alias %q removed.\n", args[0])
+			return nil
+		},
+	}
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshnode/meshnode/api"
+)
+
+func newContactCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "contact",
+		Short: "Ask people to connect, answer their requests, list your contacts",
+	}
+	cmd.AddCommand(newContactRequestCmd(g), newContactRequestsCmd(g), newContactAcceptCmd(g),
+		newContactRejectCmd(g), newContactListCmd(g))
+	return cmd
+}
+
+func newContactRequestCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "request NAME|USERID",
+		Short: "Ask the person published under an alias or user ID (fingerprint) to connect",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var ct *api.Contact
+			if err := g.call(func(c *api.Client) (err error) {
+				ct, err = c.RequestContact(cmd.Context(), args[0])
+				return err
+			}); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(g.stdout, ct)
+			}
+			fmt.Fprintf(g.stdout, "Request sent to %s. They see your nick and fingerprint only; once they accept,\n", args[0])
+			fmt.Fprintf(g.stdout, "`meshnode contact list` shows them as connected and group %s is your conversation.\n", ct.Group)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newContactRequestsCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "requests",
+		Short: "Fetch and list the requests waiting for your answer",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var rs []api.ContactRequest
+			if err := g.call(func(c *api.Client) (err error) {
+				rs, err = c.ContactRequests(cmd.Context())
+				return err
+			}); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(g.stdout, rs)
+			}
+			if len(rs) == 0 {
+				fmt.Fprintln(g.stdout, "No pending contact requests.")
+				return nil
+			}
+			rows := [][]string{{"ID", "NICK", "FINGERPRINT", "VIA", "RECEIVED"}}
+			for _, r := range rs {
+				rows = append(rows, []string{r.ID, r.Nick, r.Fingerprint, r.Via, r.Received.Local().Format("2006-01-02 15:04")})
+			}
+			if err := printRows(g.stdout, rows); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, "Compare the fingerprint with the person out of band, then `meshnode contact accept ID` or `reject ID`.")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newContactAcceptCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "accept ID",
+		Short: "Accept a contact request: join its connection group",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var ct *api.Contact
+			if err := g.call(func(c *api.Client) (err error) {
+				ct, err = c.AcceptContact(cmd.Context(), args[0])
+				return err
+			}); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "Connected to %s (%s); your conversation is group %s.\n", ct.Nick, ct.Fingerprint, ct.Group)
+			return nil
+		},
+	}
+}
+
+func newContactRejectCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reject ID",
+		Short: "Reject a contact request; the sender is told nothing and later requests from them are dropped",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.call(func(c *api.Client) error { return c.RejectContact(cmd.Context(), args[0]) }); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, "Request rejected.")
+			return nil
+		},
+	}
+}
+
+func newContactListCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List your contacts (and the requests you sent)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var cs []api.Contact
+			if err := g.call(func(c *api.Client) (err error) {
+				cs, err = c.Contacts(cmd.Context())
+				return err
+			}); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(g.stdout, cs)
+			}
+			if len(cs) == 0 {
+				fmt.Fprintln(g.stdout, "No contacts yet: `meshnode contact request NAME|USERID` asks someone to connect.")
+				return nil
+			}
+			rows := [][]string{{"NICK", "FINGERPRINT", "STATE", "VIA", "GROUP"}}
+			for _, c := range cs {
+				rows = append(rows, []string{c.Nick, c.Fingerprint, c.State, c.Via, c.Group})
+			}
+			return printRows(g.stdout, rows)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

@@ -1,0 +1,90 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/meshnode/meshnode/api"
+	tu "github.com/meshnode/meshnode/internal/testutil"
+	"github.com/meshnode/meshnode/node"
+)
+
+// TestContactTypesMirrorNode: same fields and JSON names as the node's.
+func TestContactTypesMirrorNode(t *testing.T) {
+	for _, pair := range [][2]any{
+		{node.AliasInfo{}, api.Alias{}},
+		{node.Contact{}, api.Contact{}},
+		{node.ContactRequest{}, api.ContactRequest{}},
+	} {
+		n, a := reflect.TypeOf(pair[0]), reflect.TypeOf(pair[1])
+		if n.NumField() != a.NumField() {
+			t.Fatalf("%s has %d fields, %s %d", n, n.NumField(), a, a.NumField())
+		}
+		for i := range n.NumField() {
+			if n.Field(i).Tag.Get("json") != a.Field(i).Tag.Get("json") {
+				t.Errorf("%s.%s: json %q, api has %q", n, n.Field(i).Name, n.Field(i).Tag.Get("json"), a.Field(i).Tag.Get("json"))
+			}
+		}
+	}
+}
+
+// TestContactsOverAPI: alias, request, quarantine, accept, list through
+// two member daemons and a directory host node.
+func TestContactsOverAPI(t *testing.T) {
+	host := startMember(t, "host", WithNodeParams(func(p *node.Params) { p.HostPolicy = node.PolicyOpen; p.Directory.Serve = true }))
+	dirHost := WithNodeParams(func(p *node.Params) { p.Contacts.DirectoryHosts = []string{host.addr()} })
+	alice, bob := startMember(t, "alice", dirHost), startMember(t, "bob", dirHost)
+	ctx := context.Background()
+
+	if _, err := host.c.AddAlias(ctx, "x", nil); err == nil {
+		t.Fatal("invalid alias accepted")
+	}
+	a, err := bob.c.AddAlias(ctx, "bob-api", nil)
+	if err != nil || a.Published != 1 {
+		t.Fatalf("alias add: %+v %v", a, err)
+	}
+	if _, err := bob.c.AddAlias(ctx, "bob-api", nil); !apiCode(err, api.CodeAliasExists) {
+		t.Fatalf("alias add twice: %v", err)
+	}
+	if _, err := alice.c.RequestContact(ctx, "nobody-at-all"); !apiCode(err, api.CodeUnknownName) {
+		t.Fatalf("unknown alias: %v", err)
+	}
+	if _, err := alice.c.RequestContact(ctx, "bob-api"); err != nil {
+		t.Fatal(err)
+	}
+	var reqs []api.ContactRequest
+	tu.Eventually(t, 10*time.Second, func() bool {
+		reqs, _ = bob.c.ContactRequests(ctx)
+		return len(reqs) == 1
+	}, "bob's request")
+	if reqs[0].Fingerprint != alice.fp || reqs[0].Nick != "alice" {
+		t.Fatalf("request %+v", reqs[0])
+	}
+	if _, err := bob.c.AcceptContact(ctx, "nope"); !apiCode(err, api.CodeUnknownRequest) {
+		t.Fatalf("accept unknown: %v", err)
+	}
+	if _, err := bob.c.AcceptContact(ctx, reqs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	tu.Eventually(t, 20*time.Second, func() bool {
+		cs, _ := alice.c.Contacts(ctx)
+		return len(cs) == 1 && cs[0].State == "connected" && cs[0].Fingerprint == bob.fp
+	}, "alice connected")
+	if err := bob.c.RemoveAlias(ctx, "bob-api"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.c.RemoveAlias(ctx, "bob-api"); !apiCode(err, api.CodeUnknownAlias) {
+		t.Fatalf("remove twice: %v", err)
+	}
+	if as, err := bob.c.Aliases(ctx); err != nil || len(as) != 0 {
+		t.Fatalf("aliases after removal: %+v %v", as, err)
+	}
+}
+
+func apiCode(err error, code string) bool {
+	var ae *api.Error
+	return errors.As(err, &ae) && ae.Code == code
+}

@@ -1,0 +1,159 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/meshnode/meshnode/api"
+	"github.com/meshnode/meshnode/directory"
+	"github.com/meshnode/meshnode/keymgmt"
+	"github.com/meshnode/meshnode/node"
+)
+
+// pollTimeout bounds the request-mailbox fetch done before listing the
+// quarantine; what it does not fetch in time the background poll will.
+const pollTimeout = 10 * time.Second
+
+// contactRoutes: aliases, contact requests and contacts (issue 7).
+func (s *server) contactRoutes(mux *http.ServeMux) {
+	s.handle(mux, api.PathAliases, methods{http.MethodGet: s.listAliases, http.MethodPost: s.addAlias})
+	s.handle(mux, api.PathAlias, methods{http.MethodDelete: s.removeAlias})
+	s.handle(mux, api.PathContacts, methods{http.MethodGet: s.listContacts})
+	s.handle(mux, api.PathContactRequest, methods{http.MethodGet: s.listContactRequests, http.MethodPost: s.requestContact})
+	s.handle(mux, api.PathContactAccept, methods{http.MethodPost: s.acceptContact})
+	s.handle(mux, api.PathContactReject, methods{http.MethodPost: s.rejectContact})
+}
+
+// contactErrors map the contact API's errors to API codes and statuses.
+var contactErrors = []struct {
+	err    error
+	code   string
+	status int
+}{
+	{node.ErrUnknownName, api.CodeUnknownName, http.StatusNotFound},
+	{node.ErrBadPackage, api.CodeBadPackage, http.StatusBadGateway},
+	{keymgmt.ErrExpired, api.CodeExpiredPackage, http.StatusBadGateway},
+	{node.ErrUnknownRequest, api.CodeUnknownRequest, http.StatusNotFound},
+	{node.ErrUnknownAlias, api.CodeUnknownAlias, http.StatusNotFound},
+	{node.ErrAliasExists, api.CodeAliasExists, http.StatusConflict},
+	{node.ErrNoDirectoryHosts, api.CodeNoDirectory, http.StatusConflict},
+	{node.ErrNotPublished, api.CodeDirectoryRefuse, http.StatusBadGateway},
+	{node.ErrSelfContact, api.CodeBadRequest, http.StatusBadRequest},
+	{keymgmt.ErrInvalidParams, api.CodeBadRequest, http.StatusBadRequest},
+	{directory.ErrRateLimited, api.CodeUnavailable, http.StatusServiceUnavailable},
+}
+
+func contactError(err error) error {
+	for _, m := range contactErrors {
+		if errors.Is(err, m.err) {
+			return &api.Error{Code: m.code, Message: err.Error(), Status: m.status}
+		}
+	}
+	return nodeError(err)
+}
+
+func (s *server) listAliases(w http.ResponseWriter, _ *http.Request) error {
+	as, err := s.d.node.Aliases()
+	if err != nil {
+		return contactError(err)
+	}
+	out := make([]api.Alias, 0, len(as))
+	for _, a := range as {
+		out = append(out, api.Alias(a))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) addAlias(w http.ResponseWriter, r *http.Request) error {
+	var req api.AddAliasRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), nodeCallTimeout)
+	defer cancel()
+	a, err := s.d.node.AddAlias(ctx, req.Name, req.Hosts)
+	if err != nil {
+		return contactError(err)
+	}
+	writeJSON(w, http.StatusCreated, api.Alias(*a))
+	return nil
+}
+
+func (s *server) removeAlias(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), nodeCallTimeout)
+	defer cancel()
+	if err := s.d.node.RemoveAlias(ctx, r.PathValue("name")); err != nil {
+		return contactError(err)
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+	return nil
+}
+
+func (s *server) listContacts(w http.ResponseWriter, _ *http.Request) error {
+	cs, err := s.d.node.Contacts()
+	if err != nil {
+		return contactError(err)
+	}
+	out := make([]api.Contact, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, api.Contact(c))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) requestContact(w http.ResponseWriter, r *http.Request) error {
+	var req api.RequestContactRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), nodeCallTimeout)
+	defer cancel()
+	c, err := s.d.node.RequestContact(ctx, req.Name)
+	if err != nil {
+		return contactError(err)
+	}
+	writeJSON(w, http.StatusCreated, api.Contact(*c))
+	return nil
+}
+
+func (s *server) listContactRequests(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), pollTimeout)
+	defer cancel()
+	if _, err := s.d.node.PollRequests(ctx); err != nil {
+		// Dropped: the list below still shows what earlier polls found.
+		s.log.Info("polling request mailboxes failed", "err", err)
+	}
+	rs, err := s.d.node.ContactRequests()
+	if err != nil {
+		return contactError(err)
+	}
+	out := make([]api.ContactRequest, 0, len(rs))
+	for _, q := range rs {
+		out = append(out, api.ContactRequest(q))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) acceptContact(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), nodeCallTimeout)
+	defer cancel()
+	c, err := s.d.node.AcceptContact(ctx, r.PathValue("id"))
+	if err != nil {
+		return contactError(err)
+	}
+	writeJSON(w, http.StatusOK, api.Contact(*c))
+	return nil
+}
+
+func (s *server) rejectContact(w http.ResponseWriter, r *http.Request) error {
+	if err := s.d.node.RejectContact(r.PathValue("id")); err != nil {
+		return contactError(err)
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+	return nil
+}
