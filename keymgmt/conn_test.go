@@ -469,3 +469,18 @@ func FuzzParseName(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkOpenRequest is a responder's cost per request that reaches it
+// (what a flood that passes the host's limits costs).
+func BenchmarkOpenRequest(b *testing.B) {
+	alice := newID(b, SuiteX25519)
+	pkg, sec := newConnPackage(b, NameAlias, nil, SuiteX25519)
+	e, _ := alice.NewEstablishment(pkg, "alice", "meshnode-invite-v1.x", time.Now())
+	ct, _ := SealRequest(pkg, e)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := sec.OpenRequest(ct); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
