@@ -95,7 +95,7 @@ func (c *collector) result() StrategyResult {
 	// Bytes, duplicates and storage.
 	var total, infraSum, memberSum, baseSum int64
 	for _, sn := range m.nodes {
-		b := sn.c.sent.Load() + sn.c.recv.Load()
+		b := sn.c.sent.Load() + sn.c.recv.Load() - sn.startBytes
 		total += b
 		r.Bytes.Max = max(r.Bytes.Max, b)
 		if sn.member {
@@ -103,9 +103,9 @@ func (c *collector) result() StrategyResult {
 		} else {
 			infraSum += b
 		}
-		baseSum += sn.c.baseSent.Load() + sn.c.baseRecv.Load()
+		baseSum += sn.c.baseSent.Load() + sn.c.baseRecv.Load() - sn.startBase
 		r.Series.BytesPerNode = append(r.Series.BytesPerNode, b)
-		r.Duplicates.Stored += int64(counterValue(sn.reg, "meshnode_node_envelopes_duplicate_total"))
+		r.Duplicates.Stored += int64(counterValue(sn.reg, dupCounter) - sn.startDups)
 	}
 	slices.Sort(r.Series.BytesPerNode)
 	r.Bytes.Total = total
@@ -150,6 +150,9 @@ func bucketRatio(a, b int) float64 {
 	}
 	return ratio(a, b)
 }
+
+// dupCounter is the node's count of envelopes received again.
+const dupCounter = "meshnode_node_envelopes_duplicate_total"
 
 // catchUps measures, for every return of a member during the traffic
 // phase, how long it took to show what it had missed.

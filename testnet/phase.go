@@ -10,6 +10,11 @@ import (
 
 // traffic runs the schedule's events in wall-clock time.
 func (m *sim) traffic(ctx context.Context, prog *progress) error {
+	for _, sn := range m.nodes {
+		sn.startBytes = sn.c.sent.Load() + sn.c.recv.Load()
+		sn.startBase = sn.c.baseSent.Load() + sn.c.baseRecv.Load()
+		sn.startDups = counterValue(sn.reg, dupCounter)
+	}
 	m.col.start(time.Now())
 	start := m.col.t0
 	for _, ev := range m.sch.Events {

@@ -70,7 +70,8 @@ type StrategyResult struct {
 	Duplicates Duplicates `json:"duplicates"`
 	Gaps       Gaps       `json:"gaps"`
 
-	// BytesPerNode: mean application bytes (sent + received) per node.
+	// BytesPerNode: mean application bytes (sent + received) per node
+	// from the start of traffic to the end of the final phase.
 	BytesPerNode float64   `json:"bytes_per_node"`
 	Bytes        ByteStats `json:"bytes"`
 	// Storage of every node that hosts a group for others.
@@ -91,7 +92,8 @@ type Duplicates struct {
 	// Shown: a message shown twice to the same member (must be 0).
 	Shown int `json:"shown"`
 	// Stored: envelopes a node received again after storing them (the
-	// cost of redundant paths: gossip, relay, catch-up, sync).
+	// cost of redundant paths: gossip, relay, catch-up, sync), from the
+	// start of traffic.
 	Stored           int64   `json:"stored"`
 	StoredPerMessage float64 `json:"stored_per_message"`
 }

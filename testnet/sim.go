@@ -40,6 +40,12 @@ type simNode struct {
 	c      counters
 	groups []int // groups this node belongs to or hosts
 
+	// Counters at the start of the traffic phase: bytes and duplicates
+	// are measured from there (group formation is not the strategy's
+	// running cost).
+	startBytes, startBase int64
+	startDups             float64
+
 	stopFollow func()
 	sendq      chan sendJob
 
