@@ -437,3 +437,43 @@ func nextMilli() {
 		runtime.Gosched()
 	}
 }
+
+// BenchmarkGroupAPI measures one send (POST .../messages, a group with no
+// hosts: sign, seal, store, answer) and one listing of the latest 50 of a
+// group's 1000 messages over loopback TCP.
+func BenchmarkGroupAPI(b *testing.B) {
+	res := initHome(b, node.RoleMember)
+	d := startDaemon(b, res.Home, nil)
+	c := client(b, res.Home)
+	ctx := context.Background()
+	text := strings.Repeat("x", 200)
+	b.Run("send", func(b *testing.B) {
+		created, err := c.CreateGroup(ctx, "send", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.Send(ctx, created.Group.ID, text); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("list50of1000", func(b *testing.B) {
+		created, err := c.CreateGroup(ctx, "list", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range 1000 {
+			if _, err := d.Node().Send(ctx, created.Group.ID, text); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.Messages(ctx, created.Group.ID, 50); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
