@@ -333,3 +333,8 @@ func ParsePayload(b []byte) (*Payload, error) {
 	}
 	return p, nil
 }
+
+// CheckNick reports whether nick is a valid nickname (empty allowed: the
+// payload then carries none). Callers check it before storing a nickname
+// that every later payload will carry.
+func CheckNick(nick string) error { return checkText("nickname", nick, true, MaxNameLen) }

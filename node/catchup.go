@@ -182,7 +182,7 @@ func (n *Node) reportGaps(gid groupstate.GroupID) ([]Gap, error) {
 				return err
 			}
 			id := sha256.Sum256([]byte(msg.ID))
-			if err := txn.Set(gkey(pfxMessage, gid, u64(uint64(now.UnixMilli())), id[:]), b); err != nil {
+			if err := txn.Set(messageKey(gid, now.UnixMilli(), msg.Seq, id), b); err != nil {
 				return err
 			}
 		}

@@ -122,6 +122,9 @@ func (n *Node) JoinGroup(ctx context.Context, invite, nick string) (*GroupInfo, 
 	if err != nil {
 		return nil, err
 	}
+	if err := groupstate.CheckNick(nick); err != nil {
+		return nil, err
+	}
 	inv, err := groupstate.ParseInvite(invite)
 	if err != nil {
 		return nil, err
@@ -155,7 +158,7 @@ func (n *Node) addGroupNick(ctx context.Context, g *groupstate.Group, nick strin
 		m.mu.Unlock()
 		return nil, err
 	}
-	e.local.Nick = m.nick
+	e.local.Nick = m.defaultNick()
 	if nick != "" {
 		e.local.Nick = nick
 	}

@@ -106,6 +106,16 @@ func (m *member) loadGroups() error {
 	})
 }
 
+// defaultNick is the node's nickname, or one made from the fingerprint
+// when none was set: a profile announcement needs a nickname, and without
+// one the member could not be listed or receive direct messages.
+func (m *member) defaultNick() string {
+	if m.nick != "" {
+		return m.nick
+	}
+	return "member-" + m.id.Fingerprint()[:4]
+}
+
 // addEntry registers a group in memory (loading its bookkeeping).
 func (m *member) addEntry(g *groupstate.Group) (*groupEntry, error) {
 	lb, err := m.db.get(gkey(pfxLocal, g.ID))
@@ -258,6 +268,9 @@ func (m *member) sealOwn(e *groupEntry, p *groupstate.Payload, shown *Message) (
 // markSeenTxn records an envelope as processed and, if msg is not nil,
 // stores the message for display.
 func markSeenTxn(txn *badger.Txn, g groupstate.GroupID, id envelope.ID, sent int64, msg *Message) error {
+	// Messages are listed by sending time, then by the author's sequence
+	// number, so one author's messages of the same millisecond keep their
+	// order.
 	if err := txn.Set(gkey(pfxSeen, g, id[:]), u64(uint64(sent))); err != nil {
 		return err
 	}
@@ -268,7 +281,12 @@ func markSeenTxn(txn *badger.Txn, g groupstate.GroupID, id envelope.ID, sent int
 	if err != nil {
 		return err
 	}
-	return txn.Set(gkey(pfxMessage, g, u64(uint64(sent)), id[:]), b)
+	return txn.Set(messageKey(g, sent, msg.Seq, id), b)
+}
+
+// messageKey orders a group's messages by sent time, then sequence.
+func messageKey(g groupstate.GroupID, sent int64, seq uint64, id envelope.ID) []byte {
+	return gkey(pfxMessage, g, u64(uint64(sent)), u64(seq), id[:])
 }
 
 func pushHead(l *groupLocal, id envelope.ID) {

@@ -418,3 +418,43 @@ func TestHostLearnsNothing(t *testing.T) {
 		return nil
 	})
 }
+
+// A member started without a nickname still announces a profile (with a
+// nickname made from its fingerprint), so it is listed and can receive
+// directs; a join with an invalid nickname is refused before anything is
+// stored.
+func TestMemberWithoutNick(t *testing.T) {
+	alice, anon := newPerson(t, "alice"), newPerson(t, "")
+	alice.start()
+	anon.start()
+	ctx := context.Background()
+	_, invite, err := alice.n.CreateGroup(ctx, "g", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anon.n.JoinGroup(ctx, invite, "bad\u202enick"); err == nil {
+		t.Fatal("join with a bidi-override nickname accepted")
+	}
+	if gs, _ := anon.n.Groups(); len(gs) != 0 {
+		t.Fatal("refused join left a group behind")
+	}
+	if _, err := anon.n.JoinGroup(ctx, invite, ""); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, anon.n, alice.n)
+	tu.Eventually(t, 15*time.Second, func() bool {
+		ms, _ := alice.n.Members("g")
+		for _, m := range ms {
+			if m.Fingerprint == anon.id.Fingerprint() && strings.HasPrefix(m.Nick, "member-") {
+				return true
+			}
+		}
+		if len(ms) < 2 {
+			alice.n.CatchUp(ctx, "g")
+		}
+		return false
+	}, "alice lists the member without a nickname")
+	if _, err := alice.n.SendDirect(ctx, "g", anon.id.Fingerprint(), "hello you"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -24,7 +24,7 @@ import (
 //	'G' gid                    → groupstate.Group binary (secrets included)
 //	'L' gid                    → groupLocal JSON (own seq, heads, cursors)
 //	'T' gid                    → groupstate.SeqTracker binary
-//	'M' gid sent(8) id(32)     → Message JSON (display order: sent time)
+//	'M' gid sent(8) seq(8) id(32) → Message JSON (display order: sent time, then the author's sequence)
 //	'I' gid id(32)             → sent(8): envelope processed (dedupe)
 //	'P' gid author(32)         → profile JSON (nick, HPKE KEM and key)
 type memberDB struct {
