@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -37,9 +38,16 @@ type Gap struct {
 	Last   uint64 `json:"last"`
 }
 
+// maxTopicSources bounds the topic peers a host-less group catches up
+// from. Every source is paged from its own cursor (from the start for a
+// new peer), so fetching from every member would multiply the traffic;
+// anti-entropy sync (hostsync) reconciles with all of them at a cost that
+// grows with the difference instead.
+const maxTopicSources = 3
+
 // catchUpSources are the nodes to fetch a group's mailboxes from: the hosts
-// named in the group, and the peers met on its mailbox topics (members'
-// nodes host their groups' mailboxes too).
+// the group names, or, for a group that names none (members host each
+// other), a few peers met on its mailbox topics.
 func (n *Node) catchUpSources(hosts []string, mbs []envelope.MailboxID) []peer.ID {
 	seen := map[peer.ID]bool{n.h.ID(): true}
 	var out []peer.ID
@@ -51,15 +59,59 @@ func (n *Node) catchUpSources(hosts []string, mbs []envelope.MailboxID) []peer.I
 			out = append(out, ai.ID)
 		}
 	}
+	if len(out) > 0 {
+		return out
+	}
+	var topic []peer.ID
 	for _, mb := range mbs {
 		for _, p := range n.relay.TopicPeers(mb) {
 			if !seen[p] {
 				seen[p] = true
-				out = append(out, p)
+				topic = append(topic, p)
 			}
 		}
 	}
-	return out
+	// Spread the load over the members instead of always asking the same.
+	rand.Shuffle(len(topic), func(i, j int) { topic[i], topic[j] = topic[j], topic[i] })
+	return topic[:min(len(topic), maxTopicSources)]
+}
+
+// redialInterval is how often a member re-dials the hosts its groups name
+// when it is not connected to them.
+const redialInterval = 10 * time.Second
+
+// keepHostsConnected re-dials the hosts named by the member's groups after
+// a network change or a host restart; the connection itself triggers a
+// catch-up (watchHosts), so a member whose links return gets what it
+// missed within seconds instead of at the next periodic catch-up.
+func (n *Node) keepHostsConnected() {
+	defer n.wg.Done()
+	t := time.NewTicker(redialInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		n.mu.Lock()
+		var want []peer.ID
+		for _, ids := range n.namedHosts {
+			want = append(want, ids...)
+		}
+		n.mu.Unlock()
+		tried := map[peer.ID]bool{}
+		for _, p := range want {
+			if tried[p] || p == n.h.ID() || n.h.Network().Connectedness(p) == network.Connected {
+				continue
+			}
+			tried[p] = true
+			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+			// Dropped: an unreachable host is tried again next tick.
+			_ = n.h.Connect(ctx, peer.AddrInfo{ID: p, Addrs: n.h.Peerstore().Addrs(p)})
+			cancel()
+		}
+	}
 }
 
 // CatchUp fetches what the group's hosts hold beyond the saved cursors,

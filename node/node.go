@@ -225,8 +225,9 @@ func (n *Node) startMember(cfg *config) error {
 		n.setNamedHosts(m.mailboxesOf(e), e.g.Hosts)
 	}
 	n.watchHosts()
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.runMember()
+	go n.keepHostsConnected()
 	return nil
 }
 
