@@ -1,7 +1,9 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,9 +72,11 @@ type Node struct {
 	hosted map[envelope.MailboxID]struct{}
 	// namedHosts are the hosts named by this member's groups, per mailbox.
 	namedHosts map[envelope.MailboxID][]peer.ID
-	listeners  map[int]chan<- Arrival
-	nextL      int
-	closed     bool
+	// bootstrap are the peers of Params.Bootstrap (read-only after New).
+	bootstrap map[peer.ID]bool
+	listeners map[int]chan<- Arrival
+	nextL     int
+	closed    bool
 }
 
 var _ GroupHost = (*Node)(nil)
@@ -101,7 +105,14 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 		allow:      allow,
 		hosted:     make(map[envelope.MailboxID]struct{}),
 		namedHosts: make(map[envelope.MailboxID][]peer.ID),
+		bootstrap:  make(map[peer.ID]bool),
 		listeners:  make(map[int]chan<- Arrival),
+	}
+	// The bootstrap set is fixed before anything that reads it starts.
+	for _, b := range p.Bootstrap {
+		if ai, err := peer.AddrInfoFromString(b); err == nil {
+			n.bootstrap[ai.ID] = true
+		}
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	// Returns below set n to nil on error; close what was started through
@@ -329,20 +340,49 @@ func (n *Node) HostMailbox(m envelope.MailboxID) error {
 	return nil
 }
 
-// knownHosts are the peers to sync mailbox m with: the peers on its topic
-// and the hosts named by this member's groups. Called by the sync
-// scheduler; it takes only Node.mu and relay's lock.
+// maxSyncPeers bounds the topic peers a node reconciles a mailbox with
+// when its group names no hosts.
+const maxSyncPeers = 4
+
+// knownHosts are the peers to reconcile mailbox m with (called by the sync
+// scheduler; it takes only Node.mu and relay's lock):
+//   - the hosts named by this member's group, when it names any (members
+//     push to them directly; reconciling with every other member would
+//     multiply traffic by the group size);
+//   - otherwise the bootstrap peers on the topic (explicit federation of
+//     community hosts) and the maxSyncPeers topic peers closest to this
+//     node by XOR distance of their IDs' hashes — a stable sparse overlay
+//     in which every node has a few sync partners.
 func (n *Node) knownHosts(m envelope.MailboxID) []peer.ID {
-	peers := n.relay.TopicPeers(m)
 	n.mu.Lock()
-	named := n.namedHosts[m]
+	named := slices.Clone(n.namedHosts[m])
 	n.mu.Unlock()
-	for _, p := range named {
-		if p != n.h.ID() && !slices.Contains(peers, p) {
-			peers = append(peers, p)
+	if len(named) > 0 {
+		return slices.DeleteFunc(named, func(p peer.ID) bool { return p == n.h.ID() })
+	}
+	peers := n.relay.TopicPeers(m)
+	var out []peer.ID
+	rest := peers[:0:0]
+	for _, p := range peers {
+		if n.bootstrap[p] {
+			out = append(out, p)
+		} else {
+			rest = append(rest, p)
 		}
 	}
-	return peers
+	self := sha256.Sum256([]byte(n.h.ID()))
+	dist := func(p peer.ID) [32]byte {
+		h := sha256.Sum256([]byte(p))
+		for i := range h {
+			h[i] ^= self[i]
+		}
+		return h
+	}
+	slices.SortFunc(rest, func(a, b peer.ID) int {
+		da, db := dist(a), dist(b)
+		return bytes.Compare(da[:], db[:])
+	})
+	return append(out, rest[:min(len(rest), maxSyncPeers)]...)
 }
 
 // setNamedHosts records the hosts a group names for its mailboxes.
