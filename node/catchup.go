@@ -131,18 +131,41 @@ func (n *Node) CatchUp(ctx context.Context, group string) (*CatchUpResult, error
 	m.mu.Unlock()
 
 	res := &CatchUpResult{Group: gid.String(), Failed: map[string]string{}}
-	sources := n.catchUpSources(hosts, mbs)
-	res.Hosts = len(sources)
-	for _, p := range sources {
+	// A managed group's key updates add the next epoch's mailbox while
+	// processing: fetch each new one in turn (the old ones are not fetched
+	// again).
+	done := map[envelope.MailboxID]bool{}
+	asked := map[peer.ID]bool{}
+	for round := 0; round < maxEpochPasses; round++ {
+		var todo []envelope.MailboxID
 		for _, mb := range mbs {
-			got, err := n.catchUpFrom(ctx, gid, p, mb)
-			res.Fetched += got
-			if err != nil {
-				res.Failed[p.String()] = err.Error()
+			if !done[mb] {
+				todo = append(todo, mb)
+				done[mb] = true
 			}
 		}
+		if len(todo) == 0 {
+			break
+		}
+		sources := n.catchUpSources(hosts, todo)
+		for _, p := range sources {
+			asked[p] = true
+			for _, mb := range todo {
+				got, err := n.catchUpFrom(ctx, gid, p, mb)
+				res.Fetched += got
+				if err != nil {
+					res.Failed[p.String()] = err.Error()
+				}
+			}
+		}
+		n.processAll()
+		m.mu.Lock()
+		if e, ok := m.groups[gid]; ok {
+			mbs = m.mailboxesOf(e)
+		}
+		m.mu.Unlock()
 	}
-	n.processAll()
+	res.Hosts = len(asked)
 	res.Gaps, err = n.reportGaps(gid)
 	return res, err
 }
@@ -261,7 +284,14 @@ func displayName(nick, fp string) string {
 func (n *Node) catchUpAsync(gid groupstate.GroupID) {
 	m := n.member
 	m.mu.Lock()
-	if m.catchingUp[gid] || n.ctx.Err() != nil {
+	if n.ctx.Err() != nil {
+		m.mu.Unlock()
+		return
+	}
+	if m.catchingUp[gid] {
+		// Run once more when the current run ends: it may have started
+		// before what asked for this one (a new epoch's mailbox).
+		m.catchUpAgain()[gid] = true
 		m.mu.Unlock()
 		return
 	}
@@ -270,17 +300,33 @@ func (n *Node) catchUpAsync(gid groupstate.GroupID) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		defer func() {
+		for {
+			ctx, cancel := context.WithTimeout(n.ctx, 2*time.Minute)
+			if _, err := n.CatchUp(ctx, gid.String()); err != nil && n.ctx.Err() == nil {
+				n.log.Info("background catch-up failed", "group", gid.Short(), "err", err)
+			}
+			cancel()
 			m.mu.Lock()
-			delete(m.catchingUp, gid)
+			again := m.catchUpAgain()[gid] && n.ctx.Err() == nil
+			delete(m.catchUpAgain(), gid)
+			if !again {
+				delete(m.catchingUp, gid)
+			}
 			m.mu.Unlock()
-		}()
-		ctx, cancel := context.WithTimeout(n.ctx, 2*time.Minute)
-		defer cancel()
-		if _, err := n.CatchUp(ctx, gid.String()); err != nil && n.ctx.Err() == nil {
-			n.log.Info("background catch-up failed", "group", gid.Short(), "err", err)
+			if !again {
+				return
+			}
 		}
 	}()
+}
+
+// catchUpAgain marks groups whose catch-up was asked for while one ran.
+// Call with m.mu held.
+func (m *member) catchUpAgain() map[groupstate.GroupID]bool {
+	if m.mg.catchUpAgain == nil {
+		m.mg.catchUpAgain = map[groupstate.GroupID]bool{}
+	}
+	return m.mg.catchUpAgain
 }
 
 func (n *Node) catchUpAllAsync() {

@@ -27,13 +27,24 @@ type GroupInfo struct {
 	Members  int      `json:"members"` // members known from their profiles
 	Nick     string   `json:"nick"`
 	Messages int      `json:"messages"`
+	// Managed groups only: this member's role, the policy, detected
+	// splits, and whether this member was removed.
+	Managed bool   `json:"managed,omitempty"`
+	Role    string `json:"role,omitempty"`
+	Policy  string `json:"policy,omitempty"`
+	Splits  int    `json:"splits,omitempty"`
+	Removed bool   `json:"removed,omitempty"`
 }
 
-// MemberInfo is a member known from its profile messages.
+// MemberInfo is a member of a group: of an open group, known from its
+// profile messages; of a managed group, from the state chain, with its
+// role and whether it is a bot.
 type MemberInfo struct {
 	Fingerprint string `json:"fingerprint"`
 	Nick        string `json:"nick"`
 	Self        bool   `json:"self"`
+	Role        string `json:"role,omitempty"`
+	Bot         bool   `json:"bot,omitempty"`
 }
 
 // SendResult says where a sent envelope went.
@@ -91,14 +102,40 @@ func parseHosts(hosts []string) ([]peer.AddrInfo, error) {
 	return out, nil
 }
 
+// GroupOption configures CreateGroup.
+type GroupOption func(*groupOptions) error
+
+type groupOptions struct {
+	managed bool
+	policy  groupstate.Policy
+}
+
+// Managed makes CreateGroup create a managed group (ARCHITECTURE §7) with
+// this policy: membership is a state chain this member starts as its
+// first manager; people join when a manager adds their key package (there
+// is no bearer invite), and removals rotate the keys.
+func Managed(p groupstate.Policy) GroupOption {
+	return func(o *groupOptions) error { o.managed, o.policy = true, p; return nil }
+}
+
 // CreateGroup creates a group hosted by this node and the given hosts and
-// returns it with a write invite.
-func (n *Node) CreateGroup(ctx context.Context, name string, hosts []string) (*GroupInfo, string, error) {
+// returns it with a write invite (none for a managed group: see Managed).
+func (n *Node) CreateGroup(ctx context.Context, name string, hosts []string, opts ...GroupOption) (*GroupInfo, string, error) {
 	if _, err := n.mem(); err != nil {
 		return nil, "", err
 	}
 	if _, err := parseHosts(hosts); err != nil {
 		return nil, "", err
+	}
+	var o groupOptions
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, "", err
+		}
+	}
+	if o.managed {
+		info, err := n.createManaged(ctx, name, hosts, o.policy)
+		return info, "", err
 	}
 	g, err := groupstate.NewGroup(name, hosts)
 	if err != nil {
@@ -147,6 +184,13 @@ func (n *Node) JoinGroup(ctx context.Context, invite, nick string) (*GroupInfo, 
 // addGroupNick stores a new group, hosts its mailboxes, connects to its
 // hosts and announces the member's profile.
 func (n *Node) addGroupNick(ctx context.Context, g *groupstate.Group, nick string) (*GroupInfo, error) {
+	return n.addGroup(ctx, g, nil, nick)
+}
+
+// addGroup is addGroupNick for an open group (chain nil) or a managed one;
+// a managed group's caller announces the profile itself, after what must
+// come first (the create event).
+func (n *Node) addGroup(ctx context.Context, g *groupstate.Group, chain *groupstate.Chain, nick string) (*GroupInfo, error) {
 	m := n.member
 	m.mu.Lock()
 	if _, ok := m.groups[g.ID]; ok {
@@ -158,6 +202,9 @@ func (n *Node) addGroupNick(ctx context.Context, g *groupstate.Group, nick strin
 		m.mu.Unlock()
 		return nil, err
 	}
+	if chain != nil {
+		e.chain = chain
+	}
 	e.local.Nick = m.defaultNick()
 	if nick != "" {
 		e.local.Nick = nick
@@ -165,6 +212,9 @@ func (n *Node) addGroupNick(ctx context.Context, g *groupstate.Group, nick strin
 	err = m.db.db.Update(func(txn *badger.Txn) error { return saveGroupTxn(txn, e) })
 	if err != nil {
 		delete(m.groups, g.ID)
+		for _, mb := range m.mailboxesOf(e) {
+			delete(m.mailboxes, mb)
+		}
 		m.mu.Unlock()
 		return nil, fmt.Errorf("node: save group: %w", err)
 	}
@@ -178,7 +228,7 @@ func (n *Node) addGroupNick(ctx context.Context, g *groupstate.Group, nick strin
 		}
 	}
 	n.connectHosts(ctx, g.Hosts)
-	if g.CanWrite() {
+	if g.CanWrite() && chain == nil {
 		if _, err := n.sendProfile(ctx, g.ID); err != nil {
 			n.log.Warn("could not announce profile", "group", g.ID.Short(), "err", err)
 		}
@@ -225,6 +275,10 @@ func (n *Node) Invite(group string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if e.chain != nil {
+		// A bearer invite would let its holder in without the manager.
+		return "", fmt.Errorf("%w: %q is a managed group, which has no invite; a manager adds members with their key package", ErrNoInvite, e.g.Name)
+	}
 	return groupstate.NewInvite(e.g, e.g.CanWrite())
 }
 
@@ -270,8 +324,22 @@ func (n *Node) GroupInfo(group string) (*GroupInfo, error) {
 		ID: e.g.ID.String(), Name: e.g.Name, Epoch: e.g.Epoch, Hosts: append([]string{}, e.g.Hosts...),
 		CanWrite: e.g.CanWrite(), History: e.g.History.String(), Nick: e.local.Nick,
 	}
+	if e.chain != nil {
+		st := e.chain.State()
+		gi.Managed, gi.Policy, gi.Removed = true, describePolicy(st.Policy), e.local.Removed
+		gi.History = st.Policy.History.String()
+		if me, ok := st.Member(m.id.SigningKey()); ok {
+			gi.Role = me.Role.String()
+		}
+	}
 	gid := e.g.ID
 	m.mu.Unlock()
+	if gi.Managed {
+		err = m.db.scan(gkey(pfxSplit, gid), func(_, _ []byte) error { gi.Splits++; return nil })
+		if err != nil {
+			return nil, err
+		}
+	}
 	members, err := n.Members(gid.String())
 	if err != nil {
 		return nil, err
@@ -288,6 +356,19 @@ func (n *Node) Members(group string) ([]MemberInfo, error) {
 		return nil, err
 	}
 	var out []MemberInfo
+	m.mu.Lock()
+	var st *groupstate.State
+	if e, ok := m.groups[gid]; ok && e.chain != nil {
+		st = e.chain.State()
+	}
+	m.mu.Unlock()
+	if st != nil {
+		for _, mb := range st.SortedMembers() {
+			out = append(out, MemberInfo{Fingerprint: mb.Fingerprint(), Nick: mb.Nick, Self: m.isSelf(mb.Identity.SignPub),
+				Role: mb.Role.String(), Bot: mb.Bot})
+		}
+		return out, nil
+	}
 	err = m.db.scan(gkey(pfxProfile, gid), func(k, v []byte) error {
 		rec, err := decodeProfileRec(v)
 		if err != nil {

@@ -68,6 +68,8 @@ type member struct {
 	catchingUp map[groupstate.GroupID]bool
 	// kick asks the processing loop for a pass.
 	kick chan struct{}
+	// mg is the managed-group side (managed.go), guarded by mu.
+	mg managedMember
 }
 
 type groupEntry struct {
@@ -75,6 +77,11 @@ type groupEntry struct {
 	keys    map[uint64]*keymgmt.EpochKeys
 	local   *groupLocal
 	tracker *groupstate.SeqTracker
+	// chain is a managed group's state chain (nil for an open group).
+	chain *groupstate.Chain
+	// claims are state heads named by payloads that the chain did not
+	// hold yet, re-checked when it grows (managed.go).
+	claims []headClaim
 }
 
 type mailboxRef struct {
@@ -135,6 +142,9 @@ func (m *member) addEntry(g *groupstate.Group) (*groupEntry, error) {
 		}
 	}
 	e := &groupEntry{g: g, keys: map[uint64]*keymgmt.EpochKeys{}, local: local, tracker: tr}
+	if e.chain, err = m.loadChain(g.ID); err != nil {
+		return nil, err
+	}
 	for epoch := range g.Secrets {
 		k, err := e.keysFor(epoch)
 		if err != nil {
@@ -153,6 +163,9 @@ func saveGroupTxn(txn *badger.Txn, e *groupEntry) error {
 		return err
 	}
 	if err := txn.Set(gkey(pfxGroup, e.g.ID), gb); err != nil {
+		return err
+	}
+	if err := saveChainTxn(txn, e); err != nil {
 		return err
 	}
 	return saveLocalTxn(txn, e)
@@ -210,15 +223,27 @@ func (m *member) notifyLocked(msg Message) {
 // buildPayload prepares and signs the next own payload of a group, and
 // advances the own sequence number. Call with m.mu held.
 func (m *member) buildPayload(e *groupEntry, kind groupstate.Kind, body []byte, now time.Time) (*groupstate.Payload, error) {
+	return m.buildPayloadAt(e, e.g.Epoch, kind, body, now)
+}
+
+// buildPayloadAt is buildPayload for a given epoch (a key update goes in
+// the epoch before the one it starts). A managed group's payload carries
+// the state head of that epoch. Call with m.mu held.
+func (m *member) buildPayloadAt(e *groupEntry, epoch uint64, kind groupstate.Kind, body []byte, now time.Time) (*groupstate.Payload, error) {
 	p := &groupstate.Payload{
 		GroupID: e.g.ID,
-		Epoch:   e.g.Epoch,
+		Epoch:   epoch,
 		Seq:     e.local.NextSeq,
 		Parents: append([]envelope.ID(nil), e.local.Heads...),
 		Sent:    now.UnixMilli(),
 		Kind:    kind,
 		Nick:    e.local.Nick,
 		Body:    body,
+	}
+	if e.chain != nil {
+		if head, ok := e.chain.HeadOf(epoch); ok {
+			p.StateHead = head
+		}
 	}
 	if err := groupstate.SignPayloadAs(p, m.id); err != nil {
 		return nil, err
@@ -231,6 +256,29 @@ func (m *member) buildPayload(e *groupEntry, kind groupstate.Kind, body []byte, 
 // first means a crash can never reuse a sequence number, and the sender
 // sees its own message (including directs it cannot decrypt itself).
 func (m *member) sealOwn(e *groupEntry, p *groupstate.Payload, shown *Message) (*envelope.Envelope, error) {
+	env, err := m.sealLocal(e, p, shown)
+	if err != nil {
+		return nil, err
+	}
+	err = m.db.db.Update(func(txn *badger.Txn) error {
+		if err := saveLocalTxn(txn, e); err != nil {
+			return err
+		}
+		return markSeenTxn(txn, e.g.ID, env.ID(), p.Sent, shown)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: record own message: %w", err)
+	}
+	if shown != nil {
+		m.notifyLocked(*shown)
+	}
+	return env, nil
+}
+
+// sealLocal encrypts an own payload and advances the in-memory
+// bookkeeping (sequence, heads, tracker, messages of the epoch); the
+// caller records it durably. Call with m.mu held.
+func (m *member) sealLocal(e *groupEntry, p *groupstate.Payload, shown *Message) (*envelope.Envelope, error) {
 	keys, err := e.keysFor(p.Epoch)
 	if err != nil {
 		return nil, err
@@ -250,18 +298,7 @@ func (m *member) sealOwn(e *groupEntry, p *groupstate.Payload, shown *Message) (
 	}
 	e.local.NextSeq++
 	pushHead(e.local, env.ID())
-	err = m.db.db.Update(func(txn *badger.Txn) error {
-		if err := saveLocalTxn(txn, e); err != nil {
-			return err
-		}
-		return markSeenTxn(txn, e.g.ID, env.ID(), p.Sent, shown)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("node: record own message: %w", err)
-	}
-	if shown != nil {
-		m.notifyLocked(*shown)
-	}
+	m.countMessage(e, p)
 	return env, nil
 }
 
@@ -346,8 +383,26 @@ func (m *member) process(txn *badger.Txn, e *groupEntry, epoch uint64, env *enve
 	if obs.Status == groupstate.SeqDuplicate {
 		return nil, fmt.Errorf("replay: author %s sequence %d already seen", keymgmt.Fingerprint(p.AuthorKey()), p.Seq)
 	}
+	if p.AuthorKey().Equal(m.id.SigningKey()) && p.Seq >= e.local.NextSeq {
+		// An own envelope this database never recorded: the node stored
+		// it and crashed before committing (managed.go relies on this to
+		// recover its own state events and key updates). Never reuse its
+		// sequence number.
+		e.local.NextSeq = p.Seq + 1
+	}
 	pushHead(e.local, env.ID())
-	msg := m.newMessage(e, p, env.ID(), now)
+	return m.handle(txn, e, p, env.ID(), now)
+}
+
+// handle records an opened payload (process, and the retry of deferred
+// managed-group payloads). Call with m.mu held.
+func (m *member) handle(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id envelope.ID, now time.Time) (*Message, error) {
+	if e.chain != nil {
+		if err := m.checkManaged(txn, e, p, id); err != nil {
+			return nil, err
+		}
+	}
+	msg := m.newMessage(e, p, id, now)
 	switch p.Kind {
 	case groupstate.KindText:
 		msg.Text = string(p.Body)
@@ -364,27 +419,35 @@ func (m *member) process(txn *badger.Txn, e *groupEntry, epoch uint64, env *enve
 		if err := txn.Set(gkey(pfxProfile, e.g.ID, p.Author[:]), b); err != nil {
 			return nil, err
 		}
-		return nil, markSeenTxn(txn, e.g.ID, env.ID(), p.Sent, nil)
+		return nil, markSeenTxn(txn, e.g.ID, id, p.Sent, nil)
 	case groupstate.KindDirect:
 		if len(p.Body) < ed25519.PublicKeySize {
 			return nil, fmt.Errorf("direct message body of %d bytes", len(p.Body))
 		}
+		m.countMessage(e, p)
 		to := ed25519.PublicKey(p.Body[:ed25519.PublicKeySize])
 		msg.To = keymgmt.Fingerprint(to)
 		if !to.Equal(m.id.SigningKey()) {
-			return nil, errors.Join(errNotForMe, markSeenTxn(txn, e.g.ID, env.ID(), p.Sent, nil))
+			return nil, errors.Join(errNotForMe, markSeenTxn(txn, e.g.ID, id, p.Sent, nil))
 		}
 		text, err := m.id.Open(directInfo(e.g.ID, to, p.AuthorKey()), p.Body[ed25519.PublicKeySize:])
 		if err != nil {
 			return nil, fmt.Errorf("direct message: %w", err)
 		}
 		msg.Text = string(text)
+	case groupstate.KindStateEvent, groupstate.KindKeyUpdate, groupstate.KindRequest:
+		if e.chain != nil {
+			return m.processManaged(txn, e, p, id, msg, now)
+		}
+		// An open group has no state chain: recorded, not shown.
+		return nil, markSeenTxn(txn, e.g.ID, id, p.Sent, nil)
 	default:
-		// Key updates and state events are handled by managed groups;
-		// until then they are recorded but not shown.
-		return nil, markSeenTxn(txn, e.g.ID, env.ID(), p.Sent, nil)
+		return nil, markSeenTxn(txn, e.g.ID, id, p.Sent, nil)
 	}
-	return msg, markSeenTxn(txn, e.g.ID, env.ID(), p.Sent, msg)
+	if p.Kind == groupstate.KindText {
+		m.countMessage(e, p)
+	}
+	return msg, markSeenTxn(txn, e.g.ID, id, p.Sent, msg)
 }
 
 // seenTxn reports whether an envelope was already processed.

@@ -27,6 +27,22 @@ import (
 //	'M' gid sent(8) seq(8) id(32) → Message JSON (display order: sent time, then the author's sequence)
 //	'I' gid id(32)             → sent(8): envelope processed (dedupe)
 //	'P' gid author(32)         → profile JSON (nick, HPKE KEM and key)
+//
+// Managed groups (managed.go, rotation.go, welcome.go, bot.go):
+//
+//	'C' gid                    → groupstate.Chain binary (the state chain)
+//	'O' gid event(32)          → state event binary whose parent is not
+//	                             known yet (re-added to the chain at load)
+//	'Q' gid id(32)             → deferred payload: 8 epoch ‖ payload
+//	                             encoding, retried when the chain grows
+//	'R' gid request(32)        → manager request binary queued for the bot
+//	                             (key: SHA-256 of the request)
+//	'X' gid key(32)            → split report JSON (key: SHA-256 of what
+//	                             identifies the split, so it is reported once)
+//	'K' kp(32)                 → pendingKeyPackage JSON: an own key package
+//	                             whose welcome is awaited (key: SHA-256 of it)
+//
+// ('d' is the contacts namespace, see contacts.go.)
 type memberDB struct {
 	db *badger.DB
 }
@@ -38,6 +54,13 @@ const (
 	pfxMessage = 'M'
 	pfxSeen    = 'I'
 	pfxProfile = 'P'
+
+	pfxChain      = 'C'
+	pfxOrphan     = 'O'
+	pfxDeferred   = 'Q'
+	pfxRequest    = 'R'
+	pfxSplit      = 'X'
+	pfxKeyPackage = 'K'
 )
 
 func openMemberDB(dir string, key []byte, inMemory bool, memTable int64) (*memberDB, error) {
@@ -127,6 +150,12 @@ type groupLocal struct {
 	// Reported gaps (author hex → highest missing seq reported), so each
 	// unfillable gap is announced once.
 	Reported map[string]uint64 `json:"reported,omitempty"`
+	// EpochMsgs counts the text and direct messages seen in the current
+	// epoch (a managed group's rotate-after policy).
+	EpochMsgs uint64 `json:"epoch_msgs,omitempty"`
+	// Removed is set when this member learns it was removed from a
+	// managed group; it keeps what it had and reads nothing new.
+	Removed bool `json:"removed,omitempty"`
 }
 
 func decodeLocal(b []byte) (*groupLocal, error) {

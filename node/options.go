@@ -87,6 +87,9 @@ type Params struct {
 	// CatchUpInterval is how often a member catches up from its groups'
 	// hosts in the background.
 	CatchUpInterval time.Duration
+	// ManageInterval is how often the manager loop fetches pending
+	// welcomes and applies managed groups' rotation policies (bot.go).
+	ManageInterval time.Duration
 
 	// MemberMemTableSize sizes the member database's memtables (Badger
 	// keeps two); the simulator shrinks it to fit hundreds of nodes.
@@ -116,6 +119,7 @@ func DefaultParams(role Role) Params {
 		MemberMemTableSize: 8 << 20,
 		ProcessInterval:    5 * time.Second,
 		CatchUpInterval:    2 * time.Minute,
+		ManageInterval:     30 * time.Second,
 		Store:              store.DefaultParams(),
 		Relay:              relay.DefaultParams(),
 		Fetch:              fetch.DefaultParams(),
@@ -157,8 +161,8 @@ func (p *Params) validate() error {
 	if p.MemberMemTableSize < 1<<20 {
 		errs = append(errs, fmt.Errorf("MemberMemTableSize %d below 1 MiB", p.MemberMemTableSize))
 	}
-	if p.ProcessInterval <= 0 || p.CatchUpInterval <= 0 {
-		errs = append(errs, errors.New("ProcessInterval and CatchUpInterval must be positive"))
+	if p.ProcessInterval <= 0 || p.CatchUpInterval <= 0 || p.ManageInterval <= 0 {
+		errs = append(errs, errors.New("ProcessInterval, CatchUpInterval and ManageInterval must be positive"))
 	}
 	if p.Directory.Serve {
 		errs = append(errs, p.Directory.Validate())

@@ -2,6 +2,8 @@ package node
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -27,6 +29,14 @@ func (n *Node) runMember() {
 	defer tick.Stop()
 	catchup := time.NewTicker(n.params.CatchUpInterval)
 	defer catchup.Stop()
+	n.member.mu.Lock()
+	n.member.mg.bot = n.params.Role == RoleBot
+	n.member.mu.Unlock()
+	if err := n.loadKeyPackages(); err != nil {
+		n.log.Error("loading pending key packages failed", "err", err)
+	}
+	n.wg.Add(1)
+	go n.runManager()
 	n.processAll()
 	n.catchUpAllAsync()
 	for {
@@ -64,35 +74,102 @@ func (m *member) kickProcessing() {
 	}
 }
 
-// processAll processes every group mailbox's new local envelopes.
+// processAll processes every group mailbox's new local envelopes. Key
+// updates found on the way add the next epoch's mailbox, which is hosted
+// and processed in the same call and caught up from the group's hosts.
 func (n *Node) processAll() {
 	m := n.member
 	m.mu.Lock()
 	var gapped []groupstate.GroupID
 	var gappedMbs []envelope.MailboxID
-	for mb, ref := range m.mailboxes {
-		e, ok := m.groups[ref.group]
-		if !ok {
-			continue
+	var moved []groupstate.GroupID
+	for pass := 0; pass < maxEpochPasses; pass++ {
+		for mb, ref := range m.mailboxes {
+			e, ok := m.groups[ref.group]
+			if !ok {
+				continue
+			}
+			newGaps, err := n.processMailbox(e, mb, ref.epoch)
+			if err != nil && n.ctx.Err() == nil {
+				n.log.Error("processing group messages failed", "group", e.g.ID.Short(), "err", err)
+			}
+			if newGaps {
+				gapped = append(gapped, e.g.ID)
+				gappedMbs = append(gappedMbs, mb)
+			}
 		}
-		newGaps, err := n.processMailbox(e, mb, ref.epoch)
-		if err != nil && n.ctx.Err() == nil {
-			n.log.Error("processing group messages failed", "group", e.g.ID.Short(), "err", err)
+		n.retryDeferred()
+		groups := n.hostAddedLocked()
+		if len(groups) == 0 {
+			break
 		}
-		if newGaps {
-			gapped = append(gapped, e.g.ID)
-			gappedMbs = append(gappedMbs, mb)
-		}
+		moved = append(moved, groups...)
 	}
 	m.mu.Unlock()
 	for _, mb := range gappedMbs {
 		// A gap: reconcile with every known host of the mailbox...
 		n.sync.Trigger(mb)
 	}
-	for _, id := range gapped {
-		// ...and fetch from every known host.
+	for _, id := range append(gapped, moved...) {
+		// ...and fetch from every known host (for a new epoch: its
+		// mailbox, from the start).
 		n.catchUpAsync(id)
 	}
+	n.checkWelcomes()
+}
+
+// maxEpochPasses bounds the epochs one processing call moves a group
+// through (the next call continues).
+const maxEpochPasses = 16
+
+// hostAddedLocked hosts the epoch mailboxes found since the last call and
+// returns their groups. Call with m.mu held (the node's own locks come
+// after it).
+func (n *Node) hostAddedLocked() []groupstate.GroupID {
+	m := n.member
+	added := m.mg.added
+	m.mg.added = nil
+	var groups []groupstate.GroupID
+	for _, mb := range added {
+		ref, ok := m.mailboxes[mb]
+		if !ok {
+			continue
+		}
+		e, ok := m.groups[ref.group]
+		if !ok {
+			continue
+		}
+		n.setNamedHosts([]envelope.MailboxID{mb}, e.g.Hosts)
+		if err := n.HostMailbox(mb); err != nil && !errors.Is(err, ErrClosed) {
+			n.log.Warn("could not host a new epoch's mailbox", "group", e.g.ID.Short(), "epoch", ref.epoch, "err", err)
+		}
+		if !slices.Contains(groups, ref.group) {
+			groups = append(groups, ref.group)
+		}
+	}
+	return groups
+}
+
+// settle records the outcome of handling one envelope in txn: shown,
+// addressed to another member, deferred, or rejected (marked processed,
+// with the reason logged and kept). Call with m.mu held.
+func (n *Node) settle(txn *badger.Txn, e *groupEntry, id envelope.ID, msg *Message, perr error, shown *[]*Message) error {
+	switch {
+	case perr == nil:
+		if msg != nil {
+			*shown = append(*shown, msg)
+		}
+		n.metrics.processed.Inc()
+	case errors.Is(perr, errNotForMe), errors.Is(perr, errDeferred):
+	default:
+		// Dropped here by design: content that is not a valid, signed,
+		// encrypted message of this group is never shown.
+		n.metrics.rejectedMsgs.Inc()
+		n.log.Info("rejected message", "group", e.g.ID.Short(), "envelope", id.Short(), "reason", perr)
+		n.member.noteRejection(e.g.ID, id, perr)
+		return txn.Set(gkey(pfxSeen, e.g.ID, idBytes(id)), u64(0))
+	}
+	return nil
 }
 
 // processMailbox processes one mailbox page by page. Call with m.mu held.
@@ -131,21 +208,8 @@ func (n *Node) processMailbox(e *groupEntry, mb envelope.MailboxID, epoch uint64
 				if len(e.tracker.Gaps()) > before {
 					newGaps = true
 				}
-				switch {
-				case perr == nil:
-					if msg != nil {
-						shown = append(shown, msg)
-					}
-					n.metrics.processed.Inc()
-				case errors.Is(perr, errNotForMe):
-				default:
-					// Dropped here by design: content that is not a valid,
-					// signed, encrypted message of this group is never shown.
-					n.metrics.rejectedMsgs.Inc()
-					n.log.Info("rejected message", "group", e.g.ID.Short(), "envelope", env.ID().Short(), "reason", perr)
-					if err := txn.Set(gkey(pfxSeen, e.g.ID, idBytes(env.ID())), u64(0)); err != nil {
-						return err
-					}
+				if err := n.settle(txn, e, env.ID(), msg, perr, &shown); err != nil {
+					return err
 				}
 			}
 			if len(pg.Next) > 0 {
@@ -154,12 +218,14 @@ func (n *Node) processMailbox(e *groupEntry, mb envelope.MailboxID, epoch uint64
 			return saveLocalTxn(txn, e)
 		})
 		if err != nil {
+			m.flushNotices(false)
 			// The in-memory state may be ahead of the database: reload it.
 			if rerr := m.reload(e); rerr != nil {
 				n.log.Error("reloading group state failed", "group", e.g.ID.Short(), "err", rerr)
 			}
 			return newGaps, err
 		}
+		m.flushNotices(true)
 		for _, msg := range shown {
 			m.notifyLocked(*msg)
 		}
@@ -169,9 +235,30 @@ func (n *Node) processMailbox(e *groupEntry, mb envelope.MailboxID, epoch uint64
 	}
 }
 
-// reload re-reads a group's bookkeeping after a failed transaction.
+// reload re-reads a group (record, chain, bookkeeping) from the database
+// after a failed transaction: the in-memory state may be ahead of it.
+// Call with m.mu held.
 func (m *member) reload(e *groupEntry) error {
-	fresh, err := m.addEntry(e.g)
+	g := e.g
+	gb, err := m.db.get(gkey(pfxGroup, e.g.ID))
+	if err != nil {
+		return err
+	}
+	if gb != nil {
+		stored := &groupstate.Group{}
+		if err := stored.UnmarshalBinary(gb); err != nil {
+			return fmt.Errorf("%w: group %s: %v", ErrCorrupt, e.g.ID.Short(), err)
+		}
+		g = stored
+	}
+	for mb, ref := range m.mailboxes {
+		if ref.group == g.ID {
+			if _, ok := g.Secrets[ref.epoch]; !ok {
+				delete(m.mailboxes, mb)
+			}
+		}
+	}
+	fresh, err := m.addEntry(g)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,142 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/groupstate"
+	"github.com/meshnode/meshnode/keymgmt"
+)
+
+// Key rotation in the node (ARCHITECTURE §7).
+//
+// Manager: Chain.Rotate draws epoch n+1's secrets and seals them to every
+// member of the resulting state; each key update part becomes a
+// KindKeyUpdate payload of epoch n (state head: the last event of epoch n)
+// posted in epoch n's mailbox; the manager stores the new secrets, hosts
+// the new mailbox and writes there from then on.
+//
+// Member: a key update found in epoch n's mailbox is accepted with
+// Chain.AcceptKeyUpdate (its rotate event goes into the chain first, so a
+// second rotation on the same head — a manager showing members different
+// keys — is a fork and reported as a split). The member's copy gives epoch
+// n+1's secrets: the group record gains them, the new mailbox joins the
+// member's mailboxes, is hosted and caught up from the group's hosts, and
+// the next processing pass reads it. Nothing is re-fetched: the old
+// mailbox's cursor stays where it was. A removed member finds no copy
+// (keymgmt.ErrNotRecipient) and stays in epoch n.
+
+// processKeyUpdate handles a KindKeyUpdate payload. Call with m.mu held.
+func (m *member) processKeyUpdate(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id envelope.ID, msg *Message) (*Message, error) {
+	seen := func(shown *Message) (*Message, error) {
+		return shown, markSeenTxn(txn, e.g.ID, id, p.Sent, shown)
+	}
+	ku, err := groupstate.ParseKeyUpdate(p.Body)
+	if err != nil {
+		return nil, err
+	}
+	if ku.OldEpoch() != p.Epoch {
+		return nil, fmt.Errorf("%w: a key update to epoch %d posted in epoch %d's mailbox", groupstate.ErrKeyUpdateInvalid, ku.NewEpoch(), p.Epoch)
+	}
+	if !ku.Rotate.AuthorKey().Equal(p.AuthorKey()) {
+		return nil, fmt.Errorf("%w: a key update whose rotation %s signed, posted by %s", groupstate.ErrKeyUpdateInvalid,
+			keymgmt.Fingerprint(ku.Rotate.AuthorKey()), keymgmt.Fingerprint(p.AuthorKey()))
+	}
+	before := e.chain.Len()
+	s, err := e.chain.AcceptKeyUpdate(m.id, e.g.Epoch, ku)
+	if e.chain.Len() != before {
+		if gerr := m.chainGrew(txn, e); gerr != nil {
+			return nil, gerr
+		}
+	}
+	var fe *groupstate.ForkError
+	switch {
+	case err == nil:
+		if err := m.enterEpoch(e, ku.NewEpoch(), s); err != nil {
+			return nil, err
+		}
+		if err := saveGroupTxn(txn, e); err != nil {
+			return nil, err
+		}
+		msg.Kind, msg.Text = KindEvent, describeEvent(e.chain, ku.Rotate)
+		return seen(msg)
+	case errors.Is(err, keymgmt.ErrNotRecipient):
+		if st, serr := e.chain.StateAt(ku.Head()); serr == nil {
+			if _, ok := st.Member(m.id.SigningKey()); !ok {
+				e.local.Removed = true
+			}
+		}
+		// Otherwise this member's copy is in another part.
+		return seen(nil)
+	case errors.Is(err, groupstate.ErrUnknownParent):
+		return nil, m.deferPayload(txn, e, p, id)
+	case errors.As(err, &fe):
+		if err := m.reportSplit(txn, e, p.Epoch, ku.Head(), p.Author, err); err != nil {
+			return nil, err
+		}
+		return seen(nil)
+	}
+	return nil, fmt.Errorf("key update to epoch %d: %w", ku.NewEpoch(), err)
+}
+
+// enterEpoch records a new epoch's secrets and registers its mailbox, to
+// be hosted and caught up after the pass (hostAddedLocked). Call with m.mu
+// held; the caller saves the group record.
+func (m *member) enterEpoch(e *groupEntry, epoch uint64, s *keymgmt.EpochSecrets) error {
+	if err := e.g.AddEpoch(epoch, s); err != nil {
+		return err
+	}
+	delete(e.keys, epoch)
+	k, err := e.keysFor(epoch)
+	if err != nil {
+		return err
+	}
+	m.mailboxes[k.Mailbox] = mailboxRef{group: e.g.ID, epoch: epoch}
+	m.mg.added = append(m.mg.added, k.Mailbox)
+	e.local.EpochMsgs = 0
+	return nil
+}
+
+// rotate starts the next epoch as manager: the rotate event and its key
+// update parts, posted in the current epoch's mailbox; then the group
+// moves to the new epoch.
+func (op *managerOp) rotate(reason string) error {
+	e, m := op.e, op.m
+	old := e.g.Epoch
+	if e.chain.Epoch() != old {
+		return fmt.Errorf("%w: the chain is at epoch %d but this member holds keys up to %d; catch up first", groupstate.ErrKeyUpdateInvalid, e.chain.Epoch(), old)
+	}
+	rot, err := e.chain.Rotate(m.id, op.now, 0)
+	if err != nil {
+		return err
+	}
+	for _, part := range rot.Parts {
+		body, err := groupstate.MarshalKeyUpdate(part)
+		if err != nil {
+			return err
+		}
+		p, err := m.buildPayloadAt(e, old, groupstate.KindKeyUpdate, body, op.now)
+		if err != nil {
+			return err
+		}
+		var shown *Message
+		if part.Part == 0 {
+			shown = m.newMessage(e, p, envelope.ID{}, op.now)
+			shown.Kind, shown.Text = KindEvent, describeEvent(e.chain, rot.Event)
+			if reason != "" {
+				shown.Text += " (" + reason + ")"
+			}
+		}
+		if err := op.seal(p, shown); err != nil {
+			return err
+		}
+	}
+	if err := m.enterEpoch(e, rot.Event.Epoch, rot.Secrets); err != nil {
+		return err
+	}
+	op.rotated = true
+	return nil
+}
