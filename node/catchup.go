@@ -158,6 +158,11 @@ func (n *Node) CatchUp(ctx context.Context, group string) (*CatchUpResult, error
 				}
 			}
 		}
+		for _, mb := range todo {
+			// Caught up: from now on anti-entropy sync moves only what
+			// one side lacks (see hostGroupMailbox).
+			n.sync.Watch(mb)
+		}
 		n.processAll()
 		m.mu.Lock()
 		if e, ok := m.groups[gid]; ok {

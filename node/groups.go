@@ -223,7 +223,7 @@ func (n *Node) addGroup(ctx context.Context, g *groupstate.Group, chain *groupst
 
 	n.setNamedHosts(mbs, g.Hosts)
 	for _, mb := range mbs {
-		if err := n.HostMailbox(mb); err != nil {
+		if err := n.hostGroupMailbox(mb); err != nil {
 			return nil, err
 		}
 	}

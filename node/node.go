@@ -228,7 +228,7 @@ func (n *Node) startMember(cfg *config) error {
 		return err
 	}
 	for mb := range m.mailboxes {
-		if err := n.HostMailbox(mb); err != nil {
+		if err := n.hostGroupMailbox(mb); err != nil {
 			return err
 		}
 	}

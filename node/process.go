@@ -140,7 +140,7 @@ func (n *Node) hostAddedLocked() []groupstate.GroupID {
 			continue
 		}
 		n.setNamedHosts([]envelope.MailboxID{mb}, e.g.Hosts)
-		if err := n.HostMailbox(mb); err != nil && !errors.Is(err, ErrClosed) {
+		if err := n.hostGroupMailbox(mb); err != nil && !errors.Is(err, ErrClosed) {
 			n.log.Warn("could not host a new epoch's mailbox", "group", e.g.ID.Short(), "epoch", ref.epoch, "err", err)
 		}
 		if !slices.Contains(groups, ref.group) {
@@ -148,6 +148,22 @@ func (n *Node) hostAddedLocked() []groupstate.GroupID {
 		}
 	}
 	return groups
+}
+
+// hostGroupMailbox hosts a mailbox of one of this member's groups (store,
+// serve, join its topic) like HostMailbox, but leaves its anti-entropy
+// sync to start after the mailbox's first catch-up (CatchUp watches it):
+// started together, sync and catch-up would both fetch the envelopes the
+// member lacks, and a member is meant to fetch each envelope once.
+func (n *Node) hostGroupMailbox(mb envelope.MailboxID) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	n.hosted[mb] = struct{}{}
+	n.mu.Unlock()
+	return n.relay.Join(mb)
 }
 
 // settle records the outcome of handling one envelope in txn: shown,
