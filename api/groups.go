@@ -43,6 +43,13 @@ type GroupInfo struct {
 	// Nick is this member's nickname in the group.
 	Nick     string `json:"nick"`
 	Messages int    `json:"messages"`
+	// Managed groups only: this member's role, the policy, detected
+	// splits, and whether this member was removed.
+	Managed bool   `json:"managed,omitempty"`
+	Role    string `json:"role,omitempty"`
+	Policy  string `json:"policy,omitempty"`
+	Splits  int    `json:"splits,omitempty"`
+	Removed bool   `json:"removed,omitempty"`
 }
 
 // MemberInfo is a member of a group known from its profile message.
@@ -51,6 +58,9 @@ type MemberInfo struct {
 	Nick        string `json:"nick"`
 	// Self marks this node's own profile.
 	Self bool `json:"self"`
+	// Managed groups only: the member's role and whether it is a bot.
+	Role string `json:"role,omitempty"`
+	Bot  bool   `json:"bot,omitempty"`
 }
 
 // Message is a verified, decrypted message. The JSON names are a contract
