@@ -23,11 +23,11 @@ type failingSource struct {
 	calls  atomic.Int64
 }
 
-func (f *failingSource) Page(m envelope.MailboxID, after store.Cursor, limit, maxBytes int) (store.Page, error) {
+func (f *failingSource) PageRaw(m envelope.MailboxID, after store.Cursor, limit, maxBytes int) (store.RawPage, error) {
 	if f.calls.Add(1) == f.failAt {
-		return store.Page{}, errors.New("disk on fire")
+		return store.RawPage{}, errors.New("disk on fire")
 	}
-	return f.st.Page(m, after, limit, maxBytes)
+	return f.st.PageRaw(m, after, limit, maxBytes)
 }
 
 // catchUpSetup stores n envelopes and serves them in pages of pageSize

@@ -23,9 +23,10 @@ const ProtocolID = "/meshnode/fetch/1.0.0"
 // ServiceName is the resource-manager service of the fetch protocol.
 const ServiceName = "meshnode.fetch"
 
-// Source is where pages come from: the host's store.
+// Source is where pages come from: the host's store. Pages are served as
+// stored, without re-decoding: the client checks every envelope.
 type Source interface {
-	Page(m envelope.MailboxID, after store.Cursor, limit, maxBytes int) (store.Page, error)
+	PageRaw(m envelope.MailboxID, after store.Cursor, limit, maxBytes int) (store.RawPage, error)
 }
 
 // Policy decides whether this node serves a mailbox to a remote peer.
@@ -87,7 +88,7 @@ func (s *Service) handle(st network.Stream) {
 		return
 	}
 	for _, e := range envs {
-		if err := w.WriteFrame(e.Bytes()); err != nil {
+		if err := w.WriteFrame(e); err != nil {
 			_ = st.Reset()
 			return
 		}
@@ -99,8 +100,8 @@ func (s *Service) handle(st network.Stream) {
 	_ = st.Close()
 }
 
-func (s *Service) page(st network.Stream, from peer.ID) (*header, []*envelope.Envelope) {
-	fail := func(err error) (*header, []*envelope.Envelope) {
+func (s *Service) page(st network.Stream, from peer.ID) (*header, [][]byte) {
+	fail := func(err error) (*header, [][]byte) {
 		c, msg := status.FromError(err)
 		return &header{code: c, msg: msg}, nil
 	}
@@ -130,7 +131,7 @@ func (s *Service) page(st network.Stream, from peer.ID) (*header, []*envelope.En
 		return &header{code: status.RateLimited, msg: "host is busy; retry later"}, nil
 	}
 	defer st.Scope().ReleaseMemory(s.params.MaxPageBytes)
-	pg, err := s.src.Page(q.mailbox, q.cursor, limit, s.params.MaxPageBytes)
+	pg, err := s.src.PageRaw(q.mailbox, q.cursor, limit, s.params.MaxPageBytes)
 	if err != nil {
 		return fail(err)
 	}

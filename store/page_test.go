@@ -206,3 +206,50 @@ func mustPage(t *testing.T, s *Store, m envelope.MailboxID) Page {
 	}
 	return pg
 }
+
+// PageRaw returns exactly the encodings Page decodes, with the same
+// cursors, limits and errors.
+func TestPageRawMatchesPage(t *testing.T) {
+	s := openMem(t, testParams())
+	k := newKey(t)
+	m := mailboxOf(k)
+	for i := range 300 {
+		mustPut(t, s, seal(t, k, envelope.Overhead+100+i%700))
+	}
+	for _, tc := range []struct{ limit, maxBytes int }{{1, 1 << 20}, {13, 1 << 20}, {1000, 4000}, {1000, 1}} {
+		var cur, rawCur Cursor
+		for {
+			pg, err := s.Page(m, cur, tc.limit, tc.maxBytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := s.PageRaw(m, rawCur, tc.limit, tc.maxBytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(raw.Envelopes) != len(pg.Envelopes) || raw.More != pg.More || !bytes.Equal(raw.Next, pg.Next) {
+				t.Fatalf("limit %d bytes %d: raw page of %d (more %v) vs %d (more %v)", tc.limit, tc.maxBytes, len(raw.Envelopes), raw.More, len(pg.Envelopes), pg.More)
+			}
+			total := 0
+			for i, b := range raw.Envelopes {
+				if !bytes.Equal(b, pg.Envelopes[i].Bytes()) {
+					t.Fatalf("raw envelope %d differs from the decoded one", i)
+				}
+				total += len(b)
+			}
+			if len(raw.Envelopes) > 1 && total > tc.maxBytes {
+				t.Fatalf("raw page of %d bytes over the %d-byte limit", total, tc.maxBytes)
+			}
+			cur, rawCur = pg.Next, raw.Next
+			if !pg.More {
+				break
+			}
+		}
+	}
+	if _, err := s.PageRaw(m, Cursor("bogus"), 10, 1<<20); !errors.Is(err, ErrUnknownCursor) {
+		t.Fatalf("bogus cursor: %v", err)
+	}
+	if _, err := s.PageRaw(m, nil, 0, 1<<20); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("zero limit: %v", err)
+	}
+}
