@@ -1,0 +1,319 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/groupstate"
+	"github.com/meshnode/meshnode/keymgmt"
+	"github.com/meshnode/meshnode/store"
+)
+
+// The responder side of contacts: polling request mailboxes, the
+// quarantine of requests, and accepting or rejecting them.
+
+// PollRequests fetches every request mailbox from its directory hosts and
+// quarantines the valid requests found. It returns how many new requests
+// were quarantined.
+func (n *Node) PollRequests(ctx context.Context) (int, error) {
+	if _, err := n.mem(); err != nil {
+		return 0, err
+	}
+	c := n.conn
+	c.mu.Lock()
+	recs, err := n.names()
+	c.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	age := n.params.Contacts.MaxRequestAge
+	now := time.Now()
+	total := 0
+	var errs []error
+	for _, rec := range recs {
+		ais, _ := parseHosts(rec.Hosts)
+		for _, mb := range rec.Mailboxes {
+			if !mb.Until.IsZero() && now.After(mb.Until.Add(age)) {
+				continue
+			}
+			tag := keymgmt.RequestMailbox(mb.seed())
+			for _, ai := range ais {
+				n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+				got, err := n.pollMailbox(ctx, ai.ID, tag)
+				total += got
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", ai.ID, err))
+				}
+			}
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+// pollMailbox pages through one request mailbox on p from the saved
+// cursor, handling each envelope and saving the cursor page by page.
+func (n *Node) pollMailbox(ctx context.Context, p peer.ID, mb envelope.MailboxID) (int, error) {
+	key := dkey(dCursor, []byte(p.String()+"/"+mb.String()))
+	cur, err := n.member.db.get(key)
+	if err != nil {
+		return 0, err
+	}
+	added := 0
+	save := func(pg store.Page) error {
+		c := n.conn
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, env := range pg.Envelopes {
+			ok, err := n.quarantine(env, mb)
+			if err != nil {
+				return err
+			}
+			if ok {
+				added++
+			}
+		}
+		if len(pg.Next) == 0 {
+			return nil
+		}
+		return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(key, pg.Next) })
+	}
+	_, _, err = n.fetchCl.CatchUp(ctx, p, mb, store.Cursor(cur), save)
+	if errors.Is(err, store.ErrUnknownCursor) || errors.Is(err, store.ErrExpiredCursor) {
+		// Start over; the nonce cache drops what was already read.
+		_, _, err = n.fetchCl.CatchUp(ctx, p, mb, nil, save)
+	}
+	return added, err
+}
+
+// requestSkew is the clock skew allowed between an establishment's time
+// and its package's validity.
+const requestSkew = 5 * time.Minute
+
+// quarantine opens one envelope of request mailbox mb and keeps a valid
+// request. Anything else is dropped without a trace beyond a debug log:
+// strangers get no answer, and nothing of theirs is shown. It returns
+// whether a new request was quarantined; an error only for a database
+// failure. Call with conn.mu held.
+func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, error) {
+	drop := func(reason string) (bool, error) {
+		n.log.Debug("dropped a connection request", "envelope", env.ID().Short(), "reason", reason)
+		return false, nil
+	}
+	if env.Mailbox() != mb {
+		return drop("wrong mailbox")
+	}
+	kid, err := keymgmt.RequestKeyID(env.Ciphertext)
+	if err != nil {
+		return drop("not a request")
+	}
+	sb, err := n.member.db.get(dkey(dSecret, kid[:]))
+	if err != nil {
+		return false, err
+	}
+	if sb == nil {
+		return drop("unknown or expired package key")
+	}
+	srec := &secretRec{}
+	if err := json.Unmarshal(sb, srec); err != nil {
+		return false, fmt.Errorf("%w: package secret: %v", ErrCorrupt, err)
+	}
+	if srec.Mailbox != mb.String() {
+		return drop("package of another mailbox")
+	}
+	sec, err := keymgmt.ParseConnSecret(srec.Secret)
+	if err != nil {
+		return false, fmt.Errorf("%w: package secret: %v", ErrCorrupt, err)
+	}
+	est, err := sec.OpenRequest(env.Ciphertext)
+	if err != nil {
+		return drop(err.Error())
+	}
+	now := time.Now()
+	switch {
+	case est.Time.Before(srec.Created.Add(-requestSkew)) || est.Time.After(srec.Expires.Add(requestSkew)):
+		return drop("made outside its package's validity")
+	case est.Time.After(now.Add(requestSkew)):
+		return drop("made in the future")
+	case now.Sub(est.Time) > n.params.Contacts.MaxRequestAge:
+		return drop("too old")
+	}
+	fp := est.Initiator.Fingerprint()
+	if est.Initiator.SignPub.Equal(n.member.id.SigningKey()) {
+		return drop("from ourselves")
+	}
+	seen, err := n.member.db.get(dkey(dNonce, est.Nonce[:]))
+	if err != nil {
+		return false, err
+	}
+	if seen != nil {
+		return drop("replayed")
+	}
+	// From here on the nonce is spent, whatever is decided.
+	markNonce := func(txn *badger.Txn) error {
+		return txn.Set(dkey(dNonce, est.Nonce[:]), u64(uint64(now.UnixMilli())))
+	}
+	spend := func(reason string) (bool, error) {
+		if err := n.member.db.db.Update(markNonce); err != nil {
+			return false, err
+		}
+		return drop(reason)
+	}
+	if rej, err := n.member.db.get(dkey(dRejected, []byte(fp))); err != nil {
+		return false, err
+	} else if rej != nil {
+		return spend("initiator was rejected before")
+	}
+	inv, err := groupstate.ParseInvite(est.Invite)
+	if err != nil || !inv.CanWrite() || len(inv.Hosts) == 0 {
+		return spend("unusable invite")
+	}
+	contacts, err := n.Contacts()
+	if err != nil {
+		return false, err
+	}
+	for _, ct := range contacts {
+		if ct.Fingerprint == fp || ct.Group == inv.GroupID.String() {
+			return spend("already a contact")
+		}
+	}
+	pending, err := n.requests()
+	if err != nil {
+		return false, err
+	}
+	var replace *requestRec
+	for _, r := range pending {
+		if r.Fingerprint == fp {
+			replace = r
+		}
+	}
+	if replace == nil && len(pending) >= n.params.Contacts.MaxPending {
+		n.log.Warn("contact request quarantine is full; dropping a request", "max", n.params.Contacts.MaxPending)
+		return spend("quarantine full")
+	}
+	id := sha256.Sum256(append(append([]byte("meshnode/v1/contact-request-id"), est.Nonce[:]...), est.Initiator.SignPub...))
+	rec := &requestRec{ID: hex.EncodeToString(id[:6]), Kind: srec.Kind, Via: srec.Name, Nick: est.Nick, Fingerprint: fp,
+		Invite: est.Invite, Sent: est.Time, Received: now.UTC()}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return false, err
+	}
+	err = n.member.db.db.Update(func(txn *badger.Txn) error {
+		if err := markNonce(txn); err != nil {
+			return err
+		}
+		// One pending request per initiator: the newest replaces the
+		// older one, so one identity cannot fill the quarantine.
+		if replace != nil {
+			if err := txn.Delete(dkey(dRequest, []byte(replace.ID))); err != nil {
+				return err
+			}
+		}
+		return txn.Set(dkey(dRequest, []byte(rec.ID)), b)
+	})
+	return err == nil && replace == nil, err
+}
+
+func (n *Node) requests() ([]*requestRec, error) {
+	var out []*requestRec
+	err := n.member.db.scan(dkey(dRequest), func(_, v []byte) error {
+		r := &requestRec{}
+		if err := json.Unmarshal(v, r); err != nil {
+			return fmt.Errorf("%w: contact request: %v", ErrCorrupt, err)
+		}
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// ContactRequests lists the requests in quarantine: nick, fingerprint and
+// the name each came through; nothing else of the initiator's.
+func (n *Node) ContactRequests() ([]ContactRequest, error) {
+	if _, err := n.mem(); err != nil {
+		return nil, err
+	}
+	recs, err := n.requests()
+	if err != nil {
+		return nil, err
+	}
+	out := []ContactRequest{}
+	for _, r := range recs {
+		out = append(out, ContactRequest{ID: r.ID, Nick: r.Nick, Fingerprint: r.Fingerprint, Via: r.Via, Sent: r.Sent, Received: r.Received})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Received.Before(out[j].Received) })
+	return out, nil
+}
+
+func (n *Node) takeRequest(id string) (*requestRec, error) {
+	b, err := n.member.db.get(dkey(dRequest, []byte(strings.TrimSpace(id))))
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownRequest, id)
+	}
+	r := &requestRec{}
+	if err := json.Unmarshal(b, r); err != nil {
+		return nil, fmt.Errorf("%w: contact request: %v", ErrCorrupt, err)
+	}
+	return r, nil
+}
+
+// AcceptContact accepts a request: the node joins the connection group
+// and the initiator becomes a contact.
+func (n *Node) AcceptContact(ctx context.Context, id string) (*Contact, error) {
+	if _, err := n.mem(); err != nil {
+		return nil, err
+	}
+	c := n.conn
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := n.takeRequest(id)
+	if err != nil {
+		return nil, err
+	}
+	info, err := n.JoinGroup(ctx, r.Invite, "")
+	if err != nil {
+		return nil, err
+	}
+	rec := &contactRec{Group: info.ID, Via: r.Via, Fingerprint: r.Fingerprint, Nick: r.Nick, Since: time.Now().UTC()}
+	if err := n.saveContact(rec); err != nil {
+		return nil, err
+	}
+	if err := n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Delete(dkey(dRequest, []byte(r.ID))) }); err != nil {
+		return nil, err
+	}
+	return n.contactView(rec)
+}
+
+// RejectContact drops a request; later requests from the same identity
+// are dropped unread. The initiator is told nothing.
+func (n *Node) RejectContact(id string) error {
+	if _, err := n.mem(); err != nil {
+		return err
+	}
+	c := n.conn
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := n.takeRequest(id)
+	if err != nil {
+		return err
+	}
+	return n.member.db.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(dkey(dRejected, []byte(r.Fingerprint)), u64(uint64(time.Now().UnixMilli()))); err != nil {
+			return err
+		}
+		return txn.Delete(dkey(dRequest, []byte(r.ID)))
+	})
+}
