@@ -35,7 +35,7 @@ func (c *collector) result() StrategyResult {
 		at, ev := c.sends[id], c.msgEv[id]
 		b := min(max(int(at.Sub(c.t0)/time.Second), 0), seconds-1)
 		for _, rc := range m.sch.Groups[ev.Group].Members {
-			if rc == ev.Node {
+			if !c.isRecipient(ev, rc) {
 				continue
 			}
 			k := [2]int{id, rc}
@@ -86,6 +86,9 @@ func (c *collector) result() StrategyResult {
 		r.Series.Online = append(r.Series.Online, online)
 	}
 
+	if s.ManagedGroups() {
+		r.Managed = c.managedResult()
+	}
 	c.catchUps(&r, msgs)
 	c.gaps(&r, msgs)
 	if !c.catchUpEnd.IsZero() && !c.trafficEnd.IsZero() {
@@ -173,7 +176,7 @@ func (c *collector) catchUps(r *StrategyResult, msgs []int) {
 			pending, done, ok := 0, back, true
 			for _, id := range msgs {
 				at, ev := c.sends[id], c.msgEv[id]
-				if !at.Before(back) || ev.Node == node || !slices.Contains(m.sch.Groups[ev.Group].Members, node) {
+				if !at.Before(back) || !c.isRecipient(ev, node) {
 					continue
 				}
 				t, shown := c.first[[2]int{id, node}]
@@ -210,7 +213,7 @@ func (c *collector) gaps(r *StrategyResult, msgs []int) {
 	for _, id := range msgs {
 		ev := c.msgEv[id]
 		for _, rc := range c.m.sch.Groups[ev.Group].Members {
-			if rc == ev.Node {
+			if !c.isRecipient(ev, rc) {
 				continue
 			}
 			t, ok := c.first[[2]int{id, rc}]

@@ -29,9 +29,24 @@ type collector struct {
 	gapNotices, sendFails      int
 	left, baseLeft             int
 	missing                    map[[2]int]int // (node, group) → messages not shown yet
+
+	// Managed groups (managed.go).
+	inGroup     map[[2]int]bool          // (group, member) of the plan
+	removedAt   map[[2]int]time.Duration // (group, member) → removal offset
+	gidx        map[string]int           // group ID → index
+	ops         []opRecord               // removals and rotations done
+	opsQueued   int                      // removals and rotations handed to managers
+	epochs      map[[2]int][]epochMark   // (node, group) → epochs seen
+	removedSeen map[[2]int]uint64        // (message, removed member) → highest epoch shown or held
 }
 
 func newCollector(m *sim) *collector {
+	inGroup := map[[2]int]bool{}
+	for gi, g := range m.sch.Groups {
+		for _, rc := range g.Members {
+			inGroup[[2]int{gi, rc}] = true
+		}
+	}
 	return &collector{
 		m:         m,
 		sends:     map[int]time.Time{},
@@ -41,6 +56,12 @@ func newCollector(m *sim) *collector {
 		baseFirst: map[[2]int]time.Time{},
 		offline:   make([][]interval, len(m.nodes)),
 		missing:   map[[2]int]int{},
+
+		inGroup:     inGroup,
+		removedAt:   m.sch.removedAt(),
+		gidx:        map[string]int{},
+		epochs:      map[[2]int][]epochMark{},
+		removedSeen: map[[2]int]uint64{},
 	}
 }
 
@@ -68,7 +89,7 @@ func (c *collector) sent(ev Event, at time.Time) {
 	c.sends[ev.Msg] = at
 	c.msgEv[ev.Msg] = ev
 	for _, r := range c.m.sch.Groups[ev.Group].Members {
-		if r == ev.Node {
+		if !c.isRecipient(ev, r) {
 			continue
 		}
 		if _, ok := c.first[[2]int{ev.Msg, r}]; !ok {
@@ -81,24 +102,28 @@ func (c *collector) sent(ev Event, at time.Time) {
 	}
 }
 
-func (c *collector) shown(msg, node int, at time.Time) {
+// shown records a message shown to a member, in the epoch it was sent in.
+func (c *collector) shown(msg, node int, at time.Time, epoch uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.removedShown(msg, node, epoch)
 	k := [2]int{msg, node}
 	if _, ok := c.first[k]; ok {
 		c.dupShown++
 		return
 	}
 	c.first[k] = at
-	if ev, ok := c.msgEv[msg]; ok {
+	if ev, ok := c.msgEv[msg]; ok && c.isRecipient(ev, node) {
 		c.left--
 		c.missing[[2]int{node, ev.Group}]--
 	}
 }
 
-func (c *collector) stored(msg, node int) {
+// stored records a message held in a member's database at the end.
+func (c *collector) stored(msg, node int, epoch uint64) {
 	c.mu.Lock()
 	c.held[[2]int{msg, node}] = true
+	c.removedShown(msg, node, epoch)
 	c.mu.Unlock()
 }
 
@@ -107,7 +132,7 @@ func (c *collector) baseShown(msg, node int, at time.Time) {
 	k := [2]int{msg, node}
 	if _, ok := c.baseFirst[k]; !ok {
 		c.baseFirst[k] = at
-		if _, sent := c.msgEv[msg]; sent {
+		if ev, sent := c.msgEv[msg]; sent && c.isRecipient(ev, node) {
 			c.baseLeft--
 		}
 	}

@@ -11,11 +11,15 @@
 //	Scenario (JSON, strict) ──Validate──▶ NewSchedule(seed) ──▶ for each strategy:
 //	  setup:   mocknet hosts → simHost wrappers → node.New (in-memory stores)
 //	           → links between nodes that share a group → CreateGroup/JoinGroup
+//	             (managed: CreateGroup(Managed) at the manager, then per member
+//	             NewKeyPackage → manager's AddMember → welcome via the hosts)
 //	           → Follow on every member, baseline gossipsub on every node
 //	  warmup:  meshes form
 //	  traffic: events at their offsets: send (per-member queue, Node.Send),
 //	           offline/online (links down/up; on return the member redials its
-//	           groups' hosts), partition/heal (links across sides down/up)
+//	           groups' hosts), partition/heal (links across sides down/up),
+//	           remove/rotate (per-group queue at the manager: RemoveMember,
+//	           Rotate)
 //	  final:   everyone online, partitions healed, every member CatchUp()s
 //	           each group until all is delivered or the catch-up limit
 //	  measure: collector → StrategyResult; Write → results.json, report.html
@@ -26,6 +30,17 @@
 // round-robin over "bots"; peers = the first "peer_hosts" members of the
 // group; hybrid = the community hosts plus those members. Every member
 // node also hosts its own groups' mailboxes, as in production.
+//
+// # Managed groups
+//
+// With "managed", "removals" or "rotations", every group is a managed
+// group (groupstate.DefaultPolicy: shared history, no periodic rotation).
+// Its manager is its creator, or under the bot strategy its bot, which
+// then runs with an identity. Removals pick a member that is neither the
+// creator nor one of the first peer_hosts members (the same schedule
+// serves every strategy, and those members host the group under peers and
+// hybrid); the removed member sends nothing to the group afterwards. An
+// operation due while the creator is offline waits for its return.
 //
 // # What the network models
 //
@@ -68,8 +83,8 @@
 // # Reproducibility
 //
 // NewSchedule is a pure function of the scenario: groups, churned members,
-// churn periods, every send (time, group, author) and partition sides come
-// from PCG streams of the seed, one stream per aspect, so changing the
+// churn periods, removed members, every send (time, group, author) and
+// partition sides come from PCG streams of the seed, one stream per aspect, so changing the
 // churn does not move the groups or the traffic. Timing inside the run is
 // wall-clock and therefore not reproducible to the millisecond; the same
 // seed gives the same schedule, not the same latencies.
@@ -90,6 +105,18 @@
 // meshnode_node_envelopes_duplicate_total. bytes are counted on every
 // stream the node or the baseline opens (libp2p's identify is excluded).
 // storage is store.Usage of each node a group names as host.
+//
+// In managed groups the recipients of a message are the members not
+// removed at or before its send (schedule offsets). managed.key_catchup_ms
+// is, per removal or rotation, the time from the manager's operation
+// returning until the last remaining member's node was seen in the new
+// epoch (it showed the key update's event and GroupInfo reported the
+// epoch). forward_secrecy.violations counts messages of a removal's epoch
+// or later that the removed member showed (Follow) or holds (its message
+// database at the end); it must be 0. Messages sent after the removal by
+// a member still in the old epoch (its node had not received the key
+// update) are readable by the removed member by design and counted as
+// old_epoch_shown.
 //
 // The baseline is a second gossipsub router on every host (its own
 // protocol ID, meshnode's pubsub options) subscribed to one topic per

@@ -8,7 +8,4 @@ var (
 	ErrScenario = errors.New("testnet: invalid scenario")
 	// ErrTooLarge: the scenario would not fit this machine's memory.
 	ErrTooLarge = errors.New("testnet: scenario too large for this machine")
-	// ErrNotSupported: the scenario uses a feature the node does not have
-	// yet (member removals and key rotations need managed groups).
-	ErrNotSupported = errors.New("testnet: not supported yet")
 )

@@ -24,6 +24,7 @@ func FuzzParse(f *testing.F) {
 	def, _ := json.Marshal(DefaultScenario())
 	f.Add(def)
 	f.Add([]byte(`{"peers": 3, "groups": [{"count": 1, "size": 3}], "duration": "1s"}`))
+	f.Add([]byte(`{"peers": 6, "peer_hosts": 1, "groups": [{"count": 2, "size": 5}], "removals": [{"at": "1s", "group": 1}], "rotations": [{"at": "2s"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Parse(bytes.NewReader(b))
 		if err != nil {
@@ -33,7 +34,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		if err := s.Validate(); err != nil {
-			if !errors.Is(err, ErrScenario) && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrNotSupported) {
+			if !errors.Is(err, ErrScenario) && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("validate error without a sentinel: %v", err)
 			}
 			return

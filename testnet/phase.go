@@ -46,6 +46,9 @@ func (m *sim) traffic(ctx context.Context, prog *progress) error {
 			if err := m.fab.partition(side); err != nil {
 				return err
 			}
+		case EventRemove, EventRotate:
+			m.col.opQueued()
+			m.grps[ev.Group].opq <- ev
 		case EventHeal:
 			if err := m.fab.partition(nil); err != nil {
 				return err
@@ -156,7 +159,7 @@ func (m *sim) finalCatchUp(ctx context.Context, prog *progress) error {
 				return nil
 			}
 			for _, gi := range sn.groups {
-				if m.col.complete(i, gi) {
+				if m.col.complete(i, gi) && !m.col.epochBehind(i, gi) {
 					continue
 				}
 				cctx, cancel := context.WithDeadline(ctx, deadline)
@@ -170,7 +173,7 @@ func (m *sim) finalCatchUp(ctx context.Context, prog *progress) error {
 	}
 	nextRound := time.Now()
 	for {
-		if m.col.allDelivered() {
+		if m.col.allDelivered() && m.col.epochsReached() {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -205,7 +208,7 @@ func (m *sim) finalCatchUp(ctx context.Context, prog *progress) error {
 			}
 			for _, msg := range msgs {
 				if id, ok := parseText(msg.Text); ok && !msg.Own {
-					m.col.stored(id, sn.idx)
+					m.col.stored(id, sn.idx, msg.Epoch)
 				}
 			}
 		}

@@ -218,7 +218,7 @@ svg{background:#fff;border:1px solid #ddd;margin:1em 0}pre{background:#f8f8f8;pa
 .axis{stroke:#999}.grid{stroke:#eee}text{font-size:11px;fill:#444}
 </style></head><body>
 <h1>meshnode testnet — {{.Scenario.Name}}</h1>
-<p>Seed {{.Scenario.Seed}}: {{.Schedule.Groups}} groups, {{.Schedule.Messages}} messages, {{.Schedule.Churned}} churning members ({{.Schedule.Offlines}} offline periods), {{.Schedule.Partitions}} partitions.
+<p>Seed {{.Scenario.Seed}}: {{.Schedule.Groups}} groups, {{.Schedule.Messages}} messages, {{.Schedule.Churned}} churning members ({{.Schedule.Offlines}} offline periods), {{.Schedule.Partitions}} partitions{{if .Scenario.ManagedGroups}}; managed groups with {{.Schedule.Removals}} removals and {{.Schedule.Rotations}} rotations{{end}}.
 Run on {{.Machine.CPUs}} CPUs, {{.Machine.GoVersion}}, in {{f1 .Elapsed}} s.</p>
 <h2>Summary</h2>
 <table><tr><th>strategy</th><th>nodes</th><th>delivery</th><th>eventual</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>baseline p50 / p99 ms</th><th>catch-up p50 / p90 ms</th><th>dup. stored / msg</th><th>gaps detected / filled / open</th><th>bytes / node</th><th>storage / host</th><th>memory / node</th></tr>
@@ -243,7 +243,19 @@ meshnode's pubsub options on the same hosts, links and connections, carrying the
 {{end}}</svg>
 <p>{{range .Lines}}<span style="color:{{.Colour}}">{{if .Dashed}}┄{{else}}━{{end}} {{.Label}}</span> &nbsp; {{end}}</p>
 {{end}}
-<h2>Storage per hosting node</h2>
+{{if .Scenario.ManagedGroups}}<h2>Managed groups: removals, rotations, forward secrecy</h2>
+<table><tr><th>strategy</th><th>rotations</th><th>removals</th><th>failed</th><th>key catch-up p50 / p90 / max ms (all members)</th><th>per member p50 / p90 ms</th><th>checked after removal</th><th>forward-secrecy violations</th><th>old-epoch messages shown</th></tr>
+{{range .Strategies}}{{$st := .Strategy}}{{with .Managed}}<tr><td>{{$st}}</td><td>{{.Rotations}}</td><td>{{.Removals}}</td><td>{{.Failed}}</td>
+<td>{{f1 .KeyCatchUpMs.P50}} / {{f1 .KeyCatchUpMs.P90}} / {{f1 .KeyCatchUpMs.Max}} (n={{.KeyCatchUpMs.N}}, incomplete {{.KeyCatchUpIncomplete}})</td>
+<td>{{f1 .KeyCatchUpMemberMs.P50}} / {{f1 .KeyCatchUpMemberMs.P90}}</td>
+<td>{{.ForwardSecrecy.Checked}}</td><td>{{.ForwardSecrecy.Violations}}</td><td>{{.ForwardSecrecy.OldEpochShown}}</td></tr>{{end}}
+{{end}}</table>
+<p>Every group is managed: its creator (the bot under the bot strategy) adds the members by key package and does the removals and
+rotations; a removal rotates the keys. Key catch-up: from the manager finishing an operation until the last remaining member's node
+accepted the new epoch's key. Delivery counts only members still in the group when a message is sent. A violation is a message of the
+removal's epoch or later that the removed member shows or holds (must be 0); old-epoch messages are those sent after the removal by
+a member whose node had not received the key update yet, which the removed member can still read.</p>
+{{end}}<h2>Storage per hosting node</h2>
 {{range .Strategies}}<h3>{{.Strategy}}</h3><table><tr><th>node</th><th>role</th><th>envelopes</th><th>bytes</th><th>mailboxes</th></tr>
 {{range .Storage.PerHost}}<tr><td>{{.Node}}</td><td>{{.Role}}</td><td>{{.Envelopes}}</td><td>{{.Bytes}}</td><td>{{.Mailboxes}}</td></tr>{{end}}</table>{{end}}
 <h2>Scenario</h2><pre>{{.ScenarioJSON}}</pre>

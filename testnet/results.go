@@ -20,6 +20,9 @@ type ScheduleSummary struct {
 	Churned    int `json:"churned_members"`
 	Offlines   int `json:"offline_events"`
 	Partitions int `json:"partitions"`
+	// Removals and Rotations scheduled (managed groups).
+	Removals  int `json:"removals,omitempty"`
+	Rotations int `json:"rotations,omitempty"`
 }
 
 // Machine is where the run happened.
@@ -76,6 +79,10 @@ type StrategyResult struct {
 	Bytes        ByteStats `json:"bytes"`
 	// Storage of every node that hosts a group for others.
 	Storage StorageStats `json:"storage"`
+
+	// Managed: removals, rotations and forward secrecy (managed groups
+	// only).
+	Managed *ManagedResult `json:"managed,omitempty"`
 
 	Baseline   *Baseline `json:"baseline,omitempty"`
 	OverheadMs *Overhead `json:"overhead_ms,omitempty"`
@@ -166,4 +173,37 @@ type Series struct {
 	Online []int `json:"online"`
 	// BytesPerNode sorted ascending.
 	BytesPerNode []int64 `json:"bytes_per_node"`
+}
+
+// ManagedResult measures the manager operations of managed groups.
+type ManagedResult struct {
+	// Rotations done, each removal's included; Removals done; Failed:
+	// operations the manager could not do (or that did not rotate).
+	Rotations int `json:"rotations"`
+	Removals  int `json:"removals"`
+	Failed    int `json:"failed"`
+	// KeyCatchUpMs: per operation, from the manager finishing it until
+	// the last remaining member of the group was in the new epoch (its
+	// node accepted the key update); operations some member never reached
+	// are counted apart. KeyCatchUpMemberMs: the same per member.
+	KeyCatchUpMs         Percentiles `json:"key_catchup_ms"`
+	KeyCatchUpMemberMs   Percentiles `json:"key_catchup_member_ms"`
+	KeyCatchUpIncomplete int         `json:"key_catchup_incomplete"`
+	// ForwardSecrecy checks what removed members showed or hold.
+	ForwardSecrecy ForwardSecrecy `json:"forward_secrecy"`
+}
+
+// ForwardSecrecy is what removed members read after their removal.
+type ForwardSecrecy struct {
+	// Checked: messages sent in the group after a removal was done, once
+	// per removal.
+	Checked int `json:"checked"`
+	// Violations: messages of the removal's epoch or later that the
+	// removed member showed or holds (must be 0).
+	Violations int `json:"violations"`
+	// OldEpochShown: messages sent after the removal by a member whose
+	// node had not received the key update yet, so still in the old
+	// epoch, which the removed member can read (the race the protocol
+	// allows, not a key leak).
+	OldEpochShown int `json:"old_epoch_shown"`
 }

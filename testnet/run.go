@@ -42,7 +42,8 @@ func Run(ctx context.Context, s Scenario, opts ...Option) (*Results, error) {
 }
 
 func summarise(sch *Schedule, partitions int) ScheduleSummary {
-	sum := ScheduleSummary{Groups: len(sch.Groups), Messages: sch.Messages, Churned: len(sch.Churned), Partitions: partitions}
+	sum := ScheduleSummary{Groups: len(sch.Groups), Messages: sch.Messages, Churned: len(sch.Churned), Partitions: partitions,
+		Removals: sch.Removals, Rotations: sch.Rotations}
 	for _, ev := range sch.Events {
 		if ev.Kind == EventOffline {
 			sum.Offlines++
@@ -153,6 +154,11 @@ func (p *progress) done(r StrategyResult, err error) {
 		p.draw("failed: "+err.Error()+"\n", true)
 		return
 	}
-	p.draw(fmt.Sprintf("done: delivery %.1f%%, eventual %.1f%%, p50 %.0f ms, p99 %.0f ms\n",
-		100*r.DeliveryRatio, 100*r.EventualDeliveryRatio, r.LatencyMs.P50, r.LatencyMs.P99), true)
+	line := fmt.Sprintf("done: delivery %.1f%%, eventual %.1f%%, p50 %.0f ms, p99 %.0f ms",
+		100*r.DeliveryRatio, 100*r.EventualDeliveryRatio, r.LatencyMs.P50, r.LatencyMs.P99)
+	if mg := r.Managed; mg != nil {
+		line += fmt.Sprintf("; %d rotations, %d removals, key catch-up max %.0f ms, forward-secrecy violations %d",
+			mg.Rotations, mg.Removals, mg.KeyCatchUpMs.Max, mg.ForwardSecrecy.Violations)
+	}
+	p.draw(line+"\n", true)
 }

@@ -106,10 +106,50 @@ type Scenario struct {
 	// Baseline runs plain gossipsub over the same network and traffic.
 	Baseline *bool `json:"baseline,omitempty"`
 
-	// Removals and Rotations need managed groups, which the node does not
-	// have yet: a scenario that sets them is rejected.
-	Removals  []json.RawMessage `json:"removals,omitempty"`
-	Rotations []json.RawMessage `json:"rotations,omitempty"`
+	// Managed runs every group as a managed group (node.Managed with
+	// groupstate.DefaultPolicy): the group's creator, or its bot under the
+	// bot strategy, is the manager and adds every other member by key
+	// package. Removals or rotations imply it.
+	Managed bool `json:"managed,omitempty"`
+	// Removals: at each, the manager of the group (of every group when
+	// "group" is absent) removes one member, drawn from the seed, which
+	// rotates the keys.
+	Removals []ManageOp `json:"removals,omitempty"`
+	// Rotations: at each, the manager of the group (of every group when
+	// "group" is absent) starts a new epoch.
+	Rotations []ManageOp `json:"rotations,omitempty"`
+}
+
+// ManageOp is a manager operation at At after the traffic phase starts,
+// in group Group (an index into the schedule's groups, in the order of
+// "groups") or, when Group is absent, in every group. An operation due
+// while the group's creator is offline waits until it is back (every
+// strategy runs the same schedule, and the creator manages the group in
+// all but the bot strategy); one that would wait past the end is dropped.
+type ManageOp struct {
+	At    Duration `json:"at"`
+	Group *int     `json:"group,omitempty"`
+}
+
+// ManagedGroups reports whether the groups are managed groups.
+func (s *Scenario) ManagedGroups() bool {
+	return s.Managed || len(s.Removals) > 0 || len(s.Rotations) > 0
+}
+
+// removable is the number of members of a group of size n that a removal
+// may pick: neither the creator nor a member host (the first
+// max(1, peer_hosts) members), which the group keeps under every strategy.
+func (s *Scenario) removable(n int) int { return n - max(1, s.PeerHosts) }
+
+// groupSizes lists every group's size, in schedule order.
+func (s *Scenario) groupSizes() []int {
+	var out []int
+	for _, g := range s.Groups {
+		for range min(g.Count, maxPeers) {
+			out = append(out, g.Size)
+		}
+	}
+	return out
 }
 
 // GroupSpec is Count groups of Size members each, drawn from the peers.
@@ -254,12 +294,6 @@ func (s *Scenario) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	if len(s.Removals) > 0 {
-		return fmt.Errorf("%w: \"removals\" need managed groups (member removal and forward secrecy), which the node does not have yet; remove the key", ErrNotSupported)
-	}
-	if len(s.Rotations) > 0 {
-		return fmt.Errorf("%w: \"rotations\" need managed groups (epoch key rotation), which the node does not have yet; remove the key", ErrNotSupported)
-	}
 	if s.Duration <= 0 || s.Duration.D() > maxDuration {
 		bad("duration %v: want more than 0 and at most %v", s.Duration.D(), maxDuration)
 	}
@@ -359,10 +393,44 @@ func (s *Scenario) Validate() error {
 			bad("partitions[%d] starts before partitions[%d] heals (list them in order, without overlap)", i, i-1)
 		}
 	}
+	errs = append(errs, s.validateManaged()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrScenario, err)
 	}
 	return s.checkMemory()
+}
+
+// validateManaged checks removals and rotations.
+func (s *Scenario) validateManaged() []error {
+	var errs []error
+	sizes := s.groupSizes()
+	removals := make([]int, len(sizes))
+	check := func(key string, i int, op ManageOp) {
+		if op.At < 0 || op.At >= s.Duration {
+			errs = append(errs, fmt.Errorf("%s[%d]: at %v must lie within the duration %v", key, i, op.At.D(), s.Duration.D()))
+		}
+		if op.Group != nil && (*op.Group < 0 || *op.Group >= len(sizes)) {
+			errs = append(errs, fmt.Errorf("%s[%d].group %d: want 0 to %d (groups are numbered in the order of \"groups\")", key, i, *op.Group, len(sizes)-1))
+		}
+	}
+	for i, op := range s.Removals {
+		check("removals", i, op)
+		for gi := range sizes {
+			if op.Group == nil || *op.Group == gi {
+				removals[gi]++
+			}
+		}
+	}
+	for i, op := range s.Rotations {
+		check("rotations", i, op)
+	}
+	for gi, n := range removals {
+		if n > s.removable(sizes[gi]) {
+			errs = append(errs, fmt.Errorf("removals: %d in group %d of %d members, which has only %d removable (neither its creator nor one of the first peer_hosts members)", n, gi, sizes[gi], max(0, s.removable(sizes[gi]))))
+			break
+		}
+	}
+	return errs
 }
 
 // groupCount is the number of groups.

@@ -22,6 +22,10 @@ const (
 	EventPartition EventKind = "partition"
 	// EventHeal: the partition ends.
 	EventHeal EventKind = "heal"
+	// EventRemove: the manager of Group removes member Node (and rotates).
+	EventRemove EventKind = "remove"
+	// EventRotate: the manager of Group starts a new epoch.
+	EventRotate EventKind = "rotate"
 )
 
 // Event is one step of a schedule, At after the traffic phase starts.
@@ -44,7 +48,8 @@ type GroupPlan struct {
 }
 
 // Schedule is everything a scenario's seed decides: group memberships,
-// which members churn, and every event of the traffic phase. Every
+// which members churn, which members are removed, and every event of the
+// traffic phase. Every
 // strategy runs the same schedule.
 type Schedule struct {
 	Seed     uint64      `json:"seed"`
@@ -52,6 +57,9 @@ type Schedule struct {
 	Churned  []int       `json:"churned"`
 	Events   []Event     `json:"events"`
 	Messages int         `json:"messages"`
+	// Removals and Rotations count the manager operations scheduled.
+	Removals  int `json:"removals,omitempty"`
+	Rotations int `json:"rotations,omitempty"`
 }
 
 // Independent random streams per aspect, so that changing the churn does
@@ -61,6 +69,7 @@ const (
 	streamChurn
 	streamTraffic
 	streamPartition
+	streamRemovals
 )
 
 func rngFor(seed, stream uint64) *rand.Rand {
@@ -116,6 +125,12 @@ func NewSchedule(s *Scenario) *Schedule {
 		return true
 	}
 
+	removedAt := sch.manageOps(s, offline)
+	removed := func(gi, m int, t time.Duration) bool {
+		at, ok := removedAt[[2]int{gi, m}]
+		return ok && at <= t
+	}
+
 	// Traffic: a Poisson process per group; the author is drawn among the
 	// members online at that moment (none online: nothing is sent).
 	rt := rngFor(s.Seed, streamTraffic)
@@ -125,7 +140,7 @@ func NewSchedule(s *Scenario) *Schedule {
 		for t := time.Duration(rt.ExpFloat64() * meanGap); t < end; t += time.Duration(rt.ExpFloat64() * meanGap) {
 			var cands []int
 			for _, m := range g.Members {
-				if online(m, t) {
+				if online(m, t) && !removed(gi, m, t) {
 					cands = append(cands, m)
 				}
 			}
@@ -159,4 +174,78 @@ func NewSchedule(s *Scenario) *Schedule {
 	}
 	sort.SliceStable(sch.Events, func(i, j int) bool { return sch.Events[i].At < sch.Events[j].At })
 	return sch
+}
+
+// manageOps adds the removals and rotations to the schedule and returns
+// when each removed member leaves its group ((group, member) → offset).
+// An operation due while the group's creator is offline moves to its
+// return; one that would move past the end is dropped. The removed member
+// is drawn among those neither the creator nor a member host.
+func (sch *Schedule) manageOps(s *Scenario, offline [][][2]time.Duration) map[[2]int]time.Duration {
+	end := s.Duration.D()
+	whenOnline := func(m int, t time.Duration) time.Duration {
+		for _, iv := range offline[m] {
+			if t >= iv[0] && t < iv[1] {
+				t = iv[1]
+			}
+		}
+		return t
+	}
+	type op struct {
+		at    time.Duration
+		kind  EventKind
+		group int
+	}
+	var ops []op
+	add := func(kind EventKind, list []ManageOp) {
+		for _, o := range list {
+			for gi, g := range sch.Groups {
+				if o.Group != nil && *o.Group != gi {
+					continue
+				}
+				if at := whenOnline(g.Members[0], o.At.D()); at < end {
+					ops = append(ops, op{at: at, kind: kind, group: gi})
+				}
+			}
+		}
+	}
+	add(EventRemove, s.Removals)
+	add(EventRotate, s.Rotations)
+	sort.SliceStable(ops, func(i, j int) bool { return ops[i].at < ops[j].at })
+
+	removedAt := map[[2]int]time.Duration{}
+	rr := rngFor(s.Seed, streamRemovals)
+	for _, o := range ops {
+		ev := Event{At: o.at, Kind: o.kind, Group: o.group}
+		if o.kind == EventRemove {
+			var cands []int
+			for _, m := range sch.Groups[o.group].Members[max(1, s.PeerHosts):] {
+				if _, gone := removedAt[[2]int{o.group, m}]; !gone {
+					cands = append(cands, m)
+				}
+			}
+			if len(cands) == 0 {
+				continue // Validate bounds removals per group; kept for safety.
+			}
+			ev.Node = cands[rr.IntN(len(cands))]
+			removedAt[[2]int{o.group, ev.Node}] = o.at
+			sch.Removals++
+		} else {
+			sch.Rotations++
+		}
+		sch.Events = append(sch.Events, ev)
+	}
+	return removedAt
+}
+
+// removedAt returns, for every removal of the schedule, when the member
+// leaves its group ((group, member) → offset).
+func (sch *Schedule) removedAt() map[[2]int]time.Duration {
+	out := map[[2]int]time.Duration{}
+	for _, ev := range sch.Events {
+		if ev.Kind == EventRemove {
+			out[[2]int{ev.Group, ev.Node}] = ev.At
+		}
+	}
+	return out
 }

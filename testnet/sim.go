@@ -65,6 +65,10 @@ type simGroup struct {
 	id    string
 	hosts []int // node indexes the group names as hosts
 	nodes []int // members and hosts
+	// manager is the node that manages a managed group; opq feeds it the
+	// group's removals and rotations in schedule order.
+	manager int
+	opq     chan Event
 }
 
 // sim is one strategy's run of a schedule.
@@ -148,7 +152,10 @@ func (m *sim) setup(ctx context.Context) error {
 	}
 	m.fab = newFabric(m.mn, ids)
 	for gi, plan := range m.sch.Groups {
-		g := &simGroup{idx: gi, plan: plan, hosts: groupHosts(s, m.st, gi, plan)}
+		g := &simGroup{idx: gi, plan: plan, hosts: groupHosts(s, m.st, gi, plan), manager: plan.Members[0]}
+		if m.st == StrategyBot {
+			g.manager = g.hosts[0]
+		}
 		seen := map[int]bool{}
 		for _, i := range append(append([]int{}, plan.Members...), g.hosts...) {
 			if !seen[i] {
@@ -185,6 +192,9 @@ func (m *sim) setup(ctx context.Context) error {
 	}
 	if err := parallel(ctx, len(m.grps), setupWorkers, m.formGroup); err != nil {
 		return err
+	}
+	if s.ManagedGroups() {
+		m.startManagers()
 	}
 	for _, sn := range m.nodes {
 		if sn.member {
@@ -261,13 +271,19 @@ func (m *sim) nodeParams(sn *simNode) node.Params {
 	p.MemberMemTableSize = 1 << 20
 	p.ProcessInterval = time.Second
 	p.CatchUpInterval = m.s.CatchUpInterval.D()
+	if m.s.ManagedGroups() {
+		// New members look for their welcome at this period when it does
+		// not reach them by gossip first.
+		p.ManageInterval = manageInterval
+	}
 	return p
 }
 
 func (m *sim) startNode(ctx context.Context, i int) error {
 	sn := m.nodes[i]
 	opts := []node.Option{node.WithHost(sn.h), node.WithLogger(m.cfg.nodeLog), node.WithRegisterer(sn.reg)}
-	if sn.member {
+	// A bot managing groups needs an identity, as members do.
+	if sn.member || m.st == StrategyBot && m.s.ManagedGroups() {
 		id, err := keymgmt.NewIdentity(keymgmt.SuiteX25519)
 		if err != nil {
 			return err
@@ -292,12 +308,16 @@ func (m *sim) formGroup(ctx context.Context, gi int) error {
 	for _, h := range g.hosts {
 		hosts = append(hosts, m.addr(h))
 	}
+	if m.s.ManagedGroups() {
+		return m.formManaged(ctx, g, hosts)
+	}
 	creator := m.nodes[g.plan.Members[0]].n
 	info, invite, err := creator.CreateGroup(ctx, fmt.Sprintf("g%04d", gi), hosts)
 	if err != nil {
 		return fmt.Errorf("testnet: create group %d: %w", gi, err)
 	}
 	g.id = info.ID
+	m.col.named(g.id, gi)
 	return parallel(ctx, len(g.plan.Members)-1, setupWorkers, func(ctx context.Context, k int) error {
 		mi := g.plan.Members[k+1]
 		if _, err := m.nodes[mi].n.JoinGroup(ctx, invite, ""); err != nil {
@@ -341,12 +361,16 @@ func (m *sim) follow(sn *simNode) error {
 		defer m.wg.Done()
 		for msg := range ch {
 			now := time.Now()
-			if msg.Kind == node.KindGap {
+			switch msg.Kind {
+			case node.KindGap:
 				m.col.gapNotice()
+				continue
+			case node.KindEvent:
+				m.epochSeen(sn, msg.Group, now)
 				continue
 			}
 			if id, ok := parseText(msg.Text); ok && !msg.Own {
-				m.col.shown(id, sn.idx, now)
+				m.col.shown(id, sn.idx, now, msg.Epoch)
 			}
 		}
 	}()
@@ -438,6 +462,12 @@ func (m *sim) close() error {
 		if sn != nil && sn.sendq != nil {
 			close(sn.sendq)
 			sn.sendq = nil
+		}
+	}
+	for _, g := range m.grps {
+		if g.opq != nil {
+			close(g.opq)
+			g.opq = nil
 		}
 	}
 	m.cancel()

@@ -1,9 +1,12 @@
 package testnet
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,6 +130,9 @@ func TestSameSeedSameSchedule(t *testing.T) {
 	s.Groups = []GroupSpec{{Count: 3, Size: 10}, {Count: 1, Size: 30}}
 	s.Churn = Churn{Fraction: 0.4, Online: Duration(3 * time.Second), Offline: Duration(2 * time.Second)}
 	s.Partitions = []Partition{{At: Duration(2 * time.Second), Duration: Duration(3 * time.Second), Split: 0.3}}
+	one := 3
+	s.Removals = []ManageOp{{At: Duration(4 * time.Second)}, {At: Duration(9 * time.Second), Group: &one}}
+	s.Rotations = []ManageOp{{At: Duration(6 * time.Second)}}
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +147,12 @@ func TestSameSeedSameSchedule(t *testing.T) {
 	if kinds[EventSend] == 0 || kinds[EventOffline] == 0 || kinds[EventOnline] == 0 || kinds[EventPartition] != 1 || kinds[EventHeal] != 1 {
 		t.Fatalf("schedule lacks events: %v", kinds)
 	}
+	// Four groups: a removal in each plus one in group 3, and a rotation
+	// in each, unless a creator is offline until the end.
+	if kinds[EventRemove] != a.Removals || kinds[EventRotate] != a.Rotations || a.Removals < 3 || a.Rotations < 3 || a.Removals > 5 || a.Rotations > 4 {
+		t.Fatalf("schedule has %d removals and %d rotations (%v)", a.Removals, a.Rotations, kinds)
+	}
+	checkManageOps(t, &s, a)
 	for i := 1; i < len(a.Events); i++ {
 		if a.Events[i].At < a.Events[i-1].At {
 			t.Fatalf("events out of order at %d", i)
@@ -151,11 +163,63 @@ func TestSameSeedSameSchedule(t *testing.T) {
 	if reflect.DeepEqual(a, NewSchedule(&s2)) {
 		t.Fatal("seeds 1 and 2 gave the same schedule")
 	}
+	// Changing the removals leaves the traffic before them alone.
+	s4 := s
+	s4.Removals = nil
+	if c := NewSchedule(&s4); !reflect.DeepEqual(sends(a, 4*time.Second), sends(c, 4*time.Second)) {
+		t.Fatal("adding removals changed the traffic before them")
+	}
 	// Changing the churn leaves the groups drawn from the seed alone.
 	s3 := s
 	s3.Churn.Fraction = 0.1
 	if c := NewSchedule(&s3); !reflect.DeepEqual(a.Groups, c.Groups) {
 		t.Fatal("changing the churn changed the groups")
+	}
+}
+
+// sends returns the schedule's sends before an offset.
+func sends(sch *Schedule, before time.Duration) []Event {
+	var out []Event
+	for _, ev := range sch.Events {
+		if ev.Kind == EventSend && ev.At < before {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// checkManageOps: each removal picks a member of the group that is
+// neither its creator nor a member host, never twice; a removed member
+// sends nothing to the group afterwards; the creator is online at each
+// operation.
+func checkManageOps(t *testing.T, s *Scenario, sch *Schedule) {
+	t.Helper()
+	removed := map[[2]int]bool{}
+	offline := map[int]bool{}
+	for _, ev := range sch.Events {
+		switch ev.Kind {
+		case EventOffline:
+			offline[ev.Node] = true
+		case EventOnline:
+			offline[ev.Node] = false
+		case EventRemove, EventRotate:
+			members := sch.Groups[ev.Group].Members
+			if offline[members[0]] {
+				t.Fatalf("%s in group %d at %v while its creator is offline", ev.Kind, ev.Group, ev.At)
+			}
+			if ev.Kind == EventRotate {
+				continue
+			}
+			k := [2]int{ev.Group, ev.Node}
+			if removed[k] || !slices.Contains(members[max(1, s.PeerHosts):], ev.Node) {
+				t.Fatalf("removal of node %d from group %d (members %v, removed %v)", ev.Node, ev.Group, members, removed)
+			}
+			removed[k] = true
+		case EventSend:
+			if removed[[2]int{ev.Group, ev.Node}] {
+				t.Fatalf("message %d sent by node %d after its removal from group %d", ev.Msg, ev.Node, ev.Group)
+			}
+		}
 	}
 }
 
@@ -202,8 +266,11 @@ func TestBadScenarios(t *testing.T) {
 		{"partition past the end", `{"duration": "10s", "partitions": [{"at": "8s", "duration": "5s", "split": 0.5}]}`, ErrScenario, "partitions[0]"},
 		{"overlapping partitions", `{"partitions": [{"at": "1s", "duration": "5s", "split": 0.5}, {"at": "2s", "duration": "1s", "split": 0.5}]}`, ErrScenario, "partitions[1]"},
 		{"churn without periods", `{"churn": {"fraction": 0.5}}`, ErrScenario, "churn.online"},
-		{"removals", `{"removals": [{"at": "5s", "group": 0, "member": 3}]}`, ErrNotSupported, "managed groups"},
-		{"rotations", `{"rotations": [{"at": "5s", "group": 0}]}`, ErrNotSupported, "managed groups"},
+		{"removal member key", `{"removals": [{"at": "5s", "group": 0, "member": 3}]}`, ErrScenario, `unknown field "member"`},
+		{"removal past the end", `{"duration": "10s", "removals": [{"at": "10s"}]}`, ErrScenario, "removals[0]: at 10s"},
+		{"rotation of no group", `{"rotations": [{"at": "5s", "group": 1}]}`, ErrScenario, "rotations[0].group 1"},
+		{"negative rotation", `{"rotations": [{"at": "-1s"}]}`, ErrScenario, "rotations[0]"},
+		{"too many removals", `{"peers": 5, "peer_hosts": 3, "groups": [{"count": 1, "size": 5}], "removals": [{"at": "1s"}, {"at": "2s"}, {"at": "3s"}]}`, ErrScenario, "only 2 removable"},
 		{"too large", `{"peers": 5000, "hosts": 1, "groups": [{"count": 100, "size": 5000}]}`, ErrTooLarge, "available"},
 	}
 	for _, tc := range tests {
@@ -223,7 +290,7 @@ func TestBadScenarios(t *testing.T) {
 }
 
 func TestShippedScenariosAreValid(t *testing.T) {
-	for _, name := range []string{"small", "medium", "partition", "churn"} {
+	for _, name := range []string{"small", "medium", "partition", "churn", "managed"} {
 		s, err := Load("scenarios/" + name + ".json")
 		if err != nil {
 			t.Fatal(err)
@@ -248,5 +315,66 @@ func TestTextRoundTrip(t *testing.T) {
 		if _, ok := parseText(bad); ok {
 			t.Fatalf("parsed %q", bad)
 		}
+	}
+}
+
+// TestManagedRemovalAndRotation: a managed group of nine loses a member
+// and rotates once; the remaining members get every message, and the
+// removed member shows nothing of the epochs after its removal.
+func TestManagedRemovalAndRotation(t *testing.T) {
+	leakCheck(t)
+	s := quick(StrategyServer, StrategyBot)
+	s.Peers = 9
+	s.PeerHosts = 1
+	s.Groups = []GroupSpec{{Count: 1, Size: 9}}
+	s.Duration = Duration(6 * time.Second)
+	// Generous: the test machine's cores are shared.
+	s.Deadline = Duration(10 * time.Second)
+	s.Removals = []ManageOp{{At: Duration(1500 * time.Millisecond)}}
+	s.Rotations = []ManageOp{{At: Duration(3 * time.Second)}}
+	s.Baseline = new(bool)
+	res, err := Run(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Schedule.Removals != 1 || res.Schedule.Rotations != 1 {
+		t.Fatalf("schedule %+v: want one removal and one rotation", res.Schedule)
+	}
+	for _, r := range res.Strategies {
+		mg := r.Managed
+		if mg == nil {
+			t.Fatalf("%s: no managed-group metrics", r.Strategy)
+		}
+		t.Logf("%s: %d messages, delivery %.4f, eventual %.4f, managed %+v", r.Strategy, r.Messages, r.DeliveryRatio, r.EventualDeliveryRatio, *mg)
+		if r.DeliveryRatio != 1 || r.EventualDeliveryRatio != 1 || r.Gaps.Open != 0 {
+			t.Errorf("%s: delivery %.4f, eventual %.4f, %d never delivered; want every message at every remaining member",
+				r.Strategy, r.DeliveryRatio, r.EventualDeliveryRatio, r.Gaps.Open)
+		}
+		if mg.Removals != 1 || mg.Rotations != 2 || mg.Failed != 0 {
+			t.Errorf("%s: %d removals, %d rotations, %d failed; want 1, 2, 0", r.Strategy, mg.Removals, mg.Rotations, mg.Failed)
+		}
+		if mg.KeyCatchUpMs.N != 2 || mg.KeyCatchUpIncomplete != 0 {
+			t.Errorf("%s: key catch-up %+v, %d incomplete; want both operations reached by everyone", r.Strategy, mg.KeyCatchUpMs, mg.KeyCatchUpIncomplete)
+		}
+		if mg.ForwardSecrecy.Checked == 0 {
+			t.Errorf("%s: no message sent after the removal was checked", r.Strategy)
+		}
+		if mg.ForwardSecrecy.Violations != 0 {
+			t.Errorf("%s: the removed member shows %d messages of the epochs after its removal", r.Strategy, mg.ForwardSecrecy.Violations)
+		}
+	}
+	var html bytes.Buffer
+	if err := WriteReport(&html, res); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(html.String(), "forward-secrecy violations</th>") {
+		t.Error("report.html lacks the managed-groups table")
+	}
+	js, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(js, []byte(`"forward_secrecy":{"checked":`)) || !bytes.Contains(js, []byte(`"delivery_ratio"`)) {
+		t.Error("results.json lacks the managed-group fields")
 	}
 }
