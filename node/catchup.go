@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"math/rand/v2"
 	"time"
 
@@ -127,7 +128,15 @@ func (n *Node) CatchUp(ctx context.Context, group string) (*CatchUpResult, error
 		m.mu.Unlock()
 		return nil, err
 	}
-	gid, hosts, mbs := e.g.ID, e.g.Hosts, m.mailboxesOf(e)
+	gid := e.g.ID
+	lk := m.catchUpLock(gid)
+	m.mu.Unlock()
+	// One catch-up of a group at a time: two would fetch the same
+	// envelopes from the same saved cursors.
+	lk.Lock()
+	defer lk.Unlock()
+	m.mu.Lock()
+	hosts, mbs := e.g.Hosts, m.mailboxesOf(e)
 	m.mu.Unlock()
 
 	res := &CatchUpResult{Group: gid.String(), Failed: map[string]string{}}
@@ -323,6 +332,20 @@ func (n *Node) catchUpAsync(gid groupstate.GroupID) {
 			}
 		}
 	}()
+}
+
+// catchUpLock is the lock that serialises a group's catch-ups. Call with
+// m.mu held.
+func (m *member) catchUpLock(gid groupstate.GroupID) *sync.Mutex {
+	if m.mg.catchUpLocks == nil {
+		m.mg.catchUpLocks = map[groupstate.GroupID]*sync.Mutex{}
+	}
+	lk, ok := m.mg.catchUpLocks[gid]
+	if !ok {
+		lk = &sync.Mutex{}
+		m.mg.catchUpLocks[gid] = lk
+	}
+	return lk
 }
 
 // catchUpAgain marks groups whose catch-up was asked for while one ran.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -110,6 +111,8 @@ type managedMember struct {
 	// catchUpAgain marks groups to catch up again after the running
 	// catch-up (catchup.go).
 	catchUpAgain map[groupstate.GroupID]bool
+	// catchUpLocks serialise each group's catch-ups (catchup.go).
+	catchUpLocks map[groupstate.GroupID]*sync.Mutex
 }
 
 // Rejection is a payload a member refused, and why.
@@ -344,6 +347,9 @@ func (m *member) processManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Pa
 			if err := txn.Set(gkey(pfxOrphan, e.g.ID, evID[:]), p.Body); err != nil {
 				return nil, err
 			}
+			// Not applied (the state is unchanged) but not refused either:
+			// it is applied if its parent arrives.
+			m.noteRejection(e.g.ID, id, err)
 			return seen(nil)
 		case errors.As(err, &fe):
 			if err := saveChainTxn(txn, e); err != nil {

@@ -1,0 +1,105 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshnode/meshnode/groupstate"
+	tu "github.com/meshnode/meshnode/internal/testutil"
+)
+
+// An always-on manager (a bot) creates the group and is listed as a bot;
+// a human manager acts through it with signed requests; a member without
+// the manage role cannot; the bot applies the rotate-after policy and
+// rotates after a removal it was asked for.
+func TestBotManagesGroup(t *testing.T) {
+	leakCheck(t)
+	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
+	hosts := []string{hostAddr(host)}
+	bot, alice, bob, carol := newPerson(t, "helper"), newPerson(t, "alice"), newPerson(t, "bob"), newPerson(t, "carol")
+	bot.startManaged(asBot)
+	for _, p := range []*person{alice, bob, carol} {
+		p.startManaged(nil)
+	}
+	ctx := context.Background()
+	gid := managedGroup(t, bot, "community", hosts, groupstate.DefaultPolicy())
+	addPerson(t, bot, alice, gid, hosts, groupstate.RoleManage)
+
+	// Alice adds bob and carol through the bot.
+	for _, p := range []*person{bob, carol} {
+		kp, err := p.n.NewKeyPackage(ctx, 0, hosts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := alice.n.AddMember(ctx, gid, kp.KeyPackage, groupstate.RoleWrite, ViaBot())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Requested {
+			t.Fatalf("add via the bot: %+v", res)
+		}
+		waitJoined(t, p, gid)
+	}
+	tu.Eventually(t, 20*time.Second, func() bool {
+		r := roles(t, bob.n, gid)
+		return r["helper"] == "manage+bot" && r["alice"] == "manage" && r["bob"] == "write" && r["carol"] == "write"
+	}, "bob lists the bot as a bot and everyone's role")
+
+	// Carol (write) cannot ask the bot: her node refuses, and a request
+	// she crafts is refused by the bot.
+	if _, err := carol.n.Rotate(ctx, gid, ViaBot()); !errors.Is(err, ErrNotManager) {
+		t.Fatalf("a writer's request: %v", err)
+	}
+	r := &groupstate.Request{GroupID: mustGroupID(t, gid), Author: [32]byte(carol.id.SigningKey()), Time: time.Now().UnixMilli(), Op: groupstate.RequestRotate}
+	if err := groupstate.SignRequest(r, carol.id); err != nil {
+		t.Fatal(err)
+	}
+	body, err := groupstate.MarshalRequest(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	postRaw(t, carol, gid, 0, groupstate.KindRequest, body)
+	tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, bot, "not a manager") }, "the bot refuses carol's request")
+	if gi, _ := bot.n.GroupInfo(gid); gi.Epoch != 0 {
+		t.Fatalf("the bot rotated on a writer's request: epoch %d", gi.Epoch)
+	}
+
+	// Alice sets a rotate-after policy through the bot; three messages
+	// later the bot rotates.
+	three := uint64(3)
+	if _, err := alice.n.SetPolicy(ctx, gid, PolicyChange{RotateAfter: &three}, ViaBot()); err != nil {
+		t.Fatal(err)
+	}
+	tu.Eventually(t, 20*time.Second, func() bool {
+		gi, err := bob.n.GroupInfo(gid)
+		return err == nil && strings.Contains(gi.Policy, "after 3 messages")
+	}, "bob sees the new policy")
+	for _, txt := range []string{"one", "two", "three"} {
+		if _, err := bob.n.Send(ctx, gid, txt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitEpoch(t, bob, gid, 1)
+	waitEpoch(t, carol, gid, 1)
+
+	// Alice removes carol through the bot: the bot rotates.
+	res, err := alice.n.RemoveMember(ctx, gid, carol.id.Fingerprint(), ViaBot())
+	if err != nil || !res.Requested {
+		t.Fatalf("remove via the bot: %+v %v", res, err)
+	}
+	waitEpoch(t, bob, gid, 2)
+	tu.Eventually(t, 20*time.Second, func() bool {
+		gi, err := carol.n.GroupInfo(gid)
+		return err == nil && gi.Removed && gi.Epoch == 1
+	}, "carol is removed and stays in epoch 1")
+	if _, err := alice.n.Send(ctx, gid, "carol is gone"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, bob, gid, "carol is gone")
+	if s, _ := bob.n.Splits(gid); len(s) != 0 {
+		t.Fatalf("splits in a bot-managed group: %+v", s)
+	}
+}
