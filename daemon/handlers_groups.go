@@ -335,6 +335,7 @@ var nodeErrors = []struct {
 	{node.ErrAlreadyMember, api.CodeAlreadyMember},
 	{node.ErrUnknownMember, api.CodeUnknownMember},
 	{node.ErrReadOnly, api.CodeReadOnly},
+	{node.ErrNoInvite, api.CodeConflict}, // a managed group (handlers_managed.go)
 	{groupstate.ErrCannotWrite, api.CodeReadOnly},
 	{groupstate.ErrInviteMalformed, api.CodeBadInvite},
 	{groupstate.ErrInviteChecksum, api.CodeBadInvite},

@@ -602,6 +602,12 @@ func describeEvent(c *groupstate.Chain, ev *groupstate.Event) string {
 		if ev.Target == ev.Author {
 			return "left the group"
 		}
+		// The removed member is named as the state before knew it.
+		if st, err := c.StateAt(ev.Parent); err == nil {
+			if mb, ok := st.Members[ev.Target]; ok && mb.Nick != "" {
+				return fmt.Sprintf("removed %s (%s)", mb.Nick, mb.Fingerprint())
+			}
+		}
 		return fmt.Sprintf("removed %s", who(ev.Target))
 	case groupstate.EventSetRole:
 		return fmt.Sprintf("gave %s the role %s", who(ev.Target), ev.Role)
@@ -628,4 +634,22 @@ func describePolicy(p groupstate.Policy) string {
 		parts = append(parts, fmt.Sprintf("rotate after %d messages", p.RotateAfter))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// GroupPolicy returns a managed group's policy.
+func (n *Node) GroupPolicy(group string) (groupstate.Policy, error) {
+	m, err := n.mem()
+	if err != nil {
+		return groupstate.Policy{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, err := m.resolve(group)
+	if err != nil {
+		return groupstate.Policy{}, err
+	}
+	if e.chain == nil {
+		return groupstate.Policy{}, fmt.Errorf("%w: %q", ErrNotManaged, e.g.Name)
+	}
+	return e.chain.State().Policy, nil
 }

@@ -20,11 +20,13 @@ func newGroupCmd(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(newGroupCreateCmd(g), newGroupJoinCmd(g), newGroupListCmd(g),
 		newGroupInviteCmd(g), newGroupMembersCmd(g))
+	cmd.AddCommand(newManagedGroupCmds(g)...)
 	return cmd
 }
 
 func newGroupCreateCmd(g *globals) *cobra.Command {
 	var hosts []string
+	var mf managedCreateFlags
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a group and print its invite (the last line of the output)",
@@ -33,6 +35,12 @@ func newGroupCreateCmd(g *globals) *cobra.Command {
 			"share it only with the members, over a channel you trust.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if mf.misused(cmd) {
+				return fmt.Errorf("--history, --rotate-every and --rotate-after need --managed")
+			}
+			if mf.managed {
+				return createManaged(cmd, g, args[0], hosts, &mf)
+			}
 			var res *api.CreatedGroup
 			if err := g.call(func(c *api.Client) (err error) {
 				res, err = c.CreateGroup(cmd.Context(), args[0], hosts)
@@ -54,6 +62,7 @@ func newGroupCreateCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringArrayVar(&hosts, "host", nil, "multiaddr ending in /p2p/PEERID of a node that keeps the group's history (repeatable; see `meshnode id` on the host)")
+	mf.register(cmd)
 	return cmd
 }
 
@@ -140,7 +149,7 @@ func newGroupMembersCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "members GROUP",
-		Short: "List the members who have announced themselves in the group",
+		Short: "List the members of a group (of a managed group: with their roles; bots are marked)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var members []api.MemberInfo
@@ -150,16 +159,37 @@ func newGroupMembersCmd(g *globals) *cobra.Command {
 			}); err != nil {
 				return err
 			}
+			var info *api.GroupInfo
+			if err := g.call(func(c *api.Client) (err error) {
+				info, err = c.Group(cmd.Context(), args[0])
+				return err
+			}); err != nil {
+				return err
+			}
+			if info.Splits > 0 {
+				// On stderr, so that --json output stays parseable.
+				warnSplits(g.stderr, args[0], info.Splits)
+			}
 			if asJSON {
 				return printJSON(g.stdout, members)
 			}
 			rows := [][]string{{"FINGERPRINT", "NICK", ""}}
+			if info.Managed {
+				rows[0] = []string{"FINGERPRINT", "NICK", "ROLE", ""}
+			}
 			for _, m := range members {
 				self := ""
 				if m.Self {
 					self = "(you)"
 				}
-				rows = append(rows, []string{m.Fingerprint, m.Nick, self})
+				if info.Managed {
+					rows = append(rows, []string{m.Fingerprint, printable(m.Nick), roleOf(&m), self})
+				} else {
+					rows = append(rows, []string{m.Fingerprint, m.Nick, self})
+				}
+			}
+			if info.Removed {
+				fmt.Fprintln(g.stdout, "You were removed from this group: this is the last state you saw.")
 			}
 			return printRows(g.stdout, rows)
 		},

@@ -53,6 +53,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newBenchCmd())
 	root.AddCommand(newTestnetCmd())
 	root.AddCommand(newAliasCmd(g), newContactCmd(g))
+	root.AddCommand(newKeyPackageCmd(g))
 	return root
 }
 

@@ -161,6 +161,10 @@ func printMessage(w io.Writer, m *api.Message) error {
 	switch m.Kind {
 	case api.KindGap:
 		head = fmt.Sprintf("%s  [gap] ", when)
+	case api.KindSplit:
+		head = fmt.Sprintf("%s  [split] ", when)
+	case api.KindEvent:
+		head = fmt.Sprintf("%s  %s (%s)  [group] ", when, displayNick(m.Nick), shortFP(m.Author))
 	case api.KindDirect:
 		// A member reads only the directs it sent or received.
 		to := "you"

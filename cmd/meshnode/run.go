@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,6 +17,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		listen, allow, bootstrap       []string
 		apiAddr, policy, metrics, role string
 		logLevel, logFormat            string
+		bot                            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -64,6 +66,12 @@ func newRunCmd(g *globals) *cobra.Command {
 			if f.Changed("role") {
 				cfg.Role = node.Role(role)
 			}
+			if bot {
+				if f.Changed("role") && cfg.Role != node.RoleBot {
+					return fmt.Errorf("--bot conflicts with --role %s", role)
+				}
+				cfg.Role = node.RoleBot
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -92,5 +100,6 @@ func newRunCmd(g *globals) *cobra.Command {
 	f.StringVar(&logLevel, "log-level", "", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "", "text or json")
 	f.StringVar(&role, "role", "", "member, host or bot")
+	f.BoolVar(&bot, "bot", false, "run as an always-on manager (--role bot): host its groups, apply their policies, serve managers' requests")
 	return cmd
 }

@@ -1,0 +1,313 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/meshnode/meshnode/api"
+	"github.com/meshnode/meshnode/groupstate"
+	"github.com/meshnode/meshnode/keymgmt"
+	"github.com/meshnode/meshnode/node"
+)
+
+// managedRoutes: managed groups — creation, key packages, adding,
+// removing and changing members, rotation, policy and splits (issue 4).
+func (s *server) managedRoutes(mux *http.ServeMux) {
+	s.handle(mux, api.PathManagedGroups, methods{http.MethodPost: s.createManaged})
+	s.handle(mux, api.PathKeyPackages, methods{http.MethodGet: s.listKeyPackages, http.MethodPost: s.newKeyPackage})
+	s.handle(mux, api.PathGroupAdd, methods{http.MethodPost: s.addMember})
+	s.handle(mux, api.PathGroupMember, methods{http.MethodDelete: s.removeMember})
+	s.handle(mux, api.PathGroupMemberRole, methods{http.MethodPut: s.setRole})
+	s.handle(mux, api.PathGroupRotate, methods{http.MethodPost: s.rotate})
+	s.handle(mux, api.PathGroupPolicy, methods{http.MethodGet: s.getPolicy, http.MethodPut: s.setPolicy})
+	s.handle(mux, api.PathGroupSplits, methods{http.MethodGet: s.getSplits})
+}
+
+// managedErrors map the managed-group errors to API codes and statuses.
+var managedErrors = []struct {
+	err    error
+	code   string
+	status int
+}{
+	{node.ErrNotManaged, api.CodeNotManaged, http.StatusConflict},
+	{node.ErrNotManager, api.CodeNotManager, http.StatusForbidden},
+	{node.ErrRemoved, api.CodeRemoved, http.StatusForbidden},
+	{node.ErrNoBot, api.CodeNoBot, http.StatusConflict},
+	{node.ErrNoInvite, api.CodeNoInvite, http.StatusConflict},
+	{node.ErrBadKeyPackage, api.CodeBadKeyPackage, http.StatusBadRequest},
+	{groupstate.ErrLastManager, api.CodeRefused, http.StatusConflict},
+	{groupstate.ErrInvalidEvent, api.CodeRefused, http.StatusConflict},
+	{groupstate.ErrUnauthorized, api.CodeNotManager, http.StatusForbidden},
+	{groupstate.ErrRotationDue, api.CodeRefused, http.StatusConflict},
+	{groupstate.ErrEventMalformed, api.CodeBadRequest, http.StatusBadRequest},
+	{node.ErrUnknownMember, api.CodeUnknownMember, http.StatusNotFound},
+	{keymgmt.ErrInvalidParams, api.CodeBadRequest, http.StatusBadRequest},
+}
+
+func managedError(err error) error {
+	for _, m := range managedErrors {
+		if errors.Is(err, m.err) {
+			return &api.Error{Code: m.code, Message: err.Error(), Status: m.status}
+		}
+	}
+	return nodeError(err)
+}
+
+// managedCallTimeout bounds a management call: a rotation of a large
+// group seals to every member and posts several envelopes.
+const managedCallTimeout = nodeCallTimeout
+
+func (s *server) createManaged(w http.ResponseWriter, r *http.Request) error {
+	var req api.CreateManagedRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	p := groupstate.DefaultPolicy()
+	if req.History != "" {
+		h, err := groupstate.ParseHistoryMode(req.History)
+		if err != nil {
+			return errorf(api.CodeBadRequest, "%v", err)
+		}
+		p.History = h
+	}
+	if req.RotateEvery != "" {
+		d, err := parseDuration("rotate_every", req.RotateEvery)
+		if err != nil {
+			return err
+		}
+		p.RotateEvery = d
+	}
+	p.RotateAfter = req.RotateAfter
+	ctx, cancel := context.WithTimeout(r.Context(), managedCallTimeout)
+	defer cancel()
+	g, _, err := s.d.node.CreateGroup(ctx, req.Name, req.Hosts, node.Managed(p))
+	if err != nil {
+		if errors.Is(err, groupstate.ErrInvalidEvent) {
+			return errorf(api.CodeBadRequest, "policy: %v", err)
+		}
+		return managedError(err)
+	}
+	writeJSON(w, http.StatusCreated, api.CreatedGroup{Group: groupInfo(g)})
+	return nil
+}
+
+func (s *server) newKeyPackage(w http.ResponseWriter, r *http.Request) error {
+	var req api.NewKeyPackageRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	var ttl time.Duration
+	if req.TTL != "" {
+		d, err := parseDuration("ttl", req.TTL)
+		if err != nil {
+			return err
+		}
+		ttl = d
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), nodeCallTimeout)
+	defer cancel()
+	kp, err := s.d.node.NewKeyPackage(ctx, ttl, req.Hosts)
+	if err != nil {
+		return managedError(err)
+	}
+	writeJSON(w, http.StatusCreated, keyPackage(kp))
+	return nil
+}
+
+func (s *server) listKeyPackages(w http.ResponseWriter, _ *http.Request) error {
+	kps, err := s.d.node.KeyPackages()
+	if err != nil {
+		return managedError(err)
+	}
+	out := make([]api.KeyPackage, 0, len(kps))
+	for i := range kps {
+		out = append(out, keyPackage(&kps[i]))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func keyPackage(kp *node.KeyPackageInfo) api.KeyPackage {
+	out := api.KeyPackage(*kp)
+	if out.Hosts == nil {
+		out.Hosts = []string{}
+	}
+	return out
+}
+
+func (s *server) addMember(w http.ResponseWriter, r *http.Request) error {
+	var req api.AddMemberRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	role, err := parseRole(req.Role)
+	if err != nil {
+		return err
+	}
+	var opts []node.ManageOption
+	if req.Bot {
+		opts = append(opts, node.AsBot())
+	}
+	if req.ViaBot {
+		opts = append(opts, node.ViaBot())
+	}
+	return s.manageCall(w, r, func(ctx context.Context) (*node.ManageResult, error) {
+		return s.d.node.AddMember(ctx, r.PathValue("group"), strings.TrimSpace(req.KeyPackage), role, opts...)
+	})
+}
+
+func (s *server) removeMember(w http.ResponseWriter, r *http.Request) error {
+	var req api.ManageRequest
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r, &req); err != nil {
+			return err
+		}
+	}
+	fp, err := parseFingerprint(r.PathValue("fingerprint"))
+	if err != nil {
+		return err
+	}
+	return s.manageCall(w, r, func(ctx context.Context) (*node.ManageResult, error) {
+		return s.d.node.RemoveMember(ctx, r.PathValue("group"), fp, viaBot(req.ViaBot)...)
+	})
+}
+
+func (s *server) setRole(w http.ResponseWriter, r *http.Request) error {
+	var req api.SetRoleRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	role, err := parseRole(req.Role)
+	if err != nil {
+		return err
+	}
+	fp, err := parseFingerprint(r.PathValue("fingerprint"))
+	if err != nil {
+		return err
+	}
+	return s.manageCall(w, r, func(ctx context.Context) (*node.ManageResult, error) {
+		return s.d.node.SetRole(ctx, r.PathValue("group"), fp, role, viaBot(req.ViaBot)...)
+	})
+}
+
+func (s *server) rotate(w http.ResponseWriter, r *http.Request) error {
+	var req api.ManageRequest
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r, &req); err != nil {
+			return err
+		}
+	}
+	return s.manageCall(w, r, func(ctx context.Context) (*node.ManageResult, error) {
+		return s.d.node.Rotate(ctx, r.PathValue("group"), viaBot(req.ViaBot)...)
+	})
+}
+
+func (s *server) getPolicy(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.d.node.GroupPolicy(r.PathValue("group"))
+	if err != nil {
+		return managedError(err)
+	}
+	out := api.Policy{History: p.History.String(), RotateAfter: p.RotateAfter}
+	if p.RotateEvery > 0 {
+		out.RotateEvery = p.RotateEvery.String()
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) setPolicy(w http.ResponseWriter, r *http.Request) error {
+	var req api.PolicyRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	var ch node.PolicyChange
+	if req.History != nil {
+		h, err := groupstate.ParseHistoryMode(*req.History)
+		if err != nil {
+			return errorf(api.CodeBadRequest, "%v", err)
+		}
+		ch.History = &h
+	}
+	if req.RotateEvery != nil {
+		d, err := parseDuration("rotate_every", *req.RotateEvery)
+		if err != nil {
+			return err
+		}
+		ch.RotateEvery = &d
+	}
+	ch.RotateAfter = req.RotateAfter
+	if ch == (node.PolicyChange{}) {
+		return errorf(api.CodeBadRequest, "nothing to change: set history, rotate_every or rotate_after")
+	}
+	return s.manageCall(w, r, func(ctx context.Context) (*node.ManageResult, error) {
+		return s.d.node.SetPolicy(ctx, r.PathValue("group"), ch, viaBot(req.ViaBot)...)
+	})
+}
+
+func (s *server) getSplits(w http.ResponseWriter, r *http.Request) error {
+	ss, err := s.d.node.Splits(r.PathValue("group"))
+	if err != nil {
+		return managedError(err)
+	}
+	out := make([]api.Split, 0, len(ss))
+	for _, sp := range ss {
+		out = append(out, api.Split(sp))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// manageCall runs a management call within its time limit and answers
+// with its result.
+func (s *server) manageCall(w http.ResponseWriter, r *http.Request, fn func(ctx context.Context) (*node.ManageResult, error)) error {
+	ctx, cancel := context.WithTimeout(r.Context(), managedCallTimeout)
+	defer cancel()
+	res, err := fn(ctx)
+	if err != nil {
+		if errors.Is(err, groupstate.ErrInvalidEvent) && strings.Contains(err.Error(), "policy") {
+			return errorf(api.CodeBadRequest, "%v", err)
+		}
+		return managedError(err)
+	}
+	out := api.ManageResult(*res)
+	if out.Events == nil {
+		out.Events = []string{}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func viaBot(v bool) []node.ManageOption {
+	if v {
+		return []node.ManageOption{node.ViaBot()}
+	}
+	return nil
+}
+
+func parseRole(s string) (groupstate.Role, error) {
+	role, err := groupstate.ParseRole(s)
+	if err != nil {
+		return 0, errorf(api.CodeBadRequest, "role %q: use read, write or manage", s)
+	}
+	return role, nil
+}
+
+func parseFingerprint(s string) (string, error) {
+	fp, err := keymgmt.ParseFingerprint(s)
+	if err != nil {
+		return "", errorf(api.CodeBadRequest, "fingerprint: %v (copy it from `meshnode group members`)", err)
+	}
+	return fp, nil
+}
+
+// parseDuration reads a Go duration ("90s", "24h"; "0" for none).
+func parseDuration(field, v string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil || d < 0 {
+		return 0, errorf(api.CodeBadRequest, "%s %q is not a duration such as 90m or 24h", field, v)
+	}
+	return d, nil
+}
