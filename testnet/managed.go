@@ -180,6 +180,13 @@ func (c *collector) epochAt(node, group int, epoch uint64, at time.Time) {
 	c.epochs[k] = append(marks, epochMark{epoch: epoch, at: at})
 }
 
+// epochShown records that a member showed a message of a group's epoch.
+func (c *collector) epochShown(node int, group string, epoch uint64, at time.Time) {
+	if gi, ok := c.groupIndex(group); ok {
+		c.epochAt(node, gi, epoch, at)
+	}
+}
+
 // reached returns when a member was first seen at epoch or later. Call
 // with c.mu held.
 func (c *collector) reached(node, group int, epoch uint64) (time.Time, bool) {
@@ -192,7 +199,8 @@ func (c *collector) reached(node, group int, epoch uint64) (time.Time, bool) {
 }
 
 // remains reports whether member rc is still in group gi after the
-// schedule offset at. Call with c.mu held or after the run.
+// schedule offset at. It reads only what the schedule fixed (safe without
+// c.mu), as does isRecipient.
 func (c *collector) remains(gi, rc int, at time.Duration) bool {
 	t, ok := c.removedAt[[2]int{gi, rc}]
 	return !ok || t > at
