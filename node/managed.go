@@ -224,9 +224,18 @@ func (m *member) countMessage(e *groupEntry, p *groupstate.Payload) {
 		return
 	}
 	e.local.EpochMsgs++
-	if after := e.chain.State().Policy.RotateAfter; after > 0 && e.local.EpochMsgs >= after {
+	if after := e.policy().RotateAfter; after > 0 && e.local.EpochMsgs >= after {
 		m.kickManager()
 	}
+}
+
+// policy returns a managed group's policy, cached per state head (State
+// copies the whole roster).
+func (e *groupEntry) policy() groupstate.Policy {
+	if h := e.chain.Head(); h != e.policyAt {
+		e.policyAt, e.cachedPolicy = h, e.chain.State().Policy
+	}
+	return e.cachedPolicy
 }
 
 // checkManaged checks a managed group's payload before its kind is
@@ -495,15 +504,43 @@ func (n *Node) Splits(group string) ([]Split, error) {
 	}
 	var out []Split
 	err = m.db.scan(gkey(pfxSplit, gid), func(_, v []byte) error {
-		var s Split
-		if err := json.Unmarshal(v, &s); err != nil {
-			return fmt.Errorf("%w: split: %v", ErrCorrupt, err)
+		s, err := decodeSplit(v)
+		if err != nil {
+			return err
 		}
 		out = append(out, s)
 		return nil
 	})
 	slices.SortFunc(out, func(a, b Split) int { return a.Detected.Compare(b.Detected) })
 	return out, err
+}
+
+// decodeSplit decodes a split record ('X').
+func decodeSplit(b []byte) (Split, error) {
+	var s Split
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Split{}, fmt.Errorf("%w: split: %v", ErrCorrupt, err)
+	}
+	return s, nil
+}
+
+// decodeDeferred decodes a deferred payload record ('Q': 8 epoch ‖
+// payload) and checks the payload's signature again.
+func decodeDeferred(b []byte) (*groupstate.Payload, error) {
+	if len(b) < 8 {
+		return nil, fmt.Errorf("%w: deferred payload of %d bytes", ErrCorrupt, len(b))
+	}
+	p, err := groupstate.ParsePayload(b[8:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: deferred payload: %v", ErrCorrupt, err)
+	}
+	if err := p.VerifyAuthor(); err != nil {
+		return nil, fmt.Errorf("%w: deferred payload: %v", ErrCorrupt, err)
+	}
+	if binary.BigEndian.Uint64(b[:8]) != p.Epoch {
+		return nil, fmt.Errorf("%w: deferred payload of epoch %d filed under epoch %d", ErrCorrupt, p.Epoch, binary.BigEndian.Uint64(b[:8]))
+	}
+	return p, nil
 }
 
 // retryDeferred handles again the deferred payloads of the groups whose
@@ -538,14 +575,8 @@ func (n *Node) retryDeferred() {
 					var id envelope.ID
 					copy(id[:], x.k[1+16:])
 					var msg *Message
-					var perr error
-					if len(x.v) < 8 {
-						perr = fmt.Errorf("%w: deferred payload", ErrCorrupt)
-					} else if p, err := groupstate.ParsePayload(x.v[8:]); err != nil {
-						perr = err
-					} else if err := p.VerifyAuthor(); err != nil {
-						perr = err
-					} else {
+					p, perr := decodeDeferred(x.v)
+					if perr == nil {
 						msg, perr = m.handle(txn, e, p, id, now)
 					}
 					if errors.Is(perr, errDeferred) {

@@ -134,6 +134,23 @@ func newPending(text string, hosts []string, created, now time.Time) (*pendingKe
 		hash: sha256.Sum256(kp.Marshal()), mailbox: keys.Mailbox, cursors: map[peer.ID]store.Cursor{}}, nil
 }
 
+// decodePendingKP decodes a pending key package record ('K'). The key
+// package is parsed as of its creation: expiry is the caller's to judge.
+func decodePendingKP(b []byte) (*pendingKeyPackage, error) {
+	var rec pendingKeyPackage
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("%w: key package record: %v", ErrCorrupt, err)
+	}
+	p, err := newPending(rec.Text, rec.Hosts, rec.Created, rec.Created)
+	if err != nil {
+		return nil, fmt.Errorf("%w: key package record: %v", ErrCorrupt, err)
+	}
+	if _, err := parseHosts(p.Hosts); err != nil {
+		return nil, fmt.Errorf("%w: key package record: %v", ErrCorrupt, err)
+	}
+	return p, nil
+}
+
 // KeyPackages lists the own key packages still awaiting a welcome.
 func (n *Node) KeyPackages() ([]KeyPackageInfo, error) {
 	m, err := n.mem()
@@ -180,14 +197,9 @@ func (n *Node) loadKeyPackages() error {
 	var stale [][]byte
 	var loaded []*pendingKeyPackage
 	err := m.db.scan([]byte{pfxKeyPackage}, func(k, v []byte) error {
-		var rec pendingKeyPackage
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return fmt.Errorf("%w: key package record: %v", ErrCorrupt, err)
-		}
-		// Parsed as of its creation: expiry is judged below.
-		p, err := newPending(rec.Text, rec.Hosts, rec.Created, rec.Created)
+		p, err := decodePendingKP(v)
 		if err != nil {
-			return fmt.Errorf("%w: key package record: %v", ErrCorrupt, err)
+			return err
 		}
 		if now.After(p.kp.Expires.Add(keyPackageGrace)) {
 			stale = append(stale, k)
