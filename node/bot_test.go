@@ -91,6 +91,13 @@ func TestBotManagesGroup(t *testing.T) {
 		t.Fatalf("remove via the bot: %+v %v", res, err)
 	}
 	waitEpoch(t, bob, gid, 2)
+	t.Cleanup(func() {
+		if t.Failed() {
+			gi, err := carol.n.GroupInfo(gid)
+			rej, _ := carol.n.Rejections()
+			t.Logf("carol: %+v %v; rejections %+v", gi, err, rej)
+		}
+	})
 	tu.Eventually(t, 20*time.Second, func() bool {
 		gi, err := carol.n.GroupInfo(gid)
 		return err == nil && gi.Removed && gi.Epoch == 1
