@@ -98,9 +98,15 @@ func TestBotManagesGroup(t *testing.T) {
 			t.Logf("carol: %+v %v; rejections %+v", gi, err, rej)
 		}
 	})
-	tu.Eventually(t, 20*time.Second, func() bool {
+	// Carol learns of her removal by gossip or, if gossip missed her, by
+	// catching up (her node does so periodically; here, while we wait).
+	tu.Eventually(t, 30*time.Second, func() bool {
 		gi, err := carol.n.GroupInfo(gid)
-		return err == nil && gi.Removed && gi.Epoch == 1
+		if err == nil && gi.Removed && gi.Epoch == 1 {
+			return true
+		}
+		carol.n.CatchUp(ctx, gid)
+		return false
 	}, "carol is removed and stays in epoch 1")
 	if _, err := alice.n.Send(ctx, gid, "carol is gone"); err != nil {
 		t.Fatal(err)
