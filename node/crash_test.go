@@ -57,9 +57,25 @@ func startCrashChild(t *testing.T, dir string) (*exec.Cmd, peer.AddrInfo) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "ADDR ") {
-		t.Fatalf("child host did not start: %q %v", line, err)
+	// A child that hangs at start must fail the test, not block it.
+	type result struct {
+		line string
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		line, err := bufio.NewReader(out).ReadString('\n')
+		got <- result{line, err}
+	}()
+	var line string
+	select {
+	case r := <-got:
+		if r.err != nil || !strings.HasPrefix(r.line, "ADDR ") {
+			t.Fatalf("child host did not start: %q %v", r.line, r.err)
+		}
+		line = r.line
+	case <-time.After(60 * time.Second):
+		t.Fatal("child host printed no address within 60 s")
 	}
 	ai, err := peer.AddrInfoFromString(strings.TrimSpace(strings.TrimPrefix(line, "ADDR ")))
 	if err != nil {
