@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -389,17 +391,27 @@ func (n *Node) Messages(group string, limit int) ([]Message, error) {
 		return nil, err
 	}
 	var out []Message
-	err = m.db.scan(gkey(pfxMessage, gid), func(_, v []byte) error {
+	collect := func(_, v []byte) error {
 		msg, err := decodeMessage(v)
 		if err != nil {
 			return err
 		}
 		out = append(out, *msg)
+		if limit > 0 && len(out) == limit {
+			return errStopScan
+		}
 		return nil
-	})
-	if limit > 0 && len(out) > limit {
-		out = out[len(out)-limit:]
 	}
+	if limit <= 0 {
+		return out, m.db.scan(gkey(pfxMessage, gid), collect)
+	}
+	// The latest limit messages: read from the newest end, then restore
+	// sending order.
+	err = m.db.scanReverse(gkey(pfxMessage, gid), collect)
+	if errors.Is(err, errStopScan) {
+		err = nil
+	}
+	slices.Reverse(out)
 	return out, err
 }
 

@@ -458,3 +458,39 @@ func TestMemberWithoutNick(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Messages with a limit returns the latest messages in sending order.
+func TestMessagesLimit(t *testing.T) {
+	alice := newPerson(t, "alice")
+	alice.start()
+	ctx := context.Background()
+	if _, _, err := alice.n.CreateGroup(ctx, "g", nil); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := 0; i < 10; i++ {
+		txt := fmt.Sprintf("m%d", i)
+		want = append(want, txt)
+		if _, err := alice.n.Send(ctx, "g", txt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := texts(t, alice.n, "g")
+	if fmt.Sprint(all) != fmt.Sprint(want) {
+		t.Fatalf("all messages: %q", all)
+	}
+	for _, limit := range []int{1, 3, 10, 50} {
+		msgs, err := alice.n.Messages("g", limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, m := range msgs {
+			got = append(got, m.Text)
+		}
+		w := want[max(0, len(want)-limit):]
+		if fmt.Sprint(got) != fmt.Sprint(w) {
+			t.Fatalf("limit %d: %q, want %q", limit, got, w)
+		}
+	}
+}

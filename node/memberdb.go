@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -124,6 +125,32 @@ func (m *memberDB) scan(prefix []byte, fn func(k, v []byte) error) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if err := fn(it.Item().KeyCopy(nil), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// errStopScan ends a scan early without an error.
+var errStopScan = errors.New("stop scan")
+
+// scanReverse calls fn for every key with prefix, in reverse key order; fn
+// may return errStopScan to stop.
+func (m *memberDB) scanReverse(prefix []byte, fn func(k, v []byte) error) error {
+	return m.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		// In reverse, Seek finds the largest key <= its argument: start past
+		// every key with the prefix (no key of ours is 128 bytes longer
+		// than its prefix).
+		seek := append(append([]byte(nil), prefix...), bytes.Repeat([]byte{0xff}, 128)...)
+		for it.Seek(seek); it.Valid(); it.Next() {
 			v, err := it.Item().ValueCopy(nil)
 			if err != nil {
 				return err
