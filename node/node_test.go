@@ -312,3 +312,42 @@ func TestLocalInterface(t *testing.T) {
 		t.Fatalf("wrong mailbox: %v", err)
 	}
 }
+
+// A catch-up keeps two pages in flight (it fetches one ahead): two
+// concurrent full-size page requests from one peer must both be served,
+// not refused by this node's own resource limits.
+func TestTwoPagesInFlightFromOnePeer(t *testing.T) {
+	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
+	bob := startNode(t, nodeOpts{})
+	connect(t, bob, host)
+	k := tu.WriteKey(t)
+	m := tu.Mailbox(k)
+	ctx := context.Background()
+	// Enough envelopes for several pages at the byte bound.
+	for i := 0; i < 2*host.Params().Fetch.MaxPageBytes/(32<<10)+8; i++ {
+		if err := host.RelayMessageToGroup(ctx, m, tu.Envelope(t, k, 32<<10)); err != nil {
+			if errors.Is(err, ErrNotHosted) {
+				if err := host.HostMailbox(m); err != nil {
+					t.Fatal(err)
+				}
+				i--
+				continue
+			}
+			t.Fatal(err)
+		}
+	}
+	for round := 0; round < 10; round++ {
+		errs := make(chan error, 2)
+		for j := 0; j < 2; j++ {
+			go func() {
+				_, err := bob.Remote(host.ID()).FetchNewMessagesForGroup(ctx, m, nil, 1000)
+				errs <- err
+			}()
+		}
+		for j := 0; j < 2; j++ {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+}

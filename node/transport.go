@@ -107,11 +107,16 @@ func resourceManager(p *Params) (network.ResourceManager, error) {
 	scaling.AddServicePeerLimit(relay.ServiceName,
 		rcmgr.BaseLimit{StreamsInbound: 32, StreamsOutbound: 32, Streams: 64, Memory: int64(8 * p.Relay.MaxRequestSize())},
 		rcmgr.BaseLimitIncrease{})
+	// The fetch service reserves one page (MaxPageBytes) per request at
+	// medium priority, which the resource manager grants only below 60% of
+	// a scope's limit. A catch-up keeps two pages in flight (it fetches one
+	// ahead), so a peer's scope holds four pages (two fit under 60%) and the
+	// service's 32 (up to 19 pages in flight across peers).
 	scaling.AddServiceLimit(fetch.ServiceName,
-		rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: int64(8 * p.Fetch.MaxPageBytes)},
+		rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: int64(32 * p.Fetch.MaxPageBytes)},
 		rcmgr.BaseLimitIncrease{})
 	scaling.AddServicePeerLimit(fetch.ServiceName,
-		rcmgr.BaseLimit{StreamsInbound: 4, StreamsOutbound: 8, Streams: 12, Memory: int64(2 * p.Fetch.MaxPageBytes)},
+		rcmgr.BaseLimit{StreamsInbound: 4, StreamsOutbound: 8, Streams: 12, Memory: int64(4 * p.Fetch.MaxPageBytes)},
 		rcmgr.BaseLimitIncrease{})
 	limits := scaling.Scale(p.MemoryLimit, p.FDLimit)
 	// Its built-in stats reporter traces every event into Prometheus's
