@@ -351,3 +351,46 @@ func TestTwoPagesInFlightFromOnePeer(t *testing.T) {
 		}
 	}
 }
+
+// Close returns while arrivals are streaming into the member loop (it once
+// spun forever draining the closed arrivals channel).
+func TestCloseDuringArrivalBurst(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		p := newPerson(t, "a")
+		n := p.start()
+		ctx := context.Background()
+		if _, _, err := n.CreateGroup(ctx, "g", nil); err != nil {
+			t.Fatal(err)
+		}
+		k := tu.WriteKey(t)
+		m := tu.Mailbox(k)
+		if err := n.HostMailbox(m); err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := n.Deliver(ctx, tu.Envelope(t, k, 100), n.ID()); err != nil {
+					return // closed
+				}
+			}
+		}()
+		time.Sleep(time.Duration(i%5) * 10 * time.Millisecond)
+		closed := make(chan error, 1)
+		go func() { closed <- n.Close() }()
+		select {
+		case <-closed:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("iteration %d: Close did not return", i)
+		}
+		close(stop)
+		<-done
+	}
+}

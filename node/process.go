@@ -47,10 +47,15 @@ func (n *Node) runMember() {
 			if !ok {
 				return
 			}
-			// Coalesce a burst into one pass.
+			// Coalesce a burst into one pass. The channel is closed when the
+			// node closes: a receive then succeeds at once, so check it, or
+			// this loop spins forever and Close waits for it forever.
 			for drained := false; !drained; {
 				select {
-				case <-arrivals:
+				case _, ok := <-arrivals:
+					if !ok {
+						return
+					}
 				default:
 					drained = true
 				}
