@@ -118,14 +118,8 @@ func (n *Node) keepHostsConnected() {
 // CatchUp fetches what the group's hosts hold beyond the saved cursors,
 // processes it, and reports gaps that no host could fill.
 func (n *Node) CatchUp(ctx context.Context, group string) (*CatchUpResult, error) {
-	m, err := n.mem()
+	m, e, err := n.lockGroup(group)
 	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	e, err := m.resolve(group)
-	if err != nil {
-		m.mu.Unlock()
 		return nil, err
 	}
 	gid := e.g.ID

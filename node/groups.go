@@ -67,6 +67,22 @@ func (n *Node) mem() (*member, error) {
 	return n.member, nil
 }
 
+// lockGroup resolves a group ID or name and returns with member.mu held
+// (the caller unlocks); on error nothing is held.
+func (n *Node) lockGroup(group string) (*member, *groupEntry, error) {
+	m, err := n.mem()
+	if err != nil {
+		return nil, nil, err
+	}
+	m.mu.Lock()
+	e, err := m.resolve(group)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, nil, err
+	}
+	return m, e, nil
+}
+
 // lookup resolves a group ID or name for methods that need only the ID
 // (IDs never change, so it is safe to use after the lock is released).
 func (n *Node) lookup(group string) (*member, groupstate.GroupID, error) {
@@ -312,14 +328,8 @@ func (n *Node) Groups() ([]GroupInfo, error) {
 
 // GroupInfo describes one group.
 func (n *Node) GroupInfo(group string) (*GroupInfo, error) {
-	m, err := n.mem()
+	m, e, err := n.lockGroup(group)
 	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	e, err := m.resolve(group)
-	if err != nil {
-		m.mu.Unlock()
 		return nil, err
 	}
 	gi := &GroupInfo{
@@ -441,14 +451,8 @@ func (n *Node) Follow(buffer int) (<-chan Message, func(), error) {
 
 // Send sends a text message to the group.
 func (n *Node) Send(ctx context.Context, group, text string) (*SendResult, error) {
-	m, err := n.mem()
+	m, e, err := n.lockGroup(group)
 	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	e, err := m.resolve(group)
-	if err != nil {
-		m.mu.Unlock()
 		return nil, err
 	}
 	now := time.Now()

@@ -210,14 +210,8 @@ func (op *managerOp) setRole(target *groupstate.Member, role groupstate.Role) er
 // manage runs fn as a manager operation on a group this member manages,
 // commits and delivers what it made.
 func (n *Node) manage(ctx context.Context, group string, fn func(op *managerOp) error) (*ManageResult, error) {
-	m, err := n.mem()
+	m, e, err := n.lockGroup(group)
 	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	e, err := m.resolve(group)
-	if err != nil {
-		m.mu.Unlock()
 		return nil, err
 	}
 	if err := checkManager(m, e); err != nil {
@@ -482,14 +476,8 @@ func (n *Node) memberKey(group, fingerprint string) ([32]byte, error) {
 // request signs r and posts it as a KindRequest payload for the group's
 // bot, which authorizes and performs it.
 func (n *Node) request(ctx context.Context, group string, r *groupstate.Request) (*ManageResult, error) {
-	m, err := n.mem()
+	m, e, err := n.lockGroup(group)
 	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	e, err := m.resolve(group)
-	if err != nil {
-		m.mu.Unlock()
 		return nil, err
 	}
 	if err := checkManager(m, e); err != nil {
