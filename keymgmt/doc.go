@@ -111,15 +111,23 @@
 //
 // Binary (KeyPackage.Marshal / ParseKeyPackageBinary):
 //
-//	0       1     version (0x01)
+//	0       1     version (0x02)
 //	1       2     L: length of the public identity, big-endian
 //	3       L     public identity (layout above)
 //	3+L     1     N: nick length (at most 64)
 //	4+L     N     nick, UTF-8 without control characters
 //	4+L+N   8     created, Unix seconds, big-endian
 //	12+L+N  8     expires, Unix seconds, big-endian (after created)
-//	20+L+N  64    Ed25519 signature by the identity key, context
-//	              SigContextKeyPackage, over bytes [0, 20+L+N)
+//	20+L+N  16    nonce, random
+//	36+L+N  64    Ed25519 signature by the identity key, context
+//	              SigContextKeyPackage, over bytes [0, 36+L+N)
+//
+// The nonce makes every key package unique, and with it the welcome
+// mailbox derived from it (groupstate.WelcomeMailbox): without it two
+// packages of one identity and nick made in the same second were
+// byte-identical, so two managers' welcomes landed in one mailbox and the
+// member joined only one group. Version 0x01 (the same layout without the
+// nonce) is still parsed, for packages saved before, and never written.
 //
 // Text: "mnkp1." ‖ base64url without padding of (binary ‖ SHA-256(binary)[:4]).
 // The checksum turns typos and truncated copies into ErrChecksum before the

@@ -3,6 +3,7 @@ package keymgmt
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -26,7 +27,15 @@ const (
 	// base64: enough to catch typos and truncation, not a security check
 	// (the signature is).
 	keyPackageChecksumSize = 4
-	keyPackageVersion      = 1
+	// keyPackageVersion is the binary version written. Version 1 (no
+	// nonce) is still read: a v1 package made in the same second as
+	// another by the same identity and nick is byte-identical to it, so
+	// their welcome mailboxes collide; v2 adds KeyPackageNonceSize random
+	// bytes so every package is unique.
+	keyPackageVersion   = 2
+	keyPackageVersionV1 = 1
+	// KeyPackageNonceSize is the size of a v2 key package's random nonce.
+	KeyPackageNonceSize = 16
 	// maxKeyPackageText comfortably exceeds the largest valid text (about
 	// 1.9 KB for a post-quantum identity with a 64-byte nick).
 	maxKeyPackageText = 4096
@@ -38,10 +47,15 @@ var kpEncoding = base64.RawURLEncoding
 // a group: their public identity and a nickname, signed by the identity key
 // and valid until Expires. Times have one-second resolution.
 type KeyPackage struct {
-	Identity  PublicIdentity
-	Nick      string
-	Created   time.Time
-	Expires   time.Time
+	Identity PublicIdentity
+	Nick     string
+	Created  time.Time
+	Expires  time.Time
+	// Nonce makes each key package unique (and so its welcome mailbox,
+	// groupstate.WelcomeMailbox, which is derived from the package): 16
+	// random bytes in version 2, nil in a version 1 package read from old
+	// records.
+	Nonce     []byte
 	Signature []byte
 }
 
@@ -54,11 +68,16 @@ func (id *Identity) NewKeyPackage(nick string, ttl time.Duration) (*KeyPackage, 
 		return nil, fmt.Errorf("%w: key package ttl %v is shorter than one second", ErrInvalidParams, ttl)
 	}
 	now := time.Unix(time.Now().Unix(), 0).UTC()
+	// The nonce is random rather than a counter so that packages of one
+	// identity are not ordered or counted by whoever sees several of them.
+	nonce := make([]byte, KeyPackageNonceSize)
+	rand.Read(nonce)
 	kp := &KeyPackage{
 		Identity: *id.Public(),
 		Nick:     nick,
 		Created:  now,
 		Expires:  now.Add(ttl.Truncate(time.Second)),
+		Nonce:    nonce,
 	}
 	kp.Signature = id.Sign(SigContextKeyPackage, kp.signedBytes())
 	return kp, nil
@@ -84,14 +103,19 @@ func checkNick(nick string) error {
 // signedBytes is the binary encoding without the signature.
 func (kp *KeyPackage) signedBytes() []byte {
 	idb := kp.Identity.Marshal()
-	out := make([]byte, 0, 3+len(idb)+1+len(kp.Nick)+16+ed25519.SignatureSize)
-	out = append(out, keyPackageVersion)
+	out := make([]byte, 0, 3+len(idb)+1+len(kp.Nick)+16+len(kp.Nonce)+ed25519.SignatureSize)
+	if kp.Nonce == nil {
+		out = append(out, keyPackageVersionV1)
+	} else {
+		out = append(out, keyPackageVersion)
+	}
 	out = binary.BigEndian.AppendUint16(out, uint16(len(idb)))
 	out = append(out, idb...)
 	out = append(out, byte(len(kp.Nick)))
 	out = append(out, kp.Nick...)
 	out = binary.BigEndian.AppendUint64(out, uint64(kp.Created.Unix()))
-	return binary.BigEndian.AppendUint64(out, uint64(kp.Expires.Unix()))
+	out = binary.BigEndian.AppendUint64(out, uint64(kp.Expires.Unix()))
+	return append(out, kp.Nonce...)
 }
 
 // Marshal returns the binary encoding (see the package doc).
@@ -157,12 +181,17 @@ func ParseKeyPackageBinary(b []byte, now time.Time) (*KeyPackage, error) {
 // does not verify.
 func decodeKeyPackage(b []byte) (*KeyPackage, []byte, error) {
 	r := newReader(b)
-	if v := r.u8(); r.ok && v != keyPackageVersion {
+	v := r.u8()
+	if r.ok && v != keyPackageVersion && v != keyPackageVersionV1 {
 		return nil, nil, fmt.Errorf("%w: key package version %d, want %d", ErrMalformed, v, keyPackageVersion)
 	}
 	idb := r.bytes(int(r.u16()))
 	nick := r.bytes(int(r.u8()))
 	created, expires := r.i64(), r.i64()
+	var nonce []byte
+	if v == keyPackageVersion {
+		nonce = r.bytes(KeyPackageNonceSize)
+	}
 	signedLen := len(b) - len(r.b)
 	sig := r.bytes(ed25519.SignatureSize)
 	if !r.done() {
@@ -183,6 +212,7 @@ func decodeKeyPackage(b []byte) (*KeyPackage, []byte, error) {
 		Nick:      string(nick),
 		Created:   time.Unix(created, 0).UTC(),
 		Expires:   time.Unix(expires, 0).UTC(),
+		Nonce:     clone(nonce),
 		Signature: clone(sig),
 	}
 	return kp, b[:signedLen], nil

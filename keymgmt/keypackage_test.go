@@ -125,7 +125,7 @@ func TestParseKeyPackageRejects(t *testing.T) {
 		{"only checksum", KeyPackagePrefix + "AAA", now, ErrMalformed},
 		{"typo", string(typo), now, ErrChecksum},
 		{"truncated copy", text[:len(text)-8], now, ErrChecksum},
-		{"bad version", with(func(c []byte) { c[0] = 2 }), now, ErrMalformed},
+		{"bad version", with(func(c []byte) { c[0] = 3 }), now, ErrMalformed},
 		{"identity length too long", with(func(c []byte) { binary.BigEndian.PutUint16(c[1:], uint16(idLen+1)) }), now, ErrMalformed},
 		{"identity unknown suite", with(func(c []byte) { c[4] = 9 }), now, ErrUnknownSuite},
 		{"nick length past end", with(func(c []byte) { c[nickOff] = 200 }), now, ErrMalformed},
@@ -211,4 +211,59 @@ func FuzzParseKeyPackageBinary(f *testing.F) {
 			t.Fatal("accepted package does not re-encode to its input")
 		}
 	})
+}
+
+// Two key packages made in the same second by one identity with one nick
+// must differ: each answers one welcome, in a mailbox derived from it.
+func TestKeyPackagesAreUnique(t *testing.T) {
+	id := newID(t, SuiteX25519)
+	seen := map[string]bool{}
+	for range 8 {
+		kp, err := id.NewKeyPackage("ada", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(kp.Nonce) != KeyPackageNonceSize {
+			t.Fatalf("nonce of %d bytes", len(kp.Nonce))
+		}
+		if seen[string(kp.Marshal())] {
+			t.Fatal("two key packages are byte-identical")
+		}
+		seen[string(kp.Marshal())] = true
+	}
+}
+
+// A version 1 package (no nonce), as saved before version 2, still parses
+// and re-encodes to itself; a v2 package cut short of its nonce does not.
+func TestKeyPackageVersion1(t *testing.T) {
+	id := newID(t, SuiteX25519)
+	kp, err := id.NewKeyPackage("ada", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := *kp
+	v1.Nonce = nil
+	v1.Signature = id.Sign(SigContextKeyPackage, v1.signedBytes())
+	if v1.Marshal()[0] != keyPackageVersionV1 {
+		t.Fatalf("version byte %d", v1.Marshal()[0])
+	}
+	got, err := ParseKeyPackage(v1.String(), time.Now())
+	if err != nil {
+		t.Fatalf("v1 package refused: %v", err)
+	}
+	if got.Nonce != nil || got.String() != v1.String() {
+		t.Fatal("v1 package does not round-trip")
+	}
+	// A v2 package relabelled as v1 (or the reverse) fails: the signature
+	// covers the version byte and the layouts differ in length.
+	b := kp.Marshal()
+	b[0] = keyPackageVersionV1
+	if _, err := ParseKeyPackageBinary(b, time.Now()); err == nil {
+		t.Fatal("v2 package relabelled v1 accepted")
+	}
+	b = v1.Marshal()
+	b[0] = keyPackageVersion
+	if _, err := ParseKeyPackageBinary(b, time.Now()); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("v1 package relabelled v2: %v, want ErrMalformed", err)
+	}
 }
