@@ -294,9 +294,9 @@ func ParseRequest(b []byte) (*Request, error) {
 // state st (its chain's head state) at now. The request must be well formed
 // and signed by its author (ErrRequestMalformed, ErrBadSignature), for
 // this group (ErrWrongGroup), recent (ErrRequestExpired), and its author a
-// member with the manage role in st (ErrUnauthorized) — the same rule the
-// resulting event will meet, but checked against the requester instead of
-// the bot. Finally the operation must apply to st as if the requester
+// member with the manage role in st, or any member asking for its own
+// removal (ErrUnauthorized) — the same rule the resulting event will meet,
+// but checked against the requester instead of the bot. Finally the operation must apply to st as if the requester
 // authored it now (ErrInvalidEvent, ErrLastManager; an add's key package
 // must verify and be unexpired now).
 func AuthorizeRequest(st *State, r *Request, now time.Time) error {
@@ -318,7 +318,11 @@ func AuthorizeRequest(st *State, r *Request, now time.Time) error {
 			ErrRequestExpired, r.Op, at.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), MaxRequestAge, MaxRequestSkew)
 	}
 	author, ok := st.Members[r.Author]
-	if !ok || !author.Role.CanManage() {
+	leaving := r.Op == RequestRemove && r.Target == r.Author
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: %s request by %s, who is not a member", ErrUnauthorized, r.Op, keymgmt.Fingerprint(r.Author[:]))
+	case !author.Role.CanManage() && !leaving:
 		return fmt.Errorf("%w: %s request by %s, who is not a manager", ErrUnauthorized, r.Op, keymgmt.Fingerprint(r.Author[:]))
 	}
 	ev := r.event()

@@ -59,6 +59,8 @@ func TestAuthorizeRequest(t *testing.T) {
 	m.add(t, writer, RoleWrite)
 	m.add(t, gone, RoleManage)
 	m.add(t, bob, RoleWrite)
+	reader := newPerson(t, "reader")
+	m.add(t, reader, RoleRead)
 	m.append(t, m.boss, &Event{Kind: EventRemove, Target: gone.key()})
 	now := m.clock
 	expiredKP := keyPackageAt(t, newbie.id, "newbie", t0.Add(-3*time.Hour), t0.Add(-time.Hour))
@@ -85,6 +87,12 @@ func TestAuthorizeRequest(t *testing.T) {
 		{"writer asks to add", m.request(t, writer, Request{Op: RequestAdd, KeyPackage: newbie.kp.Marshal(), Role: RoleWrite}), ErrUnauthorized},
 		{"writer asks to rotate", m.request(t, writer, Request{Op: RequestRotate}), ErrUnauthorized},
 		{"writer asks to promote itself", m.request(t, writer, Request{Op: RequestSetRole, Target: writer.key(), Role: RoleManage}), ErrUnauthorized},
+		{"writer leaves", m.request(t, writer, Request{Op: RequestRemove, Target: writer.key()}), nil},
+		{"reader leaves", m.request(t, reader, Request{Op: RequestRemove, Target: reader.key()}), nil},
+		{"reader asks to rotate", m.request(t, reader, Request{Op: RequestRotate}), ErrUnauthorized},
+		{"writer asks to remove another", m.request(t, writer, Request{Op: RequestRemove, Target: bob.key()}), ErrUnauthorized},
+		{"removed member leaves", m.request(t, gone, Request{Op: RequestRemove, Target: gone.key()}), ErrUnauthorized},
+		{"stranger leaves", m.request(t, newbie, Request{Op: RequestRemove, Target: newbie.key()}), ErrUnauthorized},
 		{"removed manager", m.request(t, gone, Request{Op: RequestRemove, Target: bob.key()}), ErrUnauthorized},
 		{"stranger", m.request(t, newbie, Request{Op: RequestRotate}), ErrUnauthorized},
 		{"bad signature", badSig, ErrBadSignature},
@@ -119,6 +127,17 @@ func TestAuthorizeRequest(t *testing.T) {
 	}
 	if mb, ok := m.c.Member(newbie.id.SigningKey()); !ok || mb.Role != RoleWrite || ev.AuthorKey().Equal(admin.id.SigningKey()) {
 		t.Fatal("request not applied as the bot's event")
+	}
+	// A member's request to leave becomes the bot's removal of it.
+	leave := m.request(t, reader, Request{Op: RequestRemove, Target: reader.key()})
+	if err := AuthorizeRequest(m.c.State(), leave, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.c.Append(leave.Event(), m.boss.id, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.c.Member(reader.id.SigningKey()); ok || m.c.State().RotationDue != RotateRemoved {
+		t.Fatal("a leave request not applied as the bot's removal")
 	}
 	if (&Request{Op: RequestRotate}).Event() != nil {
 		t.Fatal("a rotation request has an event template")
@@ -215,6 +234,8 @@ func FuzzParseRequest(f *testing.F) {
 		{Op: RequestAdd, KeyPackage: bob.kp.Marshal(), Role: RoleRead},
 		{Op: RequestSetPolicy, Policy: DefaultPolicy()},
 		{Op: RequestRotate},
+		{Op: RequestRemove, Target: m.boss.key()}, // leaving
+		{Op: RequestSetHosts, Hosts: []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"}},
 	} {
 		b, _ := MarshalRequest(m.request(f, m.boss, r))
 		f.Add(b)
