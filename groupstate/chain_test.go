@@ -16,11 +16,14 @@ func sampleEvents(t testing.TB) []*Event {
 	m := newManaged(t, Policy{History: HistoryFromJoin, RotateEvery: time.Hour, RotateAfter: 100})
 	bob := newPerson(t, "bob")
 	pq := newPersonSuite(t, "pq", keymgmt.SuitePQ)
+	carl := newPerson(t, "carl")
 	evs := m.c.Events()
 	for _, ev := range []*Event{
 		{Kind: EventAdd, KeyPackage: bob.kp.Marshal(), Role: RoleWrite, Bot: true},
 		{Kind: EventAdd, KeyPackage: pq.kp.Marshal(), Role: RoleRead},
 		{Kind: EventRemove, Target: pq.key()},
+		{Kind: EventAdd, KeyPackage: carl.kp.Marshal(), Role: RoleWrite},
+		{Kind: EventRemove, Target: carl.key(), SeqLimit: 42},
 		{Kind: EventSetRole, Target: bob.key(), Role: RoleRead},
 		{Kind: EventSetPolicy, Policy: DefaultPolicy()},
 		{Kind: EventSetHosts, Hosts: []string{"/dns4/a.example/tcp/1/p2p/x", "/dns4/b.example/tcp/1/p2p/y"}},
@@ -63,9 +66,13 @@ func TestEventRoundTrip(t *testing.T) {
 
 func TestParseEventRejects(t *testing.T) {
 	evs := sampleEvents(t)
-	create, remove := evs[0], evs[3]
+	create, remove, limited := evs[0], evs[3], evs[5]
 	cb, _ := MarshalEvent(create)
 	rb, _ := MarshalEvent(remove)
+	lb, _ := MarshalEvent(limited)
+	if limited.SeqLimit == 0 || len(lb) != len(rb)+8 {
+		t.Fatalf("sample %d is not a remove with a sequence limit", 5)
+	}
 	mut := func(b []byte, f func([]byte) []byte) []byte { return f(bytes.Clone(b)) }
 	const kindOff, lenOff = 97, 98
 	tests := []struct {
@@ -86,6 +93,12 @@ func TestParseEventRejects(t *testing.T) {
 		{"seq 0", mut(rb, func(b []byte) []byte { clear(b[49:57]); return b })},
 		{"negative time", mut(rb, func(b []byte) []byte { b[57] = 0x80; return b })},
 		{"zero author", mut(rb, func(b []byte) []byte { clear(b[65:97]); return b })},
+		{"remove with explicit zero limit", mut(lb, func(b []byte) []byte { clear(b[lenOff+4+32 : lenOff+4+40]); return b })},
+		{"remove with a 4-byte limit", mut(lb, func(b []byte) []byte {
+			b = append(b[:lenOff+4+36], b[lenOff+4+40:]...)
+			b[lenOff+3] -= 4
+			return b
+		})},
 		{"zero target", mut(rb, func(b []byte) []byte { clear(b[lenOff+4 : lenOff+4+32]); return b })},
 		{"create name with control char", mut(cb, func(b []byte) []byte { b[lenOff+5] = '\n'; return b })},
 		{"create bad history", mut(cb, func(b []byte) []byte { b[lenOff+4+1+len(create.Name)] = 9; return b })},
@@ -538,4 +551,30 @@ func FuzzParseForkEvidence(f *testing.F) {
 			t.Fatalf("accepted evidence does not re-encode canonically: %v", err)
 		}
 	})
+}
+
+func TestRemovalAfter(t *testing.T) {
+	m := newManaged(t, DefaultPolicy())
+	bob, carol := newPerson(t, "bob"), newPerson(t, "carol")
+	m.add(t, bob, RoleWrite)
+	m.add(t, carol, RoleWrite)
+	before := m.c.Head()
+	m.append(t, m.boss, &Event{Kind: EventSetHosts})
+	m.append(t, m.boss, &Event{Kind: EventRemove, Target: bob.key(), SeqLimit: 9})
+	after := m.c.Head()
+	m.append(t, m.boss, &Event{Kind: EventSetHosts, Hosts: []string{"/dns4/h.example/tcp/1/p2p/x"}})
+
+	ev, ok := m.c.RemovalAfter(before, bob.key())
+	if !ok || ev.Kind != EventRemove || ev.SeqLimit != 9 {
+		t.Fatalf("removal of bob after %s: %+v, %v", before.Short(), ev, ok)
+	}
+	if _, ok := m.c.RemovalAfter(after, bob.key()); ok {
+		t.Fatal("a removal found after the removal itself")
+	}
+	if _, ok := m.c.RemovalAfter(before, carol.key()); ok {
+		t.Fatal("carol, never removed, has a removal")
+	}
+	if _, ok := m.c.RemovalAfter(EventID{1}, bob.key()); ok {
+		t.Fatal("an unknown head has a removal after it")
+	}
 }

@@ -132,6 +132,17 @@ type Event struct {
 	KeyPackage []byte
 	// Target: remove, set-role, add-manager, transfer-manager.
 	Target [32]byte
+	// SeqLimit: remove (optional). The target's payloads with a sequence
+	// number at or above it were sent after the removal and are rejected,
+	// whatever state head they name: without it a removed member could go
+	// on posting to the old epoch's mailbox (whose keys it kept) naming a
+	// head from before its removal. The remover sets it to one more than
+	// the highest sequence it accepted from the target (its own next
+	// sequence plus one when leaving); a payload the remover had not seen
+	// by then is refused too, as an in-flight message is in any protocol
+	// with a removal boundary. 0: no limit (removals made before it was
+	// introduced).
+	SeqLimit uint64
 	// Role: add, set-role.
 	Role Role
 
@@ -163,7 +174,8 @@ func (ev *Event) AuthorKey() ed25519.PublicKey { return ed25519.PublicKey(ev.Aut
 //	create:   1+N name ‖ policy ‖ hosts ‖ 32 WPub_0 ‖ 2+L creator public
 //	          identity ‖ 1+N nick ‖ 1 flags (bit 0: bot)
 //	add:      2+L key package ‖ 1 role ‖ 1 flags (bit 0: bot)
-//	remove, add-manager, transfer-manager: 32 target key
+//	remove:   32 target key ‖ [8 sequence limit, only when non-zero]
+//	add-manager, transfer-manager: 32 target key
 //	set-role: 32 target key ‖ 1 role
 //	set-policy: policy
 //	set-hosts:  hosts
@@ -189,6 +201,7 @@ const (
 	useKeyPackage
 	useTarget
 	useRole
+	useSeqLimit
 )
 
 func (k EventKind) uses() int {
@@ -197,7 +210,9 @@ func (k EventKind) uses() int {
 		return useName | usePolicy | useHosts | useWPub | useCreator | useBot
 	case EventAdd:
 		return useKeyPackage | useRole | useBot
-	case EventRemove, EventAddManager, EventTransferManager:
+	case EventRemove:
+		return useTarget | useSeqLimit
+	case EventAddManager, EventTransferManager:
 		return useTarget
 	case EventSetRole:
 		return useTarget | useRole
@@ -245,6 +260,7 @@ func (ev *Event) validate() error {
 		{useKeyPackage, ev.KeyPackage == nil, "key package"},
 		{useTarget, ev.Target == [32]byte{}, "target"},
 		{useRole, ev.Role == 0, "role"},
+		{useSeqLimit, ev.SeqLimit == 0, "sequence limit"},
 	}
 	for _, f := range unused {
 		if u&f.flag == 0 && !f.zero {
@@ -326,7 +342,12 @@ func (ev *Event) appendBody(b []byte) []byte {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(ev.KeyPackage)))
 		b = append(b, ev.KeyPackage...)
 		b = append(b, byte(ev.Role), boolFlag(ev.Bot))
-	case EventRemove, EventAddManager, EventTransferManager:
+	case EventRemove:
+		b = append(b, ev.Target[:]...)
+		if ev.SeqLimit != 0 {
+			b = binary.BigEndian.AppendUint64(b, ev.SeqLimit)
+		}
+	case EventAddManager, EventTransferManager:
 		b = append(b, ev.Target[:]...)
 	case EventSetRole:
 		b = append(b, ev.Target[:]...)
@@ -506,7 +527,16 @@ func (ev *Event) parseBody(d *decoder) error {
 		if ev.Bot, err = readFlags(); err != nil {
 			return err
 		}
-	case EventRemove, EventAddManager, EventTransferManager:
+	case EventRemove:
+		copy(ev.Target[:], d.take(32))
+		if d.remaining() > 0 {
+			// Omitted when zero, so a zero here would be a second
+			// encoding of the same event.
+			if ev.SeqLimit = d.u64(); ev.SeqLimit == 0 {
+				return bad("explicit zero sequence limit")
+			}
+		}
+	case EventAddManager, EventTransferManager:
 		copy(ev.Target[:], d.take(32))
 	case EventSetRole:
 		copy(ev.Target[:], d.take(32))

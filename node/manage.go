@@ -107,6 +107,9 @@ func (op *managerOp) seal(p *groupstate.Payload, shown *Message) error {
 // appendEvent signs an event as this manager, adds it to the chain and
 // seals it as a KindStateEvent payload of the current epoch.
 func (op *managerOp) appendEvent(tmpl *groupstate.Event) (*groupstate.Event, error) {
+	if tmpl.Kind == groupstate.EventRemove && tmpl.SeqLimit == 0 {
+		tmpl.SeqLimit = op.seqLimit(tmpl.Target)
+	}
 	ev, err := op.e.chain.Append(tmpl, op.m.id, op.now)
 	if err != nil {
 		return nil, err
@@ -123,6 +126,17 @@ func (op *managerOp) appendEvent(tmpl *groupstate.Event) (*groupstate.Event, err
 	shown.Kind, shown.Text = KindEvent, describeEvent(op.e.chain, ev)
 	op.events = append(op.events, shown.Text)
 	return ev, op.seal(p, shown)
+}
+
+// seqLimit is the sequence limit of a removal of target
+// (groupstate.Event.SeqLimit): one more than the highest sequence this
+// node accepted from it, or, when the node removes itself, one more than
+// the sequence of the payload that will carry the removal.
+func (op *managerOp) seqLimit(target [32]byte) uint64 {
+	if ed25519.PublicKey(target[:]).Equal(op.m.id.SigningKey()) {
+		return op.e.local.NextSeq + 1
+	}
+	return op.e.tracker.Highest(target) + 1
 }
 
 // postEvent seals an event already in the chain (the create) as a

@@ -32,8 +32,10 @@ import (
 //	   not known yet is kept as a claim and checked again when the chain
 //	   grows;
 //	2. checks that the author is a member (at the head, or at the head the
-//	   payload names, for a member removed since); an unknown author with
-//	   an unknown head is deferred ('Q') and retried when the chain grows;
+//	   payload names, for a member removed since — whose payloads at or past
+//	   the removal's sequence limit are refused, as sent after it); an
+//	   unknown author with an unknown head is deferred ('Q') and retried
+//	   when the chain grows;
 //	3. by kind: state events go into the chain (orphans wait in 'O'); key
 //	   updates are opened (Chain.AcceptKeyUpdate) and the new epoch's
 //	   mailbox joins the member's mailboxes, is hosted and caught up, so a
@@ -258,6 +260,7 @@ func (m *member) checkManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Payl
 		return herr
 	}
 	author := p.AuthorKey()
+	var sentAfter *groupstate.Event
 	member := func() bool {
 		if _, ok := c.Member(author); ok {
 			return true
@@ -265,14 +268,26 @@ func (m *member) checkManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Payl
 		if unknown {
 			return false
 		}
-		// A member removed since: judged at the head it wrote under.
+		// A member removed since: judged at the head it wrote under, and
+		// by the removal's sequence limit, so that a removed member cannot
+		// go on posting to an old epoch's mailbox under an old head.
 		st, err := c.StateAt(head)
 		if err != nil {
 			return false
 		}
-		_, ok := st.Member(author)
-		return ok
+		if _, ok := st.Member(author); !ok {
+			return false
+		}
+		if rm, ok := c.RemovalAfter(head, p.Author); ok && rm.SeqLimit > 0 && p.Seq >= rm.SeqLimit {
+			sentAfter = rm
+			return false
+		}
+		return true
 	}()
+	if sentAfter != nil {
+		return fmt.Errorf("%w: %s was removed from %q by %s; its message %d is at or past the removal's limit %d",
+			ErrNotMember, keymgmt.Fingerprint(author), e.g.Name, sentAfter.ID().Short(), p.Seq, sentAfter.SeqLimit)
+	}
 	switch {
 	case member && unknown:
 		e.addClaim(headClaim{epoch: p.Epoch, head: head, author: p.Author})

@@ -119,7 +119,12 @@ func TestRemovedMemberReadsNothingNew(t *testing.T) {
 	if _, err := alice.n.Send(ctx, gid, "before the removal"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := carol.n.Send(ctx, gid, "carol before her removal"); err != nil {
+		t.Fatal(err)
+	}
 	waitText(t, carol, gid, "before the removal")
+	waitText(t, alice, gid, "carol before her removal")
+	preRemoval := headOf(t, carol, gid)
 
 	res, err := alice.n.RemoveMember(ctx, gid, carol.id.Fingerprint())
 	if err != nil {
@@ -146,8 +151,12 @@ func TestRemovedMemberReadsNothingNew(t *testing.T) {
 	if got := roles(t, bob.n, gid); got["carol"] != "" {
 		t.Fatalf("bob still lists carol: %v", got)
 	}
-	// Carol posting in the old epoch with what she kept is refused.
+	// Carol posting in the old epoch with what she kept is refused, also
+	// when she names the state head from before her removal (under which
+	// she was a member): the removal's sequence limit tells it apart from
+	// what she posted before.
 	postRaw(t, carol, gid, 0, groupstate.KindText, []byte("carol after removal"))
+	postRawAt(t, carol, gid, 0, preRemoval, groupstate.KindText, []byte("carol after removal, old head"))
 
 	// Everything carol kept: her group record's secrets.
 	carol.n.member.mu.Lock()
@@ -202,8 +211,47 @@ func TestRemovedMemberReadsNothingNew(t *testing.T) {
 		}
 	}
 	tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, alice, "not a member") }, "alice refuses carol's post")
-	if contains(texts(t, alice.n, gid), "carol after removal") {
-		t.Fatal("alice shows a removed member's post")
+	tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, bob, "past the removal's limit") },
+		"bob refuses carol's post under the old head")
+	// A newcomer under shared history reads what carol said while a
+	// member, and not what she posted after.
+	dave := newPerson(t, "dave")
+	dave.startManaged(nil)
+	addPerson(t, alice, dave, gid, hosts, groupstate.RoleWrite)
+	waitText(t, dave, gid, "carol before her removal")
+	tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, dave, "past the removal's limit") },
+		"dave refuses carol's post under the old head")
+	for _, p := range []*person{alice, bob, dave} {
+		for _, txt := range texts(t, p.n, gid) {
+			if strings.Contains(txt, "carol after removal") {
+				t.Fatalf("%s shows a removed member's post %q", p.nick, txt)
+			}
+		}
+	}
+}
+
+// postRawAt posts like postRaw, naming the given state head.
+func postRawAt(t *testing.T, p *person, gid string, epoch uint64, head groupstate.EventID, kind groupstate.Kind, body []byte) {
+	t.Helper()
+	m := p.n.member
+	m.mu.Lock()
+	e := entry(t, p, gid)
+	pl, err := m.buildPayloadAt(e, epoch, kind, body, time.Now())
+	if err == nil {
+		pl.StateHead = head
+		err = groupstate.SignPayloadAs(pl, m.id)
+	}
+	var env *envelope.Envelope
+	if err == nil {
+		env, err = m.sealOwn(e, pl, nil)
+	}
+	id, hosts := e.g.ID, e.g.Hosts
+	m.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.n.deliverOwn(context.Background(), id, hosts, env); err != nil {
+		t.Fatal(err)
 	}
 }
 
