@@ -483,30 +483,42 @@ func (n *Node) SendDirect(ctx context.Context, group, toFingerprint, text string
 	if err != nil {
 		return nil, err
 	}
+	var to *keymgmt.PublicIdentity
 	m.mu.Lock()
 	e, err := m.resolve(group)
+	if err == nil && e.chain != nil {
+		// A managed group's chain holds every member's keys, from the key
+		// package a manager added: use them, so a direct reaches a member
+		// who has not announced a profile yet, and never one removed.
+		var mb *groupstate.Member
+		if mb, err = findMember(e, fp); err == nil {
+			to = &keymgmt.PublicIdentity{SignPub: slices.Clone(mb.Identity.SignPub), Suite: mb.Identity.Suite,
+				HPKEPub: slices.Clone(mb.Identity.HPKEPub)}
+		}
+	}
 	m.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	// Find the recipient's HPKE key among the profiles.
-	var to *keymgmt.PublicIdentity
-	err = m.db.scan(gkey(pfxProfile, e.g.ID), func(k, v []byte) error {
-		author := ed25519.PublicKey(k[1+16:])
-		if keymgmt.Fingerprint(author) != fp {
+	// In an open group, find the recipient's HPKE key among the profiles.
+	if to == nil {
+		err = m.db.scan(gkey(pfxProfile, e.g.ID), func(k, v []byte) error {
+			author := ed25519.PublicKey(k[1+16:])
+			if keymgmt.Fingerprint(author) != fp {
+				return nil
+			}
+			rec, err := decodeProfileRec(v)
+			if err != nil {
+				return err
+			}
+			suite, err := keymgmt.SuiteForKEM(rec.KEM)
+			if err != nil {
+				return err
+			}
+			to = &keymgmt.PublicIdentity{SignPub: append(ed25519.PublicKey(nil), author...), Suite: suite, HPKEPub: rec.PublicKey}
 			return nil
-		}
-		rec, err := decodeProfileRec(v)
-		if err != nil {
-			return err
-		}
-		suite, err := keymgmt.SuiteForKEM(rec.KEM)
-		if err != nil {
-			return err
-		}
-		to = &keymgmt.PublicIdentity{SignPub: append(ed25519.PublicKey(nil), author...), Suite: suite, HPKEPub: rec.PublicKey}
-		return nil
-	})
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
