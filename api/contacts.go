@@ -42,6 +42,11 @@ type Alias struct {
 	Hosts     []string  `json:"hosts"`
 	Published int       `json:"published"`
 	Created   time.Time `json:"created"`
+	// ProofBits is the proof of work requests through the alias must
+	// carry (0: none); DroppedNoProof counts requests dropped since the
+	// daemon started for want of a valid one.
+	ProofBits      int    `json:"proof_bits"`
+	DroppedNoProof uint64 `json:"dropped_no_proof"`
 }
 
 // AddAliasRequest is the body of POST /v1/aliases.
@@ -50,6 +55,10 @@ type AddAliasRequest struct {
 	// Hosts are directory hosts (multiaddrs with /p2p/); empty means the
 	// node's configured ones.
 	Hosts []string `json:"hosts,omitempty"`
+	// ProofBits is the proof of work (leading zero bits, 0 for none)
+	// requests through the alias must carry; absent means the node's
+	// default (16 bits, about 22 ms of one core per request).
+	ProofBits *int `json:"proof_bits,omitempty"`
 }
 
 // ContactRequest is a request in quarantine: only its nick, fingerprint
@@ -80,10 +89,15 @@ type RequestContactRequest struct {
 	Name string `json:"name"`
 }
 
-// AddAlias calls POST /v1/aliases.
+// AddAlias calls POST /v1/aliases with the node's default proof of work.
 func (c *Client) AddAlias(ctx context.Context, name string, hosts []string) (*Alias, error) {
+	return c.AddAliasWith(ctx, &AddAliasRequest{Name: name, Hosts: hosts})
+}
+
+// AddAliasWith calls POST /v1/aliases.
+func (c *Client) AddAliasWith(ctx context.Context, req *AddAliasRequest) (*Alias, error) {
 	var out Alias
-	if err := c.Do(ctx, http.MethodPost, PathAliases, &AddAliasRequest{Name: name, Hosts: hosts}, &out); err != nil {
+	if err := c.Do(ctx, http.MethodPost, PathAliases, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

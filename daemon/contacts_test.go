@@ -43,8 +43,18 @@ func TestContactsOverAPI(t *testing.T) {
 		t.Fatal("invalid alias accepted")
 	}
 	a, err := bob.c.AddAlias(ctx, "bob-api", nil)
-	if err != nil || a.Published != 1 {
+	if err != nil || a.Published != 1 || a.ProofBits != 16 {
 		t.Fatalf("alias add: %+v %v", a, err)
+	}
+	tooHard, none := 33, 0
+	if _, err := bob.c.AddAliasWith(ctx, &api.AddAliasRequest{Name: "bob-hard", ProofBits: &tooHard}); !apiCode(err, api.CodeBadRequest) {
+		t.Fatalf("alias with a 33-bit proof of work: %v", err)
+	}
+	if a, err := bob.c.AddAliasWith(ctx, &api.AddAliasRequest{Name: "bob-free", ProofBits: &none}); err != nil || a.ProofBits != 0 {
+		t.Fatalf("alias without a proof of work: %+v %v", a, err)
+	}
+	if err := bob.c.RemoveAlias(ctx, "bob-free"); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := bob.c.AddAlias(ctx, "bob-api", nil); !apiCode(err, api.CodeAliasExists) {
 		t.Fatalf("alias add twice: %v", err)

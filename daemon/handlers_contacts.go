@@ -74,7 +74,11 @@ func (s *server) addAlias(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), nodeCallTimeout)
 	defer cancel()
-	a, err := s.d.node.AddAlias(ctx, req.Name, req.Hosts)
+	var opts []node.AliasOption
+	if req.ProofBits != nil {
+		opts = append(opts, node.WithProofBits(*req.ProofBits))
+	}
+	a, err := s.d.node.AddAlias(ctx, req.Name, req.Hosts, opts...)
 	if err != nil {
 		return contactError(err)
 	}

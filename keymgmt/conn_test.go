@@ -2,6 +2,7 @@ package keymgmt
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
@@ -20,7 +21,7 @@ func testSeed() [MailboxSeedSize]byte {
 func newConnPackage(t testing.TB, kind NameKind, signer *Identity, suite Suite) (*ConnPackage, *ConnSecret) {
 	t.Helper()
 	now := time.Now()
-	pkg, sec, err := NewConnPackage(kind, signer, suite, testSeed(), now, now.Add(time.Hour))
+	pkg, sec, err := NewConnPackage(kind, signer, suite, testSeed(), 0, now, now.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,16 +227,18 @@ func TestNewConnPackageRejects(t *testing.T) {
 		kind    NameKind
 		signer  *Identity
 		suite   Suite
+		bits    uint8
 		expires time.Time
 	}{
-		{"user ID unsigned", NameUserID, nil, SuiteX25519, now.Add(time.Hour)},
-		{"alias signed", NameAlias, id, SuiteX25519, now.Add(time.Hour)},
-		{"unknown kind", 9, nil, SuiteX25519, now.Add(time.Hour)},
-		{"unknown suite", NameAlias, nil, 7, now.Add(time.Hour)},
-		{"expires at creation", NameAlias, nil, SuiteX25519, now},
+		{"user ID unsigned", NameUserID, nil, SuiteX25519, 0, now.Add(time.Hour)},
+		{"alias signed", NameAlias, id, SuiteX25519, 0, now.Add(time.Hour)},
+		{"unknown kind", 9, nil, SuiteX25519, 0, now.Add(time.Hour)},
+		{"unknown suite", NameAlias, nil, 7, 0, now.Add(time.Hour)},
+		{"expires at creation", NameAlias, nil, SuiteX25519, 0, now},
+		{"proof too hard", NameAlias, nil, SuiteX25519, MaxProofBits + 1, now.Add(time.Hour)},
 	}
 	for _, tc := range tests {
-		if _, _, err := NewConnPackage(tc.kind, tc.signer, tc.suite, testSeed(), now, tc.expires); err == nil {
+		if _, _, err := NewConnPackage(tc.kind, tc.signer, tc.suite, testSeed(), tc.bits, now, tc.expires); err == nil {
 			t.Errorf("%s: accepted", tc.name)
 		}
 	}
@@ -285,7 +288,7 @@ func TestEstablishmentRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ct, err := SealRequest(pkg, e)
+			ct, err := SealRequest(context.Background(), pkg, e)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -293,7 +296,7 @@ func TestEstablishmentRoundTrip(t *testing.T) {
 				t.Fatalf("request of %d bytes, want %d", len(ct), want)
 			}
 			small, _ := alice.NewEstablishment(pkg, "a", "i", time.Now())
-			if ct2, _ := SealRequest(pkg, small); len(ct2) != len(ct) {
+			if ct2, _ := SealRequest(context.Background(), pkg, small); len(ct2) != len(ct) {
 				t.Fatal("request size depends on its content")
 			}
 			if bytes.Contains(ct, alice.SigningKey()) || bytes.Contains(ct, []byte(invite[:40])) {
@@ -324,14 +327,14 @@ func TestEstablishmentBinding(t *testing.T) {
 	}
 	// Bob forwards alice's signed establishment to carol: carol opens it
 	// but the signature binds bob's package key.
-	fwd, err := SealRequest(pkgCarol, e)
+	fwd, err := SealRequest(context.Background(), pkgCarol, e)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := secCarol.OpenRequest(fwd); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("forwarded establishment: %v", err)
 	}
-	ct, _ := SealRequest(pkgBob, e)
+	ct, _ := SealRequest(context.Background(), pkgBob, e)
 	if _, err := secCarol.OpenRequest(ct); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("request for bob opened by carol: %v", err)
 	}
@@ -352,7 +355,7 @@ func TestEstablishmentBinding(t *testing.T) {
 	mallory := newID(t, SuiteX25519)
 	forged := *e
 	forged.Signature = mallory.Sign(SigContextConnRequest, e.signedMessage(pkgBob.KeyID()))
-	fct, _ := SealRequest(pkgBob, &forged)
+	fct, _ := SealRequest(context.Background(), pkgBob, &forged)
 	if _, err := secBob.OpenRequest(fct); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("establishment signed by another identity: %v", err)
 	}
@@ -404,6 +407,10 @@ func FuzzParseConnPackage(f *testing.F) {
 	f.Add(a.Marshal())
 	f.Add(u.Marshal())
 	f.Add([]byte{1, 2, 1})
+	ap, _ := newProofPackage(f, NameAlias, nil, testProofBits)
+	up, _ := newProofPackage(f, NameUserID, id, testProofBits)
+	f.Add(ap.Marshal())
+	f.Add(up.Marshal())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := ParseConnPackage(b)
 		if err != nil {
@@ -436,9 +443,13 @@ func FuzzOpenRequest(f *testing.F) {
 	alice := newID(f, SuiteX25519)
 	pkg, sec := newConnPackage(f, NameAlias, nil, SuiteX25519)
 	e, _ := alice.NewEstablishment(pkg, "alice", "invite", time.Now())
-	ct, _ := SealRequest(pkg, e)
+	ct, _ := SealRequest(context.Background(), pkg, e)
 	f.Add(ct)
 	f.Add(ct[:40])
+	pp, _ := newProofPackage(f, NameAlias, nil, 4)
+	if pct, err := SealRequest(context.Background(), pp, e); err == nil {
+		f.Add(pct)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = RequestKeyID(b)
 		_, _ = sec.OpenRequest(b)
@@ -476,7 +487,7 @@ func BenchmarkOpenRequest(b *testing.B) {
 	alice := newID(b, SuiteX25519)
 	pkg, sec := newConnPackage(b, NameAlias, nil, SuiteX25519)
 	e, _ := alice.NewEstablishment(pkg, "alice", "meshnode-invite-v1.x", time.Now())
-	ct, _ := SealRequest(pkg, e)
+	ct, _ := SealRequest(context.Background(), pkg, e)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := sec.OpenRequest(ct); err != nil {

@@ -23,8 +23,12 @@ const (
 	// ConnKeyIDSize is the size of a package key ID.
 	ConnKeyIDSize = 16
 	// MailboxSeedSize is the size of the request mailbox write key seed.
-	MailboxSeedSize    = ed25519.SeedSize
-	connPackageVersion = 1
+	MailboxSeedSize = ed25519.SeedSize
+	// connPackageVersion is written when no proof of work is asked for
+	// (the bytes are those of packages made before proofs existed);
+	// connPackageVersionProof adds the proof difficulty.
+	connPackageVersion      = 1
+	connPackageVersionProof = 2
 	// MaxConnPackageSize bounds a connection package encoding (an X-Wing
 	// user ID package is about 2.5 KB).
 	MaxConnPackageSize = 4096
@@ -61,6 +65,10 @@ type ConnPackage struct {
 	Expires time.Time
 	// MailboxSeed is the Ed25519 seed of the request mailbox write key.
 	MailboxSeed [MailboxSeedSize]byte
+	// ProofBits is the proof of work a request must carry (see
+	// SealRequest and CheckRequestProof): 0 asks for none, otherwise
+	// 1..MaxProofBits leading zero bits.
+	ProofBits uint8
 	// Identity and Signature are set for NameUserID packages only.
 	Identity  *PublicIdentity
 	Signature []byte
@@ -77,9 +85,13 @@ type ConnSecret struct {
 // NewConnPackage draws a fresh HPKE key of the given suite and builds a
 // package valid from created to expires (one-second resolution). signer
 // is required for NameUserID packages and must be nil for aliases.
-func NewConnPackage(kind NameKind, signer *Identity, suite Suite, mailboxSeed [MailboxSeedSize]byte, created, expires time.Time) (*ConnPackage, *ConnSecret, error) {
+// proofBits is the proof of work requests must carry (0: none).
+func NewConnPackage(kind NameKind, signer *Identity, suite Suite, mailboxSeed [MailboxSeedSize]byte, proofBits uint8, created, expires time.Time) (*ConnPackage, *ConnSecret, error) {
 	if err := suite.check(); err != nil {
 		return nil, nil, err
+	}
+	if proofBits > MaxProofBits {
+		return nil, nil, fmt.Errorf("%w: proof of work of %d bits, at most %d", ErrInvalidParams, proofBits, MaxProofBits)
 	}
 	created, expires = time.Unix(created.Unix(), 0).UTC(), time.Unix(expires.Unix(), 0).UTC()
 	if !created.Before(expires) {
@@ -102,7 +114,7 @@ func NewConnPackage(kind NameKind, signer *Identity, suite Suite, mailboxSeed [M
 	}
 	pkg := &ConnPackage{
 		Kind: kind, Suite: suite, HPKEPub: kp.PublicKey().Bytes(),
-		Created: created, Expires: expires, MailboxSeed: mailboxSeed,
+		Created: created, Expires: expires, MailboxSeed: mailboxSeed, ProofBits: proofBits,
 	}
 	if signer != nil {
 		pkg.Identity = signer.Public()
@@ -111,26 +123,35 @@ func NewConnPackage(kind NameKind, signer *Identity, suite Suite, mailboxSeed [M
 	return pkg, &ConnSecret{suite: suite, priv: kp, id: connKeyID(suite, pkg.HPKEPub)}, nil
 }
 
-// Connection package encoding (version 1, big-endian):
+// Connection package encoding (versions 1 and 2, big-endian):
 //
-//	0   1   version (0x01)
+//	0   1   version (0x01; 0x02 when requests must carry a proof of work)
 //	1   1   kind (1 alias, 2 user ID)
 //	2   1   suite
 //	3   N   HPKE public key (N fixed by the suite)
 //	    8   created, Unix seconds
 //	    8   expires, Unix seconds (after created)
 //	    32  request mailbox write key seed
+//	version 2 only:
+//	    1   proof of work difficulty in bits (1..MaxProofBits)
 //	user ID packages only:
 //	    2   L, then L bytes of public identity
 //	    64  Ed25519 signature by that identity, context
 //	        SigContextConnPackage, over all preceding bytes
 func (p *ConnPackage) signedBytes() []byte {
 	out := make([]byte, 0, 3+len(p.HPKEPub)+16+MailboxSeedSize+2+publicIdentityHeader+xwingPublicSize+ed25519.SignatureSize)
-	out = append(out, connPackageVersion, byte(p.Kind), byte(p.Suite))
+	version := byte(connPackageVersion)
+	if p.ProofBits > 0 {
+		version = connPackageVersionProof
+	}
+	out = append(out, version, byte(p.Kind), byte(p.Suite))
 	out = append(out, p.HPKEPub...)
 	out = binary.BigEndian.AppendUint64(out, uint64(p.Created.Unix()))
 	out = binary.BigEndian.AppendUint64(out, uint64(p.Expires.Unix()))
 	out = append(out, p.MailboxSeed[:]...)
+	if p.ProofBits > 0 {
+		out = append(out, p.ProofBits)
+	}
 	if p.Kind == NameUserID && p.Identity != nil {
 		idb := p.Identity.Marshal()
 		out = binary.BigEndian.AppendUint16(out, uint16(len(idb)))
@@ -152,8 +173,9 @@ func ParseConnPackage(b []byte) (*ConnPackage, error) {
 		return nil, fmt.Errorf("%w: connection package of %d bytes, at most %d", ErrMalformed, len(b), MaxConnPackageSize)
 	}
 	r := newReader(b)
-	if v := r.u8(); r.ok && v != connPackageVersion {
-		return nil, fmt.Errorf("%w: connection package version %d, want %d", ErrMalformed, v, connPackageVersion)
+	version := r.u8()
+	if r.ok && version != connPackageVersion && version != connPackageVersionProof {
+		return nil, fmt.Errorf("%w: connection package version %d, want %d or %d", ErrMalformed, version, connPackageVersion, connPackageVersionProof)
 	}
 	kind, suite := NameKind(r.u8()), Suite(r.u8())
 	if !r.ok {
@@ -168,6 +190,13 @@ func ParseConnPackage(b []byte) (*ConnPackage, error) {
 	p := &ConnPackage{Kind: kind, Suite: suite, HPKEPub: clone(r.bytes(suite.PublicKeySize()))}
 	created, expires := r.i64(), r.i64()
 	copy(p.MailboxSeed[:], r.bytes(MailboxSeedSize))
+	if version == connPackageVersionProof {
+		// Version 2 exists only to carry a difficulty: zero would have
+		// been written as version 1, so it is not canonical.
+		if p.ProofBits = r.u8(); r.ok && (p.ProofBits == 0 || p.ProofBits > MaxProofBits) {
+			return nil, fmt.Errorf("%w: connection package asks for a %d-bit proof of work (1..%d)", ErrMalformed, p.ProofBits, MaxProofBits)
+		}
+	}
 	var signedLen int
 	if kind == NameUserID {
 		idb := r.bytes(int(r.u16()))

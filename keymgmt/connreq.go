@@ -1,6 +1,7 @@
 package keymgmt
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/hpke"
 	"crypto/rand"
@@ -26,10 +27,15 @@ const (
 	// requestPadSize is the padded plaintext size of every establishment:
 	// the largest (an X-Wing identity, a 64-byte nick and a maximal
 	// invite) fits, so every request envelope has the same size.
-	requestPadSize        = 4096
-	connRequestVersion    = 1
-	establishmentVersion  = 1
-	requestCiphertextHead = 1 + ConnKeyIDSize
+	requestPadSize = 4096
+	// connRequestVersion is a request without a proof of work (the bytes
+	// of requests made before proofs existed); connRequestVersionProof
+	// carries one.
+	connRequestVersion      = 1
+	connRequestVersionProof = 2
+	establishmentVersion    = 1
+	requestCiphertextHead   = 1 + ConnKeyIDSize
+	requestProofHead        = requestCiphertextHead + ProofNonceSize
 )
 
 // Establishment is what an initiator sends to ask for a connection: who it
@@ -129,7 +135,8 @@ func ParseEstablishment(b []byte, key ConnKeyID) (*Establishment, error) {
 }
 
 // SealRequest seals e to the package's HPKE key and returns the request
-// ciphertext that goes into an envelope of the request mailbox:
+// ciphertext that goes into an envelope of the request mailbox. Without a
+// proof of work (pkg.ProofBits == 0):
 //
 //	0   1   version (0x01)
 //	1   16  key ID of the package
@@ -137,10 +144,18 @@ func ParseEstablishment(b []byte, key ConnKeyID) (*Establishment, error) {
 //	        len ‖ LabelSealConnRequest ‖ key ID) of
 //	        uint16 length ‖ establishment ‖ zeros, 4096 bytes in all
 //
-// The padding gives every request of a suite the same size, whoever sends
-// it. The key ID is visible to hosts; it only names a package the host
-// handed out itself.
-func SealRequest(pkg *ConnPackage, e *Establishment) ([]byte, error) {
+// With one (pkg.ProofBits > 0; see connpow.go for the proof):
+//
+//	0   1   version (0x02)
+//	1   16  key ID of the package
+//	17  8   proof of work nonce
+//	25  …   sealed establishment as above
+//
+// Solving the proof takes 2^ProofBits hashes on average; it stops with
+// ctx's error when ctx ends first. The padding gives every request of a
+// suite the same size, whoever sends it. The key ID is visible to hosts;
+// it only names a package the host handed out itself.
+func SealRequest(ctx context.Context, pkg *ConnPackage, e *Establishment) ([]byte, error) {
 	body := e.Marshal()
 	if 2+len(body) > requestPadSize {
 		return nil, fmt.Errorf("%w: establishment of %d bytes does not fit the %d-byte padding", ErrInvalidParams, len(body), requestPadSize)
@@ -154,38 +169,64 @@ func SealRequest(pkg *ConnPackage, e *Establishment) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, requestCiphertextHead+len(sealed))
-	out = append(out, connRequestVersion)
-	out = append(out, id[:]...)
-	return append(out, sealed...), nil
+	if pkg.ProofBits == 0 {
+		out := make([]byte, 0, requestCiphertextHead+len(sealed))
+		out = append(out, connRequestVersion)
+		out = append(out, id[:]...)
+		return append(out, sealed...), nil
+	}
+	out := make([]byte, requestProofHead, requestProofHead+len(sealed))
+	out[0] = connRequestVersionProof
+	copy(out[1:], id[:])
+	out = append(out, sealed...)
+	if err := solveRequestProof(ctx, out, pkg.Mailbox(), pkg.ProofBits); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// requestParts splits a request ciphertext of either version into its
+// key ID and sealed part, checking only the header.
+func requestParts(ct []byte) (id ConnKeyID, sealed []byte, err error) {
+	if len(ct) == 0 {
+		return id, nil, fmt.Errorf("%w: empty request", ErrMalformed)
+	}
+	head := 0
+	switch ct[0] {
+	case connRequestVersion:
+		head = requestCiphertextHead
+	case connRequestVersionProof:
+		head = requestProofHead
+	default:
+		return id, nil, fmt.Errorf("%w: request version %d, want %d or %d", ErrMalformed, ct[0], connRequestVersion, connRequestVersionProof)
+	}
+	if len(ct) < head {
+		return id, nil, fmt.Errorf("%w: request of %d bytes", ErrMalformed, len(ct))
+	}
+	copy(id[:], ct[1:requestCiphertextHead])
+	return id, ct[head:], nil
 }
 
 // RequestKeyID reads the key ID of a request ciphertext, so the recipient
 // finds the secret to open it with (or drops it unopened).
 func RequestKeyID(ct []byte) (ConnKeyID, error) {
-	var id ConnKeyID
-	if len(ct) < requestCiphertextHead {
-		return id, fmt.Errorf("%w: request of %d bytes", ErrMalformed, len(ct))
-	}
-	if ct[0] != connRequestVersion {
-		return id, fmt.Errorf("%w: request version %d, want %d", ErrMalformed, ct[0], connRequestVersion)
-	}
-	copy(id[:], ct[1:requestCiphertextHead])
-	return id, nil
+	id, _, err := requestParts(ct)
+	return id, err
 }
 
-// OpenRequest opens a request ciphertext sealed to this secret and
-// returns the verified establishment. Errors: ErrMalformed, ErrDecrypt
-// (not sealed to this key, or tampered), ErrBadSignature.
+// OpenRequest opens a request ciphertext (either version) sealed to this
+// secret and returns the verified establishment. It does not look at the
+// proof of work: check it first with CheckRequestProof, which costs far
+// less than opening. Errors: ErrMalformed, ErrDecrypt (not sealed to this
+// key, or tampered), ErrBadSignature.
 func (s *ConnSecret) OpenRequest(ct []byte) (*Establishment, error) {
-	id, err := RequestKeyID(ct)
+	id, sealed, err := requestParts(ct)
 	if err != nil {
 		return nil, err
 	}
 	if id != s.id {
 		return nil, fmt.Errorf("%w: request is for another package key", ErrDecrypt)
 	}
-	sealed := ct[requestCiphertextHead:]
 	if want := s.suite.SealOverhead() + requestPadSize; len(sealed) != want {
 		return nil, fmt.Errorf("%w: sealed request is %d bytes, want %d", ErrMalformed, len(sealed), want)
 	}

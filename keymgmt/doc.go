@@ -150,8 +150,12 @@
 // Establishment (its identity, nick, an invite, time, nonce;
 // SigContextConnRequest over the encoding ‖ the package key ID) and seals
 // it with SealRequest (HPKE, LabelSealConnRequest, padded to 4096 bytes);
-// the publisher opens it with ConnSecret.OpenRequest. Layouts are in
-// connpkg.go and connreq.go.
+// the publisher opens it with ConnSecret.OpenRequest. A package may ask
+// for a proof of work (ConnPackage.ProofBits, package version 2): the
+// request then carries a nonce (request version 2) such that SHA-256(
+// LabelConnProof ‖ mailbox ‖ SHA-256(request) ‖ nonce) has that many
+// leading zero bits, checked with CheckRequestProof before opening.
+// Layouts are in connpkg.go, connreq.go and connpow.go.
 //
 // # Keystore file
 //

@@ -28,6 +28,10 @@ var (
 	ErrExpired = errors.New("keymgmt: expired")
 	// ErrInvalidParams: invalid parameters or options passed by the caller.
 	ErrInvalidParams = errors.New("keymgmt: invalid parameters")
+	// ErrNoProof and ErrBadProof: a connection request without the proof
+	// of work its package asks for, or with one that does not check out.
+	ErrNoProof  = errors.New("keymgmt: connection request carries no proof of work")
+	ErrBadProof = errors.New("keymgmt: connection request proof of work does not check out")
 
 	// ErrWrongPassphrase: the keystore did not decrypt. Authenticated
 	// encryption cannot tell a wrong passphrase from a corrupted file.

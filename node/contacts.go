@@ -40,9 +40,12 @@ import (
 //	'd' 'k' key ID(16)    → secretRec: a package's HPKE secret
 //	'd' 'q' request ID    → requestRec: a request in quarantine
 //	'd' 'n' nonce(16)     → Unix ms: establishment nonces seen (replays)
+//	'd' 'p' digest(32)    → Unix ms: proof-of-work digests seen (replays)
 //	'd' 'x' fingerprint   → rejected initiator (later requests dropped)
 //	'd' 'c' group ID(16)  → contactRec
 //	'd' 'r' peer/mailbox  → request mailbox cursor on a directory host
+//	'd' 'o' group ID(16)  → offerRec: own key package offered to a contact
+//	'd' 'u' SHA-256(kp)   → Unix ms: a contact's key package already used
 const (
 	pfxDirectory = 'd'
 	dName        = 'a'
@@ -52,6 +55,9 @@ const (
 	dRejected    = 'x'
 	dContact     = 'c'
 	dCursor      = 'r'
+	dProof       = 'p'
+	dOffer       = 'o'
+	dUsedKP      = 'u'
 )
 
 func dkey(sub byte, rest ...[]byte) []byte {
@@ -93,7 +99,24 @@ type AliasInfo struct {
 	Hosts     []string  `json:"hosts"`
 	Published int       `json:"published"` // hosts that accepted the packages
 	Created   time.Time `json:"created"`
+	// ProofBits is the proof of work requests through the alias must
+	// carry (0: none); DroppedNoProof counts the requests dropped since
+	// the node started for want of a valid one.
+	ProofBits      int    `json:"proof_bits"`
+	DroppedNoProof uint64 `json:"dropped_no_proof"`
 }
+
+// AliasOption changes how AddAlias publishes an alias.
+type AliasOption func(*aliasConfig)
+
+type aliasConfig struct {
+	proofBits int
+}
+
+// WithProofBits makes requests through the alias carry a proof of work of
+// bits leading zero bits (0..keymgmt.MaxProofBits; 0 asks for none). The
+// default is ContactParams.AliasProofBits.
+func WithProofBits(bits int) AliasOption { return func(c *aliasConfig) { c.proofBits = bits } }
 
 // ContactRequest is a request in quarantine: all that is shown of it.
 type ContactRequest struct {
@@ -187,10 +210,17 @@ func (n *Node) ensureUserID() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	name := keymgmt.UserIDName(n.member.id.SigningKey())
-	if rec, err := n.loadName(name.Canonical); err != nil || rec != nil {
+	bits := n.params.Contacts.UserIDProofBits
+	rec, err := n.loadName(name.Canonical)
+	if err != nil || (rec != nil && rec.ProofBits == bits) {
 		return err
 	}
-	return n.saveName(&nameRec{Kind: name.Kind, Name: name.Canonical, Hosts: n.directoryHosts(), Created: time.Now().UTC()})
+	if rec != nil {
+		// The difficulty changed: the next refresh republishes.
+		rec.ProofBits, rec.Published = bits, nil
+		return n.saveName(rec)
+	}
+	return n.saveName(&nameRec{Kind: name.Kind, Name: name.Canonical, Hosts: n.directoryHosts(), Created: time.Now().UTC(), ProofBits: bits})
 }
 
 func (n *Node) loadName(name string) (*nameRec, error) {
@@ -251,14 +281,23 @@ func (n *Node) refreshNames() {
 }
 
 // AddAlias publishes connection packages under an alias on the given
-// directory hosts (none: the configured ones).
-func (n *Node) AddAlias(ctx context.Context, alias string, hosts []string) (*AliasInfo, error) {
+// directory hosts (none: the configured ones). Requests through it must
+// carry a proof of work (WithProofBits; default
+// ContactParams.AliasProofBits).
+func (n *Node) AddAlias(ctx context.Context, alias string, hosts []string, opts ...AliasOption) (*AliasInfo, error) {
 	if _, err := n.mem(); err != nil {
 		return nil, err
 	}
 	name, err := keymgmt.ParseAlias(alias)
 	if err != nil {
 		return nil, err
+	}
+	cfg := aliasConfig{proofBits: int(n.params.Contacts.AliasProofBits)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.proofBits < 0 || cfg.proofBits > keymgmt.MaxProofBits {
+		return nil, fmt.Errorf("%w: proof of work of %d bits; use 0 (none) to %d", keymgmt.ErrInvalidParams, cfg.proofBits, keymgmt.MaxProofBits)
 	}
 	if len(hosts) == 0 {
 		hosts = n.directoryHosts()
@@ -277,7 +316,7 @@ func (n *Node) AddAlias(ctx context.Context, alias string, hosts []string) (*Ali
 	} else if old != nil {
 		return nil, fmt.Errorf("%w: %s", ErrAliasExists, name.Canonical)
 	}
-	rec := &nameRec{Kind: name.Kind, Name: name.Canonical, Hosts: hosts, Created: time.Now().UTC()}
+	rec := &nameRec{Kind: name.Kind, Name: name.Canonical, Hosts: hosts, Created: time.Now().UTC(), ProofBits: uint8(cfg.proofBits)}
 	ok, perr := n.publishName(ctx, rec, true)
 	if ok == 0 {
 		return nil, fmt.Errorf("%w: %w", ErrNotPublished, perr)
@@ -288,12 +327,13 @@ func (n *Node) AddAlias(ctx context.Context, alias string, hosts []string) (*Ali
 	if err := n.saveName(rec); err != nil {
 		return nil, err
 	}
-	return aliasInfo(rec), nil
+	return n.aliasInfo(rec), nil
 }
 
-func aliasInfo(rec *nameRec) *AliasInfo {
+func (n *Node) aliasInfo(rec *nameRec) *AliasInfo {
 	return &AliasInfo{Name: rec.Name, Kind: rec.Kind.String(), Hosts: append([]string{}, rec.Hosts...),
-		Published: len(rec.Published), Created: rec.Created}
+		Published: len(rec.Published), Created: rec.Created,
+		ProofBits: int(rec.ProofBits), DroppedNoProof: n.conn.proofDropped(rec.Name)}
 }
 
 // Aliases lists the member's aliases (not its user ID).
@@ -308,7 +348,7 @@ func (n *Node) Aliases() ([]AliasInfo, error) {
 	out := []AliasInfo{}
 	for _, rec := range recs {
 		if rec.Kind == keymgmt.NameAlias {
-			out = append(out, *aliasInfo(rec))
+			out = append(out, *n.aliasInfo(rec))
 		}
 	}
 	return out, nil
@@ -374,8 +414,8 @@ func (n *Node) deleteSecretsTxn(txn *badger.Txn, match func(*secretRec) bool) er
 	return nil
 }
 
-// pruneContacts forgets package secrets and nonces older than
-// MaxRequestAge past their use.
+// pruneContacts forgets package secrets, nonces and proof digests older
+// than MaxRequestAge past their use.
 func (n *Node) pruneContacts() {
 	c := n.conn
 	c.mu.Lock()
@@ -386,15 +426,19 @@ func (n *Node) pruneContacts() {
 		if err := n.deleteSecretsTxn(txn, func(s *secretRec) bool { return now.After(s.Expires.Add(age)) }); err != nil {
 			return err
 		}
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: dkey(dNonce), PrefetchValues: true})
 		var del [][]byte
-		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil || len(v) != 8 || now.Sub(time.UnixMilli(int64(beUint64(v)))) > 2*age {
-				del = append(del, it.Item().KeyCopy(nil))
+		// Establishment nonces and proof digests: a request older than
+		// MaxRequestAge is dropped for its age anyway.
+		for _, sub := range []byte{dNonce, dProof} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: dkey(sub), PrefetchValues: true})
+			for it.Rewind(); it.Valid(); it.Next() {
+				v, err := it.Item().ValueCopy(nil)
+				if err != nil || len(v) != 8 || now.Sub(time.UnixMilli(int64(beUint64(v)))) > 2*age {
+					del = append(del, it.Item().KeyCopy(nil))
+				}
 			}
+			it.Close()
 		}
-		it.Close()
 		for _, k := range del {
 			if err := txn.Delete(k); err != nil {
 				return err
@@ -503,7 +547,9 @@ func (n *Node) establish(ctx context.Context, hostAddr string, hostID peer.ID, n
 	if err != nil {
 		return nil, err
 	}
-	ct, err := keymgmt.SealRequest(pkg, est)
+	// Solving the proof of work the package asks for, if any, is most of
+	// the cost of a request (see keymgmt.DefaultAliasProofBits).
+	ct, err := keymgmt.SealRequest(ctx, pkg, est)
 	if err != nil {
 		return nil, err
 	}

@@ -261,7 +261,7 @@ func TestContactRequestErrors(t *testing.T) {
 	expiredName, _ := keymgmt.ParseAlias("expired-bob")
 	var seed [keymgmt.MailboxSeedSize]byte
 	rand.Read(seed[:])
-	old, _, err := keymgmt.NewConnPackage(keymgmt.NameAlias, nil, keymgmt.SuiteX25519, seed, time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))
+	old, _, err := keymgmt.NewConnPackage(keymgmt.NameAlias, nil, keymgmt.SuiteX25519, seed, 0, time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestContactRequestErrors(t *testing.T) {
 	// for her), published by her under bob's user ID.
 	mallory, _ := keymgmt.NewIdentity(keymgmt.SuiteX25519)
 	bobID := keymgmt.UserIDName(bob.id.SigningKey())
-	forged, _, err := keymgmt.NewConnPackage(keymgmt.NameUserID, mallory, keymgmt.SuiteX25519, seed, time.Now(), time.Now().Add(time.Hour))
+	forged, _, err := keymgmt.NewConnPackage(keymgmt.NameUserID, mallory, keymgmt.SuiteX25519, seed, 0, time.Now(), time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,15 +363,15 @@ func TestRequestsSilence(t *testing.T) {
 	if err := post([]byte("garbage")); err != nil {
 		t.Fatal(err)
 	}
-	other, _, _ := keymgmt.NewConnPackage(keymgmt.NameAlias, nil, keymgmt.SuiteX25519, pkg.MailboxSeed, time.Now(), time.Now().Add(time.Hour))
+	other, _, _ := keymgmt.NewConnPackage(keymgmt.NameAlias, nil, keymgmt.SuiteX25519, pkg.MailboxSeed, 0, time.Now(), time.Now().Add(time.Hour))
 	est, _ := alice.id.NewEstablishment(other, "alice", "meshnode-invite-v1.x", time.Now())
-	ct, _ := keymgmt.SealRequest(other, est)
+	ct, _ := keymgmt.SealRequest(ctx, other, est)
 	if err := post(ct); err != nil {
 		t.Fatal(err)
 	}
 	// A valid establishment with an unusable invite.
 	est, _ = alice.id.NewEstablishment(pkg, "alice", "not an invite", time.Now())
-	ct, _ = keymgmt.SealRequest(pkg, est)
+	ct, _ = keymgmt.SealRequest(ctx, pkg, est)
 	if err := post(ct); err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +449,7 @@ func TestRequestFlood(t *testing.T) {
 	limited := 0
 	for i := range 100 {
 		est, _ := mallory.id.NewEstablishment(pkg, "mallory", "meshnode-invite-v1.x", time.Now())
-		ct, _ := keymgmt.SealRequest(pkg, est)
+		ct, _ := keymgmt.SealRequest(ctx, pkg, est)
 		if i%2 == 0 {
 			ct = []byte("junk junk junk")
 		}

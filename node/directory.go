@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshnode/meshnode/directory"
 	"github.com/meshnode/meshnode/envelope"
@@ -35,14 +36,63 @@ type connState struct {
 	// mu serialises contact operations' read-modify-writes of the member
 	// database's contact records.
 	mu sync.Mutex
+
+	// dropped counts the requests the responder dropped, by reason
+	// (requestDrop*); nil without a registerer.
+	dropped *prometheus.CounterVec
+	// proofMu guards proofDrops, the requests dropped per name since the
+	// start for want of a valid proof of work. Taken alone.
+	proofMu    sync.Mutex
+	proofDrops map[string]uint64
+}
+
+// Reasons a request is dropped, the label of
+// meshnode_contacts_requests_dropped_total.
+const (
+	requestDropMalformed = "malformed"     // not a request, or not sealed to a live package key
+	requestDropNoProof   = "no_proof"      // the package asks for a proof and there is none
+	requestDropBadProof  = "bad_proof"     // a proof that does not check out
+	requestDropReplayed  = "replayed"      // a proof or establishment nonce seen before
+	requestDropRefused   = "refused"       // valid, but stale, rejected, a contact already, or the quarantine is full
+	requestDropInvalid   = "invalid"       // does not open or verify, or an unusable invite
+	requestDropOther     = "other_mailbox" // a package of another mailbox
+)
+
+// countDrop counts a dropped request (and, for proofs, per name).
+func (c *connState) countDrop(name, reason string) {
+	if c.dropped != nil {
+		c.dropped.WithLabelValues(reason).Inc()
+	}
+	if reason != requestDropNoProof && reason != requestDropBadProof {
+		return
+	}
+	c.proofMu.Lock()
+	c.proofDrops[name]++
+	c.proofMu.Unlock()
+}
+
+// proofDropped is how many requests through name were dropped since the
+// start for want of a valid proof of work.
+func (c *connState) proofDropped(name string) uint64 {
+	c.proofMu.Lock()
+	defer c.proofMu.Unlock()
+	return c.proofDrops[name]
 }
 
 // startConnections starts the directory service (if served) and, for a
 // member, the contacts loop.
 func (n *Node) startConnections(cfg *config) error {
 	n.conn = &connState{
-		client:    directory.NewClient(n.h, n.params.Directory.StreamTimeout),
-		dirHosted: map[envelope.MailboxID]bool{},
+		client:     directory.NewClient(n.h, n.params.Directory.StreamTimeout),
+		dirHosted:  map[envelope.MailboxID]bool{},
+		proofDrops: map[string]uint64{},
+	}
+	if cfg.reg != nil && n.member != nil {
+		n.conn.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "meshnode", Subsystem: "contacts",
+			Name: "requests_dropped_total", Help: "Connection requests the responder dropped unanswered, by reason."}, []string{"reason"})
+		if err := cfg.reg.Register(n.conn.dropped); err != nil {
+			return fmt.Errorf("node: register contact metrics: %w", err)
+		}
 	}
 	if p := n.params.Directory; p.Serve {
 		dir := ""
@@ -145,6 +195,13 @@ type ContactParams struct {
 	MaxRequestAge time.Duration
 	// MaxPending bounds the requests held in quarantine.
 	MaxPending int
+	// AliasProofBits is the proof of work (leading zero bits, 0 for none,
+	// at most keymgmt.MaxProofBits) that requests through an alias must
+	// carry unless AddAlias is told otherwise; UserIDProofBits is the
+	// same for the user ID. Each bit doubles the sender's work: 16 bits
+	// is about 22 ms of one core (see keymgmt.DefaultAliasProofBits).
+	AliasProofBits  uint8
+	UserIDProofBits uint8
 }
 
 // DefaultContactParams returns sensible defaults.
@@ -158,6 +215,11 @@ func DefaultContactParams() ContactParams {
 		PollInterval:    time.Minute,
 		MaxRequestAge:   14 * 24 * time.Hour,
 		MaxPending:      256,
+		AliasProofBits:  keymgmt.DefaultAliasProofBits,
+		// People who know the user ID got it from the user; it is not
+		// guessable, so spam through it is less likely than through an
+		// alias.
+		UserIDProofBits: 0,
 	}
 }
 
@@ -171,6 +233,8 @@ func (p ContactParams) validate() error {
 		return errors.New("Contacts.PackageTTL below a minute")
 	case p.RefreshInterval <= 0 || p.PollInterval <= 0 || p.MaxRequestAge <= 0 || p.MaxPending <= 0:
 		return errors.New("Contacts intervals, MaxRequestAge and MaxPending must be positive")
+	case p.AliasProofBits > keymgmt.MaxProofBits || p.UserIDProofBits > keymgmt.MaxProofBits:
+		return fmt.Errorf("Contacts.AliasProofBits and UserIDProofBits must be at most %d", keymgmt.MaxProofBits)
 	}
 	_, err := parseHosts(p.DirectoryHosts)
 	return err
@@ -194,6 +258,8 @@ type nameRec struct {
 	// Published is when each host last accepted a set of packages.
 	Published map[string]time.Time `json:"published,omitempty"`
 	Created   time.Time            `json:"created"`
+	// ProofBits is the proof of work its packages ask for (0: none).
+	ProofBits uint8 `json:"proof_bits,omitempty"`
 }
 
 type mailboxRec struct {
@@ -216,6 +282,8 @@ type secretRec struct {
 	Mailbox string           `json:"mailbox"`
 	Created time.Time        `json:"created"`
 	Expires time.Time        `json:"expires"`
+	// ProofBits is the proof of work the package asks for.
+	ProofBits uint8 `json:"proof_bits,omitempty"`
 }
 
 // publishName checks the name on each of its hosts and publishes a fresh
@@ -264,7 +332,7 @@ func (n *Node) publishName(ctx context.Context, rec *nameRec, force bool) (int, 
 		var blobs [][]byte
 		var secrets []secretRec
 		for range p.PackagesPerName {
-			pkg, sec, err := keymgmt.NewConnPackage(rec.Kind, signer, m.id.Suite(), cur.seed(), now, expires)
+			pkg, sec, err := keymgmt.NewConnPackage(rec.Kind, signer, m.id.Suite(), cur.seed(), rec.ProofBits, now, expires)
 			if err != nil {
 				return ok, err
 			}
@@ -274,7 +342,7 @@ func (n *Node) publishName(ctx context.Context, rec *nameRec, force bool) (int, 
 			}
 			blobs = append(blobs, name.SealBlob(pkg.Marshal()))
 			secrets = append(secrets, secretRec{Kind: rec.Kind, Name: rec.Name, Secret: priv,
-				Mailbox: pkg.Mailbox().String(), Created: pkg.Created, Expires: pkg.Expires})
+				Mailbox: pkg.Mailbox().String(), Created: pkg.Created, Expires: pkg.Expires, ProofBits: pkg.ProofBits})
 		}
 		cur.Until = expires
 		// Secrets first: a request may arrive as soon as a host hands

@@ -101,35 +101,64 @@ func (n *Node) pollMailbox(ctx context.Context, p peer.ID, mb envelope.MailboxID
 const requestSkew = 5 * time.Minute
 
 // quarantine opens one envelope of request mailbox mb and keeps a valid
-// request. Anything else is dropped without a trace beyond a debug log:
-// strangers get no answer, and nothing of theirs is shown. It returns
+// request. Anything else is dropped without a trace beyond a debug log and
+// a count by reason: strangers get no answer, and nothing of theirs is
+// shown. The checks go from cheap to dear: the key ID names a live
+// package of this mailbox (a database read), the proof of work the
+// package asks for (a hash) and has not been used before (a read and a
+// write), and only then the HPKE open and signature check. It returns
 // whether a new request was quarantined; an error only for a database
 // failure. Call with conn.mu held.
 func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, error) {
-	drop := func(reason string) (bool, error) {
+	var via string // the name the request came through, once known
+	drop := func(why, reason string) (bool, error) {
+		n.conn.countDrop(via, why)
 		n.log.Debug("dropped a connection request", "envelope", env.ID().Short(), "reason", reason)
 		return false, nil
 	}
 	if env.Mailbox() != mb {
-		return drop("wrong mailbox")
+		return drop(requestDropOther, "wrong mailbox")
 	}
 	kid, err := keymgmt.RequestKeyID(env.Ciphertext)
 	if err != nil {
-		return drop("not a request")
+		return drop(requestDropMalformed, "not a request")
 	}
 	sb, err := n.member.db.get(dkey(dSecret, kid[:]))
 	if err != nil {
 		return false, err
 	}
 	if sb == nil {
-		return drop("unknown or expired package key")
+		return drop(requestDropMalformed, "unknown or expired package key")
 	}
 	srec := &secretRec{}
 	if err := json.Unmarshal(sb, srec); err != nil {
 		return false, fmt.Errorf("%w: package secret: %v", ErrCorrupt, err)
 	}
 	if srec.Mailbox != mb.String() {
-		return drop("package of another mailbox")
+		return drop(requestDropOther, "package of another mailbox")
+	}
+	via = srec.Name
+	if srec.ProofBits > 0 {
+		digest, err := keymgmt.CheckRequestProof(env.Ciphertext, mb, srec.ProofBits)
+		switch {
+		case errors.Is(err, keymgmt.ErrNoProof):
+			return drop(requestDropNoProof, err.Error())
+		case err != nil:
+			return drop(requestDropBadProof, err.Error())
+		}
+		// A proof is good for one request: the same ciphertext in a fresh
+		// envelope would otherwise cost an HPKE open every time.
+		key := dkey(dProof, digest[:])
+		if seen, err := n.member.db.get(key); err != nil {
+			return false, err
+		} else if seen != nil {
+			return drop(requestDropReplayed, "proof of work used before")
+		}
+		if err := n.member.db.db.Update(func(txn *badger.Txn) error {
+			return txn.Set(key, u64(uint64(time.Now().UnixMilli())))
+		}); err != nil {
+			return false, err
+		}
 	}
 	sec, err := keymgmt.ParseConnSecret(srec.Secret)
 	if err != nil {
@@ -137,46 +166,46 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 	}
 	est, err := sec.OpenRequest(env.Ciphertext)
 	if err != nil {
-		return drop(err.Error())
+		return drop(requestDropInvalid, err.Error())
 	}
 	now := time.Now()
 	switch {
 	case est.Time.Before(srec.Created.Add(-requestSkew)) || est.Time.After(srec.Expires.Add(requestSkew)):
-		return drop("made outside its package's validity")
+		return drop(requestDropRefused, "made outside its package's validity")
 	case est.Time.After(now.Add(requestSkew)):
-		return drop("made in the future")
+		return drop(requestDropRefused, "made in the future")
 	case now.Sub(est.Time) > n.params.Contacts.MaxRequestAge:
-		return drop("too old")
+		return drop(requestDropRefused, "too old")
 	}
 	fp := est.Initiator.Fingerprint()
 	if est.Initiator.SignPub.Equal(n.member.id.SigningKey()) {
-		return drop("from ourselves")
+		return drop(requestDropRefused, "from ourselves")
 	}
 	seen, err := n.member.db.get(dkey(dNonce, est.Nonce[:]))
 	if err != nil {
 		return false, err
 	}
 	if seen != nil {
-		return drop("replayed")
+		return drop(requestDropReplayed, "replayed")
 	}
 	// From here on the nonce is spent, whatever is decided.
 	markNonce := func(txn *badger.Txn) error {
 		return txn.Set(dkey(dNonce, est.Nonce[:]), u64(uint64(now.UnixMilli())))
 	}
-	spend := func(reason string) (bool, error) {
+	spend := func(why, reason string) (bool, error) {
 		if err := n.member.db.db.Update(markNonce); err != nil {
 			return false, err
 		}
-		return drop(reason)
+		return drop(why, reason)
 	}
 	if rej, err := n.member.db.get(dkey(dRejected, []byte(fp))); err != nil {
 		return false, err
 	} else if rej != nil {
-		return spend("initiator was rejected before")
+		return spend(requestDropRefused, "initiator was rejected before")
 	}
 	inv, err := groupstate.ParseInvite(est.Invite)
 	if err != nil || !inv.CanWrite() || len(inv.Hosts) == 0 {
-		return spend("unusable invite")
+		return spend(requestDropInvalid, "unusable invite")
 	}
 	contacts, err := n.Contacts()
 	if err != nil {
@@ -184,7 +213,7 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 	}
 	for _, ct := range contacts {
 		if ct.Fingerprint == fp || ct.Group == inv.GroupID.String() {
-			return spend("already a contact")
+			return spend(requestDropRefused, "already a contact")
 		}
 	}
 	pending, err := n.requests()
@@ -199,7 +228,7 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 	}
 	if replace == nil && len(pending) >= n.params.Contacts.MaxPending {
 		n.log.Warn("contact request quarantine is full; dropping a request", "max", n.params.Contacts.MaxPending)
-		return spend("quarantine full")
+		return spend(requestDropRefused, "quarantine full")
 	}
 	id := sha256.Sum256(append(append([]byte("meshnode/v1/contact-request-id"), est.Nonce[:]...), est.Initiator.SignPub...))
 	rec := &requestRec{ID: hex.EncodeToString(id[:6]), Kind: srec.Kind, Via: srec.Name, Nick: est.Nick, Fingerprint: fp,
