@@ -6,7 +6,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // FuzzParse: any bytes give a scenario or an ErrScenario, never a panic;
@@ -48,4 +51,76 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("%d groups drawn, want %d", len(sch.Groups), s.groupCount())
 		}
 	})
+}
+
+// FuzzParseYAML: any bytes give a scenario or an ErrScenario, never a
+// panic; a scenario that validates reads back equal from its JSON
+// encoding (the two loaders mean the same). A YAML round trip is not
+// checked: yaml.v3's emitter writes some strings it cannot read back.
+func FuzzParseYAML(f *testing.F) {
+	files, _ := filepath.Glob("scenarios/*")
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b) // JSON is YAML too.
+		if s, err := Load(name); err == nil {
+			y, err := yaml.Marshal(s)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(y)
+		}
+	}
+	f.Add([]byte("peers: 3\ngroups: [{count: 1, size: 3}]\nduration: 1s\n"))
+	f.Add([]byte("peers: 6\npeer_hosts: 1\ngroups:\n  - {count: 2, size: 5}\nremovals: [{at: 1s, group: 1}]\nrotations:\n  - at: 2s\n"))
+	f.Add([]byte("a: &x [1, 2]\nb: *x\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseYAML(bytes.NewReader(b))
+		if err != nil {
+			if !errors.Is(err, ErrScenario) {
+				t.Fatalf("parse error without ErrScenario: %v", err)
+			}
+			return
+		}
+		if err := s.Validate(); err != nil {
+			if !errors.Is(err, ErrScenario) && !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("validate error without a sentinel: %v", err)
+			}
+			if !errors.Is(err, ErrTooLarge) {
+				return
+			}
+		}
+		j, err := json.Marshal(s)
+		if err != nil {
+			t.Fatalf("marshal a valid scenario to JSON: %v", err)
+		}
+		fromJSON, err := Parse(bytes.NewReader(j))
+		if err != nil || !sameScenario(fromJSON, s) {
+			t.Fatalf("YAML and JSON disagree: %v\n%s\n%+v\n%+v", err, j, fromJSON, s)
+		}
+	})
+}
+
+// sameScenario compares scenarios, an empty list equal to an absent one.
+func sameScenario(a, b Scenario) bool {
+	for _, s := range []*Scenario{&a, &b} {
+		if len(s.Strategies) == 0 {
+			s.Strategies = nil
+		}
+		if len(s.Groups) == 0 {
+			s.Groups = nil
+		}
+		if len(s.Partitions) == 0 {
+			s.Partitions = nil
+		}
+		if len(s.Removals) == 0 {
+			s.Removals = nil
+		}
+		if len(s.Rotations) == 0 {
+			s.Rotations = nil
+		}
+	}
+	return reflect.DeepEqual(a, b)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -70,54 +71,54 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // network and schedule of faults. Every strategy listed runs on the same
 // schedule, generated from Seed. The JSON keys are the file format.
 type Scenario struct {
-	Name string `json:"name"`
-	Seed uint64 `json:"seed"`
+	Name string `json:"name" yaml:"name"`
+	Seed uint64 `json:"seed" yaml:"seed"`
 	// Duration of the traffic phase (churn and partitions happen in it).
-	Duration Duration `json:"duration"`
+	Duration Duration `json:"duration" yaml:"duration"`
 	// Warmup after the groups are formed and before traffic starts.
-	Warmup Duration `json:"warmup"`
+	Warmup Duration `json:"warmup" yaml:"warmup"`
 	// CatchUp bounds the final phase: everyone back online, partitions
 	// healed, every member catches up; eventual delivery is measured at
 	// its end (or as soon as everything is delivered).
-	CatchUp Duration `json:"catchup"`
+	CatchUp Duration `json:"catchup" yaml:"catchup"`
 	// Deadline: a message counts as delivered to an online member if shown
 	// within it.
-	Deadline Duration `json:"deadline"`
+	Deadline Duration `json:"deadline" yaml:"deadline"`
 	// CatchUpInterval is the members' background catch-up period
 	// (node.Params.CatchUpInterval).
-	CatchUpInterval Duration `json:"catchup_interval"`
+	CatchUpInterval Duration `json:"catchup_interval" yaml:"catchup_interval"`
 
-	Strategies []Strategy `json:"strategies"`
+	Strategies []Strategy `json:"strategies" yaml:"strategies"`
 	// Peers is the number of member nodes.
-	Peers int `json:"peers"`
+	Peers int `json:"peers" yaml:"peers"`
 	// Hosts is the number of community hosts (server and hybrid).
-	Hosts int `json:"hosts"`
+	Hosts int `json:"hosts" yaml:"hosts"`
 	// Bots is the number of bots (bot strategy).
-	Bots int `json:"bots"`
+	Bots int `json:"bots" yaml:"bots"`
 	// PeerHosts is how many members of each group host it (peers, hybrid).
-	PeerHosts int `json:"peer_hosts"`
+	PeerHosts int `json:"peer_hosts" yaml:"peer_hosts"`
 
-	Groups  []GroupSpec `json:"groups"`
-	Traffic Traffic     `json:"traffic"`
-	Churn   Churn       `json:"churn"`
-	Link    Link        `json:"link"`
+	Groups  []GroupSpec `json:"groups" yaml:"groups"`
+	Traffic Traffic     `json:"traffic" yaml:"traffic"`
+	Churn   Churn       `json:"churn" yaml:"churn"`
+	Link    Link        `json:"link" yaml:"link"`
 	// Partitions split the network for a while, then heal.
-	Partitions []Partition `json:"partitions"`
+	Partitions []Partition `json:"partitions" yaml:"partitions"`
 	// Baseline runs plain gossipsub over the same network and traffic.
-	Baseline *bool `json:"baseline,omitempty"`
+	Baseline *bool `json:"baseline,omitempty" yaml:"baseline,omitempty"`
 
 	// Managed runs every group as a managed group (node.Managed with
 	// groupstate.DefaultPolicy): the group's creator, or its bot under the
 	// bot strategy, is the manager and adds every other member by key
 	// package. Removals or rotations imply it.
-	Managed bool `json:"managed,omitempty"`
+	Managed bool `json:"managed,omitempty" yaml:"managed,omitempty"`
 	// Removals: at each, the manager of the group (of every group when
 	// "group" is absent) removes one member, drawn from the seed, which
 	// rotates the keys.
-	Removals []ManageOp `json:"removals,omitempty"`
+	Removals []ManageOp `json:"removals,omitempty" yaml:"removals,omitempty"`
 	// Rotations: at each, the manager of the group (of every group when
 	// "group" is absent) starts a new epoch.
-	Rotations []ManageOp `json:"rotations,omitempty"`
+	Rotations []ManageOp `json:"rotations,omitempty" yaml:"rotations,omitempty"`
 }
 
 // ManageOp is a manager operation at At after the traffic phase starts,
@@ -127,8 +128,8 @@ type Scenario struct {
 // strategy runs the same schedule, and the creator manages the group in
 // all but the bot strategy); one that would wait past the end is dropped.
 type ManageOp struct {
-	At    Duration `json:"at"`
-	Group *int     `json:"group,omitempty"`
+	At    Duration `json:"at" yaml:"at"`
+	Group *int     `json:"group,omitempty" yaml:"group,omitempty"`
 }
 
 // ManagedGroups reports whether the groups are managed groups.
@@ -154,45 +155,45 @@ func (s *Scenario) groupSizes() []int {
 
 // GroupSpec is Count groups of Size members each, drawn from the peers.
 type GroupSpec struct {
-	Count int `json:"count"`
-	Size  int `json:"size"`
+	Count int `json:"count" yaml:"count"`
+	Size  int `json:"size" yaml:"size"`
 }
 
 // Traffic is each group's message stream: a Poisson process of Rate
 // messages per second, each Size bytes of text, sent by a member online
 // at that moment (drawn uniformly).
 type Traffic struct {
-	Rate float64 `json:"rate"`
-	Size int     `json:"size"`
+	Rate float64 `json:"rate" yaml:"rate"`
+	Size int     `json:"size" yaml:"size"`
 }
 
 // Churn makes a Fraction of the members alternate between online and
 // offline periods with these means.
 type Churn struct {
-	Fraction float64  `json:"fraction"`
-	Online   Duration `json:"online"`
-	Offline  Duration `json:"offline"`
+	Fraction float64  `json:"fraction" yaml:"fraction"`
+	Online   Duration `json:"online" yaml:"online"`
+	Offline  Duration `json:"offline" yaml:"offline"`
 	// Distribution of period lengths: "exponential" (default) or "fixed".
-	Distribution string `json:"distribution,omitempty"`
+	Distribution string `json:"distribution,omitempty" yaml:"distribution,omitempty"`
 }
 
 // Link is the model of every link between two nodes.
 type Link struct {
-	Latency Duration `json:"latency"`
-	Jitter  Duration `json:"jitter"`
+	Latency Duration `json:"latency" yaml:"latency"`
+	Jitter  Duration `json:"jitter" yaml:"jitter"`
 	// Bandwidth in bytes per second per link (0: unlimited).
-	Bandwidth int64 `json:"bandwidth"`
+	Bandwidth int64 `json:"bandwidth" yaml:"bandwidth"`
 	// Loss is the probability that one 1,400-byte segment is lost.
-	Loss float64 `json:"loss"`
+	Loss float64 `json:"loss" yaml:"loss"`
 }
 
 // Partition splits the nodes in two at At for Duration: a Split fraction
 // of the members (drawn from the seed) and every infrastructure node on
 // side 0, the other members on side 1.
 type Partition struct {
-	At       Duration `json:"at"`
-	Duration Duration `json:"duration"`
-	Split    float64  `json:"split"`
+	At       Duration `json:"at" yaml:"at"`
+	Duration Duration `json:"duration" yaml:"duration"`
+	Split    float64  `json:"split" yaml:"split"`
 }
 
 // DefaultScenario is a small scenario: 20 members in one group, every
@@ -217,14 +218,20 @@ func DefaultScenario() Scenario {
 	}
 }
 
-// Load reads a scenario file (JSON) over the defaults.
+// Load reads a scenario file over the defaults: YAML (ParseYAML) when
+// its name ends in .yaml or .yml, JSON (Parse) otherwise.
 func Load(path string) (Scenario, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Scenario{}, fmt.Errorf("%w: %v", ErrScenario, err)
 	}
 	defer f.Close()
-	s, err := Parse(f)
+	parse := Parse
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".yaml", ".yml":
+		parse = ParseYAML
+	}
+	s, err := parse(f)
 	if err != nil {
 		return Scenario{}, fmt.Errorf("%s: %w", path, err)
 	}
@@ -238,12 +245,9 @@ const maxScenarioFile = 1 << 20
 // types are errors. Keys not given keep DefaultScenario's values. Call
 // Validate (after applying overrides) before running it.
 func Parse(r io.Reader) (Scenario, error) {
-	b, err := io.ReadAll(io.LimitReader(r, maxScenarioFile+1))
+	b, err := readScenario(r)
 	if err != nil {
-		return Scenario{}, fmt.Errorf("%w: %v", ErrScenario, err)
-	}
-	if len(b) > maxScenarioFile {
-		return Scenario{}, fmt.Errorf("%w: file larger than %d bytes", ErrScenario, maxScenarioFile)
+		return Scenario{}, err
 	}
 	s := DefaultScenario()
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -255,6 +259,18 @@ func Parse(r io.Reader) (Scenario, error) {
 		return Scenario{}, fmt.Errorf("%w: data after the scenario object", ErrScenario)
 	}
 	return s, nil
+}
+
+// readScenario reads a whole scenario file, at most maxScenarioFile bytes.
+func readScenario(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxScenarioFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrScenario, err)
+	}
+	if len(b) > maxScenarioFile {
+		return nil, fmt.Errorf("%w: file larger than %d bytes", ErrScenario, maxScenarioFile)
+	}
+	return b, nil
 }
 
 func describeJSONError(b []byte, err error) error {
@@ -314,7 +330,7 @@ func (s *Scenario) Validate() error {
 	}
 	seen := map[Strategy]bool{}
 	for _, st := range s.Strategies {
-		if _, err := ParseStrategy(string(st)); err != nil {
+		if !slices.Contains(Strategies, st) { // exactly: ParseStrategy trims spaces
 			bad("strategies: %q is not one of server, bot, peers, hybrid", st)
 		}
 		if seen[st] {
@@ -351,14 +367,14 @@ func (s *Scenario) Validate() error {
 			bad("peer_hosts %d exceeds groups[%d].size %d", s.PeerHosts, i, g.Size)
 		}
 	}
-	if s.Traffic.Rate <= 0 || s.Traffic.Rate > maxRate {
+	if !(s.Traffic.Rate > 0 && s.Traffic.Rate <= maxRate) { // NaN too (YAML has .nan)
 		bad("traffic.rate %g: want more than 0 and at most %g messages per second per group", s.Traffic.Rate, maxRate)
 	}
 	if s.Traffic.Size < minTextSize || s.Traffic.Size > MaxTextSize() {
 		bad("traffic.size %d: want %d to %d bytes", s.Traffic.Size, minTextSize, MaxTextSize())
 	}
 	c := s.Churn
-	if c.Fraction < 0 || c.Fraction > 1 {
+	if !(c.Fraction >= 0 && c.Fraction <= 1) {
 		bad("churn.fraction %g: want 0 to 1", c.Fraction)
 	}
 	if c.Fraction > 0 && (c.Online.D() < 100*time.Millisecond || c.Offline.D() < 100*time.Millisecond) {
@@ -379,14 +395,14 @@ func (s *Scenario) Validate() error {
 	if l.Bandwidth != 0 && l.Bandwidth < minBandwidth {
 		bad("link.bandwidth %d: want 0 (unlimited) or at least %d bytes per second", l.Bandwidth, minBandwidth)
 	}
-	if l.Loss < 0 || l.Loss > maxLoss {
+	if !(l.Loss >= 0 && l.Loss <= maxLoss) {
 		bad("link.loss %g: want 0 to %g", l.Loss, maxLoss)
 	}
 	for i, p := range s.Partitions {
 		if p.At < 0 || p.Duration <= 0 || p.At+p.Duration > s.Duration {
 			bad("partitions[%d]: at %v for %v must lie within the duration %v", i, p.At.D(), p.Duration.D(), s.Duration.D())
 		}
-		if p.Split <= 0 || p.Split >= 1 {
+		if !(p.Split > 0 && p.Split < 1) {
 			bad("partitions[%d].split %g: want strictly between 0 and 1", i, p.Split)
 		}
 		if i > 0 && p.At < s.Partitions[i-1].At+s.Partitions[i-1].Duration {

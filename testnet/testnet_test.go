@@ -257,6 +257,7 @@ func TestBadScenarios(t *testing.T) {
 		{"one peer", `{"peers": 1}`, ErrScenario, "peers 1"},
 		{"group larger than peers", `{"peers": 10, "groups": [{"count": 1, "size": 11}]}`, ErrScenario, "size 11"},
 		{"unknown strategy", `{"strategies": ["cloud"]}`, ErrScenario, `"cloud"`},
+		{"strategy with spaces", `{"strategies": ["\nhybrid"]}`, ErrScenario, `"\nhybrid" is not one of`},
 		{"strategy twice", `{"strategies": ["bot", "bot"]}`, ErrScenario, "twice"},
 		{"server without hosts", `{"strategies": ["server"], "hosts": 0}`, ErrScenario, "hosts 0"},
 		{"zero rate", `{"traffic": {"rate": 0, "size": 100}}`, ErrScenario, "traffic.rate"},
