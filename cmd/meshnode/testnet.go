@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,47 +29,68 @@ func newTestnetCmd() *cobra.Command {
 	return cmd
 }
 
-// scenarioFlags are the flags that override a scenario file's keys.
+// scenarioFlags are the flags that override a scenario file's keys: one
+// per key (scenarioFlagKeys in the tests checks that none is missing).
 type scenarioFlags struct {
-	file                          string
-	seed                          uint64
-	duration, catchup, deadline   time.Duration
-	peers, hosts, bots, peerHosts int
-	groups, groupSize             int
-	strategies                    []string
-	rate                          float64
-	size                          int
-	churn                         float64
-	online, offline               time.Duration
-	latency, jitter               time.Duration
-	bandwidth                     int64
-	loss                          float64
-	noBaseline                    bool
+	file                                string
+	name                                string
+	seed                                uint64
+	duration, warmup, catchup, deadline time.Duration
+	catchupInterval                     time.Duration
+	peers, hosts, bots, peerHosts       int
+	groups                              string
+	groupSize                           int
+	strategies                          []string
+	rate                                float64
+	size                                int
+	churn                               float64
+	online, offline                     time.Duration
+	distribution                        string
+	latency, jitter                     time.Duration
+	bandwidth                           int64
+	loss                                float64
+	partitions                          string
+	noBaseline, managed                 bool
+	removals, rotations                 string
+	removeEvery, rotateEvery            time.Duration
 }
 
 func (f *scenarioFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.file, "scenario", "", "scenario file (JSON; see testnet/scenarios); flags below override its keys")
-	fs.Uint64Var(&f.seed, "seed", 0, "seed of groups, churn, traffic and partitions")
+	fs.StringVar(&f.file, "scenario", "", "scenario file: JSON, or YAML when it ends in .yaml or .yml (see testnet/scenarios); the other flags override its keys")
+	fs.StringVar(&f.name, "name", "", "scenario name (shown in the report)")
+	fs.Uint64Var(&f.seed, "seed", 0, "seed of groups, churn, traffic, partitions and removed members")
 	fs.DurationVar(&f.duration, "duration", 0, "traffic phase duration")
+	fs.DurationVar(&f.warmup, "warmup", 0, "wait between forming the groups and the traffic")
 	fs.DurationVar(&f.catchup, "catchup", 0, "limit of the final catch-up phase")
 	fs.DurationVar(&f.deadline, "deadline", 0, "delivery deadline for the delivery ratio")
+	fs.DurationVar(&f.catchupInterval, "catchup-interval", 0, "members' background catch-up period")
 	fs.IntVar(&f.peers, "peers", 0, "member nodes")
 	fs.IntVar(&f.hosts, "hosts", 0, "community hosts (server, hybrid)")
 	fs.IntVar(&f.bots, "bots", 0, "bots (bot strategy)")
 	fs.IntVar(&f.peerHosts, "peer-hosts", 0, "members hosting each group (peers, hybrid)")
-	fs.IntVar(&f.groups, "groups", 0, "number of groups (replaces the file's groups, with --group-size)")
-	fs.IntVar(&f.groupSize, "group-size", 0, "members per group (replaces the file's groups, with --groups)")
+	fs.StringVar(&f.groups, "groups", "", "groups, replacing the file's: a count N (of --group-size members, default the\n"+
+		"file's first size) or COUNTxSIZE[,COUNTxSIZE...], such as 10x20,1x100")
+	fs.IntVar(&f.groupSize, "group-size", 0, "members per group (with --groups N, or alone: the file's first count)")
 	fs.StringSliceVar(&f.strategies, "strategies", nil, "strategies to run: server,bot,peers,hybrid")
 	fs.Float64Var(&f.rate, "rate", 0, "messages per second per group")
 	fs.IntVar(&f.size, "size", 0, "message size in bytes")
 	fs.Float64Var(&f.churn, "churn", 0, "fraction of members that churn")
 	fs.DurationVar(&f.online, "online", 0, "mean online period of churning members")
 	fs.DurationVar(&f.offline, "offline", 0, "mean offline period of churning members")
+	fs.StringVar(&f.distribution, "churn-distribution", "", "distribution of churn periods: exponential or fixed")
 	fs.DurationVar(&f.latency, "latency", 0, "link latency")
 	fs.DurationVar(&f.jitter, "jitter", 0, "link jitter (uniform, added per write)")
 	fs.Int64Var(&f.bandwidth, "bandwidth", 0, "link bandwidth in bytes per second (0: unlimited)")
 	fs.Float64Var(&f.loss, "loss", 0, "segment loss probability (modelled as retransmission delay)")
-	fs.BoolVar(&f.noBaseline, "no-baseline", false, "skip the plain gossipsub baseline")
+	fs.StringVar(&f.partitions, "partitions", "", "partitions, replacing the file's: AT/DURATION[/SPLIT],... such as 5s/10s/0.5,20s/5s\n"+
+		"(SPLIT: fraction of members on the infrastructure's side, default 0.5; \"\": none)")
+	fs.BoolVar(&f.noBaseline, "no-baseline", false, "skip the plain gossipsub baseline (--no-baseline=false: run it)")
+	fs.BoolVar(&f.managed, "managed", false, "run every group as a managed group (implied by removals and rotations)")
+	fs.StringVar(&f.removals, "removals", "", "member removals by the manager, replacing the file's: AT[/GROUP],... such as 8s,20s/1\n"+
+		"(no GROUP: in every group; groups are numbered from 0 in the order of --groups; \"\": none)")
+	fs.StringVar(&f.rotations, "rotations", "", "key rotations by the manager, replacing the file's: AT[/GROUP],... such as 14s (\"\": none)")
+	fs.DurationVar(&f.removeEvery, "remove-every", 0, "also remove a member from every group at this period (at D, 2D, ... before --duration)")
+	fs.DurationVar(&f.rotateEvery, "rotate-every", 0, "also rotate every group's keys at this period (at D, 2D, ... before --duration)")
 }
 
 // scenario loads the file (or the defaults) and applies the flags given.
@@ -80,18 +102,36 @@ func (f *scenarioFlags) scenario(fs *pflag.FlagSet) (testnet.Scenario, error) {
 			return s, err
 		}
 	}
+	if err := f.apply(fs, &s); err != nil {
+		return s, err
+	}
+	return s, s.Validate()
+}
+
+// apply overrides the keys of s whose flags were given.
+func (f *scenarioFlags) apply(fs *pflag.FlagSet, s *testnet.Scenario) error {
 	set := fs.Changed
+	flagErr := func(name string, err error) error { return fmt.Errorf("--%s: %w", name, err) }
+	if set("name") {
+		s.Name = f.name
+	}
 	if set("seed") {
 		s.Seed = f.seed
 	}
 	if set("duration") {
 		s.Duration = testnet.Duration(f.duration)
 	}
+	if set("warmup") {
+		s.Warmup = testnet.Duration(f.warmup)
+	}
 	if set("catchup") {
 		s.CatchUp = testnet.Duration(f.catchup)
 	}
 	if set("deadline") {
 		s.Deadline = testnet.Duration(f.deadline)
+	}
+	if set("catchup-interval") {
+		s.CatchUpInterval = testnet.Duration(f.catchupInterval)
 	}
 	if set("peers") {
 		s.Peers = f.peers
@@ -105,25 +145,15 @@ func (f *scenarioFlags) scenario(fs *pflag.FlagSet) (testnet.Scenario, error) {
 	if set("peer-hosts") {
 		s.PeerHosts = f.peerHosts
 	}
-	if set("groups") || set("group-size") {
-		g := testnet.GroupSpec{Count: 1, Size: s.Peers}
-		if len(s.Groups) > 0 {
-			g = s.Groups[0]
-		}
-		if set("groups") {
-			g.Count = f.groups
-		}
-		if set("group-size") {
-			g.Size = f.groupSize
-		}
-		s.Groups = []testnet.GroupSpec{g}
+	if err := f.applyGroups(set, s); err != nil {
+		return err
 	}
 	if set("strategies") {
 		s.Strategies = nil
 		for _, name := range f.strategies {
 			st, err := testnet.ParseStrategy(name)
 			if err != nil {
-				return s, err
+				return flagErr("strategies", err)
 			}
 			s.Strategies = append(s.Strategies, st)
 		}
@@ -143,6 +173,9 @@ func (f *scenarioFlags) scenario(fs *pflag.FlagSet) (testnet.Scenario, error) {
 	if set("offline") {
 		s.Churn.Offline = testnet.Duration(f.offline)
 	}
+	if set("churn-distribution") {
+		s.Churn.Distribution = f.distribution
+	}
 	if set("latency") {
 		s.Link.Latency = testnet.Duration(f.latency)
 	}
@@ -155,11 +188,78 @@ func (f *scenarioFlags) scenario(fs *pflag.FlagSet) (testnet.Scenario, error) {
 	if set("loss") {
 		s.Link.Loss = f.loss
 	}
-	if f.noBaseline {
-		off := false
-		s.Baseline = &off
+	if set("partitions") {
+		p, err := testnet.ParsePartitions(f.partitions)
+		if err != nil {
+			return flagErr("partitions", err)
+		}
+		s.Partitions = p
 	}
-	return s, s.Validate()
+	if set("no-baseline") {
+		on := !f.noBaseline
+		s.Baseline = &on
+	}
+	if set("managed") {
+		s.Managed = f.managed
+	}
+	for _, l := range []struct {
+		list, every string
+		text        string
+		period      time.Duration
+		ops         *[]testnet.ManageOp
+	}{
+		{"removals", "remove-every", f.removals, f.removeEvery, &s.Removals},
+		{"rotations", "rotate-every", f.rotations, f.rotateEvery, &s.Rotations},
+	} {
+		if set(l.list) {
+			ops, err := testnet.ParseManageOps(l.text)
+			if err != nil {
+				return flagErr(l.list, err)
+			}
+			*l.ops = ops
+		}
+		if set(l.every) {
+			ops, err := testnet.Every(l.period, s.Duration.D())
+			if err != nil {
+				return flagErr(l.every, err)
+			}
+			*l.ops = append(*l.ops, ops...)
+		}
+	}
+	return nil
+}
+
+// applyGroups applies --groups and --group-size: --groups N and
+// --group-size S give N groups of S members, each alone changes the
+// file's first group spec, and --groups COUNTxSIZE,... replaces the list.
+func (f *scenarioFlags) applyGroups(set func(string) bool, s *testnet.Scenario) error {
+	if !set("groups") && !set("group-size") {
+		return nil
+	}
+	g := testnet.GroupSpec{Count: 1, Size: s.Peers}
+	if len(s.Groups) > 0 {
+		g = s.Groups[0]
+	}
+	if set("groups") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f.groups)); err == nil {
+			g.Count = n
+		} else {
+			specs, err := testnet.ParseGroups(f.groups)
+			if err != nil {
+				return fmt.Errorf("--groups: %w", err)
+			}
+			if set("group-size") {
+				return fmt.Errorf("--groups %s gives each group's size: %w: leave out --group-size", f.groups, testnet.ErrScenario)
+			}
+			s.Groups = specs
+			return nil
+		}
+	}
+	if set("group-size") {
+		g.Size = f.groupSize
+	}
+	s.Groups = []testnet.GroupSpec{g}
+	return nil
 }
 
 func newTestnetRunCmd() *cobra.Command {
