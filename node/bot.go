@@ -23,9 +23,12 @@ import (
 //     identity key does, so that a group managed by people still rotates
 //     by policy (and only one of them does it, so they do not fork).
 //
-// For each such group it serves the queued manager requests ('R', signed
-// KindRequest payloads from members with the manage role, checked again
-// with AuthorizeRequest against the current state before acting), then
+// On every member node it also makes the hosts of each managed group's
+// state chain the ones the node uses (followChainHosts, manage_ops.go).
+// For each auto-managed group it serves the queued manager requests ('R',
+// signed KindRequest payloads from members with the manage role, or from
+// a member asking for its own removal, checked again with
+// AuthorizeRequest against the current state before acting), then
 // rotates when groupstate.NeedsRotation says so: a removal, demotion or
 // from-join add not yet followed by a rotation, the policy's period since
 // the last rotation, or its message count in the epoch.
@@ -67,6 +70,7 @@ func (n *Node) managePass() {
 	ctx, cancel := context.WithTimeout(n.ctx, 2*time.Minute)
 	defer cancel()
 	n.fetchWelcomes(ctx)
+	n.followChainHosts(ctx)
 	m := n.member
 	m.mu.Lock()
 	var gids []groupstate.GroupID

@@ -487,9 +487,9 @@ func (n *Node) memberKey(group, fingerprint string) ([32]byte, error) {
 	return [32]byte(t.Identity.SignPub), nil
 }
 
-// request signs r and posts it as a KindRequest payload for the group's
-// bot, which authorizes and performs it.
-func (n *Node) request(ctx context.Context, group string, r *groupstate.Request) (*ManageResult, error) {
+// request signs requests and posts them as KindRequest payloads for the
+// group's bot, which authorizes and performs them (postRequests).
+func (n *Node) request(ctx context.Context, group string, rs ...*groupstate.Request) (*ManageResult, error) {
 	m, e, err := n.lockGroup(group)
 	if err != nil {
 		return nil, err
@@ -508,35 +508,7 @@ func (n *Node) request(ctx context.Context, group string, r *groupstate.Request)
 		m.mu.Unlock()
 		return nil, fmt.Errorf("%w: %q", ErrNoBot, e.g.Name)
 	}
-	op := &managerOp{n: n, m: m, e: e, now: time.Now()}
-	r.GroupID = e.g.ID
-	r.Time = op.now.UnixMilli()
-	if err := groupstate.SignRequest(r, m.id); err != nil {
-		m.mu.Unlock()
-		return nil, err
-	}
-	body, err := groupstate.MarshalRequest(r)
-	if err != nil {
-		m.mu.Unlock()
-		return nil, err
-	}
-	p, err := m.buildPayload(e, groupstate.KindRequest, body, op.now)
-	if err == nil {
-		err = op.seal(p, nil)
-	}
-	if err != nil {
-		if rerr := m.reload(e); rerr != nil {
-			n.log.Error("reloading group state failed", "group", e.g.ID.Short(), "err", rerr)
-		}
-		m.mu.Unlock()
-		return nil, err
-	}
-	res, err := n.commit(ctx, op)
-	if res != nil {
-		res.Requested = true
-		res.Events = []string{"asked the bot to " + r.Op.String()}
-	}
-	return res, err
+	return n.postRequests(ctx, m, e, rs...)
 }
 
 // isSelf reports whether key is this member's identity key.

@@ -1,0 +1,429 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/meshnode/meshnode/groupstate"
+	tu "github.com/meshnode/meshnode/internal/testutil"
+	"github.com/meshnode/meshnode/keymgmt"
+)
+
+func waitRoles(t *testing.T, p *person, gid string, want map[string]string) {
+	t.Helper()
+	tu.Eventually(t, 20*time.Second, func() bool {
+		got := roles(t, p.n, gid)
+		for nick, r := range want {
+			if got[nick] != r {
+				return false
+			}
+		}
+		return true
+	}, "%s lists roles %v", p.nick, want)
+}
+
+func waitHead(t *testing.T, p, like *person, gid string) {
+	t.Helper()
+	tu.Eventually(t, 20*time.Second, func() bool { return headOf(t, p, gid) == headOf(t, like, gid) },
+		"%s reaches %s's state head", p.nick, like.nick)
+}
+
+// After a transfer the new manager adds and removes; the old manager's
+// node refuses to manage, and an event it signs anyway is refused by
+// every member.
+func TestTransferManager(t *testing.T) {
+	leakCheck(t)
+	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
+	hosts := []string{hostAddr(host)}
+	alice, bob, carol, dave := newPerson(t, "alice"), newPerson(t, "bob"), newPerson(t, "carol"), newPerson(t, "dave")
+	for _, p := range []*person{alice, bob, carol, dave} {
+		p.startManaged(nil)
+	}
+	ctx := context.Background()
+	gid := managedGroup(t, alice, "club", hosts, groupstate.DefaultPolicy())
+	addPerson(t, alice, bob, gid, hosts, groupstate.RoleWrite)
+	addPerson(t, alice, carol, gid, hosts, groupstate.RoleWrite)
+
+	res, err := alice.n.TransferManager(ctx, gid, bob.id.Fingerprint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rotated || len(res.Events) != 1 || !strings.Contains(res.Events[0], "handed management to bob") {
+		t.Fatalf("transfer to a writer: %+v", res)
+	}
+	for _, p := range []*person{alice, bob, carol} {
+		waitRoles(t, p, gid, map[string]string{"alice": "write", "bob": "manage", "carol": "write"})
+	}
+	if _, err := alice.n.RemoveMember(ctx, gid, carol.id.Fingerprint()); !errors.Is(err, ErrNotManager) {
+		t.Fatalf("the former manager removes: %v", err)
+	}
+	if _, err := alice.n.TransferManager(ctx, gid, carol.id.Fingerprint()); !errors.Is(err, ErrNotManager) {
+		t.Fatalf("the former manager transfers again: %v", err)
+	}
+
+	// The new manager adds and removes.
+	addPerson(t, bob, dave, gid, hosts, groupstate.RoleWrite)
+	res, err = bob.n.RemoveMember(ctx, gid, carol.id.Fingerprint())
+	if err != nil || !res.Rotated {
+		t.Fatalf("the new manager removes: %+v %v", res, err)
+	}
+	waitEpoch(t, alice, gid, res.Epoch)
+	waitEpoch(t, dave, gid, res.Epoch)
+	waitRoles(t, dave, gid, map[string]string{"alice": "write", "bob": "manage", "carol": "", "dave": "write"})
+
+	// Alice signs a removal of dave anyway: everyone refuses it.
+	waitHead(t, alice, bob, gid)
+	waitHead(t, dave, bob, gid)
+	ev := signedEvent(t, alice, gid, alice.id, &groupstate.Event{Kind: groupstate.EventRemove, Target: [32]byte(dave.id.SigningKey())})
+	postRaw(t, alice, gid, res.Epoch, groupstate.KindStateEvent, marshalEvent(t, ev))
+	for _, p := range []*person{bob, dave} {
+		tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, p, "only managers") }, "%s refuses the former manager's event", p.nick)
+		if got := roles(t, p.n, gid); got["dave"] != "write" {
+			t.Fatalf("%s applied the former manager's removal: %v", p.nick, got)
+		}
+	}
+	if _, err := bob.n.Send(ctx, gid, "still here"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, dave, gid, "still here")
+	for _, p := range []*person{alice, bob, dave} {
+		if s, _ := p.n.Splits(gid); len(s) != 0 {
+			t.Fatalf("%s reports splits: %+v", p.nick, s)
+		}
+	}
+}
+
+// A reader made a manager gets the write key (the keys rotate) and can
+// remove; a transfer to a reader rotates before the author steps down.
+// Then the group's automatic manager leaves by removing itself, the other
+// manager rotates, and the last manager cannot leave.
+func TestAddManagerAndManagerLeaves(t *testing.T) {
+	leakCheck(t)
+	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
+	hosts := []string{hostAddr(host)}
+	alice, bob, carol, dave := newPerson(t, "alice"), newPerson(t, "bob"), newPerson(t, "carol"), newPerson(t, "dave")
+	for _, p := range []*person{alice, bob, carol, dave} {
+		p.startManaged(nil)
+	}
+	ctx := context.Background()
+	gid := managedGroup(t, alice, "club", hosts, groupstate.DefaultPolicy())
+	addPerson(t, alice, bob, gid, hosts, groupstate.RoleRead)
+	addPerson(t, alice, carol, gid, hosts, groupstate.RoleWrite)
+	addPerson(t, alice, dave, gid, hosts, groupstate.RoleRead)
+
+	res, err := alice.n.AddManager(ctx, gid, bob.id.Fingerprint())
+	if err != nil || !res.Rotated || res.Epoch != 1 {
+		t.Fatalf("a reader made a manager: %+v %v", res, err)
+	}
+	if _, err := alice.n.AddManager(ctx, gid, bob.id.Fingerprint()); !errors.Is(err, groupstate.ErrInvalidEvent) {
+		t.Fatalf("a manager made a manager again: %v", err)
+	}
+	waitEpoch(t, bob, gid, 1)
+	waitRoles(t, bob, gid, map[string]string{"alice": "manage", "bob": "manage"})
+	if _, err := bob.n.Send(ctx, gid, "bob writes now"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, carol, gid, "bob writes now")
+	res, err = bob.n.RemoveMember(ctx, gid, carol.id.Fingerprint())
+	if err != nil || !res.Rotated {
+		t.Fatalf("the added manager removes: %+v %v", res, err)
+	}
+	waitEpoch(t, alice, gid, res.Epoch)
+	waitHead(t, alice, bob, gid)
+
+	// Alice hands her management to dave, a reader.
+	res, err = alice.n.TransferManager(ctx, gid, dave.id.Fingerprint())
+	if err != nil || !res.Rotated || len(res.Events) != 2 || !strings.Contains(res.Events[0], "made dave") {
+		t.Fatalf("transfer to a reader: %+v %v", res, err)
+	}
+	waitEpoch(t, dave, gid, res.Epoch)
+	for _, p := range []*person{bob, dave} {
+		waitRoles(t, p, gid, map[string]string{"alice": "write", "bob": "manage", "dave": "manage"})
+	}
+	if _, err := dave.n.Send(ctx, gid, "dave writes now"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, alice, gid, "dave writes now")
+
+	// Of bob and dave, the one with the smaller key auto-manages: it
+	// leaves by removing itself; the other finds the rotation due.
+	leaver, stays := bob, dave
+	if slices.Compare(dave.id.SigningKey(), bob.id.SigningKey()) < 0 {
+		leaver, stays = dave, bob
+	}
+	waitHead(t, leaver, alice, gid)
+	waitHead(t, stays, alice, gid)
+	before := res.Epoch
+	res, err = leaver.n.LeaveGroup(ctx, gid)
+	if err != nil || res.Requested || res.Rotated || !slices.Contains(res.Events, "left the group") {
+		t.Fatalf("the automatic manager leaves: %+v %v", res, err)
+	}
+	if _, err := leaver.n.GroupInfo(gid); !errors.Is(err, ErrUnknownGroup) {
+		t.Fatalf("the leaver still has the group: %v", err)
+	}
+	waitEpoch(t, stays, gid, before+1)
+	waitEpoch(t, alice, gid, before+1)
+	waitRoles(t, alice, gid, map[string]string{leaver.nick: "", stays.nick: "manage"})
+
+	// The last manager cannot leave while alice is there.
+	waitHead(t, stays, alice, gid)
+	if _, err := stays.n.LeaveGroup(ctx, gid); !errors.Is(err, groupstate.ErrLastManager) {
+		t.Fatalf("the last manager leaves: %v", err)
+	}
+	if gi, err := stays.n.GroupInfo(gid); err != nil || gi.Role != "manage" {
+		t.Fatalf("the refused leave changed the group: %+v %v", gi, err)
+	}
+}
+
+// Setting the hosts moves the members' traffic: a message sent after it
+// is stored on the new host, and a newcomer added after the old host is
+// gone joins and reads through the new one.
+func TestSetHostsMovesTraffic(t *testing.T) {
+	leakCheck(t)
+	oldHost := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
+	newHost := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
+	alice, bob, carol := newPerson(t, "alice"), newPerson(t, "bob"), newPerson(t, "carol")
+	for _, p := range []*person{alice, bob, carol} {
+		p.startManaged(nil)
+	}
+	ctx := context.Background()
+	before, after := []string{hostAddr(oldHost)}, []string{hostAddr(newHost)}
+	gid := managedGroup(t, alice, "club", before, groupstate.DefaultPolicy())
+	addPerson(t, alice, bob, gid, before, groupstate.RoleWrite)
+
+	if _, err := bob.n.SetHosts(ctx, gid, after); !errors.Is(err, ErrNotManager) {
+		t.Fatalf("a writer sets the hosts: %v", err)
+	}
+	if _, err := alice.n.SetHosts(ctx, gid, []string{"/ip4/127.0.0.1/tcp/1"}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("a host without /p2p/: %v", err)
+	}
+	res, err := alice.n.SetHosts(ctx, gid, after)
+	if err != nil || len(res.Failed) != 0 || res.Delivered != 1 || res.Rotated {
+		t.Fatalf("set hosts: %+v %v", res, err)
+	}
+	if got, _ := alice.n.GroupHosts(gid); !slices.Equal(got, after) {
+		t.Fatalf("alice's hosts: %v", got)
+	}
+	tu.Eventually(t, 20*time.Second, func() bool {
+		got, err := bob.n.GroupHosts(gid)
+		return err == nil && slices.Equal(got, after)
+	}, "bob follows the new hosts")
+	if gi, err := bob.n.GroupInfo(gid); err != nil || !slices.Equal(gi.Hosts, after) {
+		t.Fatalf("bob's group info: %+v %v", gi, err)
+	}
+
+	sr, err := bob.n.Send(ctx, gid, "after the move")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sr.StoredBy, []string{newHost.ID().String()}) || len(sr.Failed) != 0 {
+		t.Fatalf("bob's message went to %v (failed %v), want the new host only", sr.StoredBy, sr.Failed)
+	}
+	bob.n.member.mu.Lock()
+	e := entry(t, bob, gid)
+	keys, err := e.keysFor(e.g.Epoch)
+	bob.n.member.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count(t, newHost, keys.Mailbox) == 0 {
+		t.Fatal("the new host does not hold the group's mailbox")
+	}
+
+	// The old host goes away; carol, added now, joins and reads through
+	// the new host.
+	if err := oldHost.Close(); err != nil {
+		t.Fatal(err)
+	}
+	addPerson(t, alice, carol, gid, after, groupstate.RoleWrite)
+	waitText(t, carol, gid, "after the move")
+	if _, err := carol.n.Send(ctx, gid, "carol arrives"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, bob, gid, "carol arrives")
+}
+
+// A member that leaves is removed by the manager, which rotates; the
+// leaver's node forgets the group, and what it kept from before cannot
+// read anything sent after.
+func TestLeaveGroup(t *testing.T) {
+	leakCheck(t)
+	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
+	hosts := []string{hostAddr(host)}
+	alice, bob, carol := newPerson(t, "alice"), newPerson(t, "bob"), newPerson(t, "carol")
+	for _, p := range []*person{alice, bob, carol} {
+		p.startManaged(nil)
+	}
+	ctx := context.Background()
+	gid := managedGroup(t, alice, "club", hosts, groupstate.DefaultPolicy())
+	addPerson(t, alice, bob, gid, hosts, groupstate.RoleWrite)
+	addPerson(t, alice, carol, gid, hosts, groupstate.RoleWrite)
+	if _, err := bob.n.Send(ctx, gid, "bob was here"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, carol, gid, "bob was here")
+
+	// What bob's node holds before leaving.
+	bob.n.member.mu.Lock()
+	e := entry(t, bob, gid)
+	kept, groupID := e.g, e.g.ID
+	mbs := bob.n.member.mailboxesOf(e)
+	bob.n.member.mu.Unlock()
+	keys, err := kept.Keys(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := bob.n.LeaveGroup(ctx, gid)
+	if err != nil || !res.Requested || res.Delivered != 1 || len(res.Failed) != 0 {
+		t.Fatalf("bob leaves: %+v %v", res, err)
+	}
+	if _, err := bob.n.GroupInfo(gid); !errors.Is(err, ErrUnknownGroup) {
+		t.Fatalf("bob's node still has the group: %v", err)
+	}
+	if gs, _ := bob.n.Groups(); len(gs) != 0 {
+		t.Fatalf("bob's node lists %+v", gs)
+	}
+	for _, mb := range mbs {
+		if bob.n.Hosts(mb) {
+			t.Fatal("bob's node still hosts a mailbox of the group")
+		}
+	}
+	var left int
+	err = bob.n.member.db.db.View(func(txn *badger.Txn) error {
+		for _, pfx := range append([]byte{pfxGroup, pfxLocal, pfxTracker, pfxChain}, groupPrefixes...) {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: gkey(pfx, groupID)})
+			for it.Rewind(); it.Valid(); it.Next() {
+				left++
+			}
+			it.Close()
+		}
+		return nil
+	})
+	if err != nil || left != 0 {
+		t.Fatalf("bob's database keeps %d records of the group (%v)", left, err)
+	}
+	if _, err := bob.n.LeaveGroup(ctx, gid); !errors.Is(err, ErrUnknownGroup) {
+		t.Fatalf("leaving twice: %v", err)
+	}
+
+	// Alice's node removes him and rotates.
+	waitEpoch(t, carol, gid, 1)
+	waitRoles(t, carol, gid, map[string]string{"alice": "manage", "bob": "", "carol": "write"})
+	if _, err := alice.n.Send(ctx, gid, "after bob left"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, carol, gid, "after bob left")
+
+	// With every secret bob's node had and every envelope of the host, he
+	// reads nothing sent after, and the rotation is not sealed to him.
+	mbAll, err := host.Store().Mailboxes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var updates int
+	for _, mb := range mbAll {
+		pg, err := host.Store().Page(mb, nil, 10000, 64<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, env := range pg.Envelopes {
+			p, err := groupstate.OpenMessage(keys, groupID, 0, env)
+			if err != nil {
+				continue
+			}
+			if strings.Contains(string(p.Body), "after bob left") {
+				t.Fatalf("bob's kept keys decrypt %q", p.Body)
+			}
+			if p.Kind != groupstate.KindKeyUpdate {
+				continue
+			}
+			updates++
+			ku, err := groupstate.ParseKeyUpdate(p.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := chainCopy(t, alice, gid).AcceptKeyUpdate(bob.id, 0, ku); !errors.Is(err, keymgmt.ErrNotRecipient) {
+				t.Fatalf("bob opens the rotation after he left: %v", err)
+			}
+		}
+	}
+	if updates == 0 {
+		t.Fatal("no rotation found on the host")
+	}
+}
+
+// Through the bot: a manager makes a reader a manager, hands its own
+// management over and has the hosts set; a reader leaves.
+func TestManagerOpsViaBot(t *testing.T) {
+	leakCheck(t)
+	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
+	newHost := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
+	hosts := []string{hostAddr(host)}
+	bot, alice, bob, carol := newPerson(t, "helper"), newPerson(t, "alice"), newPerson(t, "bob"), newPerson(t, "carol")
+	bot.startManaged(asBot)
+	for _, p := range []*person{alice, bob, carol} {
+		p.startManaged(nil)
+	}
+	ctx := context.Background()
+	gid := managedGroup(t, bot, "community", hosts, groupstate.DefaultPolicy())
+	addPerson(t, bot, alice, gid, hosts, groupstate.RoleManage)
+	addPerson(t, bot, bob, gid, hosts, groupstate.RoleWrite)
+	addPerson(t, bot, carol, gid, hosts, groupstate.RoleRead)
+
+	if _, err := bob.n.AddManager(ctx, gid, carol.id.Fingerprint(), ViaBot()); !errors.Is(err, ErrNotManager) {
+		t.Fatalf("a writer asks for a manager: %v", err)
+	}
+	if _, err := alice.n.AddManager(ctx, gid, bot.id.Fingerprint(), ViaBot()); !errors.Is(err, groupstate.ErrInvalidEvent) {
+		t.Fatalf("asking to promote a manager: %v", err)
+	}
+	res, err := alice.n.AddManager(ctx, gid, carol.id.Fingerprint(), ViaBot())
+	if err != nil || !res.Requested {
+		t.Fatalf("add-manager via the bot: %+v %v", res, err)
+	}
+	waitEpoch(t, carol, gid, 1) // carol gained write access
+	waitRoles(t, alice, gid, map[string]string{"carol": "manage"})
+
+	res, err = alice.n.TransferManager(ctx, gid, bob.id.Fingerprint(), ViaBot())
+	if err != nil || !res.Requested || len(res.Events) != 2 {
+		t.Fatalf("transfer via the bot: %+v %v", res, err)
+	}
+	for _, p := range []*person{alice, bob} {
+		waitRoles(t, p, gid, map[string]string{"helper": "manage+bot", "alice": "write", "bob": "manage", "carol": "manage"})
+	}
+
+	after := []string{hostAddr(newHost)}
+	if _, err := bob.n.SetHosts(ctx, gid, after, ViaBot()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*person{bot, alice, bob, carol} {
+		tu.Eventually(t, 20*time.Second, func() bool {
+			got, err := p.n.GroupHosts(gid)
+			return err == nil && slices.Equal(got, after)
+		}, "%s follows the hosts the bot set", p.nick)
+	}
+
+	// Carol, a manager, leaves: the bot removes her and rotates.
+	epoch := func() uint64 { gi, _ := alice.n.GroupInfo(gid); return gi.Epoch }()
+	res, err = carol.n.LeaveGroup(ctx, gid)
+	if err != nil || !res.Requested {
+		t.Fatalf("carol leaves: %+v %v", res, err)
+	}
+	waitEpoch(t, alice, gid, epoch+1)
+	waitRoles(t, bob, gid, map[string]string{"carol": "", "bob": "manage"})
+	if _, err := alice.n.Send(ctx, gid, "bye carol"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, bob, gid, "bye carol")
+	for _, p := range []*person{alice, bob} {
+		if s, _ := p.n.Splits(gid); len(s) != 0 {
+			t.Fatalf("%s reports splits: %+v", p.nick, s)
+		}
+	}
+}
