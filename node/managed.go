@@ -290,8 +290,7 @@ func (m *member) checkManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Payl
 	}
 	switch {
 	case member && unknown:
-		e.addClaim(headClaim{epoch: p.Epoch, head: head, author: p.Author})
-		return nil
+		return e.addClaim(txn, headClaim{epoch: p.Epoch, head: head, author: p.Author})
 	case member:
 		return nil
 	case unknown:
@@ -301,16 +300,65 @@ func (m *member) checkManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Payl
 	return fmt.Errorf("%w: %s is not a member of %q at state %s", ErrNotMember, keymgmt.Fingerprint(author), e.g.Name, head.Short())
 }
 
-func (e *groupEntry) addClaim(c headClaim) {
+// addClaim keeps a head claim, in memory and in the member DB ('H'), so a
+// split it reveals later is reported even across restarts.
+func (e *groupEntry) addClaim(txn *badger.Txn, c headClaim) error {
 	for _, x := range e.claims {
 		if x == c {
-			return
+			return nil
 		}
 	}
 	if len(e.claims) >= maxClaims {
+		if err := txn.Delete(claimKey(e.g.ID, e.claims[0])); err != nil {
+			return err
+		}
 		e.claims = e.claims[1:]
 	}
+	if err := txn.Set(claimKey(e.g.ID, c), c.marshal()); err != nil {
+		return err
+	}
 	e.claims = append(e.claims, c)
+	return nil
+}
+
+// claimSize is the size of a head claim record: epoch, head, author.
+const claimSize = 8 + 32 + 32
+
+func (c headClaim) marshal() []byte {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, claimSize), c.epoch)
+	b = append(b, c.head[:]...)
+	return append(b, c.author[:]...)
+}
+
+func claimKey(g groupstate.GroupID, c headClaim) []byte {
+	h := sha256.Sum256(c.marshal())
+	return gkey(pfxClaim, g, h[:])
+}
+
+// decodeClaim decodes a head claim record ('H').
+func decodeClaim(b []byte) (headClaim, error) {
+	var c headClaim
+	if len(b) != claimSize {
+		return c, fmt.Errorf("%w: head claim record of %d bytes, want %d", ErrCorrupt, len(b), claimSize)
+	}
+	c.epoch = binary.BigEndian.Uint64(b)
+	copy(c.head[:], b[8:40])
+	copy(c.author[:], b[40:])
+	return c, nil
+}
+
+// loadClaims reads a managed group's head claims.
+func (m *member) loadClaims(g groupstate.GroupID) ([]headClaim, error) {
+	var out []headClaim
+	err := m.db.scan(gkey(pfxClaim, g), func(_, v []byte) error {
+		c, err := decodeClaim(v)
+		if err != nil {
+			return err
+		}
+		out = append(out, c)
+		return nil
+	})
+	return out, err
 }
 
 // deferPayload keeps a payload to handle again when the chain grows.
@@ -428,17 +476,20 @@ func (m *member) chainGrew(txn *badger.Txn, e *groupEntry) error {
 		m.mg.changed = map[groupstate.GroupID]bool{}
 	}
 	m.mg.changed[e.g.ID] = true
-	kept := e.claims[:0]
+	var kept []headClaim
 	for _, c := range e.claims {
 		err := e.chain.CheckHead(c.epoch, c.head)
-		switch {
-		case err == nil:
-		case errors.Is(err, groupstate.ErrUnknownHead):
+		if errors.Is(err, groupstate.ErrUnknownHead) {
 			kept = append(kept, c)
-		case errors.Is(err, groupstate.ErrSplit), errors.Is(err, groupstate.ErrFork):
+			continue
+		}
+		if errors.Is(err, groupstate.ErrSplit) || errors.Is(err, groupstate.ErrFork) {
 			if err := m.reportSplit(txn, e, c.epoch, c.head, c.author, err); err != nil {
 				return err
 			}
+		}
+		if err := txn.Delete(claimKey(e.g.ID, c)); err != nil {
+			return err
 		}
 	}
 	e.claims = kept

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,6 +63,8 @@ func TestManagedRecordsRejects(t *testing.T) {
 		"deferred: truncated":   {deferred[:len(deferred)-1], func(b []byte) error { _, err := decodeDeferred(b); return err }},
 		"deferred: signature":   {tampered, func(b []byte) error { _, err := decodeDeferred(b); return err }},
 		"deferred: other epoch": {otherEpoch, func(b []byte) error { _, err := decodeDeferred(b); return err }},
+		"claim: short":          {make([]byte, claimSize-1), func(b []byte) error { _, err := decodeClaim(b); return err }},
+		"claim: long":           {make([]byte, claimSize+1), func(b []byte) error { _, err := decodeClaim(b); return err }},
 	} {
 		if err := tc.dec(tc.b); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: %v, want ErrCorrupt", name, err)
@@ -73,10 +76,18 @@ func TestManagedRecordsRejects(t *testing.T) {
 // decoders: a value or ErrCorrupt, never a panic.
 func FuzzManagedRecords(f *testing.F) {
 	kp, split, deferred := validManagedRecords(f)
-	for _, b := range [][]byte{kp, split, deferred, nil, []byte("null")} {
+	claim := headClaim{epoch: 3, head: groupstate.EventID{1}, author: [32]byte{2}}.marshal()
+	for _, b := range [][]byte{kp, split, deferred, claim, nil, []byte("null")} {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if c, err := decodeClaim(b); err == nil {
+			if !bytes.Equal(c.marshal(), b) {
+				t.Fatal("decodeClaim does not round-trip")
+			}
+		} else if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("decodeClaim: %v is not ErrCorrupt", err)
+		}
 		if p, err := decodePendingKP(b); err == nil {
 			if p.kp == nil || p.cursors == nil {
 				t.Fatalf("decodePendingKP accepted an unusable record: %+v", p)

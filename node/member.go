@@ -148,6 +148,11 @@ func (m *member) addEntry(g *groupstate.Group) (*groupEntry, error) {
 	if e.chain, err = m.loadChain(g.ID); err != nil {
 		return nil, err
 	}
+	if e.chain != nil {
+		if e.claims, err = m.loadClaims(g.ID); err != nil {
+			return nil, err
+		}
+	}
 	for epoch := range g.Secrets {
 		k, err := e.keysFor(epoch)
 		if err != nil {

@@ -38,6 +38,10 @@ import (
 //	                             encoding, retried when the chain grows
 //	'R' gid request(32)        → manager request binary queued for the bot
 //	                             (key: SHA-256 of the request)
+//	'H' gid key(32)            → head claim: 8 epoch ‖ 32 state head ‖ 32
+//	                             author, a head a payload named that the
+//	                             chain did not hold, re-checked as it grows
+//	                             (key: SHA-256 of the value)
 //	'X' gid key(32)            → split report JSON (key: SHA-256 of what
 //	                             identifies the split, so it is reported once)
 //	'K' kp(32)                 → pendingKeyPackage JSON: an own key package
@@ -61,6 +65,7 @@ const (
 	pfxDeferred   = 'Q'
 	pfxRequest    = 'R'
 	pfxSplit      = 'X'
+	pfxClaim      = 'H'
 	pfxKeyPackage = 'K'
 )
 
