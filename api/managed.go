@@ -18,6 +18,10 @@ const (
 	PathGroupRotate     = PathGroup + "/rotate"
 	PathGroupPolicy     = PathGroup + "/policy"
 	PathGroupSplits     = PathGroup + "/splits"
+	PathGroupManagers   = PathGroup + "/managers"
+	PathGroupTransfer   = PathGroup + "/transfer-manager"
+	PathGroupHosts      = PathGroup + "/hosts"
+	PathGroupLeave      = PathGroup + "/leave"
 )
 
 // Error codes of the managed-group endpoints.
@@ -29,6 +33,7 @@ const (
 	CodeBadKeyPackage = "bad_key_package" // 400: a key package that does not parse, verify or has expired
 	CodeNoInvite      = "no_invite"       // 409: an invite asked for a managed group
 	CodeRefused       = "refused"         // 409: the state chain refuses the operation (last manager, not applicable)
+	CodeUndelivered   = "undelivered"     // 503: leaving: no group host stored the removal; the group is kept
 )
 
 // Message kinds of managed groups.
@@ -78,6 +83,30 @@ type SetRoleRequest struct {
 // parameters (remove, rotate).
 type ManageRequest struct {
 	ViaBot bool `json:"via_bot,omitempty"`
+}
+
+// ManagerRequest is the body of POST /v1/groups/{group}/managers (make a
+// member a manager) and POST /v1/groups/{group}/transfer-manager (hand
+// this member's management to a member, who becomes a manager while this
+// one becomes a writer).
+type ManagerRequest struct {
+	// Fingerprint is the member's fingerprint.
+	Fingerprint string `json:"fingerprint"`
+	ViaBot      bool   `json:"via_bot,omitempty"`
+}
+
+// SetHostsRequest is the body of PUT /v1/groups/{group}/hosts.
+type SetHostsRequest struct {
+	// Hosts are multiaddrs ending in /p2p/PEERID, in order of preference;
+	// empty: the members' own nodes only.
+	Hosts  []string `json:"hosts"`
+	ViaBot bool     `json:"via_bot,omitempty"`
+}
+
+// GroupHosts is the answer of GET /v1/groups/{group}/hosts: the hosts this
+// node relays the group's messages to and fetches them from.
+type GroupHosts struct {
+	Hosts []string `json:"hosts"`
 }
 
 // PolicyRequest is the body of PUT /v1/groups/{group}/policy: only the
@@ -214,6 +243,37 @@ func (c *Client) Splits(ctx context.Context, group string) ([]Split, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// AddManager calls POST /v1/groups/{group}/managers.
+func (c *Client) AddManager(ctx context.Context, group, fingerprint string, viaBot bool) (*ManageResult, error) {
+	return c.manage(ctx, http.MethodPost, GroupPath(PathGroupManagers, group), &ManagerRequest{Fingerprint: fingerprint, ViaBot: viaBot})
+}
+
+// TransferManager calls POST /v1/groups/{group}/transfer-manager.
+func (c *Client) TransferManager(ctx context.Context, group, fingerprint string, viaBot bool) (*ManageResult, error) {
+	return c.manage(ctx, http.MethodPost, GroupPath(PathGroupTransfer, group), &ManagerRequest{Fingerprint: fingerprint, ViaBot: viaBot})
+}
+
+// GroupHosts calls GET /v1/groups/{group}/hosts.
+func (c *Client) GroupHosts(ctx context.Context, group string) (*GroupHosts, error) {
+	var out GroupHosts
+	if err := c.Do(ctx, http.MethodGet, GroupPath(PathGroupHosts, group), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SetHosts calls PUT /v1/groups/{group}/hosts.
+func (c *Client) SetHosts(ctx context.Context, group string, req *SetHostsRequest) (*ManageResult, error) {
+	return c.manage(ctx, http.MethodPut, GroupPath(PathGroupHosts, group), req)
+}
+
+// LeaveGroup calls POST /v1/groups/{group}/leave: this member leaves the
+// group (in a managed group, the manager removes it and rotates) and the
+// node forgets it.
+func (c *Client) LeaveGroup(ctx context.Context, group string) (*ManageResult, error) {
+	return c.manage(ctx, http.MethodPost, GroupPath(PathGroupLeave, group), nil)
 }
 
 func (c *Client) manage(ctx context.Context, method, path string, req any) (*ManageResult, error) {

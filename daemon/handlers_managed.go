@@ -14,7 +14,8 @@ import (
 )
 
 // managedRoutes: managed groups — creation, key packages, adding,
-// removing and changing members, rotation, policy and splits (issue 4).
+// removing and changing members, managers, hosts, leaving, rotation,
+// policy and splits (issue 4).
 func (s *server) managedRoutes(mux *http.ServeMux) {
 	s.handle(mux, api.PathManagedGroups, methods{http.MethodPost: s.createManaged})
 	s.handle(mux, api.PathKeyPackages, methods{http.MethodGet: s.listKeyPackages, http.MethodPost: s.newKeyPackage})
@@ -24,6 +25,10 @@ func (s *server) managedRoutes(mux *http.ServeMux) {
 	s.handle(mux, api.PathGroupRotate, methods{http.MethodPost: s.rotate})
 	s.handle(mux, api.PathGroupPolicy, methods{http.MethodGet: s.getPolicy, http.MethodPut: s.setPolicy})
 	s.handle(mux, api.PathGroupSplits, methods{http.MethodGet: s.getSplits})
+	s.handle(mux, api.PathGroupManagers, methods{http.MethodPost: s.addManager})
+	s.handle(mux, api.PathGroupTransfer, methods{http.MethodPost: s.transferManager})
+	s.handle(mux, api.PathGroupHosts, methods{http.MethodGet: s.getHosts, http.MethodPut: s.setHosts})
+	s.handle(mux, api.PathGroupLeave, methods{http.MethodPost: s.leave})
 }
 
 // managedErrors map the managed-group errors to API codes and statuses.
@@ -38,6 +43,7 @@ var managedErrors = []struct {
 	{node.ErrNoBot, api.CodeNoBot, http.StatusConflict},
 	{node.ErrNoInvite, api.CodeNoInvite, http.StatusConflict},
 	{node.ErrBadKeyPackage, api.CodeBadKeyPackage, http.StatusBadRequest},
+	{node.ErrLeaveUndelivered, api.CodeUndelivered, http.StatusServiceUnavailable},
 	{groupstate.ErrLastManager, api.CodeRefused, http.StatusConflict},
 	{groupstate.ErrInvalidEvent, api.CodeRefused, http.StatusConflict},
 	{groupstate.ErrUnauthorized, api.CodeNotManager, http.StatusForbidden},
@@ -258,6 +264,56 @@ func (s *server) getSplits(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+func (s *server) addManager(w http.ResponseWriter, r *http.Request) error {
+	return s.managerCall(w, r, s.d.node.AddManager)
+}
+
+func (s *server) transferManager(w http.ResponseWriter, r *http.Request) error {
+	return s.managerCall(w, r, s.d.node.TransferManager)
+}
+
+// managerCall runs AddManager or TransferManager for the member a
+// ManagerRequest names.
+func (s *server) managerCall(w http.ResponseWriter, r *http.Request,
+	op func(ctx context.Context, group, fingerprint string, opts ...node.ManageOption) (*node.ManageResult, error)) error {
+	var req api.ManagerRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	fp, err := parseFingerprint(req.Fingerprint)
+	if err != nil {
+		return err
+	}
+	return s.manageCall(w, r, func(ctx context.Context) (*node.ManageResult, error) {
+		return op(ctx, r.PathValue("group"), fp, viaBot(req.ViaBot)...)
+	})
+}
+
+func (s *server) getHosts(w http.ResponseWriter, r *http.Request) error {
+	hosts, err := s.d.node.GroupHosts(r.PathValue("group"))
+	if err != nil {
+		return managedError(err)
+	}
+	writeJSON(w, http.StatusOK, api.GroupHosts{Hosts: hosts})
+	return nil
+}
+
+func (s *server) setHosts(w http.ResponseWriter, r *http.Request) error {
+	var req api.SetHostsRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	return s.manageCall(w, r, func(ctx context.Context) (*node.ManageResult, error) {
+		return s.d.node.SetHosts(ctx, r.PathValue("group"), req.Hosts, viaBot(req.ViaBot)...)
+	})
+}
+
+func (s *server) leave(w http.ResponseWriter, r *http.Request) error {
+	return s.manageCall(w, r, func(ctx context.Context) (*node.ManageResult, error) {
+		return s.d.node.LeaveGroup(ctx, r.PathValue("group"))
+	})
 }
 
 // manageCall runs a management call within its time limit and answers
