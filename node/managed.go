@@ -74,6 +74,9 @@ var (
 	ErrNoBot = errors.New("node: the group has no bot manager to send the request to")
 	// ErrNotMember: a payload whose author is not a member of the group.
 	ErrNotMember = errors.New("node: author is not a member of the group")
+	// ErrNotWriter: a message, direct or profile whose author has only
+	// the read role (it obtained the write key from someone else).
+	ErrNotWriter = errors.New("node: author may only read in this group")
 	// ErrNoInvite: an invite asked for a managed group (its members are
 	// added by a manager).
 	ErrNoInvite = errors.New("node: no invite for this group")
@@ -261,8 +264,22 @@ func (m *member) checkManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Payl
 	}
 	author := p.AuthorKey()
 	var sentAfter *groupstate.Event
+	// role is the author's role where it is judged: at the head for a
+	// member, at the head the payload names for one demoted or removed
+	// since.
+	var role groupstate.Role
 	member := func() bool {
-		if _, ok := c.Member(author); ok {
+		if mb, ok := c.Member(author); ok {
+			role = mb.Role
+			if writes(p.Kind) && !role.CanWrite() && !unknown {
+				// Demoted since? Replaying the chain to the named head
+				// costs more, so it is done only on this rare path.
+				if st, err := c.StateAt(head); err == nil {
+					if old, ok := st.Member(author); ok {
+						role = old.Role
+					}
+				}
+			}
 			return true
 		}
 		if unknown {
@@ -275,9 +292,11 @@ func (m *member) checkManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Payl
 		if err != nil {
 			return false
 		}
-		if _, ok := st.Member(author); !ok {
+		mb, ok := st.Member(author)
+		if !ok {
 			return false
 		}
+		role = mb.Role
 		if rm, ok := c.RemovalAfter(head, p.Author); ok && rm.SeqLimit > 0 && p.Seq >= rm.SeqLimit {
 			sentAfter = rm
 			return false
@@ -289,6 +308,12 @@ func (m *member) checkManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Payl
 			ErrNotMember, keymgmt.Fingerprint(author), e.g.Name, sentAfter.ID().Short(), p.Seq, sentAfter.SeqLimit)
 	}
 	switch {
+	case member && writes(p.Kind) && !role.CanWrite() && unknown:
+		// Perhaps promoted by an event that has not arrived yet.
+		return m.deferPayload(txn, e, p, id)
+	case member && writes(p.Kind) && !role.CanWrite():
+		return fmt.Errorf("%w: %s has the role %s in %q, and posted a %s", ErrNotWriter,
+			keymgmt.Fingerprint(author), role, e.g.Name, p.Kind)
 	case member && unknown:
 		return e.addClaim(txn, headClaim{epoch: p.Epoch, head: head, author: p.Author})
 	case member:
@@ -302,6 +327,13 @@ func (m *member) checkManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Payl
 
 // addClaim keeps a head claim, in memory and in the member DB ('H'), so a
 // split it reveals later is reported even across restarts.
+// writes reports whether a payload kind needs the write role: what
+// members say to the group. Key updates, state events and requests are
+// authorized by the chain (AcceptKeyUpdate, Chain.Add, AuthorizeRequest).
+func writes(k groupstate.Kind) bool {
+	return k == groupstate.KindText || k == groupstate.KindDirect || k == groupstate.KindProfile
+}
+
 func (e *groupEntry) addClaim(txn *badger.Txn, c headClaim) error {
 	for _, x := range e.claims {
 		if x == c {
