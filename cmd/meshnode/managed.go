@@ -12,7 +12,8 @@ import (
 )
 
 // Managed groups (issue 4): `group add|remove|role|rotate|policy|splits`,
-// `keypackage`, and the --managed flags of `group create`.
+// `group add-manager|transfer-manager|hosts|leave`, `keypackage`, and the
+// --managed flags of `group create`.
 
 // managedCreateFlags are the flags of `group create --managed`.
 type managedCreateFlags struct {
@@ -62,7 +63,8 @@ func createManaged(cmd *cobra.Command, g *globals, name string, hosts []string, 
 
 func newManagedGroupCmds(g *globals) []*cobra.Command {
 	return []*cobra.Command{newGroupAddCmd(g), newGroupRemoveCmd(g), newGroupRoleCmd(g),
-		newGroupRotateCmd(g), newGroupPolicyCmd(g), newGroupSplitsCmd(g)}
+		newGroupRotateCmd(g), newGroupPolicyCmd(g), newGroupSplitsCmd(g),
+		newGroupAddManagerCmd(g), newGroupTransferManagerCmd(g), newGroupHostsCmd(g), newGroupLeaveCmd(g)}
 }
 
 // viaBotFlag registers --via-bot.
@@ -237,6 +239,139 @@ func newGroupSplitsCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+func newGroupAddManagerCmd(g *globals) *cobra.Command {
+	var via, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "add-manager GROUP FINGERPRINT",
+		Short: "Make a member of a managed group a manager (it can then add, remove and rotate)",
+		Long: "Give a member the manage role. A member who could only read gets the write key too:\n" +
+			"the keys rotate.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return manageCallOut(cmd, g, asJSON, func(c *api.Client) (*api.ManageResult, error) {
+				return c.AddManager(cmd.Context(), args[0], args[1], via)
+			})
+		},
+	}
+	viaBotFlag(cmd, &via)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func newGroupTransferManagerCmd(g *globals) *cobra.Command {
+	var via, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "transfer-manager GROUP FINGERPRINT",
+		Short: "Hand your management of a managed group to a member (you become a writer)",
+		Long: "Make a member a manager and step down to write. A member who could only read gets the\n" +
+			"write key first (the keys rotate). The only manager of a group hands over this way before\n" +
+			"leaving it.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return manageCallOut(cmd, g, asJSON, func(c *api.Client) (*api.ManageResult, error) {
+				return c.TransferManager(cmd.Context(), args[0], args[1], via)
+			})
+		},
+	}
+	viaBotFlag(cmd, &via)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func newGroupHostsCmd(g *globals) *cobra.Command {
+	var via, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "hosts GROUP [MULTIADDR...]",
+		Short: "Show a group's hosts, or set a managed group's hosts",
+		Long: "Without addresses, print the hosts this node relays the group's messages to and fetches\n" +
+			"them from. With addresses (multiaddrs ending in /p2p/PEERID, in order of preference), a\n" +
+			"manager replaces a managed group's hosts: the change is posted to the old and the new\n" +
+			"hosts, and the members' nodes move to the new ones. Keep the old hosts running until\n" +
+			"the members have moved (a member offline meanwhile learns of it from an old host).",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return manageCallOut(cmd, g, asJSON, func(c *api.Client) (*api.ManageResult, error) {
+					return c.SetHosts(cmd.Context(), args[0], &api.SetHostsRequest{Hosts: args[1:], ViaBot: via})
+				})
+			}
+			if via {
+				return fmt.Errorf("--via-bot needs the new hosts")
+			}
+			var h *api.GroupHosts
+			if err := g.call(func(c *api.Client) (err error) {
+				h, err = c.GroupHosts(cmd.Context(), args[0])
+				return err
+			}); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(g.stdout, h)
+			}
+			if len(h.Hosts) == 0 {
+				fmt.Fprintln(g.stdout, "No hosts: the history lives on the members' nodes while they run.")
+			}
+			for _, a := range h.Hosts {
+				fmt.Fprintln(g.stdout, printable(a))
+			}
+			return nil
+		},
+	}
+	viaBotFlag(cmd, &via)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newGroupLeaveCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "leave GROUP",
+		Short: "Leave a group: your node forgets it (its keys and messages)",
+		Long: "Leave a group and delete what your node holds of it: its keys, messages and state.\n" +
+			"In a managed group your node first asks the group's manager to remove you (the keys\n" +
+			"rotate, so you read nothing new). The only manager of a managed group with other members\n" +
+			"cannot leave: hand management over first (group transfer-manager).",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var res *api.ManageResult
+			if err := g.call(func(c *api.Client) (err error) {
+				res, err = c.LeaveGroup(cmd.Context(), args[0])
+				return err
+			}); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(g.stdout, res)
+			}
+			for _, e := range res.Events {
+				fmt.Fprintf(g.stdout, "  %s\n", printable(e))
+			}
+			for h, why := range res.Failed {
+				fmt.Fprintf(g.stdout, "warning: host %s did not store it: %s\n", h, printable(why))
+			}
+			fmt.Fprintln(g.stdout, "Left the group; your node deleted its keys and messages.")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+// manageCallOut is manageCall, printing the result as JSON when asked.
+func manageCallOut(cmd *cobra.Command, g *globals, asJSON bool, fn func(*api.Client) (*api.ManageResult, error)) error {
+	if !asJSON {
+		return manageCall(cmd, g, fn)
+	}
+	var res *api.ManageResult
+	if err := g.call(func(c *api.Client) (err error) {
+		res, err = fn(c)
+		return err
+	}); err != nil {
+		return err
+	}
+	return printJSON(g.stdout, res)
 }
 
 // manageCall runs a management call and prints what it did.
