@@ -55,6 +55,55 @@
 //
 // Tags change every epoch, so none of these links epochs of one group.
 //
+// # Managed groups
+//
+// A managed group's membership is a state chain (package groupstate,
+// ARCHITECTURE §7) that every member holds next to its group record and
+// checks event by event. The flow, file by file:
+//
+//	create   CreateGroup(Managed(policy)): the create event names this
+//	         member its first manager (a bot on a RoleBot node); it is
+//	         posted like a message, then the profile (manage.go)
+//	join     the newcomer's NewKeyPackage: its node watches the welcome
+//	         mailbox derived from the key package, on the key package's
+//	         hosts and its bootstrap peers (welcome.go)
+//	add      a manager's AddMember: add event (then a rotation under
+//	         from-join history), then the welcome — the state chain and
+//	         the epoch secrets the newcomer may read, sealed to the key
+//	         package — posted through the group's hosts to the welcome
+//	         mailbox; the newcomer opens it, stores the group and chain,
+//	         announces its profile and catches up (welcome.go)
+//	events   every member adds each state event to its chain: the author
+//	         must have had the permission at the head the event extends;
+//	         orphans wait for their parent, payloads of unknown authors
+//	         wait for the chain to grow (managed.go)
+//	rotate   removal, demotion, from-join add, policy or demand: the
+//	         manager seals epoch n+1's secrets to every remaining member
+//	         in key updates posted in epoch n's mailbox; members open
+//	         their copy, host and catch up the new mailbox; a removed
+//	         member finds no copy (rotation.go)
+//	requests a member with the manage role (or any member asking for its
+//	         own removal) signs a request; the group's automatic manager
+//	         — its bot, else the manager with the smallest key — queues
+//	         it, authorizes it again against the current state and
+//	         performs it with its own events (manage.go, bot.go)
+//	managers AddManager and TransferManager (a reader made a manager gets
+//	         the write key: the keys rotate) (manage_ops.go)
+//	hosts    SetHosts posts set-hosts to the old and the new hosts; every
+//	         node then relays to, fetches and syncs from the hosts its
+//	         chain names (manage_ops.go, followed on each manager-loop
+//	         pass)
+//	leave    LeaveGroup: a removal request to the automatic manager (or,
+//	         on that manager, its own removal; the next one rotates);
+//	         the only manager of a group with others must hand over
+//	         first; then the node forgets the group (manage_ops.go)
+//	splits   every payload names its author's state head: a head on
+//	         another branch, or missing from a closed epoch, is a split,
+//	         recorded once with its evidence and shown as a KindSplit
+//	         notice (managed.go)
+//
+// Member-database records of managed groups are listed in memberdb.go.
+//
 // # Concurrency
 //
 // Node.mu guards the hosted set and listeners and is never held while
