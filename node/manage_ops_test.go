@@ -295,14 +295,16 @@ func TestLeaveGroup(t *testing.T) {
 			t.Fatal("bob's node still hosts a mailbox of the group")
 		}
 	}
+	// No record under any prefix names the group (a prefix added to
+	// memberdb.go but not to groupPrefixes shows here).
 	var left int
 	err = bob.n.member.db.db.View(func(txn *badger.Txn) error {
-		for _, pfx := range append([]byte{pfxGroup, pfxLocal, pfxTracker, pfxChain}, groupPrefixes...) {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: gkey(pfx, groupID)})
-			for it.Rewind(); it.Valid(); it.Next() {
+		it := txn.NewIterator(badger.IteratorOptions{})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if k := it.Item().Key(); len(k) >= 17 && groupstate.GroupID(k[1:17]) == groupID {
 				left++
 			}
-			it.Close()
 		}
 		return nil
 	})
