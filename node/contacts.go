@@ -175,6 +175,15 @@ func (n *Node) runContacts() {
 	defer refresh.Stop()
 	poll := time.NewTicker(p.PollInterval)
 	defer poll.Stop()
+	// Messages in connection groups: key package offers and welcome
+	// frames are acted on as they arrive (the poll tick catches what a
+	// full buffer dropped).
+	msgs, stopFollow, err := n.Follow(64)
+	if err != nil {
+		n.log.Error("following messages failed", "err", err)
+		return
+	}
+	defer stopFollow()
 	if p.PublishUserID && len(n.directoryHosts()) > 0 {
 		if err := n.ensureUserID(); err != nil && n.ctx.Err() == nil {
 			n.log.Warn("could not record the user ID for publishing", "err", err)
@@ -182,6 +191,7 @@ func (n *Node) runContacts() {
 	}
 	n.refreshNames()
 	n.pollQuietly()
+	n.contactsTick("")
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -191,6 +201,29 @@ func (n *Node) runContacts() {
 			n.pruneContacts()
 		case <-poll.C:
 			n.pollQuietly()
+			n.contactsTick("")
+		case msg, ok := <-msgs:
+			if !ok {
+				return
+			}
+			// Coalesce a burst (the frames of one welcome) into one pass
+			// per connection group.
+			groups := map[string]bool{}
+			for more := true; more; {
+				if !msg.Own {
+					groups[msg.Group] = true
+				}
+				select {
+				case msg, more = <-msgs:
+				default:
+					more = false
+				}
+			}
+			for g := range groups {
+				if n.isContactGroup(g) {
+					n.contactsTick(g)
+				}
+			}
 		}
 	}
 }

@@ -44,6 +44,9 @@ type connState struct {
 	// start for want of a valid proof of work. Taken alone.
 	proofMu    sync.Mutex
 	proofDrops map[string]uint64
+	// welcomes is the member side of welcomes over connection groups
+	// (contact_welcome.go), guarded by mu.
+	welcomes contactWelcomes
 }
 
 // Reasons a request is dropped, the label of
@@ -202,6 +205,11 @@ type ContactParams struct {
 	// is about 22 ms of one core (see keymgmt.DefaultAliasProofBits).
 	AliasProofBits  uint8
 	UserIDProofBits uint8
+	// OfferKeyPackages keeps one fresh key package offered to every
+	// connected contact over the connection group, so that a contact who
+	// manages a group can add this member with AddContactToGroup
+	// (contact_welcome.go).
+	OfferKeyPackages bool
 }
 
 // DefaultContactParams returns sensible defaults.
@@ -219,7 +227,8 @@ func DefaultContactParams() ContactParams {
 		// People who know the user ID got it from the user; it is not
 		// guessable, so spam through it is less likely than through an
 		// alias.
-		UserIDProofBits: 0,
+		UserIDProofBits:  0,
+		OfferKeyPackages: true,
 	}
 }
 

@@ -323,6 +323,14 @@ func (n *Node) AcceptContact(ctx context.Context, id string) (*Contact, error) {
 	if err := n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Delete(dkey(dRequest, []byte(r.ID))) }); err != nil {
 		return nil, err
 	}
+	if n.params.Contacts.OfferKeyPackages {
+		// The initiator may want to add us to a managed group at once.
+		ct := &Contact{Group: rec.Group, Fingerprint: rec.Fingerprint}
+		if err := n.offerKeyPackage(ctx, ct); err != nil {
+			// Dropped: the contacts loop offers again.
+			n.log.Info("offering a key package to a new contact failed", "err", err)
+		}
+	}
 	return n.contactView(rec)
 }
 
