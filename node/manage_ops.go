@@ -343,9 +343,16 @@ var groupPrefixes = []byte{pfxMessage, pfxSeen, pfxProfile, pfxOrphan, pfxDeferr
 // forgetGroup deletes a group from this member: first its record,
 // bookkeeping, tracker and chain in one transaction (the group is gone,
 // at the next start too), then its other records; and it stops hosting
-// and syncing the group's mailboxes.
+// and syncing the group's mailboxes. It holds the group's catch-up lock,
+// so that no catch-up in flight saves its cursors (bookkeeping) again
+// afterwards; a later one finds the group gone.
 func (n *Node) forgetGroup(gid groupstate.GroupID) error {
 	m := n.member
+	m.mu.Lock()
+	lk := m.catchUpLock(gid)
+	m.mu.Unlock()
+	lk.Lock()
+	defer lk.Unlock()
 	m.mu.Lock()
 	e, ok := m.groups[gid]
 	if !ok {
