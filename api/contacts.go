@@ -17,6 +17,9 @@ const (
 	PathContactRequest = PathContacts + "/requests"
 	PathContactAccept  = PathContactRequest + "/{id}/accept"
 	PathContactReject  = PathContactRequest + "/{id}/reject"
+	// PathGroupAddContact adds a contact to a managed group, the welcome
+	// travelling over the connection group.
+	PathGroupAddContact = "/" + Version + "/groups/{group}/add-contact"
 )
 
 // Error codes of the contact endpoints.
@@ -29,6 +32,9 @@ const (
 	CodeAliasExists     = "alias_exists"      // 409: alias add of an alias already added
 	CodeNoDirectory     = "no_directory"      // 409: no directory host configured
 	CodeDirectoryRefuse = "directory_refused" // 502: no directory host accepted the alias
+	CodeUnknownContact  = "unknown_contact"   // 404: no connected contact matches
+	CodeNoKeyPackage    = "no_key_package"    // 409: the contact has offered no unused key package yet; retry later
+	CodeWelcomeTooLarge = "welcome_too_large" // 409: the welcome does not fit a connection group; add by key package
 )
 
 func pathWith(pattern, key, value string) string {
@@ -81,6 +87,16 @@ type Contact struct {
 	State       string    `json:"state"`
 	Initiated   bool      `json:"initiated"`
 	Since       time.Time `json:"since"`
+}
+
+// AddContactToGroupRequest is the body of POST
+// /v1/groups/{group}/add-contact.
+type AddContactToGroupRequest struct {
+	// Contact is a contact's connection group ID, fingerprint, nick or
+	// the name they were reached by.
+	Contact string `json:"contact"`
+	// Role is read, write or manage.
+	Role string `json:"role"`
 }
 
 // RequestContactRequest is the body of POST /v1/contacts/requests.
@@ -144,6 +160,13 @@ func (c *Client) AcceptContact(ctx context.Context, id string) (*Contact, error)
 		return nil, err
 	}
 	return &out, nil
+}
+
+// AddContactToGroup calls POST /v1/groups/{group}/add-contact: add a
+// connected contact to a managed group with the key package their node
+// offered; the welcome also travels over the connection group.
+func (c *Client) AddContactToGroup(ctx context.Context, group string, req *AddContactToGroupRequest) (*ManageResult, error) {
+	return c.manage(ctx, http.MethodPost, GroupPath(PathGroupAddContact, group), req)
 }
 
 // RejectContact calls POST /v1/contacts/requests/{id}/reject.

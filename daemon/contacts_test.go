@@ -83,6 +83,31 @@ func TestContactsOverAPI(t *testing.T) {
 		cs, _ := alice.c.Contacts(ctx)
 		return len(cs) == 1 && cs[0].State == "connected" && cs[0].Fingerprint == bob.fp
 	}, "alice connected")
+	// Alice adds bob to a managed group through the contact: bob's node
+	// offered a key package when it accepted, and the welcome comes over
+	// the connection group.
+	if _, err := alice.c.AddContactToGroup(ctx, "no-such-group", &api.AddContactToGroupRequest{Contact: "nobody", Role: "write"}); !apiCode(err, api.CodeUnknownContact) {
+		t.Fatalf("unknown contact: %v", err)
+	}
+	if _, err := alice.c.AddContactToGroup(ctx, "no-such-group", &api.AddContactToGroupRequest{Contact: "bob", Role: "boss"}); !apiCode(err, api.CodeBadRequest) {
+		t.Fatalf("bad role: %v", err)
+	}
+	created, err := alice.c.CreateManagedGroup(ctx, &api.CreateManagedRequest{Name: "api-club", Hosts: []string{host.addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tu.Eventually(t, 20*time.Second, func() bool {
+		_, err := alice.c.AddContactToGroup(ctx, created.Group.ID, &api.AddContactToGroupRequest{Contact: "bob", Role: "write"})
+		if err != nil && !apiCode(err, api.CodeNoKeyPackage) {
+			t.Fatalf("add bob: %v", err)
+		}
+		return err == nil
+	}, "alice adds bob through the contact")
+	tu.Eventually(t, 20*time.Second, func() bool {
+		g, err := bob.c.Group(ctx, created.Group.ID)
+		return err == nil && g.Role == "write"
+	}, "bob joins api-club")
+
 	if err := bob.c.RemoveAlias(ctx, "bob-api"); err != nil {
 		t.Fatal(err)
 	}

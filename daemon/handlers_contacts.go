@@ -24,6 +24,7 @@ func (s *server) contactRoutes(mux *http.ServeMux) {
 	s.handle(mux, api.PathContactRequest, methods{http.MethodGet: s.listContactRequests, http.MethodPost: s.requestContact})
 	s.handle(mux, api.PathContactAccept, methods{http.MethodPost: s.acceptContact})
 	s.handle(mux, api.PathContactReject, methods{http.MethodPost: s.rejectContact})
+	s.handle(mux, api.PathGroupAddContact, methods{http.MethodPost: s.addContactToGroup})
 }
 
 // contactErrors map the contact API's errors to API codes and statuses.
@@ -43,6 +44,9 @@ var contactErrors = []struct {
 	{node.ErrSelfContact, api.CodeBadRequest, http.StatusBadRequest},
 	{keymgmt.ErrInvalidParams, api.CodeBadRequest, http.StatusBadRequest},
 	{directory.ErrRateLimited, api.CodeUnavailable, http.StatusServiceUnavailable},
+	{node.ErrUnknownContact, api.CodeUnknownContact, http.StatusNotFound},
+	{node.ErrNoContactKeyPackage, api.CodeNoKeyPackage, http.StatusConflict},
+	{node.ErrWelcomeTooLarge, api.CodeWelcomeTooLarge, http.StatusConflict},
 }
 
 func contactError(err error) error {
@@ -151,6 +155,36 @@ func (s *server) acceptContact(w http.ResponseWriter, r *http.Request) error {
 		return contactError(err)
 	}
 	writeJSON(w, http.StatusOK, api.Contact(*c))
+	return nil
+}
+
+// addContactToGroup adds a connected contact to a managed group. Contact
+// errors are mapped first, then those of managed groups.
+func (s *server) addContactToGroup(w http.ResponseWriter, r *http.Request) error {
+	var req api.AddContactToGroupRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	role, err := parseRole(req.Role)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), managedCallTimeout)
+	defer cancel()
+	res, err := s.d.node.AddContactToGroup(ctx, r.PathValue("group"), req.Contact, role)
+	if err != nil {
+		for _, m := range contactErrors {
+			if errors.Is(err, m.err) {
+				return contactError(err)
+			}
+		}
+		return managedError(err)
+	}
+	out := api.ManageResult(*res)
+	if out.Events == nil {
+		out.Events = []string{}
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

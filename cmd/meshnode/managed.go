@@ -73,17 +73,34 @@ func viaBotFlag(cmd *cobra.Command, v *bool) {
 }
 
 func newGroupAddCmd(g *globals) *cobra.Command {
-	var role string
+	var role, contact string
 	var bot, via bool
 	cmd := &cobra.Command{
-		Use:   "add GROUP KEYPACKAGE",
-		Short: "Add the person of a key package to a managed group",
+		Use:   "add GROUP KEYPACKAGE | add GROUP --contact CONTACT",
+		Short: "Add the person of a key package, or a contact, to a managed group",
 		Long: "Add the person who printed KEYPACKAGE (`meshnode keypackage`) to a managed group with a role:\n" +
 			"read (reads only), write (reads and writes) or manage (also adds, removes and rotates).\n" +
 			"Their welcome travels sealed to them through the group's hosts. Under from-join history\n" +
-			"the keys rotate first, so they cannot read what was said before.",
-		Args: cobra.ExactArgs(2),
+			"the keys rotate first, so they cannot read what was said before.\n\n" +
+			"With --contact, add a connected contact (see `meshnode contact list`: group ID, fingerprint,\n" +
+			"nick or the name you reached them by) with the key package their node offered you; the\n" +
+			"welcome also travels inside your connection group, so they join without knowing the hosts.",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("contact") {
+				return cobra.ExactArgs(1)(cmd, args)
+			}
+			return cobra.ExactArgs(2)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("contact") {
+				if bot || via {
+					return fmt.Errorf("--contact does not combine with --bot or --via-bot")
+				}
+				req := &api.AddContactToGroupRequest{Contact: contact, Role: role}
+				return manageCall(cmd, g, func(c *api.Client) (*api.ManageResult, error) {
+					return c.AddContactToGroup(cmd.Context(), args[0], req)
+				})
+			}
 			req := &api.AddMemberRequest{KeyPackage: args[1], Role: role, Bot: bot, ViaBot: via}
 			return manageCall(cmd, g, func(c *api.Client) (*api.ManageResult, error) {
 				return c.AddMember(cmd.Context(), args[0], req)
@@ -92,6 +109,7 @@ func newGroupAddCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&role, "role", "write", "read, write or manage")
 	cmd.Flags().BoolVar(&bot, "bot", false, "the key package is an always-on manager's (listed as a bot)")
+	cmd.Flags().StringVar(&contact, "contact", "", "add this connected contact (instead of a KEYPACKAGE argument)")
 	viaBotFlag(cmd, &via)
 	return cmd
 }
