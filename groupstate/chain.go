@@ -138,18 +138,20 @@ func (c *Chain) Events() []*Event {
 	return out
 }
 
-// RemovalAfter returns the first main-line event after head that removed
-// the member with key, if there is one. A payload naming head whose author
-// is no longer a member is judged by it (Event.SeqLimit). A head not on the
-// main line has no removal after it.
-func (c *Chain) RemovalAfter(head EventID, key [32]byte) (*Event, bool) {
+// RevokedAfter returns the first main-line event after head that removed
+// the member with key, or took its write role away with a sequence limit,
+// if there is one. A payload naming head whose author has lost since the
+// role it needs is judged by it (Event.SeqLimit). A head not on the main
+// line has nothing after it.
+func (c *Chain) RevokedAfter(head EventID, key [32]byte) (*Event, bool) {
 	e, ok := c.entries[head]
 	if !ok || !e.onMain {
 		return nil, false
 	}
 	i := slices.Index(c.main, head)
 	for _, id := range c.main[i+1:] {
-		if ev := c.entries[id].ev; ev.Kind == EventRemove && ev.Target == key {
+		ev := c.entries[id].ev
+		if ev.Target == key && (ev.Kind == EventRemove || ev.Kind == EventSetRole && ev.SeqLimit != 0) {
 			return ev.Clone(), true
 		}
 	}

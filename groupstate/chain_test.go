@@ -24,7 +24,7 @@ func sampleEvents(t testing.TB) []*Event {
 		{Kind: EventRemove, Target: pq.key()},
 		{Kind: EventAdd, KeyPackage: carl.kp.Marshal(), Role: RoleWrite},
 		{Kind: EventRemove, Target: carl.key(), SeqLimit: 42},
-		{Kind: EventSetRole, Target: bob.key(), Role: RoleRead},
+		{Kind: EventSetRole, Target: bob.key(), Role: RoleRead, SeqLimit: 5},
 		{Kind: EventSetPolicy, Policy: DefaultPolicy()},
 		{Kind: EventSetHosts, Hosts: []string{"/dns4/a.example/tcp/1/p2p/x", "/dns4/b.example/tcp/1/p2p/y"}},
 		{Kind: EventSetHosts},
@@ -553,7 +553,7 @@ func FuzzParseForkEvidence(f *testing.F) {
 	})
 }
 
-func TestRemovalAfter(t *testing.T) {
+func TestRevokedAfter(t *testing.T) {
 	m := newManaged(t, DefaultPolicy())
 	bob, carol := newPerson(t, "bob"), newPerson(t, "carol")
 	m.add(t, bob, RoleWrite)
@@ -564,17 +564,44 @@ func TestRemovalAfter(t *testing.T) {
 	after := m.c.Head()
 	m.append(t, m.boss, &Event{Kind: EventSetHosts, Hosts: []string{"/dns4/h.example/tcp/1/p2p/x"}})
 
-	ev, ok := m.c.RemovalAfter(before, bob.key())
+	ev, ok := m.c.RevokedAfter(before, bob.key())
 	if !ok || ev.Kind != EventRemove || ev.SeqLimit != 9 {
 		t.Fatalf("removal of bob after %s: %+v, %v", before.Short(), ev, ok)
 	}
-	if _, ok := m.c.RemovalAfter(after, bob.key()); ok {
+	if _, ok := m.c.RevokedAfter(after, bob.key()); ok {
 		t.Fatal("a removal found after the removal itself")
 	}
-	if _, ok := m.c.RemovalAfter(before, carol.key()); ok {
+	if _, ok := m.c.RevokedAfter(before, carol.key()); ok {
 		t.Fatal("carol, never removed, has a removal")
 	}
-	if _, ok := m.c.RemovalAfter(EventID{1}, bob.key()); ok {
+	if _, ok := m.c.RevokedAfter(EventID{1}, bob.key()); ok {
 		t.Fatal("an unknown head has a removal after it")
+	}
+}
+
+// A sequence limit belongs on a set-role only when it takes the write role
+// away; a demotion with one is found by RevokedAfter.
+func TestSetRoleSeqLimit(t *testing.T) {
+	m := newManaged(t, DefaultPolicy())
+	bob, rita := newPerson(t, "bob"), newPerson(t, "rita")
+	m.add(t, bob, RoleWrite)
+	m.add(t, rita, RoleRead)
+	for name, ev := range map[string]*Event{
+		"promotion with a limit":       {Kind: EventSetRole, Target: rita.key(), Role: RoleWrite, SeqLimit: 3},
+		"write to manage with a limit": {Kind: EventSetRole, Target: bob.key(), Role: RoleManage, SeqLimit: 3},
+	} {
+		if _, err := m.c.Append(ev, m.boss.id, m.tick()); !errors.Is(err, ErrInvalidEvent) {
+			t.Errorf("%s: %v, want ErrInvalidEvent", name, err)
+		}
+	}
+	before := m.c.Head()
+	m.append(t, m.boss, &Event{Kind: EventSetRole, Target: rita.key(), Role: RoleWrite})
+	if _, ok := m.c.RevokedAfter(before, rita.key()); ok {
+		t.Fatal("a promotion counts as a revocation")
+	}
+	m.append(t, m.boss, &Event{Kind: EventSetRole, Target: bob.key(), Role: RoleRead, SeqLimit: 4})
+	ev, ok := m.c.RevokedAfter(before, bob.key())
+	if !ok || ev.Kind != EventSetRole || ev.SeqLimit != 4 {
+		t.Fatalf("demotion of bob: %+v, %v", ev, ok)
 	}
 }

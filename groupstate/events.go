@@ -132,11 +132,12 @@ type Event struct {
 	KeyPackage []byte
 	// Target: remove, set-role, add-manager, transfer-manager.
 	Target [32]byte
-	// SeqLimit: remove (optional). The target's payloads with a sequence
-	// number at or above it were sent after the removal and are rejected,
-	// whatever state head they name: without it a removed member could go
-	// on posting to the old epoch's mailbox (whose keys it kept) naming a
-	// head from before its removal. The remover sets it to one more than
+	// SeqLimit: remove, and set-role when it takes the write role away
+	// (optional). The target's payloads with a sequence number at or above
+	// it were sent after the event, and are refused wherever the role they
+	// need comes from before it: without it a removed or demoted member
+	// could go on posting to the old epoch's mailbox (whose write key it
+	// kept) naming a head from before the event. The remover sets it to one more than
 	// the highest sequence it accepted from the target (its own next
 	// sequence plus one when leaving); a payload the remover had not seen
 	// by then is refused too, as an in-flight message is in any protocol
@@ -176,7 +177,7 @@ func (ev *Event) AuthorKey() ed25519.PublicKey { return ed25519.PublicKey(ev.Aut
 //	add:      2+L key package ‖ 1 role ‖ 1 flags (bit 0: bot)
 //	remove:   32 target key ‖ [8 sequence limit, only when non-zero]
 //	add-manager, transfer-manager: 32 target key
-//	set-role: 32 target key ‖ 1 role
+//	set-role: 32 target key ‖ 1 role ‖ [8 sequence limit, only when non-zero]
 //	set-policy: policy
 //	set-hosts:  hosts
 //	rotate:   8 new epoch ‖ 32 WPub
@@ -215,7 +216,7 @@ func (k EventKind) uses() int {
 	case EventAddManager, EventTransferManager:
 		return useTarget
 	case EventSetRole:
-		return useTarget | useRole
+		return useTarget | useRole | useSeqLimit
 	case EventSetPolicy:
 		return usePolicy
 	case EventSetHosts:
@@ -352,6 +353,9 @@ func (ev *Event) appendBody(b []byte) []byte {
 	case EventSetRole:
 		b = append(b, ev.Target[:]...)
 		b = append(b, byte(ev.Role))
+		if ev.SeqLimit != 0 {
+			b = binary.BigEndian.AppendUint64(b, ev.SeqLimit)
+		}
 	case EventSetPolicy:
 		b = appendPolicy(b, ev.Policy)
 	case EventSetHosts:
@@ -527,8 +531,11 @@ func (ev *Event) parseBody(d *decoder) error {
 		if ev.Bot, err = readFlags(); err != nil {
 			return err
 		}
-	case EventRemove:
+	case EventRemove, EventSetRole:
 		copy(ev.Target[:], d.take(32))
+		if ev.Kind == EventSetRole {
+			ev.Role = Role(d.u8())
+		}
 		if d.remaining() > 0 {
 			// Omitted when zero, so a zero here would be a second
 			// encoding of the same event.
@@ -538,9 +545,6 @@ func (ev *Event) parseBody(d *decoder) error {
 		}
 	case EventAddManager, EventTransferManager:
 		copy(ev.Target[:], d.take(32))
-	case EventSetRole:
-		copy(ev.Target[:], d.take(32))
-		ev.Role = Role(d.u8())
 	case EventSetPolicy:
 		if ev.Policy, err = readPolicy(d); err != nil {
 			return fmt.Errorf("%w: %w", ErrEventMalformed, err)

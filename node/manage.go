@@ -107,7 +107,7 @@ func (op *managerOp) seal(p *groupstate.Payload, shown *Message) error {
 // appendEvent signs an event as this manager, adds it to the chain and
 // seals it as a KindStateEvent payload of the current epoch.
 func (op *managerOp) appendEvent(tmpl *groupstate.Event) (*groupstate.Event, error) {
-	if tmpl.Kind == groupstate.EventRemove && tmpl.SeqLimit == 0 {
+	if tmpl.SeqLimit == 0 && op.revokesWrite(tmpl) {
 		tmpl.SeqLimit = op.seqLimit(tmpl.Target)
 	}
 	ev, err := op.e.chain.Append(tmpl, op.m.id, op.now)
@@ -128,7 +128,20 @@ func (op *managerOp) appendEvent(tmpl *groupstate.Event) (*groupstate.Event, err
 	return ev, op.seal(p, shown)
 }
 
-// seqLimit is the sequence limit of a removal of target
+// revokesWrite reports whether an event removes its target or takes its
+// write role away: such events carry a sequence limit.
+func (op *managerOp) revokesWrite(ev *groupstate.Event) bool {
+	switch ev.Kind {
+	case groupstate.EventRemove:
+		return true
+	case groupstate.EventSetRole:
+		t, ok := op.e.chain.Member(ed25519.PublicKey(ev.Target[:]))
+		return ok && t.Role.CanWrite() && !ev.Role.CanWrite()
+	}
+	return false
+}
+
+// seqLimit is the sequence limit of a removal or demotion of target
 // (groupstate.Event.SeqLimit): one more than the highest sequence this
 // node accepted from it, or, when the node removes itself, one more than
 // the sequence of the payload that will carry the removal.

@@ -273,11 +273,16 @@ func (m *member) checkManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Payl
 			role = mb.Role
 			if writes(p.Kind) && !role.CanWrite() && !unknown {
 				// Demoted since? Replaying the chain to the named head
-				// costs more, so it is done only on this rare path.
+				// costs more, so it is done only on this rare path. What
+				// it wrote at or past the demotion's limit is refused.
 				if st, err := c.StateAt(head); err == nil {
 					if old, ok := st.Member(author); ok {
 						role = old.Role
 					}
+				}
+				if rv, ok := c.RevokedAfter(head, p.Author); ok && rv.SeqLimit > 0 && p.Seq >= rv.SeqLimit {
+					sentAfter = rv
+					return false
 				}
 			}
 			return true
@@ -297,15 +302,19 @@ func (m *member) checkManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Payl
 			return false
 		}
 		role = mb.Role
-		if rm, ok := c.RemovalAfter(head, p.Author); ok && rm.SeqLimit > 0 && p.Seq >= rm.SeqLimit {
+		if rm, ok := c.RevokedAfter(head, p.Author); ok && rm.SeqLimit > 0 && p.Seq >= rm.SeqLimit {
 			sentAfter = rm
 			return false
 		}
 		return true
 	}()
 	if sentAfter != nil {
-		return fmt.Errorf("%w: %s was removed from %q by %s; its message %d is at or past the removal's limit %d",
-			ErrNotMember, keymgmt.Fingerprint(author), e.g.Name, sentAfter.ID().Short(), p.Seq, sentAfter.SeqLimit)
+		sentinel, what := ErrNotMember, "removed from"
+		if sentAfter.Kind == groupstate.EventSetRole {
+			sentinel, what = ErrNotWriter, "made a reader in"
+		}
+		return fmt.Errorf("%w: %s was %s %q by %s; its message %d is at or past the limit %d",
+			sentinel, keymgmt.Fingerprint(author), what, e.g.Name, sentAfter.ID().Short(), p.Seq, sentAfter.SeqLimit)
 	}
 	switch {
 	case member && writes(p.Kind) && !role.CanWrite() && unknown:

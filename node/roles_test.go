@@ -55,3 +55,34 @@ func TestReaderWithLeakedWriteKeyRefused(t *testing.T) {
 		}
 	}
 }
+
+// A writer made a reader keeps the old epoch's write key; what it posts
+// there afterwards, even under the head from before its demotion, is
+// refused by the demotion's sequence limit, and what it wrote before is
+// still shown.
+func TestDemotedWriterRefusedAfterDemotion(t *testing.T) {
+	_, _, gid, alice, bob, carol := threeMembers(t, groupstate.DefaultPolicy())
+	ctx := context.Background()
+	if _, err := bob.n.Send(ctx, gid, "bob while a writer"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, alice, gid, "bob while a writer")
+	preDemotion := headOf(t, bob, gid)
+	res, err := alice.n.SetRole(ctx, gid, bob.id.Fingerprint(), groupstate.RoleRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Rotated {
+		t.Fatalf("demotion did not rotate: %+v", res)
+	}
+	waitEpoch(t, bob, gid, 1)
+	waitEpoch(t, carol, gid, 1)
+	postRawAt(t, bob, gid, 0, preDemotion, groupstate.KindText, []byte("bob after demotion"))
+	for _, q := range []*person{alice, carol} {
+		tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, q, "made a reader") }, "%s refuses the demoted writer's post", q.nick)
+		txts := texts(t, q.n, gid)
+		if contains(txts, "bob after demotion") || !contains(txts, "bob while a writer") {
+			t.Fatalf("%s shows %q", q.nick, txts)
+		}
+	}
+}

@@ -211,7 +211,7 @@ func TestRemovedMemberReadsNothingNew(t *testing.T) {
 		}
 	}
 	tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, alice, "not a member") }, "alice refuses carol's post")
-	tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, bob, "past the removal's limit") },
+	tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, bob, "past the limit") },
 		"bob refuses carol's post under the old head")
 	// A newcomer under shared history reads what carol said while a
 	// member, and not what she posted after.
@@ -219,7 +219,7 @@ func TestRemovedMemberReadsNothingNew(t *testing.T) {
 	dave.startManaged(nil)
 	addPerson(t, alice, dave, gid, hosts, groupstate.RoleWrite)
 	waitText(t, dave, gid, "carol before her removal")
-	tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, dave, "past the removal's limit") },
+	tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, dave, "past the limit") },
 		"dave refuses carol's post under the old head")
 	for _, p := range []*person{alice, bob, dave} {
 		for _, txt := range texts(t, p.n, gid) {
