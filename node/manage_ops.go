@@ -30,10 +30,11 @@ import (
 //
 // Setting hosts. The set-hosts event is posted to the old and the new
 // hosts (members that have not seen it yet still read the old ones), then
-// every node whose chain holds it — the manager at once, the others on
-// their next manager-loop pass (followChainHosts) — stores the new hosts
-// in its group record, names them for the group's mailboxes (relay, sync),
-// connects to them and catches up from them. A member that was offline
+// every node whose chain holds it — the manager at once, the others from
+// their manager loop, woken as soon as the chain names other hosts
+// (followChainHosts) — stores the new hosts in its group record, names
+// them for the group's mailboxes (relay, sync), connects to them and
+// catches up from them. A member that was offline
 // learns of the change from an old host, so keep the old hosts running
 // until the members have moved.
 //

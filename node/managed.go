@@ -517,6 +517,11 @@ func (m *member) chainGrew(txn *badger.Txn, e *groupEntry) error {
 		m.mg.changed = map[groupstate.GroupID]bool{}
 	}
 	m.mg.changed[e.g.ID] = true
+	if !slices.Equal(e.chain.State().Hosts, e.g.Hosts) {
+		// A set-hosts event: the manager loop moves the group to the new
+		// hosts (followChainHosts) now rather than on its next pass.
+		m.kickManager()
+	}
 	var kept []headClaim
 	for _, c := range e.claims {
 		err := e.chain.CheckHead(c.epoch, c.head)
