@@ -291,7 +291,7 @@ func TestBadScenarios(t *testing.T) {
 }
 
 func TestShippedScenariosAreValid(t *testing.T) {
-	for _, name := range []string{"small", "medium", "partition", "churn", "managed"} {
+	for _, name := range []string{"small", "medium", "partition", "churn", "managed", "managed-groups"} {
 		s, err := Load("scenarios/" + name + ".json")
 		if err != nil {
 			t.Fatal(err)
@@ -378,4 +378,60 @@ func TestManagedRemovalAndRotation(t *testing.T) {
 	if !bytes.Contains(js, []byte(`"forward_secrecy":{"checked":`)) || !bytes.Contains(js, []byte(`"delivery_ratio"`)) {
 		t.Error("results.json lacks the managed-group fields")
 	}
+}
+
+// TestSeveralManagedGroups: two managed groups of six among ten members,
+// so at least two members join both (their key packages, made in the
+// same second, must differ); one removal in group 1 and a rotation in
+// every group. Every remaining member gets every message and every
+// epoch; the removed member reads nothing after its removal.
+func TestSeveralManagedGroups(t *testing.T) {
+	leakCheck(t)
+	s := quick(StrategyServer)
+	s.Peers = 10
+	s.PeerHosts = 1
+	s.Groups = []GroupSpec{{Count: 2, Size: 6}}
+	s.Duration = Duration(5 * time.Second)
+	// Generous: the test machine's cores are shared.
+	s.Deadline = Duration(10 * time.Second)
+	one := 1
+	s.Removals = []ManageOp{{At: Duration(1500 * time.Millisecond), Group: &one}}
+	s.Rotations = []ManageOp{{At: Duration(3 * time.Second)}}
+	s.Baseline = new(bool)
+	sch := NewSchedule(&s)
+	if both := shared(sch.Groups[0].Members, sch.Groups[1].Members); len(both) < 2 {
+		t.Fatalf("members of both groups %v; want at least two", both)
+	}
+	res, err := Run(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Schedule.Removals != 1 || res.Schedule.Rotations != 2 {
+		t.Fatalf("schedule %+v: want one removal and two rotations", res.Schedule)
+	}
+	r := res.Strategies[0]
+	mg := r.Managed
+	t.Logf("%s: %d messages, delivery %.4f, eventual %.4f, setup %.1fs, managed %+v", r.Strategy, r.Messages, r.DeliveryRatio, r.EventualDeliveryRatio, r.SetupSeconds, *mg)
+	if r.Messages == 0 || r.EventualDeliveryRatio != 1 || r.Gaps.Open != 0 {
+		t.Errorf("%d messages, eventual delivery %.4f, %d never delivered; want every message at every remaining member", r.Messages, r.EventualDeliveryRatio, r.Gaps.Open)
+	}
+	if mg.Removals != 1 || mg.Rotations != 3 || mg.Failed != 0 {
+		t.Errorf("%d removals, %d rotations, %d failed; want 1, 3, 0", mg.Removals, mg.Rotations, mg.Failed)
+	}
+	if mg.KeyCatchUpMs.N != 3 || mg.KeyCatchUpIncomplete != 0 {
+		t.Errorf("key catch-up %+v, %d incomplete; want all three operations reached by every member", mg.KeyCatchUpMs, mg.KeyCatchUpIncomplete)
+	}
+	if mg.ForwardSecrecy.Violations != 0 {
+		t.Errorf("the removed member shows %d messages of the epochs after its removal", mg.ForwardSecrecy.Violations)
+	}
+}
+
+func shared(a, b []int) []int {
+	var out []int
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
