@@ -203,11 +203,12 @@ func WriteReport(w io.Writer, res *Results) error {
 }
 
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"pct": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
-	"kib": func(f float64) string { return fmt.Sprintf("%.1f KiB", f/1024) },
-	"mib": func(f int64) string { return fmt.Sprintf("%.1f MiB", float64(f)/(1<<20)) },
-	"f1":  func(f float64) string { return fmt.Sprintf("%.1f", f) },
-	"sub": func(a, b float64) float64 { return a - b },
+	"pct":   func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
+	"kib":   func(f float64) string { return fmt.Sprintf("%.1f KiB", f/1024) },
+	"mib":   func(f int64) string { return fmt.Sprintf("%.1f MiB", float64(f)/(1<<20)) },
+	"f1":    func(f float64) string { return fmt.Sprintf("%.1f", f) },
+	"sub":   func(a, b float64) float64 { return a - b },
+	"float": func(i int64) float64 { return float64(i) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>meshnode testnet: {{.Scenario.Name}}</title>
 <style>
@@ -221,16 +222,19 @@ svg{background:#fff;border:1px solid #ddd;margin:1em 0}pre{background:#f8f8f8;pa
 <p>Seed {{.Scenario.Seed}}: {{.Schedule.Groups}} groups, {{.Schedule.Messages}} messages, {{.Schedule.Churned}} churning members ({{.Schedule.Offlines}} offline periods), {{.Schedule.Partitions}} partitions{{if .Scenario.ManagedGroups}}; managed groups with {{.Schedule.Removals}} removals and {{.Schedule.Rotations}} rotations{{end}}.
 Run on {{.Machine.CPUs}} CPUs, {{.Machine.GoVersion}}, in {{f1 .Elapsed}} s.</p>
 <h2>Summary</h2>
-<table><tr><th>strategy</th><th>nodes</th><th>delivery</th><th>eventual</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>baseline p50 / p99 ms</th><th>catch-up p50 / p90 ms</th><th>dup. stored / msg</th><th>gaps detected / filled / open</th><th>bytes / node</th><th>storage / host</th><th>memory / node</th></tr>
+<table><tr><th>strategy</th><th>nodes</th><th>delivery</th><th>eventual</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>baseline p50 / p99 ms</th><th>catch-up p50 / p90 / p99 ms</th><th>duplicates shown; stored / msg</th><th>gaps detected / filled / open; notices</th><th>bytes / node (members; infrastructure)</th><th>storage / host (max)</th><th>memory / node</th></tr>
 {{range .Strategies}}<tr><td>{{.Strategy}}</td><td>{{.Nodes}}</td><td>{{pct .DeliveryRatio}}</td><td>{{pct .EventualDeliveryRatio}}</td><td>{{f1 .LatencyMs.P50}}</td><td>{{f1 .LatencyMs.P90}}</td><td>{{f1 .LatencyMs.P99}}</td>
 <td>{{with .Baseline}}{{f1 .LatencyMs.P50}} / {{f1 .LatencyMs.P99}}{{else}}—{{end}}</td>
-<td>{{f1 .CatchUpMs.P50}} / {{f1 .CatchUpMs.P90}} (n={{.CatchUpMs.N}}, incomplete {{.CatchUpIncomplete}})</td>
-<td>{{.Duplicates.StoredPerMessage}}</td><td>{{.Gaps.Detected}} / {{.Gaps.Filled}} / {{.Gaps.Open}}</td>
-<td>{{kib .BytesPerNode}}</td><td>{{kib .Storage.MeanBytes}} ({{.Storage.Hosts}} hosts)</td><td>{{mib .MemoryPerNode}}</td></tr>
+<td>{{f1 .CatchUpMs.P50}} / {{f1 .CatchUpMs.P90}} / {{f1 .CatchUpMs.P99}} (n={{.CatchUpMs.N}}, incomplete {{.CatchUpIncomplete}})</td>
+<td>{{.Duplicates.Shown}}; {{.Duplicates.StoredPerMessage}}</td><td>{{.Gaps.Detected}} / {{.Gaps.Filled}} / {{.Gaps.Open}}; {{.Gaps.Notices}}</td>
+<td>{{kib .BytesPerNode}} ({{kib .Bytes.MemberMean}}; {{if .Infra}}{{kib .Bytes.InfraMean}}{{else}}—{{end}})</td><td>{{kib .Storage.MeanBytes}} ({{kib (float .Storage.MaxBytes)}}, {{.Storage.Hosts}} hosts)</td><td>{{mib .MemoryPerNode}}</td></tr>
 {{end}}</table>
 <p>Delivery: (message, member) pairs whose member stayed online from the send until the deadline ({{.Scenario.Deadline}}), shown within it.
 Eventual: every (message, other member) pair, after everyone came back and caught up (final phase up to {{.Scenario.CatchUp}}).
-Latency: send → shown by the recipient's node (Follow), for pairs delivered within the deadline. The baseline is plain gossipsub with
+Latency: send → shown by the recipient's node (Follow), for pairs delivered within the deadline. Catch-up: from a member coming back
+online during the traffic until it showed every message it had missed. Duplicates shown: a message shown twice to a member (must be 0);
+stored: envelopes a node received again after storing them, per message sent. Gaps: messages shown while an earlier one of the same
+author was missing (detected), shown after a later one (filled), never delivered (open), and gap notices the nodes showed. The baseline is plain gossipsub with
 meshnode's pubsub options on the same hosts, links and connections, carrying the same messages unencrypted.</p>
 {{range .Plots}}
 <h2>{{.Title}}</h2>

@@ -372,15 +372,15 @@ func printTable(w io.Writer, res *testnet.Results) {
 	fmt.Fprintf(w, "scenario %q, seed %d: %d groups, %d messages, %d churning members, %d partitions\n\n",
 		res.Scenario.Name, res.Scenario.Seed, res.Schedule.Groups, res.Schedule.Messages, res.Schedule.Churned, res.Schedule.Partitions)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "strategy\tnodes\tdelivery\teventual\tp50 ms\tp90 ms\tp99 ms\tgossipsub p50/p99\tcatch-up p50 ms\tdup/msg\tgaps det/fill/open\tKiB/node\tKiB/host\tMiB/node\t")
+	fmt.Fprintln(tw, "strategy\tnodes\tdelivery\teventual\tp50 ms\tp90 ms\tp99 ms\tgossipsub p50/p99\tcatch-up p50/p99 ms\tdup/msg\tgaps det/fill/open\tKiB/node\tKiB/host\tMiB/node\t")
 	for _, r := range res.Strategies {
 		base := "-"
 		if r.Baseline != nil {
 			base = fmt.Sprintf("%.0f/%.0f", r.Baseline.LatencyMs.P50, r.Baseline.LatencyMs.P99)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f%%\t%.1f%%\t%.0f\t%.0f\t%.0f\t%s\t%.0f\t%.1f\t%d/%d/%d\t%.0f\t%.0f\t%.1f\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%.1f%%\t%.1f%%\t%.0f\t%.0f\t%.0f\t%s\t%.0f/%.0f\t%.1f\t%d/%d/%d\t%.0f\t%.0f\t%.1f\t\n",
 			r.Strategy, r.Nodes, 100*r.DeliveryRatio, 100*r.EventualDeliveryRatio,
-			r.LatencyMs.P50, r.LatencyMs.P90, r.LatencyMs.P99, base, r.CatchUpMs.P50,
+			r.LatencyMs.P50, r.LatencyMs.P90, r.LatencyMs.P99, base, r.CatchUpMs.P50, r.CatchUpMs.P99,
 			r.Duplicates.StoredPerMessage, r.Gaps.Detected, r.Gaps.Filled, r.Gaps.Open,
 			r.BytesPerNode/1024, r.Storage.MeanBytes/1024, float64(r.MemoryPerNode)/(1<<20))
 	}
