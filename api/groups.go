@@ -227,11 +227,49 @@ func (c *Client) Members(ctx context.Context, group string) ([]MemberInfo, error
 // messages (0: all), oldest first. For long histories use MessageStream,
 // which is not bounded by MaxResponseBody.
 func (c *Client) Messages(ctx context.Context, group string, limit int) ([]Message, error) {
+	return c.MessagesWith(ctx, group, MessageQuery{Limit: limit})
+}
+
+// MessageQuery selects messages: the latest Limit (0: all) and, with
+// All, also the messages nodes exchange in connection groups (key package
+// offers, welcome frames), which are left out by default. Follow applies
+// to streams only.
+type MessageQuery struct {
+	Limit  int
+	Follow bool
+	All    bool
+}
+
+func (q MessageQuery) encode() string {
+	v := url.Values{}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Follow {
+		v.Set("follow", "true")
+	}
+	if q.All {
+		v.Set("all", "true")
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	return "?" + v.Encode()
+}
+
+// MessagesWith is Messages with every query option.
+func (c *Client) MessagesWith(ctx context.Context, group string, q MessageQuery) ([]Message, error) {
+	q.Follow = false
 	var out []Message
-	if err := c.Do(ctx, http.MethodGet, GroupPath(PathGroupMessages, group)+limitQuery(limit, false), nil, &out); err != nil {
+	if err := c.Do(ctx, http.MethodGet, GroupPath(PathGroupMessages, group)+q.encode(), nil, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// MessageStreamWith is MessageStream with every query option.
+func (c *Client) MessageStreamWith(ctx context.Context, group string, q MessageQuery) (*Stream[Message], error) {
+	return OpenStream[Message](ctx, c, GroupPath(PathGroupStream, group)+q.encode())
 }
 
 // MessageStream opens GET /v1/groups/{group}/messages/stream: the latest
@@ -239,7 +277,7 @@ func (c *Client) Messages(ctx context.Context, group string, limit int) ([]Messa
 // message of the group exactly once until ctx ends or the stream is
 // closed. Without follow the stream ends (io.EOF) after the listing.
 func (c *Client) MessageStream(ctx context.Context, group string, limit int, follow bool) (*Stream[Message], error) {
-	return OpenStream[Message](ctx, c, GroupPath(PathGroupStream, group)+limitQuery(limit, follow))
+	return c.MessageStreamWith(ctx, group, MessageQuery{Limit: limit, Follow: follow})
 }
 
 // Send calls POST /v1/groups/{group}/messages with a text for everyone in
@@ -270,19 +308,4 @@ func (c *Client) CatchUp(ctx context.Context, group string) (*CatchUpResult, err
 		return nil, err
 	}
 	return &out, nil
-}
-
-// limitQuery is the query string of the message endpoints.
-func limitQuery(limit int, follow bool) string {
-	q := url.Values{}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	if follow {
-		q.Set("follow", "true")
-	}
-	if len(q) == 0 {
-		return ""
-	}
-	return "?" + q.Encode()
 }

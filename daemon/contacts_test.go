@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/meshnode/meshnode/api"
 	tu "github.com/meshnode/meshnode/internal/testutil"
+	"github.com/meshnode/meshnode/keymgmt"
 	"github.com/meshnode/meshnode/node"
 )
 
@@ -107,6 +109,48 @@ func TestContactsOverAPI(t *testing.T) {
 		g, err := bob.c.Group(ctx, created.Group.ID)
 		return err == nil && g.Role == "write"
 	}, "bob joins api-club")
+
+	// The connection group carries key package offers and welcome frames:
+	// the API leaves them out unless asked for everything.
+	cs, err := bob.c.Contacts(ctx)
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("bob's contacts: %+v %v", cs, err)
+	}
+	protocol := func(ms []api.Message) (n int) {
+		for _, m := range ms {
+			if strings.HasPrefix(m.Text, keymgmt.KeyPackagePrefix) || strings.HasPrefix(m.Text, node.ContactWelcomePrefix) {
+				n++
+			}
+		}
+		return n
+	}
+	shown, err := bob.c.Messages(ctx, cs[0].Group, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := bob.c.MessagesWith(ctx, cs[0].Group, api.MessageQuery{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if protocol(shown) != 0 || protocol(all) == 0 || len(all) <= len(shown) {
+		t.Fatalf("connection group: %d shown with %d protocol messages, %d in all with %d", len(shown), protocol(shown), len(all), protocol(all))
+	}
+	st, err := bob.c.MessageStream(ctx, cs[0].Group, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var streamed []api.Message
+	for {
+		m, err := st.Next()
+		if err != nil {
+			break
+		}
+		streamed = append(streamed, m)
+	}
+	st.Close()
+	if protocol(streamed) != 0 || len(streamed) != len(shown) {
+		t.Fatalf("stream: %d messages, %d protocol; listing shows %d", len(streamed), protocol(streamed), len(shown))
+	}
 
 	if err := bob.c.RemoveAlias(ctx, "bob-api"); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -119,9 +120,25 @@ func (s *server) getMessages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	msgs, err := s.d.node.Messages(r.PathValue("group"), limit)
+	all, err := boolParam(r, "all")
+	if err != nil {
+		return err
+	}
+	group := r.PathValue("group")
+	msgs, err := s.d.node.Messages(group, limit)
 	if err != nil {
 		return nodeError(err)
+	}
+	if !all && slices.ContainsFunc(msgs, func(m node.Message) bool { return s.d.node.IsProtocolMessage(&m) }) {
+		// A connection group: leave out what the nodes exchanged, and
+		// still return the latest limit of the rest.
+		if msgs, err = s.d.node.Messages(group, 0); err != nil {
+			return nodeError(err)
+		}
+		msgs = slices.DeleteFunc(msgs, func(m node.Message) bool { return s.d.node.IsProtocolMessage(&m) })
+		if limit > 0 && len(msgs) > limit {
+			msgs = msgs[len(msgs)-limit:]
+		}
 	}
 	out := make([]api.Message, 0, len(msgs))
 	for _, m := range msgs {
@@ -191,6 +208,10 @@ func (s *server) streamMessages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	all, err := boolParam(r, "all")
+	if err != nil {
+		return err
+	}
 	n := s.d.node
 	var ch <-chan node.Message
 	if follow {
@@ -215,6 +236,17 @@ func (s *server) streamMessages(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	f := &follower{sw: sw, sent: make(map[string]bool, len(msgs))}
+	if !all {
+		f.hide = n.IsProtocolMessage
+		// The limit counts what is shown.
+		msgs = slices.DeleteFunc(msgs, func(m node.Message) bool {
+			if n.IsProtocolMessage(&m) {
+				f.sent[m.ID] = true
+				return true
+			}
+			return false
+		})
+	}
 	if limit > 0 && len(msgs) > limit {
 		for _, m := range msgs[:len(msgs)-limit] {
 			f.sent[m.ID] = true
@@ -279,6 +311,8 @@ func (s *server) streamMessages(w http.ResponseWriter, r *http.Request) error {
 type follower struct {
 	sw   *api.StreamWriter
 	sent map[string]bool
+	// hide, when set, leaves messages out (node.IsProtocolMessage).
+	hide func(*node.Message) bool
 }
 
 func (f *follower) send(m node.Message) error {
@@ -286,6 +320,9 @@ func (f *follower) send(m node.Message) error {
 		return nil
 	}
 	f.sent[m.ID] = true
+	if f.hide != nil && f.hide(&m) {
+		return nil
+	}
 	return f.sw.Send(api.Message(m))
 }
 

@@ -497,6 +497,18 @@ func (n *Node) offerKeyPackage(ctx context.Context, ct *Contact) error {
 }
 
 // isContactGroup reports whether group is a connection group.
+// IsProtocolMessage reports whether msg is one of the messages nodes
+// exchange in a connection group on their users' behalf — a key package
+// offer or a welcome frame — which applications do not show (the daemon
+// leaves them out unless asked for everything).
+func (n *Node) IsProtocolMessage(msg *Message) bool {
+	if msg.Kind != groupstate.KindText.String() ||
+		!(strings.HasPrefix(msg.Text, keymgmt.KeyPackagePrefix) || strings.HasPrefix(msg.Text, ContactWelcomePrefix)) {
+		return false
+	}
+	return n.member != nil && n.isContactGroup(msg.Group)
+}
+
 func (n *Node) isContactGroup(group string) bool {
 	gid, err := groupstate.ParseGroupID(group)
 	if err != nil {

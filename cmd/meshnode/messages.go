@@ -99,8 +99,8 @@ func messageText(words []string, stdin io.Reader) (string, error) {
 
 func newMessagesCmd(g *globals) *cobra.Command {
 	var (
-		asJSON, follow bool
-		limit          int
+		asJSON, follow, all bool
+		limit               int
 	)
 	cmd := &cobra.Command{
 		Use:   "messages GROUP",
@@ -116,7 +116,7 @@ func newMessagesCmd(g *globals) *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return g.call(func(c *api.Client) error {
-				s, err := c.MessageStream(ctx, args[0], limit, follow)
+				s, err := c.MessageStreamWith(ctx, args[0], api.MessageQuery{Limit: limit, Follow: follow, All: all})
 				if err != nil {
 					return err
 				}
@@ -147,6 +147,7 @@ func newMessagesCmd(g *globals) *cobra.Command {
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per line")
 	f.BoolVar(&follow, "follow", false, "keep showing new messages until interrupted")
 	f.IntVar(&limit, "limit", 0, "show only the latest N messages (0: all)")
+	f.BoolVar(&all, "all", false, "also show the messages nodes exchange in a connection group (key package offers, welcome frames)")
 	return cmd
 }
 
