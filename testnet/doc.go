@@ -8,7 +8,7 @@
 //
 // # Flow
 //
-//	Scenario (JSON, strict) ──Validate──▶ NewSchedule(seed) ──▶ for each strategy:
+//	Scenario (JSON or YAML, strict) ──Validate──▶ NewSchedule(seed) ──▶ for each strategy:
 //	  setup:   mocknet hosts → simHost wrappers → node.New (in-memory stores)
 //	           → links between nodes that share a group → CreateGroup/JoinGroup
 //	             (managed: CreateGroup(Managed) at the manager, then per member
@@ -30,6 +30,17 @@
 // round-robin over "bots"; peers = the first "peer_hosts" members of the
 // group; hybrid = the community hosts plus those members. Every member
 // node also hosts its own groups' mailboxes, as in production.
+//
+// # Scenario files
+//
+// Load reads JSON (Parse) or, for names ending in .yaml or .yml, YAML
+// (ParseYAML): the same keys (the struct tags name both), over
+// DefaultScenario, with durations as strings ("1.5s"). Both refuse
+// unknown keys, trailing data and wrong types, naming the key (YAML: and
+// its line); Validate then checks the values and the memory estimate.
+// The command-line flags give lists in short text forms: ParseGroups
+// ("10x20,1x100"), ParsePartitions ("5s/10s/0.5,20s/5s"), ParseManageOps
+// ("8s,20s/1": at 20 s in group 1) and Every (a periodic operation).
 //
 // # Managed groups
 //
