@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -273,15 +275,30 @@ func readScenario(r io.Reader) ([]byte, error) {
 	return b, nil
 }
 
+// describeJSONError names the line and the key of a decoding error.
 func describeJSONError(b []byte, err error) error {
+	lineAt := func(off int64) int { return 1 + bytes.Count(b[:min(max(int(off), 0), len(b))], []byte("\n")) }
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		line := 1 + bytes.Count(b[:min(int(se.Offset), len(b))], []byte("\n"))
-		return fmt.Errorf("line %d: %v", line, err)
+		return fmt.Errorf("line %d: %v", lineAt(se.Offset), err)
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Errorf("key %q: want a %s, got a JSON %s", te.Field, te.Type, te.Value)
+		return fmt.Errorf("line %d: key %q: want a %s, got a JSON %s", lineAt(te.Offset), te.Field, te.Type, te.Value)
+	}
+	// encoding/json reports an unknown key without its place: the line is
+	// that of the key's first occurrence as a key (best effort: a key
+	// written with escapes is not found).
+	if q, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		key, uerr := strconv.Unquote(q)
+		if uerr != nil {
+			return err
+		}
+		re := regexp.MustCompile(`"` + regexp.QuoteMeta(key) + `"\s*:`)
+		if loc := re.FindIndex(b); loc != nil {
+			return fmt.Errorf("line %d: unknown key %q", lineAt(int64(loc[0])), key)
+		}
+		return fmt.Errorf("unknown key %q", key)
 	}
 	return err
 }

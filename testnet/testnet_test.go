@@ -248,10 +248,12 @@ func TestBadScenarios(t *testing.T) {
 		want       error
 		mention    string
 	}{
-		{"unknown key", `{"peers": 10, "peerz": 3}`, ErrScenario, `unknown field "peerz"`},
-		{"unknown nested key", `{"link": {"latency": "10ms", "lag": "1s"}}`, ErrScenario, `unknown field "lag"`},
+		{"unknown key", "{\n\"peers\": 10,\n\"peerz\": 3}", ErrScenario, `line 3: unknown key "peerz"`},
+		{"unknown nested key", `{"link": {"latency": "10ms", "lag": "1s"}}`, ErrScenario, `line 1: unknown key "lag"`},
+		{"unknown escaped key", `{"l\u0061g": "1s"}`, ErrScenario, `unknown key "lag"`},
 		{"trailing data", `{"peers": 10} {"peers": 11}`, ErrScenario, "after the scenario"},
-		{"wrong type", `{"peers": "ten"}`, ErrScenario, "peers"},
+		{"wrong type", "{\n\"peers\": \"ten\"}", ErrScenario, `line 2: key "peers": want a int`},
+		{"wrong nested type", `{"link": {"bandwidth": "fast"}}`, ErrScenario, `key "link.bandwidth"`},
 		{"bad duration", `{"duration": 20}`, ErrScenario, "duration must be a string"},
 		{"syntax", "{\n\"peers\": 10,\n}", ErrScenario, "line 3"},
 		{"one peer", `{"peers": 1}`, ErrScenario, "peers 1"},
@@ -267,7 +269,7 @@ func TestBadScenarios(t *testing.T) {
 		{"partition past the end", `{"duration": "10s", "partitions": [{"at": "8s", "duration": "5s", "split": 0.5}]}`, ErrScenario, "partitions[0]"},
 		{"overlapping partitions", `{"partitions": [{"at": "1s", "duration": "5s", "split": 0.5}, {"at": "2s", "duration": "1s", "split": 0.5}]}`, ErrScenario, "partitions[1]"},
 		{"churn without periods", `{"churn": {"fraction": 0.5}}`, ErrScenario, "churn.online"},
-		{"removal member key", `{"removals": [{"at": "5s", "group": 0, "member": 3}]}`, ErrScenario, `unknown field "member"`},
+		{"removal member key", `{"removals": [{"at": "5s", "group": 0, "member": 3}]}`, ErrScenario, `unknown key "member"`},
 		{"removal past the end", `{"duration": "10s", "removals": [{"at": "10s"}]}`, ErrScenario, "removals[0]: at 10s"},
 		{"rotation of no group", `{"rotations": [{"at": "5s", "group": 1}]}`, ErrScenario, "rotations[0].group 1"},
 		{"negative rotation", `{"rotations": [{"at": "-1s"}]}`, ErrScenario, "rotations[0]"},
