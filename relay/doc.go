@@ -39,7 +39,42 @@
 // released before the answer is written, so a sender that keeps the
 // service's per-peer maximum of requests in flight is never refused.
 //
-// An envelope the server has just opened (verified) is published on the
-// topic marked as such, and the local gossip validator does not check its
+// The answer goes back as soon as the envelope is durably stored; the
+// envelope is then published on the topic (if the host has joined it),
+// marked as just opened, and the local gossip validator does not check its
 // signature a second time; everything else published is checked.
+//
+// # Session protocol (SessionProtocolID = /meshnode/relay/1.2.0)
+//
+// The same request and response frames, any number of them on one stream,
+// pipelined: the sender writes requests without waiting for answers, and
+// the server answers every request, in request order. A refusal (bad
+// signature, quota, ...) is answered like a success and the session goes
+// on; only a request frame that cannot be read whole (a length prefix over
+// the bound, a stream that ends within a frame) ends it, after the
+// requests before it are answered. Version 1.1.0 (one request at a time,
+// a refusal ended the session) is no longer served.
+//
+//	sender:  req1 req2 req3 ─────────────► req4 ...
+//	server:  read, verify and store each in its own goroutine,
+//	         at most Params.SessionWindow at once
+//	         ◄───────────── ans1 ans2 ans3 (one write: all that are ready)
+//
+// The server reads requests as they arrive, so the requests of one sender
+// are verified in parallel and reach the store's group commit together;
+// one write then carries the answers of a whole commit back. It reserves
+// memory with the resource manager before it holds anything: the read
+// buffer up front; a small frame (4 KiB) per request in flight, the first
+// time the session has that many, kept for the session's life (a steady
+// session costs the resource manager nothing per request); and for a
+// larger frame the rest of what its length prefix announces, released
+// once it is handled. A refused small-frame slot shrinks the session's
+// window; a large frame that does not fit even after the requests in
+// flight are done is skipped unread and answered RateLimited, as is a
+// request over the per-peer rate. An idle session ends after
+// StreamTimeout (at least half of it).
+//
+// Session is the client: concurrent Sends share one stream, their
+// requests go out in as few writes as possible, and one reader goroutine
+// hands the answers back in order.
 package relay

@@ -13,8 +13,12 @@ type Params struct {
 	// MaxEnvelopeSize is the largest envelope encoding accepted or sent.
 	MaxEnvelopeSize int
 	// StreamTimeout bounds one direct relay exchange, including the
-	// server's durable commit.
+	// server's durable commit; an idle session ends after at most this.
 	StreamTimeout time.Duration
+	// SessionWindow is how many requests of one session (SessionProtocolID)
+	// the server verifies and stores at once. A sender may pipeline more;
+	// they wait in the stream until one of these is answered.
+	SessionWindow int
 	// PeerRate and PeerBurst limit envelopes accepted per remote peer per
 	// second, over both gossip and direct relay.
 	PeerRate  float64
@@ -28,11 +32,15 @@ type Params struct {
 	BlacklistFor           time.Duration
 }
 
+// MaxSessionWindow bounds Params.SessionWindow.
+const MaxSessionWindow = 1024
+
 // DefaultParams suit a member node and a small community host.
 func DefaultParams() Params {
 	return Params{
 		MaxEnvelopeSize:        envelope.DefaultMaxSize,
 		StreamTimeout:          15 * time.Second,
+		SessionWindow:          32,
 		PeerRate:               200,
 		PeerBurst:              400,
 		MaxTrackedPeers:        4096,
@@ -48,6 +56,8 @@ func (p Params) validate() error {
 		return fmt.Errorf("relay: MaxEnvelopeSize %d outside (%d, %d]", p.MaxEnvelopeSize, envelope.Overhead, envelope.AbsoluteMaxSize)
 	case p.StreamTimeout <= 0:
 		return fmt.Errorf("relay: StreamTimeout must be positive")
+	case p.SessionWindow < 1 || p.SessionWindow > MaxSessionWindow:
+		return fmt.Errorf("relay: SessionWindow %d outside [1, %d]", p.SessionWindow, MaxSessionWindow)
 	case p.PeerRate < 0 || p.PeerBurst < 0:
 		return fmt.Errorf("relay: PeerRate and PeerBurst must not be negative")
 	case p.MaxTrackedPeers <= 0:

@@ -38,10 +38,14 @@ func newFrameReader(r io.Reader) *wire.Reader {
 // layout of package wire) with a single Write, without wire.WriteOne's
 // 32 KiB buffer.
 func writeFrame(w io.Writer, body []byte) error {
-	b := make([]byte, 0, binary.MaxVarintLen64+len(body))
-	b = binary.AppendUvarint(b, uint64(len(body)))
-	_, err := w.Write(append(b, body...))
+	_, err := w.Write(appendFrame(make([]byte, 0, binary.MaxVarintLen64+len(body)), body))
 	return err
+}
+
+// appendFrame appends body to b as one wire frame.
+func appendFrame(b, body []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(body)))
+	return append(b, body...)
 }
 
 type request struct {
@@ -50,10 +54,20 @@ type request struct {
 }
 
 func (q *request) marshal() []byte {
-	b := make([]byte, 0, 1+32+len(q.envelope))
+	return q.appendTo(make([]byte, 0, 1+32+len(q.envelope)))
+}
+
+func (q *request) appendTo(b []byte) []byte {
 	b = append(b, wireVersion)
 	b = append(b, q.mailbox[:]...)
 	return append(b, q.envelope...)
+}
+
+// appendFrame appends the request to b as one wire frame, without an
+// intermediate copy.
+func (q *request) appendFrame(b []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(1+32+len(q.envelope)))
+	return q.appendTo(b)
 }
 
 // parseRequest checks the fixed fields; the envelope bytes are checked by
@@ -76,11 +90,20 @@ type response struct {
 }
 
 func (r *response) marshal() []byte {
+	return r.appendTo(make([]byte, 0, 3+len(r.msg)))
+}
+
+func (r *response) appendTo(b []byte) []byte {
 	msg := status.Truncate(r.msg)
-	b := make([]byte, 3, 3+len(msg))
-	b[0] = byte(r.code)
-	binary.BigEndian.PutUint16(b[1:], uint16(len(msg)))
+	b = append(b, byte(r.code))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(msg)))
 	return append(b, msg...)
+}
+
+// appendFrame appends the response to b as one wire frame.
+func (r *response) appendFrame(b []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(3+len(status.Truncate(r.msg))))
+	return r.appendTo(b)
 }
 
 func parseResponse(b []byte) (*response, error) {

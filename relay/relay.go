@@ -23,8 +23,10 @@ import (
 const ProtocolID = "/meshnode/relay/1.0.0"
 
 // SessionProtocolID is the direct relay protocol with any number of
-// requests per stream, one after another (Session).
-const SessionProtocolID = "/meshnode/relay/1.1.0"
+// requests per stream, pipelined (Session). Its answers come in request
+// order; a refusal does not end the session (1.1.0, which ended it and
+// took one request at a time, is not served).
+const SessionProtocolID = "/meshnode/relay/1.2.0"
 
 // ServiceName is the resource-manager service of the direct protocol.
 const ServiceName = "meshnode.relay"

@@ -6,10 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/internal/status"
@@ -17,24 +17,25 @@ import (
 )
 
 // handleStream serves direct relay requests: one per stream on
-// ProtocolID, any number in turn on SessionProtocolID.
+// ProtocolID, any number pipelined on SessionProtocolID (serveSession).
 func (r *Relay) handleStream(s network.Stream) {
-	session := s.Protocol() == SessionProtocolID
 	_ = s.SetDeadline(time.Now().Add(r.params.StreamTimeout))
 	if err := s.Scope().SetService(ServiceName); err != nil {
 		r.log.Debug("resource manager refused relay stream", "err", err)
 		_ = s.Reset()
 		return
 	}
-	// Memory is reserved before it is allocated: for the stream's
-	// lifetime, the read buffer and one small request frame
-	// (smallFrameSize); for each larger request, once its length prefix has
-	// arrived, the rest of the frame it announces (at most MaxRequestSize).
-	// A small envelope thus holds only what it needs, a sender can keep as
-	// many of them in flight as the service's per-peer stream limit allows
-	// (not just as many maximum-size frames as its memory limit holds), and
-	// a session of small envelopes costs the resource manager nothing per
-	// request.
+	if s.Protocol() == SessionProtocolID {
+		r.serveSession(s)
+		return
+	}
+	// Memory is reserved before it is allocated: the read buffer and one
+	// small request frame (smallFrameSize), then, once the request's length
+	// prefix has arrived, the rest of the frame it announces (at most
+	// MaxRequestSize). A small envelope thus holds only what it needs, and
+	// a sender can keep as many of them in flight as the service's per-peer
+	// stream limit allows (not just as many maximum-size frames as its
+	// memory limit holds).
 	const base = readBufferSize + smallFrameSize
 	if err := s.Scope().ReserveMemory(base, network.ReservationPriorityAlways); err != nil {
 		r.log.Debug("resource manager refused relay memory", "err", err)
@@ -44,51 +45,72 @@ func (r *Relay) handleStream(s network.Stream) {
 	defer s.Scope().ReleaseMemory(base)
 	br := bufio.NewReaderSize(s, readBufferSize)
 	from := s.Conn().RemotePeer()
-	for {
-		extra := max(0, announced(br, r.params.MaxRequestSize())-smallFrameSize)
-		if extra > 0 {
-			if err := s.Scope().ReserveMemory(extra, network.ReservationPriorityAlways); err != nil {
-				r.log.Debug("resource manager refused relay memory", "err", err)
-				_ = s.Reset()
-				return
-			}
-		}
-		code, msg, intact := r.serve(s, br)
-		// The frame's reservation covers the request, which serve is done
-		// with. Release it before answering: a sender that sends its next
-		// request as soon as it reads the answer (a writer keeping the
-		// per-peer maximum in flight) must find the memory already free, or
-		// the resource manager refuses that stream and the sender sees it
-		// reset.
-		if extra > 0 {
-			s.Scope().ReleaseMemory(extra)
-		}
-		if code != status.OK && code != status.Duplicate {
-			r.log.Debug("relay request refused", "peer", from, "code", code, "msg", msg)
-		}
-		if err := writeFrame(s, (&response{code: code, msg: msg}).marshal()); err != nil {
+	extra := max(0, announced(br, r.params.MaxRequestSize())-smallFrameSize)
+	if extra > 0 {
+		if err := s.Scope().ReserveMemory(extra, network.ReservationPriorityAlways); err != nil {
+			r.log.Debug("resource manager refused relay memory", "err", err)
 			_ = s.Reset()
 			return
 		}
-		// A session ends after a refusal (the client opens a new stream
-		// after one) and after a request that did not leave the stream at a
-		// frame boundary.
-		if !session || !intact || (code != status.OK && code != status.Duplicate) {
-			_ = s.Close()
-			return
-		}
-		// Wait for the next request or the sender's end of the session; an
-		// idle session ends after StreamTimeout.
-		_ = s.SetDeadline(time.Now().Add(r.params.StreamTimeout))
-		if _, err := br.Peek(1); err != nil {
-			if errors.Is(err, io.EOF) {
-				_ = s.Close()
-			} else {
-				_ = s.Reset()
-			}
-			return
-		}
 	}
+	var a answer
+	if frame, ok := r.readRequest(&a, from, br); ok {
+		r.handleRequest(&a, from, frame)
+	}
+	// The frame's reservation covers the request, which is handled. Release
+	// it before answering: a sender that sends its next request as soon as
+	// it reads the answer (a writer keeping the per-peer maximum in flight)
+	// must find the memory already free, or the resource manager refuses
+	// that stream and the sender sees it reset.
+	if extra > 0 {
+		s.Scope().ReleaseMemory(extra)
+	}
+	r.logRefusal(from, &a)
+	if err := writeFrame(s, (&response{code: a.code, msg: a.msg}).marshal()); err != nil {
+		_ = s.Reset()
+		return
+	}
+	_ = s.Close()
+	r.forward(a.publish)
+}
+
+// answer is the outcome of one request: the code and message to send
+// back, whether the request frame was read whole (the stream is still at a
+// frame boundary), and the envelope to gossip once the answer is on its
+// way (nil unless newly stored).
+type answer struct {
+	code    status.Code
+	msg     string
+	intact  bool
+	publish *envelope.Envelope
+	// done is closed when the answer is final (sessions only).
+	done chan struct{}
+}
+
+func (a *answer) set(code status.Code, msg string) { a.code, a.msg = code, msg }
+
+// readRequest reads one request frame from br. It returns the frame and
+// true, or fills a with the refusal: a request over the peer's rate is
+// skipped without being read into memory (the stream stays at a frame
+// boundary), and a frame that cannot be read leaves the stream broken
+// (a.intact false).
+func (r *Relay) readRequest(a *answer, from peer.ID, br *bufio.Reader) ([]byte, bool) {
+	if !r.limiter.Allow(from, 1) {
+		a.set(status.RateLimited, "too many envelopes; slow down")
+		a.intact = skipFrame(br, r.params.MaxRequestSize())
+		return nil, false
+	}
+	frame, err := wire.NewReader(br).ReadFrame(r.params.MaxRequestSize())
+	if err != nil {
+		if errors.Is(err, wire.ErrFrameTooLarge) {
+			a.set(status.FromError(fmt.Errorf("%w: %v", envelope.ErrTooLarge, err)))
+		} else {
+			a.set(status.FromError(fmt.Errorf("%w: %v", envelope.ErrMalformed, err)))
+		}
+		return nil, false
+	}
+	a.intact = true
+	return frame, true
 }
 
 // announced returns the length of the frame whose prefix starts br,
@@ -96,64 +118,83 @@ func (r *Relay) handleStream(s network.Stream) {
 // when the prefix does not decode or exceeds max: ReadFrame then fails
 // without allocating the body.
 func announced(br *bufio.Reader, max int) int {
+	n, _ := peekLength(br, max)
+	return n
+}
+
+// peekLength decodes the length prefix at the start of br without
+// consuming it: the body length and the prefix length, or 0, 0 when the
+// prefix does not decode or the body exceeds max.
+func peekLength(br *bufio.Reader, max int) (n, k int) {
 	b, _ := br.Peek(binary.MaxVarintLen64) // fewer bytes at the end of a short stream
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(max) {
-		return 0
+	v, k := binary.Uvarint(b)
+	if k <= 0 || v > uint64(max) {
+		return 0, 0
 	}
-	return int(n)
+	return int(v), k
 }
 
-// serve reads and handles one request. intact reports that the request
-// frame was read whole, so the stream is at a frame boundary.
-func (r *Relay) serve(s network.Stream, br *bufio.Reader) (code status.Code, msg string, intact bool) {
-	from := s.Conn().RemotePeer()
-	if !r.limiter.Allow(from, 1) {
-		return status.RateLimited, "too many envelopes; slow down", false
+// skipFrame discards the frame at the start of br without holding it in
+// memory, and reports whether it did (false: a bad prefix, a frame over
+// max or a stream that ended within it).
+func skipFrame(br *bufio.Reader, max int) bool {
+	n, k := peekLength(br, max)
+	if k == 0 {
+		return false
 	}
-	frame, err := wire.NewReader(br).ReadFrame(r.params.MaxRequestSize())
-	if err != nil {
-		if errors.Is(err, wire.ErrFrameTooLarge) {
-			code, msg = status.FromError(fmt.Errorf("%w: %v", envelope.ErrTooLarge, err))
-		} else {
-			code, msg = status.FromError(fmt.Errorf("%w: %v", envelope.ErrMalformed, err))
-		}
-		return code, msg, false
-	}
-	code, msg = r.handleRequest(s, frame)
-	return code, msg, true
+	_, err := br.Discard(k + n)
+	return err == nil
 }
 
-// handleRequest checks and stores one request frame.
-func (r *Relay) handleRequest(s network.Stream, frame []byte) (status.Code, string) {
-	from := s.Conn().RemotePeer()
+// handleRequest checks and stores one request frame and fills in a. The
+// caller gossips a.publish after answering.
+func (r *Relay) handleRequest(a *answer, from peer.ID, frame []byte) {
 	q, err := parseRequest(frame)
 	if err != nil {
-		return status.FromError(err)
+		a.set(status.FromError(err))
+		return
 	}
 	if r.policy != nil && !r.policy.Serves(q.mailbox, from) {
-		return status.NotServed, "this host does not serve that mailbox"
+		a.set(status.NotServed, "this host does not serve that mailbox")
+		return
 	}
 	env, err := envelope.Open(q.envelope, r.params.MaxEnvelopeSize, &q.mailbox)
 	if err != nil {
 		r.penalise(from, err)
-		return status.FromError(err)
+		a.set(status.FromError(err))
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, r.params.StreamTimeout)
 	defer cancel()
 	dup, err := r.handler.Deliver(ctx, env, from)
-	if err != nil {
-		return status.FromError(err)
+	switch {
+	case err != nil:
+		a.set(status.FromError(err))
+	case dup:
+		a.set(status.Duplicate, "")
+	default:
+		a.set(status.OK, "")
+		a.publish = env
 	}
-	if dup {
-		return status.Duplicate, ""
+}
+
+// forward spreads a newly stored envelope to the mailbox's online
+// readers, after its sender has been answered: the sender waits only for
+// the durable store. A failure here is not the sender's problem: the
+// envelope is stored and fetchable.
+func (r *Relay) forward(env *envelope.Envelope) {
+	if env == nil || !r.Joined(env.Mailbox()) {
+		return
 	}
-	// Stored: spread it to the mailbox's online readers. A failure here is
-	// not the sender's problem: the envelope is stored and fetchable.
-	if r.Joined(q.mailbox) {
-		if err := r.publish(ctx, env, true); err != nil {
-			r.log.Debug("could not gossip relayed envelope", "mailbox", q.mailbox.Short(), "err", err)
-		}
+	ctx, cancel := context.WithTimeout(r.ctx, r.params.StreamTimeout)
+	defer cancel()
+	if err := r.publish(ctx, env, true); err != nil {
+		r.log.Debug("could not gossip relayed envelope", "mailbox", env.Mailbox().Short(), "err", err)
 	}
-	return status.OK, ""
+}
+
+func (r *Relay) logRefusal(from peer.ID, a *answer) {
+	if a.code != status.OK && a.code != status.Duplicate {
+		r.log.Debug("relay request refused", "peer", from, "code", a.code, "msg", a.msg)
+	}
 }

@@ -3,7 +3,10 @@ package relay
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -11,26 +14,58 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshnode/meshnode/envelope"
-	"github.com/meshnode/meshnode/internal/status"
 	"github.com/meshnode/meshnode/internal/wire"
 )
 
 // Session relays envelopes to one remote node over one stream of the
-// session protocol (SessionProtocolID), one request after another: a
-// writer that relays many envelopes to the same host saves opening,
-// negotiating and closing a stream per envelope. Each Send returns once
-// the host reports the envelope durably stored, exactly like Send.
+// session protocol (SessionProtocolID), pipelined: a writer that relays
+// many envelopes to the same host saves opening, negotiating and closing a
+// stream per envelope, and can keep many requests in flight on that one
+// stream. Each Send returns once the host reports the envelope durably
+// stored, exactly like Send.
 //
-// The stream is opened on the first Send and again after any failure or
-// refusal (the host ends a session after a refusal). A Session is not
-// safe for concurrent use: keep one per request in flight.
+// Send is safe for concurrent use: concurrent calls share the stream,
+// their requests go out in as few writes as possible (whatever queued up
+// while the previous write was in progress goes in the next one), and a
+// reader goroutine hands each answer to its caller in request order.
+//
+// The stream is opened on the first Send and again after it failed (a
+// reset, a malformed answer, a Send that timed out, the host ending an
+// idle session). A Send whose request was on a stream that ended before
+// its answer came is retried once on a new stream, unless the stream was
+// opened for it: relaying is idempotent (a duplicate is reported as
+// stored), so a retry never stores anything twice.
 type Session struct {
 	h       host.Host
 	p       peer.ID
 	timeout time.Duration
-	st      network.Stream
-	br      *bufio.Reader
-	closed  bool
+
+	mu     sync.Mutex // guards conn and closed; held while opening a stream
+	conn   *sessionConn
+	closed bool
+}
+
+// sessionConn is one stream of a session.
+type sessionConn struct {
+	st network.Stream
+
+	mu      sync.Mutex // guards the fields below
+	queue   []*call    // requests written or being written, in order, awaiting answers
+	out     []byte     // request frames waiting to be written
+	spare   []byte     // the buffer of the write in progress, reused
+	writing bool       // a Send is writing out (it writes what others queue too)
+	err     error      // the stream failed; set once
+	closing bool       // Session.Close: no more requests
+}
+
+// call is one request awaiting its answer.
+type call struct {
+	done chan callResult // buffered: the reader never blocks on it
+}
+
+type callResult struct {
+	resp *response
+	err  error
 }
 
 // NewSession returns a session to p on h. timeout bounds each Send
@@ -45,63 +80,201 @@ func NewSession(h host.Host, p peer.ID, timeout time.Duration) *Session {
 // Send relays env to mailbox m and waits for the host's answer. Errors
 // match the remote's reason with errors.Is, as for Send.
 func (s *Session) Send(ctx context.Context, m envelope.MailboxID, env *envelope.Envelope) error {
-	if s.closed {
-		return ErrSessionClosed
-	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	if s.st == nil {
-		st, err := s.h.NewStream(ctx, s.p, SessionProtocolID)
+	for attempt := 0; ; attempt++ {
+		c, fresh, err := s.stream(ctx)
 		if err != nil {
-			return fmt.Errorf("relay: open session to %s: %w", s.p, err)
+			return err
 		}
-		if err := st.Scope().SetService(ServiceName); err != nil {
-			_ = st.Reset()
-			return fmt.Errorf("relay: %w", err)
+		resp, err := c.roundTrip(ctx, &request{mailbox: m, envelope: env.Bytes()})
+		if err != nil {
+			if ctx.Err() != nil {
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					// No answer in time: the stream is stuck or the host
+					// is; every other call on it would wait as long.
+					c.fail(fmt.Errorf("relay: no answer from %s within %v", s.p, s.timeout))
+				}
+				return fmt.Errorf("relay: send to %s: %w", s.p, ctx.Err())
+			}
+			var ended *streamEnded
+			if !fresh && attempt == 0 && errors.As(err, &ended) {
+				continue
+			}
+			return err
 		}
-		s.st, s.br = st, bufio.NewReaderSize(st, maxResponseSize+8)
+		if rerr := resp.code.Err(resp.msg); rerr != nil {
+			return fmt.Errorf("relay: %s refused envelope: %w", s.p, rerr)
+		}
+		return nil
 	}
-	st := s.st
-	deadline, _ := ctx.Deadline()
-	_ = st.SetDeadline(deadline)
-	// Cancelling ctx must also end a read blocked on the stream.
-	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
-	defer stop()
-	fail := func(err error) error {
+}
+
+// stream returns the session's stream, opening one if there is none or it
+// failed; fresh reports that it was opened by this call.
+func (s *Session) stream(ctx context.Context) (c *sessionConn, fresh bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false, ErrSessionClosed
+	}
+	if s.conn != nil && !s.conn.failed() {
+		return s.conn, false, nil
+	}
+	st, err := s.h.NewStream(ctx, s.p, SessionProtocolID)
+	if err != nil {
+		return nil, false, fmt.Errorf("relay: open session to %s: %w", s.p, err)
+	}
+	if err := st.Scope().SetService(ServiceName); err != nil {
 		_ = st.Reset()
-		s.st, s.br = nil, nil
-		return err
+		return nil, false, fmt.Errorf("relay: %w", err)
 	}
-	if err := writeFrame(st, (&request{mailbox: m, envelope: env.Bytes()}).marshal()); err != nil {
-		return fail(fmt.Errorf("relay: send to %s: %w", s.p, err))
-	}
-	frame, err := wire.NewReader(s.br).ReadFrame(maxResponseSize)
-	if err != nil {
-		return fail(fmt.Errorf("relay: read answer from %s: %w", s.p, err))
-	}
-	resp, err := parseResponse(frame)
-	if err != nil {
-		return fail(err)
-	}
-	if resp.code != status.OK && resp.code != status.Duplicate {
-		// The host ends the session after a refusal; so do we.
-		_ = st.Close()
-		s.st, s.br = nil, nil
-	}
-	if rerr := resp.code.Err(resp.msg); rerr != nil {
-		return fmt.Errorf("relay: %s refused envelope: %w", s.p, rerr)
-	}
-	return nil
+	s.conn = &sessionConn{st: st}
+	go s.conn.readLoop(s.p)
+	return s.conn, true, nil
 }
 
 // Close ends the session: the host sees the end of the stream after the
-// last answer. It is idempotent.
+// last request and answers every request before it. It is idempotent.
 func (s *Session) Close() error {
-	s.closed = true
-	if s.st == nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return nil
 	}
-	st := s.st
-	s.st, s.br = nil, nil
-	return st.Close()
+	s.closed = true
+	if s.conn == nil {
+		return nil
+	}
+	c := s.conn
+	s.conn = nil
+	return c.close(s.timeout)
+}
+
+// streamEnded is the error of a request whose stream ended before its
+// answer came: the host may or may not have stored the envelope.
+type streamEnded struct{ err error }
+
+func (e *streamEnded) Error() string {
+	return fmt.Sprintf("relay: session ended before the answer: %v", e.err)
+}
+func (e *streamEnded) Unwrap() error { return e.err }
+
+// roundTrip queues q, writes it out (with whatever else was queued
+// meanwhile) unless a concurrent call is already writing, and waits for
+// its answer or ctx.
+func (c *sessionConn) roundTrip(ctx context.Context, q *request) (*response, error) {
+	cl := &call{done: make(chan callResult, 1)}
+	c.mu.Lock()
+	if c.err != nil || c.closing {
+		err := c.err
+		c.mu.Unlock()
+		if err == nil {
+			err = ErrSessionClosed
+		}
+		return nil, &streamEnded{err}
+	}
+	c.queue = append(c.queue, cl)
+	c.out = q.appendFrame(c.out)
+	if !c.writing {
+		c.writing = true
+		for len(c.out) > 0 && c.err == nil {
+			buf := c.out
+			c.out = c.spare[:0]
+			c.mu.Unlock()
+			_, err := c.st.Write(buf)
+			c.mu.Lock()
+			c.spare = buf
+			if err != nil {
+				c.failLocked(err)
+			}
+		}
+		c.writing = false
+	}
+	c.mu.Unlock()
+	select {
+	case res := <-cl.done:
+		return res.resp, res.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// readLoop hands each answer to the oldest call awaiting one, until the
+// stream ends.
+func (c *sessionConn) readLoop(p peer.ID) {
+	r := wire.NewReader(bufio.NewReaderSize(c.st, 512))
+	for {
+		frame, err := r.ReadFrame(maxResponseSize)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		resp, err := parseResponse(frame)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.failLocked(fmt.Errorf("%w: %s answered a request it was not sent", ErrBadResponse, p))
+			c.mu.Unlock()
+			return
+		}
+		cl := c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		last := c.closing && len(c.queue) == 0
+		c.mu.Unlock()
+		cl.done <- callResult{resp: resp}
+		if last {
+			_ = c.st.Close()
+			return
+		}
+	}
+}
+
+// fail ends the stream with err: every call awaiting an answer gets it.
+func (c *sessionConn) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failLocked(err)
+}
+
+func (c *sessionConn) failLocked(err error) {
+	if c.err != nil {
+		return
+	}
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF // the host ended the session with requests unanswered
+	}
+	c.err = err
+	for _, cl := range c.queue {
+		cl.done <- callResult{err: &streamEnded{err}}
+	}
+	c.queue = nil
+	_ = c.st.Reset()
+}
+
+func (c *sessionConn) failed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err != nil || c.closing
+}
+
+// close ends the stream for writing; the reader closes it once every
+// request has been answered, or it is reset after timeout.
+func (c *sessionConn) close(timeout time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return nil
+	}
+	c.closing = true
+	if len(c.queue) == 0 {
+		c.err = ErrSessionClosed
+		return c.st.Close()
+	}
+	_ = c.st.SetReadDeadline(time.Now().Add(timeout))
+	return c.st.CloseWrite()
 }
