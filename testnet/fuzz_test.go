@@ -43,7 +43,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		// Keep schedules small enough to draw quickly.
-		if s.Traffic.Rate*s.Duration.D().Seconds()*float64(s.groupCount()) > 1e5 {
+		if s.ScheduleEvents() > 1e5 {
 			return
 		}
 		sch := NewSchedule(&s)

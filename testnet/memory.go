@@ -57,8 +57,29 @@ func availableMemory() int64 {
 	return 0
 }
 
-// checkMemory refuses a scenario whose estimate exceeds what is available.
+// maxScheduleEvents bounds the events a schedule is drawn with (messages
+// plus churn transitions): past it, drawing and holding the schedule alone
+// takes minutes and gigabytes before the run starts.
+const maxScheduleEvents = 2_000_000
+
+// ScheduleEvents estimates how many events the schedule holds: every
+// message of every group, and two transitions per churn cycle of every
+// churning member.
+func (s *Scenario) ScheduleEvents() float64 {
+	events := s.Traffic.Rate * s.Duration.D().Seconds() * float64(s.groupCount())
+	if cycle := (s.Churn.Online + s.Churn.Offline).D(); s.Churn.Fraction > 0 && cycle > 0 {
+		events += 2 * s.Churn.Fraction * float64(s.Peers) * s.Duration.D().Seconds() / cycle.Seconds()
+	}
+	return events
+}
+
+// checkMemory refuses a scenario whose schedule or memory estimate exceeds
+// what this machine can hold.
 func (s *Scenario) checkMemory() error {
+	if n := s.ScheduleEvents(); n > maxScheduleEvents {
+		return fmt.Errorf("%w: the schedule would hold about %.0f messages and churn transitions, at most %d; lower the rate, the groups, the duration or the churn, or lengthen churn.online and churn.offline",
+			ErrTooLarge, n, maxScheduleEvents)
+	}
 	avail := availableMemory()
 	if avail == 0 {
 		return nil

@@ -275,6 +275,8 @@ func TestBadScenarios(t *testing.T) {
 		{"negative rotation", `{"rotations": [{"at": "-1s"}]}`, ErrScenario, "rotations[0]"},
 		{"too many removals", `{"peers": 5, "peer_hosts": 3, "groups": [{"count": 1, "size": 5}], "removals": [{"at": "1s"}, {"at": "2s"}, {"at": "3s"}]}`, ErrScenario, "only 2 removable"},
 		{"too large", `{"peers": 5000, "hosts": 1, "groups": [{"count": 100, "size": 5000}]}`, ErrTooLarge, "available"},
+		{"too much churn", `{"peers": 5000, "duration": "1h", "groups": [{"count": 1, "size": 10}], "churn": {"fraction": 1, "online": "100ms", "offline": "100ms"}}`, ErrTooLarge, "churn transitions"},
+		{"too many messages", `{"peers": 100, "duration": "1h", "groups": [{"count": 10, "size": 10}], "traffic": {"rate": 100, "size": 100}}`, ErrTooLarge, "at most 2000000"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
