@@ -190,6 +190,21 @@ func (c *collector) counts() (sent, shown, left int) {
 	return len(c.sends), len(c.first), c.left
 }
 
+// onlineFrom returns t if node was online at t, else when it came back
+// online after t (t itself if it never did: the caller sees no reach).
+// Call with c.mu held.
+func (c *collector) onlineFrom(node int, t time.Time) time.Time {
+	for _, iv := range c.offline[node] {
+		if !iv.from.After(t) && (iv.to.IsZero() || iv.to.After(t)) {
+			if iv.to.IsZero() {
+				return t
+			}
+			return iv.to
+		}
+	}
+	return t
+}
+
 // onlineThroughout reports whether node was online during [from, to).
 // Call with c.mu held.
 func (c *collector) onlineThroughout(node int, from, to time.Time) bool {

@@ -120,7 +120,8 @@
 // In managed groups the recipients of a message are the members not
 // removed at or before its send (schedule offsets). managed.key_catchup_ms
 // is, per removal or rotation, the time from the manager's operation
-// returning until the last remaining member's node was seen in the new
+// returning (for a member offline then, from its coming back online)
+// until the last remaining member's node was seen in the new
 // epoch (it showed the key update's event and GroupInfo reported the
 // epoch). forward_secrecy.violations counts messages of a removal's epoch
 // or later that the removed member showed (Follow) or holds (its message

@@ -291,7 +291,10 @@ func (c *collector) managedResult() *ManagedResult {
 				complete = false
 				continue
 			}
-			d := max(0, t.Sub(op.done))
+			// A member offline when the operation finished is timed
+			// from its return: the figure is the protocol's delay, not
+			// the churn schedule's.
+			d := max(0, t.Sub(c.onlineFrom(rc, op.done)))
 			slowest = max(slowest, d)
 			each = append(each, ms(d))
 		}

@@ -255,8 +255,8 @@ meshnode's pubsub options on the same hosts, links and connections, carrying the
 <td>{{.ForwardSecrecy.Checked}}</td><td>{{.ForwardSecrecy.Violations}}</td><td>{{.ForwardSecrecy.OldEpochShown}}</td></tr>{{end}}
 {{end}}</table>
 <p>Every group is managed: its creator (the bot under the bot strategy) adds the members by key package and does the removals and
-rotations; a removal rotates the keys. Key catch-up: from the manager finishing an operation until the last remaining member's node
-accepted the new epoch's key. Delivery counts only members still in the group when a message is sent. A violation is a message of the
+rotations; a removal rotates the keys. Key catch-up: from the manager finishing an operation (or, for a member offline then, from its
+return) until the last remaining member's node accepted the new epoch's key. Delivery counts only members still in the group when a message is sent. A violation is a message of the
 removal's epoch or later that the removed member shows or holds (must be 0); old-epoch messages are those sent after the removal by
 a member whose node had not received the key update yet, which the removed member can still read.</p>
 {{end}}<h2>Storage per hosting node</h2>

@@ -182,10 +182,10 @@ type ManagedResult struct {
 	Rotations int `json:"rotations"`
 	Removals  int `json:"removals"`
 	Failed    int `json:"failed"`
-	// KeyCatchUpMs: per operation, from the manager finishing it until
-	// the last remaining member of the group was in the new epoch (its
-	// node accepted the key update); operations some member never reached
-	// are counted apart. KeyCatchUpMemberMs: the same per member.
+	// KeyCatchUpMs: per operation, from the manager finishing it (for a
+	// member offline then, from its return) until the last remaining
+	// member of the group was in the new epoch (its node accepted the key
+	// update); operations some member never reached are counted apart. KeyCatchUpMemberMs: the same per member.
 	KeyCatchUpMs         Percentiles `json:"key_catchup_ms"`
 	KeyCatchUpMemberMs   Percentiles `json:"key_catchup_member_ms"`
 	KeyCatchUpIncomplete int         `json:"key_catchup_incomplete"`
