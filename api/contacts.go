@@ -17,24 +17,32 @@ const (
 	PathContactRequest = PathContacts + "/requests"
 	PathContactAccept  = PathContactRequest + "/{id}/accept"
 	PathContactReject  = PathContactRequest + "/{id}/reject"
+	// PathAliasProof sets an alias's proof of work (PUT).
+	PathAliasProof = PathAlias + "/pow"
 	// PathGroupAddContact adds a contact to a managed group, the welcome
 	// travelling over the connection group.
 	PathGroupAddContact = "/" + Version + "/groups/{group}/add-contact"
+	// PathContactAdds lists the adds queued until the contact's node
+	// offers a key package (GET); PathContactAdd cancels one (DELETE).
+	PathContactAdds = PathContacts + "/adds"
+	PathContactAdd  = PathContactAdds + "/{id}"
 )
 
 // Error codes of the contact endpoints.
 const (
-	CodeUnknownName     = "unknown_name"      // 404: nobody is reachable under that alias or user ID
-	CodeBadPackage      = "bad_package"       // 502: the package found under the name is forged or invalid
-	CodeExpiredPackage  = "expired_package"   // 502: the package found under the name has expired
-	CodeUnknownRequest  = "unknown_request"   // 404: no pending request has that ID
-	CodeUnknownAlias    = "unknown_alias"     // 404: alias remove of an alias never added
-	CodeAliasExists     = "alias_exists"      // 409: alias add of an alias already added
-	CodeNoDirectory     = "no_directory"      // 409: no directory host configured
-	CodeDirectoryRefuse = "directory_refused" // 502: no directory host accepted the alias
-	CodeUnknownContact  = "unknown_contact"   // 404: no connected contact matches
-	CodeNoKeyPackage    = "no_key_package"    // 409: the contact has offered no unused key package yet; retry later
-	CodeWelcomeTooLarge = "welcome_too_large" // 409: the welcome does not fit a connection group; add by key package
+	CodeUnknownName     = "unknown_name"        // 404: nobody is reachable under that alias or user ID
+	CodeBadPackage      = "bad_package"         // 502: the package found under the name is forged or invalid
+	CodeExpiredPackage  = "expired_package"     // 502: the package found under the name has expired
+	CodeUnknownRequest  = "unknown_request"     // 404: no pending request has that ID
+	CodeUnknownAlias    = "unknown_alias"       // 404: alias remove of an alias never added
+	CodeAliasExists     = "alias_exists"        // 409: alias add of an alias already added
+	CodeNoDirectory     = "no_directory"        // 409: no directory host configured
+	CodeDirectoryRefuse = "directory_refused"   // 502: no directory host accepted the alias
+	CodeUnknownContact  = "unknown_contact"     // 404: no connected contact matches
+	CodeNoKeyPackage    = "no_key_package"      // 409: the contact has offered no unused key package yet; retry later
+	CodeWelcomeTooLarge = "welcome_too_large"   // 409: the welcome does not fit a connection group; add by key package
+	CodeUnknownAdd      = "unknown_contact_add" // 404: no queued contact add has that ID
+	CodeAddQueueFull    = "add_queue_full"      // 409: too many queued contact adds; cancel some
 )
 
 func pathWith(pattern, key, value string) string {
@@ -97,6 +105,39 @@ type AddContactToGroupRequest struct {
 	Contact string `json:"contact"`
 	// Role is read, write or manage.
 	Role string `json:"role"`
+}
+
+// AliasProofRequest is the body of PUT /v1/aliases/{name}/pow.
+type AliasProofRequest struct {
+	// ProofBits is the proof of work (leading zero bits, 0 for none, at
+	// most 32) requests through the alias must carry from now on.
+	ProofBits int `json:"proof_bits"`
+}
+
+// PendingContactAdd is a contact add queued until the contact's node
+// offers a key package over the connection group; the daemon completes it
+// when one arrives. State is "waiting", or "failed" when it can never
+// complete (LastError says why; cancel it).
+type PendingContactAdd struct {
+	ID          string    `json:"id"`
+	Group       string    `json:"group"`
+	GroupName   string    `json:"group_name,omitempty"`
+	Contact     string    `json:"contact"`
+	Fingerprint string    `json:"fingerprint,omitempty"`
+	Nick        string    `json:"nick,omitempty"`
+	Role        string    `json:"role"`
+	State       string    `json:"state"`
+	Queued      time.Time `json:"queued"`
+	LastError   string    `json:"last_error,omitempty"`
+}
+
+// ContactAddResult is the answer of POST /v1/groups/{group}/add-contact:
+// the manager operation's result when the contact was added at once, or
+// Queued (and only Group of the operation) when the add waits for the
+// contact's key package.
+type ContactAddResult struct {
+	ManageResult
+	Queued *PendingContactAdd `json:"queued,omitempty"`
 }
 
 // RequestContactRequest is the body of POST /v1/contacts/requests.
@@ -164,9 +205,37 @@ func (c *Client) AcceptContact(ctx context.Context, id string) (*Contact, error)
 
 // AddContactToGroup calls POST /v1/groups/{group}/add-contact: add a
 // connected contact to a managed group with the key package their node
-// offered; the welcome also travels over the connection group.
-func (c *Client) AddContactToGroup(ctx context.Context, group string, req *AddContactToGroupRequest) (*ManageResult, error) {
-	return c.manage(ctx, http.MethodPost, GroupPath(PathGroupAddContact, group), req)
+// offered; the welcome also travels over the connection group. Without an
+// offer yet, the add is queued (the result's Queued).
+func (c *Client) AddContactToGroup(ctx context.Context, group string, req *AddContactToGroupRequest) (*ContactAddResult, error) {
+	var out ContactAddResult
+	if err := c.Do(ctx, http.MethodPost, GroupPath(PathGroupAddContact, group), req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// PendingContactAdds calls GET /v1/contacts/adds.
+func (c *Client) PendingContactAdds(ctx context.Context) ([]PendingContactAdd, error) {
+	var out []PendingContactAdd
+	if err := c.Do(ctx, http.MethodGet, PathContactAdds, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CancelContactAdd calls DELETE /v1/contacts/adds/{id}.
+func (c *Client) CancelContactAdd(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, pathWith(PathContactAdd, "id", id), nil, nil)
+}
+
+// SetAliasProofBits calls PUT /v1/aliases/{name}/pow.
+func (c *Client) SetAliasProofBits(ctx context.Context, name string, bits int) (*Alias, error) {
+	var out Alias
+	if err := c.Do(ctx, http.MethodPut, pathWith(PathAliasProof, "name", name), &AliasProofRequest{ProofBits: bits}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // RejectContact calls POST /v1/contacts/requests/{id}/reject.

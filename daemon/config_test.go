@@ -68,6 +68,9 @@ func TestParseConfigRejects(t *testing.T) {
 		{"bad format", `{"version":1,"role":"member","log_format":"xml"}`, "log format"},
 		{"too large", `{"version":1,"role":"member","nick":"` + strings.Repeat("a", maxConfigSize) + `"}`, "bytes"},
 		{"two problems", `{"version":1,"role":"admin","log_level":"trace"}`, "log level"},
+		{"proof too hard", `{"version":1,"role":"member","user_id_proof_bits":33}`, "user_id_proof_bits"},
+		{"negative proof", `{"version":1,"role":"member","user_id_proof_bits":-1}`, "user_id_proof_bits"},
+		{"proof not a number", `{"version":1,"role":"member","user_id_proof_bits":"16"}`, "user_id_proof_bits"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig([]byte(tc.in))
@@ -75,6 +78,30 @@ func TestParseConfigRejects(t *testing.T) {
 				t.Fatalf("got %v, want ErrConfig mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestConfigUserIDProofBits: the key is read, defaults to the node's
+// default (none) and reaches the node's parameters.
+func TestConfigUserIDProofBits(t *testing.T) {
+	c, err := ParseConfig([]byte(`{"version":1,"role":"member","user_id_proof_bits":12}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := node.DefaultParams(node.RoleMember)
+	c.applyTo(&p)
+	if p.Contacts.UserIDProofBits != 12 {
+		t.Fatalf("UserIDProofBits %d", p.Contacts.UserIDProofBits)
+	}
+	d, err := ParseConfig([]byte(`{"version":1,"role":"member"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = node.DefaultParams(node.RoleMember)
+	want := p.Contacts.UserIDProofBits
+	d.applyTo(&p)
+	if d.UserIDProofBits != 0 || p.Contacts.UserIDProofBits != want {
+		t.Fatalf("default: config %d, params %d", d.UserIDProofBits, p.Contacts.UserIDProofBits)
 	}
 }
 

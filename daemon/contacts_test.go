@@ -20,6 +20,8 @@ func TestContactTypesMirrorNode(t *testing.T) {
 		{node.AliasInfo{}, api.Alias{}},
 		{node.Contact{}, api.Contact{}},
 		{node.ContactRequest{}, api.ContactRequest{}},
+		{node.PendingContactAdd{}, api.PendingContactAdd{}},
+		{node.ContactAddResult{}, api.ContactAddResult{}},
 	} {
 		n, a := reflect.TypeOf(pair[0]), reflect.TypeOf(pair[1])
 		if n.NumField() != a.NumField() {
@@ -98,17 +100,37 @@ func TestContactsOverAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tu.Eventually(t, 20*time.Second, func() bool {
-		_, err := alice.c.AddContactToGroup(ctx, created.Group.ID, &api.AddContactToGroupRequest{Contact: "bob", Role: "write"})
-		if err != nil && !apiCode(err, api.CodeNoKeyPackage) {
-			t.Fatalf("add bob: %v", err)
-		}
-		return err == nil
-	}, "alice adds bob through the contact")
+	// Done at once if bob's offer has reached alice, else queued and
+	// completed by alice's daemon when it does.
+	res, err := alice.c.AddContactToGroup(ctx, created.Group.ID, &api.AddContactToGroupRequest{Contact: "bob", Role: "write"})
+	if err != nil {
+		t.Fatalf("add bob: %v", err)
+	}
+	if q := res.Queued; q != nil && (q.Group != created.Group.ID || q.Role != "write" || q.State != "waiting" || q.Fingerprint != bob.fp) {
+		t.Fatalf("queued add %+v", q)
+	}
 	tu.Eventually(t, 20*time.Second, func() bool {
 		g, err := bob.c.Group(ctx, created.Group.ID)
 		return err == nil && g.Role == "write"
 	}, "bob joins api-club")
+	tu.Eventually(t, 20*time.Second, func() bool {
+		ps, err := alice.c.PendingContactAdds(ctx)
+		return err == nil && len(ps) == 0
+	}, "no queued add left")
+	if err := alice.c.CancelContactAdd(ctx, "0123456789abcdef"); !apiCode(err, api.CodeUnknownAdd) {
+		t.Fatalf("cancel an unknown add: %v", err)
+	}
+
+	// An alias's proof of work changes in place.
+	if a, err := bob.c.SetAliasProofBits(ctx, "bob-api", 4); err != nil || a.ProofBits != 4 || a.Name != "bob-api" {
+		t.Fatalf("alias pow: %+v %v", a, err)
+	}
+	if _, err := bob.c.SetAliasProofBits(ctx, "bob-api", 33); !apiCode(err, api.CodeBadRequest) {
+		t.Fatalf("alias pow 33: %v", err)
+	}
+	if _, err := bob.c.SetAliasProofBits(ctx, "no-such-alias", 4); !apiCode(err, api.CodeUnknownAlias) {
+		t.Fatalf("pow of an unknown alias: %v", err)
+	}
 
 	// The connection group carries key package offers and welcome frames:
 	// the API leaves them out unless asked for everything.

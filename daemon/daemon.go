@@ -105,6 +105,7 @@ func Start(ctx context.Context, h *Home, cfg Config, pass PassphraseFunc, opts .
 	np.Bootstrap = cfg.Bootstrap
 	np.HostPolicy = cfg.HostPolicy
 	np.Allowlist = cfg.Allowlist
+	cfg.applyTo(&np)
 	// Used only when the role keeps a stable peer ID (hosts, bots);
 	// members draw a fresh transport key at every start.
 	np.PeerKeyFile = h.Path(FilePeerKey)

@@ -24,7 +24,10 @@ func (s *server) contactRoutes(mux *http.ServeMux) {
 	s.handle(mux, api.PathContactRequest, methods{http.MethodGet: s.listContactRequests, http.MethodPost: s.requestContact})
 	s.handle(mux, api.PathContactAccept, methods{http.MethodPost: s.acceptContact})
 	s.handle(mux, api.PathContactReject, methods{http.MethodPost: s.rejectContact})
+	s.handle(mux, api.PathAliasProof, methods{http.MethodPut: s.setAliasProof})
 	s.handle(mux, api.PathGroupAddContact, methods{http.MethodPost: s.addContactToGroup})
+	s.handle(mux, api.PathContactAdds, methods{http.MethodGet: s.listContactAdds})
+	s.handle(mux, api.PathContactAdd, methods{http.MethodDelete: s.cancelContactAdd})
 }
 
 // contactErrors map the contact API's errors to API codes and statuses.
@@ -47,6 +50,8 @@ var contactErrors = []struct {
 	{node.ErrUnknownContact, api.CodeUnknownContact, http.StatusNotFound},
 	{node.ErrNoContactKeyPackage, api.CodeNoKeyPackage, http.StatusConflict},
 	{node.ErrWelcomeTooLarge, api.CodeWelcomeTooLarge, http.StatusConflict},
+	{node.ErrUnknownContactAdd, api.CodeUnknownAdd, http.StatusNotFound},
+	{node.ErrContactAddQueueFull, api.CodeAddQueueFull, http.StatusConflict},
 }
 
 func contactError(err error) error {
@@ -180,11 +185,53 @@ func (s *server) addContactToGroup(w http.ResponseWriter, r *http.Request) error
 		}
 		return managedError(err)
 	}
-	out := api.ManageResult(*res)
+	out := api.ContactAddResult{ManageResult: api.ManageResult(res.ManageResult)}
 	if out.Events == nil {
 		out.Events = []string{}
 	}
+	if res.Queued != nil {
+		q := api.PendingContactAdd(*res.Queued)
+		out.Queued = &q
+		writeJSON(w, http.StatusAccepted, out)
+		return nil
+	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) listContactAdds(w http.ResponseWriter, _ *http.Request) error {
+	ps, err := s.d.node.PendingContactAdds()
+	if err != nil {
+		return contactError(err)
+	}
+	out := make([]api.PendingContactAdd, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, api.PendingContactAdd(p))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) cancelContactAdd(w http.ResponseWriter, r *http.Request) error {
+	if err := s.d.node.CancelContactAdd(r.PathValue("id")); err != nil {
+		return contactError(err)
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+	return nil
+}
+
+func (s *server) setAliasProof(w http.ResponseWriter, r *http.Request) error {
+	var req api.AliasProofRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), nodeCallTimeout)
+	defer cancel()
+	a, err := s.d.node.SetAliasProofBits(ctx, r.PathValue("name"), req.ProofBits)
+	if err != nil {
+		return contactError(err)
+	}
+	writeJSON(w, http.StatusOK, api.Alias(*a))
 	return nil
 }
 

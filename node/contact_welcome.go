@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,7 +107,29 @@ type offerRec struct {
 	Hash    string    `json:"hash"` // hex SHA-256 of the key package binary
 	Expires time.Time `json:"expires"`
 	Sent    time.Time `json:"sent"`
+	// Replaced are the earlier offers this one replaced while they were
+	// still pending: a manager may have used one before it saw the new
+	// offer, so each is still watched for its welcome for
+	// replacedOfferGrace, then forgotten (pruneReplacedOffers).
+	Replaced []replacedOffer `json:"replaced,omitempty"`
 }
+
+type replacedOffer struct {
+	Hash string    `json:"hash"`
+	At   time.Time `json:"at"`
+}
+
+const (
+	// replacedOfferGrace is how long a replaced offer is still watched
+	// for a welcome: a manager online when the new offer was sent sees it
+	// within seconds and uses it; one that comes online later catches the
+	// connection group up first.
+	replacedOfferGrace = 24 * time.Hour
+	// maxReplacedOffers bounds the replaced offers kept per contact (one
+	// offer is replaced every half validity, so there is rarely more than
+	// one); past it the oldest is forgotten at once.
+	maxReplacedOffers = 4
+)
 
 // contactWelcomes is the member side's memory of welcome frames already
 // delivered, by tag (in memory only: delivering again after a restart is
@@ -263,66 +286,6 @@ func reassembleContactWelcomes(texts []string, done map[[16]byte]bool) map[[16]b
 	return out
 }
 
-// AddContactToGroup adds a connected contact (group ID, fingerprint, nick
-// or the name they were reached by) to a managed group this member
-// manages, with a role. It uses the newest key package the contact's node
-// offered over the connection group and sends the welcome both through the
-// group's hosts (as AddMember) and inside the connection group, so the
-// contact joins even without knowing the group's hosts. Failures to post
-// into the connection group are in the result's Failed, under
-// "connection group: HOST". Errors: ErrUnknownContact (also: not
-// connected yet), ErrNoContactKeyPackage, ErrWelcomeTooLarge and those of
-// AddMember.
-func (n *Node) AddContactToGroup(ctx context.Context, group, contact string, role groupstate.Role) (*ManageResult, error) {
-	if _, err := n.mem(); err != nil {
-		return nil, err
-	}
-	c := n.conn
-	// Held throughout, so that two adds never use one key package.
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ct, err := n.contact(contact)
-	if err != nil {
-		return nil, err
-	}
-	if ct.State != "connected" {
-		return nil, fmt.Errorf("%w: %s has not accepted yet (state %s)", ErrUnknownContact, contact, ct.State)
-	}
-	kp, err := n.contactKeyPackage(ct)
-	if err != nil {
-		return nil, err
-	}
-	var texts []string
-	res, err := n.manage(ctx, group, func(op *managerOp) error {
-		if err := op.addMember(kp, role, false); err != nil {
-			return err
-		}
-		// Cut before committing: a welcome too large for the connection
-		// group leaves nothing behind.
-		texts, err = contactWelcomeTexts(op.welcomes)
-		return err
-	})
-	if err != nil {
-		return res, err
-	}
-	hash := sha256.Sum256(kp.Marshal())
-	if err := n.member.db.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(dkey(dUsedKP, hash[:]), u64(uint64(time.Now().UnixMilli())))
-	}); err != nil {
-		return res, fmt.Errorf("node: record the contact's key package as used: %w", err)
-	}
-	for _, text := range texts {
-		sr, err := n.Send(ctx, ct.Group, text)
-		if err != nil {
-			return res, fmt.Errorf("node: the member was added, but sending the welcome over the connection group failed (it still travels through the group's hosts): %w", err)
-		}
-		for h, why := range sr.Failed {
-			res.Failed["connection group: "+h] = why
-		}
-	}
-	return res, nil
-}
-
 // contactKeyPackage finds the newest unused, valid key package the
 // contact offered over the connection group. Call with conn.mu held.
 func (n *Node) contactKeyPackage(ct *Contact) (*keymgmt.KeyPackage, error) {
@@ -375,6 +338,14 @@ func (n *Node) contactsTick(only string) {
 		}
 		if err := n.deliverContactWelcomes(ctx, ct); err != nil && n.ctx.Err() == nil {
 			n.log.Warn("delivering welcomes from a contact failed", "group", ct.Group, "err", err)
+		}
+		if err := n.completeQueuedAdds(ct); err != nil && n.ctx.Err() == nil {
+			// Dropped: the next pass tries again.
+			n.log.Warn("completing queued adds of a contact failed", "group", ct.Group, "err", err)
+		}
+		if err := n.pruneReplacedOffers(ct, time.Now()); err != nil && n.ctx.Err() == nil {
+			// Dropped: the next pass prunes again.
+			n.log.Warn("pruning replaced key package offers failed", "group", ct.Group, "err", err)
 		}
 		if !n.params.Contacts.OfferKeyPackages {
 			continue
@@ -456,22 +427,36 @@ func (n *Node) offerKeyPackage(ctx context.Context, ct *Contact) error {
 	if err != nil {
 		return err
 	}
+	var replaced []replacedOffer
 	if b != nil {
-		rec := &offerRec{}
-		if err := json.Unmarshal(b, rec); err != nil {
-			return fmt.Errorf("%w: key package offer: %v", ErrCorrupt, err)
+		rec, err := decodeOfferRec(b)
+		if err != nil {
+			return err
 		}
 		m := n.member
 		m.mu.Lock()
+		// Live: still awaiting its welcome (one being joined is consumed).
 		live := false
 		for _, p := range m.mg.kps {
-			if fmt.Sprintf("%x", p.hash) == rec.Hash {
+			if hex.EncodeToString(p.hash[:]) == rec.Hash {
 				live = !p.joining
 			}
 		}
 		m.mu.Unlock()
 		if live && time.Until(rec.Expires) > DefaultKeyPackageTTL/2 {
 			return nil
+		}
+		replaced = rec.Replaced
+		if live {
+			// Half expired: still watched for a while (see
+			// replacedOfferGrace), then forgotten.
+			replaced = append(replaced, replacedOffer{Hash: rec.Hash, At: time.Now().UTC()})
+		}
+		for len(replaced) > maxReplacedOffers {
+			if err := n.forgetOffer(replaced[0].Hash); err != nil {
+				return err
+			}
+			replaced = replaced[1:]
 		}
 	}
 	info, err := n.GroupInfo(ct.Group)
@@ -489,11 +474,60 @@ func (n *Node) offerKeyPackage(ctx context.Context, ct *Contact) error {
 	if _, err := n.Send(ctx, ct.Group, kpi.KeyPackage); err != nil {
 		return err
 	}
-	rec, err := json.Marshal(&offerRec{Hash: fmt.Sprintf("%x", sha256.Sum256(kp.Marshal())), Expires: kpi.Expires, Sent: time.Now().UTC()})
+	hash := sha256.Sum256(kp.Marshal())
+	rec, err := json.Marshal(&offerRec{Hash: hex.EncodeToString(hash[:]), Expires: kpi.Expires, Sent: time.Now().UTC(), Replaced: replaced})
 	if err != nil {
 		return err
 	}
 	return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(key, rec) })
+}
+
+// forgetOffer stops waiting for the welcome of an own offered key
+// package, named by its hex hash.
+func (n *Node) forgetOffer(hash string) error {
+	b, err := hex.DecodeString(hash)
+	if err != nil || len(b) != sha256.Size {
+		return fmt.Errorf("%w: key package offer hash %q", ErrCorrupt, hash)
+	}
+	_, err = n.forgetKeyPackage([32]byte(b))
+	return err
+}
+
+// pruneReplacedOffers forgets the contact's replaced offers whose grace
+// is over. Call with conn.mu held.
+func (n *Node) pruneReplacedOffers(ct *Contact, now time.Time) error {
+	gid, err := groupstate.ParseGroupID(ct.Group)
+	if err != nil {
+		return err
+	}
+	key := dkey(dOffer, gid[:])
+	b, err := n.member.db.get(key)
+	if err != nil || b == nil {
+		return err
+	}
+	rec, err := decodeOfferRec(b)
+	if err != nil {
+		return err
+	}
+	keep := rec.Replaced[:0]
+	for _, r := range rec.Replaced {
+		if now.Before(r.At.Add(replacedOfferGrace)) {
+			keep = append(keep, r)
+			continue
+		}
+		if err := n.forgetOffer(r.Hash); err != nil {
+			return err
+		}
+	}
+	if len(keep) == len(rec.Replaced) {
+		return nil
+	}
+	rec.Replaced = keep
+	nb, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(key, nb) })
 }
 
 // isContactGroup reports whether group is a connection group.

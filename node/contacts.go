@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -46,6 +47,7 @@ import (
 //	'd' 'r' peer/mailbox  → request mailbox cursor on a directory host
 //	'd' 'o' group ID(16)  → offerRec: own key package offered to a contact
 //	'd' 'u' SHA-256(kp)   → Unix ms: a contact's key package already used
+//	'd' 'w' add ID(16 hex) → pendingAddRec: a queued add (contact_adds.go)
 const (
 	pfxDirectory = 'd'
 	dName        = 'a'
@@ -199,6 +201,10 @@ func (n *Node) runContacts() {
 		case <-refresh.C:
 			n.refreshNames()
 			n.pruneContacts()
+			if _, err := n.pruneKeyPackages(time.Now()); err != nil && n.ctx.Err() == nil {
+				// Dropped: the next refresh prunes again.
+				n.log.Warn("pruning expired key packages failed", "err", err)
+			}
 		case <-poll.C:
 			n.pollQuietly()
 			n.contactsTick("")
@@ -249,9 +255,11 @@ func (n *Node) ensureUserID() error {
 		return err
 	}
 	if rec != nil {
-		// The difficulty changed: the next refresh republishes.
-		rec.ProofBits, rec.Published = bits, nil
-		return n.saveName(rec)
+		// The difficulty changed (Contacts.UserIDProofBits): as for an
+		// alias (SetAliasProofBits), republished at once.
+		ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
+		defer cancel()
+		return n.setProofBits(ctx, rec, bits)
 	}
 	return n.saveName(&nameRec{Kind: name.Kind, Name: name.Canonical, Hosts: n.directoryHosts(), Created: time.Now().UTC(), ProofBits: bits})
 }
@@ -261,11 +269,7 @@ func (n *Node) loadName(name string) (*nameRec, error) {
 	if err != nil || b == nil {
 		return nil, err
 	}
-	rec := &nameRec{}
-	if err := json.Unmarshal(b, rec); err != nil {
-		return nil, fmt.Errorf("%w: name %q: %v", ErrCorrupt, name, err)
-	}
-	return rec, nil
+	return decodeNameRec(b)
 }
 
 func (n *Node) saveName(rec *nameRec) error {
@@ -279,9 +283,9 @@ func (n *Node) saveName(rec *nameRec) error {
 func (n *Node) names() ([]*nameRec, error) {
 	var out []*nameRec
 	err := n.member.db.scan(dkey(dName), func(k, v []byte) error {
-		rec := &nameRec{}
-		if err := json.Unmarshal(v, rec); err != nil {
-			return fmt.Errorf("%w: name %q: %v", ErrCorrupt, k[2:], err)
+		rec, err := decodeNameRec(v)
+		if err != nil {
+			return fmt.Errorf("name %q: %w", k[2:], err)
 		}
 		out = append(out, rec)
 		return nil
@@ -387,6 +391,95 @@ func (n *Node) Aliases() ([]AliasInfo, error) {
 	return out, nil
 }
 
+// SetAliasProofBits changes the proof of work (0..keymgmt.MaxProofBits
+// leading zero bits; 0 asks for none) that requests through an alias must
+// carry, and republishes the alias's packages at once so that every
+// package hosts hand out from now on asks for it. Raising it also applies
+// to the packages already handed out: requests made with them that carry
+// a weaker proof are dropped, unanswered like any other (raising it is
+// what one does under a flood). Lowering it applies to new packages only;
+// requests through older ones must still carry the proof those asked for.
+// Errors: ErrUnknownAlias, keymgmt.ErrInvalidParams, ErrNotPublished (no
+// host took the new packages; the next refresh tries again).
+func (n *Node) SetAliasProofBits(ctx context.Context, alias string, bits int) (*AliasInfo, error) {
+	if _, err := n.mem(); err != nil {
+		return nil, err
+	}
+	name, err := keymgmt.ParseAlias(alias)
+	if err != nil {
+		return nil, err
+	}
+	if bits < 0 || bits > keymgmt.MaxProofBits {
+		return nil, fmt.Errorf("%w: proof of work of %d bits; use 0 (none) to %d", keymgmt.ErrInvalidParams, bits, keymgmt.MaxProofBits)
+	}
+	c := n.conn
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec, err := n.loadName(name.Canonical)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownAlias, name.Canonical)
+	}
+	if err := n.setProofBits(ctx, rec, uint8(bits)); err != nil {
+		return nil, err
+	}
+	return n.aliasInfo(rec), nil
+}
+
+// setProofBits records a name's new difficulty, raises that of its live
+// package secrets if it went up, and republishes. Call with conn.mu held.
+func (n *Node) setProofBits(ctx context.Context, rec *nameRec, bits uint8) error {
+	if rec.ProofBits == bits {
+		return nil
+	}
+	raised := bits > rec.ProofBits
+	rec.ProofBits = bits
+	if err := n.saveName(rec); err != nil {
+		return err
+	}
+	if raised {
+		err := n.member.db.db.Update(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: dkey(dSecret), PrefetchValues: true})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				v, err := it.Item().ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				s, _, err := decodeSecretRec(v)
+				if err != nil || s.Kind != rec.Kind || s.Name != rec.Name || s.ProofBits >= bits {
+					continue
+				}
+				s.ProofBits = bits
+				b, err := json.Marshal(s)
+				if err != nil {
+					return err
+				}
+				if err := txn.Set(it.Item().KeyCopy(nil), b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	ok, perr := n.publishName(ctx, rec, true)
+	if err := n.saveName(rec); err != nil {
+		return err
+	}
+	if ok == 0 {
+		return fmt.Errorf("%w: %w", ErrNotPublished, perr)
+	}
+	if perr != nil {
+		n.log.Info("alias not republished on every host", "err", perr)
+	}
+	return nil
+}
+
 // RemoveAlias withdraws an alias from its hosts (best effort) and forgets
 // it and its package secrets: requests sent through it are not read.
 func (n *Node) RemoveAlias(ctx context.Context, alias string) error {
@@ -433,8 +526,8 @@ func (n *Node) deleteSecretsTxn(txn *badger.Txn, match func(*secretRec) bool) er
 			it.Close()
 			return err
 		}
-		s := &secretRec{}
-		if json.Unmarshal(v, s) != nil || match(s) {
+		// A secret that does not decode is of no use to anyone.
+		if s, _, err := decodeSecretRec(v); err != nil || match(s) {
 			del = append(del, it.Item().KeyCopy(nil))
 		}
 	}
@@ -448,18 +541,54 @@ func (n *Node) deleteSecretsTxn(txn *badger.Txn, match func(*secretRec) bool) er
 }
 
 // pruneContacts forgets package secrets, nonces and proof digests older
-// than MaxRequestAge past their use.
+// than MaxRequestAge past their use, requests left unanswered in
+// quarantine for MaxRequestAge (so requests from strangers cannot fill it
+// for good), and the cursors of request mailboxes no name lists any more.
 func (n *Node) pruneContacts() {
 	c := n.conn
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
 	age := n.params.Contacts.MaxRequestAge
-	err := n.member.db.db.Update(func(txn *badger.Txn) error {
+	recs, err := n.names()
+	if err != nil {
+		n.log.Warn("pruning contact records failed", "err", err)
+		return
+	}
+	live := map[string]bool{}
+	for _, rec := range recs {
+		for _, mb := range rec.Mailboxes {
+			live[keymgmt.RequestMailbox(mb.seed()).String()] = true
+		}
+	}
+	err = n.member.db.db.Update(func(txn *badger.Txn) error {
 		if err := n.deleteSecretsTxn(txn, func(s *secretRec) bool { return now.After(s.Expires.Add(age)) }); err != nil {
 			return err
 		}
 		var del [][]byte
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: dkey(dRequest), PrefetchValues: true})
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				it.Close()
+				return err
+			}
+			// A record that does not decode is kept: listing the
+			// quarantine reports it as corrupt.
+			if r, err := decodeRequestRec(v); err == nil && now.Sub(r.Received) > age {
+				del = append(del, it.Item().KeyCopy(nil))
+			}
+		}
+		it.Close()
+		// Cursor keys are 'd' 'r' peer ID "/" mailbox tag.
+		it = txn.NewIterator(badger.IteratorOptions{Prefix: dkey(dCursor)})
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if i := bytes.LastIndexByte(k, '/'); i < 0 || !live[string(k[i+1:])] {
+				del = append(del, it.Item().KeyCopy(nil))
+			}
+		}
+		it.Close()
 		// Establishment nonces and proof digests: a request older than
 		// MaxRequestAge is dropped for its age anyway.
 		for _, sub := range []byte{dNonce, dProof} {
@@ -656,9 +785,9 @@ func (n *Node) Contacts() ([]Contact, error) {
 	}
 	var recs []*contactRec
 	err := n.member.db.scan(dkey(dContact), func(_, v []byte) error {
-		rec := &contactRec{}
-		if err := json.Unmarshal(v, rec); err != nil {
-			return fmt.Errorf("%w: contact: %v", ErrCorrupt, err)
+		rec, err := decodeContactRec(v)
+		if err != nil {
+			return err
 		}
 		recs = append(recs, rec)
 		return nil

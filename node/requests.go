@@ -105,10 +105,13 @@ const requestSkew = 5 * time.Minute
 // a count by reason: strangers get no answer, and nothing of theirs is
 // shown. The checks go from cheap to dear: the key ID names a live
 // package of this mailbox (a database read), the proof of work the
-// package asks for (a hash) and has not been used before (a read and a
-// write), and only then the HPKE open and signature check. It returns
-// whether a new request was quarantined; an error only for a database
-// failure. Call with conn.mu held.
+// package asks for (a hash) and has not been used before (a read), and
+// only then the HPKE open and signature check. The proof digest and the
+// establishment nonce are recorded in the transaction that records the
+// decision, so a database failure loses nothing: the poll stops, the
+// cursor stays, and the request is read again. It returns whether a new
+// request was quarantined; an error only for a database failure. Call
+// with conn.mu held.
 func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, error) {
 	var via string // the name the request came through, once known
 	drop := func(why, reason string) (bool, error) {
@@ -130,14 +133,21 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 	if sb == nil {
 		return drop(requestDropMalformed, "unknown or expired package key")
 	}
-	srec := &secretRec{}
-	if err := json.Unmarshal(sb, srec); err != nil {
-		return false, fmt.Errorf("%w: package secret: %v", ErrCorrupt, err)
+	srec, sec, err := decodeSecretRec(sb)
+	if err != nil {
+		return false, err
 	}
 	if srec.Mailbox != mb.String() {
 		return drop(requestDropOther, "package of another mailbox")
 	}
 	via = srec.Name
+	now := time.Now()
+	// proofKey records the request's proof digest once the request is
+	// decided, so that the same ciphertext in a fresh envelope is dropped
+	// before it costs an HPKE open again. It is written only with the
+	// decision: a database failure before that leaves the request to be
+	// read again at the next poll instead of losing it.
+	var proofKey []byte
 	if srec.ProofBits > 0 {
 		digest, err := keymgmt.CheckRequestProof(env.Ciphertext, mb, srec.ProofBits)
 		switch {
@@ -146,58 +156,59 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 		case err != nil:
 			return drop(requestDropBadProof, err.Error())
 		}
-		// A proof is good for one request: the same ciphertext in a fresh
-		// envelope would otherwise cost an HPKE open every time.
-		key := dkey(dProof, digest[:])
-		if seen, err := n.member.db.get(key); err != nil {
+		proofKey = dkey(dProof, digest[:])
+		if seen, err := n.member.db.get(proofKey); err != nil {
 			return false, err
 		} else if seen != nil {
 			return drop(requestDropReplayed, "proof of work used before")
 		}
-		if err := n.member.db.db.Update(func(txn *badger.Txn) error {
-			return txn.Set(key, u64(uint64(time.Now().UnixMilli())))
-		}); err != nil {
+	}
+	// spent records what a decided request used up: its proof digest and,
+	// once it opened, its establishment nonce.
+	var nonce []byte
+	spent := func(txn *badger.Txn) error {
+		stamp := u64(uint64(now.UnixMilli()))
+		if proofKey != nil {
+			if err := txn.Set(proofKey, stamp); err != nil {
+				return err
+			}
+		}
+		if nonce != nil {
+			return txn.Set(dkey(dNonce, nonce), stamp)
+		}
+		return nil
+	}
+	spend := func(why, reason string) (bool, error) {
+		if err := n.member.db.db.Update(spent); err != nil {
 			return false, err
 		}
-	}
-	sec, err := keymgmt.ParseConnSecret(srec.Secret)
-	if err != nil {
-		return false, fmt.Errorf("%w: package secret: %v", ErrCorrupt, err)
+		return drop(why, reason)
 	}
 	est, err := sec.OpenRequest(env.Ciphertext)
 	if err != nil {
-		return drop(requestDropInvalid, err.Error())
+		return spend(requestDropInvalid, err.Error())
 	}
-	now := time.Now()
 	switch {
 	case est.Time.Before(srec.Created.Add(-requestSkew)) || est.Time.After(srec.Expires.Add(requestSkew)):
-		return drop(requestDropRefused, "made outside its package's validity")
+		return spend(requestDropRefused, "made outside its package's validity")
 	case est.Time.After(now.Add(requestSkew)):
-		return drop(requestDropRefused, "made in the future")
+		return spend(requestDropRefused, "made in the future")
 	case now.Sub(est.Time) > n.params.Contacts.MaxRequestAge:
-		return drop(requestDropRefused, "too old")
+		return spend(requestDropRefused, "too old")
 	}
 	fp := est.Initiator.Fingerprint()
 	if est.Initiator.SignPub.Equal(n.member.id.SigningKey()) {
-		return drop(requestDropRefused, "from ourselves")
+		return spend(requestDropRefused, "from ourselves")
 	}
 	seen, err := n.member.db.get(dkey(dNonce, est.Nonce[:]))
 	if err != nil {
 		return false, err
 	}
 	if seen != nil {
-		return drop(requestDropReplayed, "replayed")
+		return spend(requestDropReplayed, "replayed")
 	}
-	// From here on the nonce is spent, whatever is decided.
-	markNonce := func(txn *badger.Txn) error {
-		return txn.Set(dkey(dNonce, est.Nonce[:]), u64(uint64(now.UnixMilli())))
-	}
-	spend := func(why, reason string) (bool, error) {
-		if err := n.member.db.db.Update(markNonce); err != nil {
-			return false, err
-		}
-		return drop(why, reason)
-	}
+	// From here on the nonce is spent too, whatever is decided.
+	nonce = est.Nonce[:]
 	if rej, err := n.member.db.get(dkey(dRejected, []byte(fp))); err != nil {
 		return false, err
 	} else if rej != nil {
@@ -238,7 +249,7 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 		return false, err
 	}
 	err = n.member.db.db.Update(func(txn *badger.Txn) error {
-		if err := markNonce(txn); err != nil {
+		if err := spent(txn); err != nil {
 			return err
 		}
 		// One pending request per initiator: the newest replaces the
@@ -256,9 +267,9 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 func (n *Node) requests() ([]*requestRec, error) {
 	var out []*requestRec
 	err := n.member.db.scan(dkey(dRequest), func(_, v []byte) error {
-		r := &requestRec{}
-		if err := json.Unmarshal(v, r); err != nil {
-			return fmt.Errorf("%w: contact request: %v", ErrCorrupt, err)
+		r, err := decodeRequestRec(v)
+		if err != nil {
+			return err
 		}
 		out = append(out, r)
 		return nil
@@ -292,11 +303,7 @@ func (n *Node) takeRequest(id string) (*requestRec, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownRequest, id)
 	}
-	r := &requestRec{}
-	if err := json.Unmarshal(b, r); err != nil {
-		return nil, fmt.Errorf("%w: contact request: %v", ErrCorrupt, err)
-	}
-	return r, nil
+	return decodeRequestRec(b)
 }
 
 // AcceptContact accepts a request: the node joins the connection group

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/keymgmt"
@@ -144,5 +147,186 @@ func TestRequestProofOfWork(t *testing.T) {
 	reqs = pollUntil(t, bob.n, 2)
 	if len(reqs) != 2 || reqs[1].Fingerprint != alice.id.Fingerprint() || reqs[1].Via != "bob-pow" {
 		t.Fatalf("quarantine: %+v", reqs)
+	}
+}
+
+// postedRequest fetches a package of alias from host as from and returns
+// a valid request envelope to it, with an invite to a group of from's.
+func postedRequest(t *testing.T, host *Node, from *person, alias string) (*envelope.Envelope, *keymgmt.ConnPackage) {
+	t.Helper()
+	ctx := context.Background()
+	name, _ := keymgmt.ParseAlias(alias)
+	from.n.Host().Peerstore().AddAddrs(host.ID(), host.Host().Addrs(), time.Hour)
+	pkg, err := from.n.fetchPackage(ctx, host.ID(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, inv, err := from.n.CreateGroup(ctx, "connection", []string{hostAddr(host)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	est, err := from.id.NewEstablishment(pkg, from.nick, inv, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := keymgmt.SealRequest(ctx, pkg, est)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, envelope.NonceSize)
+	rand.Read(nonce)
+	env, err := envelope.Seal(pkg.MailboxKey(), nonce, ct, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env, pkg
+}
+
+// TestRequestSurvivesDatabaseError: a database failure while a request
+// is being decided loses nothing — its proof of work is not spent, so the
+// next poll reads it again and quarantines it. (The proof digest used to
+// be recorded before the request was opened, so the retry was dropped as
+// a replay.)
+func TestRequestSurvivesDatabaseError(t *testing.T) {
+	host := directoryHost(t, "", nil)
+	alice, bob := newPerson(t, "alice"), newPerson(t, "bob")
+	alice.startWithDirectory(hostAddr(host))
+	bob.startWithDirectory(hostAddr(host))
+	if _, err := bob.n.AddAlias(context.Background(), "bob-db", nil, WithProofBits(4)); err != nil {
+		t.Fatal(err)
+	}
+	env, pkg := postedRequest(t, host, alice, "bob-db")
+	// A damaged contact record makes the quarantine fail after the open.
+	bad := dkey(dContact, bytes.Repeat([]byte{9}, 16))
+	db := bob.n.member.db.db
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(bad, []byte("{")) }); err != nil {
+		t.Fatal(err)
+	}
+	quarantine := func() (bool, error) {
+		bob.n.conn.mu.Lock()
+		defer bob.n.conn.mu.Unlock()
+		return bob.n.quarantine(env, pkg.Mailbox())
+	}
+	if ok, err := quarantine(); ok || !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("with a damaged record: %v %v", ok, err)
+	}
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Delete(bad) }); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := quarantine(); !ok || err != nil {
+		t.Fatalf("read again once the record is repaired: %v %v", ok, err)
+	}
+	if ok, err := quarantine(); ok || err != nil {
+		t.Fatalf("a third read: %v %v", ok, err)
+	}
+	if reqs, _ := bob.n.ContactRequests(); len(reqs) != 1 || reqs[0].Fingerprint != alice.id.Fingerprint() {
+		t.Fatalf("quarantine: %+v", reqs)
+	}
+}
+
+// TestPruneContacts: requests left unanswered for MaxRequestAge leave the
+// quarantine (so strangers cannot fill it for good), and the cursors of
+// request mailboxes no name lists any more are forgotten.
+func TestPruneContacts(t *testing.T) {
+	host := directoryHost(t, "", nil)
+	bob := newPerson(t, "bob")
+	bob.startWithDirectory(hostAddr(host))
+	if _, err := bob.n.AddAlias(context.Background(), "bob-prune", nil, WithProofBits(0)); err != nil {
+		t.Fatal(err)
+	}
+	age := bob.n.params.Contacts.MaxRequestAge
+	put := func(k []byte, v any) {
+		t.Helper()
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bob.n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(k, b) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UTC()
+	put(dkey(dRequest, []byte("old")), &requestRec{ID: "old", Nick: "spam", Received: now.Add(-age - time.Hour)})
+	put(dkey(dRequest, []byte("new")), &requestRec{ID: "new", Nick: "friend", Received: now.Add(-age + time.Hour)})
+	recs, err := bob.n.names()
+	if err != nil || len(recs) != 1 || len(recs[0].Mailboxes) == 0 {
+		t.Fatalf("names %+v %v", recs, err)
+	}
+	liveMB := keymgmt.RequestMailbox(recs[0].Mailboxes[0].seed())
+	var gone envelope.MailboxID
+	rand.Read(gone[:])
+	liveKey := dkey(dCursor, []byte(host.ID().String()+"/"+liveMB.String()))
+	goneKey := dkey(dCursor, []byte(host.ID().String()+"/"+gone.String()))
+	put(liveKey, "cursor")
+	put(goneKey, "cursor")
+
+	bob.n.pruneContacts()
+	reqs, err := bob.n.ContactRequests()
+	if err != nil || len(reqs) != 1 || reqs[0].ID != "new" {
+		t.Fatalf("quarantine after pruning: %+v %v", reqs, err)
+	}
+	if v, _ := bob.n.member.db.get(liveKey); v == nil {
+		t.Fatal("the cursor of a live request mailbox was pruned")
+	}
+	if v, _ := bob.n.member.db.get(goneKey); v != nil {
+		t.Fatal("the cursor of a forgotten request mailbox was kept")
+	}
+}
+
+// TestSetAliasProofBits: an alias's difficulty changes in place; the
+// packages hosts hand out ask for the new one, and raising it applies to
+// packages handed out before (a request solved for the old difficulty is
+// dropped), lowering it does not weaken those.
+func TestSetAliasProofBits(t *testing.T) {
+	host := directoryHost(t, "", nil)
+	alice, bob := newPerson(t, "alice"), newPerson(t, "bob")
+	alice.startWithDirectory(hostAddr(host))
+	bob.startWithDirectory(hostAddr(host))
+	ctx := context.Background()
+	if _, err := bob.n.AddAlias(ctx, "bob-pow2", nil, WithProofBits(0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.n.SetAliasProofBits(ctx, "nobody-here", 4); !errors.Is(err, ErrUnknownAlias) {
+		t.Fatalf("unknown alias: %v", err)
+	}
+	if _, err := bob.n.SetAliasProofBits(ctx, "bob-pow2", keymgmt.MaxProofBits+1); !errors.Is(err, keymgmt.ErrInvalidParams) {
+		t.Fatalf("too hard: %v", err)
+	}
+	// A request made with a package handed out before the change.
+	early, pkg := postedRequest(t, host, alice, "bob-pow2")
+	if pkg.ProofBits != 0 {
+		t.Fatalf("package asks for %d bits", pkg.ProofBits)
+	}
+	info, err := bob.n.SetAliasProofBits(ctx, "bob-pow2", 6)
+	if err != nil || info.ProofBits != 6 {
+		t.Fatalf("raise: %+v %v", info, err)
+	}
+	if as, _ := bob.n.Aliases(); len(as) != 1 || as[0].ProofBits != 6 {
+		t.Fatalf("aliases %+v", as)
+	}
+	name, _ := keymgmt.ParseAlias("bob-pow2")
+	fresh, err := alice.n.fetchPackage(ctx, host.ID(), name)
+	if err != nil || fresh.ProofBits != 6 {
+		t.Fatalf("package handed out after the change: %+v %v", fresh, err)
+	}
+	bob.n.conn.mu.Lock()
+	ok, err := bob.n.quarantine(early, pkg.Mailbox())
+	bob.n.conn.mu.Unlock()
+	if ok || err != nil {
+		t.Fatalf("request without a proof through an older package: %v %v", ok, err)
+	}
+	// Lowering: new packages ask for less, older ones keep theirs.
+	if info, err := bob.n.SetAliasProofBits(ctx, "bob-pow2", 2); err != nil || info.ProofBits != 2 {
+		t.Fatalf("lower: %+v %v", info, err)
+	}
+	if p, err := alice.n.fetchPackage(ctx, host.ID(), name); err != nil || p.ProofBits != 2 {
+		t.Fatalf("package after lowering: %+v %v", p, err)
+	}
+	b, err := bob.n.member.db.get(dkey(dSecret, func() []byte { id := fresh.KeyID(); return id[:] }()))
+	if err != nil || b == nil {
+		t.Fatalf("secret of the package handed out at 6 bits: %v", err)
+	}
+	if s, _, err := decodeSecretRec(b); err != nil || s.ProofBits != 6 {
+		t.Fatalf("secret of the 6-bit package: %+v %v", s, err)
 	}
 }

@@ -412,3 +412,59 @@ func (n *Node) fetchWelcomes(ctx context.Context) {
 		n.checkWelcomes()
 	}
 }
+
+// forgetKeyPackage stops waiting for the welcome of the own key package
+// hash: its record and its welcome mailbox go. A key package whose
+// welcome is being joined is left alone. It reports whether it was
+// forgotten (false also when it was not pending).
+func (n *Node) forgetKeyPackage(hash [32]byte) (bool, error) {
+	m := n.member
+	m.mu.Lock()
+	p := m.mg.kps[hash]
+	if p == nil || p.joining {
+		m.mu.Unlock()
+		return false, nil
+	}
+	err := m.db.db.Update(func(txn *badger.Txn) error { return txn.Delete(append([]byte{pfxKeyPackage}, hash[:]...)) })
+	if err == nil {
+		delete(m.mg.kps, hash)
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return false, fmt.Errorf("node: forget a key package: %w", err)
+	}
+	n.mu.Lock()
+	delete(n.namedHosts, p.mailbox)
+	n.mu.Unlock()
+	if err := n.DropMailbox(p.mailbox); err != nil && !errors.Is(err, ErrClosed) {
+		// Dropped: nothing opens what still arrives there.
+		n.log.Info("could not stop watching a welcome mailbox", "err", err)
+	}
+	return true, nil
+}
+
+// pruneKeyPackages forgets, while the node runs, the own key packages
+// past their grace period (loadKeyPackages does the same at start). It
+// returns how many it forgot.
+func (n *Node) pruneKeyPackages(now time.Time) (int, error) {
+	m := n.member
+	m.mu.Lock()
+	var stale [][32]byte
+	for h, p := range m.mg.kps {
+		if now.After(p.kp.Expires.Add(keyPackageGrace)) {
+			stale = append(stale, h)
+		}
+	}
+	m.mu.Unlock()
+	forgotten := 0
+	for _, h := range stale {
+		ok, err := n.forgetKeyPackage(h)
+		if err != nil {
+			return forgotten, err
+		}
+		if ok {
+			forgotten++
+		}
+	}
+	return forgotten, nil
+}

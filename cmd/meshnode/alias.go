@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -17,7 +18,7 @@ func newAliasCmd(g *globals) *cobra.Command {
 			"cannot be linked to each other or to you by their packages (a host that sees you publish\n" +
 			"several from one session can link them by your transport address).",
 	}
-	cmd.AddCommand(newAliasAddCmd(g), newAliasListCmd(g), newAliasRemoveCmd(g))
+	cmd.AddCommand(newAliasAddCmd(g), newAliasListCmd(g), newAliasRemoveCmd(g), newAliasPowCmd(g))
 	return cmd
 }
 
@@ -31,7 +32,7 @@ func newAliasAddCmd(g *globals) *cobra.Command {
 		Long: "Publish connection packages under an alias. Requests through it must carry a proof of work\n" +
 			"of --pow BITS leading zero bits (default 16: about 22 ms of one core for whoever asks to\n" +
 			"connect; each bit doubles it; 0 asks for none). Requests without a valid proof are dropped\n" +
-			"unanswered and counted (`meshnode alias list`). To change it, remove the alias and add it again.",
+			"unanswered and counted (`meshnode alias list`). To change it later: `meshnode alias pow NAME BITS`.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := &api.AddAliasRequest{Name: args[0], Hosts: hosts}
@@ -106,4 +107,38 @@ func newAliasRemoveCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func newAliasPowCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "pow NAME BITS",
+		Short: "Change the proof of work requests through an alias must carry",
+		Long: "Change the proof of work (leading zero bits, 0 for none, at most 32) that requests through an\n" +
+			"alias must carry. The alias's packages are republished at once. Raising it also applies to the\n" +
+			"packages already handed out: requests made with them and a weaker proof are dropped unanswered\n" +
+			"(what you want under a flood of requests). Lowering it applies to new packages.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bits, err := strconv.Atoi(args[1])
+			if err != nil {
+				return fmt.Errorf("BITS %q: want a number of bits, 0 to 32", args[1])
+			}
+			var a *api.Alias
+			if err := g.call(func(c *api.Client) (err error) {
+				a, err = c.SetAliasProofBits(cmd.Context(), args[0], bits)
+				return err
+			}); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(g.stdout, a)
+			}
+			fmt.Fprintf(g.stdout, "Alias %q now asks for a %d-bit proof of work (republished on %d of %d directory host(s)).\n",
+				a.Name, a.ProofBits, a.Published, len(a.Hosts))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }

@@ -14,8 +14,86 @@ func newContactCmd(g *globals) *cobra.Command {
 		Short: "Ask people to connect, answer their requests, list your contacts",
 	}
 	cmd.AddCommand(newContactRequestCmd(g), newContactRequestsCmd(g), newContactAcceptCmd(g),
-		newContactRejectCmd(g), newContactListCmd(g))
+		newContactRejectCmd(g), newContactListCmd(g), newContactAddsCmd(g), newContactCancelAddCmd(g))
 	return cmd
+}
+
+// addContactToGroup runs `group add GROUP --contact CONTACT`: the add is
+// done at once, or queued until the contact's node offers a key package.
+func addContactToGroup(cmd *cobra.Command, g *globals, group string, req *api.AddContactToGroupRequest) error {
+	var res *api.ContactAddResult
+	if err := g.call(func(c *api.Client) (err error) {
+		res, err = c.AddContactToGroup(cmd.Context(), group, req)
+		return err
+	}); err != nil {
+		return err
+	}
+	if q := res.Queued; q != nil {
+		fmt.Fprintf(g.stdout, "Queued (add %s): %s has not offered a key package yet; your daemon adds them as %s\n",
+			q.ID, printable(displayContact(q.Nick, q.Fingerprint)), q.Role)
+		fmt.Fprintln(g.stdout, "when their node comes online. `meshnode contact adds` lists queued adds; `meshnode contact cancel-add ID` cancels.")
+		return nil
+	}
+	return printManageResult(g.stdout, &res.ManageResult)
+}
+
+func displayContact(nick, fp string) string {
+	if nick != "" {
+		return nick + " (" + fp + ")"
+	}
+	return fp
+}
+
+func newContactAddsCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "adds",
+		Short: "List the group adds waiting for a contact's key package (`group add GROUP --contact`)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var ps []api.PendingContactAdd
+			if err := g.call(func(c *api.Client) (err error) {
+				ps, err = c.PendingContactAdds(cmd.Context())
+				return err
+			}); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(g.stdout, ps)
+			}
+			if len(ps) == 0 {
+				fmt.Fprintln(g.stdout, "No queued contact adds.")
+				return nil
+			}
+			rows := [][]string{{"ID", "GROUP", "CONTACT", "ROLE", "STATE", "QUEUED", "LAST ERROR"}}
+			for _, p := range ps {
+				gname := p.Group
+				if p.GroupName != "" {
+					gname = p.GroupName
+				}
+				rows = append(rows, []string{p.ID, printable(gname), printable(displayContact(p.Nick, p.Fingerprint)), p.Role, p.State,
+					p.Queued.Local().Format("2006-01-02 15:04"), printable(p.LastError)})
+			}
+			return printRows(g.stdout, rows)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newContactCancelAddCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cancel-add ID",
+		Short: "Cancel a queued group add (see `meshnode contact adds`)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.call(func(c *api.Client) error { return c.CancelContactAdd(cmd.Context(), args[0]) }); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, "Queued add cancelled.")
+			return nil
+		},
+	}
 }
 
 func newContactRequestCmd(g *globals) *cobra.Command {

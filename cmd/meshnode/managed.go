@@ -84,7 +84,10 @@ func newGroupAddCmd(g *globals) *cobra.Command {
 			"the keys rotate first, so they cannot read what was said before.\n\n" +
 			"With --contact, add a connected contact (see `meshnode contact list`: group ID, fingerprint,\n" +
 			"nick or the name you reached them by) with the key package their node offered you; the\n" +
-			"welcome also travels inside your connection group, so they join without knowing the hosts.",
+			"welcome also travels inside your connection group, so they join without knowing the hosts.\n" +
+			"If their node has offered none yet (it has not been online since you connected), the add is\n" +
+			"queued and your daemon completes it when their offer arrives: `meshnode contact adds` lists\n" +
+			"queued adds, `meshnode contact cancel-add ID` cancels one.",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("contact") {
 				return cobra.ExactArgs(1)(cmd, args)
@@ -96,10 +99,7 @@ func newGroupAddCmd(g *globals) *cobra.Command {
 				if bot || via {
 					return fmt.Errorf("--contact does not combine with --bot or --via-bot")
 				}
-				req := &api.AddContactToGroupRequest{Contact: contact, Role: role}
-				return manageCall(cmd, g, func(c *api.Client) (*api.ManageResult, error) {
-					return c.AddContactToGroup(cmd.Context(), args[0], req)
-				})
+				return addContactToGroup(cmd, g, args[0], &api.AddContactToGroupRequest{Contact: contact, Role: role})
 			}
 			req := &api.AddMemberRequest{KeyPackage: args[1], Role: role, Bot: bot, ViaBot: via}
 			return manageCall(cmd, g, func(c *api.Client) (*api.ManageResult, error) {
