@@ -495,3 +495,57 @@ func BenchmarkOpenRequest(b *testing.B) {
 		}
 	}
 }
+
+// TestParseConnSecretRejects: what the member database holds of a package
+// secret is checked before use.
+func TestParseConnSecretRejects(t *testing.T) {
+	_, sec := newConnPackage(t, NameAlias, nil, SuiteX25519)
+	good, err := sec.MarshalPrivate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ParseConnSecret(good); err != nil || got.KeyID() != sec.KeyID() {
+		t.Fatalf("round trip: %v", err)
+	}
+	for name, b := range map[string][]byte{
+		"empty":     nil,
+		"short":     good[:len(good)-1],
+		"long":      append(bytes.Clone(good), 0),
+		"bad suite": append([]byte{0x7f}, good[1:]...),
+	} {
+		if _, err := ParseConnSecret(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// FuzzParseConnSecret: the package secret read back from the member
+// database decodes or is ErrMalformed, and what decodes re-encodes the
+// same.
+func FuzzParseConnSecret(f *testing.F) {
+	for _, s := range []Suite{SuiteX25519, SuitePQ} {
+		_, sec := newConnPackage(f, NameAlias, nil, s)
+		b, err := sec.MarshalPrivate()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sec, err := ParseConnSecret(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v is not ErrMalformed", err)
+			}
+			return
+		}
+		again, err := sec.MarshalPrivate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sec2, err := ParseConnSecret(again); err != nil || sec2.KeyID() != sec.KeyID() {
+			t.Fatalf("re-encoded secret: %v", err)
+		}
+	})
+}
