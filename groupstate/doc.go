@@ -167,9 +167,15 @@
 //	request = 1 version ‖ 16 group ID ‖ 32 author ‖ 8 time (Unix ms) ‖ 1 op ‖
 //	          4+B body ‖ 64 signature (context "meshnode/v1/manager-request")
 //
-// (ops: 1 add, 2 remove, 3 set-role, 4 rotate, 5 set-policy, 6 set-hosts;
-// bodies as the events'). AuthorizeRequest accepts it only from a manager,
-// recent, and only if the requester could have authored the event itself.
+// (ops: 1 add, 2 remove, 3 set-role, 4 rotate, 5 set-policy, 6 set-hosts,
+// bodies as the events', all version 1; 7 transfer-manager, body 32
+// target, version 2 — the only one: each request has one encoding, and a
+// bot that predates version 2 refuses a transfer by its version).
+// AuthorizeRequest accepts it only from a manager (or a member asking for
+// its own removal), recent, and only if the requester could have authored
+// the event itself; a transfer is the target's promotion then the
+// requester's step down to write, both checked, performed by the bot in
+// one operation or not at all.
 //
 // # Node flow (to wire in)
 //

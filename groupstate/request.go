@@ -13,8 +13,18 @@ import (
 // RequestSigContext is the keymgmt signature context of manager requests.
 const RequestSigContext = "meshnode/v1/manager-request"
 
-// RequestVersion is the only manager request version.
-const RequestVersion = 1
+// Manager request versions. Version 2 added the transfer-manager
+// operation and nothing else: every other operation is still encoded as
+// version 1 (each request has exactly one encoding), so an always-on
+// manager that predates version 2 reads them as before and refuses a
+// transfer by its version, not as an unknown operation of a version it
+// knows.
+const (
+	RequestVersion1 = 1
+	RequestVersion2 = 2
+	// RequestVersion is the newest version this code produces and accepts.
+	RequestVersion = RequestVersion2
+)
 
 // Request freshness. Replays inside a group are caught earlier, by the
 // payload's per-author sequence number (SeqTracker); the age limit keeps a
@@ -43,9 +53,24 @@ const (
 	RequestSetPolicy RequestOp = 5
 	// RequestSetHosts: replace the hosts.
 	RequestSetHosts RequestOp = 6
+	// RequestTransferManager (version 2): make the target a manager and
+	// step the requester down to write, as one operation — both or
+	// neither. The always-on manager authors it as add-manager (then a
+	// rotation when the target could not write) and a set-role of the
+	// requester: it cannot author a transfer-manager event, which steps
+	// its author down.
+	RequestTransferManager RequestOp = 7
 )
 
-func (op RequestOp) valid() bool { return op >= RequestAdd && op <= RequestSetHosts }
+func (op RequestOp) valid() bool { return op >= RequestAdd && op <= RequestTransferManager }
+
+// version is the request version that encodes op.
+func (op RequestOp) version() uint8 {
+	if op == RequestTransferManager {
+		return RequestVersion2
+	}
+	return RequestVersion1
+}
 
 // String names the operation.
 func (op RequestOp) String() string {
@@ -62,27 +87,10 @@ func (op RequestOp) String() string {
 		return "set-policy"
 	case RequestSetHosts:
 		return "set-hosts"
+	case RequestTransferManager:
+		return "transfer-manager"
 	}
 	return fmt.Sprintf("RequestOp(%d)", uint8(op))
-}
-
-// eventKind is the state event a request becomes.
-func (op RequestOp) eventKind() EventKind {
-	switch op {
-	case RequestAdd:
-		return EventAdd
-	case RequestRemove:
-		return EventRemove
-	case RequestSetRole:
-		return EventSetRole
-	case RequestRotate:
-		return EventRotate
-	case RequestSetPolicy:
-		return EventSetPolicy
-	case RequestSetHosts:
-		return EventSetHosts
-	}
-	return 0
 }
 
 // Request is a signed management request a member with manage permission
@@ -101,7 +109,7 @@ type Request struct {
 	Bot        bool
 	// Role: add, set-role.
 	Role Role
-	// Target: remove, set-role.
+	// Target: remove, set-role, transfer-manager (the member to promote).
 	Target [32]byte
 	// Policy: set-policy.
 	Policy Policy
@@ -111,9 +119,9 @@ type Request struct {
 	Signature [ed25519.SignatureSize]byte
 }
 
-// Request encoding, version 1 (integers big-endian):
+// Request encoding (integers big-endian):
 //
-//	1   version (0x01)
+//	1   version: 0x02 for transfer-manager, 0x01 for every other operation
 //	16  group ID
 //	32  author
 //	8   time, Unix milliseconds
@@ -122,13 +130,21 @@ type Request struct {
 //	      add: 2+L key package ‖ 1 role ‖ 1 flags (bit 0: bot)
 //	      remove: 32 target;  set-role: 32 target ‖ 1 role;  rotate: empty
 //	      set-policy: policy;  set-hosts: hosts   (as in state events)
+//	      transfer-manager (version 2): 32 target
 //	64  signature (keymgmt layout, RequestSigContext) over all preceding bytes
+//
+// The signature covers the version byte, so a transfer cannot be passed
+// off under another version.
 const requestFixed = 1 + 16 + 32 + 8 + 1 + 4 + ed25519.SignatureSize
 
 // event returns the state event template the request asks for (no
-// header; nil for a rotation, which needs fresh secrets).
+// header; nil for a rotation, which needs fresh secrets). For a transfer
+// it is the first of its two events, the target's promotion
+// (TransferEvents has both).
 func (r *Request) event() *Event {
 	switch r.Op {
+	case RequestTransferManager:
+		return &Event{Kind: EventAddManager, Target: r.Target}
 	case RequestAdd:
 		return &Event{Kind: EventAdd, KeyPackage: slices.Clone(r.KeyPackage), Role: r.Role, Bot: r.Bot}
 	case RequestRemove:
@@ -145,8 +161,28 @@ func (r *Request) event() *Event {
 
 // Event returns the unsigned state event the bot appends for the request
 // (Chain.Append fills the header and signs it as the bot). For
-// RequestRotate it returns nil: call Chain.Rotate.
-func (r *Request) Event() *Event { return r.event() }
+// RequestRotate it returns nil: call Chain.Rotate; for
+// RequestTransferManager nil too: it takes two events (TransferEvents).
+func (r *Request) Event() *Event {
+	if r.Op == RequestTransferManager {
+		return nil
+	}
+	return r.event()
+}
+
+// TransferEvents returns the two unsigned events the bot appends, in this
+// order, for a RequestTransferManager: add-manager of the target, then
+// the requester's step down to write (set-role). When the target could
+// not write before, the bot rotates between the two, while it still
+// holds the state the promotion made (AuthorizeRequest checked the pair).
+// Nil for any other operation.
+func (r *Request) TransferEvents() (promote, stepDown *Event) {
+	if r.Op != RequestTransferManager {
+		return nil, nil
+	}
+	return &Event{Kind: EventAddManager, Target: r.Target},
+		&Event{Kind: EventSetRole, Target: r.Author, Role: RoleWrite}
+}
 
 // validate checks the encoding rules except the signature.
 func (r *Request) validate() error {
@@ -202,8 +238,10 @@ func (r *Request) appendSigned(b []byte) []byte {
 		body = appendPolicy(body, r.Policy)
 	case RequestSetHosts:
 		body = appendHosts(body, r.Hosts)
+	case RequestTransferManager:
+		body = append(body, r.Target[:]...)
 	}
-	b = append(b, RequestVersion)
+	b = append(b, r.Op.version())
 	b = append(b, r.GroupID[:]...)
 	b = append(b, r.Author[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Time))
@@ -240,14 +278,20 @@ func ParseRequest(b []byte) (*Request, error) {
 		return nil, fmt.Errorf("%w: %d bytes", ErrRequestMalformed, len(b))
 	}
 	d := newDecoder(b)
-	if v := d.u8(); v != RequestVersion {
-		return nil, fmt.Errorf("%w: version %d, want %d", ErrRequestMalformed, v, RequestVersion)
+	v := d.u8()
+	if v != RequestVersion1 && v != RequestVersion2 {
+		return nil, fmt.Errorf("%w: version %d, want %d or %d", ErrRequestMalformed, v, RequestVersion1, RequestVersion2)
 	}
 	r := &Request{}
 	copy(r.GroupID[:], d.take(16))
 	copy(r.Author[:], d.take(32))
 	r.Time = int64(d.u64())
 	r.Op = RequestOp(d.u8())
+	if r.Op.valid() && v != r.Op.version() {
+		// One encoding per request: an operation of version 1 under
+		// version 2 (or a transfer under version 1) is not one.
+		return nil, fmt.Errorf("%w: a %s request under version %d, it is encoded as version %d", ErrRequestMalformed, r.Op, v, r.Op.version())
+	}
 	n := d.u32()
 	if !d.ok || uint64(n) != uint64(d.remaining()-ed25519.SignatureSize) {
 		return nil, fmt.Errorf("%w: lengths do not add up to the %d-byte encoding", ErrRequestMalformed, len(b))
@@ -263,7 +307,7 @@ func ParseRequest(b []byte) (*Request, error) {
 			return nil, fmt.Errorf("%w: unknown flags %#x", ErrRequestMalformed, f)
 		}
 		r.Bot = f&flagBot != 0
-	case RequestRemove:
+	case RequestRemove, RequestTransferManager:
 		copy(r.Target[:], body.take(32))
 	case RequestSetRole:
 		copy(r.Target[:], body.take(32))
@@ -296,9 +340,10 @@ func ParseRequest(b []byte) (*Request, error) {
 // this group (ErrWrongGroup), recent (ErrRequestExpired), and its author a
 // member with the manage role in st, or any member asking for its own
 // removal (ErrUnauthorized) — the same rule the resulting event will meet,
-// but checked against the requester instead of the bot. Finally the operation must apply to st as if the requester
-// authored it now (ErrInvalidEvent, ErrLastManager; an add's key package
-// must verify and be unexpired now).
+// but checked against the requester instead of the bot. Finally the
+// operation must apply to st as if the requester authored it now
+// (ErrInvalidEvent, ErrLastManager; an add's key package must verify and
+// be unexpired now); for a transfer, both of its events, in order.
 func AuthorizeRequest(st *State, r *Request, now time.Time) error {
 	if st == nil || r == nil {
 		return fmt.Errorf("%w: no state or request", ErrRequestMalformed)
@@ -325,11 +370,35 @@ func AuthorizeRequest(st *State, r *Request, now time.Time) error {
 	case !author.Role.CanManage() && !leaving:
 		return fmt.Errorf("%w: %s request by %s, who is not a manager", ErrUnauthorized, r.Op, keymgmt.Fingerprint(r.Author[:]))
 	}
-	ev := r.event()
-	if ev == nil { // rotate: a manager may always ask
+	if r.Op == RequestRotate { // a manager may always ask
 		return nil
 	}
-	ev.GroupID, ev.Parent, ev.Seq, ev.Time, ev.Author = st.GroupID, st.Head, st.Height+1, now.UnixMilli(), r.Author
-	_, err := check(st, ev)
+	if r.Op == RequestTransferManager {
+		// Both events, the second in the state the first makes: the
+		// promotion must apply, and so must the step down after it.
+		promote, stepDown := r.TransferEvents()
+		next, err := checkAs(st, promote, r.Author, now)
+		if err != nil {
+			return fmt.Errorf("transfer-manager request: %w", err)
+		}
+		if _, err := checkAs(next, stepDown, r.Author, now); err != nil {
+			return fmt.Errorf("transfer-manager request: step down: %w", err)
+		}
+		return nil
+	}
+	_, err := checkAs(st, r.event(), r.Author, now)
 	return err
+}
+
+// checkAs checks an event template as if author appended it to st at now,
+// and returns the state after it (st is not modified).
+func checkAs(st *State, ev *Event, author [32]byte, now time.Time) (*State, error) {
+	ev.GroupID, ev.Parent, ev.Seq, ev.Time, ev.Author = st.GroupID, st.Head, st.Height+1, now.UnixMilli(), author
+	eff, err := check(st, ev)
+	if err != nil {
+		return nil, err
+	}
+	ns := st.Clone()
+	mutate(ns, ev, eff)
+	return ns, nil
 }

@@ -34,12 +34,20 @@ func TestRequestRoundTrip(t *testing.T) {
 		{Op: RequestSetPolicy, Policy: Policy{History: HistoryFromJoin, RotateEvery: time.Hour, RotateAfter: 3}},
 		{Op: RequestSetHosts, Hosts: []string{"/dns4/h.example/tcp/1/p2p/x"}},
 		{Op: RequestSetHosts},
+		{Op: RequestTransferManager, Target: bob.key()},
 	} {
 		t.Run(r.Op.String(), func(t *testing.T) {
 			signed := m.request(t, m.boss, r)
 			b, err := MarshalRequest(signed)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if want := byte(RequestVersion1); r.Op == RequestTransferManager {
+				if b[0] != RequestVersion2 {
+					t.Fatalf("a transfer encoded as version %d", b[0])
+				}
+			} else if b[0] != want {
+				t.Fatalf("a %s request encoded as version %d, want %d (readable by bots that predate version 2)", r.Op, b[0], want)
 			}
 			got, err := ParseRequest(b)
 			if err != nil {
@@ -103,6 +111,15 @@ func TestAuthorizeRequest(t *testing.T) {
 		{"unparseable key package", m.request(t, admin, Request{Op: RequestAdd, KeyPackage: []byte{1, 2, 3}, Role: RoleRead}), keymgmt.ErrMalformed},
 		{"add a member", m.request(t, admin, Request{Op: RequestAdd, KeyPackage: bob.kp.Marshal(), Role: RoleRead}), ErrInvalidEvent},
 		{"remove a non-member", m.request(t, admin, Request{Op: RequestRemove, Target: newbie.key()}), ErrInvalidEvent},
+		{"manager transfers to a writer", m.request(t, admin, Request{Op: RequestTransferManager, Target: writer.key()}), nil},
+		{"manager transfers to a reader", m.request(t, admin, Request{Op: RequestTransferManager, Target: reader.key()}), nil},
+		{"transfer to a manager", m.request(t, admin, Request{Op: RequestTransferManager, Target: m.boss.key()}), ErrInvalidEvent},
+		{"transfer to itself", m.request(t, admin, Request{Op: RequestTransferManager, Target: admin.key()}), ErrInvalidEvent},
+		{"transfer to a non-member", m.request(t, admin, Request{Op: RequestTransferManager, Target: newbie.key()}), ErrInvalidEvent},
+		{"transfer to a removed member", m.request(t, admin, Request{Op: RequestTransferManager, Target: gone.key()}), ErrInvalidEvent},
+		{"writer asks to transfer", m.request(t, writer, Request{Op: RequestTransferManager, Target: bob.key()}), ErrUnauthorized},
+		{"writer asks to take over", m.request(t, writer, Request{Op: RequestTransferManager, Target: writer.key()}), ErrUnauthorized},
+		{"removed manager transfers", m.request(t, gone, Request{Op: RequestTransferManager, Target: bob.key()}), ErrUnauthorized},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,6 +159,32 @@ func TestAuthorizeRequest(t *testing.T) {
 	if (&Request{Op: RequestRotate}).Event() != nil {
 		t.Fatal("a rotation request has an event template")
 	}
+	// A transfer becomes the bot's promotion of the target, then the
+	// requester's step down: the requester is left a writer.
+	transfer := m.request(t, admin, Request{Op: RequestTransferManager, Target: bob.key()})
+	if err := AuthorizeRequest(m.c.State(), transfer, now); err != nil {
+		t.Fatal(err)
+	}
+	if transfer.Event() != nil {
+		t.Fatal("a transfer request has a single event template")
+	}
+	promote, stepDown := transfer.TransferEvents()
+	m.append(t, m.boss, promote)
+	m.append(t, m.boss, stepDown)
+	if b, _ := m.c.Member(bob.id.SigningKey()); b.Role != RoleManage {
+		t.Fatalf("transfer target's role: %s", b.Role)
+	}
+	if a, _ := m.c.Member(admin.id.SigningKey()); a.Role != RoleWrite {
+		t.Fatalf("transfer requester's role: %s", a.Role)
+	}
+	if p, s := (&Request{Op: RequestRemove}).TransferEvents(); p != nil || s != nil {
+		t.Fatal("a removal has transfer events")
+	}
+	// The requester is no manager any more: the same transfer again is
+	// refused, as is one to another member.
+	if err := AuthorizeRequest(m.c.State(), transfer, now); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("a transfer by the former manager: %v", err)
+	}
 	// A rejected request is a request the requester could not make either:
 	// a last manager stepping down.
 	solo := newManaged(t, DefaultPolicy())
@@ -155,10 +198,25 @@ func TestParseRequestRejects(t *testing.T) {
 	bob := newPerson(t, "bob")
 	good, _ := MarshalRequest(m.request(t, m.boss, Request{Op: RequestSetRole, Target: bob.key(), Role: RoleRead}))
 	mut := func(f func([]byte) []byte) []byte { return f(bytes.Clone(good)) }
+	transfer, _ := MarshalRequest(m.request(t, m.boss, Request{Op: RequestTransferManager, Target: bob.key()}))
+	mutT := func(f func([]byte) []byte) []byte { return f(bytes.Clone(transfer)) }
 	const opOff = 1 + 16 + 32 + 8
+	if _, err := ParseRequest(transfer); err != nil {
+		t.Fatalf("the valid transfer the rejections start from: %v", err)
+	}
 	for name, b := range map[string][]byte{
 		"empty":          nil,
-		"version":        mut(func(b []byte) []byte { b[0] = 2; return b }),
+		"version":        mut(func(b []byte) []byte { b[0] = 3; return b }),
+		"version 0":      mut(func(b []byte) []byte { b[0] = 0; return b }),
+		"v1 op as v2":    mut(func(b []byte) []byte { b[0] = RequestVersion2; return b }),
+		"transfer as v1": mutT(func(b []byte) []byte { b[0] = RequestVersion1; return b }),
+		"transfer role": mutT(func(b []byte) []byte {
+			return append(b[:len(b)-64], append([]byte{byte(RoleWrite)}, b[len(b)-64:]...)...)
+		}),
+		"transfer len":   mutT(func(b []byte) []byte { b[opOff+4]--; return b }),
+		"transfer short": mutT(func(b []byte) []byte { b[opOff+4] = 31; return append(b[:len(b)-65], b[len(b)-64:]...) }),
+		"zero transfer":  mutT(func(b []byte) []byte { clear(b[opOff+5 : opOff+5+32]); return b }),
+		"op 8 as v2":     mutT(func(b []byte) []byte { b[opOff] = 8; return b }),
 		"unknown op":     mut(func(b []byte) []byte { b[opOff] = 9; return b }),
 		"op read as rot": mut(func(b []byte) []byte { b[opOff] = byte(RequestRotate); return b }),
 		"bad role":       mut(func(b []byte) []byte { b[len(b)-65] = 7; return b }),
@@ -174,9 +232,11 @@ func TestParseRequestRejects(t *testing.T) {
 	}
 	// Unused fields are refused when signing.
 	for name, r := range map[string]Request{
-		"rotate with target": {Op: RequestRotate, Target: bob.key()},
-		"remove with role":   {Op: RequestRemove, Target: bob.key(), Role: RoleRead},
-		"add without role":   {Op: RequestAdd, KeyPackage: bob.kp.Marshal()},
+		"rotate with target":  {Op: RequestRotate, Target: bob.key()},
+		"remove with role":    {Op: RequestRemove, Target: bob.key(), Role: RoleRead},
+		"add without role":    {Op: RequestAdd, KeyPackage: bob.kp.Marshal()},
+		"transfer w/o target": {Op: RequestTransferManager},
+		"transfer with role":  {Op: RequestTransferManager, Target: bob.key(), Role: RoleManage},
 	} {
 		r.GroupID = m.c.GroupID()
 		if err := SignRequest(&r, m.boss.id); !errors.Is(err, ErrRequestMalformed) {
@@ -236,6 +296,7 @@ func FuzzParseRequest(f *testing.F) {
 		{Op: RequestRotate},
 		{Op: RequestRemove, Target: m.boss.key()}, // leaving
 		{Op: RequestSetHosts, Hosts: []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"}},
+		{Op: RequestTransferManager, Target: bob.key()}, // version 2
 	} {
 		b, _ := MarshalRequest(m.request(f, m.boss, r))
 		f.Add(b)
