@@ -186,6 +186,15 @@ func (op *managerOp) serve(r *groupstate.Request) error {
 		return op.setRole(t, r.Role)
 	case groupstate.RequestRotate:
 		return op.rotate("on request of " + keymgmt.Fingerprint(r.Author[:]))
+	case groupstate.RequestTransferManager:
+		// One operation, so both events are committed or neither: a
+		// failure in the second leaves the first in memory only, and
+		// manage reloads the group.
+		t, ok := op.e.chain.State().Members[r.Target]
+		if !ok {
+			return fmt.Errorf("%w: transfer to a non-member", ErrUnknownMember)
+		}
+		return op.transferFor(t, r)
 	}
 	_, err := op.appendEvent(r.Event())
 	return err

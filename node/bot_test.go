@@ -17,16 +17,10 @@ import (
 // rotates after a removal it was asked for.
 func TestBotManagesGroup(t *testing.T) {
 	leakCheck(t)
-	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
-	hosts := []string{hostAddr(host)}
-	bot, alice, bob, carol := newPerson(t, "helper"), newPerson(t, "alice"), newPerson(t, "bob"), newPerson(t, "carol")
-	bot.startManaged(asBot)
-	for _, p := range []*person{alice, bob, carol} {
-		p.startManaged(nil)
-	}
+	tp := newTopology(t, "community", groupstate.DefaultPolicy(), "helper", asBot)
+	bot, alice, gid, hosts := tp.mgr, tp.join("alice", groupstate.RoleManage), tp.gid, tp.hosts
+	bob, carol := tp.person("bob", nil), tp.person("carol", nil)
 	ctx := context.Background()
-	gid := managedGroup(t, bot, "community", hosts, groupstate.DefaultPolicy())
-	addPerson(t, bot, alice, gid, hosts, groupstate.RoleManage)
 
 	// Alice adds bob and carol through the bot.
 	for _, p := range []*person{bob, carol} {

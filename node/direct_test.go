@@ -13,16 +13,9 @@ import (
 // profile, and cannot be sent to someone removed.
 func TestManagedDirectUsesChainKeys(t *testing.T) {
 	leakCheck(t)
-	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
-	hosts := []string{hostAddr(host)}
-	alice, bob, carol := newPerson(t, "alice"), newPerson(t, "bob"), newPerson(t, "carol")
-	for _, p := range []*person{alice, bob, carol} {
-		p.startManaged(nil)
-	}
+	tp := newTopology(t, "club", groupstate.DefaultPolicy(), "alice", nil)
+	alice, bob, carol, gid := tp.mgr, tp.join("bob", groupstate.RoleWrite), tp.join("carol", groupstate.RoleRead), tp.gid
 	ctx := context.Background()
-	gid := managedGroup(t, alice, "club", hosts, groupstate.DefaultPolicy())
-	addPerson(t, alice, bob, gid, hosts, groupstate.RoleWrite)
-	addPerson(t, alice, carol, gid, hosts, groupstate.RoleRead)
 
 	if _, err := alice.n.SendDirect(ctx, gid, carol.id.Fingerprint(), "for carol only"); err != nil {
 		t.Fatalf("direct to a read-only member: %v", err)

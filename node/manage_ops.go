@@ -1,9 +1,11 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/groupstate"
+	"github.com/meshnode/meshnode/store"
 )
 
 // The managed-group operations besides adding, removing and changing
@@ -23,10 +26,12 @@ import (
 // the keys rotate to give it one. A transfer to a reader is therefore
 // add-manager, rotate, then the author's own step down to write (a
 // transfer-manager event would leave the author unable to sign the
-// rotation). Through the bot (ViaBot) both are set-role requests, which
-// the bot performs with the same rotation: a transfer asks for the
-// target's promotion, then, a millisecond later, for the requester's step
-// down, so the bot (which serves its queue in time order) promotes first.
+// rotation). Through the bot (ViaBot) adding a manager is a set-role
+// request, which the bot performs with the same rotation; a transfer is
+// one transfer-manager request (groupstate request version 2), which the
+// bot performs as one operation — the target's promotion (and the
+// rotation), then the requester's step down to write — or refuses as a
+// whole, so the requester is never stepped down without the promotion.
 //
 // Setting hosts. The set-hosts event is posted to the old and the new
 // hosts (members that have not seen it yet still read the old ones), then
@@ -62,7 +67,15 @@ import (
 //
 // If the group names hosts and none of them stored the removal or the
 // request, the group is kept and LeaveGroup fails with ErrLeaveUndelivered
-// (try again when a host is reachable).
+// (try again when a host is reachable). A request is simply asked again.
+// An own removal is already in the member's chain (and its envelope in
+// the node's own store; gossip may have carried it to some members), so
+// it is not rolled back: the next LeaveGroup finds it pending — the
+// chain's latest removal of this member is its own — and delivers the
+// same envelope again (or, if the own store no longer holds it, the same
+// event in a new payload) before it forgets the group. Until then the
+// node keeps hosting and syncing the group's mailboxes, so the removal
+// may also reach a host by anti-entropy sync.
 
 // ErrLeaveUndelivered: no group host stored the removal or removal request
 // of a member leaving a managed group; the node kept the group.
@@ -103,10 +116,7 @@ func (n *Node) TransferManager(ctx context.Context, group, fingerprint string, o
 		if err != nil {
 			return nil, err
 		}
-		m := n.member
-		return n.request(ctx, group,
-			&groupstate.Request{Op: groupstate.RequestSetRole, Target: target, Role: groupstate.RoleManage},
-			&groupstate.Request{Op: groupstate.RequestSetRole, Target: [32]byte(m.id.SigningKey()), Role: groupstate.RoleWrite})
+		return n.request(ctx, group, &groupstate.Request{Op: groupstate.RequestTransferManager, Target: target})
 	}
 	return n.manage(ctx, group, func(op *managerOp) error {
 		t, err := findMember(op.e, fingerprint)
@@ -129,6 +139,26 @@ func (n *Node) TransferManager(ctx context.Context, group, fingerprint string, o
 		_, err = op.appendEvent(&groupstate.Event{Kind: groupstate.EventSetRole, Target: [32]byte(op.m.id.SigningKey()), Role: groupstate.RoleWrite})
 		return err
 	})
+}
+
+// transferFor performs a transfer-manager request as the automatic
+// manager (bot.go): the target's promotion — with a rotation when it
+// could not write, so that it gets the write key — then the requester's
+// step down to write. AuthorizeRequest has checked both against the
+// current state; an error in either leaves the operation uncommitted.
+func (op *managerOp) transferFor(target *groupstate.Member, r *groupstate.Request) error {
+	promote, stepDown := r.TransferEvents()
+	gains := !target.Role.CanWrite()
+	if _, err := op.appendEvent(promote); err != nil {
+		return err
+	}
+	if gains {
+		if err := op.rotate(target.Fingerprint() + " gained write access"); err != nil {
+			return err
+		}
+	}
+	_, err := op.appendEvent(stepDown)
+	return err
 }
 
 // promotable resolves the identity key of a member that may be made a
@@ -257,11 +287,18 @@ const (
 	leaveLocal   leaveHow = iota // forget the group only
 	leaveDirect                  // append the own removal as a manager
 	leaveRequest                 // ask the automatic manager for it
+	leaveResend                  // deliver an own removal again (undelivered before)
 )
 
 // leaveMode decides how this member leaves a group. Call with m.mu held.
 func (m *member) leaveMode(e *groupEntry) leaveHow {
-	if e.chain == nil || e.local.Removed {
+	if e.chain == nil {
+		return leaveLocal
+	}
+	if m.ownRemoval(e) != nil {
+		return leaveResend
+	}
+	if e.local.Removed {
 		return leaveLocal
 	}
 	if _, ok := e.chain.Member(m.id.SigningKey()); !ok || len(e.chain.State().Members) == 1 {
@@ -271,6 +308,92 @@ func (m *member) leaveMode(e *groupEntry) leaveHow {
 		return leaveDirect
 	}
 	return leaveRequest
+}
+
+// ownRemoval returns this member's removal of itself when it is the
+// latest main-line event that removed this member, and the member has not
+// been added again since: a leave appended by this node, which LeaveGroup
+// delivers again until a host stores it. Call with m.mu held.
+func (m *member) ownRemoval(e *groupEntry) *groupstate.Event {
+	self := [32]byte(m.id.SigningKey())
+	if _, ok := e.chain.Member(self[:]); ok {
+		return nil
+	}
+	evs := e.chain.Events()
+	for i := len(evs) - 1; i >= 0; i-- {
+		if ev := evs[i]; ev.Kind == groupstate.EventRemove && ev.Target == self {
+			if ev.Author == self {
+				return ev
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// removalEnvelopes finds the envelope that carried an own event in the
+// node's own store: a state-event payload of this member in the group's
+// current epoch (the leaver appended its removal there and, removed,
+// never enters a later one) whose body is the event. Call with m.mu held.
+func (n *Node) removalEnvelopes(m *member, e *groupEntry, ev *groupstate.Event) (*envelope.Envelope, error) {
+	want, err := groupstate.MarshalEvent(ev)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := e.keysFor(e.g.Epoch)
+	if err != nil {
+		return nil, err
+	}
+	var cur []byte
+	for {
+		pg, err := n.st.Page(keys.Mailbox, store.Cursor(cur), processPage, 8<<20)
+		if err != nil {
+			return nil, fmt.Errorf("node: look for the pending leave in the own store: %w", err)
+		}
+		for _, env := range pg.Envelopes {
+			p, err := groupstate.OpenMessage(keys, e.g.ID, e.g.Epoch, env)
+			if err == nil && p.Kind == groupstate.KindStateEvent && m.isSelf(p.AuthorKey()) && bytes.Equal(p.Body, want) {
+				return env, nil
+			}
+		}
+		if !pg.More || len(pg.Next) == 0 {
+			return nil, nil
+		}
+		cur = pg.Next
+	}
+}
+
+// resendLeave delivers a pending own removal again (leaveResend). Call
+// with m.mu held; it is released.
+func (n *Node) resendLeave(ctx context.Context, m *member, e *groupEntry, ev *groupstate.Event) (*ManageResult, error) {
+	env, err := n.removalEnvelopes(m, e, ev)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	if env == nil {
+		// Retention took it: post the same event in a new payload.
+		op := &managerOp{n: n, m: m, e: e, now: time.Now()}
+		if err := op.postEvent(ev); err != nil {
+			if rerr := m.reload(e); rerr != nil {
+				n.log.Error("reloading group state failed", "group", e.g.ID.Short(), "err", rerr)
+			}
+			m.mu.Unlock()
+			return nil, err
+		}
+		return n.commit(ctx, op)
+	}
+	res := &ManageResult{Group: e.g.ID.String(), Epoch: e.g.Epoch, Head: e.chain.Head().String(),
+		Events: []string{"left the group"}, Failed: map[string]string{}}
+	gid, hosts := e.g.ID, e.g.Hosts
+	m.mu.Unlock()
+	sr, err := n.deliverOwn(ctx, gid, hosts, env)
+	if err != nil {
+		return res, err
+	}
+	res.Delivered++
+	maps.Copy(res.Failed, sr.Failed)
+	return res, nil
 }
 
 // LeaveGroup leaves a group: in a managed group the member's removal is
@@ -327,6 +450,10 @@ func (n *Node) LeaveGroup(ctx context.Context, group string) (*ManageResult, err
 			return nil, err
 		}
 		res.Events = []string{"asked the group's manager to remove you"}
+	case leaveResend:
+		if res, err = n.resendLeave(ctx, m, e, m.ownRemoval(e)); err != nil {
+			return res, err
+		}
 	}
 	if how != leaveLocal && others > 0 && len(res.Failed) >= others {
 		return res, fmt.Errorf("%w: %q", ErrLeaveUndelivered, name)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"github.com/meshnode/meshnode/groupstate"
 	tu "github.com/meshnode/meshnode/internal/testutil"
@@ -39,16 +41,10 @@ func waitHead(t *testing.T, p, like *person, gid string) {
 // every member.
 func TestTransferManager(t *testing.T) {
 	leakCheck(t)
-	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
-	hosts := []string{hostAddr(host)}
-	alice, bob, carol, dave := newPerson(t, "alice"), newPerson(t, "bob"), newPerson(t, "carol"), newPerson(t, "dave")
-	for _, p := range []*person{alice, bob, carol, dave} {
-		p.startManaged(nil)
-	}
+	tp := newTopology(t, "club", groupstate.DefaultPolicy(), "alice", nil)
+	alice, bob, carol, gid := tp.mgr, tp.join("bob", groupstate.RoleWrite), tp.join("carol", groupstate.RoleWrite), tp.gid
+	dave := tp.person("dave", nil)
 	ctx := context.Background()
-	gid := managedGroup(t, alice, "club", hosts, groupstate.DefaultPolicy())
-	addPerson(t, alice, bob, gid, hosts, groupstate.RoleWrite)
-	addPerson(t, alice, carol, gid, hosts, groupstate.RoleWrite)
 
 	res, err := alice.n.TransferManager(ctx, gid, bob.id.Fingerprint())
 	if err != nil {
@@ -68,7 +64,7 @@ func TestTransferManager(t *testing.T) {
 	}
 
 	// The new manager adds and removes.
-	addPerson(t, bob, dave, gid, hosts, groupstate.RoleWrite)
+	addPerson(t, bob, dave, gid, tp.hosts, groupstate.RoleWrite)
 	res, err = bob.n.RemoveMember(ctx, gid, carol.id.Fingerprint())
 	if err != nil || !res.Rotated {
 		t.Fatalf("the new manager removes: %+v %v", res, err)
@@ -105,17 +101,10 @@ func TestTransferManager(t *testing.T) {
 // manager rotates, and the last manager cannot leave.
 func TestAddManagerAndManagerLeaves(t *testing.T) {
 	leakCheck(t)
-	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
-	hosts := []string{hostAddr(host)}
-	alice, bob, carol, dave := newPerson(t, "alice"), newPerson(t, "bob"), newPerson(t, "carol"), newPerson(t, "dave")
-	for _, p := range []*person{alice, bob, carol, dave} {
-		p.startManaged(nil)
-	}
+	tp := newTopology(t, "club", groupstate.DefaultPolicy(), "alice", nil)
+	alice, gid := tp.mgr, tp.gid
+	bob, carol, dave := tp.join("bob", groupstate.RoleRead), tp.join("carol", groupstate.RoleWrite), tp.join("dave", groupstate.RoleRead)
 	ctx := context.Background()
-	gid := managedGroup(t, alice, "club", hosts, groupstate.DefaultPolicy())
-	addPerson(t, alice, bob, gid, hosts, groupstate.RoleRead)
-	addPerson(t, alice, carol, gid, hosts, groupstate.RoleWrite)
-	addPerson(t, alice, dave, gid, hosts, groupstate.RoleRead)
 
 	res, err := alice.n.AddManager(ctx, gid, bob.id.Fingerprint())
 	if err != nil || !res.Rotated || res.Epoch != 1 {
@@ -186,18 +175,15 @@ func TestAddManagerAndManagerLeaves(t *testing.T) {
 // gone joins and reads through the new one.
 func TestSetHostsMovesTraffic(t *testing.T) {
 	leakCheck(t)
-	oldHost := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
-	newHost := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
-	alice, bob, carol := newPerson(t, "alice"), newPerson(t, "bob"), newPerson(t, "carol")
-	alice.startManaged(nil)
-	carol.startManaged(nil)
+	tp := newTopology(t, "club", groupstate.DefaultPolicy(), "alice", nil)
+	oldHost, newHost := tp.host, startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
+	alice, carol, gid := tp.mgr, tp.person("carol", nil), tp.gid
 	// Bob's manager loop has no period to speak of: he follows the new
 	// hosts because the set-hosts event wakes it.
-	bob.startManaged(func(p *Params) { p.ManageInterval = time.Hour })
+	bob := tp.person("bob", func(p *Params) { p.ManageInterval = time.Hour })
+	tp.add(bob, groupstate.RoleWrite)
 	ctx := context.Background()
-	before, after := []string{hostAddr(oldHost)}, []string{hostAddr(newHost)}
-	gid := managedGroup(t, alice, "club", before, groupstate.DefaultPolicy())
-	addPerson(t, alice, bob, gid, before, groupstate.RoleWrite)
+	after := []string{hostAddr(newHost)}
 
 	if _, err := bob.n.SetHosts(ctx, gid, after); !errors.Is(err, ErrNotManager) {
 		t.Fatalf("a writer sets the hosts: %v", err)
@@ -256,16 +242,9 @@ func TestSetHostsMovesTraffic(t *testing.T) {
 // read anything sent after.
 func TestLeaveGroup(t *testing.T) {
 	leakCheck(t)
-	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
-	hosts := []string{hostAddr(host)}
-	alice, bob, carol := newPerson(t, "alice"), newPerson(t, "bob"), newPerson(t, "carol")
-	for _, p := range []*person{alice, bob, carol} {
-		p.startManaged(nil)
-	}
+	tp := newTopology(t, "club", groupstate.DefaultPolicy(), "alice", nil)
+	alice, bob, carol, gid, host := tp.mgr, tp.join("bob", groupstate.RoleWrite), tp.join("carol", groupstate.RoleWrite), tp.gid, tp.host
 	ctx := context.Background()
-	gid := managedGroup(t, alice, "club", hosts, groupstate.DefaultPolicy())
-	addPerson(t, alice, bob, gid, hosts, groupstate.RoleWrite)
-	addPerson(t, alice, carol, gid, hosts, groupstate.RoleWrite)
 	if _, err := bob.n.Send(ctx, gid, "bob was here"); err != nil {
 		t.Fatal(err)
 	}
@@ -367,19 +346,11 @@ func TestLeaveGroup(t *testing.T) {
 // management over and has the hosts set; a reader leaves.
 func TestManagerOpsViaBot(t *testing.T) {
 	leakCheck(t)
-	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
+	tp := newTopology(t, "community", groupstate.DefaultPolicy(), "helper", asBot)
 	newHost := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
-	hosts := []string{hostAddr(host)}
-	bot, alice, bob, carol := newPerson(t, "helper"), newPerson(t, "alice"), newPerson(t, "bob"), newPerson(t, "carol")
-	bot.startManaged(asBot)
-	for _, p := range []*person{alice, bob, carol} {
-		p.startManaged(nil)
-	}
+	bot, gid := tp.mgr, tp.gid
+	alice, bob, carol := tp.join("alice", groupstate.RoleManage), tp.join("bob", groupstate.RoleWrite), tp.join("carol", groupstate.RoleRead)
 	ctx := context.Background()
-	gid := managedGroup(t, bot, "community", hosts, groupstate.DefaultPolicy())
-	addPerson(t, bot, alice, gid, hosts, groupstate.RoleManage)
-	addPerson(t, bot, bob, gid, hosts, groupstate.RoleWrite)
-	addPerson(t, bot, carol, gid, hosts, groupstate.RoleRead)
 
 	if _, err := bob.n.AddManager(ctx, gid, carol.id.Fingerprint(), ViaBot()); !errors.Is(err, ErrNotManager) {
 		t.Fatalf("a writer asks for a manager: %v", err)
@@ -395,7 +366,7 @@ func TestManagerOpsViaBot(t *testing.T) {
 	waitRoles(t, alice, gid, map[string]string{"carol": "manage"})
 
 	res, err = alice.n.TransferManager(ctx, gid, bob.id.Fingerprint(), ViaBot())
-	if err != nil || !res.Requested || len(res.Events) != 2 {
+	if err != nil || !res.Requested || len(res.Events) != 1 || res.Delivered != 1 {
 		t.Fatalf("transfer via the bot: %+v %v", res, err)
 	}
 	for _, p := range []*person{alice, bob} {
@@ -429,5 +400,127 @@ func TestManagerOpsViaBot(t *testing.T) {
 		if s, _ := p.n.Splits(gid); len(s) != 0 {
 			t.Fatalf("%s reports splits: %+v", p.nick, s)
 		}
+	}
+}
+
+// A transfer through the bot is one request, performed as a whole or
+// refused as a whole: when the target is gone by the time the bot serves
+// it, the requester stays a manager (two separate requests would have
+// stepped it down without promoting anyone).
+func TestTransferViaBotRefusedAsAWhole(t *testing.T) {
+	leakCheck(t)
+	tp := newTopology(t, "community", groupstate.DefaultPolicy(), "helper", asBot)
+	bot, gid := tp.mgr, tp.gid
+	alice, carol := tp.join("alice", groupstate.RoleManage), tp.join("carol", groupstate.RoleWrite)
+	ctx := context.Background()
+	waitRoles(t, alice, gid, map[string]string{"helper": "manage+bot", "alice": "manage", "carol": "write"})
+
+	// The bot is away while alice asks it to hand her management to
+	// carol, and then removes carol herself.
+	bot.stop()
+	res, err := alice.n.TransferManager(ctx, gid, carol.id.Fingerprint(), ViaBot())
+	if err != nil || !res.Requested || res.Delivered != 1 || len(res.Failed) != 0 {
+		t.Fatalf("transfer via the bot: %+v %v", res, err)
+	}
+	if res, err = alice.n.RemoveMember(ctx, gid, carol.id.Fingerprint()); err != nil || !res.Rotated {
+		t.Fatalf("alice removes carol: %+v %v", res, err)
+	}
+
+	// Back, the bot queues the request (it was valid when made), then
+	// finds it no longer applies and refuses all of it.
+	bot.startManaged(asBot)
+	waitEpoch(t, bot, gid, res.Epoch)
+	tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, bot, "who is not a member") },
+		"the bot refuses the transfer to a removed member")
+	tu.Eventually(t, 20*time.Second, func() bool { return queuedRequests(t, bot, gid) == 0 }, "the bot has served its queue")
+	waitHead(t, alice, bot, gid)
+	for _, p := range []*person{bot, alice} {
+		if got := roles(t, p.n, gid); got["alice"] != "manage" || got["carol"] != "" {
+			t.Fatalf("%s lists %v after the refused transfer", p.nick, got)
+		}
+	}
+	if _, err := alice.n.Rotate(ctx, gid); err != nil {
+		t.Fatalf("alice is no longer a manager: %v", err)
+	}
+}
+
+// queuedRequests counts the manager requests p's node has queued and not
+// served yet ('R').
+func queuedRequests(t *testing.T, p *person, gid string) int {
+	t.Helper()
+	n := 0
+	if err := p.n.member.db.scan(gkey(pfxRequest, mustGroupID(t, gid)), func(_, _ []byte) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A manager whose own removal (its leave) reached no host keeps the group
+// and gets ErrLeaveUndelivered; leaving again delivers that removal, so
+// the other members learn of it and the remaining manager rotates.
+func TestLeaveRetryDeliversPendingRemoval(t *testing.T) {
+	leakCheck(t)
+	hostDir := t.TempDir()
+	hostKey, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen, dir: hostDir, key: hostKey})
+	listen := host.Host().Addrs()[0].String()
+	tp := newTopologyOn(t, host, "club", groupstate.DefaultPolicy(), "alice", nil)
+	alice, gid := tp.mgr, tp.gid
+	bob, carol := tp.join("bob", groupstate.RoleWrite), tp.join("carol", groupstate.RoleWrite)
+	ctx := context.Background()
+	if _, err := alice.n.AddManager(ctx, gid, bob.id.Fingerprint()); err != nil {
+		t.Fatal(err)
+	}
+	waitRoles(t, carol, gid, map[string]string{"alice": "manage", "bob": "manage"})
+	// The manager with the smaller key manages the group automatically:
+	// it leaves by appending its own removal.
+	leaver, stays := alice, bob
+	if slices.Compare(bob.id.SigningKey(), alice.id.SigningKey()) < 0 {
+		leaver, stays = bob, alice
+	}
+	waitHead(t, leaver, alice, gid)
+	waitHead(t, stays, alice, gid)
+	epoch := func() uint64 { gi, _ := carol.n.GroupInfo(gid); return gi.Epoch }()
+
+	// The host is down, and the leaver reaches no member either.
+	if err := host.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*person{stays, carol} {
+		leaver.n.Host().Network().ClosePeer(p.n.ID())
+	}
+	res, err := leaver.n.LeaveGroup(ctx, gid)
+	if !errors.Is(err, ErrLeaveUndelivered) || res == nil || len(res.Failed) != 1 {
+		t.Fatalf("leaving with the host down: %+v %v", res, err)
+	}
+	if _, err := leaver.n.GroupInfo(gid); err != nil {
+		t.Fatalf("an undelivered leave forgot the group: %v", err)
+	}
+
+	// The host is back (same identity, address and store): leaving again
+	// delivers the removal.
+	host = startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen, dir: hostDir, key: hostKey,
+		tweak: func(p *Params) { p.ListenAddrs = []string{listen} }})
+	// The failed dial put the host in dial backoff; a user would simply
+	// try again a little later.
+	if sw, ok := leaver.n.Host().Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(host.ID())
+	}
+	res, err = leaver.n.LeaveGroup(ctx, gid)
+	if err != nil || res.Delivered != 1 || len(res.Failed) != 0 {
+		t.Fatalf("leaving again: %+v %v", res, err)
+	}
+	if _, err := leaver.n.GroupInfo(gid); !errors.Is(err, ErrUnknownGroup) {
+		t.Fatalf("the leaver still has the group: %v", err)
+	}
+	for _, p := range []*person{stays, carol} {
+		waitRoles(t, p, gid, map[string]string{leaver.nick: "", stays.nick: "manage", "carol": "write"})
+	}
+	waitEpoch(t, carol, gid, epoch+1)
+	if s, _ := carol.n.Splits(gid); len(s) != 0 {
+		t.Fatalf("carol reports splits: %+v", s)
 	}
 }

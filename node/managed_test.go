@@ -54,6 +54,56 @@ func managedGroup(t *testing.T, mgr *person, name string, hosts []string, policy
 	return info.ID
 }
 
+// topology is the usual setting of a managed-group test: a host, a
+// managed group on it, and the group's first manager.
+type topology struct {
+	t     *testing.T
+	host  *Node
+	hosts []string // the host's address, the group's hosts
+	gid   string
+	mgr   *person
+}
+
+// newTopology starts a host and the manager's node (tweak changes its
+// params: nil for a member, asBot for a bot), which creates a managed
+// group with a policy on that host.
+func newTopology(t *testing.T, group string, policy groupstate.Policy, mgr string, tweak func(*Params)) *topology {
+	t.Helper()
+	return newTopologyOn(t, startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen}), group, policy, mgr, tweak)
+}
+
+// newTopologyOn is newTopology on a host the test started.
+func newTopologyOn(t *testing.T, host *Node, group string, policy groupstate.Policy, mgr string, tweak func(*Params)) *topology {
+	t.Helper()
+	tp := &topology{t: t, host: host, hosts: []string{hostAddr(host)}}
+	tp.mgr = tp.person(mgr, tweak)
+	tp.gid = managedGroup(t, tp.mgr, group, tp.hosts, policy)
+	return tp
+}
+
+// person starts a person's node (tweak as in newTopology), not yet in the
+// group.
+func (tp *topology) person(nick string, tweak func(*Params)) *person {
+	tp.t.Helper()
+	p := newPerson(tp.t, nick)
+	p.startManaged(tweak)
+	return p
+}
+
+// add has the manager add p with a role and waits until p has joined.
+func (tp *topology) add(p *person, role groupstate.Role) *ManageResult {
+	tp.t.Helper()
+	return addPerson(tp.t, tp.mgr, p, tp.gid, tp.hosts, role)
+}
+
+// join starts a person's node and has the manager add it with a role.
+func (tp *topology) join(nick string, role groupstate.Role) *person {
+	tp.t.Helper()
+	p := tp.person(nick, nil)
+	tp.add(p, role)
+	return p
+}
+
 // addPerson adds p to the group through a fresh key package and waits
 // until p's node has joined.
 func addPerson(t *testing.T, mgr, p *person, gid string, hosts []string, role groupstate.Role, opts ...ManageOption) *ManageResult {
@@ -111,20 +161,16 @@ func roles(t *testing.T, n *Node, gid string) map[string]string {
 
 func TestManagedGroupAddAndMembers(t *testing.T) {
 	leakCheck(t)
-	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
-	hosts := []string{hostAddr(host)}
-	alice, bob := newPerson(t, "alice"), newPerson(t, "bob")
-	alice.startManaged(nil)
-	bob.startManaged(nil)
+	tp := newTopology(t, "club", groupstate.DefaultPolicy(), "alice", nil)
+	alice, bob, gid := tp.mgr, tp.person("bob", nil), tp.gid
 	ctx := context.Background()
-	gid := managedGroup(t, alice, "club", hosts, groupstate.DefaultPolicy())
 	if _, err := alice.n.Invite(gid); !errors.Is(err, ErrNoInvite) {
 		t.Fatalf("invite of a managed group: %v, want ErrNoInvite", err)
 	}
 	if _, err := alice.n.Send(ctx, gid, "before bob"); err != nil {
 		t.Fatal(err)
 	}
-	addPerson(t, alice, bob, gid, hosts, groupstate.RoleWrite)
+	tp.add(bob, groupstate.RoleWrite)
 	want := map[string]string{"alice": "manage", "bob": "write"}
 	for _, p := range []*person{alice, bob} {
 		if got := roles(t, p.n, gid); fmt.Sprint(got) != fmt.Sprint(want) {

@@ -14,16 +14,9 @@ import (
 // signs: its role, proven by the chain, is read.
 func TestReaderWithLeakedWriteKeyRefused(t *testing.T) {
 	leakCheck(t)
-	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
-	hosts := []string{hostAddr(host)}
-	alice, bob, rita := newPerson(t, "alice"), newPerson(t, "bob"), newPerson(t, "rita")
-	for _, p := range []*person{alice, bob, rita} {
-		p.startManaged(nil)
-	}
+	tp := newTopology(t, "news", groupstate.DefaultPolicy(), "alice", nil)
+	alice, bob, rita, gid, host := tp.mgr, tp.join("bob", groupstate.RoleWrite), tp.join("rita", groupstate.RoleRead), tp.gid, tp.host
 	ctx := context.Background()
-	gid := managedGroup(t, alice, "news", hosts, groupstate.DefaultPolicy())
-	addPerson(t, alice, bob, gid, hosts, groupstate.RoleWrite)
-	addPerson(t, alice, rita, gid, hosts, groupstate.RoleRead)
 
 	bob.n.member.mu.Lock()
 	leaked, err := entry(t, bob, gid).keysFor(0)

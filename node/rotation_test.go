@@ -106,16 +106,9 @@ func rejectedWith(t *testing.T, p *person, what string) bool {
 // with every secret it kept and every envelope the host holds.
 func TestRemovedMemberReadsNothingNew(t *testing.T) {
 	leakCheck(t)
-	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
-	hosts := []string{hostAddr(host)}
-	alice, bob, carol := newPerson(t, "alice"), newPerson(t, "bob"), newPerson(t, "carol")
-	for _, p := range []*person{alice, bob, carol} {
-		p.startManaged(nil)
-	}
+	tp := newTopology(t, "club", groupstate.DefaultPolicy(), "alice", nil)
+	alice, bob, carol, gid, host := tp.mgr, tp.join("bob", groupstate.RoleWrite), tp.join("carol", groupstate.RoleWrite), tp.gid, tp.host
 	ctx := context.Background()
-	gid := managedGroup(t, alice, "club", hosts, groupstate.DefaultPolicy())
-	addPerson(t, alice, bob, gid, hosts, groupstate.RoleWrite)
-	addPerson(t, alice, carol, gid, hosts, groupstate.RoleWrite)
 	if _, err := alice.n.Send(ctx, gid, "before the removal"); err != nil {
 		t.Fatal(err)
 	}
@@ -215,9 +208,7 @@ func TestRemovedMemberReadsNothingNew(t *testing.T) {
 		"bob refuses carol's post under the old head")
 	// A newcomer under shared history reads what carol said while a
 	// member, and not what she posted after.
-	dave := newPerson(t, "dave")
-	dave.startManaged(nil)
-	addPerson(t, alice, dave, gid, hosts, groupstate.RoleWrite)
+	dave := tp.join("dave", groupstate.RoleWrite)
 	waitText(t, dave, gid, "carol before her removal")
 	tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, dave, "past the limit") },
 		"dave refuses carol's post under the old head")
@@ -259,14 +250,9 @@ func postRawAt(t *testing.T, p *person, gid string, epoch uint64, head groupstat
 // moving epoch by epoch through the key updates, reads every message and
 // receives each envelope once.
 func TestOfflineAcrossRotations(t *testing.T) {
-	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
-	hosts := []string{hostAddr(host)}
-	alice, bob := newPerson(t, "alice"), newPerson(t, "bob")
-	alice.startManaged(nil)
-	bob.startManaged(nil)
+	tp := newTopology(t, "ops", groupstate.DefaultPolicy(), "alice", nil)
+	alice, bob, gid, host := tp.mgr, tp.join("bob", groupstate.RoleWrite), tp.gid, tp.host
 	ctx := context.Background()
-	gid := managedGroup(t, alice, "ops", hosts, groupstate.DefaultPolicy())
-	addPerson(t, alice, bob, gid, hosts, groupstate.RoleWrite)
 	waitEpoch(t, bob, gid, 0)
 	bob.n.member.mu.Lock()
 	k0, err := entry(t, bob, gid).keysFor(0)
@@ -345,14 +331,9 @@ func TestOfflineAcrossRotations(t *testing.T) {
 // it forges for the mailbox (it has no write key). Promoted to write, it
 // gets the write secret by a rotation.
 func TestReadOnlyMember(t *testing.T) {
-	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
-	hosts := []string{hostAddr(host)}
-	alice, rita := newPerson(t, "alice"), newPerson(t, "rita")
-	alice.startManaged(nil)
-	rita.startManaged(nil)
+	tp := newTopology(t, "news", groupstate.DefaultPolicy(), "alice", nil)
+	alice, rita, gid, host := tp.mgr, tp.join("rita", groupstate.RoleRead), tp.gid, tp.host
 	ctx := context.Background()
-	gid := managedGroup(t, alice, "news", hosts, groupstate.DefaultPolicy())
-	addPerson(t, alice, rita, gid, hosts, groupstate.RoleRead)
 	if _, err := alice.n.Send(ctx, gid, "hello readers"); err != nil {
 		t.Fatal(err)
 	}

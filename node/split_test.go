@@ -19,19 +19,12 @@ import (
 // and carol (writers).
 func threeMembers(t *testing.T, policy groupstate.Policy) (host *Node, hosts []string, gid string, alice, bob, carol *person) {
 	t.Helper()
-	host = startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
-	hosts = []string{hostAddr(host)}
-	alice, bob, carol = newPerson(t, "alice"), newPerson(t, "bob"), newPerson(t, "carol")
-	for _, p := range []*person{alice, bob, carol} {
-		p.startManaged(nil)
-	}
-	gid = managedGroup(t, alice, "club", hosts, policy)
-	addPerson(t, alice, bob, gid, hosts, groupstate.RoleWrite)
-	addPerson(t, alice, carol, gid, hosts, groupstate.RoleWrite)
+	tp := newTopology(t, "club", policy, "alice", nil)
+	gid, bob, carol = tp.gid, tp.join("bob", groupstate.RoleWrite), tp.join("carol", groupstate.RoleWrite)
 	for _, p := range []*person{bob, carol} {
 		tu.Eventually(t, 20*time.Second, func() bool { return len(roles(t, p.n, gid)) == 3 }, "%s knows three members", p.nick)
 	}
-	return host, hosts, gid, alice, bob, carol
+	return tp.host, tp.hosts, gid, tp.mgr, bob, carol
 }
 
 // A manager that sends two members different keys (two rotations on one
@@ -252,17 +245,13 @@ func mustGroupID(t *testing.T, s string) groupstate.GroupID {
 // (the add rotated first); under shared history it does
 // (TestManagedGroupAddAndMembers).
 func TestFromJoinHistory(t *testing.T) {
-	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
-	hosts := []string{hostAddr(host)}
-	alice, dave := newPerson(t, "alice"), newPerson(t, "dave")
-	alice.startManaged(nil)
-	dave.startManaged(nil)
+	tp := newTopology(t, "private", groupstate.Policy{History: groupstate.HistoryFromJoin}, "alice", nil)
+	alice, dave, gid := tp.mgr, tp.person("dave", nil), tp.gid
 	ctx := context.Background()
-	gid := managedGroup(t, alice, "private", hosts, groupstate.Policy{History: groupstate.HistoryFromJoin})
 	if _, err := alice.n.Send(ctx, gid, "before dave"); err != nil {
 		t.Fatal(err)
 	}
-	res := addPerson(t, alice, dave, gid, hosts, groupstate.RoleWrite)
+	res := tp.add(dave, groupstate.RoleWrite)
 	if !res.Rotated || res.Epoch != 1 {
 		t.Fatalf("add under from-join did not rotate: %+v", res)
 	}
