@@ -18,8 +18,10 @@
 // The package's mailbox write key is public to whoever fetched a package,
 // so request mailboxes are open to write; hosts check envelope signatures
 // as for any mailbox and limit what is written with the relay's per-peer
-// rate limits and the store's per-mailbox quotas. Proof of work is not
-// implemented. The host serves a name's request mailboxes while the name
+// rate limits and the store's per-mailbox quotas; a package may also ask
+// requests for a proof of work (keymgmt connpow.go), which the owner's
+// node checks before opening a request — hosts cannot check it, the proof
+// is bound to the package key. The host serves a name's request mailboxes while the name
 // lives (MailboxHook), whatever its hosting policy.
 //
 // # Ownership
@@ -78,6 +80,10 @@
 // several names to one host from one session lets that host link them by
 // peer ID and address, and a fetch followed by a post to the request
 // mailbox tells it that someone asked to connect to H (never who, beyond
-// the transport peer). Use distinct hosts per alias for unlinkable
-// aliases.
+// the transport peer). Owners publish all their names and poll all their
+// request mailboxes from one session, so several names of one member on
+// one host are linkable that way: use distinct hosts per alias for
+// unlinkable aliases. The initiator's connection group is hosted by the
+// directory host it asked through, so that host also sees the
+// initiator's and the owner's transport peers use one mailbox.
 package directory
