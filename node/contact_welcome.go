@@ -286,8 +286,9 @@ func reassembleContactWelcomes(texts []string, done map[[16]byte]bool) map[[16]b
 	return out
 }
 
-// contactKeyPackage finds the newest unused, valid key package the
-// contact offered over the connection group. Call with conn.mu held.
+// contactKeyPackage returns the newest valid key package the contact
+// offered over the connection group, unless it was used already. Call
+// with conn.mu held.
 func (n *Node) contactKeyPackage(ct *Contact) (*keymgmt.KeyPackage, error) {
 	msgs, err := n.Messages(ct.Group, contactScan)
 	if err != nil {
@@ -305,6 +306,10 @@ func (n *Node) contactKeyPackage(ct *Contact) (*keymgmt.KeyPackage, error) {
 			// offer can only add the contact.
 			continue
 		}
+		// Only the newest offer counts: the contact's node replaced the
+		// older ones and forgets them after replacedOfferGrace, so a
+		// welcome sealed to one of those could be lost. If the newest is
+		// used, the next offer comes once its welcome is joined.
 		hash := sha256.Sum256(kp.Marshal())
 		used, err := n.member.db.get(dkey(dUsedKP, hash[:]))
 		if err != nil {
@@ -313,6 +318,7 @@ func (n *Node) contactKeyPackage(ct *Contact) (*keymgmt.KeyPackage, error) {
 		if used == nil {
 			return kp, nil
 		}
+		break
 	}
 	return nil, fmt.Errorf("%w: %s", ErrNoContactKeyPackage, displayName(ct.Nick, ct.Fingerprint))
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/groupstate"
 	tu "github.com/meshnode/meshnode/internal/testutil"
+	"github.com/meshnode/meshnode/keymgmt"
 )
 
 // TestAddContactToGroup: alice and bob connect by alias over real libp2p
@@ -428,6 +431,36 @@ func TestReplacedOffersPruned(t *testing.T) {
 	tu.Eventually(t, 20*time.Second, func() bool { o := offer(); return o.Hash != first.Hash && len(o.Replaced) == 1 }, "the offer is replaced")
 	if n := pending(); n != 2 {
 		t.Fatalf("%d pending key packages during the grace", n)
+	}
+	// Alice's node uses only bob's newest offer: once that one is used, the
+	// replaced one (which bob's node forgets after the grace) is not taken.
+	newest := offer()
+	alice.n.conn.mu.Lock()
+	act, err := alice.n.contact("bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.n.conn.mu.Unlock()
+	var got *keymgmt.KeyPackage
+	tu.Eventually(t, 20*time.Second, func() bool {
+		alice.n.conn.mu.Lock()
+		defer alice.n.conn.mu.Unlock()
+		got, _ = alice.n.contactKeyPackage(act)
+		if got == nil {
+			return false
+		}
+		h := sha256.Sum256(got.Marshal())
+		return hex.EncodeToString(h[:]) == newest.Hash
+	}, "alice holds bob's newest offer")
+	h := sha256.Sum256(got.Marshal())
+	if err := alice.n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(dkey(dUsedKP, h[:]), u64(1)) }); err != nil {
+		t.Fatal(err)
+	}
+	alice.n.conn.mu.Lock()
+	stale, err := alice.n.contactKeyPackage(act)
+	alice.n.conn.mu.Unlock()
+	if !errors.Is(err, ErrNoContactKeyPackage) {
+		t.Fatalf("with the newest offer used, alice's node took %v (%v)", stale, err)
 	}
 	// Grace over: forgotten at the next pass, mailbox and all.
 	o := offer()
