@@ -21,9 +21,9 @@ import (
 // connState is the node's share of connections (ARCHITECTURE §8): the
 // directory service it runs as a host, and the member's contacts.
 //
-// Lock order: connState.mu, then member.mu (contacts code calls group code
-// that takes member.mu); connState.mu is never taken with member.mu held.
-// dirMu only guards dirHosted and is taken alone.
+// Lock order: pollMu, then connState.mu, then member.mu (contacts code
+// calls group code that takes member.mu); connState.mu is never taken
+// with member.mu held. dirMu only guards dirHosted and is taken alone.
 type connState struct {
 	dir    *directory.Service // nil unless Params.Directory.Serve
 	client *directory.Client
@@ -33,6 +33,10 @@ type connState struct {
 	// directory name lists them (and not for any other reason).
 	dirHosted map[envelope.MailboxID]bool
 
+	// pollMu serialises PollRequests (the contacts loop's and the API's):
+	// two polls of one mailbox would read the same pages from the same
+	// cursor, open every request twice and count the second as a replay.
+	pollMu sync.Mutex
 	// mu serialises contact operations' read-modify-writes of the member
 	// database's contact records.
 	mu sync.Mutex

@@ -31,6 +31,8 @@ func (n *Node) PollRequests(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	c := n.conn
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
 	c.mu.Lock()
 	recs, err := n.names()
 	c.mu.Unlock()

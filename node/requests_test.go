@@ -6,12 +6,17 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/groupstate"
 	"github.com/meshnode/meshnode/keymgmt"
 )
 
@@ -328,5 +333,99 @@ func TestSetAliasProofBits(t *testing.T) {
 	}
 	if s, _, err := decodeSecretRec(b); err != nil || s.ProofBits != 6 {
 		t.Fatalf("secret of the 6-bit package: %+v %v", s, err)
+	}
+}
+
+// TestConcurrentPolls: the contacts loop and the API poll at the same
+// time; each request is still opened once (without serialising the
+// polls, both read the same pages from the same cursor and the second
+// opened every request again and counted it as a replay).
+func TestConcurrentPolls(t *testing.T) {
+	host := directoryHost(t, "", nil)
+	bob := newPerson(t, "bob")
+	params := DefaultParams(RoleMember)
+	params.Contacts.DirectoryHosts = []string{hostAddr(host)}
+	params.Contacts.PublishUserID = false
+	params.Contacts.PollInterval = time.Hour // only the polls below
+	reg := prometheus.NewRegistry()
+	n, err := New(context.Background(), params, WithLogger(quiet), WithRegisterer(reg),
+		WithDataDir(filepath.Join(bob.dir, "data")),
+		WithIdentity(bob.id, bob.nick), WithMemberDB(filepath.Join(bob.dir, "member"), bytes.Repeat([]byte{7}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	bob.n = n
+	ctx := context.Background()
+	if _, err := n.AddAlias(ctx, "bob-polls", nil, WithProofBits(0)); err != nil {
+		t.Fatal(err)
+	}
+	mallory := newPerson(t, "mallory")
+	mallory.startWithDirectory(hostAddr(host))
+	name, _ := keymgmt.ParseAlias("bob-polls")
+	mallory.n.Host().Peerstore().AddAddrs(host.ID(), host.Host().Addrs(), time.Hour)
+	pkg, err := mallory.n.fetchPackage(ctx, host.ID(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := groupstate.NewGroup("connection", []string{hostAddr(host)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := groupstate.NewInvite(g, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const requests = 30
+	for range requests {
+		// One identity each: every request is a new one in quarantine.
+		id, err := keymgmt.NewIdentity(keymgmt.SuiteX25519)
+		if err != nil {
+			t.Fatal(err)
+		}
+		est, err := id.NewEstablishment(pkg, "someone", inv, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, err := keymgmt.SealRequest(ctx, pkg, est)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonce := make([]byte, envelope.NonceSize)
+		rand.Read(nonce)
+		env, err := envelope.Seal(pkg.MailboxKey(), nonce, ct, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mallory.n.Remote(host.ID()).RelayMessageToGroup(ctx, pkg.Mailbox(), env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	total := 0
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := n.PollRequests(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			total += got
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if total != requests {
+		t.Fatalf("%d requests quarantined, want %d", total, requests)
+	}
+	var replayed dto.Metric
+	if err := n.conn.dropped.WithLabelValues(requestDropReplayed).Write(&replayed); err != nil {
+		t.Fatal(err)
+	}
+	if v := replayed.GetCounter().GetValue(); v != 0 {
+		t.Fatalf("%v requests opened twice and dropped as replays", v)
 	}
 }
