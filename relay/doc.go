@@ -46,28 +46,37 @@
 //
 // # Session protocol (SessionProtocolID = /meshnode/relay/1.2.0)
 //
-// The same request and response frames, any number of them on one stream,
-// pipelined: the sender writes requests without waiting for answers, and
-// the server answers every request, in request order. A refusal (bad
-// signature, quota, ...) is answered like a success and the session goes
-// on; only a request frame that cannot be read whole (a length prefix over
-// the bound, a stream that ends within a frame) ends it, after the
-// requests before it are answered. Version 1.1.0 (one request at a time,
-// a refusal ended the session) is no longer served.
+// Any number of requests on one stream, pipelined: the sender writes
+// requests without waiting for answers, and the server answers every
+// request once, as soon as it is done, in any order. Each frame carries a
+// request ID chosen by the sender, which the server echoes:
+//
+//	request  = id uint32 ‖ version(1) ‖ mailbox(32) ‖ envelope encoding
+//	response = id uint32 ‖ code(1) ‖ uint16 len ‖ message
+//
+// A refusal (bad signature, quota, rate, ...) is answered like a success
+// and the session goes on. A frame over the bound (4+1+32+MaxEnvelopeSize)
+// is answered TooLarge by the ID in its first bytes, and then the session
+// ends, as it does at a length prefix that does not decode or a frame too
+// short for an ID (these get no answer); requests read before are
+// answered first. Version 1.1.0 (one request at a time, a refusal ended
+// the session) is no longer served.
 //
 //	sender:  req1 req2 req3 ─────────────► req4 ...
-//	server:  read, verify and store each in its own goroutine,
-//	         at most Params.SessionWindow at once
-//	         ◄───────────── ans1 ans2 ans3 (one write: all that are ready)
+//	server:  read and decode each; verify and store each in its own
+//	         goroutine, at most Params.SessionWindow at once
+//	         ◄───────────── ans2 ans1 ans3 (one write: all that are done)
 //
 // The server reads requests as they arrive, so the requests of one sender
 // are verified in parallel and reach the store's group commit together;
-// one write then carries the answers of a whole commit back. It reserves
-// memory with the resource manager before it holds anything: the read
-// buffer up front; a small frame (4 KiB) per request in flight, the first
-// time the session has that many, kept for the session's life (a steady
-// session costs the resource manager nothing per request); and for a
-// larger frame the rest of what its length prefix announces, released
+// one write then carries the answers of a whole commit back, and no answer
+// waits for a slower request sent before it (requests of one sender often
+// reach the store out of order and land in different commits). It
+// reserves memory with the resource manager before it holds anything: the
+// read buffer up front; a small frame (4 KiB) per request in flight, the
+// first time the session has that many, kept for the session's life (a
+// steady session costs the resource manager nothing per request); and for
+// a larger frame the rest of what its length prefix announces, released
 // once it is handled. A refused small-frame slot shrinks the session's
 // window; a large frame that does not fit even after the requests in
 // flight are done is skipped unread and answered RateLimited, as is a
@@ -76,5 +85,5 @@
 //
 // Session is the client: concurrent Sends share one stream, their
 // requests go out in as few writes as possible, and one reader goroutine
-// hands the answers back in order.
+// hands each answer to the Send waiting for its ID.
 package relay

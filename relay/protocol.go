@@ -14,6 +14,10 @@ import (
 // wireVersion is the version byte of direct relay requests.
 const wireVersion = 1
 
+// sessionIDSize is the request ID that prefixes every request and response
+// frame of the session protocol.
+const sessionIDSize = 4
+
 // maxResponseSize bounds a response frame: code, length, message.
 const maxResponseSize = 3 + status.MaxMessage
 
@@ -63,13 +67,6 @@ func (q *request) appendTo(b []byte) []byte {
 	return append(b, q.envelope...)
 }
 
-// appendFrame appends the request to b as one wire frame, without an
-// intermediate copy.
-func (q *request) appendFrame(b []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(1+32+len(q.envelope)))
-	return q.appendTo(b)
-}
-
 // parseRequest checks the fixed fields; the envelope bytes are checked by
 // envelope.Open.
 func parseRequest(b []byte) (*request, error) {
@@ -100,12 +97,6 @@ func (r *response) appendTo(b []byte) []byte {
 	return append(b, msg...)
 }
 
-// appendFrame appends the response to b as one wire frame.
-func (r *response) appendFrame(b []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(3+len(status.Truncate(r.msg))))
-	return r.appendTo(b)
-}
-
 func parseResponse(b []byte) (*response, error) {
 	if len(b) < 3 {
 		return nil, fmt.Errorf("%w: %d bytes", ErrBadResponse, len(b))
@@ -119,4 +110,32 @@ func parseResponse(b []byte) (*response, error) {
 		return nil, fmt.Errorf("%w: unknown code %d", ErrBadResponse, b[0])
 	}
 	return &response{code: c, msg: string(b[3:])}, nil
+}
+
+// appendSessionRequest appends q as one session request frame:
+// id ‖ request.
+func appendSessionRequest(b []byte, id uint32, q *request) []byte {
+	b = binary.AppendUvarint(b, uint64(sessionIDSize+1+32+len(q.envelope)))
+	b = binary.BigEndian.AppendUint32(b, id)
+	return q.appendTo(b)
+}
+
+// appendSessionResponse appends r as one session response frame:
+// id ‖ response.
+func appendSessionResponse(b []byte, id uint32, r *response) []byte {
+	b = binary.AppendUvarint(b, uint64(sessionIDSize+3+len(status.Truncate(r.msg))))
+	b = binary.BigEndian.AppendUint32(b, id)
+	return r.appendTo(b)
+}
+
+// parseSessionResponse parses a session response frame.
+func parseSessionResponse(b []byte) (uint32, *response, error) {
+	if len(b) < sessionIDSize {
+		return 0, nil, fmt.Errorf("%w: session answer of %d bytes", ErrBadResponse, len(b))
+	}
+	r, err := parseResponse(b[sessionIDSize:])
+	if err != nil {
+		return 0, nil, err
+	}
+	return binary.BigEndian.Uint32(b), r, nil
 }

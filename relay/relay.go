@@ -23,9 +23,10 @@ import (
 const ProtocolID = "/meshnode/relay/1.0.0"
 
 // SessionProtocolID is the direct relay protocol with any number of
-// requests per stream, pipelined (Session). Its answers come in request
-// order; a refusal does not end the session (1.1.0, which ended it and
-// took one request at a time, is not served).
+// requests per stream, pipelined and answered by request ID as each is
+// done (Session); a refusal does not end the session. 1.1.0, which took
+// one request at a time and ended the session after a refusal, is not
+// served.
 const SessionProtocolID = "/meshnode/relay/1.2.0"
 
 // ServiceName is the resource-manager service of the direct protocol.

@@ -3,7 +3,6 @@ package relay
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -54,8 +53,8 @@ func (r *Relay) handleStream(s network.Stream) {
 		}
 	}
 	var a answer
-	if frame, ok := r.readRequest(&a, from, br); ok {
-		r.handleRequest(&a, from, frame)
+	if _, env, ok := r.readRequest(&a, from, br); ok {
+		r.deliver(&a, from, env)
 	}
 	// The frame's reservation covers the request, which is handled. Release
 	// it before answering: a sender that sends its next request as soon as
@@ -79,38 +78,65 @@ func (r *Relay) handleStream(s network.Stream) {
 // frame boundary), and the envelope to gossip once the answer is on its
 // way (nil unless newly stored).
 type answer struct {
+	id      uint32 // the request ID (sessions only)
 	code    status.Code
 	msg     string
 	intact  bool
 	publish *envelope.Envelope
-	// done is closed when the answer is final (sessions only).
-	done chan struct{}
 }
 
 func (a *answer) set(code status.Code, msg string) { a.code, a.msg = code, msg }
 
-// readRequest reads one request frame from br. It returns the frame and
-// true, or fills a with the refusal: a request over the peer's rate is
-// skipped without being read into memory (the stream stays at a frame
-// boundary), and a frame that cannot be read leaves the stream broken
-// (a.intact false).
-func (r *Relay) readRequest(a *answer, from peer.ID, br *bufio.Reader) ([]byte, bool) {
+// readRequest reads one request from br and decodes its envelope (see
+// decodeRequest). It returns the envelope and its mailbox, or fills a
+// with the refusal: a request over the peer's rate is skipped without
+// being read into memory (the stream stays at a frame boundary), and a
+// frame that cannot be read leaves the stream broken (a.intact false).
+func (r *Relay) readRequest(a *answer, from peer.ID, br *bufio.Reader) (envelope.MailboxID, *envelope.Envelope, bool) {
 	if !r.limiter.Allow(from, 1) {
 		a.set(status.RateLimited, "too many envelopes; slow down")
 		a.intact = skipFrame(br, r.params.MaxRequestSize())
-		return nil, false
+		return envelope.MailboxID{}, nil, false
 	}
-	frame, err := wire.NewReader(br).ReadFrame(r.params.MaxRequestSize())
+	// The frame is lent from br's buffer when it fits: decodeRequest
+	// copies the envelope out before the next read.
+	frame, err := wire.NewReader(br).Next(r.params.MaxRequestSize())
 	if err != nil {
 		if errors.Is(err, wire.ErrFrameTooLarge) {
 			a.set(status.FromError(fmt.Errorf("%w: %v", envelope.ErrTooLarge, err)))
 		} else {
 			a.set(status.FromError(fmt.Errorf("%w: %v", envelope.ErrMalformed, err)))
 		}
-		return nil, false
+		return envelope.MailboxID{}, nil, false
 	}
 	a.intact = true
-	return frame, true
+	return r.decodeRequest(a, from, frame)
+}
+
+// decodeRequest parses a request frame, checks the hosting policy and
+// decodes the envelope (a copy: frame may be reused), which must belong to
+// the named mailbox; the signature is left to deliver. On failure it
+// fills a with the refusal.
+func (r *Relay) decodeRequest(a *answer, from peer.ID, frame []byte) (envelope.MailboxID, *envelope.Envelope, bool) {
+	q, err := parseRequest(frame)
+	if err != nil {
+		a.set(status.FromError(err))
+		return envelope.MailboxID{}, nil, false
+	}
+	if r.policy != nil && !r.policy.Serves(q.mailbox, from) {
+		a.set(status.NotServed, "this host does not serve that mailbox")
+		return q.mailbox, nil, false
+	}
+	env, err := envelope.Decode(q.envelope, r.params.MaxEnvelopeSize)
+	if err == nil && env.Mailbox() != q.mailbox {
+		err = fmt.Errorf("%w: envelope is for %s, not %s", envelope.ErrWrongMailbox, env.Mailbox().Short(), q.mailbox.Short())
+	}
+	if err != nil {
+		r.penalise(from, err)
+		a.set(status.FromError(err))
+		return q.mailbox, nil, false
+	}
+	return q.mailbox, env, true
 }
 
 // announced returns the length of the frame whose prefix starts br,
@@ -126,9 +152,8 @@ func announced(br *bufio.Reader, max int) int {
 // consuming it: the body length and the prefix length, or 0, 0 when the
 // prefix does not decode or the body exceeds max.
 func peekLength(br *bufio.Reader, max int) (n, k int) {
-	b, _ := br.Peek(binary.MaxVarintLen64) // fewer bytes at the end of a short stream
-	v, k := binary.Uvarint(b)
-	if k <= 0 || v > uint64(max) {
+	v, k, err := peekUvarint(br)
+	if err != nil || v > uint64(max) {
 		return 0, 0
 	}
 	return int(v), k
@@ -146,20 +171,11 @@ func skipFrame(br *bufio.Reader, max int) bool {
 	return err == nil
 }
 
-// handleRequest checks and stores one request frame and fills in a. The
-// caller gossips a.publish after answering.
-func (r *Relay) handleRequest(a *answer, from peer.ID, frame []byte) {
-	q, err := parseRequest(frame)
-	if err != nil {
-		a.set(status.FromError(err))
-		return
-	}
-	if r.policy != nil && !r.policy.Serves(q.mailbox, from) {
-		a.set(status.NotServed, "this host does not serve that mailbox")
-		return
-	}
-	env, err := envelope.Open(q.envelope, r.params.MaxEnvelopeSize, &q.mailbox)
-	if err != nil {
+// deliver verifies env's write signature (decodeRequest checked the
+// rest, as envelope.Open would) and stores it, and fills in a. The caller
+// gossips a.publish after answering.
+func (r *Relay) deliver(a *answer, from peer.ID, env *envelope.Envelope) {
+	if err := env.Verify(); err != nil {
 		r.penalise(from, err)
 		a.set(status.FromError(err))
 		return

@@ -27,7 +27,8 @@ import (
 // Send is safe for concurrent use: concurrent calls share the stream,
 // their requests go out in as few writes as possible (whatever queued up
 // while the previous write was in progress goes in the next one), and a
-// reader goroutine hands each answer to its caller in request order.
+// reader goroutine hands each answer to its caller by request ID, in the
+// order the host finishes them.
 //
 // The stream is opened on the first Send and again after it failed (a
 // reset, a malformed answer, a Send that timed out, the host ending an
@@ -49,13 +50,14 @@ type Session struct {
 type sessionConn struct {
 	st network.Stream
 
-	mu      sync.Mutex // guards the fields below
-	queue   []*call    // requests written or being written, in order, awaiting answers
-	out     []byte     // request frames waiting to be written
-	spare   []byte     // the buffer of the write in progress, reused
-	writing bool       // a Send is writing out (it writes what others queue too)
-	err     error      // the stream failed; set once
-	closing bool       // Session.Close: no more requests
+	mu      sync.Mutex       // guards the fields below
+	pending map[uint32]*call // requests written or being written, awaiting answers
+	nextID  uint32
+	out     []byte // request frames waiting to be written
+	spare   []byte // the buffer of the write in progress, reused
+	writing bool   // a Send is writing out (it writes what others queue too)
+	err     error  // the stream failed; set once
+	closing bool   // Session.Close: no more requests
 }
 
 // call is one request awaiting its answer.
@@ -129,7 +131,7 @@ func (s *Session) stream(ctx context.Context) (c *sessionConn, fresh bool, err e
 		_ = st.Reset()
 		return nil, false, fmt.Errorf("relay: %w", err)
 	}
-	s.conn = &sessionConn{st: st}
+	s.conn = &sessionConn{st: st, pending: map[uint32]*call{}}
 	go s.conn.readLoop(s.p)
 	return s.conn, true, nil
 }
@@ -160,9 +162,9 @@ func (e *streamEnded) Error() string {
 }
 func (e *streamEnded) Unwrap() error { return e.err }
 
-// roundTrip queues q, writes it out (with whatever else was queued
-// meanwhile) unless a concurrent call is already writing, and waits for
-// its answer or ctx.
+// roundTrip queues q under a fresh request ID, writes it out (with
+// whatever else was queued meanwhile) unless a concurrent call is already
+// writing, and waits for its answer or ctx.
 func (c *sessionConn) roundTrip(ctx context.Context, q *request) (*response, error) {
 	cl := &call{done: make(chan callResult, 1)}
 	c.mu.Lock()
@@ -174,8 +176,12 @@ func (c *sessionConn) roundTrip(ctx context.Context, q *request) (*response, err
 		}
 		return nil, &streamEnded{err}
 	}
-	c.queue = append(c.queue, cl)
-	c.out = q.appendFrame(c.out)
+	// IDs only need to be unique among the requests awaiting answers; a
+	// session never has anywhere near 2^32 of them.
+	id := c.nextID
+	c.nextID++
+	c.pending[id] = cl
+	c.out = appendSessionRequest(c.out, id, q)
 	if !c.writing {
 		c.writing = true
 		for len(c.out) > 0 && c.err == nil {
@@ -200,31 +206,30 @@ func (c *sessionConn) roundTrip(ctx context.Context, q *request) (*response, err
 	}
 }
 
-// readLoop hands each answer to the oldest call awaiting one, until the
+// readLoop hands each answer to the call with its request ID, until the
 // stream ends.
 func (c *sessionConn) readLoop(p peer.ID) {
 	r := wire.NewReader(bufio.NewReaderSize(c.st, 512))
 	for {
-		frame, err := r.ReadFrame(maxResponseSize)
+		frame, err := r.Next(sessionIDSize + maxResponseSize)
 		if err != nil {
 			c.fail(err)
 			return
 		}
-		resp, err := parseResponse(frame)
+		id, resp, err := parseSessionResponse(frame)
 		if err != nil {
 			c.fail(err)
 			return
 		}
 		c.mu.Lock()
-		if len(c.queue) == 0 {
-			c.failLocked(fmt.Errorf("%w: %s answered a request it was not sent", ErrBadResponse, p))
+		cl, ok := c.pending[id]
+		if !ok {
+			c.failLocked(fmt.Errorf("%w: %s answered request %d, which is not awaiting an answer", ErrBadResponse, p, id))
 			c.mu.Unlock()
 			return
 		}
-		cl := c.queue[0]
-		c.queue[0] = nil
-		c.queue = c.queue[1:]
-		last := c.closing && len(c.queue) == 0
+		delete(c.pending, id)
+		last := c.closing && len(c.pending) == 0
 		c.mu.Unlock()
 		cl.done <- callResult{resp: resp}
 		if last {
@@ -249,10 +254,10 @@ func (c *sessionConn) failLocked(err error) {
 		err = io.ErrUnexpectedEOF // the host ended the session with requests unanswered
 	}
 	c.err = err
-	for _, cl := range c.queue {
+	for id, cl := range c.pending {
 		cl.done <- callResult{err: &streamEnded{err}}
+		delete(c.pending, id)
 	}
-	c.queue = nil
 	_ = c.st.Reset()
 }
 
@@ -271,7 +276,7 @@ func (c *sessionConn) close(timeout time.Duration) error {
 		return nil
 	}
 	c.closing = true
-	if len(c.queue) == 0 {
+	if len(c.pending) == 0 {
 		c.err = ErrSessionClosed
 		return c.st.Close()
 	}

@@ -1,9 +1,15 @@
 package relay
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
+	"io"
+	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/internal/ratelimit"
 	"github.com/meshnode/meshnode/internal/status"
 	tu "github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/internal/wire"
@@ -136,85 +143,116 @@ func TestSessionWindow(t *testing.T) {
 	}
 }
 
-// Answers come back in request order even when later requests finish
-// first, and a refusal does not end the session.
-func TestSessionAnswersInOrder(t *testing.T) {
+// Each request is answered as soon as it is done, by its ID: a request
+// held in the store does not hold up the answers of those sent after it,
+// and a refusal does not end the session.
+func TestSessionAnswersWhenDone(t *testing.T) {
 	k := tu.WriteKey(t)
 	m := tu.Mailbox(k)
 	slow := tu.Envelope(t, k, 200)
 	hd := &holdHandler{hold: slow.ID(), release: make(chan struct{})}
 	srv := newRelayWith(t, hd, DefaultParams())
-	client := newHost(t)
-	link(t, client, srv.h)
-	st, err := client.NewStream(context.Background(), srv.h.ID(), SessionProtocolID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Reset() })
-	_ = st.SetDeadline(time.Now().Add(10 * time.Second))
+	st, r := rawSession(t, srv)
 
-	fast := tu.Envelope(t, k, 200)
 	badSig := append([]byte(nil), tu.Envelope(t, k, 200).Bytes()...)
 	badSig[len(badSig)-1] ^= 1
 	var out []byte
-	for _, e := range [][]byte{slow.Bytes(), badSig, fast.Bytes()} {
-		out = (&request{mailbox: m, envelope: e}).appendFrame(out)
+	for i, e := range [][]byte{slow.Bytes(), badSig, tu.Envelope(t, k, 200).Bytes()} {
+		out = appendSessionRequest(out, uint32(10+i), &request{mailbox: m, envelope: e})
 	}
 	if _, err := st.Write(out); err != nil {
 		t.Fatal(err)
 	}
-	// The third request is stored while the first is held.
-	tu.Eventually(t, 10*time.Second, func() bool { return hd.has(fast.ID()) }, "later request stored first")
+	// The second and third are answered while the first is held.
+	got := map[uint32]status.Code{}
+	for range 2 {
+		id, c := readAnswer(t, r)
+		got[id] = c
+	}
+	if want := (map[uint32]status.Code{11: status.BadSignature, 12: status.OK}); !maps.Equal(got, want) {
+		t.Fatalf("answers %v before the first request is released, want %v", got, want)
+	}
 	close(hd.release)
-	r := wire.NewReader(st)
-	for i, want := range []status.Code{status.OK, status.BadSignature, status.OK} {
-		if c := readCode(t, r); c != want {
-			t.Fatalf("answer %d: %v, want %v", i, c, want)
-		}
+	if id, c := readAnswer(t, r); id != 10 || c != status.OK {
+		t.Fatalf("answer %d: %v, want 10: OK", id, c)
 	}
 	// The session goes on after the refusal.
-	if err := writeFrame(st, (&request{mailbox: m, envelope: tu.Envelope(t, k, 200).Bytes()}).marshal()); err != nil {
+	if _, err := st.Write(appendSessionRequest(nil, 7, &request{mailbox: m, envelope: tu.Envelope(t, k, 200).Bytes()})); err != nil {
 		t.Fatal(err)
 	}
-	if c := readCode(t, r); c != status.OK {
-		t.Fatalf("after a refusal: %v", c)
+	if id, c := readAnswer(t, r); id != 7 || c != status.OK {
+		t.Fatalf("after a refusal: %d: %v", id, c)
 	}
 }
 
-// On the session protocol the host answers a broken frame and everything
-// before it, then ends the stream (it is no longer at a frame boundary).
+// How the host answers requests it cannot or will not read on a session.
 func TestSessionServerFraming(t *testing.T) {
-	srv := newRelay(t)
-	client := newHost(t)
-	link(t, client, srv.h)
 	k := tu.WriteKey(t)
 	m := tu.Mailbox(k)
-	st, err := client.NewStream(context.Background(), srv.h.ID(), SessionProtocolID)
-	if err != nil {
-		t.Fatal(err)
+	good := func(id uint32) []byte {
+		return appendSessionRequest(nil, id, &request{mailbox: m, envelope: tu.Envelope(t, k, 100).Bytes()})
 	}
-	defer st.Close()
-	_ = st.SetDeadline(time.Now().Add(5 * time.Second))
-	var out []byte
-	for range 3 {
-		out = (&request{mailbox: m, envelope: tu.Envelope(t, k, 100).Bytes()}).appendFrame(out)
+	// A frame over the bound whose first bytes carry its ID.
+	tooLarge := binary.AppendUvarint(nil, uint64(sessionIDSize+DefaultParams().MaxRequestSize()+1))
+	tooLarge = binary.BigEndian.AppendUint32(tooLarge, 99)
+	tests := []struct {
+		name    string
+		p       func(*Params)
+		frames  [][]byte
+		answers map[uint32]status.Code
+		ends    bool // the host ends the session after answering
+	}{
+		{"pipelined", nil, [][]byte{good(1), good(2), good(3)},
+			map[uint32]status.Code{1: status.OK, 2: status.OK, 3: status.OK}, false},
+		{"too large: answered by its ID, then the end", nil, [][]byte{good(1), good(2), tooLarge},
+			map[uint32]status.Code{1: status.OK, 2: status.OK, 99: status.TooLarge}, true},
+		{"no room for an ID: the end", nil, [][]byte{good(1), frameOf([]byte{0, 0, 1})},
+			map[uint32]status.Code{1: status.OK}, true},
+		{"not a request", nil, [][]byte{appendSessionRequest(nil, 5, &request{mailbox: m, envelope: []byte("junk")}), good(6)},
+			map[uint32]status.Code{5: status.Malformed, 6: status.OK}, false},
+		{"wrong version", nil, [][]byte{frameOf(append([]byte{0, 0, 0, 8, 9}, make([]byte, 40)...)), good(9)},
+			map[uint32]status.Code{8: status.Version, 9: status.OK}, false},
+		{"over the rate: skipped and answered", func(p *Params) { p.PeerRate, p.PeerBurst = 0.001, 2 },
+			[][]byte{good(1), good(2), good(3), good(4)},
+			map[uint32]status.Code{1: status.OK, 2: status.OK, 3: status.RateLimited, 4: status.RateLimited}, false},
 	}
-	// A length prefix above the limit right behind them.
-	out = append(out, frameOf(make([]byte, DefaultParams().MaxRequestSize()+1))...)
-	if _, err := st.Write(out); err != nil {
-		t.Fatal(err)
-	}
-	r := wire.NewReader(st)
-	for i, want := range []status.Code{status.OK, status.OK, status.OK, status.TooLarge} {
-		if c := readCode(t, r); c != want {
-			t.Fatalf("answer %d: %v, want %v", i, c, want)
-		}
-	}
-	if _, err := r.ReadFrame(maxResponseSize); err == nil {
-		t.Fatal("session went on after a broken frame")
-	}
-	if srv.hd.count() != 3 {
-		t.Fatalf("delivered %d, want 3", srv.hd.count())
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := DefaultParams()
+			if tc.p != nil {
+				tc.p(&p)
+			}
+			srv := newRelay(t, WithParams(p))
+			st, r := rawSession(t, srv)
+			var out []byte
+			for _, f := range tc.frames {
+				out = append(out, f...)
+			}
+			if _, err := st.Write(out); err != nil {
+				t.Fatal(err)
+			}
+			got := map[uint32]status.Code{}
+			for range tc.answers {
+				id, c := readAnswer(t, r)
+				got[id] = c
+			}
+			if !maps.Equal(got, tc.answers) {
+				t.Fatalf("answers %v, want %v", got, tc.answers)
+			}
+			if tc.ends {
+				if _, err := r.Next(64); err == nil {
+					t.Fatal("the session went on")
+				}
+				return
+			}
+			// The session is still at a frame boundary and goes on.
+			if _, err := st.Write(good(1000)); err != nil {
+				t.Fatal(err)
+			}
+			if id, c := readAnswer(t, r); id != 1000 || (c != status.OK && c != status.RateLimited) {
+				t.Fatalf("after: %d: %v", id, c)
+			}
+		})
 	}
 }
 
@@ -228,7 +266,8 @@ func TestSessionRetriesOnEndedStream(t *testing.T) {
 		n := streams.Add(1)
 		r := wire.NewReader(st)
 		for i := 0; ; i++ {
-			if _, err := r.ReadFrame(DefaultParams().MaxRequestSize()); err != nil {
+			frame, err := r.ReadFrame(sessionIDSize + DefaultParams().MaxRequestSize())
+			if err != nil {
 				_ = st.Reset()
 				return
 			}
@@ -239,7 +278,8 @@ func TestSessionRetriesOnEndedStream(t *testing.T) {
 				_ = st.Close()
 				return
 			}
-			if err := writeFrame(st, (&response{code: status.OK}).marshal()); err != nil {
+			id := binary.BigEndian.Uint32(frame)
+			if _, err := st.Write(appendSessionResponse(nil, id, &response{code: status.OK})); err != nil {
 				return
 			}
 		}
@@ -268,6 +308,32 @@ func TestSessionRetriesOnEndedStream(t *testing.T) {
 	}
 	if streams.Load() != 3 || requests.Load() != 4 {
 		t.Fatalf("%d streams, %d requests; want no retry of a fresh stream's request", streams.Load(), requests.Load())
+	}
+}
+
+// A host that answers a request twice, or one never sent, breaks the
+// session: the calls waiting on it fail instead of taking another's
+// answer.
+func TestSessionRejectsStrayAnswers(t *testing.T) {
+	srv := newHost(t)
+	srv.SetStreamHandler(SessionProtocolID, func(st network.Stream) {
+		frame, err := wire.NewReader(st).ReadFrame(sessionIDSize + DefaultParams().MaxRequestSize())
+		if err != nil {
+			_ = st.Reset()
+			return
+		}
+		id := binary.BigEndian.Uint32(frame)
+		out := appendSessionResponse(nil, id+1, &response{code: status.OK})
+		_, _ = st.Write(appendSessionResponse(out, id, &response{code: status.OK}))
+		_ = st.Close()
+	})
+	client := newHost(t)
+	link(t, client, srv)
+	k := tu.WriteKey(t)
+	s := NewSession(client, srv.ID(), 5*time.Second)
+	t.Cleanup(func() { s.Close() })
+	if err := s.Send(context.Background(), tu.Mailbox(k), tu.Envelope(t, k, 100)); !errors.Is(err, ErrBadResponse) {
+		t.Fatalf("answer to a request never sent: %v, want ErrBadResponse", err)
 	}
 }
 
@@ -363,17 +429,32 @@ func sessionStreams(h interface {
 	return n
 }
 
-func readCode(t *testing.T, r *wire.Reader) status.Code {
+// rawSession opens a session stream to srv for a test to write frames on.
+func rawSession(t *testing.T, srv *testRelay) (network.Stream, *wire.Reader) {
 	t.Helper()
-	b, err := r.ReadFrame(maxResponseSize)
-	if err != nil {
-		t.Fatalf("no answer: %v", err)
-	}
-	resp, err := parseResponse(b)
+	client := newHost(t)
+	link(t, client, srv.h)
+	st, err := client.NewStream(context.Background(), srv.h.ID(), SessionProtocolID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.code
+	t.Cleanup(func() { st.Reset() })
+	_ = st.SetDeadline(time.Now().Add(10 * time.Second))
+	return st, wire.NewReader(st)
+}
+
+// readAnswer reads one session answer.
+func readAnswer(t *testing.T, r *wire.Reader) (uint32, status.Code) {
+	t.Helper()
+	b, err := r.ReadFrame(sessionIDSize + maxResponseSize)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	id, resp, err := parseSessionResponse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, resp.code
 }
 
 // concurrencyHandler records the most deliveries in progress at once.
@@ -427,4 +508,68 @@ func (h *holdHandler) Deliver(ctx context.Context, env *envelope.Envelope, from 
 		}
 	}
 	return h.memHandler.Deliver(ctx, env, from)
+}
+
+func FuzzParseSessionResponse(f *testing.F) {
+	f.Add(appendSessionResponse(nil, 7, &response{code: status.OK})[1:])
+	f.Add(appendSessionResponse(nil, 1<<31, &response{code: status.NotServed, msg: "no"})[1:])
+	f.Add([]byte{0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id, r, err := parseSessionResponse(b)
+		if err != nil {
+			return
+		}
+		if got := appendSessionResponse(nil, id, r); !bytes.Equal(got[len(got)-len(b):], b) {
+			t.Fatal("session answer does not re-encode to its input")
+		}
+	})
+}
+
+// The host's reading of session requests: whatever the bytes, it never
+// panics, never accepts a frame over the bound, and either answers a
+// request (by its ID) or ends the session.
+func FuzzSessionRequests(f *testing.F) {
+	k := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+	m := tu.Mailbox(k)
+	env, err := envelope.Seal(k, make([]byte, envelope.NonceSize), []byte("ciphertext"), 0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := appendSessionRequest(nil, 1, &request{mailbox: m, envelope: env.Bytes()})
+	f.Add(good)
+	f.Add(append(append([]byte(nil), good...), appendSessionRequest(nil, 2, &request{mailbox: m, envelope: []byte("x")})...))
+	f.Add(binary.BigEndian.AppendUint32(binary.AppendUvarint(nil, 1<<20), 3))
+	f.Add([]byte{2, 0, 0})
+	p := DefaultParams()
+	p.RejectsBeforeBlacklist, p.PeerRate = 0, 0
+	r := &Relay{
+		params:  p,
+		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		limiter: ratelimit.New[peer.ID](0, 0, 1),
+		rejects: ratelimit.New[peer.ID](0, 0, 1),
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		br := bufio.NewReaderSize(bytes.NewReader(in), readBufferSize)
+		for range 16 {
+			a, size, ok := r.peekSessionRequest(br, "")
+			if !ok {
+				return
+			}
+			if a.code == status.OK {
+				if size > sessionIDSize+p.MaxRequestSize() {
+					t.Fatalf("frame of %d bytes accepted", size)
+				}
+				env, ok := r.readSessionRequest(a, "", br, size)
+				if ok && (env == nil || env.Size() > p.MaxEnvelopeSize || a.code != status.OK) {
+					t.Fatalf("accepted %v with code %v", env, a.code)
+				}
+				if !ok && a.code == status.OK {
+					t.Fatal("refused without a code")
+				}
+			}
+			if !a.intact {
+				return
+			}
+		}
+	})
 }

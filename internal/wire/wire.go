@@ -26,12 +26,18 @@ type Reader struct {
 	br *bufio.Reader
 }
 
-// NewReader wraps r. Frames are read into fresh slices, never aliased.
+// NewReader wraps r. ReadFrame reads frames into fresh slices, never
+// aliased; Next lends them from the buffer.
 func NewReader(r io.Reader) *Reader {
 	if br, ok := r.(*bufio.Reader); ok {
 		return &Reader{br: br}
 	}
-	return &Reader{br: bufio.NewReaderSize(r, 32<<10)}
+	return NewReaderSize(r, 32<<10)
+}
+
+// NewReaderSize wraps r with a read buffer of size bytes (at least 16).
+func NewReaderSize(r io.Reader, size int) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, size)}
 }
 
 // ReadFrame reads one frame of at most max bytes. io.EOF is returned only
@@ -46,12 +52,48 @@ func (r *Reader) ReadFrame(max int) ([]byte, error) {
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r.br, b); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
+		return nil, unexpected(err)
 	}
 	return b, nil
+}
+
+// Next reads one frame of at most max bytes like ReadFrame, but without
+// copying it when it fits in the reader's buffer: the slice returned
+// aliases that buffer and is valid only until the next call on r (copy
+// what must outlive it). A frame larger than the buffer is read into a
+// fresh slice. It saves an allocation and a copy per frame for a reader
+// that decodes (and so copies) each frame at once.
+func (r *Reader) Next(max int) ([]byte, error) {
+	n, err := r.readLength()
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(max) {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
+	}
+	if n > uint64(r.br.Size()) {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r.br, b); err != nil {
+			return nil, unexpected(err)
+		}
+		return b, nil
+	}
+	b, err := r.br.Peek(int(n))
+	if err != nil {
+		return nil, unexpected(err)
+	}
+	// Discard only moves the read position: the bytes stay in place until
+	// the next read refills the buffer.
+	_, _ = r.br.Discard(int(n))
+	return b, nil
+}
+
+// unexpected turns an end of stream within a frame into ErrUnexpectedEOF.
+func unexpected(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // readLength reads the varint prefix. Errors of the stream (deadline,

@@ -31,6 +31,39 @@ func TestFrames(t *testing.T) {
 	}
 }
 
+// Next returns the same frames as ReadFrame: lent from the buffer when
+// they fit (until the next call), copied when they do not.
+func TestNext(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	msgs := [][]byte{{}, []byte("a"), bytes.Repeat([]byte{7}, 100), bytes.Repeat([]byte{8}, 64), bytes.Repeat([]byte{9}, 5000)}
+	for _, m := range msgs {
+		if err := w.WriteFrame(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// A 128-byte buffer over a reader that returns a few bytes at a time:
+	// frames straddle refills, and the last one does not fit at all.
+	r := NewReaderSize(iotestHalf{&buf}, 128)
+	for i, m := range msgs {
+		got, err := r.Next(1 << 20)
+		if err != nil || !bytes.Equal(got, m) {
+			t.Fatalf("frame %d: %d bytes, %v", i, len(got), err)
+		}
+	}
+	if _, err := r.Next(10); err != io.EOF {
+		t.Fatalf("want EOF, got %v", err)
+	}
+}
+
+// iotestHalf reads at most 7 bytes per call.
+type iotestHalf struct{ r io.Reader }
+
+func (h iotestHalf) Read(p []byte) (int, error) { return h.r.Read(p[:min(len(p), 7)]) }
+
 func TestLimits(t *testing.T) {
 	tests := []struct {
 		name string
@@ -47,7 +80,11 @@ func TestLimits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewReader(bytes.NewReader(tc.in)).ReadFrame(tc.max)
 			if !errors.Is(err, tc.want) {
-				t.Fatalf("got %v, want %v", err, tc.want)
+				t.Fatalf("ReadFrame: got %v, want %v", err, tc.want)
+			}
+			_, err = NewReader(bytes.NewReader(tc.in)).Next(tc.max)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Next: got %v, want %v", err, tc.want)
 			}
 		})
 	}
@@ -56,10 +93,18 @@ func TestLimits(t *testing.T) {
 func FuzzReadFrame(f *testing.F) {
 	f.Add([]byte{3, 'a', 'b', 'c'})
 	f.Add([]byte{0x80, 0x80, 0x04})
+	f.Add([]byte{2, 'a', 'b', 0x90, 0x01})
 	f.Fuzz(func(t *testing.T, in []byte) {
+		// ReadFrame and Next (with a buffer small enough that some frames
+		// do not fit) read the same frames and fail at the same point.
 		r := NewReader(bytes.NewReader(in))
+		n := NewReaderSize(bytes.NewReader(in), 16)
 		for i := 0; i < 8; i++ {
 			b, err := r.ReadFrame(1024)
+			c, nerr := n.Next(1024)
+			if (err == nil) != (nerr == nil) || !bytes.Equal(b, c) {
+				t.Fatalf("frame %d: ReadFrame %d bytes, %v; Next %d bytes, %v", i, len(b), err, len(c), nerr)
+			}
 			if err != nil {
 				return
 			}
