@@ -22,11 +22,18 @@ import (
 // key update that follows them, welcomes last).
 //
 // Crash safety: an envelope in the own store but not recorded (a crash
-// between the two) is processed by the member loop like anybody's: its
-// state event and key update put the chain and the new epoch's secrets
-// back (the manager is a recipient of its own rotation), and its sequence
-// number is never reused. A welcome lost that way is re-sent by adding
-// the member again with a fresh key package.
+// between the two) is processed like anybody's: its state event and key
+// update put the chain and the new epoch's secrets back (the manager is a
+// recipient of its own rotation), and its sequence number is never
+// reused. Every manager operation first processes what the own store
+// holds for the group (settleLocked), so it never builds on a chain or a
+// sequence number older than its own envelopes — after a restart the
+// member loop's first pass may not have run yet — which would fork the
+// chain with its own event and reuse sequence numbers. A welcome lost that
+// way is not recovered (the add is): remove the member and add it again
+// with a fresh key package. A crash after the record but before the relay
+// leaves the envelopes in the own store only; the node serves them, and
+// anti-entropy sync with the group's hosts moves them there.
 
 // ManageResult reports a manager operation.
 type ManageResult struct {
@@ -234,10 +241,57 @@ func (op *managerOp) setRole(target *groupstate.Member, role groupstate.Role) er
 	return op.rotateIfDue()
 }
 
+// lockManaged locks the member (lockGroup) and brings the group up to
+// date with the node's own store (settleLocked).
+func (n *Node) lockManaged(group string) (*member, *groupEntry, error) {
+	m, e, err := n.lockGroup(group)
+	if err != nil {
+		return nil, nil, err
+	}
+	n.settleLocked(e)
+	return m, e, nil
+}
+
+// settleLocked processes the envelopes of a group's mailboxes that the
+// node's own store holds and the member has not processed yet, epoch by
+// epoch as key updates open new ones, as the member loop would. Own
+// envelopes stored but not recorded (a crash inside commit) come back
+// this way before an operation appends to the chain or takes a sequence
+// number. Nothing new: one empty page read per mailbox. Call with m.mu
+// held (the member loop and catch-ups process under it too).
+func (n *Node) settleLocked(e *groupEntry) {
+	m := n.member
+	done := map[envelope.MailboxID]bool{}
+	for range maxEpochPasses {
+		todo := false
+		for _, mb := range m.mailboxesOf(e) {
+			if done[mb] {
+				continue
+			}
+			done[mb], todo = true, true
+			// A gap found here is filled by the group's next periodic
+			// catch-up (the sync trigger of processAll would block on
+			// the sync scheduler under m.mu).
+			if _, err := n.processMailbox(e, mb, m.mailboxes[mb].epoch); err != nil && n.ctx.Err() == nil {
+				// Dropped: the operation goes on with the state as
+				// recorded, and the member loop retries the mailbox.
+				n.log.Error("processing group messages failed", "group", e.g.ID.Short(), "err", err)
+			}
+		}
+		n.retryDeferred()
+		if !todo {
+			return
+		}
+		// A key update may have opened the next epoch's mailbox: another
+		// round processes it (its hosting waits for the commit or the
+		// member loop: hostAddedLocked).
+	}
+}
+
 // manage runs fn as a manager operation on a group this member manages,
 // commits and delivers what it made.
 func (n *Node) manage(ctx context.Context, group string, fn func(op *managerOp) error) (*ManageResult, error) {
-	m, e, err := n.lockGroup(group)
+	m, e, err := n.lockManaged(group)
 	if err != nil {
 		return nil, err
 	}
@@ -503,7 +557,7 @@ func (n *Node) memberKey(group, fingerprint string) ([32]byte, error) {
 // request signs requests and posts them as KindRequest payloads for the
 // group's bot, which authorizes and performs them (postRequests).
 func (n *Node) request(ctx context.Context, group string, rs ...*groupstate.Request) (*ManageResult, error) {
-	m, e, err := n.lockGroup(group)
+	m, e, err := n.lockManaged(group)
 	if err != nil {
 		return nil, err
 	}

@@ -404,7 +404,7 @@ func (n *Node) resendLeave(ctx context.Context, m *member, e *groupEntry, ev *gr
 // with other members gets groupstate.ErrLastManager: hand management over
 // first.
 func (n *Node) LeaveGroup(ctx context.Context, group string) (*ManageResult, error) {
-	m, e, err := n.lockGroup(group)
+	m, e, err := n.lockManaged(group)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
+	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/groupstate"
 	tu "github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/keymgmt"
@@ -522,5 +523,80 @@ func TestLeaveRetryDeliversPendingRemoval(t *testing.T) {
 	waitEpoch(t, carol, gid, epoch+1)
 	if s, _ := carol.n.Splits(gid); len(s) != 0 {
 		t.Fatalf("carol reports splits: %+v", s)
+	}
+}
+
+// A crash between storing a manager operation's envelopes in the node's
+// own store and recording them leaves them there unprocessed. The next
+// manager operation must build on them: otherwise it forks the chain with
+// the manager's own event and reuses its sequence numbers, and members
+// refuse one of the two.
+func TestManagerOpAfterCrashBuildsOnOwnStore(t *testing.T) {
+	leakCheck(t)
+	// No periodic pass: only the operation itself can process the store.
+	slow := func(p *Params) {
+		p.ProcessInterval, p.CatchUpInterval, p.ManageInterval = time.Hour, time.Hour, time.Hour
+	}
+	tp := newTopology(t, "club", groupstate.DefaultPolicy(), "alice", slow)
+	alice, gid := tp.mgr, tp.gid
+	bob := tp.join("bob", groupstate.RoleWrite)
+	ctx := context.Background()
+
+	// What a rotation leaves behind when the node dies after commit's
+	// store.Put and before its member-database transaction: the key
+	// update in the own store, the member database as before (the
+	// restarted node reloads it).
+	c := chainCopy(t, alice, gid)
+	rot, err := c.Rotate(alice.n.member.id, time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := groupstate.MarshalKeyUpdate(rot.Parts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := alice.n.member
+	m.mu.Lock()
+	e := entry(t, alice, gid)
+	p, err := m.buildPayloadAt(e, 0, groupstate.KindKeyUpdate, body, time.Now())
+	var env *envelope.Envelope
+	if err == nil {
+		var keys *keymgmt.EpochKeys
+		if keys, err = e.keysFor(0); err == nil {
+			env, err = groupstate.SealMessage(keys, p)
+		}
+	}
+	m.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.n.Store().Put(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := alice.n.Rotate(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Epoch != 2 {
+		t.Fatalf("the rotation after the crash went to epoch %d: it did not build on the stored rotation to epoch 1", res.Epoch)
+	}
+	if _, err := alice.n.Send(ctx, gid, "after the crash"); err != nil {
+		t.Fatal(err)
+	}
+	// Bob gets the stored rotation (sync or a later relay) only with the
+	// host's copy of it: deliver it as anti-entropy sync would.
+	if err := tp.host.RelayMessageToGroup(ctx, env.Mailbox(), env); err != nil {
+		t.Fatal(err)
+	}
+	waitEpoch(t, bob, gid, 2)
+	waitText(t, bob, gid, "after the crash")
+	for _, q := range []*person{alice, bob} {
+		if rej, _ := q.n.Rejections(); len(rej) != 0 {
+			t.Fatalf("%s rejected: %+v", q.nick, rej)
+		}
+		if s, _ := q.n.Splits(gid); len(s) != 0 {
+			t.Fatalf("%s reports splits: %+v", q.nick, s)
+		}
 	}
 }
