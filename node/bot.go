@@ -17,11 +17,16 @@ import (
 // welcome mailboxes of pending key packages and does the work of an
 // automatic manager for the managed groups this node auto-manages:
 //
-//   - an always-on manager (a node run with RoleBot, `meshnode run --bot`)
-//     auto-manages every group in which it holds the manage role;
-//   - in a group without a bot manager, the manager with the smallest
-//     identity key does, so that a group managed by people still rotates
-//     by policy (and only one of them does it, so they do not fork).
+//   - in a group with a bot manager (a member the chain marks as a bot,
+//     like a node run with RoleBot, `meshnode run --bot`, that created the
+//     group or was added AsBot), that bot — of several, the one with the
+//     smallest identity key;
+//   - in a group without one, the manager with the smallest identity key,
+//     so that a group managed by people still rotates by policy.
+//
+// The choice depends on the chain alone, so every node that holds the same
+// head agrees on it and exactly one acts: two automatic managers would
+// serve the same request and rotate on the same head, forking the chain.
 //
 // On every member node it also makes the hosts of each managed group's
 // state chain the ones the node uses (followChainHosts, manage_ops.go).
@@ -100,22 +105,20 @@ func (m *member) autoManages(e *groupEntry) bool {
 	if !ok || !me.Role.CanManage() {
 		return false
 	}
-	if m.mg.bot {
-		return true
-	}
-	first := true
 	for _, mb := range st.Members {
-		if !mb.Role.CanManage() {
+		if !mb.Role.CanManage() || mb == me {
 			continue
 		}
-		if mb.Bot {
+		switch {
+		case mb.Bot && !me.Bot:
+			return false // a bot manages, not a person
+		case mb.Bot != me.Bot:
+			continue // this node is the bot, mb a person
+		case slices.Compare(mb.Identity.SignPub, me.Identity.SignPub) < 0:
 			return false
 		}
-		if slices.Compare(mb.Identity.SignPub, me.Identity.SignPub) < 0 {
-			first = false
-		}
 	}
-	return first
+	return true
 }
 
 // serveRequests performs the queued manager requests of a group, oldest
@@ -153,6 +156,9 @@ func (n *Node) serveRequests(ctx context.Context, gid groupstate.GroupID) {
 				"by", keymgmt.Fingerprint(q.r.Author[:]), "reason", err)
 			m.mu.Lock()
 			m.mg.rejections = append(m.mg.rejections, Rejection{Group: gid.String(), Reason: fmt.Sprintf("%s request: %v", q.r.Op, err), At: time.Now().UTC()})
+			if len(m.mg.rejections) > maxRejections {
+				m.mg.rejections = slices.Delete(m.mg.rejections, 0, len(m.mg.rejections)-maxRejections)
+			}
 			m.mu.Unlock()
 			if derr := m.db.db.Update(func(txn *badger.Txn) error { return txn.Delete(q.key) }); derr != nil {
 				n.log.Error("dropping a refused request failed", "group", gid.Short(), "err", derr)

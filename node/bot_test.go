@@ -1,14 +1,20 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/meshnode/meshnode/groupstate"
 	tu "github.com/meshnode/meshnode/internal/testutil"
+	"github.com/meshnode/meshnode/keymgmt"
 )
 
 // An always-on manager (a bot) creates the group and is listed as a bot;
@@ -135,4 +141,117 @@ func messagesOf(t *testing.T, n *Node, gid string) []Message {
 		t.Fatal(err)
 	}
 	return msgs
+}
+
+// Exactly one member of a group manages it automatically, whatever mix of
+// bots and people holds the manage role: two bots (or a bot node the
+// chain does not mark as one, next to a person) would each serve the same
+// request and rotate on the same head, forking the chain.
+func TestOneAutomaticManager(t *testing.T) {
+	newID := func() *keymgmt.Identity {
+		id, err := keymgmt.NewIdentity(keymgmt.SuiteX25519)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	type who struct {
+		bot     bool // marked as a bot in the chain
+		botNode bool // the node runs as a bot (RoleBot)
+		role    groupstate.Role
+	}
+	for _, tc := range []struct {
+		name string
+		ms   []who // the first creates the group
+		want int   // index of the automatic manager
+	}{
+		{"two bots", []who{{true, true, groupstate.RoleManage}, {true, true, groupstate.RoleManage}}, -1},
+		{"bot and person", []who{{false, false, groupstate.RoleManage}, {true, true, groupstate.RoleManage}}, 1},
+		{"two people", []who{{false, false, groupstate.RoleManage}, {false, false, groupstate.RoleManage}, {false, false, groupstate.RoleWrite}}, -1},
+		{"unmarked bot node and person", []who{{false, true, groupstate.RoleManage}, {false, false, groupstate.RoleManage}}, -1},
+		{"bot that only writes", []who{{false, false, groupstate.RoleManage}, {true, true, groupstate.RoleWrite}}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ids := make([]*keymgmt.Identity, len(tc.ms))
+			for i := range ids {
+				ids[i] = newID()
+			}
+			now := time.Now()
+			g, c, err := groupstate.NewManagedGroup("g", nil, ids[0], "m0", tc.ms[0].bot, groupstate.DefaultPolicy(), now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, w := range tc.ms[1:] {
+				kp, err := ids[i+1].NewKeyPackage(fmt.Sprintf("m%d", i+1), time.Hour)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.Append(&groupstate.Event{Kind: groupstate.EventAdd, KeyPackage: kp.Marshal(), Role: w.role, Bot: w.bot}, ids[0], now); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var autos []int
+			for i, w := range tc.ms {
+				m := &member{id: ids[i], mg: managedMember{bot: w.botNode}}
+				if m.autoManages(&groupEntry{g: g, chain: c, local: &groupLocal{}}) {
+					autos = append(autos, i)
+				}
+			}
+			if len(autos) != 1 {
+				t.Fatalf("automatic managers: %v, want exactly one", autos)
+			}
+			if tc.want >= 0 && autos[0] != tc.want {
+				t.Fatalf("automatic manager %d, want %d", autos[0], tc.want)
+			}
+			if tc.want < 0 { // a tie among equals: the smallest key
+				for i, w := range tc.ms {
+					if w.role.CanManage() && w.bot == tc.ms[autos[0]].bot && bytes.Compare(ids[i].SigningKey(), ids[autos[0]].SigningKey()) < 0 {
+						t.Fatalf("member %d has a smaller key than the automatic manager %d", i, autos[0])
+					}
+				}
+			}
+		})
+	}
+}
+
+// Requests refused when served are kept among the recent rejections, and
+// those stay bounded however many there are.
+func TestRefusedRequestsBounded(t *testing.T) {
+	leakCheck(t)
+	tp := newTopology(t, "community", groupstate.DefaultPolicy(), "helper", func(p *Params) { asBot(p); p.ManageInterval = time.Hour })
+	bot, gid := tp.mgr, mustGroupID(t, tp.gid)
+	// Queued as if accepted earlier: rotations asked by someone who is
+	// not a member (any more).
+	stranger, err := keymgmt.NewIdentity(keymgmt.SuiteX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxRejections + 10 {
+		r := &groupstate.Request{GroupID: gid, Time: time.Now().Add(time.Duration(i) * time.Millisecond).UnixMilli(), Op: groupstate.RequestRotate}
+		if err := groupstate.SignRequest(r, stranger); err != nil {
+			t.Fatal(err)
+		}
+		b, err := groupstate.MarshalRequest(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.Sum256(b)
+		if err := bot.n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(gkey(pfxRequest, gid, h[:]), b) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bot.n.serveRequests(context.Background(), gid)
+	if q := queuedRequests(t, bot, tp.gid); q != 0 {
+		t.Fatalf("%d refused requests still queued", q)
+	}
+	rej, err := bot.n.Rejections()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rej) != maxRejections || !strings.Contains(rej[len(rej)-1].Reason, "not a member") {
+		t.Fatalf("%d rejections kept (want %d), the last %+v", len(rej), maxRejections, rej[len(rej)-1])
+	}
+	if gi, _ := bot.n.GroupInfo(tp.gid); gi.Epoch != 0 {
+		t.Fatalf("a stranger's request rotated the group to epoch %d", gi.Epoch)
+	}
 }
