@@ -256,6 +256,16 @@ func (m *member) checkManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Payl
 	switch {
 	case herr == nil, unknown:
 	case errors.Is(herr, groupstate.ErrSplit), errors.Is(herr, groupstate.ErrFork):
+		// A head on a branch we hold comes with evidence (two signed
+		// events on one parent), whoever carried it. A head we do not
+		// hold is only its author's word: taken from members alone, or
+		// anyone holding an old epoch's keys (a removed member) could
+		// fill every member's messages with split warnings.
+		var fe *groupstate.ForkError
+		if _, ok := c.Member(p.AuthorKey()); !ok && !errors.As(herr, &fe) {
+			return fmt.Errorf("%w: %s names state head %s for epoch %d, which %q never had, and is not a member",
+				ErrNotMember, keymgmt.Fingerprint(p.AuthorKey()), head.Short(), p.Epoch, e.g.Name)
+		}
 		if err := m.reportSplit(txn, e, p.Epoch, head, p.Author, herr); err != nil {
 			return err
 		}

@@ -408,3 +408,40 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// A removed member still holds the old epoch's keys; a post it makes
+// there under a state head nobody holds is refused and does not show as a
+// split: only members' heads are weighed.
+func TestRemovedMemberCannotReportSplits(t *testing.T) {
+	leakCheck(t)
+	_, _, gid, alice, bob, carol := threeMembers(t, groupstate.DefaultPolicy())
+	ctx := context.Background()
+	res, err := alice.n.RemoveMember(ctx, gid, carol.id.Fingerprint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEpoch(t, bob, gid, res.Epoch)
+	for i := range 3 {
+		postRawAt(t, carol, gid, 0, groupstate.EventID{0xb0, byte(i)}, groupstate.KindText, []byte("a split, says carol"))
+	}
+	for _, p := range []*person{alice, bob} {
+		tu.Eventually(t, 20*time.Second, func() bool {
+			rs, _ := p.n.Rejections()
+			n := 0
+			for _, r := range rs {
+				if strings.Contains(r.Reason, "is not a member") {
+					n++
+				}
+			}
+			return n == 3
+		}, "%s refuses the removed member's three posts", p.nick)
+		if s, _ := p.n.Splits(gid); len(s) != 0 {
+			t.Fatalf("%s reports a removed member's splits: %+v", p.nick, s)
+		}
+		for _, msg := range messagesOf(t, p.n, gid) {
+			if msg.Kind == KindSplit {
+				t.Fatalf("%s shows a split warning: %+v", p.nick, msg)
+			}
+		}
+	}
+}
