@@ -312,9 +312,18 @@ func (b *batch) put(env *envelope.Envelope, now time.Time) (outcome, error) {
 		return outcome{}, err
 	}
 
+	// A mailbox's state counts its tombstones exactly (every write and
+	// delete of one updates the count in the same transaction), so a
+	// mailbox with none needs no lookup: the common case of a mailbox
+	// that retention has never touched.
+	st := b.state(m)
 	tk := tombstoneKey(m, id)
 	staleTombstone := false
-	item, err = b.txn.Get(tk)
+	item = nil
+	err = badger.ErrKeyNotFound
+	if st.tombstones > 0 {
+		item, err = b.txn.Get(tk)
+	}
 	switch {
 	case err == nil:
 		var expiry int64
@@ -330,7 +339,6 @@ func (b *batch) put(env *envelope.Envelope, now time.Time) (outcome, error) {
 		return outcome{}, err
 	}
 
-	st := b.state(m)
 	pol := b.w.s.policyOf(st)
 	switch {
 	case pol.QuotaCount > 0 && int64(st.count)+1 > pol.QuotaCount:
