@@ -7,8 +7,8 @@
 //
 // # Ingest
 //
-//	writer 1 (member node) ─┐  direct relay protocol: InFlight sessions per
-//	writer 2 (member node) ─┼─ writer, one request at a time on each
+//	writer 1 (member node) ─┐  direct relay protocol: one session per
+//	writer 2 (member node) ─┼─ writer, InFlight requests pipelined on it
 //	   ...                  │
 //	writer W (member node) ─┘──► host node: open (verify) ─► store.Put ─► answer
 //	                                          group commit, fsync before answering
@@ -16,13 +16,14 @@
 // N envelopes of Size bytes (the whole encoding) are signed beforehand,
 // split evenly over W writers, one mailbox per writer. Each writer is its
 // own node and libp2p host (TCP, Noise, yamux, node's resource manager)
-// and keeps InFlight relay.Session streams to the host (protocol
-// /meshnode/relay/1.1.0: request, durable store, answer, next request on
-// the same stream). With IngestParams.StreamPerEnvelope it opens a stream
-// per envelope instead (relay.Send via node.Remote, protocol 1.0.0), which
-// costs the host and the writers about twice the CPU per envelope. The
-// host runs node.DefaultParams(RoleHost) with an open
-// hosting policy, per-peer rate limits off (they cap peers by policy;
+// and keeps InFlight requests outstanding on one relay.Session stream to
+// the host (protocol /meshnode/relay/1.2.0: requests pipelined, each
+// answered after its durable store, in order; the next request goes out
+// as soon as an answer comes back). With IngestParams.StreamPerEnvelope it
+// opens a stream per envelope instead (relay.Send via node.Remote,
+// protocol 1.0.0), which costs the host and the writers about twice the
+// CPU per envelope. The host runs node.DefaultParams(RoleHost) with an
+// open hosting policy, per-peer rate limits off (they cap peers by policy;
 // this measures capacity), and the on-disk store defaults without
 // retention, value-log GC and quotas (background jobs at arbitrary points
 // of the measured window; quotas that a large N would hit). After the

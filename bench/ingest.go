@@ -29,9 +29,10 @@ type IngestResult struct {
 	EnvelopeSize      int    `json:"envelope_size"`
 	Writers           int    `json:"writers"`
 	InFlightPerWriter int    `json:"inflight_per_writer"`
-	// Protocol is the direct relay protocol the writers used: sessions
-	// (relay.SessionProtocolID, one stream per request in flight, requests
-	// in turn) or a stream per envelope (relay.ProtocolID, relay.Send).
+	// Protocol is the direct relay protocol the writers used: a session
+	// per writer (relay.SessionProtocolID, all its requests in flight
+	// pipelined on one stream) or a stream per envelope (relay.ProtocolID,
+	// relay.Send).
 	Protocol       string  `json:"protocol"`
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
 	// Bytes is the envelope bytes acknowledged.
@@ -246,20 +247,21 @@ func ingestNetwork(ctx context.Context, dir string, envs [][]*envelope.Envelope,
 	lat := make([][]time.Duration, len(envs)*inflight)
 	cpu0, start := cpuTime(), time.Now()
 	for w := range envs {
-		remote := writers[w].Remote(host.ID())
 		mine := envs[w]
+		// One pipelined session per writer, shared by its inflight
+		// senders, or a stream per envelope.
+		send := writers[w].Remote(host.ID()).RelayMessageToGroup
+		if !perEnvelope {
+			s := relay.NewSession(writers[w].Host(), host.ID(), 0)
+			defer s.Close()
+			send = s.Send
+		}
 		var next atomic.Int64
 		for j := range inflight {
 			slot := w*inflight + j
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				send := remote.RelayMessageToGroup
-				if !perEnvelope {
-					s := relay.NewSession(writers[w].Host(), host.ID(), 0)
-					defer s.Close()
-					send = s.Send
-				}
 				for ctx.Err() == nil {
 					i := int(next.Add(1) - 1)
 					if i >= len(mine) {

@@ -29,11 +29,12 @@ type IngestParams struct {
 	// Writers is the number of remote writers, each its own libp2p host.
 	Writers int
 	// InFlight is the number of direct relay requests each writer keeps
-	// outstanding, each on its own stream.
+	// outstanding, pipelined on its session (or each on its own stream
+	// with StreamPerEnvelope).
 	InFlight int
 	// StreamPerEnvelope makes writers open a stream per envelope
 	// (relay.Send, protocol 1.0.0, what node.Remote does) instead of
-	// keeping one relay.Session per request in flight (protocol 1.1.0).
+	// keeping all of them on one pipelined relay.Session (protocol 1.2.0).
 	StreamPerEnvelope bool
 	// Dir is where the on-disk stores go. Empty means a temporary
 	// directory removed at the end; otherwise a fresh subdirectory of Dir
@@ -42,10 +43,8 @@ type IngestParams struct {
 }
 
 // DefaultIngestParams: 50,000 envelopes of 1 KiB from 4 writers with 16
-// requests in flight each, each on its own relay session. Node's resource
-// manager lets one peer hold 32 inbound streams on the relay service; 16
-// stays well inside that, and on the 2-core development machine more in
-// flight did not raise the ratio reliably (see the package doc).
+// requests in flight each, pipelined on one relay session per writer
+// (within the host's default SessionWindow of 32).
 func DefaultIngestParams() IngestParams {
 	return IngestParams{N: 50_000, Size: 1024, Writers: 4, InFlight: 16}
 }

@@ -32,7 +32,7 @@ func newBenchIngestCmd() *cobra.Command {
 		Long: "Starts a host node (Badger store on disk, fsync before every acknowledgement) and --writers\n" +
 			"member nodes, each its own libp2p host on TCP loopback. Each writer relays its share of --n\n" +
 			"envelopes of --size bytes with the direct relay protocol, keeping --inflight requests\n" +
-			"outstanding, each on its own relay session (protocol 1.1.0; --stream-per-envelope: 1.0.0).\n" +
+			"outstanding, pipelined on one relay session (protocol 1.2.0; --stream-per-envelope: a stream each, 1.0.0).\n" +
 			"Every acknowledged envelope is then checked in the store reopened from disk.\n" +
 			"limit = n / (time to verify all envelopes on all cores + time to store.Put all of them\n" +
 			"into a fresh store from writers x inflight goroutines); ratio = rate / limit (target >= 0.7).",
@@ -63,7 +63,7 @@ func newBenchIngestCmd() *cobra.Command {
 	f.IntVar(&p.N, "n", p.N, "envelopes to write")
 	f.IntVar(&p.Size, "size", p.Size, "bytes per envelope encoding")
 	f.IntVar(&p.Writers, "writers", p.Writers, "remote writers, each its own libp2p host")
-	f.IntVar(&p.InFlight, "inflight", p.InFlight, "requests each writer keeps outstanding, each on its own relay session")
+	f.IntVar(&p.InFlight, "inflight", p.InFlight, "requests each writer keeps outstanding, pipelined on its relay session")
 	f.BoolVar(&p.StreamPerEnvelope, "stream-per-envelope", false, "open a stream per envelope (relay protocol 1.0.0, as node.Remote does) instead of sessions")
 	f.StringVar(&p.Dir, "dir", "", "directory for the on-disk stores (kept); default a temporary directory removed after")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
