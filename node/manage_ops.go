@@ -63,7 +63,12 @@ import (
 //     (TransferManager), or removes the others; nobody else could rotate
 //     or add anyone after it left;
 //   - the only member, or a member already removed, just forgets the
-//     group.
+//     group;
+//   - a reader, which holds no write key and so can post nothing to the
+//     group (not even a request), forgets the group and is told that the
+//     managers do not know: it stays in the state (key updates keep
+//     sealing read secrets to it, which its node no longer opens) until a
+//     manager removes it.
 //
 // If the group names hosts and none of them stored the removal or the
 // request, the group is kept and LeaveGroup fails with ErrLeaveUndelivered
@@ -288,6 +293,7 @@ const (
 	leaveDirect                  // append the own removal as a manager
 	leaveRequest                 // ask the automatic manager for it
 	leaveResend                  // deliver an own removal again (undelivered before)
+	leaveUntold                  // forget the group; a reader cannot tell anyone
 )
 
 // leaveMode decides how this member leaves a group. Call with m.mu held.
@@ -303,6 +309,11 @@ func (m *member) leaveMode(e *groupEntry) leaveHow {
 	}
 	if _, ok := e.chain.Member(m.id.SigningKey()); !ok || len(e.chain.State().Members) == 1 {
 		return leaveLocal
+	}
+	if k, err := e.keysFor(e.g.Epoch); err != nil || !k.CanWrite() {
+		// A reader holds no write key: it can post nothing, not even a
+		// request, to the group's mailbox.
+		return leaveUntold
 	}
 	if m.autoManages(e) {
 		return leaveDirect
@@ -420,8 +431,11 @@ func (n *Node) LeaveGroup(ctx context.Context, group string) (*ManageResult, err
 	self := [32]byte(m.id.SigningKey())
 	var res *ManageResult
 	switch how {
-	case leaveLocal:
+	case leaveLocal, leaveUntold:
 		res = &ManageResult{Group: gid.String(), Epoch: e.g.Epoch, Events: []string{"left the group"}, Failed: map[string]string{}}
+		if how == leaveUntold {
+			res.Events = []string{"left the group without telling its managers (a reader cannot post): ask a manager to remove you"}
+		}
 		if e.chain != nil {
 			res.Head = e.chain.Head().String()
 		}
@@ -455,7 +469,7 @@ func (n *Node) LeaveGroup(ctx context.Context, group string) (*ManageResult, err
 			return res, err
 		}
 	}
-	if how != leaveLocal && others > 0 && len(res.Failed) >= others {
+	if how != leaveLocal && how != leaveUntold && others > 0 && len(res.Failed) >= others {
 		return res, fmt.Errorf("%w: %q", ErrLeaveUndelivered, name)
 	}
 	if err := n.forgetGroup(gid); err != nil {

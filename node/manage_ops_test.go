@@ -600,3 +600,25 @@ func TestManagerOpAfterCrashBuildsOnOwnStore(t *testing.T) {
 		}
 	}
 }
+
+// A reader holds no write key, so it cannot post its removal request: it
+// still leaves (its node forgets the group) and is told that the managers
+// do not know.
+func TestReaderLeaves(t *testing.T) {
+	leakCheck(t)
+	tp := newTopology(t, "news", groupstate.DefaultPolicy(), "alice", nil)
+	alice, rita, gid := tp.mgr, tp.join("rita", groupstate.RoleRead), tp.gid
+	res, err := rita.n.LeaveGroup(context.Background(), gid)
+	if err != nil || res.Requested || res.Delivered != 0 || len(res.Events) != 1 || !strings.Contains(res.Events[0], "ask a manager to remove you") {
+		t.Fatalf("a reader leaves: %+v %v", res, err)
+	}
+	if _, err := rita.n.GroupInfo(gid); !errors.Is(err, ErrUnknownGroup) {
+		t.Fatalf("the reader's node still has the group: %v", err)
+	}
+	if got := roles(t, alice.n, gid); got["rita"] != "read" {
+		t.Fatalf("alice lists %v", got)
+	}
+	if _, err := alice.n.RemoveMember(context.Background(), gid, rita.id.Fingerprint()); err != nil {
+		t.Fatal(err)
+	}
+}
