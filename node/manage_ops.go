@@ -77,8 +77,11 @@ import (
 // the node's own store; gossip may have carried it to some members), so
 // it is not rolled back: the next LeaveGroup finds it pending — the
 // chain's latest removal of this member is its own — and delivers the
-// same envelope again (or, if the own store no longer holds it, the same
-// event in a new payload) before it forgets the group. Until then the
+// same envelope again before it forgets the group (the event cannot go in
+// another payload: a leaver's sequence limit names the payload that
+// carries its removal, checkOwnRemoval in managed.go; if the own store no
+// longer holds it, the node forgets the group and says that the managers
+// were not told). Until then the
 // node keeps hosting and syncing the group's mailboxes, so the removal
 // may also reach a host by anti-entropy sync.
 
@@ -374,37 +377,35 @@ func (n *Node) removalEnvelopes(m *member, e *groupEntry, ev *groupstate.Event) 
 	}
 }
 
-// resendLeave delivers a pending own removal again (leaveResend). Call
-// with m.mu held; it is released.
-func (n *Node) resendLeave(ctx context.Context, m *member, e *groupEntry, ev *groupstate.Event) (*ManageResult, error) {
+// resendLeave delivers a pending own removal again (leaveResend); untold
+// is set when the own store no longer holds it. Call with m.mu held; it is
+// released.
+func (n *Node) resendLeave(ctx context.Context, m *member, e *groupEntry, ev *groupstate.Event) (res *ManageResult, untold bool, err error) {
 	env, err := n.removalEnvelopes(m, e, ev)
 	if err != nil {
 		m.mu.Unlock()
-		return nil, err
+		return nil, false, err
 	}
 	if env == nil {
-		// Retention took it: post the same event in a new payload.
-		op := &managerOp{n: n, m: m, e: e, now: time.Now()}
-		if err := op.postEvent(ev); err != nil {
-			if rerr := m.reload(e); rerr != nil {
-				n.log.Error("reloading group state failed", "group", e.g.ID.Short(), "err", rerr)
-			}
-			m.mu.Unlock()
-			return nil, err
-		}
-		return n.commit(ctx, op)
+		// Retention took it. The event cannot travel in another payload
+		// (its sequence limit names the one that carried it:
+		// checkOwnRemoval), so the node leaves without telling anyone.
+		res := &ManageResult{Group: e.g.ID.String(), Epoch: e.g.Epoch, Head: e.chain.Head().String(), Failed: map[string]string{},
+			Events: []string{"left the group without telling its managers (your removal is no longer in this node's store): ask a manager to remove you"}}
+		m.mu.Unlock()
+		return res, true, nil
 	}
-	res := &ManageResult{Group: e.g.ID.String(), Epoch: e.g.Epoch, Head: e.chain.Head().String(),
+	res = &ManageResult{Group: e.g.ID.String(), Epoch: e.g.Epoch, Head: e.chain.Head().String(),
 		Events: []string{"left the group"}, Failed: map[string]string{}}
 	gid, hosts := e.g.ID, e.g.Hosts
 	m.mu.Unlock()
 	sr, err := n.deliverOwn(ctx, gid, hosts, env)
 	if err != nil {
-		return res, err
+		return res, false, err
 	}
 	res.Delivered++
 	maps.Copy(res.Failed, sr.Failed)
-	return res, nil
+	return res, false, nil
 }
 
 // LeaveGroup leaves a group: in a managed group the member's removal is
@@ -465,8 +466,12 @@ func (n *Node) LeaveGroup(ctx context.Context, group string) (*ManageResult, err
 		}
 		res.Events = []string{"asked the group's manager to remove you"}
 	case leaveResend:
-		if res, err = n.resendLeave(ctx, m, e, m.ownRemoval(e)); err != nil {
+		var untold bool
+		if res, untold, err = n.resendLeave(ctx, m, e, m.ownRemoval(e)); err != nil {
 			return res, err
+		}
+		if untold {
+			how = leaveUntold
 		}
 	}
 	if how != leaveLocal && how != leaveUntold && others > 0 && len(res.Failed) >= others {

@@ -451,6 +451,9 @@ func (m *member) processManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Pa
 		if err != nil {
 			return nil, err
 		}
+		if err := checkOwnRemoval(p, ev); err != nil {
+			return nil, err
+		}
 		err = e.chain.Add(ev)
 		var fe *groupstate.ForkError
 		switch {
@@ -514,6 +517,26 @@ func (m *member) processManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Pa
 		return seen(nil)
 	}
 	return seen(nil)
+}
+
+// checkOwnRemoval holds a member's removal of itself (leaving) to the
+// sequence limit it names. A manager sets the limit of a removal it makes
+// from what it saw; a leaver sets its own, and could name none or one far
+// ahead and go on posting to the old epoch's mailbox (whose keys it keeps)
+// under a head from before its removal. So the leaver's own payload must
+// carry its removal, as the leaving node does (manage_ops.go), and the
+// limit must be the next sequence number after that payload: what the
+// leaver posts afterwards is refused. Honest nodes accept no other, so a
+// welcome (which carries their chain) holds no other either.
+func checkOwnRemoval(p *groupstate.Payload, ev *groupstate.Event) error {
+	if ev.Kind != groupstate.EventRemove || ev.Target != ev.Author {
+		return nil
+	}
+	if p.Author != ev.Author || ev.SeqLimit != p.Seq+1 {
+		return fmt.Errorf("%w: %s's removal of itself names the sequence limit %d, and came in message %d of %s (want its own, and limit %d)",
+			groupstate.ErrInvalidEvent, keymgmt.Fingerprint(ev.Author[:]), ev.SeqLimit, p.Seq, keymgmt.Fingerprint(p.Author[:]), p.Seq+1)
+	}
+	return nil
 }
 
 // chainGrew stores the chain after it accepted events, re-checks the

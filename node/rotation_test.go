@@ -445,3 +445,44 @@ func TestRemovedMemberCannotReportSplits(t *testing.T) {
 		}
 	}
 }
+
+// A member's removal of itself ends its messages at the payload that
+// carries it: a leave with no sequence limit, one far ahead, or one that
+// comes in someone else's payload is refused (the leaver could otherwise
+// go on posting to the old epoch under a head from before), and a leave
+// that names the next sequence after its payload is applied.
+func TestOwnRemovalSequenceLimit(t *testing.T) {
+	leakCheck(t)
+	_, _, gid, alice, bob, carol := threeMembers(t, groupstate.DefaultPolicy())
+	self := [32]byte(bob.id.SigningKey())
+	nextSeq := func() uint64 {
+		bob.n.member.mu.Lock()
+		defer bob.n.member.mu.Unlock()
+		return entry(t, bob, gid).local.NextSeq
+	}
+	leave := func(limit uint64) []byte {
+		return marshalEvent(t, signedEvent(t, bob, gid, bob.id, &groupstate.Event{Kind: groupstate.EventRemove, Target: self, SeqLimit: limit}))
+	}
+	postRaw(t, bob, gid, 0, groupstate.KindStateEvent, leave(0))
+	postRaw(t, bob, gid, 0, groupstate.KindStateEvent, leave(nextSeq()+1000))
+	postRaw(t, carol, gid, 0, groupstate.KindStateEvent, leave(nextSeq()+1)) // carried by carol
+	for _, p := range []*person{alice, carol} {
+		tu.Eventually(t, 20*time.Second, func() bool {
+			rs, _ := p.n.Rejections()
+			n := 0
+			for _, r := range rs {
+				if strings.Contains(r.Reason, "removal of itself names the sequence limit") {
+					n++
+				}
+			}
+			return n == 3 || p == carol && n == 2
+		}, "%s refuses bob's unbounded leaves", p.nick)
+		if got := roles(t, p.n, gid); got["bob"] != "write" {
+			t.Fatalf("%s applied a leave without its limit: %v", p.nick, got)
+		}
+	}
+	postRaw(t, bob, gid, 0, groupstate.KindStateEvent, leave(nextSeq()+1))
+	for _, p := range []*person{alice, carol} {
+		waitRoles(t, p, gid, map[string]string{"bob": ""})
+	}
+}
