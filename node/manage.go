@@ -11,6 +11,7 @@ import (
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/groupstate"
 	"github.com/meshnode/meshnode/keymgmt"
+	"github.com/meshnode/meshnode/store"
 )
 
 // Manager operations on managed groups. Each runs under member.mu as one
@@ -257,8 +258,10 @@ func (n *Node) lockManaged(group string) (*member, *groupEntry, error) {
 // epoch as key updates open new ones, as the member loop would. Own
 // envelopes stored but not recorded (a crash inside commit) come back
 // this way before an operation appends to the chain or takes a sequence
-// number. Nothing new: one empty page read per mailbox. Call with m.mu
-// held (the member loop and catch-ups process under it too).
+// number. Nothing new: one page read of at most one envelope per mailbox
+// (processMailbox would also write the group's bookkeeping, with an
+// fsync, for every mailbox). Call with m.mu held (the member loop and
+// catch-ups process under it too).
 func (n *Node) settleLocked(e *groupEntry) {
 	m := n.member
 	done := map[envelope.MailboxID]bool{}
@@ -269,6 +272,9 @@ func (n *Node) settleLocked(e *groupEntry) {
 				continue
 			}
 			done[mb], todo = true, true
+			if pg, err := n.st.Page(mb, store.Cursor(e.local.Local[mb.String()]), 1, 1); err == nil && len(pg.Envelopes) == 0 {
+				continue // nothing after the member's cursor
+			}
 			// A gap found here is filled by the group's next periodic
 			// catch-up (the sync trigger of processAll would block on
 			// the sync scheduler under m.mu).

@@ -1,8 +1,11 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -620,5 +623,54 @@ func TestReaderLeaves(t *testing.T) {
 	}
 	if _, err := alice.n.RemoveMember(context.Background(), gid, rita.id.Fingerprint()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkSettleNothingNew is what a manager operation adds to make sure
+// it builds on the own store (settleLocked) when there is nothing new: a
+// managed group of a few epochs with messages in each.
+func BenchmarkSettleNothingNew(b *testing.B) {
+	id, err := keymgmt.NewIdentity(keymgmt.SuiteX25519)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	params := DefaultParams(RoleMember)
+	params.ManageInterval = time.Hour
+	n, err := New(context.Background(), params, WithLogger(quiet), WithDataDir(filepath.Join(dir, "data")),
+		WithIdentity(id, "alice"), WithMemberDB(filepath.Join(dir, "member"), bytes.Repeat([]byte{7}, 32)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { n.Close() })
+	ctx := context.Background()
+	info, _, err := n.CreateGroup(ctx, "bench", nil, Managed(groupstate.DefaultPolicy()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	const epochs, perEpoch = 4, 250
+	for e := range epochs {
+		for i := range perEpoch {
+			if _, err := n.Send(ctx, info.ID, fmt.Sprintf("message %d of epoch %d", i, e)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if e < epochs-1 {
+			if _, err := n.Rotate(ctx, info.ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	m := n.member
+	m.mu.Lock()
+	e, err := m.resolve(info.ID)
+	m.mu.Unlock()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		m.mu.Lock()
+		n.settleLocked(e)
+		m.mu.Unlock()
 	}
 }
