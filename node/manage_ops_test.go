@@ -347,17 +347,18 @@ func TestLeaveGroup(t *testing.T) {
 }
 
 // Through the bot: a manager makes a reader a manager, hands its own
-// management over and has the hosts set; a reader leaves.
+// management over to another reader (one request: promotion, rotation,
+// step down) and has the hosts set; a manager leaves.
 func TestManagerOpsViaBot(t *testing.T) {
 	leakCheck(t)
 	tp := newTopology(t, "community", groupstate.DefaultPolicy(), "helper", asBot)
 	newHost := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
 	bot, gid := tp.mgr, tp.gid
-	alice, bob, carol := tp.join("alice", groupstate.RoleManage), tp.join("bob", groupstate.RoleWrite), tp.join("carol", groupstate.RoleRead)
+	alice, bob, carol := tp.join("alice", groupstate.RoleManage), tp.join("bob", groupstate.RoleRead), tp.join("carol", groupstate.RoleRead)
 	ctx := context.Background()
 
 	if _, err := bob.n.AddManager(ctx, gid, carol.id.Fingerprint(), ViaBot()); !errors.Is(err, ErrNotManager) {
-		t.Fatalf("a writer asks for a manager: %v", err)
+		t.Fatalf("a reader asks for a manager: %v", err)
 	}
 	if _, err := alice.n.AddManager(ctx, gid, bot.id.Fingerprint(), ViaBot()); !errors.Is(err, groupstate.ErrInvalidEvent) {
 		t.Fatalf("asking to promote a manager: %v", err)
@@ -373,6 +374,7 @@ func TestManagerOpsViaBot(t *testing.T) {
 	if err != nil || !res.Requested || len(res.Events) != 1 || res.Delivered != 1 {
 		t.Fatalf("transfer via the bot: %+v %v", res, err)
 	}
+	waitEpoch(t, bob, gid, 2) // bob gained write access
 	for _, p := range []*person{alice, bob} {
 		waitRoles(t, p, gid, map[string]string{"helper": "manage+bot", "alice": "write", "bob": "manage", "carol": "manage"})
 	}
