@@ -69,6 +69,24 @@ func (n *Node) mem() (*member, error) {
 
 // lockGroup resolves a group ID or name and returns with member.mu held
 // (the caller unlocks); on error nothing is held.
+// awaitRecovered waits until the member loop's first pass over the own
+// store is done (member.recovered), so a send takes no sequence number an
+// envelope stored before a crash already used.
+func (n *Node) awaitRecovered(ctx context.Context) error {
+	m, err := n.mem()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-m.recovered:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.ctx.Done():
+		return ErrClosed
+	}
+}
+
 func (n *Node) lockGroup(group string) (*member, *groupEntry, error) {
 	m, err := n.mem()
 	if err != nil {
@@ -451,6 +469,9 @@ func (n *Node) Follow(buffer int) (<-chan Message, func(), error) {
 
 // Send sends a text message to the group.
 func (n *Node) Send(ctx context.Context, group, text string) (*SendResult, error) {
+	if err := n.awaitRecovered(ctx); err != nil {
+		return nil, err
+	}
 	m, e, err := n.lockGroup(group)
 	if err != nil {
 		return nil, err
@@ -477,6 +498,9 @@ func (n *Node) Send(ctx context.Context, group, text string) (*SendResult, error
 func (n *Node) SendDirect(ctx context.Context, group, toFingerprint, text string) (*SendResult, error) {
 	m, err := n.mem()
 	if err != nil {
+		return nil, err
+	}
+	if err := n.awaitRecovered(ctx); err != nil {
 		return nil, err
 	}
 	fp, err := keymgmt.ParseFingerprint(toFingerprint)
@@ -550,6 +574,9 @@ func (n *Node) SendDirect(ctx context.Context, group, toFingerprint, text string
 
 // sendProfile announces this member's nickname and HPKE key to the group.
 func (n *Node) sendProfile(ctx context.Context, gid groupstate.GroupID) (*SendResult, error) {
+	if err := n.awaitRecovered(ctx); err != nil {
+		return nil, err
+	}
 	m := n.member
 	pub := m.id.Public()
 	prof := &groupstate.Profile{KEM: pub.Suite.KEMID(), PublicKey: pub.HPKEPub}

@@ -68,6 +68,11 @@ type member struct {
 	catchingUp map[groupstate.GroupID]bool
 	// kick asks the processing loop for a pass.
 	kick chan struct{}
+	// recovered is closed after the member loop's first pass over the own
+	// store: own envelopes stored but not recorded before a crash are
+	// recorded then, so a send waits for it rather than reuse their
+	// sequence numbers (awaitRecovered).
+	recovered chan struct{}
 	// mg is the managed-group side (managed.go), guarded by mu.
 	mg managedMember
 }

@@ -222,6 +222,7 @@ func (n *Node) startMember(cfg *config) error {
 		followers:  map[int]chan<- Message{},
 		catchingUp: map[groupstate.GroupID]bool{},
 		kick:       make(chan struct{}, 1),
+		recovered:  make(chan struct{}),
 	}
 	n.member = m
 	if err := m.loadGroups(); err != nil {
