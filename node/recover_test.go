@@ -1,7 +1,10 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -65,5 +68,39 @@ func TestSendAfterCrashWaitsForRecovery(t *testing.T) {
 			t.Fatalf("%q and %q share sequence %d", prev, msg.Text, msg.Seq)
 		}
 		seqs[msg.Seq] = msg.Text
+	}
+}
+
+// BenchmarkProcessAllIdle is one processing pass of a member in 10 groups
+// with nothing new: the member loop does one every ProcessInterval.
+func BenchmarkProcessAllIdle(b *testing.B) {
+	id, err := keymgmt.NewIdentity(keymgmt.SuiteX25519)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	params := DefaultParams(RoleMember)
+	params.ProcessInterval, params.CatchUpInterval = time.Hour, time.Hour
+	n, err := New(context.Background(), params, WithLogger(quiet), WithDataDir(filepath.Join(dir, "data")),
+		WithIdentity(id, "alice"), WithMemberDB(filepath.Join(dir, "member"), bytes.Repeat([]byte{7}, 32)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { n.Close() })
+	ctx := context.Background()
+	for g := range 10 {
+		info, _, err := n.CreateGroup(ctx, fmt.Sprintf("g%d", g), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range 20 {
+			if _, err := n.Send(ctx, info.ID, fmt.Sprintf("message %d", i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	n.processAll()
+	for b.Loop() {
+		n.processAll()
 	}
 }
