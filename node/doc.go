@@ -108,7 +108,12 @@
 //
 // Node.mu guards the hosted set and listeners and is never held while
 // calling out. member.mu guards the member's groups and is taken before
-// anything the node owns. The member loop (runMember) is the only
-// goroutine that processes arrivals; catch-ups run in the background, at
-// most one per group.
+// anything the node owns; the contacts' locks come before it (pollMu,
+// then connState.mu, then member.mu: see connState). Envelopes are processed from the
+// own store under member.mu by the member loop (runMember), by catch-ups
+// (in the background, at most one per group) and by manager operations,
+// which first process what the own store holds for their group
+// (settleLocked) so they build on the latest state. The member loop's
+// first pass, which records own envelopes a crash left stored but
+// unrecorded, runs before the manager loop starts, and sends wait for it.
 package node
