@@ -497,6 +497,26 @@ func (n *Node) SetPolicy(ctx context.Context, group string, ch PolicyChange, opt
 	if err != nil {
 		return nil, err
 	}
+	apply := func(p groupstate.Policy) groupstate.Policy {
+		if ch.History != nil {
+			p.History = *ch.History
+		}
+		if ch.RotateEvery != nil {
+			p.RotateEvery = *ch.RotateEvery
+		}
+		if ch.RotateAfter != nil {
+			p.RotateAfter = *ch.RotateAfter
+		}
+		return p
+	}
+	if !manageOptions(opts).viaBot {
+		// The change applies to the policy at the head under the manager
+		// operation's lock, so two concurrent partial changes both hold.
+		return n.manage(ctx, group, func(op *managerOp) error {
+			_, err := op.appendEvent(&groupstate.Event{Kind: groupstate.EventSetPolicy, Policy: apply(op.e.chain.State().Policy)})
+			return err
+		})
+	}
 	m.mu.Lock()
 	e, err := m.resolve(group)
 	if err == nil && e.chain == nil {
@@ -510,22 +530,7 @@ func (n *Node) SetPolicy(ctx context.Context, group string, ch PolicyChange, opt
 	if err != nil {
 		return nil, err
 	}
-	if ch.History != nil {
-		p.History = *ch.History
-	}
-	if ch.RotateEvery != nil {
-		p.RotateEvery = *ch.RotateEvery
-	}
-	if ch.RotateAfter != nil {
-		p.RotateAfter = *ch.RotateAfter
-	}
-	if manageOptions(opts).viaBot {
-		return n.request(ctx, group, &groupstate.Request{Op: groupstate.RequestSetPolicy, Policy: p})
-	}
-	return n.manage(ctx, group, func(op *managerOp) error {
-		_, err := op.appendEvent(&groupstate.Event{Kind: groupstate.EventSetPolicy, Policy: p})
-		return err
-	})
+	return n.request(ctx, group, &groupstate.Request{Op: groupstate.RequestSetPolicy, Policy: apply(p)})
 }
 
 // findMember finds a member of a managed group by fingerprint. Call with
