@@ -555,6 +555,11 @@ func (n *Node) SendDirect(ctx context.Context, group, toFingerprint, text string
 	}
 	body := append(append([]byte(nil), to.SignPub...), sealed...)
 	m.mu.Lock()
+	if m.groups[e.g.ID] != e {
+		// Left (or reloaded) while the message was sealed outside the lock.
+		m.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrUnknownGroup, group)
+	}
 	now := time.Now()
 	p, err := m.buildPayload(e, groupstate.KindDirect, body, now)
 	if err != nil {
