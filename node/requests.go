@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -96,6 +97,29 @@ func (n *Node) pollMailbox(ctx context.Context, p peer.ID, mb envelope.MailboxID
 		_, _, err = n.fetchCl.CatchUp(ctx, p, mb, nil, save)
 	}
 	return added, err
+}
+
+// hostsOfName reports whether every host (multiaddr with /p2p/) is one the
+// name is published on, by peer ID.
+func (n *Node) hostsOfName(name string, hosts []string) (bool, error) {
+	rec, err := n.loadName(name)
+	if err != nil || rec == nil {
+		return false, err
+	}
+	published, err := parseHosts(rec.Hosts)
+	if err != nil {
+		return false, nil
+	}
+	named, err := parseHosts(hosts)
+	if err != nil {
+		return false, nil
+	}
+	for _, h := range named {
+		if !slices.ContainsFunc(published, func(p peer.AddrInfo) bool { return p.ID == h.ID }) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // requestSkew is the clock skew allowed between an establishment's time
@@ -219,6 +243,15 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 	inv, err := groupstate.ParseInvite(est.Invite)
 	if err != nil || !inv.CanWrite() || len(inv.Hosts) == 0 {
 		return spend(requestDropInvalid, "unusable invite")
+	}
+	if ok, err := n.hostsOfName(srec.Name, inv.Hosts); err != nil {
+		return false, err
+	} else if !ok {
+		// An honest initiator hosts the connection group on the directory
+		// host it fetched the package from. Joining hosts of its choosing
+		// would show the initiator (or whoever runs them) this node's
+		// address and peer, and link it to the name.
+		return spend(requestDropInvalid, "invite names a host the name is not published on")
 	}
 	contacts, err := n.Contacts()
 	if err != nil {

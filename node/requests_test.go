@@ -429,3 +429,58 @@ func TestConcurrentPolls(t *testing.T) {
 		t.Fatalf("%v requests opened twice and dropped as replays", v)
 	}
 }
+
+// A request whose invite names a host the alias is not published on is
+// dropped unanswered: joining it on accept would show that host (the
+// initiator's own, perhaps) the responder's address. The same request with
+// the connection group on the directory host is quarantined.
+func TestRequestInviteOnForeignHost(t *testing.T) {
+	host := directoryHost(t, "", nil)
+	foreign := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
+	bob, mallory := newPerson(t, "bob"), newPerson(t, "mallory")
+	bob.startWithDirectory(hostAddr(host))
+	mallory.startWithDirectory(hostAddr(host))
+	ctx := context.Background()
+	if _, err := bob.n.AddAlias(ctx, "bob-hosts", nil, WithProofBits(0)); err != nil {
+		t.Fatal(err)
+	}
+	name, _ := keymgmt.ParseAlias("bob-hosts")
+	mallory.n.Host().Peerstore().AddAddrs(host.ID(), host.Host().Addrs(), time.Hour)
+	send := func(on *Node) {
+		t.Helper()
+		pkg, err := mallory.n.fetchPackage(ctx, host.ID(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, inv, err := mallory.n.CreateGroup(ctx, "connection", []string{hostAddr(on)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		est, err := mallory.id.NewEstablishment(pkg, "mallory", inv, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, err := keymgmt.SealRequest(ctx, pkg, est)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonce := make([]byte, envelope.NonceSize)
+		rand.Read(nonce)
+		env, err := envelope.Seal(pkg.MailboxKey(), nonce, ct, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mallory.n.Remote(host.ID()).RelayMessageToGroup(ctx, pkg.Mailbox(), env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(foreign)
+	if got, err := bob.n.PollRequests(ctx); err != nil || got != 0 {
+		t.Fatalf("a request with its invite on a foreign host was quarantined: %d %v", got, err)
+	}
+	send(host)
+	reqs := pollUntil(t, bob.n, 1)
+	if len(reqs) != 1 || reqs[0].Fingerprint != mallory.id.Fingerprint() {
+		t.Fatalf("requests %+v", reqs)
+	}
+}
