@@ -27,6 +27,8 @@ import (
 type connState struct {
 	dir    *directory.Service // nil unless Params.Directory.Serve
 	client *directory.Client
+	// fullWarned is when a full quarantine was last logged (under mu).
+	fullWarned time.Time
 
 	dirMu sync.Mutex
 	// dirHosted are the request mailboxes this node hosts because a

@@ -273,7 +273,12 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 		}
 	}
 	if replace == nil && len(pending) >= n.params.Contacts.MaxPending {
-		n.log.Warn("contact request quarantine is full; dropping a request", "max", n.params.Contacts.MaxPending)
+		// Warned once an hour at most: the requests come from strangers,
+		// who must not be able to flood the log (the drops are counted).
+		if now.Sub(n.conn.fullWarned) > time.Hour {
+			n.conn.fullWarned = now
+			n.log.Warn("contact request quarantine is full; dropping requests until some are accepted or rejected", "max", n.params.Contacts.MaxPending)
+		}
 		return spend(requestDropRefused, "quarantine full")
 	}
 	id := sha256.Sum256(append(append([]byte("meshnode/v1/contact-request-id"), est.Nonce[:]...), est.Initiator.SignPub...))
