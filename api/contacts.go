@@ -17,6 +17,9 @@ const (
 	PathContactRequest = PathContacts + "/requests"
 	PathContactAccept  = PathContactRequest + "/{id}/accept"
 	PathContactReject  = PathContactRequest + "/{id}/reject"
+	// PathContact removes a contact (DELETE; ?block=true also drops the
+	// contact's later requests unread).
+	PathContact = PathContacts + "/{contact}"
 	// PathAliasProof sets an alias's proof of work (PUT).
 	PathAliasProof = PathAlias + "/pow"
 	// PathGroupAddContact adds a contact to a managed group, the welcome
@@ -241,6 +244,22 @@ func (c *Client) SetAliasProofBits(ctx context.Context, name string, bits int) (
 // RejectContact calls POST /v1/contacts/requests/{id}/reject.
 func (c *Client) RejectContact(ctx context.Context, id string) error {
 	return c.Do(ctx, http.MethodPost, pathWith(PathContactReject, "id", id), nil, nil)
+}
+
+// RemoveContact calls DELETE /v1/contacts/{contact}: the node leaves the
+// connection group and forgets the contact (by group ID, fingerprint or
+// nick); with block, the contact's later requests are dropped unread. It
+// returns the contact as it was.
+func (c *Client) RemoveContact(ctx context.Context, contact string, block bool) (*Contact, error) {
+	path := pathWith(PathContact, "contact", contact)
+	if block {
+		path += "?block=true"
+	}
+	var out Contact
+	if err := c.Do(ctx, http.MethodDelete, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // Contacts calls GET /v1/contacts.

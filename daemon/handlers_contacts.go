@@ -24,6 +24,7 @@ func (s *server) contactRoutes(mux *http.ServeMux) {
 	s.handle(mux, api.PathContactRequest, methods{http.MethodGet: s.listContactRequests, http.MethodPost: s.requestContact})
 	s.handle(mux, api.PathContactAccept, methods{http.MethodPost: s.acceptContact})
 	s.handle(mux, api.PathContactReject, methods{http.MethodPost: s.rejectContact})
+	s.handle(mux, api.PathContact, methods{http.MethodDelete: s.removeContact})
 	s.handle(mux, api.PathAliasProof, methods{http.MethodPut: s.setAliasProof})
 	s.handle(mux, api.PathGroupAddContact, methods{http.MethodPost: s.addContactToGroup})
 	s.handle(mux, api.PathContactAdds, methods{http.MethodGet: s.listContactAdds})
@@ -232,6 +233,21 @@ func (s *server) setAliasProof(w http.ResponseWriter, r *http.Request) error {
 		return contactError(err)
 	}
 	writeJSON(w, http.StatusOK, api.Alias(*a))
+	return nil
+}
+
+func (s *server) removeContact(w http.ResponseWriter, r *http.Request) error {
+	block, err := boolParam(r, "block")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), nodeCallTimeout)
+	defer cancel()
+	ct, err := s.d.node.RemoveContact(ctx, r.PathValue("contact"), block)
+	if err != nil {
+		return contactError(err)
+	}
+	writeJSON(w, http.StatusOK, api.Contact(*ct))
 	return nil
 }
 

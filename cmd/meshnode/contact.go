@@ -14,7 +14,8 @@ func newContactCmd(g *globals) *cobra.Command {
 		Short: "Ask people to connect, answer their requests, list your contacts",
 	}
 	cmd.AddCommand(newContactRequestCmd(g), newContactRequestsCmd(g), newContactAcceptCmd(g),
-		newContactRejectCmd(g), newContactListCmd(g), newContactAddsCmd(g), newContactCancelAddCmd(g))
+		newContactRejectCmd(g), newContactListCmd(g), newContactAddsCmd(g), newContactCancelAddCmd(g),
+		newContactRemoveCmd(g))
 	return cmd
 }
 
@@ -190,6 +191,43 @@ func newContactRejectCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func newContactRemoveCmd(g *globals) *cobra.Command {
+	var block, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "remove CONTACT",
+		Short: "End a contact (requested or connected): leave the connection group and forget it",
+		Long: "End a contact, given by nick, fingerprint, alias or connection group ID: your node leaves the\n" +
+			"connection group (its keys and messages are deleted) and forgets the contact. The other side is\n" +
+			"not told. --block also drops their later requests unread (as `contact reject` does).",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var ct *api.Contact
+			if err := g.call(func(c *api.Client) (err error) {
+				ct, err = c.RemoveContact(cmd.Context(), args[0], block)
+				return err
+			}); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(g.stdout, ct)
+			}
+			who := ct.Nick
+			if who == "" {
+				who = ct.Via
+			}
+			fmt.Fprintf(g.stdout, "Removed contact %s", who)
+			if block {
+				fmt.Fprint(g.stdout, " (blocked)")
+			}
+			fmt.Fprintln(g.stdout)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&block, "block", false, "also drop their later requests unread")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the removed contact as JSON")
+	return cmd
 }
 
 func newContactListCmd(g *globals) *cobra.Command {

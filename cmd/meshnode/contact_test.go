@@ -63,4 +63,20 @@ func TestContactAddToGroupFlow(t *testing.T) {
 	}, "bob joins the managed group")
 	ok(t, meshnode(t, e, "send", "--home", bob, "circle", "hi", "alice"), "bob send")
 	waitTexts(t, alice, "circle", 1)
+
+	// Ending the contact leaves the connection group, not the groups
+	// joined through it.
+	if r := meshnode(t, e, "contact", "remove", "--home", bob, "nobody"); r.code == 0 || !strings.Contains(r.stderr, "unknown contact") {
+		t.Fatalf("contact remove nobody: %d\n%s", r.code, r.stderr)
+	}
+	removed := jsonOf[map[string]any](t, meshnode(t, e, "contact", "remove", "--home", bob, "alice", "--block", "--json"))
+	if removed["nick"] != "alice" {
+		t.Fatalf("removed %v", removed)
+	}
+	if cs := jsonOf[[]map[string]any](t, meshnode(t, e, "contact", "list", "--home", bob, "--json")); len(cs) != 0 {
+		t.Fatalf("contacts after remove: %v", cs)
+	}
+	if !strings.Contains(meshnode(t, e, "group", "list", "--home", bob).stdout, "circle") {
+		t.Fatal("removing the contact left the managed group too")
+	}
 }
