@@ -278,11 +278,19 @@ func (s *Store) Put(ctx context.Context, env *envelope.Envelope) (Result, error)
 		return Result{}, err
 	}
 	defer s.leave()
-	// Fast path for the common gossip case: an envelope we already hold is
-	// already durable, so it needs no trip through the writer.
-	if rec, ok, err := s.lookupIndex(env.Mailbox(), env.ID()); err == nil && ok {
-		s.m.duplicates.Inc()
-		return Result{Seq: rec.seq, Duplicate: true}, nil
+	// Fast path for an envelope we already hold (a gossip copy of what
+	// arrived by direct relay or sync): it is already durable, so it needs
+	// no trip through the writer. Only while no commit is in progress:
+	// Badger makes a read begun during a commit wait until the commit is
+	// fsynced, and every Put of a busy host would then wait out a commit
+	// before queueing for the next, arriving too late to join it (group
+	// commit would form half the batches). Under load, duplicates are
+	// found by the writer instead, which checks every Put anyway.
+	if !s.w.committing.Load() {
+		if rec, ok, err := s.lookupIndex(env.Mailbox(), env.ID()); err == nil && ok {
+			s.m.duplicates.Inc()
+			return Result{Seq: rec.seq, Duplicate: true}, nil
+		}
 	}
 	out, err := s.w.submit(ctx, &op{kind: opPut, env: env})
 	if err != nil {

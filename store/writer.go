@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -68,6 +69,12 @@ type writer struct {
 	exited chan struct{}
 	states map[envelope.MailboxID]*mailboxState
 	usage  usageTotals
+	// committing is set while a Badger commit is in progress. Badger makes
+	// every read transaction begun meanwhile wait until that commit is
+	// written and fsynced; Put skips its duplicate check then (see Put).
+	committing atomic.Bool
+	// commit commits a transaction: txn.Commit, or a stand-in in tests.
+	commit func(*badger.Txn) error
 }
 
 func newWriter(s *Store, states map[envelope.MailboxID]*mailboxState) *writer {
@@ -77,6 +84,7 @@ func newWriter(s *Store, states map[envelope.MailboxID]*mailboxState) *writer {
 		stop:   make(chan struct{}),
 		exited: make(chan struct{}),
 		states: states,
+		commit: func(txn *badger.Txn) error { return txn.Commit() },
 	}
 	for _, st := range states {
 		w.usage.count += int64(st.count)
@@ -274,7 +282,10 @@ func (w *writer) build(ops []*op, now time.Time) ([]outcome, *batch, error) {
 		}
 	}
 	start := time.Now()
-	if err := txn.Commit(); err != nil {
+	w.committing.Store(true)
+	err := w.commit(txn)
+	w.committing.Store(false)
+	if err != nil {
 		return nil, nil, err
 	}
 	if len(b.dirty) > 0 {

@@ -1,10 +1,18 @@
 package store
 
 import (
+	"cmp"
 	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
 
 	"github.com/meshnode/meshnode/envelope"
+	tu "github.com/meshnode/meshnode/internal/testutil"
 )
 
 // pauseWriter stops the writer goroutine so the test can run batches on
@@ -83,5 +91,58 @@ func TestQuotaWithinOneBatch(t *testing.T) {
 	}
 	if out := <-batch[1].done; !errors.Is(out.err, ErrQuotaExceeded) {
 		t.Fatalf("second Put of the batch = %v, want ErrQuotaExceeded", out.err)
+	}
+}
+
+// A Put made while a commit is in progress goes straight to the writer's
+// queue, where it joins the next batch: it does not first wait for that
+// commit in a read (Badger makes a read begun during a commit wait for
+// it), which made a busy host's Puts miss the batch after and halved its
+// group commits. A duplicate among them is still found, by the writer.
+func TestPutDuringCommitJoinsTheNextBatch(t *testing.T) {
+	s := openMem(t, testParams())
+	k := newKey(t)
+	stored := seal(t, k, 400)
+	if _, err := s.Put(t.Context(), stored); err != nil {
+		t.Fatal(err)
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the store closes, if the test fails early
+	var held atomic.Bool
+	// Set before the next operation is handed to the writer, which reads
+	// it only after receiving one.
+	s.w.commit = func(txn *badger.Txn) error {
+		if held.CompareAndSwap(false, true) {
+			close(started)
+			<-release
+		}
+		return txn.Commit()
+	}
+	results := make(chan Result, 3)
+	put := func(e *envelope.Envelope) {
+		go func() {
+			res, err := s.Put(t.Context(), e)
+			if err != nil {
+				t.Error(err)
+			}
+			results <- res
+		}()
+	}
+	put(seal(t, k, 400))
+	<-started
+	// Both reach the queue while the first commit is held.
+	put(seal(t, k, 400))
+	put(stored)
+	tu.Eventually(t, 10*time.Second, func() bool { return len(s.w.ops) == 2 }, "Puts queued during the commit")
+	unblock()
+	var got []Result
+	for range 3 {
+		got = append(got, <-results)
+	}
+	slices.SortFunc(got, func(a, b Result) int { return cmp.Compare(a.Seq, b.Seq) })
+	if want := []Result{{Seq: 1, Duplicate: true}, {Seq: 2}, {Seq: 3}}; !slices.Equal(got, want) {
+		t.Fatalf("results %+v, want %+v", got, want)
 	}
 }
