@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -99,6 +100,14 @@ type Relay struct {
 	limiter *ratelimit.Limiter[peer.ID]
 	rejects *ratelimit.Limiter[peer.ID]
 
+	// verifying holds a token per signature check of a direct relay in
+	// progress, at most one per core. Requests beyond that wait parked
+	// instead of filling the scheduler's run queues: the store's commit
+	// goroutines, which every answer waits for, would queue behind them
+	// (a host handling a hundred requests at once made each commit wait
+	// milliseconds for a core), and nothing is verified any sooner.
+	verifying chan struct{}
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -133,7 +142,8 @@ func New(h host.Host, ps *pubsub.PubSub, handler Handler, opts ...Option) (*Rela
 		limiter: ratelimit.New[peer.ID](p.PeerRate, p.PeerBurst, p.MaxTrackedPeers),
 		rejects: ratelimit.New[peer.ID](float64(p.RejectsBeforeBlacklist)/max(p.BlacklistWindow.Seconds(), 1), p.RejectsBeforeBlacklist, p.MaxTrackedPeers),
 		ctx:     ctx, cancel: cancel,
-		topics: make(map[envelope.MailboxID]*joined),
+		topics:    make(map[envelope.MailboxID]*joined),
+		verifying: make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}
 	h.SetStreamHandler(ProtocolID, r.handleStream)
 	h.SetStreamHandler(SessionProtocolID, r.handleStream)

@@ -175,7 +175,15 @@ func skipFrame(br *bufio.Reader, max int) bool {
 // rest, as envelope.Open would) and stores it, and fills in a. The caller
 // gossips a.publish after answering.
 func (r *Relay) deliver(a *answer, from peer.ID, env *envelope.Envelope) {
-	if err := env.Verify(); err != nil {
+	select {
+	case r.verifying <- struct{}{}:
+	case <-r.ctx.Done():
+		a.set(status.Unavailable, "host is closing")
+		return
+	}
+	err := env.Verify()
+	<-r.verifying
+	if err != nil {
 		r.penalise(from, err)
 		a.set(status.FromError(err))
 		return

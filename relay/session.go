@@ -55,9 +55,12 @@ type sessionConn struct {
 	nextID  uint32
 	out     []byte // request frames waiting to be written
 	spare   []byte // the buffer of the write in progress, reused
-	writing bool   // a Send is writing out (it writes what others queue too)
 	err     error  // the stream failed; set once
 	closing bool   // Session.Close: no more requests
+
+	// kick wakes writeLoop: there is something to write, the session is
+	// closing, or the stream failed.
+	kick chan struct{}
 }
 
 // call is one request awaiting its answer.
@@ -131,8 +134,9 @@ func (s *Session) stream(ctx context.Context) (c *sessionConn, fresh bool, err e
 		_ = st.Reset()
 		return nil, false, fmt.Errorf("relay: %w", err)
 	}
-	s.conn = &sessionConn{st: st, pending: map[uint32]*call{}}
+	s.conn = &sessionConn{st: st, pending: map[uint32]*call{}, kick: make(chan struct{}, 1)}
 	go s.conn.readLoop(s.p)
+	go s.conn.writeLoop()
 	return s.conn, true, nil
 }
 
@@ -162,9 +166,8 @@ func (e *streamEnded) Error() string {
 }
 func (e *streamEnded) Unwrap() error { return e.err }
 
-// roundTrip queues q under a fresh request ID, writes it out (with
-// whatever else was queued meanwhile) unless a concurrent call is already
-// writing, and waits for its answer or ctx.
+// roundTrip queues q under a fresh request ID for writeLoop and waits for
+// its answer or ctx.
 func (c *sessionConn) roundTrip(ctx context.Context, q *request) (*response, error) {
 	cl := &call{done: make(chan callResult, 1)}
 	c.mu.Lock()
@@ -182,27 +185,51 @@ func (c *sessionConn) roundTrip(ctx context.Context, q *request) (*response, err
 	c.nextID++
 	c.pending[id] = cl
 	c.out = appendSessionRequest(c.out, id, q)
-	if !c.writing {
-		c.writing = true
+	c.mu.Unlock()
+	c.kickWriter()
+	select {
+	case res := <-cl.done:
+		return res.resp, res.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *sessionConn) kickWriter() {
+	select {
+	case c.kick <- struct{}{}:
+	default: // already kicked; it will see what was queued
+	}
+}
+
+// writeLoop writes the queued request frames, everything queued by the
+// time it runs in one write: the requests that the answers of one group
+// commit let a writer's callers send go out together, in one muxer frame
+// and one system call, instead of one each. When the session closes it
+// ends the stream for writing after the last request.
+func (c *sessionConn) writeLoop() {
+	for range c.kick {
+		c.mu.Lock()
 		for len(c.out) > 0 && c.err == nil {
 			buf := c.out
 			c.out = c.spare[:0]
 			c.mu.Unlock()
 			_, err := c.st.Write(buf)
 			c.mu.Lock()
-			c.spare = buf
+			c.spare = buf[:0]
 			if err != nil {
 				c.failLocked(err)
 			}
 		}
-		c.writing = false
-	}
-	c.mu.Unlock()
-	select {
-	case res := <-cl.done:
-		return res.resp, res.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		failed, closing := c.err != nil, c.closing
+		c.mu.Unlock()
+		switch {
+		case failed:
+			return
+		case closing:
+			_ = c.st.CloseWrite()
+			return
+		}
 	}
 }
 
@@ -259,6 +286,7 @@ func (c *sessionConn) failLocked(err error) {
 		delete(c.pending, id)
 	}
 	_ = c.st.Reset()
+	c.kickWriter() // to end writeLoop
 }
 
 func (c *sessionConn) failed() bool {
@@ -267,8 +295,9 @@ func (c *sessionConn) failed() bool {
 	return c.err != nil || c.closing
 }
 
-// close ends the stream for writing; the reader closes it once every
-// request has been answered, or it is reset after timeout.
+// close ends the session: writeLoop ends the stream for writing after the
+// last queued request, and the reader closes it once every request has
+// been answered, or it is reset after timeout.
 func (c *sessionConn) close(timeout time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -276,10 +305,10 @@ func (c *sessionConn) close(timeout time.Duration) error {
 		return nil
 	}
 	c.closing = true
+	c.kickWriter()
 	if len(c.pending) == 0 {
 		c.err = ErrSessionClosed
 		return c.st.Close()
 	}
-	_ = c.st.SetReadDeadline(time.Now().Add(timeout))
-	return c.st.CloseWrite()
+	return c.st.SetReadDeadline(time.Now().Add(timeout))
 }
