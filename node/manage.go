@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"fmt"
@@ -31,8 +32,8 @@ import (
 // sequence number older than its own envelopes — after a restart the
 // member loop's first pass may not have run yet — which would fork the
 // chain with its own event and reuse sequence numbers. A welcome lost that
-// way is not recovered (the add is): remove the member and add it again
-// with a fresh key package. A crash after the record but before the relay
+// way is not recovered by itself (the add is): adding the same key package
+// again sends it again (addMember). A crash after the record but before the relay
 // leaves the envelopes in the own store only; the node serves them, and
 // anti-entropy sync with the group's hosts moves them there.
 
@@ -209,13 +210,21 @@ func (op *managerOp) rotateIfDue() error {
 }
 
 // addMember appends the add of a key package's member and sends the
-// welcome (after the rotation from-join history requires).
+// welcome (after the rotation from-join history requires). Adding again
+// the key package a member was added with sends its welcome again and
+// changes nothing else: the way to recover a welcome lost to a crash
+// between storing the add and storing the welcome, or one the member's
+// node never fetched.
 func (op *managerOp) addMember(kp *keymgmt.KeyPackage, role groupstate.Role, bot bool) error {
-	if _, err := op.appendEvent(&groupstate.Event{Kind: groupstate.EventAdd, KeyPackage: kp.Marshal(), Role: role, Bot: bot}); err != nil {
-		return err
-	}
-	if err := op.rotateIfDue(); err != nil {
-		return err
+	if op.addedWith(kp) {
+		op.events = append(op.events, "sent "+kp.Identity.Fingerprint()+" the welcome again")
+	} else {
+		if _, err := op.appendEvent(&groupstate.Event{Kind: groupstate.EventAdd, KeyPackage: kp.Marshal(), Role: role, Bot: bot}); err != nil {
+			return err
+		}
+		if err := op.rotateIfDue(); err != nil {
+			return err
+		}
 	}
 	w, err := groupstate.NewWelcome(op.e.chain, op.e.g, kp, op.m.id)
 	if err != nil {
@@ -227,6 +236,17 @@ func (op *managerOp) addMember(kp *keymgmt.KeyPackage, role groupstate.Role, bot
 	}
 	op.welcomes = append(op.welcomes, envs...)
 	return nil
+}
+
+// addedWith reports whether the key package's identity is a member that
+// was added with this very key package.
+func (op *managerOp) addedWith(kp *keymgmt.KeyPackage) bool {
+	mb, ok := op.e.chain.Member(kp.Identity.SignPub)
+	if !ok {
+		return false
+	}
+	ev, ok := op.e.chain.Event(mb.Added)
+	return ok && ev.Kind == groupstate.EventAdd && bytes.Equal(ev.KeyPackage, kp.Marshal())
 }
 
 // setRole appends a role change and rotates when the member lost write
