@@ -235,6 +235,11 @@ func TestPageRawMatchesPage(t *testing.T) {
 				if !bytes.Equal(b, pg.Envelopes[i].Bytes()) {
 					t.Fatalf("raw envelope %d differs from the decoded one", i)
 				}
+				// Encodings share buffers: appending to one must not
+				// overwrite the next.
+				if cap(b) != len(b) {
+					t.Fatalf("raw envelope %d: capacity %d beyond its %d bytes", i, cap(b), len(b))
+				}
 				total += len(b)
 			}
 			if len(raw.Envelopes) > 1 && total > tc.maxBytes {

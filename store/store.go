@@ -418,6 +418,9 @@ type RawPage struct {
 	More      bool
 }
 
+// rawChunkSize is the size of the buffers PageRaw copies encodings into.
+const rawChunkSize = 256 << 10
+
 // PageRaw is Page without decoding: it returns the stored encodings,
 // checked for length but neither parsed nor re-hashed. It is for serving
 // pages to remote clients, which check every envelope they receive
@@ -426,6 +429,9 @@ type RawPage struct {
 // path of a fetch. Cursors and errors are those of Page.
 func (s *Store) PageRaw(m envelope.MailboxID, after Cursor, limit, maxBytes int) (RawPage, error) {
 	var pg RawPage
+	// The encodings are copied out of Badger's memory map into a few
+	// large buffers rather than one allocation each.
+	var chunk []byte
 	next, more, err := s.page(m, after, limit, maxBytes, func(b []byte) error {
 		_, _, raw, err := decodeArrivalHeader(b)
 		if err != nil {
@@ -434,7 +440,12 @@ func (s *Store) PageRaw(m envelope.MailboxID, after Cursor, limit, maxBytes int)
 		if len(raw) > envelope.AbsoluteMaxSize {
 			return fmt.Errorf("%w: stored envelope of %d bytes", ErrCorrupt, len(raw))
 		}
-		pg.Envelopes = append(pg.Envelopes, append([]byte(nil), raw...))
+		if cap(chunk)-len(chunk) < len(raw) {
+			chunk = make([]byte, 0, max(rawChunkSize, len(raw)))
+		}
+		start := len(chunk)
+		chunk = append(chunk, raw...)
+		pg.Envelopes = append(pg.Envelopes, chunk[start:len(chunk):len(chunk)])
 		return nil
 	})
 	if err != nil {
@@ -478,7 +489,10 @@ func (s *Store) page(m envelope.MailboxID, after Cursor, limit, maxBytes int, ad
 			from = seq
 		}
 		pos, total, n := from, 0, 0
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: min(limit, 64), Prefix: mailboxKey(prefixArrival, m)})
+		// No value prefetching: it copies every value once more (add
+		// copies or decodes each anyway), and a page's values are read in
+		// key order from the value log, which the OS reads ahead.
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: mailboxKey(prefixArrival, m)})
 		defer it.Close()
 		for it.Seek(arrivalKey(m, from+1)); it.Valid(); it.Next() {
 			if n == limit {
