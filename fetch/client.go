@@ -96,7 +96,7 @@ func (c *Client) open(ctx context.Context, p peer.ID, m envelope.MailboxID, afte
 	if err := st.CloseWrite(); err != nil {
 		return nil, fmt.Errorf("fetch: send request to %s: %w", p, err)
 	}
-	pr.r = wire.NewReader(st)
+	pr.r = wire.NewReaderSize(st, readBufferSize)
 	frame, err := pr.r.ReadFrame(maxHeaderSize)
 	if err != nil {
 		return nil, fmt.Errorf("fetch: read page header from %s: %w", p, err)
@@ -137,7 +137,9 @@ func (pr *pageReader) read(ctx context.Context) (pg store.Page, err error) {
 	pg.Envelopes = make([]*envelope.Envelope, 0, h.count)
 	total := 0
 	for i := 0; i < int(h.count); i++ {
-		b, err := pr.r.ReadFrame(c.params.MaxEnvelopeSize)
+		// Decode copies the envelope out of the reader's buffer, so the
+		// frame need not be copied first.
+		b, err := pr.r.Next(c.params.MaxEnvelopeSize)
 		if err != nil {
 			return store.Page{}, fmt.Errorf("fetch: read envelope %d/%d from %s: %w", i+1, h.count, p, err)
 		}

@@ -15,6 +15,11 @@ const (
 	maxHeaderSize  = 3 + status.MaxMessage + 1 + 4 + 2 + MaxCursorSize
 )
 
+// readBufferSize is the client's read buffer for a page: envelopes of up
+// to this size are decoded straight out of it (wire.Reader.Next), and
+// each read from the stream takes up to this much.
+const readBufferSize = 64 << 10
+
 type request struct {
 	mailbox envelope.MailboxID
 	limit   uint32
