@@ -7,7 +7,13 @@
 // # Flow
 //
 // Reads (Has, Get, Page, Stats, Mailboxes, RangeIDs) run on Badger read
-// snapshots, concurrently with everything else.
+// snapshots, concurrently with everything else. Badger makes a read begun
+// while a commit is in progress wait until that commit is fsynced, so the
+// write path avoids them: Put looks for a duplicate itself only while no
+// commit is in progress (otherwise the writer finds it), or a busy host's
+// Puts would each wait out a commit before queueing and miss the next
+// batch too. Pages read values straight from the value log's memory map
+// (no prefetching, which would copy each value once more).
 //
 // Writes (Put, SetPolicy, retention) go to one writer goroutine that owns
 // every write and the in-memory copy of the mailbox states:
