@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -62,18 +63,7 @@ func TestRequestProofOfWork(t *testing.T) {
 	if pkg.ProofBits != bits {
 		t.Fatalf("published package asks for %d bits", pkg.ProofBits)
 	}
-	post := func(ct []byte) {
-		t.Helper()
-		nonce := make([]byte, envelope.NonceSize)
-		rand.Read(nonce)
-		env, err := envelope.Seal(pkg.MailboxKey(), nonce, ct, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := mallory.n.Remote(host.ID()).RelayMessageToGroup(ctx, pkg.Mailbox(), env); err != nil {
-			t.Fatal(err)
-		}
-	}
+	post := func(ct []byte) { t.Helper(); postSealed(t, mallory.n, host.ID(), pkg, ct) }
 	invite := func(n *Node) string {
 		g, inv, err := n.CreateGroup(ctx, "connection", []string{hostAddr(host)})
 		if err != nil || g == nil {
@@ -383,23 +373,7 @@ func TestConcurrentPolls(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		est, err := id.NewEstablishment(pkg, "someone", inv, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ct, err := keymgmt.SealRequest(ctx, pkg, est)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nonce := make([]byte, envelope.NonceSize)
-		rand.Read(nonce)
-		env, err := envelope.Seal(pkg.MailboxKey(), nonce, ct, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := mallory.n.Remote(host.ID()).RelayMessageToGroup(ctx, pkg.Mailbox(), env); err != nil {
-			t.Fatal(err)
-		}
+		postRequest(t, mallory.n, host.ID(), pkg, id, "someone", inv)
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -456,23 +430,7 @@ func TestRequestInviteOnForeignHost(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		est, err := mallory.id.NewEstablishment(pkg, "mallory", inv, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ct, err := keymgmt.SealRequest(ctx, pkg, est)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nonce := make([]byte, envelope.NonceSize)
-		rand.Read(nonce)
-		env, err := envelope.Seal(pkg.MailboxKey(), nonce, ct, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := mallory.n.Remote(host.ID()).RelayMessageToGroup(ctx, pkg.Mailbox(), env); err != nil {
-			t.Fatal(err)
-		}
+		postRequest(t, mallory.n, host.ID(), pkg, mallory.id, "mallory", inv)
 	}
 	send(foreign)
 	if got, err := bob.n.PollRequests(ctx); err != nil || got != 0 {
@@ -482,5 +440,35 @@ func TestRequestInviteOnForeignHost(t *testing.T) {
 	reqs := pollUntil(t, bob.n, 1)
 	if len(reqs) != 1 || reqs[0].Fingerprint != mallory.id.Fingerprint() {
 		t.Fatalf("requests %+v", reqs)
+	}
+}
+
+// postRequest seals an establishment of id (with nick and invite) to pkg
+// and relays it through n to the package's request mailbox on host.
+func postRequest(t *testing.T, n *Node, host peer.ID, pkg *keymgmt.ConnPackage, id *keymgmt.Identity, nick, invite string) {
+	t.Helper()
+	est, err := id.NewEstablishment(pkg, nick, invite, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := keymgmt.SealRequest(context.Background(), pkg, est)
+	if err != nil {
+		t.Fatal(err)
+	}
+	postSealed(t, n, host, pkg, ct)
+}
+
+// postSealed relays a sealed request through n to pkg's request mailbox
+// on host, in a fresh envelope.
+func postSealed(t *testing.T, n *Node, host peer.ID, pkg *keymgmt.ConnPackage, ct []byte) {
+	t.Helper()
+	nonce := make([]byte, envelope.NonceSize)
+	rand.Read(nonce)
+	env, err := envelope.Seal(pkg.MailboxKey(), nonce, ct, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Remote(host).RelayMessageToGroup(context.Background(), pkg.Mailbox(), env); err != nil {
+		t.Fatal(err)
 	}
 }
