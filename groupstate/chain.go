@@ -103,6 +103,13 @@ func (c *Chain) Len() int { return len(c.entries) }
 // State returns a copy of the state at the head.
 func (c *Chain) State() *State { return c.state.Clone() }
 
+// Hosts returns the hosts of the state at the head (State copies the
+// whole roster).
+func (c *Chain) Hosts() []string { return slices.Clone(c.state.Hosts) }
+
+// Policy returns the policy of the state at the head.
+func (c *Chain) Policy() Policy { return c.state.Policy }
+
 // Member returns a member of the state at the head.
 func (c *Chain) Member(key ed25519.PublicKey) (*Member, bool) { return c.state.Member(key) }
 

@@ -533,7 +533,7 @@ func (n *Node) SetPolicy(ctx context.Context, group string, ch PolicyChange, opt
 		// The change applies to the policy at the head under the manager
 		// operation's lock, so two concurrent partial changes both hold.
 		return n.manage(ctx, group, func(op *managerOp) error {
-			_, err := op.appendEvent(&groupstate.Event{Kind: groupstate.EventSetPolicy, Policy: apply(op.e.chain.State().Policy)})
+			_, err := op.appendEvent(&groupstate.Event{Kind: groupstate.EventSetPolicy, Policy: apply(op.e.chain.Policy())})
 			return err
 		})
 	}
@@ -544,7 +544,7 @@ func (n *Node) SetPolicy(ctx context.Context, group string, ch PolicyChange, opt
 	}
 	var p groupstate.Policy
 	if err == nil {
-		p = e.chain.State().Policy
+		p = e.chain.Policy()
 	}
 	m.mu.Unlock()
 	if err != nil {

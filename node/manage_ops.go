@@ -265,7 +265,7 @@ func (n *Node) followChainHosts(ctx context.Context) {
 		if e.chain == nil || e.local.Removed {
 			continue
 		}
-		hosts := e.chain.State().Hosts
+		hosts := e.chain.Hosts()
 		if slices.Equal(hosts, e.g.Hosts) {
 			continue
 		}

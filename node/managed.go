@@ -234,14 +234,8 @@ func (m *member) countMessage(e *groupEntry, p *groupstate.Payload) {
 	}
 }
 
-// policy returns a managed group's policy, cached per state head (State
-// copies the whole roster).
-func (e *groupEntry) policy() groupstate.Policy {
-	if h := e.chain.Head(); h != e.policyAt {
-		e.policyAt, e.cachedPolicy = h, e.chain.State().Policy
-	}
-	return e.cachedPolicy
-}
+// policy returns a managed group's policy at the head.
+func (e *groupEntry) policy() groupstate.Policy { return e.chain.Policy() }
 
 // checkManaged checks a managed group's payload before its kind is
 // handled: the state head it names and its author's membership.
@@ -550,7 +544,7 @@ func (m *member) chainGrew(txn *badger.Txn, e *groupEntry) error {
 		m.mg.changed = map[groupstate.GroupID]bool{}
 	}
 	m.mg.changed[e.g.ID] = true
-	if !slices.Equal(e.chain.State().Hosts, e.g.Hosts) {
+	if !slices.Equal(e.chain.Hosts(), e.g.Hosts) {
 		// A set-hosts event: the manager loop moves the group to the new
 		// hosts (followChainHosts) now rather than on its next pass.
 		m.kickManager()
@@ -827,5 +821,5 @@ func (n *Node) GroupPolicy(group string) (groupstate.Policy, error) {
 	if e.chain == nil {
 		return groupstate.Policy{}, fmt.Errorf("%w: %q", ErrNotManaged, e.g.Name)
 	}
-	return e.chain.State().Policy, nil
+	return e.chain.Policy(), nil
 }

@@ -87,9 +87,6 @@ type groupEntry struct {
 	// claims are state heads named by payloads that the chain did not
 	// hold yet, re-checked when it grows (managed.go).
 	claims []headClaim
-	// cachedPolicy is the chain's policy at state head policyAt.
-	policyAt     groupstate.EventID
-	cachedPolicy groupstate.Policy
 }
 
 type mailboxRef struct {
