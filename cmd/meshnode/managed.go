@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -260,36 +261,35 @@ func newGroupSplitsCmd(g *globals) *cobra.Command {
 }
 
 func newGroupAddManagerCmd(g *globals) *cobra.Command {
-	var via, asJSON bool
-	cmd := &cobra.Command{
-		Use:   "add-manager GROUP FINGERPRINT",
-		Short: "Make a member of a managed group a manager (it can then add, remove and rotate)",
-		Long: "Give a member the manage role. A member who could only read gets the write key too:\n" +
+	return memberOpCmd(g, "add-manager GROUP FINGERPRINT",
+		"Make a member of a managed group a manager (it can then add, remove and rotate)",
+		"Give a member the manage role. A member who could only read gets the write key too:\n"+
 			"the keys rotate.",
-		Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return manageCallOut(cmd, g, asJSON, func(c *api.Client) (*api.ManageResult, error) {
-				return c.AddManager(cmd.Context(), args[0], args[1], via)
-			})
-		},
-	}
-	viaBotFlag(cmd, &via)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
-	return cmd
+		(*api.Client).AddManager)
 }
 
 func newGroupTransferManagerCmd(g *globals) *cobra.Command {
+	return memberOpCmd(g, "transfer-manager GROUP FINGERPRINT",
+		"Hand your management of a managed group to a member (you become a writer)",
+		"Make a member a manager and step down to write. A member who could only read gets the\n"+
+			"write key first (the keys rotate). The only manager of a group hands over this way before\n"+
+			"leaving it.",
+		(*api.Client).TransferManager)
+}
+
+// memberOpCmd is a `group` command that applies a manager operation to one
+// member (GROUP FINGERPRINT), with --via-bot and --json.
+func memberOpCmd(g *globals, use, short, long string,
+	call func(*api.Client, context.Context, string, string, bool) (*api.ManageResult, error)) *cobra.Command {
 	var via, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "transfer-manager GROUP FINGERPRINT",
-		Short: "Hand your management of a managed group to a member (you become a writer)",
-		Long: "Make a member a manager and step down to write. A member who could only read gets the\n" +
-			"write key first (the keys rotate). The only manager of a group hands over this way before\n" +
-			"leaving it.",
-		Args: cobra.ExactArgs(2),
+		Use:   use,
+		Short: short,
+		Long:  long,
+		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return manageCallOut(cmd, g, asJSON, func(c *api.Client) (*api.ManageResult, error) {
-				return c.TransferManager(cmd.Context(), args[0], args[1], via)
+				return call(c, cmd.Context(), args[0], args[1], via)
 			})
 		},
 	}
