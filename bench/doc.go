@@ -53,9 +53,12 @@
 //
 // N envelopes of Size bytes are stored in one mailbox on a host node
 // (store on disk, filled by concurrent Puts). A member node fetches all
-// of them with fetch.Client.CatchUp (page by page, default page bounds),
-// first with signature verification off (a member: Rate, Ratio), then on
-// (a host that will re-serve what it fetches: Host). Each catch-up must
+// of them with fetch.Client.CatchUp (protocol /meshnode/fetch/1.1.0: one
+// request, then the host sends page after page on one stream; default
+// page bounds), first with signature verification off (a member: Rate,
+// Ratio), then on (a host that will re-serve what it fetches: Host).
+// Bytes counts what the host sent: each page's header frame and its
+// envelope frames. Each catch-up must
 // return every envelope once, in the host's arrival order (read locally
 // beforehand). The limit is the fastest of three transfers of the same
 // number of bytes over one raw libp2p stream between the same two hosts

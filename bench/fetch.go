@@ -332,10 +332,11 @@ func catchUp(ctx context.Context, n *node.Node, p peer.ID, m envelope.MailboxID,
 	return run, shape, nil
 }
 
-// headerBytes is the wire size of a successful page header frame with a
-// next cursor of k bytes (fetch's doc.go: code, message length, more,
-// count, cursor length, cursor).
-func headerBytes(k int) int64 { return frameSize(1 + 2 + 1 + 4 + 2 + k) }
+// headerBytes is the wire size of a successful page header frame of the
+// streaming protocol (fetch.StreamProtocolID) with a next cursor of k
+// bytes (fetch's doc.go: code, message length, more, count, body size,
+// cursor length, cursor).
+func headerBytes(k int) int64 { return frameSize(1 + 2 + 1 + 4 + 4 + 2 + k) }
 
 // serveRaw answers the raw protocol: read a uint64 count, send that many
 // bytes.

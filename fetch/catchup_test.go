@@ -30,9 +30,16 @@ func (f *failingSource) PageRaw(m envelope.MailboxID, after store.Cursor, limit,
 	return f.st.PageRaw(m, after, limit, maxBytes)
 }
 
+// protocols runs a catch-up test over each protocol: streaming, and page
+// by page against a host that serves only ProtocolID.
+func protocols(t *testing.T, test func(t *testing.T, streaming bool)) {
+	t.Run("1.1.0", func(t *testing.T) { test(t, true) })
+	t.Run("1.0.0", func(t *testing.T) { test(t, false) })
+}
+
 // catchUpSetup stores n envelopes and serves them in pages of pageSize
-// from src (nil: the store itself).
-func catchUpSetup(t *testing.T, n, pageSize int, src func(*store.Store) Source) (*Client, peer.ID, envelope.MailboxID, []envelope.ID) {
+// from src (nil: the store itself), with StreamProtocolID or without.
+func catchUpSetup(t *testing.T, streaming bool, n, pageSize int, src func(*store.Store) Source) (*Client, peer.ID, envelope.MailboxID, []envelope.ID) {
 	t.Helper()
 	srvHost, cliHost := newHost(t), newHost(t)
 	st := newStore(t)
@@ -57,6 +64,9 @@ func catchUpSetup(t *testing.T, n, pageSize int, src func(*store.Store) Source) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
+	if !streaming {
+		srvHost.RemoveStreamHandler(StreamProtocolID)
+	}
 	if err := cliHost.Connect(context.Background(), peer.AddrInfo{ID: srvHost.ID(), Addrs: srvHost.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +81,11 @@ func catchUpSetup(t *testing.T, n, pageSize int, src func(*store.Store) Source) 
 // page already asked for ahead is dropped), and resuming from the cursor
 // returned delivers the rest, in order, once.
 func TestCatchUpStopsWhereCallbackFailed(t *testing.T) {
-	c, srv, m, want := catchUpSetup(t, 300, 50, nil)
+	protocols(t, testCatchUpStopsWhereCallbackFailed)
+}
+
+func testCatchUpStopsWhereCallbackFailed(t *testing.T, streaming bool) {
+	c, srv, m, want := catchUpSetup(t, streaming, 300, 50, nil)
 	ctx := context.Background()
 	stop := errors.New("enough")
 	var got []envelope.ID
@@ -88,9 +102,10 @@ func TestCatchUpStopsWhereCallbackFailed(t *testing.T) {
 	if !errors.Is(err, stop) || n != 100 || len(got) != 100 {
 		t.Fatalf("stopped with %v after %d envelopes (%d kept), want the callback's error after 100", err, n, len(got))
 	}
-	// The page fetched ahead was abandoned, and its goroutine is gone.
+	// The page fetched or read ahead was abandoned, and its goroutine is
+	// gone.
 	buf := make([]byte, 1<<20)
-	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "fetchAsync") {
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "fetchAsync") || strings.Contains(stacks, "readPages") {
 		t.Fatalf("a page fetch outlived CatchUp:\n%s", stacks)
 	}
 	_, n, err = c.CatchUp(ctx, srv, m, cur, func(pg store.Page) error {
@@ -112,8 +127,12 @@ func TestCatchUpStopsWhereCallbackFailed(t *testing.T) {
 // A host failing on a later page: the error is the host's, and the cursor
 // is the last page delivered, so nothing is skipped on retry.
 func TestCatchUpReportsLaterPageFailure(t *testing.T) {
+	protocols(t, testCatchUpReportsLaterPageFailure)
+}
+
+func testCatchUpReportsLaterPageFailure(t *testing.T, streaming bool) {
 	var fs *failingSource
-	c, srv, m, want := catchUpSetup(t, 250, 50, func(st *store.Store) Source {
+	c, srv, m, want := catchUpSetup(t, streaming, 250, 50, func(st *store.Store) Source {
 		fs = &failingSource{st: st, failAt: 3}
 		return fs
 	})
@@ -144,9 +163,11 @@ func TestCatchUpReportsLaterPageFailure(t *testing.T) {
 }
 
 // An empty mailbox and an exactly full last page both end cleanly.
-func TestCatchUpEdges(t *testing.T) {
+func TestCatchUpEdges(t *testing.T) { protocols(t, testCatchUpEdges) }
+
+func testCatchUpEdges(t *testing.T, streaming bool) {
 	for _, tc := range []struct{ n, page, wantPages int }{{0, 10, 1}, {20, 10, 2}, {21, 10, 3}} {
-		c, srv, m, _ := catchUpSetup(t, tc.n, tc.page, nil)
+		c, srv, m, _ := catchUpSetup(t, streaming, tc.n, tc.page, nil)
 		pages := 0
 		_, n, err := c.CatchUp(context.Background(), srv, m, nil, func(store.Page) error { pages++; return nil })
 		if err != nil || n != tc.n {

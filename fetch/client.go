@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 
@@ -38,7 +39,7 @@ func (c *Client) Fetch(ctx context.Context, p peer.ID, m envelope.MailboxID, aft
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.params.StreamTimeout)
 	defer cancel()
-	pr, err := c.open(ctx, p, m, after, limit)
+	pr, err := c.open(ctx, p, m, after, limit, nil)
 	if err != nil {
 		return store.Page{}, err
 	}
@@ -69,10 +70,14 @@ type pageReader struct {
 
 // open sends the request for one page and reads its header. On success
 // the caller must call read (which closes the stream) or abort.
-func (c *Client) open(ctx context.Context, p peer.ID, m envelope.MailboxID, after store.Cursor, limit int) (*pageReader, error) {
-	st, err := c.h.NewStream(ctx, p, ProtocolID)
-	if err != nil {
-		return nil, fmt.Errorf("fetch: open stream to %s: %w", p, err)
+// A non-nil st is a stream already open with ProtocolID (CatchUp's
+// first, negotiated with a host that does not speak StreamProtocolID).
+func (c *Client) open(ctx context.Context, p peer.ID, m envelope.MailboxID, after store.Cursor, limit int, st network.Stream) (*pageReader, error) {
+	if st == nil {
+		var err error
+		if st, err = c.h.NewStream(ctx, p, ProtocolID); err != nil {
+			return nil, fmt.Errorf("fetch: open stream to %s: %w", p, err)
+		}
 	}
 	deadline, _ := ctx.Deadline()
 	_ = st.SetDeadline(deadline)
@@ -165,6 +170,13 @@ func (pr *pageReader) read(ctx context.Context) (pg store.Page, err error) {
 	return pg, nil
 }
 
+// notNegotiated tells whether err is a stream reset because the remote
+// refused the protocol it was opened with.
+func notNegotiated(err error) bool {
+	var se *network.StreamError
+	return errors.As(err, &se) && se.ErrorCode == network.StreamProtocolNegotiationFailed
+}
+
 // verifyAll checks write signatures on all cores.
 func verifyAll(ctx context.Context, envs []*envelope.Envelope) error {
 	g, _ := errgroup.WithContext(ctx)
@@ -179,18 +191,57 @@ func verifyAll(ctx context.Context, envs []*envelope.Envelope) error {
 // returns the cursor to save and the number of envelopes seen. fn's error
 // stops the catch-up; the cursor returned is then the last one fn accepted.
 //
+// It asks for StreamProtocolID first: one request, and the host sends
+// page after page on the same stream while fn handles the one before (at
+// most two pages held). A host's page budget per stream ending before the
+// mailbox does is followed by a new stream from the last cursor. A host
+// that speaks only ProtocolID is caught up page by page (catchUpPaged) on
+// the stream already negotiated.
+func (c *Client) CatchUp(ctx context.Context, p peer.ID, m envelope.MailboxID, after store.Cursor, fn func(store.Page) error) (store.Cursor, int, error) {
+	if err := c.checkArgs(after, c.params.MaxPageCount); err != nil {
+		return after, 0, err
+	}
+	total := 0
+	for {
+		st, err := c.openStream(ctx, p)
+		if err != nil {
+			return after, total, err
+		}
+		if st.Protocol() != StreamProtocolID {
+			cur, n, err := c.catchUpPaged(ctx, p, m, after, st, fn)
+			return cur, total + n, err
+		}
+		var n int
+		var more bool
+		after, n, more, err = c.catchUpStream(ctx, st, p, m, after, fn)
+		total += n
+		if n == 0 && notNegotiated(err) {
+			// The host's protocols, as identify last told them, were out
+			// of date: it does not speak StreamProtocolID (any more).
+			cur, n, err := c.catchUpPaged(ctx, p, m, after, nil, fn)
+			return cur, total + n, err
+		}
+		if err != nil || !more {
+			return after, total, err
+		}
+		if n == 0 {
+			return after, total, fmt.Errorf("%w: %s ended a stream with more to come but sent nothing", ErrBadResponse, p)
+		}
+	}
+}
+
+// catchUpPaged is CatchUp over ProtocolID, one page per stream, starting
+// on first if it is not nil (open with ProtocolID).
+//
 // Pages are handed to fn one at a time and in order, but fetched one ahead:
 // as soon as a page's header has arrived (it carries the next cursor), the
 // request for the following page goes out, so the host reads that page
 // from its store while this one is still in transit, decoded and handed
 // to fn. At most two pages are held at once.
-func (c *Client) CatchUp(ctx context.Context, p peer.ID, m envelope.MailboxID, after store.Cursor, fn func(store.Page) error) (store.Cursor, int, error) {
-	if err := c.checkArgs(after, c.params.MaxPageCount); err != nil {
-		return after, 0, err
-	}
+func (c *Client) catchUpPaged(ctx context.Context, p peer.ID, m envelope.MailboxID, after store.Cursor, first network.Stream, fn func(store.Page) error) (store.Cursor, int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	n := 0
-	next := c.fetchAsync(ctx, p, m, after)
+	next := c.fetchAsync(ctx, p, m, after, first)
 	defer func() {
 		// Stopping early abandons the page fetched ahead: cancelling resets
 		// its stream, and waiting for its goroutine means none outlives
@@ -207,7 +258,7 @@ func (c *Client) CatchUp(ctx context.Context, p peer.ID, m envelope.MailboxID, a
 		select {
 		case h := <-f.header:
 			if h != nil && h.more && h.count > 0 {
-				next = c.fetchAsync(ctx, p, m, h.next)
+				next = c.fetchAsync(ctx, p, m, h.next, nil)
 			}
 			res = <-f.page
 		case res = <-f.page: // failed before its header
@@ -234,7 +285,7 @@ func (c *Client) CatchUp(ctx context.Context, p peer.ID, m envelope.MailboxID, a
 		if next == nil {
 			// Cannot happen: a page with more and envelopes had its
 			// follower requested when its header arrived.
-			next = c.fetchAsync(ctx, p, m, after)
+			next = c.fetchAsync(ctx, p, m, after, nil)
 		}
 	}
 }
@@ -251,14 +302,15 @@ type pageResult struct {
 	err error
 }
 
-// fetchAsync fetches one full page (MaxPageCount) in a goroutine. The
-// goroutine ends with ctx: a cancelled fetch resets its stream.
-func (c *Client) fetchAsync(ctx context.Context, p peer.ID, m envelope.MailboxID, after store.Cursor) *pageFetch {
+// fetchAsync fetches one full page (MaxPageCount) in a goroutine, on st
+// if it is not nil. The goroutine ends with ctx: a cancelled fetch resets
+// its stream.
+func (c *Client) fetchAsync(ctx context.Context, p peer.ID, m envelope.MailboxID, after store.Cursor, st network.Stream) *pageFetch {
 	f := &pageFetch{header: make(chan *header, 1), page: make(chan pageResult, 1)}
 	go func() {
 		ctx, cancel := context.WithTimeout(ctx, c.params.StreamTimeout)
 		defer cancel()
-		pr, err := c.open(ctx, p, m, after, c.params.MaxPageCount)
+		pr, err := c.open(ctx, p, m, after, c.params.MaxPageCount, st)
 		if err != nil {
 			f.page <- pageResult{err: err}
 			return

@@ -2,7 +2,11 @@
 // host) asks a host for the envelopes of a mailbox that arrived after a
 // cursor, page by page, in the host's arrival order. It never decrypts.
 //
-// # Protocol (ProtocolID = /meshnode/fetch/1.0.0)
+// Two protocols are served. Client.Fetch uses the first; Client.CatchUp
+// asks for the second and falls back to the first with a host that does
+// not speak it.
+//
+// # One page per stream (ProtocolID = /meshnode/fetch/1.0.0)
 //
 // One request and one page per stream. All frames are varint-delimited
 // (package internal/wire) and bounded:
@@ -18,11 +22,62 @@
 // first envelope) Params.MaxPageBytes bytes; a client rejects a page that
 // does.
 //
-// The catch-up client (Client.CatchUp) asks for the next page as soon as
-// a page's header has arrived (the header carries the next cursor), so the
-// host reads the next page from its store while the current one is in
-// transit; pages are still handed over one at a time and in order, and at
-// most two are held.
+// Catching up over this protocol, the client asks for the next page as
+// soon as a page's header has arrived (the header carries the next
+// cursor), so the host reads the next page from its store while the
+// current one is in transit; pages are still handed over one at a time
+// and in order, and at most two are held.
+//
+// # A stream of pages (StreamProtocolID = /meshnode/fetch/1.1.0)
+//
+// One request, then page after page on the same stream, so the stream's
+// flow-control window opens once for the whole catch-up and no page
+// waits for a request:
+//
+//	client ── request ──────────────────────────────► host
+//	       ◄── page 1: header ‖ body ──────────────── PageRaw(cursor)
+//	       ◄── page 2: header ‖ body ──────────────── PageRaw(page 1's next)
+//	       ...
+//	       ◄── last page (more = 0), or the page budget spent ── close
+//
+//	request = version(1) ‖ mailbox(32) ‖ limit uint32 ‖ pages uint32 ‖ uint16 n ‖ cursor(n)
+//	header  = code(1) ‖ uint16 m ‖ message(m) ‖ more(1) ‖ count uint32 ‖ size uint32 ‖ uint16 k ‖ next cursor(k)
+//	body    = count envelope frames (uvarint length ‖ encoding), size bytes in all
+//
+// The request is one frame of at most 1+32+4+4+2+MaxCursorSize bytes;
+// limit bounds the envelopes of each page and pages the number of pages
+// (0: the host's MaxPageCount and MaxStreamPages, which also cap them).
+// Each header is one frame of at most
+// 3+status.MaxMessage+1+4+4+2+MaxCursorSize bytes, followed directly (no
+// frame of its own) by its body. A page holds at most limit and
+// MaxPageCount envelopes and MaxPageBytes bytes of encodings, so size is
+// at most MaxPageBytes plus a length prefix per envelope; every prefix is
+// minimal and the frames fill size exactly. A header whose code is not OK
+// carries no page (count, size, more and cursor zero) and ends the
+// stream: a refusal (not served, rate limited, unknown or expired cursor)
+// or a failure met after earlier pages, which the client keeps.
+//
+// The host sends pages until one says none remain (more = 0) or it has
+// sent the page budget, then closes the stream; a clean end after a page
+// with more = 1 tells the client to go on with a new stream from that
+// page's cursor. It checks the hosting policy and takes a rate-limit
+// token for every page, as for every request of 1.0.0; it reserves
+// MaxPageBytes with the resource manager for the stream before loading
+// the first page and holds one page at a time. Its deadline is
+// StreamTimeout from accepting the stream, and moves on with every page.
+// Each page is written in writes of up to streamWriteSize (one yamux
+// frame in one Noise message) and flushed whole.
+//
+// The client reads each page off the stream into one buffer as soon as
+// it arrives (after reserving size bytes on the stream's scope, before
+// allocating), while the page before is decoded, checked and handed to
+// the callback: at most two pages are held, and the body buffers are
+// reused. A page is handed over whole or not at all, so a stream that
+// breaks midway loses nothing: the cursor returned is the last page the
+// callback accepted, and a catch-up resumed from it repeats nothing.
+// Streams are closed on success and reset on failure.
+//
+// # Both protocols
 //
 // Cursors are opaque and issued by the host (package store). An unknown or
 // expired cursor is an explicit error (status.UnknownCursor,

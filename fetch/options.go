@@ -17,9 +17,16 @@ type Params struct {
 	// MaxPageCount and MaxPageBytes bound one page.
 	MaxPageCount int
 	MaxPageBytes int
-	// StreamTimeout bounds one request/page exchange.
+	// MaxStreamPages bounds the pages a host sends on one stream of the
+	// streaming protocol (StreamProtocolID) before it closes it; the
+	// client goes on with a new stream from the last cursor.
+	MaxStreamPages int
+	// StreamTimeout bounds one request/page exchange, and on a stream of
+	// pages each page: the deadline moves on with every page.
 	StreamTimeout time.Duration
-	// PeerRate and PeerBurst limit pages served per remote peer per second.
+	// PeerRate and PeerBurst limit pages served per remote peer per
+	// second, whether each page is its own stream or one of many on a
+	// stream.
 	PeerRate        float64
 	PeerBurst       int
 	MaxTrackedPeers int
@@ -31,6 +38,7 @@ func DefaultParams() Params {
 		MaxEnvelopeSize: envelope.DefaultMaxSize,
 		MaxPageCount:    1000,
 		MaxPageBytes:    2 << 20,
+		MaxStreamPages:  256,
 		StreamTimeout:   30 * time.Second,
 		PeerRate:        50,
 		PeerBurst:       100,
@@ -46,6 +54,8 @@ func (p Params) validate() error {
 		return fmt.Errorf("fetch: MaxPageCount %d outside [1, 100000]", p.MaxPageCount)
 	case p.MaxPageBytes < p.MaxEnvelopeSize:
 		return fmt.Errorf("fetch: MaxPageBytes %d below MaxEnvelopeSize %d", p.MaxPageBytes, p.MaxEnvelopeSize)
+	case p.MaxStreamPages <= 0 || p.MaxStreamPages > 1<<20:
+		return fmt.Errorf("fetch: MaxStreamPages %d outside [1, %d]", p.MaxStreamPages, 1<<20)
 	case p.StreamTimeout <= 0:
 		return fmt.Errorf("fetch: StreamTimeout must be positive")
 	case p.PeerRate < 0 || p.PeerBurst < 0 || p.MaxTrackedPeers <= 0:

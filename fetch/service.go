@@ -17,8 +17,12 @@ import (
 	"github.com/meshnode/meshnode/store"
 )
 
-// ProtocolID is the fetch protocol.
+// ProtocolID is the fetch protocol of one page per stream.
 const ProtocolID = "/meshnode/fetch/1.0.0"
+
+// StreamProtocolID is the streaming fetch protocol: one request, then
+// page after page on the same stream (see the package doc).
+const StreamProtocolID = "/meshnode/fetch/1.1.0"
 
 // ServiceName is the resource-manager service of the fetch protocol.
 const ServiceName = "meshnode.fetch"
@@ -61,12 +65,14 @@ func NewService(h host.Host, src Source, opts ...Option) (*Service, error) {
 		limiter: ratelimit.New[peer.ID](p.PeerRate, p.PeerBurst, p.MaxTrackedPeers),
 	}
 	h.SetStreamHandler(ProtocolID, s.handle)
+	h.SetStreamHandler(StreamProtocolID, s.handleStream)
 	return s, nil
 }
 
 // Close stops serving.
 func (s *Service) Close() error {
 	s.h.RemoveStreamHandler(ProtocolID)
+	s.h.RemoveStreamHandler(StreamProtocolID)
 	return nil
 }
 
