@@ -9,6 +9,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	msmux "github.com/multiformats/go-multistream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/meshnode/meshnode/envelope"
@@ -170,11 +172,14 @@ func (pr *pageReader) read(ctx context.Context) (pg store.Page, err error) {
 	return pg, nil
 }
 
-// notNegotiated tells whether err is a stream reset because the remote
-// refused the protocol it was opened with.
+// notNegotiated tells whether err says the remote refused the protocol
+// the stream was opened with: the "na" of the lazy multistream handshake
+// (used when the peerstore says the protocol is supported), or the reset
+// that follows it, whichever the read meets first.
 func notNegotiated(err error) bool {
 	var se *network.StreamError
-	return errors.As(err, &se) && se.ErrorCode == network.StreamProtocolNegotiationFailed
+	var na msmux.ErrNotSupported[protocol.ID]
+	return errors.As(err, &na) || (errors.As(err, &se) && se.ErrorCode == network.StreamProtocolNegotiationFailed)
 }
 
 // verifyAll checks write signatures on all cores.
