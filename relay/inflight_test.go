@@ -138,6 +138,19 @@ func TestPublishVerification(t *testing.T) {
 	}
 	tu.Eventually(t, 10*time.Second, func() bool { return b.hd.has(e.ID()) }, "relayed envelope gossiped to b")
 
+	// a's own subscription receives its forward of e too; it must not hand
+	// e to the Handler a second time. pubsub hands a's publications to a's
+	// subscription in order, so once a later Publish has arrived, so has
+	// the forward of e.
+	later := tu.Envelope(t, k, 300)
+	if err := a.r.Publish(context.Background(), later); err != nil {
+		t.Fatal(err)
+	}
+	tu.Eventually(t, 10*time.Second, func() bool { return a.hd.has(later.ID()) }, "a's own publication delivered locally")
+	if n := a.hd.deliveries(e.ID()); n != 1 {
+		t.Fatalf("the relayed envelope reached a's Handler %d times, want 1 (direct relay only, not again from a's own forward)", n)
+	}
+
 	tampered := append([]byte(nil), tu.Envelope(t, k, 300).Bytes()...)
 	tampered[envelope.HeaderSize] ^= 1
 	bad, err := envelope.Decode(tampered, 0)

@@ -256,9 +256,12 @@ func (r *Relay) Publish(ctx context.Context, env *envelope.Envelope) error {
 
 // verifiedData marks an envelope the relay itself has just opened
 // (decoded and signature-checked) when it publishes it, so the local
-// validator need not check the signature a second time. Only the relay's
-// own code can attach it: the topics are private to the Relay, and pubsub
-// passes it to the validator of local publications only.
+// validator need not check the signature a second time. The validator
+// leaves it on the accepted message, so the local subscription can tell
+// that the relay path which published it has already delivered it to the
+// Handler, and skips it. Only the relay's own code can attach it: the
+// topics are private to the Relay, and pubsub passes it to the validator
+// of local publications only.
 type verifiedData struct{ env *envelope.Envelope }
 
 // publish gossips env; verified says the caller opened env itself (see
@@ -291,7 +294,7 @@ func (r *Relay) validator(m envelope.MailboxID) pubsub.ValidatorEx {
 			// bytes for this mailbox: checking the signature again would
 			// only double the host's verification cost per envelope.
 			if bytes.Equal(v.env.Bytes(), msg.Data) && v.env.Mailbox() == m {
-				msg.ValidatorData = v.env
+				msg.ValidatorData = v
 				return pubsub.ValidationAccept
 			}
 		}
@@ -326,6 +329,13 @@ func (r *Relay) readLoop(ctx context.Context, m envelope.MailboxID, sub *pubsub.
 		msg, err := sub.Next(ctx)
 		if err != nil {
 			return // cancelled or subscription closed
+		}
+		if _, ok := msg.ValidatorData.(verifiedData); ok {
+			// Our own forward of an envelope the relay has just stored:
+			// pubsub hands local publications to local subscribers too,
+			// and delivering it again would only make the store find a
+			// duplicate (a second store operation per relayed envelope).
+			continue
 		}
 		env, ok := msg.ValidatorData.(*envelope.Envelope)
 		if !ok {

@@ -22,9 +22,10 @@ import (
 
 // memHandler records delivered envelopes.
 type memHandler struct {
-	mu   sync.Mutex
-	seen map[envelope.ID]bool
-	fail error
+	mu    sync.Mutex
+	seen  map[envelope.ID]bool
+	calls map[envelope.ID]int // Deliver calls per envelope, duplicates included
+	fail  error
 }
 
 func (h *memHandler) Deliver(_ context.Context, env *envelope.Envelope, _ peer.ID) (bool, error) {
@@ -34,8 +35,9 @@ func (h *memHandler) Deliver(_ context.Context, env *envelope.Envelope, _ peer.I
 		return false, h.fail
 	}
 	if h.seen == nil {
-		h.seen = map[envelope.ID]bool{}
+		h.seen, h.calls = map[envelope.ID]bool{}, map[envelope.ID]int{}
 	}
+	h.calls[env.ID()]++
 	dup := h.seen[env.ID()]
 	h.seen[env.ID()] = true
 	return dup, nil
@@ -45,6 +47,12 @@ func (h *memHandler) has(id envelope.ID) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.seen[id]
+}
+
+func (h *memHandler) deliveries(id envelope.ID) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.calls[id]
 }
 
 func (h *memHandler) count() int {
