@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
@@ -198,5 +199,69 @@ func TestWriteFrameIsAWireFrame(t *testing.T) {
 		if err != nil || !bytes.Equal(got, body) || buf.Len() != 0 {
 			t.Fatalf("%d bytes: read back %d bytes, %v, %d left", n, len(got), err, buf.Len())
 		}
+	}
+}
+
+// publications counts this node's own pubsub publications.
+type publications struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (p *publications) Trace(evt *pb.TraceEvent) {
+	if evt.GetType() == pb.TraceEvent_PUBLISH_MESSAGE {
+		p.mu.Lock()
+		p.n++
+		p.mu.Unlock()
+	}
+}
+
+func (p *publications) count() int { p.mu.Lock(); defer p.mu.Unlock(); return p.n }
+
+// A host forwards what it receives by the direct protocol only when
+// another peer is on the mailbox's topic: alone, it publishes nothing.
+func TestForwardOnlyToPeers(t *testing.T) {
+	h := newHost(t)
+	v := &publications{}
+	ps, err := pubsub.NewGossipSub(context.Background(), h, append(mustPubSubOptions(t), pubsub.WithEventTracer(v))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd := &memHandler{}
+	a, err := New(h, ps, hd, WithPolicy(allowAll{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	k := tu.WriteKey(t)
+	m := tu.Mailbox(k)
+	if err := a.Join(m); err != nil {
+		t.Fatal(err)
+	}
+	client := newHost(t)
+	link(t, client, h)
+	alone := tu.Envelope(t, k, 300)
+	if err := Send(context.Background(), client, h.ID(), m, alone, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !hd.has(alone.ID()) {
+		t.Fatal("relayed envelope not delivered")
+	}
+
+	b := newRelay(t)
+	if err := b.r.Join(m); err != nil {
+		t.Fatal(err)
+	}
+	link(t, b.h, h)
+	tu.Eventually(t, 10*time.Second, func() bool { return len(a.TopicPeers(m)) == 1 }, "b on a's topic")
+	shared := tu.Envelope(t, k, 300)
+	if err := Send(context.Background(), client, h.ID(), m, shared, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	tu.Eventually(t, 10*time.Second, func() bool { return b.hd.has(shared.ID()) }, "envelope forwarded to b")
+	// The one publication is the forward of shared: a published nothing
+	// while it was alone on the topic.
+	if n := v.count(); n != 1 {
+		t.Fatalf("a published %d times, want 1 (the forward to b only)", n)
 	}
 }

@@ -206,8 +206,14 @@ func (r *Relay) deliver(a *answer, from peer.ID, env *envelope.Envelope) {
 // readers, after its sender has been answered: the sender waits only for
 // the durable store. A failure here is not the sender's problem: the
 // envelope is stored and fetchable.
+//
+// With no other peer on the topic there is no one to forward to (this
+// node's Handler has the envelope already), so nothing is published: a
+// host that members reach only by the direct protocol spends nothing on
+// gossip. A peer that joins the topic later catches up by fetch, as it
+// must anyway for what was sent before it joined.
 func (r *Relay) forward(env *envelope.Envelope) {
-	if env == nil || !r.Joined(env.Mailbox()) {
+	if env == nil || len(r.TopicPeers(env.Mailbox())) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, r.params.StreamTimeout)
