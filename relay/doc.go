@@ -19,7 +19,7 @@
 // online, a member sending to a host named in the invite) calls the host
 // with the request/response protocol ProtocolID. The host answers only
 // after the Handler has durably stored the envelope, and then forwards it
-// on the topic if it has joined it.
+// on the topic if it has joined it and another peer is on it.
 //
 // # Direct protocol (ProtocolID = /meshnode/relay/1.0.0)
 //
@@ -40,9 +40,11 @@
 // service's per-peer maximum of requests in flight is never refused.
 //
 // The answer goes back as soon as the envelope is durably stored; the
-// envelope is then published on the topic (if the host has joined it),
-// marked as just opened, and the local gossip validator does not check its
-// signature a second time; everything else published is checked.
+// envelope is then published on the topic (if the host has joined it and
+// another peer is on it: alone, there is no one to forward to), marked as
+// just opened, so the local gossip validator does not check its signature
+// a second time and the host's own subscription does not hand it to the
+// Handler again; everything else published is checked and handed over.
 //
 // # Session protocol (SessionProtocolID = /meshnode/relay/1.2.0)
 //
