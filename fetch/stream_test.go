@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/internal/status"
@@ -419,4 +421,91 @@ func TestStreamDeadlines(t *testing.T) {
 func isTimeout(err error) bool {
 	var te interface{ Timeout() bool }
 	return errors.As(err, &te) && te.Timeout()
+}
+
+// newLimitedHost is a host whose resource manager grants the fetch
+// service (and each peer within it) mem bytes.
+func newLimitedHost(t *testing.T, mem int64) host.Host {
+	t.Helper()
+	scaling := rcmgr.DefaultLimits
+	lim := rcmgr.BaseLimit{StreamsInbound: 16, StreamsOutbound: 16, Streams: 32, Memory: mem}
+	scaling.AddServiceLimit(ServiceName, lim, rcmgr.BaseLimitIncrease{})
+	scaling.AddServicePeerLimit(ServiceName, lim, rcmgr.BaseLimitIncrease{})
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(scaling.AutoScale()), rcmgr.WithMetricsDisabled())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.ResourceManager(rm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// Memory is reserved with the resource manager before pages are loaded
+// (host) or read (client): a host with room for two pages loads one
+// ahead, one with room for one serves them one after the other, one with
+// less refuses; a client without room for a page gives up before reading
+// it.
+func TestStreamMemoryReservations(t *testing.T) {
+	p := DefaultParams()
+	p.MaxPageCount, p.MaxPageBytes = 20, 64<<10 // pages of ~6 KiB, reserved as 64 KiB on the host
+	const page = 64 << 10
+	for _, tc := range []struct {
+		name         string
+		host, client int64 // the fetch service's memory on each side
+		want         error
+	}{
+		// Medium priority (the host) is granted up to 60% of a limit,
+		// high (the client) up to 80%.
+		{"room for two pages", 4 * page, 1 << 20, nil},
+		{"room for one page", 2 * page, 1 << 20, nil},
+		{"no room on the host", page, 1 << 20, status.ErrRateLimited},
+		{"no room on the client", 4 * page, 1 << 10, network.ErrResourceLimitExceeded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srvHost, cliHost := newLimitedHost(t, tc.host), newLimitedHost(t, tc.client)
+			st := newStore(t)
+			k := tu.WriteKey(t)
+			m := tu.Mailbox(k)
+			var want []envelope.ID
+			for range 100 {
+				e := tu.Envelope(t, k, 200)
+				if _, err := st.Put(context.Background(), e); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, e.ID())
+			}
+			svc, err := NewService(srvHost, st, WithParams(p), WithPolicy(onlyMailbox(m)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { svc.Close() })
+			if err := cliHost.Connect(context.Background(), peer.AddrInfo{ID: srvHost.ID(), Addrs: srvHost.Addrs()}); err != nil {
+				t.Fatal(err)
+			}
+			c, err := NewClient(cliHost, p, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []envelope.ID
+			_, n, err := c.CatchUp(context.Background(), srvHost.ID(), m, nil, func(pg store.Page) error {
+				for _, e := range pg.Envelopes {
+					got = append(got, e.ID())
+				}
+				return nil
+			})
+			if tc.want != nil {
+				if !errors.Is(err, tc.want) || n != 0 {
+					t.Fatalf("got %v after %d envelopes, want %v before any", err, n, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSame(t, got, want)
+		})
+	}
 }
