@@ -61,12 +61,16 @@
 // sent the page budget, then closes the stream; a clean end after a page
 // with more = 1 tells the client to go on with a new stream from that
 // page's cursor. It checks the hosting policy and takes a rate-limit
-// token for every page, as for every request of 1.0.0; it reserves
-// MaxPageBytes with the resource manager for the stream before loading
-// the first page and holds one page at a time. Its deadline is
-// StreamTimeout from accepting the stream, and moves on with every page.
-// Each page is written in writes of up to streamWriteSize (one yamux
-// frame in one Noise message) and flushed whole.
+// token for every page, as for every request of 1.0.0. A loader goroutine
+// reads the next page from the store while the current one is written
+// (what the 1.0.0 client gets by asking one page ahead), so the host
+// holds two pages: it reserves 2×MaxPageBytes with the resource manager
+// before loading the first, or MaxPageBytes and loads each page only
+// after the one before was written if that is all it is granted, or
+// refuses (rate limited: busy). Its deadline is StreamTimeout from
+// accepting the stream, and moves on with every page. Each page is
+// written in writes of up to streamWriteSize (one yamux frame in one
+// Noise message) and flushed whole.
 //
 // The client reads each page off the stream into one buffer as soon as
 // it arrives (after reserving size bytes on the stream's scope, before
