@@ -30,7 +30,8 @@ func (s *Service) handleStream(st network.Stream) {
 		return
 	}
 	from := st.Conn().RemotePeer()
-	// Writes of streamWriteSize: see its comment.
+	// Writes of streamWriteSize: see its comment. (wire.NewWriter uses a
+	// *bufio.Writer at least as large as its own as it is.)
 	w := wire.NewWriter(bufio.NewWriterSize(st, streamWriteSize))
 	send := func(h *pageHeader, envs [][]byte) error {
 		if err := w.WriteFrame(h.marshal()); err != nil {
