@@ -72,12 +72,16 @@ type ID [32]byte
 
 // MailboxFor returns the mailbox tag of a write public key.
 func MailboxFor(wpub ed25519.PublicKey) MailboxID {
-	h := sha256.New()
-	h.Write([]byte(MailboxLabel))
-	h.Write(wpub)
-	var m MailboxID
-	h.Sum(m[:0])
-	return m
+	// One SHA-256 over a stack buffer: no hash object to allocate per
+	// envelope. A key of another length than PublicKeySize (which no
+	// decoded envelope has) is hashed as given.
+	var buf [len(MailboxLabel) + PublicKeySize]byte
+	if len(wpub) != PublicKeySize {
+		return sha256.Sum256(append([]byte(MailboxLabel), wpub...))
+	}
+	copy(buf[:], MailboxLabel)
+	copy(buf[len(MailboxLabel):], wpub)
+	return sha256.Sum256(buf[:])
 }
 
 // String returns the tag in lower-case hex.
@@ -152,31 +156,39 @@ func Seal(wpriv ed25519.PrivateKey, nonce, ciphertext []byte, maxSize int) (*Env
 	raw = append(raw, ciphertext...)
 	sig := ed25519.Sign(wpriv, signedMessage(raw))
 	raw = append(raw, sig...)
-	return parse(raw)
+	return parse(raw, nil), nil
 }
 
 // Decode parses an encoding structurally (no signature check). It copies b.
 // Use Open for anything that came from the network or disk and is about to
 // be trusted.
 func Decode(b []byte, maxSize int) (*Envelope, error) {
-	limit, err := effectiveLimit(maxSize)
-	if err != nil {
+	if err := check(b, maxSize); err != nil {
 		return nil, err
 	}
+	return parse(append([]byte(nil), b...), nil), nil
+}
+
+// check checks an encoding's length, version and ciphertext length.
+func check(b []byte, maxSize int) error {
+	limit, err := effectiveLimit(maxSize)
+	if err != nil {
+		return err
+	}
 	if len(b) > limit {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), limit)
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), limit)
 	}
 	if len(b) < Overhead {
-		return nil, fmt.Errorf("%w: %d bytes is shorter than the %d-byte minimum", ErrMalformed, len(b), Overhead)
+		return fmt.Errorf("%w: %d bytes is shorter than the %d-byte minimum", ErrMalformed, len(b), Overhead)
 	}
 	if b[0] != Version {
-		return nil, fmt.Errorf("%w: got %d, want %d", ErrVersion, b[0], Version)
+		return fmt.Errorf("%w: got %d, want %d", ErrVersion, b[0], Version)
 	}
 	n := binary.BigEndian.Uint32(b[1+PublicKeySize+NonceSize:])
 	if uint64(n) != uint64(len(b)-Overhead) {
-		return nil, fmt.Errorf("%w: ciphertext length %d does not match encoding of %d bytes", ErrMalformed, n, len(b))
+		return fmt.Errorf("%w: ciphertext length %d does not match encoding of %d bytes", ErrMalformed, n, len(b))
 	}
-	return parse(append([]byte(nil), b...))
+	return nil
 }
 
 // Open decodes and verifies the write signature. If want is non-nil the
@@ -196,7 +208,9 @@ func Open(b []byte, maxSize int, want *MailboxID) (*Envelope, error) {
 }
 
 // parse slices an encoding whose lengths are already known to be right.
-func parse(raw []byte) (*Envelope, error) {
+// tag, if not nil, is the mailbox tag of the encoding's write key, already
+// known to the caller (Decoder).
+func parse(raw []byte, tag *MailboxID) *Envelope {
 	ctEnd := len(raw) - SignatureSize
 	e := &Envelope{
 		raw:        raw,
@@ -206,8 +220,12 @@ func parse(raw []byte) (*Envelope, error) {
 		Signature:  raw[ctEnd:],
 	}
 	e.id = sha256.Sum256(raw)
-	e.mailbox = MailboxFor(e.WPub)
-	return e, nil
+	if tag != nil {
+		e.mailbox = *tag
+	} else {
+		e.mailbox = MailboxFor(e.WPub)
+	}
+	return e
 }
 
 // Verify checks the write signature.
