@@ -142,6 +142,7 @@ func (pr *pageReader) read(ctx context.Context) (pg store.Page, err error) {
 	}()
 	c, h, p := pr.c, pr.h, pr.p
 	pg.Envelopes = make([]*envelope.Envelope, 0, h.count)
+	dec := envelope.NewDecoder(c.params.MaxEnvelopeSize)
 	total := 0
 	for i := 0; i < int(h.count); i++ {
 		// Decode copies the envelope out of the reader's buffer, so the
@@ -154,7 +155,7 @@ func (pr *pageReader) read(ctx context.Context) (pg store.Page, err error) {
 		if i > 0 && total > c.params.MaxPageBytes {
 			return store.Page{}, fmt.Errorf("%w: page exceeds %d bytes", ErrBadResponse, c.params.MaxPageBytes)
 		}
-		e, err := envelope.Decode(b, c.params.MaxEnvelopeSize)
+		e, err := dec.Decode(b)
 		if err != nil {
 			return store.Page{}, fmt.Errorf("%w: envelope %d: %v", ErrBadResponse, i+1, err)
 		}

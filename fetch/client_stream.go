@@ -60,7 +60,6 @@ func (c *Client) catchUpStream(ctx context.Context, st network.Stream, p peer.ID
 	// A cancelled catch-up must also end a read blocked on the stream.
 	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
 	pages := make(chan rawPage) // unbuffered: at most two pages held
-	free := make(chan []byte, 2)
 	done := make(chan struct{})
 	started := false
 	defer func() {
@@ -86,18 +85,13 @@ func (c *Client) catchUpStream(ctx context.Context, st network.Stream, p peer.ID
 		return cur, 0, false, fmt.Errorf("fetch: send request to %s: %w", p, err)
 	}
 	started = true
-	go c.readPages(ctx, st, p, pages, free, done)
+	go c.readPages(ctx, st, p, pages, done)
+	dec := envelope.NewDecoder(c.params.MaxEnvelopeSize)
 	for r := range pages {
 		if r.err != nil {
 			return cur, n, false, r.err
 		}
-		pg, err := c.decodePage(ctx, p, m, r.h, r.body)
-		// Decoding copied the envelopes: the body's buffer goes back to
-		// the reader (or to the collector, if the reader has two).
-		select {
-		case free <- r.body:
-		default:
-		}
+		pg, err := c.decodePage(ctx, p, m, dec, r.h, r.body)
 		if err == nil && (len(pg.Envelopes) > 0 || len(pg.Next) > 0) {
 			err = fn(pg)
 		}
@@ -122,23 +116,18 @@ func (c *Client) catchUpStream(ctx context.Context, st network.Stream, p peer.ID
 
 // readPages takes page after page off st as soon as it arrives (so the
 // stream's receive window reopens while the consumer decodes the page
-// before), each body into a buffer from free if one is big enough, and
-// sends them on out. It stops after a page saying none remain, when the
+// before), each body into a buffer of its own (the page's envelopes are
+// decoded in place and keep it), and sends them on out. It stops after a page saying none remain, when the
 // stream ends cleanly after a page, on the first error (sent on out), or
 // when ctx is done; it closes out and then done. With out unbuffered, it
 // holds at most one page while the consumer holds another.
-func (c *Client) readPages(ctx context.Context, st network.Stream, p peer.ID, out chan<- rawPage, free <-chan []byte, done chan<- struct{}) {
+func (c *Client) readPages(ctx context.Context, st network.Stream, p peer.ID, out chan<- rawPage, done chan<- struct{}) {
 	defer close(done)
 	defer close(out)
 	br := bufio.NewReaderSize(st, readBufferSize)
 	r := wire.NewReader(br) // frames (headers) and bodies share br
 	for first := true; ; first = false {
-		var buf []byte
-		select {
-		case buf = <-free:
-		default:
-		}
-		rp := c.readPage(st, br, r, p, buf)
+		rp := c.readPage(st, br, r, p)
 		if rp.h == nil && rp.err == nil {
 			if !first {
 				return // the host closed the stream after a page
@@ -161,9 +150,9 @@ func (c *Client) readPages(ctx context.Context, st network.Stream, p peer.ID, ou
 }
 
 // readPage reads one page: its header, the memory reservation for the
-// body size it announces, and the body, into buf if it is big enough. It
+// body size it announces, and the body, into a new buffer of that size. It
 // returns an empty rawPage when the stream ended cleanly before a header.
-func (c *Client) readPage(st network.Stream, br *bufio.Reader, r *wire.Reader, p peer.ID, buf []byte) (rp rawPage) {
+func (c *Client) readPage(st network.Stream, br *bufio.Reader, r *wire.Reader, p peer.ID) (rp rawPage) {
 	fail := func(err error) rawPage {
 		st.Scope().ReleaseMemory(rp.reserved)
 		return rawPage{err: err}
@@ -190,15 +179,13 @@ func (c *Client) readPage(st network.Stream, br *bufio.Reader, r *wire.Reader, p
 	case int64(h.size) < int64(h.count)*(1+envelope.Overhead):
 		return fail(fmt.Errorf("%w: %d envelopes cannot fit in %d bytes", ErrBadResponse, h.count, h.size))
 	}
-	// Reserve the page before reading it: its body, and once decoded the
-	// envelopes' copies in its place.
+	// Reserve the page before reading it: its body, which the decoded
+	// envelopes then share.
 	if err := st.Scope().ReserveMemory(int(h.size), network.ReservationPriorityHigh); err != nil {
 		return fail(fmt.Errorf("fetch: no memory for a page of %d bytes from %s: %w", h.size, p, err))
 	}
 	rp.reserved = int(h.size)
-	if cap(buf) < int(h.size) {
-		buf = make([]byte, h.size)
-	}
+	buf := make([]byte, h.size)
 	// A body larger than the reader's buffer is read straight into buf.
 	if _, err := io.ReadFull(br, buf[:h.size]); err != nil {
 		return fail(fmt.Errorf("fetch: read page of %d envelopes from %s: %w", h.count, p, err))
@@ -207,12 +194,12 @@ func (c *Client) readPage(st network.Stream, br *bufio.Reader, r *wire.Reader, p
 	return rp
 }
 
-// decodePage decodes and checks a page body's envelopes (copies, so body
-// can be reused).
-func (c *Client) decodePage(ctx context.Context, p peer.ID, m envelope.MailboxID, h *pageHeader, body []byte) (store.Page, error) {
+// decodePage decodes and checks a page body's envelopes in place: they
+// keep body, which is the page's own.
+func (c *Client) decodePage(ctx context.Context, p peer.ID, m envelope.MailboxID, dec *envelope.Decoder, h *pageHeader, body []byte) (store.Page, error) {
 	envs := make([]*envelope.Envelope, 0, h.count)
 	err := splitBody(body, int(h.count), c.params.MaxEnvelopeSize, func(i int, b []byte) error {
-		e, err := envelope.Decode(b, c.params.MaxEnvelopeSize)
+		e, err := dec.DecodeInPlace(b)
 		if err != nil {
 			return fmt.Errorf("%w: envelope %d: %v", ErrBadResponse, i+1, err)
 		}
