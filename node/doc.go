@@ -9,7 +9,9 @@
 // GroupHost is RelayMessageToGroup plus FetchNewMessagesForGroup. *Node
 // implements it locally and Node.Remote(peer) returns a stub that calls a
 // remote node over /meshnode/relay/1.0.0 and /meshnode/fetch/1.0.0, so a
-// caller does not care who hosts a mailbox.
+// caller does not care who hosts a mailbox. Catching up on a group
+// (CatchUp) asks hosts for /meshnode/fetch/1.1.0 first, which streams the
+// pages after a cursor on one stream, and falls back to 1.0.0.
 //
 // # Flow of a message
 //

@@ -100,18 +100,21 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 // explicit limits for meshnode's own services.
 func resourceManager(p *Params) (network.ResourceManager, error) {
 	scaling := rcmgr.DefaultLimits
-	// Each relay stream may hold one request frame; each fetch stream one page.
+	// Each relay stream may hold one request frame; each fetch stream one
+	// page (1.0.0) or two (1.1.0, which loads the next while it writes one).
 	scaling.AddServiceLimit(relay.ServiceName,
 		rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: int64(64 * p.Relay.MaxRequestSize())},
 		rcmgr.BaseLimitIncrease{})
 	scaling.AddServicePeerLimit(relay.ServiceName,
 		rcmgr.BaseLimit{StreamsInbound: 32, StreamsOutbound: 32, Streams: 64, Memory: int64(8 * p.Relay.MaxRequestSize())},
 		rcmgr.BaseLimitIncrease{})
-	// The fetch service reserves one page (MaxPageBytes) per request at
-	// medium priority, which the resource manager grants only below 60% of
-	// a scope's limit. A catch-up keeps two pages in flight (it fetches one
-	// ahead), so a peer's scope holds four pages (two fit under 60%) and the
-	// service's 32 (up to 19 pages in flight across peers).
+	// The fetch service reserves one page (MaxPageBytes) per 1.0.0 request
+	// and two per 1.1.0 stream (one if two are refused) at medium
+	// priority, which the resource manager grants only below 60% of a
+	// scope's limit; a client reserves each page it reads at high
+	// priority. A catch-up holds two pages at a time either way (1.0.0
+	// fetches one ahead), so a peer's scope holds four pages (two fit under
+	// 60%) and the service's 32 (up to 19 pages in flight across peers).
 	scaling.AddServiceLimit(fetch.ServiceName,
 		rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: int64(32 * p.Fetch.MaxPageBytes)},
 		rcmgr.BaseLimitIncrease{})
