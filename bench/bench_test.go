@@ -3,7 +3,9 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/meshnode/meshnode/envelope"
@@ -38,15 +40,21 @@ func testIngest(t *testing.T, p IngestParams) {
 	if r.Breakdown.Commits == 0 || r.Breakdown.MeanBatch < 1 {
 		t.Fatalf("no group commits recorded: %+v", r.Breakdown)
 	}
-	// Independently of Ingest's own check: the host's store, reopened
-	// from the directory it was left in, holds exactly N envelopes.
-	st, err := store.Open(filepath.Join(r.Dir, "host"), storeParams(), store.WithLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
+	if len(r.NetworkRuns) != networkRuns || slices.Min(r.NetworkRuns) != r.ElapsedSeconds {
+		t.Fatalf("network runs %v, elapsed %v: want %d runs, the fastest counted", r.NetworkRuns, r.ElapsedSeconds, networkRuns)
 	}
-	defer st.Close()
-	if u := st.Usage(); u.Count != int64(p.N) || u.Bytes != int64(p.N*p.Size) {
-		t.Fatalf("host store holds %d envelopes, %d bytes", u.Count, u.Bytes)
+	// Independently of Ingest's own check: each run's host store, reopened
+	// from the directory it was left in, holds exactly N envelopes.
+	for i := range networkRuns {
+		st, err := store.Open(filepath.Join(r.Dir, fmt.Sprintf("host-%d", i+1)), storeParams(), store.WithLogger(quiet))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := st.Usage()
+		st.Close()
+		if u.Count != int64(p.N) || u.Bytes != int64(p.N*p.Size) {
+			t.Fatalf("host store of run %d holds %d envelopes, %d bytes", i+1, u.Count, u.Bytes)
+		}
 	}
 }
 
@@ -58,6 +66,9 @@ func TestFetchSmall(t *testing.T) {
 	}
 	if r.Member.Fetched != p.N || r.Host.Fetched != p.N || r.Member.Verify || !r.Host.Verify {
 		t.Fatalf("member %+v, host %+v", r.Member, r.Host)
+	}
+	if len(r.MemberSeconds) != memberRuns || slices.Min(r.MemberSeconds) != r.Member.ElapsedSeconds {
+		t.Fatalf("member runs %v, elapsed %v: want %d runs, the fastest counted", r.MemberSeconds, r.Member.ElapsedSeconds, memberRuns)
 	}
 	if r.Pages != 3 || r.PageSize != 1000 {
 		t.Fatalf("%d pages of up to %d, want 3 of up to 1000 (fetch's default page bound)", r.Pages, r.PageSize)

@@ -28,7 +28,9 @@
 // retention, value-log GC and quotas (background jobs at arbitrary points
 // of the measured window; quotas that a large N would hit). After the
 // run the host is closed and its store reopened from disk: it must hold
-// exactly the N envelopes.
+// exactly the N envelopes. The network run is made twice, each time into
+// a fresh host store, and the faster counts (network_runs_seconds lists
+// both), as the faster of two rounds counts for each part of the limit.
 //
 // limit = N / (verify_seconds + store_seconds), the host's two unavoidable
 // costs per envelope measured alone and added up:

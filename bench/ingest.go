@@ -17,6 +17,9 @@ import (
 )
 
 // Names of the store's histograms read for the breakdown.
+// networkRuns is the number of network runs; the fastest counts.
+const networkRuns = 2
+
 const (
 	metricBatch  = "meshnode_store_batch_size"
 	metricCommit = "meshnode_store_commit_seconds"
@@ -47,12 +50,15 @@ type IngestResult struct {
 	MiBPerSecond float64 `json:"mib_per_second"`
 	// Acknowledged and Stored: every acknowledged envelope was found in
 	// the host's store after it was closed and reopened from disk.
-	Acknowledged int             `json:"acknowledged"`
-	Stored       int             `json:"stored"`
-	Latency      Latency         `json:"latency"`
-	LimitDetail  IngestLimit     `json:"limit_detail"`
-	Breakdown    IngestBreakdown `json:"breakdown"`
-	Machine      Machine         `json:"machine"`
+	Acknowledged int     `json:"acknowledged"`
+	Stored       int     `json:"stored"`
+	Latency      Latency `json:"latency"`
+	// NetworkRuns are the durations of every network run, in order;
+	// ElapsedSeconds, Rate, Latency and Breakdown are the fastest's.
+	NetworkRuns []float64       `json:"network_runs_seconds"`
+	LimitDetail IngestLimit     `json:"limit_detail"`
+	Breakdown   IngestBreakdown `json:"breakdown"`
+	Machine     Machine         `json:"machine"`
 	// Dir is where the stores were left (only with IngestParams.Dir).
 	Dir string `json:"dir,omitempty"`
 }
@@ -153,16 +159,27 @@ func Ingest(ctx context.Context, p IngestParams) (*IngestResult, error) {
 		return nil, err
 	}
 
-	hostDir, err := sub(dir, "host")
-	if err != nil {
-		return nil, err
-	}
-	run, err := ingestNetwork(ctx, hostDir, envs, p.InFlight, p.StreamPerEnvelope)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkStoredOnDisk(hostDir, envs); err != nil {
-		return nil, err
+	// The network run, networkRuns times, each into a fresh host store:
+	// the fastest counts, as the faster of two rounds counts for each part
+	// of the limit.
+	var run *ingestRun
+	var runs []float64
+	for i := range networkRuns {
+		hostDir, err := sub(dir, fmt.Sprintf("host-%d", i+1))
+		if err != nil {
+			return nil, err
+		}
+		r, err := ingestNetwork(ctx, hostDir, envs, p.InFlight, p.StreamPerEnvelope)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkStoredOnDisk(hostDir, envs); err != nil {
+			return nil, err
+		}
+		runs = append(runs, r.elapsed.Seconds())
+		if run == nil || r.elapsed < run.elapsed {
+			run = r
+		}
 	}
 
 	lim, err := ingestLimit(ctx, dir, all, conc, [2]time.Duration{v0, put0}, batch0)
@@ -181,6 +198,7 @@ func Ingest(ctx context.Context, p IngestParams) (*IngestResult, error) {
 		Stored:         p.N,
 		Latency:        latencyOf(run.latencies),
 		LimitDetail:    lim,
+		NetworkRuns:    runs,
 		Machine:        machine(),
 	}
 	r.Limit = float64(p.N) / (lim.VerifySeconds + lim.StoreSeconds)
