@@ -70,32 +70,50 @@ type header struct {
 }
 
 func (h *header) marshal() []byte {
-	msg := status.Truncate(h.msg)
-	b := make([]byte, 0, maxHeaderSize)
-	b = append(b, byte(h.code))
-	b = binary.BigEndian.AppendUint16(b, uint16(len(msg)))
-	b = append(b, msg...)
-	more := byte(0)
-	if h.more {
-		more = 1
-	}
-	b = append(b, more)
-	b = binary.BigEndian.AppendUint32(b, h.count)
+	b := appendStatus(make([]byte, 0, maxHeaderSize), h.code, h.msg, h.more, h.count)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(h.next)))
 	return append(b, h.next...)
 }
 
-func parseHeader(b []byte) (*header, error) {
-	if len(b) < 3 {
-		return nil, fmt.Errorf("%w: header of %d bytes", ErrBadResponse, len(b))
+// appendStatus appends what both kinds of response header (header and
+// pageHeader) begin with: code, message length and message (truncated to
+// status.MaxMessage), more flag, envelope count.
+func appendStatus(b []byte, code status.Code, msg string, more bool, count uint32) []byte {
+	msg = status.Truncate(msg)
+	b = append(b, byte(code))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(msg)))
+	b = append(b, msg...)
+	flag := byte(0)
+	if more {
+		flag = 1
 	}
-	h := &header{code: status.Code(b[0])}
+	b = append(b, flag)
+	return binary.BigEndian.AppendUint32(b, count)
+}
+
+// statusHead is the beginning appendStatus writes, parsed.
+type statusHead struct {
+	code  status.Code
+	msg   string
+	more  bool
+	count uint32
+}
+
+// parseStatus parses the beginning appendStatus writes, of a header
+// (what names it in errors) with at least fixed bytes after the message
+// (more flag and count included), and returns the bytes after the count.
+func parseStatus(b []byte, fixed int, what string) (statusHead, []byte, error) {
+	var h statusHead
+	if len(b) < 3 {
+		return h, nil, fmt.Errorf("%w: %s of %d bytes", ErrBadResponse, what, len(b))
+	}
+	h.code = status.Code(b[0])
 	if !h.code.Valid() {
-		return nil, fmt.Errorf("%w: unknown code %d", ErrBadResponse, b[0])
+		return h, nil, fmt.Errorf("%w: unknown code %d", ErrBadResponse, b[0])
 	}
 	m := int(binary.BigEndian.Uint16(b[1:]))
-	if m > status.MaxMessage || len(b) < 3+m+1+4+2 {
-		return nil, fmt.Errorf("%w: message length %d in a %d-byte header", ErrBadResponse, m, len(b))
+	if m > status.MaxMessage || len(b) < 3+m+fixed {
+		return h, nil, fmt.Errorf("%w: message length %d in a %d-byte %s", ErrBadResponse, m, len(b), what)
 	}
 	h.msg = string(b[3 : 3+m])
 	rest := b[3+m:]
@@ -104,15 +122,24 @@ func parseHeader(b []byte) (*header, error) {
 	case 1:
 		h.more = true
 	default:
-		return nil, fmt.Errorf("%w: more flag %d", ErrBadResponse, rest[0])
+		return h, nil, fmt.Errorf("%w: more flag %d", ErrBadResponse, rest[0])
 	}
 	h.count = binary.BigEndian.Uint32(rest[1:])
-	k := int(binary.BigEndian.Uint16(rest[5:]))
-	if k > MaxCursorSize || 7+k != len(rest) {
+	return h, rest[5:], nil
+}
+
+func parseHeader(b []byte) (*header, error) {
+	st, rest, err := parseStatus(b, 1+4+2, "header") // more, count, cursor length
+	if err != nil {
+		return nil, err
+	}
+	h := &header{code: st.code, msg: st.msg, more: st.more, count: st.count}
+	k := int(binary.BigEndian.Uint16(rest))
+	if k > MaxCursorSize || 2+k != len(rest) {
 		return nil, fmt.Errorf("%w: cursor length %d", ErrBadResponse, k)
 	}
 	if k > 0 {
-		h.next = append([]byte(nil), rest[7:]...)
+		h.next = append([]byte(nil), rest[2:]...)
 	}
 	return h, nil
 }
@@ -180,52 +207,25 @@ type pageHeader struct {
 }
 
 func (h *pageHeader) marshal() []byte {
-	msg := status.Truncate(h.msg)
-	b := make([]byte, 0, maxPageHeaderSize)
-	b = append(b, byte(h.code))
-	b = binary.BigEndian.AppendUint16(b, uint16(len(msg)))
-	b = append(b, msg...)
-	more := byte(0)
-	if h.more {
-		more = 1
-	}
-	b = append(b, more)
-	b = binary.BigEndian.AppendUint32(b, h.count)
+	b := appendStatus(make([]byte, 0, maxPageHeaderSize), h.code, h.msg, h.more, h.count)
 	b = binary.BigEndian.AppendUint32(b, h.size)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(h.next)))
 	return append(b, h.next...)
 }
 
 func parsePageHeader(b []byte) (*pageHeader, error) {
-	const fixed = 1 + 4 + 4 + 2 // after the message: more, count, size, cursor length
-	if len(b) < 3 {
-		return nil, fmt.Errorf("%w: page header of %d bytes", ErrBadResponse, len(b))
+	st, rest, err := parseStatus(b, 1+4+4+2, "page header") // more, count, size, cursor length
+	if err != nil {
+		return nil, err
 	}
-	h := &pageHeader{code: status.Code(b[0])}
-	if !h.code.Valid() {
-		return nil, fmt.Errorf("%w: unknown code %d", ErrBadResponse, b[0])
-	}
-	m := int(binary.BigEndian.Uint16(b[1:]))
-	if m > status.MaxMessage || len(b) < 3+m+fixed {
-		return nil, fmt.Errorf("%w: message length %d in a %d-byte page header", ErrBadResponse, m, len(b))
-	}
-	h.msg = string(b[3 : 3+m])
-	rest := b[3+m:]
-	switch rest[0] {
-	case 0:
-	case 1:
-		h.more = true
-	default:
-		return nil, fmt.Errorf("%w: more flag %d", ErrBadResponse, rest[0])
-	}
-	h.count = binary.BigEndian.Uint32(rest[1:])
-	h.size = binary.BigEndian.Uint32(rest[5:])
-	k := int(binary.BigEndian.Uint16(rest[9:]))
-	if k > MaxCursorSize || fixed+k != len(rest) {
+	h := &pageHeader{code: st.code, msg: st.msg, more: st.more, count: st.count}
+	h.size = binary.BigEndian.Uint32(rest)
+	k := int(binary.BigEndian.Uint16(rest[4:]))
+	if k > MaxCursorSize || 6+k != len(rest) {
 		return nil, fmt.Errorf("%w: cursor length %d", ErrBadResponse, k)
 	}
 	if k > 0 {
-		h.next = append([]byte(nil), rest[fixed:]...)
+		h.next = append([]byte(nil), rest[6:]...)
 	}
 	if h.count == 0 && h.size != 0 {
 		return nil, fmt.Errorf("%w: %d bytes in a page of no envelopes", ErrBadResponse, h.size)
