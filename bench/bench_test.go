@@ -67,6 +67,9 @@ func TestFetchSmall(t *testing.T) {
 	if r.Member.Fetched != p.N || r.Host.Fetched != p.N || r.Member.Verify || !r.Host.Verify {
 		t.Fatalf("member %+v, host %+v", r.Member, r.Host)
 	}
+	if len(r.LimitDetail.RawRuns) != rawRuns || slices.Min(r.LimitDetail.RawRuns) != r.LimitDetail.RawSeconds {
+		t.Fatalf("raw runs %v, raw seconds %v: want %d runs, the fastest counted", r.LimitDetail.RawRuns, r.LimitDetail.RawSeconds, rawRuns)
+	}
 	if len(r.MemberSeconds) != memberRuns || slices.Min(r.MemberSeconds) != r.Member.ElapsedSeconds {
 		t.Fatalf("member runs %v, elapsed %v: want %d runs, the fastest counted", r.MemberSeconds, r.Member.ElapsedSeconds, memberRuns)
 	}

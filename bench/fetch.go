@@ -89,6 +89,9 @@ type FetchLimit struct {
 	RawSeconds   float64 `json:"raw_seconds"`
 	RawBytes     int64   `json:"raw_bytes"`
 	RawMiBPerSec float64 `json:"raw_mib_per_second"`
+	// RawRuns are the durations of every raw transfer, in order; RawSeconds
+	// is the fastest.
+	RawRuns []float64 `json:"raw_runs_seconds"`
 }
 
 // FetchBreakdown measures the parts of a catch-up alone, in the same
@@ -191,11 +194,13 @@ func Fetch(ctx context.Context, p FetchParams) (*FetchResult, error) {
 	// The fastest of a few transfers: the strictest limit, and the one
 	// least disturbed by whatever else the machine was doing.
 	var raw time.Duration
+	var raws []float64
 	for range rawRuns {
 		d, err := rawTransfer(ctx, client, host.ID(), r.Bytes)
 		if err != nil {
 			return nil, err
 		}
+		raws = append(raws, d.Seconds())
 		if raw == 0 || d < raw {
 			raw = d
 		}
@@ -204,7 +209,7 @@ func Fetch(ctx context.Context, p FetchParams) (*FetchResult, error) {
 	r.LimitDetail = FetchLimit{
 		Method: "limit = n / raw_seconds: one libp2p stream between the same two hosts (TCP loopback, Noise, yamux) " +
 			"carrying the catch-up's bytes from host to client in 32 KiB writes; fastest of 3",
-		RawSeconds: raw.Seconds(), RawBytes: r.Bytes,
+		RawSeconds: raw.Seconds(), RawBytes: r.Bytes, RawRuns: raws,
 		RawMiBPerSec: float64(r.Bytes) / (1 << 20) / raw.Seconds(),
 	}
 	for _, run := range []*CatchUpRun{&r.Member, &r.Host} {
