@@ -3,6 +3,7 @@ package fetch
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -112,21 +113,18 @@ func (s *Service) page(st network.Stream, from peer.ID) (*header, [][]byte) {
 		return &header{code: c, msg: msg}, nil
 	}
 	if !s.limiter.Allow(from, 1) {
-		return &header{code: status.RateLimited, msg: "too many fetches; slow down"}, nil
+		return &header{code: status.RateLimited, msg: msgRateLimited}, nil
 	}
-	frame, err := wire.NewReader(st).ReadFrame(maxRequestSize)
+	frame, err := readRequestFrame(st, maxRequestSize)
 	if err != nil {
-		if errors.Is(err, wire.ErrFrameTooLarge) {
-			return fail(fmt.Errorf("%w: %v", envelope.ErrTooLarge, err))
-		}
-		return fail(fmt.Errorf("%w: %v", envelope.ErrMalformed, err))
+		return fail(err)
 	}
 	q, err := parseRequest(frame)
 	if err != nil {
 		return fail(err)
 	}
 	if s.policy != nil && !s.policy.Serves(q.mailbox, from) {
-		return &header{code: status.NotServed, msg: "this host does not serve that mailbox"}, nil
+		return &header{code: status.NotServed, msg: msgNotServed}, nil
 	}
 	limit := int(q.limit)
 	if limit <= 0 || limit > s.params.MaxPageCount {
@@ -145,4 +143,23 @@ func (s *Service) page(st network.Stream, from peer.ID) (*header, [][]byte) {
 		return fail(fmt.Errorf("%w: cursor of %d bytes", status.ErrUnavailable, len(pg.Next)))
 	}
 	return &header{code: status.OK, more: pg.More, count: uint32(len(pg.Envelopes)), next: pg.Next}, pg.Envelopes
+}
+
+// Refusals both protocols send.
+const (
+	msgRateLimited = "too many fetches; slow down"
+	msgNotServed   = "this host does not serve that mailbox"
+)
+
+// readRequestFrame reads a request frame of at most max bytes; a failure
+// says whether the frame was too large or malformed.
+func readRequestFrame(r io.Reader, max int) ([]byte, error) {
+	frame, err := wire.NewReader(r).ReadFrame(max)
+	if err != nil {
+		if errors.Is(err, wire.ErrFrameTooLarge) {
+			return nil, fmt.Errorf("%w: %v", envelope.ErrTooLarge, err)
+		}
+		return nil, fmt.Errorf("%w: %v", envelope.ErrMalformed, err)
+	}
+	return frame, nil
 }

@@ -2,7 +2,6 @@ package fetch
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"time"
 
@@ -66,12 +65,9 @@ func (s *Service) stream(st network.Stream, from peer.ID, send func(*pageHeader,
 		c, msg := status.FromError(err)
 		return refused(c, msg)
 	}
-	frame, err := wire.NewReader(st).ReadFrame(maxStreamRequestSize)
+	frame, err := readRequestFrame(st, maxStreamRequestSize)
 	if err != nil {
-		if errors.Is(err, wire.ErrFrameTooLarge) {
-			return refuse(fmt.Errorf("%w: %v", envelope.ErrTooLarge, err))
-		}
-		return refuse(fmt.Errorf("%w: %v", envelope.ErrMalformed, err))
+		return refuse(err)
 	}
 	q, err := parseStreamRequest(frame)
 	if err != nil {
@@ -161,11 +157,11 @@ func (s *Service) load(m envelope.MailboxID, from peer.ID, cursor store.Cursor, 
 			return
 		}
 		if !s.limiter.Allow(from, 1) {
-			put(loadedPage{h: &pageHeader{code: status.RateLimited, msg: "too many fetches; slow down"}})
+			put(loadedPage{h: &pageHeader{code: status.RateLimited, msg: msgRateLimited}})
 			return
 		}
 		if s.policy != nil && !s.policy.Serves(m, from) {
-			put(loadedPage{h: &pageHeader{code: status.NotServed, msg: "this host does not serve that mailbox"}})
+			put(loadedPage{h: &pageHeader{code: status.NotServed, msg: msgNotServed}})
 			return
 		}
 		pg, err := s.src.PageRaw(m, cursor, limit, s.params.MaxPageBytes)
