@@ -177,15 +177,21 @@ func Fetch(ctx context.Context, p FetchParams) (*FetchResult, error) {
 
 	r := &FetchResult{Workload: "fetch", N: p.N, EnvelopeSize: p.Size, Units: Units, Machine: machine()}
 	var shape pageShape
-	for i := range memberRuns {
-		run, sh, err := catchUp(ctx, client, host.ID(), m, fp, false, want)
-		if err != nil {
-			return nil, err
+	err = profile(p.CPUProfile, func() error {
+		for i := range memberRuns {
+			run, sh, err := catchUp(ctx, client, host.ID(), m, fp, false, want)
+			if err != nil {
+				return err
+			}
+			r.MemberSeconds = append(r.MemberSeconds, run.ElapsedSeconds)
+			if i == 0 || run.ElapsedSeconds < r.Member.ElapsedSeconds {
+				r.Member, shape = run, sh
+			}
 		}
-		r.MemberSeconds = append(r.MemberSeconds, run.ElapsedSeconds)
-		if i == 0 || run.ElapsedSeconds < r.Member.ElapsedSeconds {
-			r.Member, shape = run, sh
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if r.Host, _, err = catchUp(ctx, client, host.ID(), m, fp, true, want); err != nil {
 		return nil, err
@@ -195,15 +201,21 @@ func Fetch(ctx context.Context, p FetchParams) (*FetchResult, error) {
 	// least disturbed by whatever else the machine was doing.
 	var raw time.Duration
 	var raws []float64
-	for range rawRuns {
-		d, err := rawTransfer(ctx, client, host.ID(), r.Bytes)
-		if err != nil {
-			return nil, err
+	err = profile(p.RawCPUProfile, func() error {
+		for range rawRuns {
+			d, err := rawTransfer(ctx, client, host.ID(), r.Bytes)
+			if err != nil {
+				return err
+			}
+			raws = append(raws, d.Seconds())
+			if raw == 0 || d < raw {
+				raw = d
+			}
 		}
-		raws = append(raws, d.Seconds())
-		if raw == 0 || d < raw {
-			raw = d
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	r.Limit = rate(p.N, raw)
 	r.LimitDetail = FetchLimit{

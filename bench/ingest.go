@@ -164,22 +164,28 @@ func Ingest(ctx context.Context, p IngestParams) (*IngestResult, error) {
 	// of the limit.
 	var run *ingestRun
 	var runs []float64
-	for i := range networkRuns {
-		hostDir, err := sub(dir, fmt.Sprintf("host-%d", i+1))
-		if err != nil {
-			return nil, err
+	err = profile(p.CPUProfile, func() error {
+		for i := range networkRuns {
+			hostDir, err := sub(dir, fmt.Sprintf("host-%d", i+1))
+			if err != nil {
+				return err
+			}
+			r, err := ingestNetwork(ctx, hostDir, envs, p.InFlight, p.StreamPerEnvelope)
+			if err != nil {
+				return err
+			}
+			if err := checkStoredOnDisk(hostDir, envs); err != nil {
+				return err
+			}
+			runs = append(runs, r.elapsed.Seconds())
+			if run == nil || r.elapsed < run.elapsed {
+				run = r
+			}
 		}
-		r, err := ingestNetwork(ctx, hostDir, envs, p.InFlight, p.StreamPerEnvelope)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkStoredOnDisk(hostDir, envs); err != nil {
-			return nil, err
-		}
-		runs = append(runs, r.elapsed.Seconds())
-		if run == nil || r.elapsed < run.elapsed {
-			run = r
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 
 	lim, err := ingestLimit(ctx, dir, all, conc, [2]time.Duration{v0, put0}, batch0)

@@ -26,6 +26,9 @@ type IngestParams struct {
 	// Size is the length of each envelope encoding in bytes (fixed fields
 	// included), at most envelope.DefaultMaxSize.
 	Size int
+	// CPUProfile, if set, is a file for a CPU profile of the network runs
+	// (runtime/pprof format), without the preparation and the limit.
+	CPUProfile string
 	// Writers is the number of remote writers, each its own libp2p host.
 	Writers int
 	// InFlight is the number of direct relay requests each writer keeps
@@ -71,6 +74,10 @@ type FetchParams struct {
 	N int
 	// Size is the length of each envelope encoding in bytes.
 	Size int
+	// CPUProfile and RawCPUProfile, if set, are files for CPU profiles
+	// (runtime/pprof format) of the member catch-ups and of the raw
+	// transfers that set the limit: the two sides of the ratio.
+	CPUProfile, RawCPUProfile string
 	// Dir is where the host's on-disk store goes (as IngestParams.Dir).
 	Dir string
 }

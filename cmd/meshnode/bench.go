@@ -69,6 +69,7 @@ func newBenchIngestCmd() *cobra.Command {
 	f.IntVar(&p.InFlight, "inflight", p.InFlight, "requests each writer keeps outstanding, pipelined on its relay session")
 	f.BoolVar(&p.StreamPerEnvelope, "stream-per-envelope", false, "open a stream per envelope (relay protocol 1.0.0, as node.Remote does) instead of sessions")
 	f.StringVar(&p.Dir, "dir", "", "directory for the on-disk stores (kept); default a temporary directory removed after")
+	f.StringVar(&p.CPUProfile, "cpuprofile", "", "write a CPU profile of the network runs to this file (go tool pprof)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
 }
@@ -113,6 +114,8 @@ func newBenchFetchCmd() *cobra.Command {
 	f.IntVar(&p.N, "n", p.N, "envelopes stored on the host and fetched")
 	f.IntVar(&p.Size, "size", p.Size, "bytes per envelope encoding")
 	f.StringVar(&p.Dir, "dir", "", "directory for the host's on-disk store (kept); default a temporary directory removed after")
+	f.StringVar(&p.CPUProfile, "cpuprofile", "", "write a CPU profile of the member catch-ups to this file (go tool pprof)")
+	f.StringVar(&p.RawCPUProfile, "raw-cpuprofile", "", "write a CPU profile of the raw transfers (the limit) to this file")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
 }
