@@ -16,18 +16,26 @@ import (
 	"github.com/meshnode/meshnode/store"
 )
 
-// failingSource serves from a store but fails its failAt-th page (1-based).
+// failingSource serves from a store but fails its failAt-th page (1-based)
+// midway: after the page's first envelope was handed over.
 type failingSource struct {
 	st     *store.Store
 	failAt int64
 	calls  atomic.Int64
 }
 
-func (f *failingSource) PageRaw(m envelope.MailboxID, after store.Cursor, limit, maxBytes int) (store.RawPage, error) {
-	if f.calls.Add(1) == f.failAt {
-		return store.RawPage{}, errors.New("disk on fire")
+func (f *failingSource) VisitPage(m envelope.MailboxID, after store.Cursor, limit, maxBytes int, fn func([]byte) error) (store.Cursor, bool, error) {
+	if f.calls.Add(1) != f.failAt {
+		return f.st.VisitPage(m, after, limit, maxBytes, fn)
 	}
-	return f.st.PageRaw(m, after, limit, maxBytes)
+	first := true
+	return f.st.VisitPage(m, after, limit, maxBytes, func(enc []byte) error {
+		if !first {
+			return errors.New("disk on fire")
+		}
+		first = false
+		return fn(enc)
+	})
 }
 
 // protocols runs a catch-up test over each protocol: streaming, and page

@@ -35,8 +35,8 @@
 // waits for a request:
 //
 //	client ── request ──────────────────────────────► host
-//	       ◄── page 1: header ‖ body ──────────────── PageRaw(cursor)
-//	       ◄── page 2: header ‖ body ──────────────── PageRaw(page 1's next)
+//	       ◄── page 1: header ‖ body ──────────────── VisitPage(cursor)
+//	       ◄── page 2: header ‖ body ──────────────── VisitPage(page 1's next)
 //	       ...
 //	       ◄── last page (more = 0), or the page budget spent ── close
 //
@@ -62,21 +62,27 @@
 // with more = 1 tells the client to go on with a new stream from that
 // page's cursor. It checks the hosting policy and takes a rate-limit
 // token for every page, as for every request of 1.0.0. A loader goroutine
-// reads the next page from the store while the current one is written
-// (what the 1.0.0 client gets by asking one page ahead), so the host
-// holds two pages: it reserves 2×MaxPageBytes with the resource manager
-// before loading the first, or MaxPageBytes and loads each page only
-// after the one before was written if that is all it is granted, or
-// refuses (rate limited: busy). Its deadline is StreamTimeout from
-// accepting the stream, and moves on with every page. Each page is
-// written in writes of up to streamWriteSize (one yamux frame in one
-// Noise message) and flushed whole.
+// frames the next page while the current one is written (what the 1.0.0
+// client gets by asking one page ahead), so the host holds two page
+// buffers, each room for the largest header and body (pageBufferSize): it
+// reserves both with the resource manager before loading the first, or
+// one, loading each page only after the one before was written, if that
+// is all it is granted, or refuses (rate limited: busy). A page is framed
+// straight from the store's memory into its buffer (store.VisitPage:
+// envelope frames first, then the header in the room kept before them),
+// with no copy of the page in between, and the two buffers are reused for
+// every page of the stream. Its deadline is StreamTimeout from accepting
+// the stream, and moves on with every page. Each page (header and body)
+// is written from its buffer in writes of up to streamWriteSize (one
+// yamux frame in one Noise message). A host of 1.0.0 builds its one page
+// the same way.
 //
 // The client reads each page off the stream into one buffer as soon as
 // it arrives (after reserving size bytes on the stream's scope, before
 // allocating), while the page before is decoded, checked and handed to
-// the callback: at most two pages are held, and the body buffers are
-// reused. A page is handed over whole or not at all, so a stream that
+// the callback: at most two pages are held. Each body has a buffer of its
+// own, which the page's envelopes keep (they are decoded in place), so the
+// callback may keep them. A page is handed over whole or not at all, so a stream that
 // breaks midway loses nothing: the cursor returned is the last page the
 // callback accepted, and a catch-up resumed from it repeats nothing.
 // Streams are closed on success and reset on failure.

@@ -29,9 +29,11 @@ const StreamProtocolID = "/meshnode/fetch/1.1.0"
 const ServiceName = "meshnode.fetch"
 
 // Source is where pages come from: the host's store. Pages are served as
-// stored, without re-decoding: the client checks every envelope.
+// stored, without re-decoding (the client checks every envelope), and
+// framed straight from the store's memory: VisitPage calls fn with each
+// encoding of the page, valid only during the call (store.VisitPage).
 type Source interface {
-	PageRaw(m envelope.MailboxID, after store.Cursor, limit, maxBytes int) (store.RawPage, error)
+	VisitPage(m envelope.MailboxID, after store.Cursor, limit, maxBytes int, fn func(enc []byte) error) (store.Cursor, bool, error)
 }
 
 // Policy decides whether this node serves a mailbox to a remote peer.
@@ -85,35 +87,36 @@ func (s *Service) handle(st network.Stream) {
 		return
 	}
 	from := st.Conn().RemotePeer()
-	h, envs := s.page(st, from)
-	if h.code != status.OK {
-		s.log.Debug("fetch refused", "peer", from, "code", h.code, "msg", h.msg)
+	out, reserved, err := s.page(st, from)
+	if err == nil {
+		err = writeChunks(st, out)
 	}
-	w := wire.NewWriter(st)
-	if err := w.WriteFrame(h.marshal()); err != nil {
-		_ = st.Reset()
-		return
-	}
-	for _, e := range envs {
-		if err := w.WriteFrame(e); err != nil {
-			_ = st.Reset()
-			return
-		}
-	}
-	if err := w.Flush(); err != nil {
+	st.Scope().ReleaseMemory(reserved)
+	if err != nil {
 		_ = st.Reset()
 		return
 	}
 	_ = st.Close()
 }
 
-func (s *Service) page(st network.Stream, from peer.ID) (*header, [][]byte) {
-	fail := func(err error) (*header, [][]byte) {
+// page reads the request and returns the response, its header frame and,
+// if the header is OK, its body, and the memory reserved for it on st's
+// scope, which the caller releases once the response is written. A
+// refusal is a response too; an error is returned only when no response
+// can be made.
+func (s *Service) page(st network.Stream, from peer.ID) (out []byte, reserved int, err error) {
+	refused := func(h *header) ([]byte, int, error) {
+		s.log.Debug("fetch refused", "peer", from, "code", h.code, "msg", h.msg)
+		b := body{buf: make([]byte, headerRoom)}
+		out, err := b.framed(h.marshal())
+		return out, reserved, err
+	}
+	fail := func(err error) ([]byte, int, error) {
 		c, msg := status.FromError(err)
-		return &header{code: c, msg: msg}, nil
+		return refused(&header{code: c, msg: msg})
 	}
 	if !s.limiter.Allow(from, 1) {
-		return &header{code: status.RateLimited, msg: msgRateLimited}, nil
+		return refused(&header{code: status.RateLimited, msg: msgRateLimited})
 	}
 	frame, err := readRequestFrame(st, maxRequestSize)
 	if err != nil {
@@ -124,31 +127,32 @@ func (s *Service) page(st network.Stream, from peer.ID) (*header, [][]byte) {
 		return fail(err)
 	}
 	if s.policy != nil && !s.policy.Serves(q.mailbox, from) {
-		return &header{code: status.NotServed, msg: msgNotServed}, nil
+		return refused(&header{code: status.NotServed, msg: msgNotServed})
 	}
 	limit := int(q.limit)
 	if limit <= 0 || limit > s.params.MaxPageCount {
 		limit = s.params.MaxPageCount
 	}
-	// Reserve the page's memory with the resource manager before loading it.
-	if err := st.Scope().ReserveMemory(s.params.MaxPageBytes, network.ReservationPriorityMedium); err != nil {
-		return &header{code: status.RateLimited, msg: "host is busy; retry later"}, nil
+	// Reserve the page's memory with the resource manager before loading
+	// it: the buffer holding its header and body.
+	reserve := pageBufferSize(s.params, limit)
+	if err := st.Scope().ReserveMemory(reserve, network.ReservationPriorityMedium); err != nil {
+		return refused(&header{code: status.RateLimited, msg: msgBusy})
 	}
-	defer st.Scope().ReleaseMemory(s.params.MaxPageBytes)
-	pg, err := s.src.PageRaw(q.mailbox, q.cursor, limit, s.params.MaxPageBytes)
+	reserved = reserve
+	b, err := loadBody(s.src, q.mailbox, q.cursor, limit, s.params.MaxPageBytes, newPageBuffer(s.params, limit))
 	if err != nil {
 		return fail(err)
 	}
-	if len(pg.Next) > MaxCursorSize {
-		return fail(fmt.Errorf("%w: cursor of %d bytes", status.ErrUnavailable, len(pg.Next)))
-	}
-	return &header{code: status.OK, more: pg.More, count: uint32(len(pg.Envelopes)), next: pg.Next}, pg.Envelopes
+	out, err = b.framed((&header{code: status.OK, more: b.more, count: uint32(b.count), next: b.next}).marshal())
+	return out, reserved, err
 }
 
 // Refusals both protocols send.
 const (
 	msgRateLimited = "too many fetches; slow down"
 	msgNotServed   = "this host does not serve that mailbox"
+	msgBusy        = "host is busy; retry later"
 )
 
 // readRequestFrame reads a request frame of at most max bytes; a failure

@@ -1,8 +1,6 @@
 package fetch
 
 import (
-	"bufio"
-	"fmt"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -10,7 +8,6 @@ import (
 
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/internal/status"
-	"github.com/meshnode/meshnode/internal/wire"
 	"github.com/meshnode/meshnode/store"
 )
 
@@ -29,24 +26,7 @@ func (s *Service) handleStream(st network.Stream) {
 		return
 	}
 	from := st.Conn().RemotePeer()
-	// Writes of streamWriteSize: see its comment. (wire.NewWriter uses a
-	// *bufio.Writer at least as large as its own as it is.)
-	w := wire.NewWriter(bufio.NewWriterSize(st, streamWriteSize))
-	send := func(h *pageHeader, envs [][]byte) error {
-		if err := w.WriteFrame(h.marshal()); err != nil {
-			return err
-		}
-		for _, e := range envs {
-			if err := w.WriteFrame(e); err != nil {
-				return err
-			}
-		}
-		// Each page is flushed whole, so the client can hand it on while
-		// the host reads the next one.
-		return w.Flush()
-	}
-	err := s.stream(st, from, send)
-	if err != nil {
+	if err := s.stream(st, from); err != nil {
 		s.log.Debug("fetch stream broken", "peer", from, "err", err)
 		_ = st.Reset()
 		return
@@ -56,10 +36,15 @@ func (s *Service) handleStream(st network.Stream) {
 
 // stream reads the request and sends its pages. It returns only errors
 // of the stream itself; refusals are sent.
-func (s *Service) stream(st network.Stream, from peer.ID, send func(*pageHeader, [][]byte) error) error {
+func (s *Service) stream(st network.Stream, from peer.ID) error {
 	refused := func(c status.Code, msg string) error {
 		s.log.Debug("fetch refused", "peer", from, "code", c, "msg", msg)
-		return send(&pageHeader{code: c, msg: msg}, nil)
+		b := body{buf: make([]byte, headerRoom)}
+		out, err := b.framed((&pageHeader{code: c, msg: msg}).marshal())
+		if err != nil {
+			return err
+		}
+		return writeChunks(st, out)
 	}
 	refuse := func(err error) error {
 		c, msg := status.FromError(err)
@@ -81,21 +66,22 @@ func (s *Service) stream(st network.Stream, from peer.ID, send func(*pageHeader,
 	if budget <= 0 || budget > s.params.MaxStreamPages {
 		budget = s.params.MaxStreamPages
 	}
-	// Memory for the pages held, reserved before the first is loaded:
-	// two, so the next page is loaded from the store while this one is
-	// written; one (each page loaded after the one before was written)
-	// if the resource manager grants no more.
+	// Memory for the page buffers, reserved before the first page is
+	// loaded: two, so the next page is loaded from the store while this
+	// one is written; one (each page loaded after the one before was
+	// written) if the resource manager grants no more.
+	size := pageBufferSize(s.params, limit)
 	held := 2
-	if err := st.Scope().ReserveMemory(held*s.params.MaxPageBytes, network.ReservationPriorityMedium); err != nil {
+	if err := st.Scope().ReserveMemory(held*size, network.ReservationPriorityMedium); err != nil {
 		held = 1
-		if err := st.Scope().ReserveMemory(s.params.MaxPageBytes, network.ReservationPriorityMedium); err != nil {
-			return refused(status.RateLimited, "host is busy; retry later")
+		if err := st.Scope().ReserveMemory(size, network.ReservationPriorityMedium); err != nil {
+			return refused(status.RateLimited, msgBusy)
 		}
 	}
-	defer st.Scope().ReleaseMemory(held * s.params.MaxPageBytes)
-	slots := make(chan struct{}, held)
+	defer st.Scope().ReleaseMemory(held * size)
+	free := make(chan []byte, held)
 	for range held {
-		slots <- struct{}{}
+		free <- newPageBuffer(s.params, limit)
 	}
 	pages := make(chan loadedPage) // unbuffered: a page is held by the loader or the writer
 	stop := make(chan struct{})
@@ -103,7 +89,7 @@ func (s *Service) stream(st network.Stream, from peer.ID, send func(*pageHeader,
 	go func() {
 		defer close(loaded)
 		defer close(pages)
-		s.load(q.mailbox, from, store.Cursor(q.cursor), limit, budget, slots, pages, stop)
+		s.load(q.mailbox, from, store.Cursor(q.cursor), limit, budget, free, pages, stop)
 	}()
 	defer func() {
 		close(stop)
@@ -116,28 +102,33 @@ func (s *Service) stream(st network.Stream, from peer.ID, send func(*pageHeader,
 		if pg.h.code != status.OK {
 			return refused(pg.h.code, pg.h.msg)
 		}
-		if err := send(pg.h, pg.envs); err != nil {
+		out, err := pg.b.framed(pg.h.marshal())
+		if err != nil {
 			return err
 		}
-		slots <- struct{}{}
+		if err := writeChunks(st, out); err != nil {
+			return err
+		}
+		free <- pg.b.buf
 	}
 	return nil
 }
 
-// loadedPage is a page loaded from the store for a stream, or the
-// refusal that ends it (a header whose code is not OK).
+// loadedPage is a page loaded from the store for a stream, framed in a
+// page buffer, or the refusal that ends it (a header whose code is not
+// OK, and no buffer).
 type loadedPage struct {
-	h    *pageHeader
-	envs [][]byte
+	h *pageHeader
+	b body
 }
 
 // load loads the pages of a stream in order and sends them on pages,
-// each once it holds one of slots (the writer gives it back when the
+// each into a page buffer from free (the writer gives it back once the
 // page is written), until a page says none remain, budget pages were
 // loaded, a refusal was sent, or stop is closed. Each page takes a
 // rate-limit token and is checked against the hosting policy first, as
 // a request of ProtocolID is.
-func (s *Service) load(m envelope.MailboxID, from peer.ID, cursor store.Cursor, limit, budget int, slots <-chan struct{}, pages chan<- loadedPage, stop <-chan struct{}) {
+func (s *Service) load(m envelope.MailboxID, from peer.ID, cursor store.Cursor, limit, budget int, free <-chan []byte, pages chan<- loadedPage, stop <-chan struct{}) {
 	put := func(pg loadedPage) bool {
 		select {
 		case pages <- pg:
@@ -151,8 +142,9 @@ func (s *Service) load(m envelope.MailboxID, from peer.ID, cursor store.Cursor, 
 		put(loadedPage{h: &pageHeader{code: c, msg: msg}})
 	}
 	for range budget {
+		var buf []byte
 		select {
-		case <-slots:
+		case buf = <-free:
 		case <-stop:
 			return
 		}
@@ -164,24 +156,20 @@ func (s *Service) load(m envelope.MailboxID, from peer.ID, cursor store.Cursor, 
 			put(loadedPage{h: &pageHeader{code: status.NotServed, msg: msgNotServed}})
 			return
 		}
-		pg, err := s.src.PageRaw(m, cursor, limit, s.params.MaxPageBytes)
+		b, err := loadBody(s.src, m, cursor, limit, s.params.MaxPageBytes, buf)
 		if err != nil {
 			refuse(err)
 			return
 		}
-		if len(pg.Next) > MaxCursorSize {
-			refuse(fmt.Errorf("%w: cursor of %d bytes", status.ErrUnavailable, len(pg.Next)))
-			return
-		}
-		h := &pageHeader{code: status.OK, more: pg.More, count: uint32(len(pg.Envelopes)), size: uint32(bodySize(pg.Envelopes)), next: pg.Next}
-		if !put(loadedPage{h: h, envs: pg.Envelopes}) {
+		h := &pageHeader{code: status.OK, more: b.more, count: uint32(b.count), size: uint32(b.size()), next: b.next}
+		if !put(loadedPage{h: h, b: b}) {
 			return
 		}
 		// A page claiming more but holding nothing would loop: the
 		// client rejects it, so the stream ends there.
-		if !pg.More || len(pg.Envelopes) == 0 {
+		if !b.more || b.count == 0 {
 			return
 		}
-		cursor = pg.Next
+		cursor = b.next
 	}
 }

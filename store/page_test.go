@@ -258,3 +258,54 @@ func TestPageRawMatchesPage(t *testing.T) {
 		t.Fatalf("zero limit: %v", err)
 	}
 }
+
+// VisitPage hands fn exactly the encodings PageRaw copies, with the same
+// cursors; an error from fn ends the walk and comes back wrapped, with no
+// cursor.
+func TestVisitPage(t *testing.T) {
+	s := openMem(t, testParams())
+	k := newKey(t)
+	m := mailboxOf(k)
+	for i := range 50 {
+		mustPut(t, s, seal(t, k, envelope.Overhead+100+i))
+	}
+	var cur Cursor
+	for {
+		raw, err := s.PageRaw(m, cur, 7, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen [][]byte
+		next, more, err := s.VisitPage(m, cur, 7, 1<<20, func(enc []byte) error {
+			seen = append(seen, bytes.Clone(enc))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(seen) != len(raw.Envelopes) || more != raw.More || !bytes.Equal(next, raw.Next) {
+			t.Fatalf("visited %d (more %v), PageRaw %d (more %v)", len(seen), more, len(raw.Envelopes), raw.More)
+		}
+		for i := range seen {
+			if !bytes.Equal(seen[i], raw.Envelopes[i]) {
+				t.Fatalf("envelope %d differs", i)
+			}
+		}
+		cur = next
+		if !more {
+			break
+		}
+	}
+	stop := errors.New("stop here")
+	calls := 0
+	next, more, err := s.VisitPage(m, nil, 10, 1<<20, func([]byte) error {
+		calls++
+		if calls == 3 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || calls != 3 || next != nil || more {
+		t.Fatalf("after %d calls: %v (next %x, more %v)", calls, err, next, more)
+	}
+}

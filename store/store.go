@@ -422,24 +422,14 @@ type RawPage struct {
 const rawChunkSize = 256 << 10
 
 // PageRaw is Page without decoding: it returns the stored encodings,
-// checked for length but neither parsed nor re-hashed. It is for serving
-// pages to remote clients, which check every envelope they receive
-// (structure, mailbox binding, and the write signature or the AEAD), so the
-// host does not spend a decode and a SHA-256 per envelope on the serial
-// path of a fetch. Cursors and errors are those of Page.
+// checked for length but neither parsed nor re-hashed, copied out of the
+// store. Cursors and errors are those of Page.
 func (s *Store) PageRaw(m envelope.MailboxID, after Cursor, limit, maxBytes int) (RawPage, error) {
 	var pg RawPage
 	// The encodings are copied out of Badger's memory map into a few
 	// large buffers rather than one allocation each.
 	var chunk []byte
-	next, more, err := s.page(m, after, limit, maxBytes, func(b []byte) error {
-		_, _, raw, err := decodeArrivalHeader(b)
-		if err != nil {
-			return err
-		}
-		if len(raw) > envelope.AbsoluteMaxSize {
-			return fmt.Errorf("%w: stored envelope of %d bytes", ErrCorrupt, len(raw))
-		}
+	next, more, err := s.VisitPage(m, after, limit, maxBytes, func(raw []byte) error {
 		if cap(chunk)-len(chunk) < len(raw) {
 			chunk = make([]byte, 0, max(rawChunkSize, len(raw)))
 		}
@@ -453,6 +443,28 @@ func (s *Store) PageRaw(m envelope.MailboxID, after Cursor, limit, maxBytes int)
 	}
 	pg.Next, pg.More = next, more
 	return pg, nil
+}
+
+// VisitPage is PageRaw without the copy, for serving pages to remote
+// clients: it calls fn with each stored encoding of the page in arrival
+// order, checked for length but neither parsed nor re-hashed (the client
+// checks every envelope it receives: structure, mailbox binding, and the
+// write signature or the AEAD). enc is the store's own memory, valid only
+// until fn returns and never to be modified: fn copies what it keeps (a
+// fetch host frames it straight into the buffer it sends, which it reuses
+// page after page). An error from fn ends the walk and is returned,
+// wrapped. Cursors, bounds and errors are those of Page.
+func (s *Store) VisitPage(m envelope.MailboxID, after Cursor, limit, maxBytes int, fn func(enc []byte) error) (Cursor, bool, error) {
+	return s.page(m, after, limit, maxBytes, func(b []byte) error {
+		_, _, raw, err := decodeArrivalHeader(b)
+		if err != nil {
+			return err
+		}
+		if len(raw) > envelope.AbsoluteMaxSize {
+			return fmt.Errorf("%w: stored envelope of %d bytes", ErrCorrupt, len(raw))
+		}
+		return fn(raw)
+	})
 }
 
 // page walks the arrival records of m after the cursor, handing each value
