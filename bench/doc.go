@@ -68,7 +68,12 @@
 // envelopes/s. Rate and limit are both the fastest of three: a single
 // catch-up of a quarter of a second against the best of three transfers
 // would count every disturbance from elsewhere on the machine against
-// the rate only.
+// the rate only. Every catch-up and every transfer starts from a
+// collected heap (runtime.GC, as before each run of a Go benchmark), so
+// none pays for the garbage of the one before, and the benchmark's own
+// copies of the envelopes are garbage by then (the decode and verify
+// breakdown is measured before the runs): each run's allocations cost the
+// collections they would cost in a node.
 //
 // # Breakdowns
 //
