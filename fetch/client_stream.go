@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -59,7 +60,11 @@ func (c *Client) catchUpStream(ctx context.Context, st network.Stream, p peer.ID
 	ctx, cancel := context.WithCancel(ctx)
 	// A cancelled catch-up must also end a read blocked on the stream.
 	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
-	pages := make(chan rawPage) // unbuffered: at most two pages held
+	// The reader goes up to ReadAhead pages ahead of the page being
+	// decoded and handed over, as far as the resource manager grants
+	// their memory (pageMemory).
+	pages := make(chan rawPage, c.params.ReadAhead)
+	mem := newPageMemory(st.Scope())
 	done := make(chan struct{})
 	started := false
 	defer func() {
@@ -71,6 +76,10 @@ func (c *Client) catchUpStream(ctx context.Context, st network.Stream, p peer.ID
 		cancel()
 		if started {
 			<-done
+			// Pages read ahead but never handed over.
+			for r := range pages {
+				mem.release(r.reserved)
+			}
 		}
 	}()
 	cur = after
@@ -85,7 +94,7 @@ func (c *Client) catchUpStream(ctx context.Context, st network.Stream, p peer.ID
 		return cur, 0, false, fmt.Errorf("fetch: send request to %s: %w", p, err)
 	}
 	started = true
-	go c.readPages(ctx, st, p, pages, done)
+	go c.readPages(ctx, st, p, mem, pages, done)
 	dec := envelope.NewDecoder(c.params.MaxEnvelopeSize)
 	for r := range pages {
 		if r.err != nil {
@@ -95,7 +104,7 @@ func (c *Client) catchUpStream(ctx context.Context, st network.Stream, p peer.ID
 		if err == nil && (len(pg.Envelopes) > 0 || len(pg.Next) > 0) {
 			err = fn(pg)
 		}
-		st.Scope().ReleaseMemory(r.reserved)
+		mem.release(r.reserved)
 		if err != nil {
 			return cur, n, false, err
 		}
@@ -115,19 +124,20 @@ func (c *Client) catchUpStream(ctx context.Context, st network.Stream, p peer.ID
 }
 
 // readPages takes page after page off st as soon as it arrives (so the
-// stream's receive window reopens while the consumer decodes the page
-// before), each body into a buffer of its own (the page's envelopes are
-// decoded in place and keep it), and sends them on out. It stops after a page saying none remain, when the
-// stream ends cleanly after a page, on the first error (sent on out), or
-// when ctx is done; it closes out and then done. With out unbuffered, it
-// holds at most one page while the consumer holds another.
-func (c *Client) readPages(ctx context.Context, st network.Stream, p peer.ID, out chan<- rawPage, done chan<- struct{}) {
+// stream's receive window stays open, and the host keeps sending, while
+// the consumer decodes the pages before), each body into a buffer of its
+// own (the page's envelopes are decoded in place and keep it), and sends
+// them on out, whose capacity is the read-ahead. It stops after a page
+// saying none remain, when the stream ends cleanly after a page, on the
+// first error (sent on out), or when ctx is done; it closes out and then
+// done.
+func (c *Client) readPages(ctx context.Context, st network.Stream, p peer.ID, mem *pageMemory, out chan<- rawPage, done chan<- struct{}) {
 	defer close(done)
 	defer close(out)
 	br := bufio.NewReaderSize(st, readBufferSize)
 	r := wire.NewReader(br) // frames (headers) and bodies share br
 	for first := true; ; first = false {
-		rp := c.readPage(st, br, r, p)
+		rp := c.readPage(ctx, st, br, r, p, mem)
 		if rp.h == nil && rp.err == nil {
 			if !first {
 				return // the host closed the stream after a page
@@ -137,7 +147,7 @@ func (c *Client) readPages(ctx context.Context, st network.Stream, p peer.ID, ou
 		select {
 		case out <- rp:
 		case <-ctx.Done():
-			st.Scope().ReleaseMemory(rp.reserved)
+			mem.release(rp.reserved)
 			return
 		}
 		if rp.err != nil || !rp.h.more {
@@ -152,9 +162,9 @@ func (c *Client) readPages(ctx context.Context, st network.Stream, p peer.ID, ou
 // readPage reads one page: its header, the memory reservation for the
 // body size it announces, and the body, into a new buffer of that size. It
 // returns an empty rawPage when the stream ended cleanly before a header.
-func (c *Client) readPage(st network.Stream, br *bufio.Reader, r *wire.Reader, p peer.ID) (rp rawPage) {
+func (c *Client) readPage(ctx context.Context, st network.Stream, br *bufio.Reader, r *wire.Reader, p peer.ID, mem *pageMemory) (rp rawPage) {
 	fail := func(err error) rawPage {
-		st.Scope().ReleaseMemory(rp.reserved)
+		mem.release(rp.reserved)
 		return rawPage{err: err}
 	}
 	frame, err := r.ReadFrame(maxPageHeaderSize)
@@ -181,7 +191,7 @@ func (c *Client) readPage(st network.Stream, br *bufio.Reader, r *wire.Reader, p
 	}
 	// Reserve the page before reading it: its body, which the decoded
 	// envelopes then share.
-	if err := st.Scope().ReserveMemory(int(h.size), network.ReservationPriorityHigh); err != nil {
+	if err := mem.reserve(ctx, int(h.size)); err != nil {
 		return fail(fmt.Errorf("fetch: no memory for a page of %d bytes from %s: %w", h.size, p, err))
 	}
 	rp.reserved = int(h.size)
@@ -218,4 +228,58 @@ func (c *Client) decodePage(ctx context.Context, p peer.ID, m envelope.MailboxID
 		}
 	}
 	return store.Page{Envelopes: envs, Next: h.next, More: h.more}, nil
+}
+
+// pageMemory reserves the memory of the pages a client holds (read, or
+// read ahead, and not yet handed over) on the stream's scope. When the
+// resource manager refuses a page while others are held, reserve waits
+// for one of them to be released and tries again, so the read-ahead
+// shrinks to what the scope grants; only a page refused while none is
+// held fails the catch-up.
+type pageMemory struct {
+	scope network.StreamScope
+	held  atomic.Int64  // reservations not yet released
+	freed chan struct{} // capacity 1: a reservation was released
+}
+
+func newPageMemory(scope network.StreamScope) *pageMemory {
+	return &pageMemory{scope: scope, freed: make(chan struct{}, 1)}
+}
+
+// reserve reserves n bytes (none for n = 0), at high priority: the pages
+// of a catch-up the member asked for.
+func (m *pageMemory) reserve(ctx context.Context, n int) error {
+	if n == 0 {
+		return nil
+	}
+	for {
+		err := m.scope.ReserveMemory(n, network.ReservationPriorityHigh)
+		if err == nil {
+			m.held.Add(1)
+			return nil
+		}
+		if m.held.Load() == 0 {
+			return err
+		}
+		// A release after the refusal leaves its token in freed, so
+		// none is missed.
+		select {
+		case <-m.freed:
+		case <-ctx.Done():
+			return fmt.Errorf("%w (waiting for memory: %v)", ctx.Err(), err)
+		}
+	}
+}
+
+// release gives back a reservation of n bytes made by reserve.
+func (m *pageMemory) release(n int) {
+	if n == 0 {
+		return
+	}
+	m.scope.ReleaseMemory(n)
+	m.held.Add(-1)
+	select {
+	case m.freed <- struct{}{}:
+	default:
+	}
 }

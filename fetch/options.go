@@ -11,6 +11,9 @@ import (
 // MaxCursorSize bounds an opaque cursor on the wire.
 const MaxCursorSize = 64
 
+// MaxReadAhead bounds Params.ReadAhead.
+const MaxReadAhead = 64
+
 // Params tune the fetch service and client.
 type Params struct {
 	MaxEnvelopeSize int
@@ -21,6 +24,11 @@ type Params struct {
 	// streaming protocol (StreamProtocolID) before it closes it; the
 	// client goes on with a new stream from the last cursor.
 	MaxStreamPages int
+	// ReadAhead is how many pages the client of the streaming protocol
+	// reads ahead of the page it is decoding and handing over, while the
+	// resource manager grants their memory: the host goes on sending
+	// instead of waiting for the stream's window to reopen.
+	ReadAhead int
 	// StreamTimeout bounds one request/page exchange, and on a stream of
 	// pages each page: the deadline moves on with every page.
 	StreamTimeout time.Duration
@@ -39,6 +47,7 @@ func DefaultParams() Params {
 		MaxPageCount:    1000,
 		MaxPageBytes:    2 << 20,
 		MaxStreamPages:  256,
+		ReadAhead:       8,
 		StreamTimeout:   30 * time.Second,
 		PeerRate:        50,
 		PeerBurst:       100,
@@ -56,6 +65,8 @@ func (p Params) validate() error {
 		return fmt.Errorf("fetch: MaxPageBytes %d below MaxEnvelopeSize %d", p.MaxPageBytes, p.MaxEnvelopeSize)
 	case p.MaxStreamPages <= 0 || p.MaxStreamPages > 1<<20:
 		return fmt.Errorf("fetch: MaxStreamPages %d outside [1, %d]", p.MaxStreamPages, 1<<20)
+	case p.ReadAhead < 0 || p.ReadAhead > MaxReadAhead:
+		return fmt.Errorf("fetch: ReadAhead %d outside [0, %d]", p.ReadAhead, MaxReadAhead)
 	case p.StreamTimeout <= 0:
 		return fmt.Errorf("fetch: StreamTimeout must be positive")
 	case p.PeerRate < 0 || p.PeerBurst < 0 || p.MaxTrackedPeers <= 0:

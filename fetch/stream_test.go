@@ -509,3 +509,82 @@ func TestStreamMemoryReservations(t *testing.T) {
 		})
 	}
 }
+
+// The client reads ahead only as far as the resource manager grants: with
+// room for about two pages and ReadAhead 8, it waits for a page to be
+// handed over before reading the next instead of failing, and gets
+// everything. The first page's handover waits until the reader has filled
+// the room, so the reader does meet the limit.
+func TestStreamReadAheadWithinMemory(t *testing.T) {
+	p := DefaultParams()
+	p.MaxPageCount, p.MaxPageBytes, p.ReadAhead = 10, 64<<10, 8
+	const n = 100
+	srvHost := newLimitedHost(t, 1<<20)
+	st := newStore(t)
+	k := tu.WriteKey(t)
+	m := tu.Mailbox(k)
+	var want []envelope.ID
+	size := 0
+	for range n {
+		e := tu.Envelope(t, k, 400)
+		if _, err := st.Put(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, e.ID())
+		size = e.Size()
+	}
+	page := p.MaxPageCount * (size + uvarintLen(uint64(size)))
+	// High priority is granted up to 80% of the limit: two pages fit,
+	// three do not.
+	limit := int64(page * 3)
+	cliHost := newLimitedHost(t, limit)
+	svc, err := NewService(srvHost, st, WithParams(p), WithPolicy(onlyMailbox(m)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	if err := cliHost.Connect(context.Background(), peer.AddrInfo{ID: srvHost.ID(), Addrs: srvHost.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewClient(cliHost, p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := func() int64 {
+		var mem int64
+		_ = cliHost.Network().ResourceManager().ViewService(ServiceName, func(s network.ServiceScope) error {
+			mem = s.Stat().Memory
+			return nil
+		})
+		return mem
+	}
+	var got []envelope.ID
+	first := true
+	_, total, err := c.CatchUp(context.Background(), srvHost.ID(), m, nil, func(pg store.Page) error {
+		if first {
+			first = false
+			tu.Eventually(t, 10*time.Second, func() bool { return used() >= int64(2*page) }, "reader filling the client's memory")
+		}
+		for _, e := range pg.Envelopes {
+			got = append(got, e.ID())
+		}
+		return nil
+	})
+	if err != nil || total != n {
+		t.Fatalf("caught up %d of %d: %v", total, n, err)
+	}
+	checkSame(t, got, want)
+	tu.Eventually(t, 5*time.Second, func() bool { return used() == 0 }, "client memory released")
+
+	// A catch-up that stops at its first page gives back the memory of
+	// the pages read ahead of it.
+	stop := errors.New("enough")
+	_, _, err = c.CatchUp(context.Background(), srvHost.ID(), m, nil, func(store.Page) error {
+		tu.Eventually(t, 10*time.Second, func() bool { return used() >= int64(2*page) }, "reader filling the client's memory")
+		return stop
+	})
+	if !errors.Is(err, stop) {
+		t.Fatalf("stopped catch-up: %v", err)
+	}
+	tu.Eventually(t, 5*time.Second, func() bool { return used() == 0 }, "memory of the pages read ahead released")
+}
