@@ -198,8 +198,9 @@ func verifyAll(ctx context.Context, envs []*envelope.Envelope) error {
 // stops the catch-up; the cursor returned is then the last one fn accepted.
 //
 // It asks for StreamProtocolID first: one request, and the host sends
-// page after page on the same stream while fn handles the one before (at
-// most two pages held). A host's page budget per stream ending before the
+// page after page on the same stream while fn handles the ones before (up
+// to Params.ReadAhead pages read ahead, as far as the resource manager
+// grants their memory). A host's page budget per stream ending before the
 // mailbox does is followed by a new stream from the last cursor. A host
 // that speaks only ProtocolID is caught up page by page (catchUpPaged) on
 // the stream already negotiated.

@@ -112,9 +112,12 @@ func resourceManager(p *Params) (network.ResourceManager, error) {
 	// and two per 1.1.0 stream (one if two are refused) at medium
 	// priority, which the resource manager grants only below 60% of a
 	// scope's limit; a client reserves each page it reads at high
-	// priority. A catch-up holds two pages at a time either way (1.0.0
-	// fetches one ahead), so a peer's scope holds four pages (two fit under
-	// 60%) and the service's 32 (up to 19 pages in flight across peers).
+	// priority. A 1.0.0 catch-up holds two pages at a time (it fetches one
+	// ahead); a 1.1.0 client reads up to Fetch.ReadAhead pages ahead, as
+	// far as its scope grants (it waits for a page to be handed over
+	// rather than fail). A peer's scope holds four full pages (two fit
+	// under 60%, three under 80%) and the service's 32 (up to 19 pages in
+	// flight across peers).
 	scaling.AddServiceLimit(fetch.ServiceName,
 		rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: int64(32 * p.Fetch.MaxPageBytes)},
 		rcmgr.BaseLimitIncrease{})
