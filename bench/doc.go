@@ -57,10 +57,10 @@
 // (store on disk, filled by concurrent Puts). A member node fetches all
 // of them with fetch.Client.CatchUp (protocol /meshnode/fetch/1.1.0: one
 // request, then the host sends page after page on one stream; default
-// page bounds), first three times with signature verification off (a
-// member: Rate and Ratio are the fastest of the three), then once with it
-// on (a host that will re-serve what it fetches: Host). Bytes counts what
-// the host sent: each page's header frame and its envelope frames. Each
+// page bounds), three times with signature verification off (a member:
+// Rate and Ratio are the fastest of the three), then once with it on (a
+// host that will re-serve what it fetches: Host). Bytes counts what the
+// host sent: each page's header frame and its envelope frames. Each
 // catch-up must return every envelope once, in the host's arrival order
 // (read locally beforehand). The limit is the fastest of three transfers
 // of the same number of bytes over one raw libp2p stream between the same
@@ -68,12 +68,15 @@
 // envelopes/s. Rate and limit are both the fastest of three: a single
 // catch-up of a quarter of a second against the best of three transfers
 // would count every disturbance from elsewhere on the machine against
-// the rate only. Every catch-up and every transfer starts from a
-// collected heap (runtime.GC, as before each run of a Go benchmark), so
-// none pays for the garbage of the one before, and the benchmark's own
-// copies of the envelopes are garbage by then (the decode and verify
-// breakdown is measured before the runs): each run's allocations cost the
-// collections they would cost in a node.
+// the rate only. The member catch-ups (C) and the raw transfers (R)
+// alternate, C R R C C R, so both sides sample the same stretch of the
+// machine's time. Every run starts from a collected heap (runtime.GC, as
+// before each run of a Go benchmark), so none pays for the garbage of the
+// one before, and the benchmark's own copies of the envelopes are garbage
+// by then (the decode and verify breakdown is measured before the runs):
+// each run's allocations cost the collections they would cost in a node.
+// CPU profiles (FetchParams.CPUProfile, RawCPUProfile) come from three
+// more runs of each kind after the measured ones.
 //
 // # Breakdowns
 //

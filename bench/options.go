@@ -75,8 +75,9 @@ type FetchParams struct {
 	// Size is the length of each envelope encoding in bytes.
 	Size int
 	// CPUProfile and RawCPUProfile, if set, are files for CPU profiles
-	// (runtime/pprof format) of the member catch-ups and of the raw
-	// transfers that set the limit: the two sides of the ratio.
+	// (runtime/pprof format) of member catch-ups and of raw transfers, the
+	// two sides of the ratio: three more runs of each after the measured
+	// ones.
 	CPUProfile, RawCPUProfile string
 	// Dir is where the host's on-disk store goes (as IngestParams.Dir).
 	Dir string

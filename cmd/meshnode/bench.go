@@ -114,8 +114,8 @@ func newBenchFetchCmd() *cobra.Command {
 	f.IntVar(&p.N, "n", p.N, "envelopes stored on the host and fetched")
 	f.IntVar(&p.Size, "size", p.Size, "bytes per envelope encoding")
 	f.StringVar(&p.Dir, "dir", "", "directory for the host's on-disk store (kept); default a temporary directory removed after")
-	f.StringVar(&p.CPUProfile, "cpuprofile", "", "write a CPU profile of the member catch-ups to this file (go tool pprof)")
-	f.StringVar(&p.RawCPUProfile, "raw-cpuprofile", "", "write a CPU profile of the raw transfers (the limit) to this file")
+	f.StringVar(&p.CPUProfile, "cpuprofile", "", "write a CPU profile of three member catch-ups (after the measured runs) to this file (go tool pprof)")
+	f.StringVar(&p.RawCPUProfile, "raw-cpuprofile", "", "write a CPU profile of three raw transfers (the limit) to this file")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
 }
