@@ -246,14 +246,21 @@ func newPageMemory(scope network.StreamScope) *pageMemory {
 	return &pageMemory{scope: scope, freed: make(chan struct{}, 1)}
 }
 
-// reserve reserves n bytes (none for n = 0), at high priority: the pages
-// of a catch-up the member asked for.
+// reserve reserves n bytes (none for n = 0). A page the catch-up needs to
+// make progress (none held) is reserved at high priority, granted up to
+// 80% of a scope's limit; a page read ahead at low priority, granted only
+// up to 40%, so one catch-up reading ahead leaves room for the first page
+// of another one from the same peer.
 func (m *pageMemory) reserve(ctx context.Context, n int) error {
 	if n == 0 {
 		return nil
 	}
 	for {
-		err := m.scope.ReserveMemory(n, network.ReservationPriorityHigh)
+		prio := network.ReservationPriorityHigh
+		if m.held.Load() > 0 {
+			prio = network.ReservationPriorityLow
+		}
+		err := m.scope.ReserveMemory(n, prio)
 		if err == nil {
 			m.held.Add(1)
 			return nil

@@ -82,10 +82,12 @@
 // allocating), while the pages before are decoded, checked and handed to
 // the callback in order. It reads up to Params.ReadAhead pages ahead of
 // the one being handed over, so the stream's window stays open and the
-// host keeps sending while the client decodes; when the resource manager
-// refuses a page's memory while others are held, the reader waits for one
-// to be handed over and tries again, and only a page refused with none
-// held fails the catch-up. Each body has a buffer of its own, which the
+// host keeps sending while the client decodes. The page it needs next is
+// reserved at high priority, pages read ahead at low priority (granted
+// only below 40% of a scope's limit, so a catch-up reading ahead leaves
+// room for another); when the resource manager refuses a page's memory
+// while others are held, the reader waits for one to be handed over and
+// tries again, and only a page refused with none held fails the catch-up. Each body has a buffer of its own, which the
 // page's envelopes keep (they are decoded in place), so the callback may
 // keep them. A page is handed over whole or not at all, so a stream that
 // breaks midway loses nothing: the cursor returned is the last page the

@@ -3,6 +3,7 @@ package fetch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -510,11 +511,13 @@ func TestStreamMemoryReservations(t *testing.T) {
 	}
 }
 
-// The client reads ahead only as far as the resource manager grants: with
-// room for about two pages and ReadAhead 8, it waits for a page to be
-// handed over before reading the next instead of failing, and gets
-// everything. The first page's handover waits until the reader has filled
-// the room, so the reader does meet the limit.
+// The client reads ahead only as far as the resource manager grants: a
+// page it needs (none held) at high priority, granted up to 80% of a
+// scope's limit, a page read ahead at low priority, up to 40%. With room
+// for six pages, ReadAhead 8 reads two ahead; the reader then waits for a
+// page to be handed over instead of failing, and the catch-up gets
+// everything. A second catch-up from the same peer meanwhile still gets
+// its pages, which it could not if the first had read ahead up to 80%.
 func TestStreamReadAheadWithinMemory(t *testing.T) {
 	p := DefaultParams()
 	p.MaxPageCount, p.MaxPageBytes, p.ReadAhead = 10, 64<<10, 8
@@ -534,10 +537,7 @@ func TestStreamReadAheadWithinMemory(t *testing.T) {
 		size = e.Size()
 	}
 	page := p.MaxPageCount * (size + uvarintLen(uint64(size)))
-	// High priority is granted up to 80% of the limit: two pages fit,
-	// three do not.
-	limit := int64(page * 3)
-	cliHost := newLimitedHost(t, limit)
+	cliHost := newLimitedHost(t, int64(page*6))
 	svc, err := NewService(srvHost, st, WithParams(p), WithPolicy(onlyMailbox(m)))
 	if err != nil {
 		t.Fatal(err)
@@ -558,29 +558,47 @@ func TestStreamReadAheadWithinMemory(t *testing.T) {
 		})
 		return mem
 	}
-	var got []envelope.ID
-	first := true
-	_, total, err := c.CatchUp(context.Background(), srvHost.ID(), m, nil, func(pg store.Page) error {
-		if first {
-			first = false
-			tu.Eventually(t, 10*time.Second, func() bool { return used() >= int64(2*page) }, "reader filling the client's memory")
+	catchUp := func(onFirst func()) ([]envelope.ID, error) {
+		var got []envelope.ID
+		first := true
+		_, total, err := c.CatchUp(context.Background(), srvHost.ID(), m, nil, func(pg store.Page) error {
+			if first {
+				first = false
+				onFirst()
+			}
+			for _, e := range pg.Envelopes {
+				got = append(got, e.ID())
+			}
+			return nil
+		})
+		if err == nil && total != n {
+			err = fmt.Errorf("caught up %d of %d", total, n)
 		}
-		for _, e := range pg.Envelopes {
-			got = append(got, e.ID())
-		}
-		return nil
+		return got, err
+	}
+	// The first page is handed over only once the reader has read ahead
+	// as far as it may, and once a second catch-up has run to its end.
+	var second []envelope.ID
+	var secondErr error
+	got, err := catchUp(func() {
+		tu.Eventually(t, 10*time.Second, func() bool { return used() >= int64(2*page) }, "reader reading ahead")
+		second, secondErr = catchUp(func() {})
 	})
-	if err != nil || total != n {
-		t.Fatalf("caught up %d of %d: %v", total, n, err)
+	if err != nil {
+		t.Fatal(err)
 	}
 	checkSame(t, got, want)
+	if secondErr != nil {
+		t.Fatalf("second catch-up while the first read ahead: %v", secondErr)
+	}
+	checkSame(t, second, want)
 	tu.Eventually(t, 5*time.Second, func() bool { return used() == 0 }, "client memory released")
 
 	// A catch-up that stops at its first page gives back the memory of
 	// the pages read ahead of it.
 	stop := errors.New("enough")
 	_, _, err = c.CatchUp(context.Background(), srvHost.ID(), m, nil, func(store.Page) error {
-		tu.Eventually(t, 10*time.Second, func() bool { return used() >= int64(2*page) }, "reader filling the client's memory")
+		tu.Eventually(t, 10*time.Second, func() bool { return used() >= int64(2*page) }, "reader reading ahead")
 		return stop
 	})
 	if !errors.Is(err, stop) {

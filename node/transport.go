@@ -108,21 +108,23 @@ func resourceManager(p *Params) (network.ResourceManager, error) {
 	scaling.AddServicePeerLimit(relay.ServiceName,
 		rcmgr.BaseLimit{StreamsInbound: 32, StreamsOutbound: 32, Streams: 64, Memory: int64(8 * p.Relay.MaxRequestSize())},
 		rcmgr.BaseLimitIncrease{})
-	// The fetch service reserves one page (MaxPageBytes) per 1.0.0 request
-	// and two per 1.1.0 stream (one if two are refused) at medium
-	// priority, which the resource manager grants only below 60% of a
-	// scope's limit; a client reserves each page it reads at high
-	// priority. A 1.0.0 catch-up holds two pages at a time (it fetches one
-	// ahead); a 1.1.0 client reads up to Fetch.ReadAhead pages ahead, as
-	// far as its scope grants (it waits for a page to be handed over
-	// rather than fail). A peer's scope holds four full pages (two fit
-	// under 60%, three under 80%) and the service's 32 (up to 19 pages in
-	// flight across peers).
+	// The fetch service reserves one page buffer (about MaxPageBytes) per
+	// 1.0.0 request and two per 1.1.0 stream (one if two are refused) at
+	// medium priority, which the resource manager grants only below 60% of
+	// a scope's limit. A client reserves the page it needs next at high
+	// priority (below 80%), and the pages it reads ahead (1.1.0, up to
+	// Fetch.ReadAhead) at low priority (below 40%), waiting for a page to
+	// be handed over rather than failing when refused. A peer's scope holds
+	// eight full pages: a client reads three full pages (or six of half
+	// that) ahead and still leaves room for the pages of another catch-up
+	// from the same peer, and a host double-buffers two streams of one
+	// peer. The service's scope holds 32 (up to 19 pages in flight across
+	// peers).
 	scaling.AddServiceLimit(fetch.ServiceName,
 		rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: int64(32 * p.Fetch.MaxPageBytes)},
 		rcmgr.BaseLimitIncrease{})
 	scaling.AddServicePeerLimit(fetch.ServiceName,
-		rcmgr.BaseLimit{StreamsInbound: 4, StreamsOutbound: 8, Streams: 12, Memory: int64(4 * p.Fetch.MaxPageBytes)},
+		rcmgr.BaseLimit{StreamsInbound: 4, StreamsOutbound: 8, Streams: 12, Memory: int64(8 * p.Fetch.MaxPageBytes)},
 		rcmgr.BaseLimitIncrease{})
 	limits := scaling.Scale(p.MemoryLimit, p.FDLimit)
 	// Its built-in stats reporter traces every event into Prometheus's
