@@ -32,10 +32,15 @@ func pageBufferSize(p Params, count int) int {
 	return headerRoom + maxBodySize(p, count)
 }
 
-// newPageBuffer is a page buffer with room for pages of modest size; it
-// grows, once per stream, as pages need.
+// initialBody is the body room a page buffer starts with: enough for the
+// few envelopes of a member polling for news, so such requests do not
+// allocate a full page. A buffer grows as pages need (append), once per
+// stream of 1.1.0, as it is reused for every page.
+const initialBody = 16 << 10
+
+// newPageBuffer is a page buffer with room for pages of modest size.
 func newPageBuffer(p Params, count int) []byte {
-	return make([]byte, headerRoom, min(pageBufferSize(p, count), headerRoom+streamWriteSize))
+	return make([]byte, headerRoom, min(pageBufferSize(p, count), headerRoom+initialBody))
 }
 
 // body is a page framed into a page buffer.
