@@ -45,17 +45,34 @@ func (o onlyMailbox) Serves(m envelope.MailboxID, _ peer.ID) bool { return m == 
 func setup(t *testing.T, n, size int, p Params) (*Client, peer.ID, envelope.MailboxID, []envelope.ID) {
 	t.Helper()
 	srvHost, cliHost := newHost(t), newHost(t)
+	st, m, ids, _ := storeEnvelopes(t, n, size)
+	return serveTo(t, srvHost, cliHost, st, m, p, true), srvHost.ID(), m, ids
+}
+
+// storeEnvelopes stores n envelopes of payload bytes in one mailbox of a
+// new store and returns it, the mailbox, the IDs in order and the size of
+// each encoding.
+func storeEnvelopes(t *testing.T, n, payload int) (*store.Store, envelope.MailboxID, []envelope.ID, int) {
+	t.Helper()
 	st := newStore(t)
 	k := tu.WriteKey(t)
-	m := tu.Mailbox(k)
-	var ids []envelope.ID
-	for i := 0; i < n; i++ {
-		e := tu.Envelope(t, k, size)
+	var want []envelope.ID
+	size := 0
+	for range n {
+		e := tu.Envelope(t, k, payload)
 		if _, err := st.Put(context.Background(), e); err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, e.ID())
+		want = append(want, e.ID())
+		size = e.Size()
 	}
+	return st, tu.Mailbox(k), want, size
+}
+
+// serveTo serves m from st on srvHost with p and returns a client of p on
+// cliHost (verifying signatures if verify), connected to it.
+func serveTo(t *testing.T, srvHost, cliHost host.Host, st *store.Store, m envelope.MailboxID, p Params, verify bool) *Client {
+	t.Helper()
 	svc, err := NewService(srvHost, st, WithParams(p), WithPolicy(onlyMailbox(m)))
 	if err != nil {
 		t.Fatal(err)
@@ -64,11 +81,11 @@ func setup(t *testing.T, n, size int, p Params) (*Client, peer.ID, envelope.Mail
 	if err := cliHost.Connect(context.Background(), peer.AddrInfo{ID: srvHost.ID(), Addrs: srvHost.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewClient(cliHost, p, true)
+	c, err := NewClient(cliHost, p, verify)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, srvHost.ID(), m, ids
+	return c
 }
 
 func TestPagesLoseAndRepeatNothing(t *testing.T) {

@@ -467,29 +467,8 @@ func TestStreamMemoryReservations(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srvHost, cliHost := newLimitedHost(t, tc.host), newLimitedHost(t, tc.client)
-			st := newStore(t)
-			k := tu.WriteKey(t)
-			m := tu.Mailbox(k)
-			var want []envelope.ID
-			for range 100 {
-				e := tu.Envelope(t, k, 200)
-				if _, err := st.Put(context.Background(), e); err != nil {
-					t.Fatal(err)
-				}
-				want = append(want, e.ID())
-			}
-			svc, err := NewService(srvHost, st, WithParams(p), WithPolicy(onlyMailbox(m)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { svc.Close() })
-			if err := cliHost.Connect(context.Background(), peer.AddrInfo{ID: srvHost.ID(), Addrs: srvHost.Addrs()}); err != nil {
-				t.Fatal(err)
-			}
-			c, err := NewClient(cliHost, p, false)
-			if err != nil {
-				t.Fatal(err)
-			}
+			st, m, want, _ := storeEnvelopes(t, 100, 200)
+			c := serveTo(t, srvHost, cliHost, st, m, p, false)
 			var got []envelope.ID
 			_, n, err := c.CatchUp(context.Background(), srvHost.ID(), m, nil, func(pg store.Page) error {
 				for _, e := range pg.Envelopes {
@@ -522,34 +501,10 @@ func TestStreamReadAheadWithinMemory(t *testing.T) {
 	p := DefaultParams()
 	p.MaxPageCount, p.MaxPageBytes, p.ReadAhead = 10, 64<<10, 8
 	const n = 100
-	srvHost := newLimitedHost(t, 1<<20)
-	st := newStore(t)
-	k := tu.WriteKey(t)
-	m := tu.Mailbox(k)
-	var want []envelope.ID
-	size := 0
-	for range n {
-		e := tu.Envelope(t, k, 400)
-		if _, err := st.Put(context.Background(), e); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, e.ID())
-		size = e.Size()
-	}
+	st, m, want, size := storeEnvelopes(t, n, 400)
 	page := p.MaxPageCount * (size + uvarintLen(uint64(size)))
-	cliHost := newLimitedHost(t, int64(page*6))
-	svc, err := NewService(srvHost, st, WithParams(p), WithPolicy(onlyMailbox(m)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { svc.Close() })
-	if err := cliHost.Connect(context.Background(), peer.AddrInfo{ID: srvHost.ID(), Addrs: srvHost.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewClient(cliHost, p, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srvHost, cliHost := newLimitedHost(t, 1<<20), newLimitedHost(t, int64(page*6))
+	c := serveTo(t, srvHost, cliHost, st, m, p, false)
 	used := func() int64 {
 		var mem int64
 		_ = cliHost.Network().ResourceManager().ViewService(ServiceName, func(s network.ServiceScope) error {
