@@ -79,7 +79,10 @@ func (s *Service) Close() error {
 	return nil
 }
 
-func (s *Service) handle(st network.Stream) {
+// serve runs one accepted stream of either protocol: its deadline and
+// resource-manager service first, then fn, and the stream is closed if fn
+// succeeds and reset otherwise.
+func (s *Service) serve(st network.Stream, fn func(st network.Stream, from peer.ID) error) {
 	_ = st.SetDeadline(time.Now().Add(s.params.StreamTimeout))
 	if err := st.Scope().SetService(ServiceName); err != nil {
 		s.log.Debug("resource manager refused fetch stream", "err", err)
@@ -87,16 +90,24 @@ func (s *Service) handle(st network.Stream) {
 		return
 	}
 	from := st.Conn().RemotePeer()
-	out, reserved, err := s.page(st, from)
-	if err == nil {
-		err = writeChunks(st, out)
-	}
-	st.Scope().ReleaseMemory(reserved)
-	if err != nil {
+	if err := fn(st, from); err != nil {
+		s.log.Debug("fetch stream broken", "peer", from, "err", err)
 		_ = st.Reset()
 		return
 	}
 	_ = st.Close()
+}
+
+// handle serves one request of ProtocolID: one page, or a refusal.
+func (s *Service) handle(st network.Stream) {
+	s.serve(st, func(st network.Stream, from peer.ID) error {
+		out, reserved, err := s.page(st, from)
+		if err == nil {
+			err = writeChunks(st, out)
+		}
+		st.Scope().ReleaseMemory(reserved)
+		return err
+	})
 }
 
 // page reads the request and returns the response, its header frame and,

@@ -18,21 +18,7 @@ import (
 // client keeps the pages before it); the stream is reset only when
 // writing fails. A loader goroutine (load) reads the next page from the
 // store while this one writes the current page.
-func (s *Service) handleStream(st network.Stream) {
-	_ = st.SetDeadline(time.Now().Add(s.params.StreamTimeout))
-	if err := st.Scope().SetService(ServiceName); err != nil {
-		s.log.Debug("resource manager refused fetch stream", "err", err)
-		_ = st.Reset()
-		return
-	}
-	from := st.Conn().RemotePeer()
-	if err := s.stream(st, from); err != nil {
-		s.log.Debug("fetch stream broken", "peer", from, "err", err)
-		_ = st.Reset()
-		return
-	}
-	_ = st.Close()
-}
+func (s *Service) handleStream(st network.Stream) { s.serve(st, s.stream) }
 
 // stream reads the request and sends its pages. It returns only errors
 // of the stream itself; refusals are sent.
