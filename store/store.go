@@ -411,43 +411,9 @@ func (s *Store) Page(m envelope.MailboxID, after Cursor, limit, maxBytes int) (P
 	return pg, nil
 }
 
-// RawPage is a page of envelope encodings as stored.
-type RawPage struct {
-	Envelopes [][]byte
-	Next      Cursor
-	More      bool
-}
-
-// rawChunkSize is the size of the buffers PageRaw copies encodings into.
-const rawChunkSize = 256 << 10
-
-// PageRaw is Page without decoding: it returns the stored encodings,
-// checked for length but neither parsed nor re-hashed, copied out of the
-// store. Cursors and errors are those of Page.
-func (s *Store) PageRaw(m envelope.MailboxID, after Cursor, limit, maxBytes int) (RawPage, error) {
-	var pg RawPage
-	// The encodings are copied out of Badger's memory map into a few
-	// large buffers rather than one allocation each.
-	var chunk []byte
-	next, more, err := s.VisitPage(m, after, limit, maxBytes, func(raw []byte) error {
-		if cap(chunk)-len(chunk) < len(raw) {
-			chunk = make([]byte, 0, max(rawChunkSize, len(raw)))
-		}
-		start := len(chunk)
-		chunk = append(chunk, raw...)
-		pg.Envelopes = append(pg.Envelopes, chunk[start:len(chunk):len(chunk)])
-		return nil
-	})
-	if err != nil {
-		return RawPage{}, err
-	}
-	pg.Next, pg.More = next, more
-	return pg, nil
-}
-
-// VisitPage is PageRaw without the copy, for serving pages to remote
-// clients: it calls fn with each stored encoding of the page in arrival
-// order, checked for length but neither parsed nor re-hashed (the client
+// VisitPage is Page without decoding or copying, for serving pages to
+// remote clients: it calls fn with each stored encoding of the page in
+// arrival order, checked for length but neither parsed nor re-hashed (the client
 // checks every envelope it receives: structure, mailbox binding, and the
 // write signature or the AEAD). enc is the store's own memory, valid only
 // until fn returns and never to be modified: fn copies what it keeps (a
