@@ -90,6 +90,11 @@ func (b *body) framed(h []byte) ([]byte, error) {
 	return b.buf[start:], nil
 }
 
+// headerFrame is a response that is a header alone (a refusal): its frame.
+func headerFrame(h []byte) []byte {
+	return append(binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(h)), uint64(len(h))), h...)
+}
+
 // writeChunks writes b to w in writes of at most streamWriteSize (one
 // yamux frame in one Noise message each; see streamWriteSize).
 func writeChunks(w io.Writer, b []byte) error {

@@ -118,9 +118,7 @@ func (s *Service) handle(st network.Stream) {
 func (s *Service) page(st network.Stream, from peer.ID) (out []byte, reserved int, err error) {
 	refused := func(h *header) ([]byte, int, error) {
 		s.log.Debug("fetch refused", "peer", from, "code", h.code, "msg", h.msg)
-		b := body{buf: make([]byte, headerRoom)}
-		out, err := b.framed(h.marshal())
-		return out, reserved, err
+		return headerFrame(h.marshal()), reserved, nil
 	}
 	fail := func(err error) ([]byte, int, error) {
 		c, msg := status.FromError(err)

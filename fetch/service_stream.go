@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/internal/status"
+	"github.com/meshnode/meshnode/internal/wire"
 	"github.com/meshnode/meshnode/store"
 )
 
@@ -25,12 +26,7 @@ func (s *Service) handleStream(st network.Stream) { s.serve(st, s.stream) }
 func (s *Service) stream(st network.Stream, from peer.ID) error {
 	refused := func(c status.Code, msg string) error {
 		s.log.Debug("fetch refused", "peer", from, "code", c, "msg", msg)
-		b := body{buf: make([]byte, headerRoom)}
-		out, err := b.framed((&pageHeader{code: c, msg: msg}).marshal())
-		if err != nil {
-			return err
-		}
-		return writeChunks(st, out)
+		return wire.WriteOne(st, (&pageHeader{code: c, msg: msg}).marshal())
 	}
 	refuse := func(err error) error {
 		c, msg := status.FromError(err)
