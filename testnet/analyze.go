@@ -87,7 +87,7 @@ func (c *collector) result() StrategyResult {
 	}
 
 	if s.ManagedGroups() {
-		r.Managed = c.managedResult()
+		r.Managed = c.managedResult(&r)
 	}
 	c.catchUps(&r, msgs)
 	c.gaps(&r, msgs)
@@ -201,6 +201,7 @@ func (c *collector) catchUps(r *StrategyResult, msgs []int) {
 		}
 	}
 	r.CatchUpMs = percentiles(times)
+	r.Series.CatchUpCDF = cdf(times)
 }
 
 // gaps counts, per (member, group, author), messages shown while an

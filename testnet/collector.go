@@ -231,6 +231,8 @@ func percentiles(v []float64) Percentiles {
 
 func round2(f float64) float64 { return math.Round(f*100) / 100 }
 
+func round4(f float64) float64 { return math.Round(f*1e4) / 1e4 }
+
 // cdf samples at most 200 points of the distribution of v.
 func cdf(v []float64) [][2]float64 {
 	if len(v) == 0 {

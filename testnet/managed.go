@@ -268,7 +268,7 @@ func (c *collector) removedShown(msg, node int, epoch uint64) {
 }
 
 // managedResult computes the managed-group metrics. Call with c.mu held.
-func (c *collector) managedResult() *ManagedResult {
+func (c *collector) managedResult(sr *StrategyResult) *ManagedResult {
 	r := &ManagedResult{}
 	var all, each []float64
 	for _, op := range c.ops {
@@ -308,6 +308,7 @@ func (c *collector) managedResult() *ManagedResult {
 		}
 	}
 	r.KeyCatchUpMs = percentiles(all)
+	sr.Series.KeyCatchUpCDF = cdf(all)
 	r.KeyCatchUpMemberMs = percentiles(each)
 	return r
 }

@@ -57,6 +57,23 @@ func availableMemory() int64 {
 	return 0
 }
 
+// loadAverage reads the 1-minute load average (0 if unknown).
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
 // maxScheduleEvents bounds the events a schedule is drawn with (messages
 // plus churn transitions): past it, drawing and holding the schedule alone
 // takes minutes and gigabytes before the run starts.

@@ -1,11 +1,13 @@
 package testnet
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 )
 
 type config struct {
+	runs     int
 	progress io.Writer
 	lines    bool
 	log      *slog.Logger
@@ -14,6 +16,21 @@ type config struct {
 
 // Option configures a run.
 type Option func(*config) error
+
+// WithRuns runs the scenario n times (n ≥ 1), on seeds derived from its
+// own (DeriveSeed), and summarises every figure over the runs.
+func WithRuns(n int) Option {
+	return func(c *config) error {
+		if n < 1 || n > maxRuns {
+			return fmt.Errorf("%w: runs %d: want 1 to %d", ErrScenario, n, maxRuns)
+		}
+		c.runs = n
+		return nil
+	}
+}
+
+// maxRuns bounds the repetitions of a scenario.
+const maxRuns = 1000
 
 // WithProgress draws a progress bar on w (a terminal) while running.
 func WithProgress(w io.Writer) Option {
@@ -38,7 +55,7 @@ func WithNodeLogger(l *slog.Logger) Option {
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func newConfig(opts []Option) (*config, error) {
-	c := &config{}
+	c := &config{runs: 1}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err

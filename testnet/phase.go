@@ -81,21 +81,6 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	}
 }
 
-func (m *sim) publishBaseline(ev Event) {
-	t := m.nodes[ev.Node].topics[ev.Group]
-	if t == nil {
-		return
-	}
-	data := []byte(messageText(ev.Msg, m.s.Traffic.Size))
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		// Dropped: a baseline message that cannot be published is simply
-		// not delivered, which the baseline's delivery ratio shows.
-		_ = t.Publish(m.ctx, data)
-	}()
-}
-
 // reconnect dials the hosts named by node i's groups, as an application
 // does when its network comes back (the node itself redials only at its
 // next background catch-up).

@@ -5,11 +5,33 @@ import "time"
 // Results is the machine-readable outcome of a run (results.json). The
 // JSON names are a contract.
 type Results struct {
-	Scenario   Scenario         `json:"scenario"`
-	Schedule   ScheduleSummary  `json:"schedule"`
-	Machine    Machine          `json:"machine"`
+	Scenario Scenario `json:"scenario"`
+	// Schedule: the first run's (the scenario's own seed).
+	Schedule ScheduleSummary `json:"schedule"`
+	Machine  Machine         `json:"machine"`
+	// Mode is how the nodes ran: "memory" (one process, mocknet) or
+	// "processes" (one meshnode daemon per node, TCP on loopback).
+	Mode string `json:"mode"`
+	// Runs of the scenario and their seeds (DeriveSeed).
+	Runs  int      `json:"runs"`
+	Seeds []uint64 `json:"seeds"`
+	// Strategies: per strategy, the means over the runs (one run: its
+	// figures) and every figure's estimate in "stats".
 	Strategies []StrategyResult `json:"strategies"`
-	Started    time.Time        `json:"started"`
+	// PerRun: each run's own results (only with several runs).
+	PerRun  []RunResult `json:"per_run,omitempty"`
+	Started time.Time   `json:"started"`
+	Elapsed float64     `json:"elapsed_seconds"`
+	// Load is the machine's load average (1 minute) at the start and the
+	// end: the nodes share its cores, and latency is wall-clock.
+	Load [2]float64 `json:"load_average"`
+}
+
+// RunResult is one run of a scenario (one seed).
+type RunResult struct {
+	Seed       uint64           `json:"seed"`
+	Schedule   ScheduleSummary  `json:"schedule"`
+	Strategies []StrategyResult `json:"strategies"`
 	Elapsed    float64          `json:"elapsed_seconds"`
 }
 
@@ -92,6 +114,10 @@ type StrategyResult struct {
 	SetupSeconds  float64 `json:"setup_seconds"`
 
 	Series Series `json:"series"`
+
+	// Stats: every figure above over the runs, by JSON path (such as
+	// "latency_ms.p99"): mean, 95% confidence interval, the values.
+	Stats map[string]Estimate `json:"stats,omitempty"`
 }
 
 // Duplicates counts redundant deliveries.
@@ -145,11 +171,18 @@ type HostStorage struct {
 	Mailboxes int64  `json:"mailboxes"`
 }
 
-// Baseline is plain gossipsub over the same network and traffic.
+// Baseline is plain gossipsub over the same nodes, links, connections and
+// traffic (see baseline.go for what it is and why its hosts' degree is
+// raised).
 type Baseline struct {
 	DeliveryRatio float64     `json:"delivery_ratio"`
 	LatencyMs     Percentiles `json:"latency_ms"`
 	BytesPerNode  float64     `json:"bytes_per_node"`
+	// MeshCoverage: when traffic started, the fraction of (hosting node,
+	// group, member connected to it) with the member in the hosting
+	// node's baseline mesh (1: every hosting node forwards to every
+	// member).
+	MeshCoverage float64 `json:"mesh_coverage"`
 }
 
 // Overhead is meshnode's latency minus the baseline's, per percentile.
@@ -173,6 +206,13 @@ type Series struct {
 	Online []int `json:"online"`
 	// BytesPerNode sorted ascending.
 	BytesPerNode []int64 `json:"bytes_per_node"`
+	// CatchUpCDF: (catch-up ms, fraction) points of the catch-ups.
+	CatchUpCDF [][2]float64 `json:"catchup_cdf,omitempty"`
+	// KeyCatchUpCDF: (ms, fraction) of the managed groups' key catch-ups
+	// (all members of an operation).
+	KeyCatchUpCDF [][2]float64 `json:"key_catchup_cdf,omitempty"`
+	// Bands: the series over several runs (mean and 95% interval).
+	Bands *SeriesBands `json:"bands,omitempty"`
 }
 
 // ManagedResult measures the manager operations of managed groups.

@@ -10,9 +10,10 @@ import (
 	"time"
 )
 
-// Run validates the scenario, draws its schedule from the seed and runs
-// every strategy of it in turn on that schedule, each on a fresh network
-// of fresh nodes.
+// Run validates the scenario and runs it WithRuns times (once by
+// default), each time on the schedule drawn from the run's seed
+// (DeriveSeed), every strategy of it in turn on a fresh network of fresh
+// nodes; then it summarises every figure over the runs (aggregate).
 func Run(ctx context.Context, s Scenario, opts ...Option) (*Results, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -21,24 +22,60 @@ func Run(ctx context.Context, s Scenario, opts ...Option) (*Results, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	sch := NewSchedule(&s)
+	res := newResults(s, "memory", cfg.runs)
+	for k := range cfg.runs {
+		sc := s
+		sc.Seed = res.Seeds[k]
+		sch := NewSchedule(&sc)
+		rr := RunResult{Seed: sc.Seed, Schedule: summarise(sch, len(sc.Partitions))}
+		t := time.Now()
+		for i, st := range s.Strategies {
+			label := fmt.Sprintf("[%d/%d %s]", i+1, len(s.Strategies), st)
+			if cfg.runs > 1 {
+				label = fmt.Sprintf("[run %d/%d seed %d, %d/%d %s]", k+1, cfg.runs, sc.Seed, i+1, len(s.Strategies), st)
+			}
+			prog := newProgress(cfg.progress, cfg.lines, label, s.Duration.D())
+			r, err := runStrategy(ctx, &sc, sch, st, cfg, prog)
+			prog.done(r, err)
+			if err != nil {
+				return nil, fmt.Errorf("testnet: strategy %s (seed %d): %w", st, sc.Seed, err)
+			}
+			rr.Strategies = append(rr.Strategies, r)
+		}
+		rr.Elapsed = round2(time.Since(t).Seconds())
+		res.PerRun = append(res.PerRun, rr)
+	}
+	res.finish()
+	return res, nil
+}
+
+// newResults starts the results of runs of s.
+func newResults(s Scenario, mode string, runs int) *Results {
 	res := &Results{
 		Scenario: s,
-		Schedule: summarise(sch, len(s.Partitions)),
+		Mode:     mode,
+		Runs:     runs,
 		Machine:  Machine{CPUs: runtime.NumCPU(), AvailableMemory: availableMemory(), GoVersion: runtime.Version()},
 		Started:  time.Now().UTC(),
 	}
-	for i, st := range s.Strategies {
-		prog := newProgress(cfg.progress, cfg.lines, fmt.Sprintf("[%d/%d %s]", i+1, len(s.Strategies), st), s.Duration.D())
-		r, err := runStrategy(ctx, &s, sch, st, cfg, prog)
-		prog.done(r, err)
-		if err != nil {
-			return nil, fmt.Errorf("testnet: strategy %s: %w", st, err)
-		}
-		res.Strategies = append(res.Strategies, r)
+	res.Load[0] = loadAverage()
+	for k := range runs {
+		res.Seeds = append(res.Seeds, DeriveSeed(s.Seed, k))
 	}
+	return res
+}
+
+// finish summarises the runs (PerRun) into Strategies.
+func (res *Results) finish() {
+	res.Load[1] = loadAverage()
 	res.Elapsed = round2(time.Since(res.Started).Seconds())
-	return res, nil
+	if len(res.PerRun) > 0 {
+		res.Schedule = res.PerRun[0].Schedule
+	}
+	res.Strategies = aggregate(res.PerRun)
+	if len(res.PerRun) == 1 {
+		res.PerRun = nil
+	}
 }
 
 func summarise(sch *Schedule, partitions int) ScheduleSummary {
@@ -72,6 +109,16 @@ func runStrategy(ctx context.Context, s *Scenario, sch *Schedule, st Strategy, c
 	if err := sleepUntil(ctx, time.Now().Add(s.Warmup.D())); err != nil {
 		return r, err
 	}
+	coverage := 0.0
+	if s.BaselineOn() {
+		prog.phase("waiting for the baseline's meshes")
+		if coverage, err = m.waitBaseline(ctx); err != nil {
+			return r, err
+		}
+		if coverage < 1 {
+			cfg.log.Warn("the baseline's meshes did not form in time", "strategy", st, "coverage", coverage)
+		}
+	}
 	if err := m.traffic(ctx, prog); err != nil {
 		return r, err
 	}
@@ -81,6 +128,9 @@ func runStrategy(ctx context.Context, s *Scenario, sch *Schedule, st Strategy, c
 	}
 	r = m.col.result()
 	r.SetupSeconds = round2(setup.Seconds())
+	if r.Baseline != nil {
+		r.Baseline.MeshCoverage = round4(coverage)
+	}
 	return r, nil
 }
 

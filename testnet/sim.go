@@ -2,7 +2,6 @@ package testnet
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"runtime"
@@ -11,21 +10,14 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshnode/meshnode/keymgmt"
 	"github.com/meshnode/meshnode/node"
-	"github.com/meshnode/meshnode/relay"
 	"github.com/meshnode/meshnode/store"
 )
-
-// baselineProtocol is the gossipsub protocol ID of the baseline: a second
-// gossipsub router on every host, apart from meshnode's.
-const baselineProtocol = protocol.ID("/meshnode-testnet/baseline-gossipsub/1.2.0")
 
 // setupWorkers bounds concurrent node starts and joins.
 const setupWorkers = 4
@@ -51,6 +43,7 @@ type simNode struct {
 
 	bps    *pubsub.PubSub
 	topics map[int]*pubsub.Topic
+	mesh   *meshTracer // the baseline router's mesh, per topic
 }
 
 type sendJob struct {
@@ -402,67 +395,6 @@ func (m *sim) sender(sn *simNode) {
 			if m.ctx.Err() == nil {
 				m.cfg.log.Info("send failed", "node", sn.idx, "msg", job.ev.Msg, "err", err)
 			}
-		}
-	}
-}
-
-func baselineFeatures(f pubsub.GossipSubFeature, p protocol.ID) bool {
-	return p == baselineProtocol && f != pubsub.GossipSubFeatureExtensions
-}
-
-func baselineTopic(gi int) string { return fmt.Sprintf("/meshnode-testnet/baseline/%d", gi) }
-
-// startBaseline starts a second gossipsub router on every node, with
-// meshnode's pubsub options, and subscribes each group's nodes to the
-// group's baseline topic.
-func (m *sim) startBaseline() error {
-	for _, sn := range m.nodes {
-		opts, err := relay.PubSubOptions(relay.DefaultParams())
-		if err != nil {
-			return err
-		}
-		opts = append(opts,
-			pubsub.WithGossipSubProtocols([]protocol.ID{baselineProtocol}, baselineFeatures),
-			pubsub.WithMessageIdFn(func(msg *pb.Message) string {
-				sum := sha256.Sum256(msg.Data)
-				return string(sum[:])
-			}))
-		ps, err := pubsub.NewGossipSub(m.ctx, sn.h, opts...)
-		if err != nil {
-			return fmt.Errorf("testnet: baseline gossipsub: %w", err)
-		}
-		sn.bps = ps
-		for _, gi := range sn.groups {
-			t, err := ps.Join(baselineTopic(gi))
-			if err != nil {
-				return err
-			}
-			sub, err := t.Subscribe()
-			if err != nil {
-				return err
-			}
-			sn.topics[gi] = t
-			m.wg.Add(1)
-			go m.baselineReader(sn, sub)
-		}
-	}
-	return nil
-}
-
-func (m *sim) baselineReader(sn *simNode, sub *pubsub.Subscription) {
-	defer m.wg.Done()
-	defer sub.Cancel()
-	self := sn.h.ID()
-	for {
-		msg, err := sub.Next(m.ctx)
-		if err != nil {
-			return
-		}
-		if msg.ReceivedFrom == self || !sn.member {
-			continue
-		}
-		if id, ok := parseText(string(msg.Data)); ok {
-			m.col.baseShown(id, sn.idx, time.Now())
 		}
 	}
 }

@@ -266,6 +266,7 @@ func newTestnetRunCmd() *cobra.Command {
 	var f scenarioFlags
 	var out string
 	var quiet bool
+	var runs int
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run a scenario and write DIR/results.json and DIR/report.html",
@@ -282,7 +283,7 @@ func newTestnetRunCmd() *cobra.Command {
 			if out == "" {
 				return fmt.Errorf("%w: --out DIR is required", testnet.ErrScenario)
 			}
-			var opts []testnet.Option
+			opts := []testnet.Option{testnet.WithRuns(runs)}
 			if !quiet {
 				opts = append(opts, progressOption(cmd.ErrOrStderr()))
 			}
@@ -301,20 +302,35 @@ func newTestnetRunCmd() *cobra.Command {
 	f.register(cmd.Flags())
 	cmd.Flags().StringVar(&out, "out", "", "output directory (created if needed)")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
+	cmd.Flags().IntVar(&runs, "runs", 1, "run the scenario N times on seeds derived from --seed; every figure gets its mean and 95% confidence interval")
 	return cmd
 }
 
 func newTestnetCompareCmd() *cobra.Command {
 	var f scenarioFlags
 	var out string
+	var runs int
+	var all, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "compare",
-		Short: "Run several strategies on the same seed and print a comparison table",
-		Long: "Like run, for the strategies of --strategies (default: all four) on one seed, printing a\n" +
-			"table of delivery, latency, catch-up, cost and storage per strategy. With --out, also writes\n" +
-			"results.json and report.html.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "compare [A/results.json B/results.json]",
+		Short: "Compare two results files (differences and their significance), or run strategies side by side",
+		Long: "With two results files (two versions of meshnode, two scenarios, memory and processes):\n" +
+			"prints, per strategy both have and per figure, A and B (mean ± half-width of the 95% confidence\n" +
+			"interval), B − A with its 95% interval, the relative difference and Welch's t-test p-value. Runs\n" +
+			"made with --runs 5 or more give meaningful intervals; with one run per file the significance is n/a.\n" +
+			"--all compares every figure of results.json, not only the headline ones.\n\n" +
+			"Without files: like run, for the strategies of --strategies (default: all four) on one seed,\n" +
+			"printing a table per strategy; with --out, also writes results.json and report.html.",
+		Args: cobra.MatchAll(cobra.RangeArgs(0, 2), func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return fmt.Errorf("%w: compare takes two results files (A and B), or none", testnet.ErrScenario)
+			}
+			return nil
+		}),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 2 {
+				return compareFiles(cmd, args[0], args[1], all, asJSON)
+			}
 			if !cmd.Flags().Changed("strategies") {
 				f.strategies = []string{"server", "bot", "peers", "hybrid"}
 				_ = cmd.Flags().Set("strategies", strings.Join(f.strategies, ","))
@@ -323,7 +339,7 @@ func newTestnetCompareCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := testnet.Run(cmd.Context(), s, progressOption(cmd.ErrOrStderr()))
+			res, err := testnet.Run(cmd.Context(), s, testnet.WithRuns(runs), progressOption(cmd.ErrOrStderr()))
 			if err != nil {
 				return err
 			}
@@ -338,7 +354,33 @@ func newTestnetCompareCmd() *cobra.Command {
 	}
 	f.register(cmd.Flags())
 	cmd.Flags().StringVar(&out, "out", "", "also write results.json and report.html here")
+	cmd.Flags().IntVar(&runs, "runs", 1, "run the scenario N times on seeds derived from --seed")
+	cmd.Flags().BoolVar(&all, "all", false, "with two files: compare every figure, not only the headline ones")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "with two files: print the comparison as JSON")
 	return cmd
+}
+
+// compareFiles prints the comparison of two results files.
+func compareFiles(cmd *cobra.Command, pathA, pathB string, all, asJSON bool) error {
+	for _, name := range []string{"scenario", "out", "runs"} {
+		if cmd.Flags().Changed(name) {
+			return fmt.Errorf("%w: --%s does not apply to comparing two results files", testnet.ErrScenario, name)
+		}
+	}
+	a, err := testnet.ReadResults(pathA)
+	if err != nil {
+		return err
+	}
+	b, err := testnet.ReadResults(pathB)
+	if err != nil {
+		return err
+	}
+	rows := testnet.Compare(a, b, all)
+	if asJSON {
+		return writeJSONLine(cmd.OutOrStdout(), rows)
+	}
+	testnet.WriteComparison(cmd.OutOrStdout(), pathA, pathB, a, b, rows)
+	return nil
 }
 
 func newTestnetScheduleCmd() *cobra.Command {
@@ -369,20 +411,40 @@ func progressOption(w io.Writer) testnet.Option {
 }
 
 func printTable(w io.Writer, res *testnet.Results) {
-	fmt.Fprintf(w, "scenario %q, seed %d: %d groups, %d messages, %d churning members, %d partitions\n\n",
+	fmt.Fprintf(w, "scenario %q, seed %d: %d groups, %d messages, %d churning members, %d partitions",
 		res.Scenario.Name, res.Scenario.Seed, res.Schedule.Groups, res.Schedule.Messages, res.Schedule.Churned, res.Schedule.Partitions)
+	if res.Runs > 1 {
+		fmt.Fprintf(w, "; %d runs (seeds %v): means ± half-width of the 95%% confidence interval", res.Runs, res.Seeds)
+	}
+	fmt.Fprint(w, "\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "strategy\tnodes\tdelivery\teventual\tp50 ms\tp90 ms\tp99 ms\tgossipsub p50/p99\tcatch-up p50/p99 ms\tdup/msg\tgaps det/fill/open\tKiB/node\tKiB/host\tMiB/node\t")
+	fmt.Fprintln(tw, "strategy\tnodes\tdelivery\teventual\tp50 ms\tp99 ms\tbaseline delivery\tbaseline p50/p99 ms\tp99 / baseline p99\tcatch-up p50/p99 ms\tdup/msg\tgaps det/fill/open\tKiB/node\tMiB/node\t")
 	for _, r := range res.Strategies {
-		base := "-"
-		if r.Baseline != nil {
-			base = fmt.Sprintf("%.0f/%.0f", r.Baseline.LatencyMs.P50, r.Baseline.LatencyMs.P99)
+		est := func(path string, scale float64, format string) string {
+			e, ok := r.Stats[path]
+			if !ok || e.N == 0 {
+				return "n/a"
+			}
+			v := fmt.Sprintf(format, scale*e.Mean)
+			if e.HasCI() {
+				v += " ± " + fmt.Sprintf(format, scale**e.Half)
+			}
+			return v
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f%%\t%.1f%%\t%.0f\t%.0f\t%.0f\t%s\t%.0f/%.0f\t%.1f\t%d/%d/%d\t%.0f\t%.0f\t%.1f\t\n",
-			r.Strategy, r.Nodes, 100*r.DeliveryRatio, 100*r.EventualDeliveryRatio,
-			r.LatencyMs.P50, r.LatencyMs.P90, r.LatencyMs.P99, base, r.CatchUpMs.P50, r.CatchUpMs.P99,
+		base, baseLat, ratio := "-", "-", "-"
+		if r.Baseline != nil {
+			base = est("baseline.delivery_ratio", 100, "%.1f") + "%"
+			baseLat = est("baseline.latency_ms.p50", 1, "%.0f") + "/" + est("baseline.latency_ms.p99", 1, "%.0f")
+			if r.LatencyMs.N > 0 && r.Baseline.LatencyMs.P99 > 0 {
+				ratio = fmt.Sprintf("%.2f", r.LatencyMs.P99/r.Baseline.LatencyMs.P99)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s%%\t%s%%\t%s\t%s\t%s\t%s\t%s\t%s/%s\t%.1f\t%d/%d/%d\t%.0f\t%.1f\t\n",
+			r.Strategy, r.Nodes, est("delivery_ratio", 100, "%.1f"), est("eventual_delivery_ratio", 100, "%.1f"),
+			est("latency_ms.p50", 1, "%.0f"), est("latency_ms.p99", 1, "%.0f"), base, baseLat, ratio,
+			est("catchup_ms.p50", 1, "%.0f"), est("catchup_ms.p99", 1, "%.0f"),
 			r.Duplicates.StoredPerMessage, r.Gaps.Detected, r.Gaps.Filled, r.Gaps.Open,
-			r.BytesPerNode/1024, r.Storage.MeanBytes/1024, float64(r.MemoryPerNode)/(1<<20))
+			r.BytesPerNode/1024, float64(r.MemoryPerNode)/(1<<20))
 	}
 	tw.Flush()
 }

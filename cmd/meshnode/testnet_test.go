@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -191,5 +192,40 @@ func TestTestnetScheduleFromFlags(t *testing.T) {
 		"--removals", "31s"}, &out, &errOut)
 	if code == 0 || !strings.Contains(errOut.String(), "removals[0]: at 31s") {
 		t.Fatalf("exit %d, stderr %q; want the removal past the end refused", code, errOut.String())
+	}
+}
+
+// TestTestnetCompareFiles: `testnet compare A B` prints the figures of
+// both files with their difference; one file alone is refused.
+func TestTestnetCompareFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, p99 float64) string {
+		res := &testnet.Results{Scenario: testnet.DefaultScenario(), Mode: "memory", Runs: 1, Seeds: []uint64{1},
+			Strategies: []testnet.StrategyResult{{Strategy: testnet.StrategyServer, DeliveryRatio: 1,
+				LatencyMs: testnet.Percentiles{N: 10, P50: 40, P90: 50, P99: p99, Max: p99}}}}
+		b, err := json.Marshal(res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := dir + "/" + name
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	a, b := write("a.json", 60), write("b.json", 75)
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"testnet", "compare", a, b}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"latency_ms.p99", "60.0", "75.0", "+25.0%", "n/a (one run)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run(context.Background(), []string{"testnet", "compare", a}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "two results files") {
+		t.Fatalf("one file: exit %d, %q", code, errOut.String())
 	}
 }
