@@ -78,17 +78,27 @@ func (c Config) applyTo(p *node.Params) {
 }
 
 // DefaultConfig is what init writes for a role.
+//
+// The host policy follows the role: a host is run to keep the history of
+// groups that name it, so it serves any mailbox relayed to it (open,
+// within the store's quotas and the relay's per-peer rate limits); a
+// member and a bot serve only their own groups (own). An operator who
+// wants a host for listed peers or groups only sets allowlist.
 func DefaultConfig(role node.Role) Config {
 	listen := "/ip4/0.0.0.0/tcp/0"
 	if role == node.RoleHost || role == node.RoleBot {
 		listen = fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", DefaultHostPort)
+	}
+	policy := node.PolicyOwn
+	if role == node.RoleHost {
+		policy = node.PolicyOpen
 	}
 	return Config{
 		Version:     ConfigVersion,
 		Role:        role,
 		ListenAddrs: []string{listen},
 		APIAddr:     DefaultAPIAddr,
-		HostPolicy:  node.PolicyOwn,
+		HostPolicy:  policy,
 		Allowlist:   []string{},
 		Bootstrap:   []string{},
 		LogLevel:    "info",

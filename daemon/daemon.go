@@ -48,6 +48,7 @@ type Daemon struct {
 	metricsAddr string
 
 	errc      chan error
+	stopWatch chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -59,7 +60,8 @@ type Daemon struct {
 // daemon holds the home, and with keymgmt.ErrWrongPassphrase for a wrong
 // passphrase.
 func Start(ctx context.Context, h *Home, cfg Config, pass PassphraseFunc, opts ...Option) (_ *Daemon, err error) {
-	c := config{log: slog.Default(), shutdownTimeout: DefaultShutdownTimeout, heartbeat: defaultHeartbeat, followBuffer: defaultFollowBuffer}
+	c := config{log: slog.Default(), shutdownTimeout: DefaultShutdownTimeout, heartbeat: defaultHeartbeat,
+		followBuffer: defaultFollowBuffer, homeCheck: homeCheckInterval}
 	for _, o := range opts {
 		if err := o(&c); err != nil {
 			return nil, err
@@ -158,6 +160,7 @@ func Start(ctx context.Context, h *Home, cfg Config, pass PassphraseFunc, opts .
 		d.metricsSrv = newHTTPServer(metricsHandler(reg), c.log)
 		go d.serve("metrics", d.metricsSrv, mln)
 	}
+	d.watchHome()
 	d.log.Info("daemon started", "home", h.Dir(), "api", d.apiAddr, "metrics", d.metricsAddr,
 		"peer", d.node.ID(), "role", cfg.Role, "policy", np.HostPolicy, "version", Version())
 	return d, nil
@@ -209,12 +212,18 @@ func (d *Daemon) Close() error {
 
 func (d *Daemon) close() error {
 	var errs []error
+	if d.stopWatch != nil {
+		close(d.stopWatch)
+	}
 	if d.wroteAddr {
 		if err := os.Remove(d.home.Path(FileAPIAddr)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("daemon: remove api.addr: %w", err))
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), d.c.shutdownTimeout)
+	// The whole shutdown fits the timeout: API calls in progress get up
+	// to half of it, the node the rest.
+	deadline := time.Now().Add(d.c.shutdownTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-d.c.shutdownTimeout/2))
 	defer cancel()
 	for _, srv := range []*http.Server{d.apiServer(), d.metricsSrv} {
 		if srv == nil {
@@ -226,12 +235,28 @@ func (d *Daemon) close() error {
 			srv.Close()
 		}
 	}
+	stuck := false
 	if d.node != nil {
-		if err := d.node.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("daemon: close node: %w", err))
+		done := make(chan error, 1)
+		go func() { done <- d.node.Close() }()
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case err := <-done:
+			if err != nil {
+				errs = append(errs, fmt.Errorf("daemon: close node: %w", err))
+			}
+		case <-t.C:
+			// A store that cannot write (its directory deleted, a failing
+			// disk) may retry for ever. Leave it: what was acknowledged is
+			// already durable, and the process is about to exit. The home
+			// stays locked until it does.
+			stuck = true
+			d.log.Error("the node did not stop within the shutdown timeout; giving up on it", "timeout", d.c.shutdownTimeout)
+			errs = append(errs, fmt.Errorf("%w: the node did not stop within %v (see the log)", ErrShutdownTimeout, d.c.shutdownTimeout))
 		}
+		t.Stop()
 	}
-	if d.lock != nil {
+	if d.lock != nil && !stuck {
 		if err := d.lock.release(); err != nil {
 			errs = append(errs, fmt.Errorf("daemon: release home lock: %w", err))
 		}
@@ -240,6 +265,44 @@ func (d *Daemon) close() error {
 		d.log.Info("daemon stopped")
 	}
 	return errors.Join(errs...)
+}
+
+// homeCheckInterval is how often a running daemon checks that its home
+// still exists.
+const homeCheckInterval = 2 * time.Second
+
+// watchHome stops the daemon (through errc) when its home directory is
+// deleted or replaced: a daemon whose home is gone can neither store nor
+// be reached (api.addr went with it), and would otherwise run on unseen.
+func (d *Daemon) watchHome() {
+	fi, err := os.Stat(d.home.Dir())
+	if err != nil {
+		return
+	}
+	d.stopWatch = make(chan struct{})
+	go func() {
+		t := time.NewTicker(d.c.homeCheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-d.stopWatch:
+				return
+			case <-t.C:
+			}
+			now, err := os.Stat(d.home.Dir())
+			if err == nil && os.SameFile(fi, now) {
+				continue
+			}
+			if err == nil || errors.Is(err, fs.ErrNotExist) {
+				d.log.Error("the home directory was removed under the daemon; stopping", "home", d.home.Dir())
+				select {
+				case d.errc <- fmt.Errorf("%w: %s", ErrHomeRemoved, d.home.Dir()):
+				default:
+				}
+				return
+			}
+		}
+	}()
 }
 
 func (d *Daemon) apiServer() *http.Server {

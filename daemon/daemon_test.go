@@ -122,7 +122,8 @@ func TestInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Role != node.RoleHost || cfg.APIAddr != DefaultAPIAddr || cfg.HostPolicy != node.PolicyOwn ||
+	// A host serves the groups that name it (open); see DefaultConfig.
+	if cfg.Role != node.RoleHost || cfg.APIAddr != DefaultAPIAddr || cfg.HostPolicy != node.PolicyOpen ||
 		len(cfg.ListenAddrs) != 1 || cfg.ListenAddrs[0] != "/ip4/127.0.0.1/tcp/0" {
 		t.Errorf("config %+v", cfg)
 	}
@@ -144,7 +145,7 @@ func TestInit(t *testing.T) {
 	before, _ := os.ReadFile(h.Path(FileKeystore))
 	p := DefaultInitParams()
 	p.KDF = cheapKDF
-	if _, err := Init(h.Dir(), p, []byte("x")); !errors.Is(err, ErrHomeExists) {
+	if _, err := Init(h.Dir(), p, []byte(testPass)); !errors.Is(err, ErrHomeExists) {
 		t.Errorf("init over a home: %v", err)
 	}
 	after, _ := os.ReadFile(h.Path(FileKeystore))
@@ -153,7 +154,7 @@ func TestInit(t *testing.T) {
 	}
 	full := t.TempDir()
 	os.WriteFile(filepath.Join(full, "notes.txt"), []byte("mine"), 0o644)
-	if _, err := Init(full, p, []byte("x")); !errors.Is(err, ErrHomeExists) {
+	if _, err := Init(full, p, []byte(testPass)); !errors.Is(err, ErrHomeExists) {
 		t.Errorf("init over a non-empty directory: %v", err)
 	}
 
@@ -183,13 +184,14 @@ func TestInitRejects(t *testing.T) {
 		want error
 	}{
 		{"no passphrase", func(*InitParams) {}, "", keymgmt.ErrPassphraseRequired},
-		{"passphrase for unencrypted", func(p *InitParams) { p.Unencrypted = true }, "x", ErrConfig},
-		{"bad role", func(p *InitParams) { p.Role = "king" }, "x", ErrConfig},
-		{"bad listen", func(p *InitParams) { p.ListenAddrs = []string{"tcp://0.0.0.0:1"} }, "x", ErrConfig},
-		{"long nick", func(p *InitParams) { p.Nick = strings.Repeat("n", keymgmt.MaxNickSize+1) }, "x", ErrConfig},
-		{"control nick", func(p *InitParams) { p.Nick = "a\nb" }, "x", ErrConfig},
-		{"bad suite", func(p *InitParams) { p.Suite = 9 }, "x", ErrConfig},
-		{"bad kdf", func(p *InitParams) { p.KDF = keymgmt.KDFParams{Time: 1, MemoryKiB: 1, Threads: 1} }, "x", keymgmt.ErrInvalidParams},
+		{"short passphrase", func(*InitParams) {}, "abc", keymgmt.ErrWeakPassphrase},
+		{"passphrase for unencrypted", func(p *InitParams) { p.Unencrypted = true }, testPass, ErrConfig},
+		{"bad role", func(p *InitParams) { p.Role = "king" }, testPass, ErrConfig},
+		{"bad listen", func(p *InitParams) { p.ListenAddrs = []string{"tcp://0.0.0.0:1"} }, testPass, ErrConfig},
+		{"long nick", func(p *InitParams) { p.Nick = strings.Repeat("n", keymgmt.MaxNickSize+1) }, testPass, ErrConfig},
+		{"control nick", func(p *InitParams) { p.Nick = "a\nb" }, testPass, ErrConfig},
+		{"bad suite", func(p *InitParams) { p.Suite = 9 }, testPass, ErrConfig},
+		{"bad kdf", func(p *InitParams) { p.KDF = keymgmt.KDFParams{Time: 1, MemoryKiB: 1, Threads: 1} }, testPass, keymgmt.ErrInvalidParams},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := DefaultInitParams()

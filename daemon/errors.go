@@ -22,4 +22,9 @@ var (
 	ErrInsecureFile = errors.New("daemon: secret file readable by other users")
 	// ErrAddrInUse: the API address is taken by another process.
 	ErrAddrInUse = errors.New("daemon: API address in use")
+	// ErrShutdownTimeout: Close gave up waiting for the node to stop.
+	ErrShutdownTimeout = errors.New("daemon: shutdown timed out")
+	// ErrHomeRemoved: the home directory was deleted (or replaced) under
+	// the running daemon, which then stops.
+	ErrHomeRemoved = errors.New("daemon: the home directory was removed")
 )

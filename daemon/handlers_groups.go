@@ -267,7 +267,10 @@ func (s *server) streamMessages(w http.ResponseWriter, r *http.Request) error {
 	for {
 		select {
 		case <-r.Context().Done():
-			// The client left or the daemon is shutting down.
+			// The client left (the write fails, harmlessly) or the daemon
+			// is shutting down: say so, so a follower does not mistake
+			// the end of the stream for the end of the conversation.
+			_ = sw.Fail(errorf(api.CodeUnavailable, "the daemon is shutting down"))
 			return nil
 		case <-tick.C:
 			if err := sw.Heartbeat(); err != nil {

@@ -65,6 +65,11 @@ func Init(dir string, p InitParams, passphrase []byte) (_ *InitResult, err error
 	if !p.Unencrypted && len(passphrase) == 0 {
 		return nil, fmt.Errorf("%w: empty passphrase (set one, or store the keystore unencrypted explicitly)", keymgmt.ErrPassphraseRequired)
 	}
+	if !p.Unencrypted {
+		if err := keymgmt.CheckNewPassphrase(passphrase); err != nil {
+			return nil, err
+		}
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: home %s: %w", dir, err)

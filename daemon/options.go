@@ -14,13 +14,15 @@ type config struct {
 	shutdownTimeout time.Duration
 	heartbeat       time.Duration
 	followBuffer    int
+	homeCheck       time.Duration
 }
 
 // Option configures Start and Run.
 type Option func(*config) error
 
-// DefaultShutdownTimeout bounds how long Close waits for API calls in
-// progress.
+// DefaultShutdownTimeout bounds Close: API calls in progress get up to
+// half of it, and the node (its libp2p host and stores) the rest; a node
+// that has not stopped by then is left behind (see Daemon.Close).
 const DefaultShutdownTimeout = 10 * time.Second
 
 // defaultHeartbeat is the period of blank lines on idle streams.
@@ -37,8 +39,7 @@ func WithNodeParams(fn func(*node.Params)) Option {
 	return func(c *config) error { c.nodeParams = fn; return nil }
 }
 
-// WithShutdownTimeout bounds how long Close waits for API calls in
-// progress before cutting them off.
+// WithShutdownTimeout bounds how long Close takes (DefaultShutdownTimeout).
 func WithShutdownTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {

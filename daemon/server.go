@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/api"
+	"github.com/meshnode/meshnode/internal/errtext"
 )
 
 // Server timeouts. Streaming handlers lift the write timeout for their own
@@ -154,7 +155,11 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("API call failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		e = errorf(api.CodeInternal, "internal error (see the daemon's log)")
 	}
-	writeJSON(w, api.HTTPStatus(e.Code), e)
+	// The message is for a person: without the package names the
+	// errors of lower layers start with (the code is for scripts).
+	out := *e
+	out.Message = errtext.Strip(e.Message)
+	writeJSON(w, api.HTTPStatus(e.Code), &out)
 }
 
 // writeJSON writes v as the JSON answer.

@@ -1,6 +1,9 @@
 package daemon
 
-import "runtime/debug"
+import (
+	"runtime/debug"
+	"strings"
+)
 
 // version is set at link time:
 //
@@ -8,13 +11,58 @@ import "runtime/debug"
 var version string
 
 // Version is the meshnode version: the link-time version, else the module
-// version from the build information, else "dev".
+// version from the build information (a release tag, or the pseudo-version
+// Go derives from the commit), followed by the VCS revision the binary was
+// built from when the build recorded it (go build in a git clone does,
+// unless -buildvcs=false), for example
+//
+//	v0.4.1 (git 22f303fc8043, 2026-12-07)
+//	v0.0.0-20261207212650-22f303fc8043+dirty (git 22f303fc8043 with local changes, 2026-12-07)
+//	devel (git 22f303fc8043, 2026-12-07)
+//
+// and "devel" alone for a build without either.
 func Version() string {
-	if version != "" {
-		return version
+	bi, _ := debug.ReadBuildInfo()
+	return formatVersion(version, bi)
+}
+
+func formatVersion(linked string, bi *debug.BuildInfo) string {
+	v := linked
+	if v == "" && bi != nil && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	if v == "" {
+		v = "devel"
 	}
-	return "dev"
+	if bi == nil {
+		return v
+	}
+	var rev, when string
+	modified := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			when = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return v
+	}
+	var b strings.Builder
+	b.WriteString(v)
+	b.WriteString(" (git ")
+	b.WriteString(rev[:min(len(rev), 12)])
+	if modified {
+		b.WriteString(" with local changes")
+	}
+	if len(when) >= len("2006-01-02") {
+		b.WriteString(", ")
+		b.WriteString(when[:len("2006-01-02")])
+	}
+	b.WriteString(")")
+	return b.String()
 }

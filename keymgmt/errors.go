@@ -39,6 +39,9 @@ var (
 	// ErrPassphraseRequired: the keystore is encrypted (or is to be) and no
 	// passphrase was given.
 	ErrPassphraseRequired = errors.New("keymgmt: passphrase required")
+	// ErrWeakPassphrase: a new keystore's passphrase is shorter than
+	// MinPassphraseLen.
+	ErrWeakPassphrase = errors.New("keymgmt: passphrase too short")
 	// ErrKeystoreCorrupt: the keystore file is not a keystore this node can
 	// read (bad magic, version, lengths or checksum).
 	ErrKeystoreCorrupt = errors.New("keymgmt: keystore corrupt")

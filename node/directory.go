@@ -113,7 +113,7 @@ func (n *Node) startConnections(cfg *config) error {
 			dir = filepath.Join(cfg.dataDir, "directory")
 		}
 		svc, err := directory.NewService(n.h, dir, directory.WithParams(p),
-			directory.WithLogger(n.log.With("component", "directory")),
+			directory.WithLogger(cfg.log.With("component", "directory")),
 			directory.WithMailboxHook(n.directoryMailboxes))
 		if err != nil {
 			return err

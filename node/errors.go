@@ -10,6 +10,9 @@ var (
 	// ErrNotHosted: a local relay or fetch for a mailbox this node neither
 	// hosts nor has joined.
 	ErrNotHosted = errors.New("node: mailbox not hosted here")
+	// ErrListenAddrInUse: a listen address with a fixed port that another
+	// socket already listens on.
+	ErrListenAddrInUse = errors.New("node: listen address in use")
 )
 
 var (

@@ -469,6 +469,9 @@ func (n *Node) Follow(buffer int) (<-chan Message, func(), error) {
 
 // Send sends a text message to the group.
 func (n *Node) Send(ctx context.Context, group, text string) (*SendResult, error) {
+	if err := groupstate.CheckTextLen(text); err != nil {
+		return nil, err
+	}
 	if err := n.awaitRecovered(ctx); err != nil {
 		return nil, err
 	}
@@ -498,6 +501,9 @@ func (n *Node) Send(ctx context.Context, group, text string) (*SendResult, error
 func (n *Node) SendDirect(ctx context.Context, group, toFingerprint, text string) (*SendResult, error) {
 	m, err := n.mem()
 	if err != nil {
+		return nil, err
+	}
+	if err := groupstate.CheckTextLen(text); err != nil {
 		return nil, err
 	}
 	if err := n.awaitRecovered(ctx); err != nil {

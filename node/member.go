@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -205,13 +206,16 @@ func (m *member) resolve(s string) (*groupEntry, error) {
 		}
 	}
 	var found *groupEntry
+	var ids []string
 	for _, e := range m.groups {
 		if e.g.Name == s {
-			if found != nil {
-				return nil, fmt.Errorf("%w: %q", ErrAmbiguousGroup, s)
-			}
 			found = e
+			ids = append(ids, e.g.ID.String())
 		}
+	}
+	if len(ids) > 1 {
+		slices.Sort(ids)
+		return nil, fmt.Errorf("%w: %q is the name of %d groups: %s", ErrAmbiguousGroup, s, len(ids), strings.Join(ids, ", "))
 	}
 	if found == nil {
 		return nil, fmt.Errorf("%w: %q (see `meshnode group list`)", ErrUnknownGroup, s)

@@ -125,7 +125,8 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 	}()
 
 	var storeOpts []store.Option
-	storeOpts = append(storeOpts, store.WithLogger(cfg.log.With("component", "store")))
+	// Each package names itself (component) in its logger.
+	storeOpts = append(storeOpts, store.WithLogger(cfg.log))
 	if cfg.reg != nil {
 		storeOpts = append(storeOpts, store.WithRegisterer(cfg.reg))
 	}
@@ -142,6 +143,9 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 	} else {
 		key, err := transportKey(&p, &cfg)
 		if err != nil {
+			return nil, err
+		}
+		if err := checkListenAddrs(p.ListenAddrs); err != nil {
 			return nil, err
 		}
 		if n.h, err = newHost(&p, key); err != nil {

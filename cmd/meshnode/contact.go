@@ -253,9 +253,22 @@ func newContactListCmd(g *globals) *cobra.Command {
 			}
 			rows := [][]string{{"NICK", "FINGERPRINT", "STATE", "VIA", "GROUP"}}
 			for _, c := range cs {
-				rows = append(rows, []string{c.Nick, c.Fingerprint, c.State, c.Via, c.Group})
+				// Until a request is accepted, the other side is known
+				// only by the name it was asked under (VIA).
+				nick, fp := printable(c.Nick), c.Fingerprint
+				if nick == "" {
+					nick = "-"
+				}
+				if fp == "" {
+					fp = "(known once they accept)"
+				}
+				rows = append(rows, []string{nick, fp, c.State, printable(c.Via), c.Group})
 			}
-			return printRows(g.stdout, rows)
+			if err := printRows(g.stdout, rows); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, "A contact's conversation is its GROUP: meshnode send GROUP TEXT, meshnode messages GROUP.")
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

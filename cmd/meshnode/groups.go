@@ -42,14 +42,19 @@ func newGroupCreateCmd(g *globals) *cobra.Command {
 				return createManaged(cmd, g, args[0], hosts, &mf)
 			}
 			var res *api.CreatedGroup
+			var all []api.GroupInfo
 			if err := g.call(func(c *api.Client) (err error) {
-				res, err = c.CreateGroup(cmd.Context(), args[0], hosts)
+				if res, err = c.CreateGroup(cmd.Context(), args[0], hosts); err != nil {
+					return err
+				}
+				all, err = c.Groups(cmd.Context())
 				return err
 			}); err != nil {
 				return err
 			}
 			out := g.stdout
 			fmt.Fprintf(out, "Created group %q\n", res.Group.Name)
+			warnSameName(g.stderr, &res.Group, all)
 			if err := printGroup(out, &res.Group, "  "); err != nil {
 				return err
 			}
@@ -61,9 +66,25 @@ func newGroupCreateCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringArrayVar(&hosts, "host", nil, "multiaddr ending in /p2p/PEERID of a node that keeps the group's history (repeatable; see `meshnode id` on the host)")
+	cmd.Flags().StringArrayVar(&hosts, "host", nil, "multiaddr ending in /p2p/PEERID of a node that keeps the group's history (repeatable; the host's \"meshnode id\" prints it)")
 	mf.register(cmd)
 	return cmd
+}
+
+// warnSameName tells that other groups share the new group's name: the
+// name then no longer names one group, and commands need the ID.
+func warnSameName(w io.Writer, gr *api.GroupInfo, all []api.GroupInfo) {
+	var others []string
+	for _, o := range all {
+		if o.Name == gr.Name && o.ID != gr.ID {
+			others = append(others, o.ID)
+		}
+	}
+	if len(others) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "note: you already have %d other group(s) named %q (%s); name this one by its ID, %s\n",
+		len(others), gr.Name, strings.Join(others, ", "), gr.ID)
 }
 
 func newGroupJoinCmd(g *globals) *cobra.Command {
@@ -75,13 +96,18 @@ func newGroupJoinCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var info *api.GroupInfo
+			var all []api.GroupInfo
 			if err := g.call(func(c *api.Client) (err error) {
-				info, err = c.JoinGroup(cmd.Context(), args[0], nick)
+				if info, err = c.JoinGroup(cmd.Context(), args[0], nick); err != nil {
+					return err
+				}
+				all, err = c.Groups(cmd.Context())
 				return err
 			}); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "Joined group %q\n", info.Name)
+			warnSameName(g.stderr, info, all)
 			if err := printGroup(g.stdout, info, "  "); err != nil {
 				return err
 			}

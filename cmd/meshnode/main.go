@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshnode/meshnode/api"
 	"github.com/meshnode/meshnode/daemon"
+	"github.com/meshnode/meshnode/internal/errtext"
 	"github.com/meshnode/meshnode/keymgmt"
 )
 
@@ -23,11 +24,40 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(stderr, "meshnode: %v\n", explain(err))
+	if cmd, err := root.ExecuteContextC(ctx); err != nil {
+		fmt.Fprintf(stderr, "meshnode: %s\n", errtext.Strip(explain(err).Error()))
+		var ue *usageError
+		if errors.As(err, &ue) {
+			// A command line that does not parse: show how it goes.
+			fmt.Fprintf(stderr, "usage: %s\nrun '%s --help' for more\n", cmd.UseLine(), cmd.CommandPath())
+		}
 		return 1
 	}
 	return 0
+}
+
+// usageError is a command line that does not parse (unknown flag, wrong
+// number of arguments): run prints the command's usage line after it.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// markUsageErrors makes the argument and flag errors of cmd and its
+// subcommands usage errors.
+func markUsageErrors(cmd *cobra.Command) {
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	if args := cmd.Args; args != nil {
+		cmd.Args = func(c *cobra.Command, a []string) error {
+			if err := args(c, a); err != nil {
+				return &usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		markUsageErrors(sub)
+	}
 }
 
 // globals are the flags every command shares.
@@ -54,6 +84,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newTestnetCmd())
 	root.AddCommand(newAliasCmd(g), newContactCmd(g))
 	root.AddCommand(newKeyPackageCmd(g))
+	root.AddCommand(newVersionCmd(g))
+	markUsageErrors(root)
 	return root
 }
 

@@ -358,7 +358,7 @@ func TestRunFailures(t *testing.T) {
 func TestInitCases(t *testing.T) {
 	home, _ := initHome(t)
 	cfg, _ := os.ReadFile(filepath.Join(home, "config.json"))
-	r := meshnode(t, env(t, "MESHNODE_PASSPHRASE=x"), append([]string{"init", "--home", home}, cheapKDF...)...)
+	r := meshnode(t, env(t, "MESHNODE_PASSPHRASE="+testPass), append([]string{"init", "--home", home}, cheapKDF...)...)
 	if r.code == 0 || !strings.Contains(r.stderr, "already") {
 		t.Errorf("init over a home: %d\n%s", r.code, r.stderr)
 	}

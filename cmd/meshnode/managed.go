@@ -45,14 +45,19 @@ func createManaged(cmd *cobra.Command, g *globals, name string, hosts []string, 
 		req.RotateEvery = f.rotateEvery.String()
 	}
 	var res *api.CreatedGroup
+	var all []api.GroupInfo
 	if err := g.call(func(c *api.Client) (err error) {
-		res, err = c.CreateManagedGroup(cmd.Context(), req)
+		if res, err = c.CreateManagedGroup(cmd.Context(), req); err != nil {
+			return err
+		}
+		all, err = c.Groups(cmd.Context())
 		return err
 	}); err != nil {
 		return err
 	}
 	out := g.stdout
 	fmt.Fprintf(out, "Created managed group %q (you manage it)\n", res.Group.Name)
+	warnSameName(g.stderr, &res.Group, all)
 	if err := printGroup(out, &res.Group, "  "); err != nil {
 		return err
 	}

@@ -69,30 +69,38 @@ func newSendCmd(g *globals) *cobra.Command {
 			return printFields(g.stdout, fields)
 		},
 	}
-	cmd.Flags().StringVar(&to, "to", "", "send a direct message to the member with this fingerprint (see `meshnode group members`)")
+	cmd.Flags().StringVar(&to, "to", "", "send a direct message to the member with this fingerprint (listed by \"meshnode group members\")")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 
 // messageText joins the words of the command line, or reads stdin for
-// "-". It refuses what can never fit one message before calling the
-// daemon (the node checks the exact limit).
+// "-". It refuses a text over groupstate.MaxTextLen, the limit the
+// daemon enforces too, before calling it.
 func messageText(words []string, stdin io.Reader) (string, error) {
 	text := strings.Join(words, " ")
+	size := fmt.Sprint(len(text))
 	if len(words) == 1 && words[0] == "-" {
-		b, err := io.ReadAll(io.LimitReader(stdin, groupstate.MaxPayloadSize+1))
+		// Room for the limit and a trailing "\r\n", and one byte more to
+		// tell a longer input.
+		limit := int64(groupstate.MaxTextLen) + 3
+		b, err := io.ReadAll(io.LimitReader(stdin, limit))
 		if err != nil {
 			return "", fmt.Errorf("reading the message from standard input: %w", err)
 		}
 		text = string(b)
 		text = strings.TrimSuffix(strings.TrimSuffix(text, "\n"), "\r")
+		size = fmt.Sprint(len(text))
+		if int64(len(b)) == limit {
+			size = "over " + fmt.Sprint(groupstate.MaxTextLen)
+		}
 	}
 	if text == "" {
 		return "", errors.New("the message is empty")
 	}
-	if len(text) > groupstate.MaxPayloadSize {
-		return "", fmt.Errorf("the message is over %d bytes; one message holds at most %d bytes, so split it",
-			groupstate.MaxPayloadSize, groupstate.MaxPayloadSize)
+	if len(text) > groupstate.MaxTextLen {
+		return "", fmt.Errorf("the message is %s bytes; one message holds at most %d bytes, so split it",
+			size, groupstate.MaxTextLen)
 	}
 	return text, nil
 }
@@ -124,10 +132,18 @@ func newMessagesCmd(g *globals) *cobra.Command {
 				for {
 					m, err := s.Next()
 					switch {
-					case errors.Is(err, io.EOF):
-						return nil
 					case err != nil && ctx.Err() != nil:
 						return nil // interrupted
+					case errors.Is(err, io.EOF) && !follow:
+						return nil
+					case errors.Is(err, io.EOF):
+						// A follow ends only when interrupted: anything
+						// else means the daemon went away.
+						return errors.New("the daemon ended the message stream; no more messages will come")
+					case errors.Is(err, api.ErrUnavailable):
+						return fmt.Errorf("%s; no more messages will come", apiMessage(err))
+					case err != nil && follow && !isAPIError(err):
+						return fmt.Errorf("the daemon stopped or the connection to it broke: %w", err)
 					case err != nil:
 						return err
 					}
@@ -149,6 +165,23 @@ func newMessagesCmd(g *globals) *cobra.Command {
 	f.IntVar(&limit, "limit", 0, "show only the latest N messages (0: all)")
 	f.BoolVar(&all, "all", false, "also show the messages nodes exchange in a connection group (key package offers, welcome frames)")
 	return cmd
+}
+
+// apiMessage is the daemon's message of an API error (err's text
+// otherwise).
+func apiMessage(err error) string {
+	var e *api.Error
+	if errors.As(err, &e) && e.Message != "" {
+		return e.Message
+	}
+	return err.Error()
+}
+
+// isAPIError reports an error answered by the daemon (as opposed to a
+// broken connection).
+func isAPIError(err error) bool {
+	var e *api.Error
+	return errors.As(err, &e)
 }
 
 // printMessage prints one readable line (continuation lines indented):

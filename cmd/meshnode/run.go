@@ -63,6 +63,7 @@ func newRunCmd(g *globals) *cobra.Command {
 			if f.Changed("log-format") {
 				cfg.LogFormat = logFormat
 			}
+			was := cfg.Role
 			if f.Changed("role") {
 				cfg.Role = node.Role(role)
 			}
@@ -71,6 +72,11 @@ func newRunCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("--bot conflicts with --role %s", role)
 				}
 				cfg.Role = node.RoleBot
+			}
+			if cfg.Role != was && !f.Changed("host-policy") && cfg.HostPolicy == daemon.DefaultConfig(was).HostPolicy {
+				// Another role than the home's: its default hosting
+				// policy comes with it, unless config.json chose one.
+				cfg.HostPolicy = daemon.DefaultConfig(cfg.Role).HostPolicy
 			}
 			if err := cfg.Validate(); err != nil {
 				return err
