@@ -117,11 +117,11 @@ func num(v float64) string {
 	case a >= 1000:
 		return fmt.Sprintf("%.0f", v)
 	case a >= 10:
-		return fmt.Sprintf("%.1f", v)
+		return trimZeros(fmt.Sprintf("%.1f", v))
 	case a >= 1:
-		return fmt.Sprintf("%.3f", v)
+		return trimZeros(fmt.Sprintf("%.3f", v))
 	default:
-		return fmt.Sprintf("%.4f", v)
+		return trimZeros(fmt.Sprintf("%.4f", v))
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Write stores results.json and report.html in dir (created if needed).
@@ -34,234 +35,275 @@ func Write(dir string, res *Results) error {
 	return nil
 }
 
-// palette colours strategies in plots (baseline: grey, dashed).
-var palette = map[Strategy]string{
-	StrategyServer: "#1f77b4", StrategyBot: "#ff7f0e", StrategyPeers: "#2ca02c", StrategyHybrid: "#d62728",
-}
-
-// Plot geometry (SVG user units).
-const (
-	plotW, plotH           = 640, 300
-	padL, padR, padT, padB = 60, 20, 20, 40
-)
-
-type line struct {
-	Label, Colour, Points string
-	Dashed                bool
-}
-
-type tick struct {
-	Pos   float64
-	Label string
-}
-
-type plot struct {
-	Title, XLabel, YLabel string
-	W, H, L, T, R, B      float64
-	Lines                 []line
-	XTicks, YTicks        []tick
-	Bars                  []bar
-}
-
-type bar struct {
-	X, Y, W, H float64
-	Colour     string
-}
-
-func newPlot(title, xl, yl string) *plot {
-	return &plot{Title: title, XLabel: xl, YLabel: yl, W: plotW, H: plotH, L: padL, T: padT, R: plotW - padR, B: plotH - padB}
-}
-
-// axes sets the ranges and ticks; returns the mapping functions.
-func (p *plot) axes(xmax, ymax float64, xfmt, yfmt string) (fx, fy func(float64) float64) {
-	if xmax <= 0 {
-		xmax = 1
+// humanMs writes a duration given in milliseconds for people: "0.4 ms",
+// "52 ms", "1.25 s", "14.2 s", "2 min 05 s".
+func humanMs(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "n/a"
+	case v < 0:
+		return "−" + humanMs(-v)
+	case v == 0:
+		return "0 ms"
+	case v < 10:
+		return trimZeros(fmt.Sprintf("%.2f", v)) + " ms"
+	case v < 100:
+		return trimZeros(fmt.Sprintf("%.1f", v)) + " ms"
+	case v < 1000:
+		return fmt.Sprintf("%.0f ms", v)
+	case v < 10_000:
+		return trimZeros(fmt.Sprintf("%.2f", v/1000)) + " s"
+	case v < 60_000:
+		return trimZeros(fmt.Sprintf("%.1f", v/1000)) + " s"
 	}
-	if ymax <= 0 {
-		ymax = 1
+	d := time.Duration(v * float64(time.Millisecond)).Round(time.Second)
+	if d >= time.Hour {
+		return fmt.Sprintf("%d h %02d min", int(d.Hours()), int(d.Minutes())%60)
 	}
-	fx = func(x float64) float64 { return p.L + (p.R-p.L)*x/xmax }
-	fy = func(y float64) float64 { return p.B - (p.B-p.T)*y/ymax }
-	for i := 0; i <= 5; i++ {
-		x, y := xmax*float64(i)/5, ymax*float64(i)/5
-		p.XTicks = append(p.XTicks, tick{Pos: fx(x), Label: fmt.Sprintf(xfmt, x)})
-		p.YTicks = append(p.YTicks, tick{Pos: fy(y), Label: fmt.Sprintf(yfmt, y)})
-	}
-	return fx, fy
+	return fmt.Sprintf("%d min %02d s", int(d.Minutes()), int(d.Seconds())%60)
 }
 
-func points(xs, ys []float64, fx, fy func(float64) float64) string {
-	var b strings.Builder
-	for i := range xs {
-		fmt.Fprintf(&b, "%.1f,%.1f ", fx(xs[i]), fy(ys[i]))
+func trimZeros(s string) string {
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	}
-	return strings.TrimSpace(b.String())
+	return s
 }
 
-func latencyPlot(res *Results) *plot {
-	p := newPlot("End-to-end latency (CDF, delivered within the deadline; log scale)", "latency (ms)", "fraction")
-	xmax := 1.0
+// humanDuration writes a scenario duration for people.
+func humanDuration(d Duration) string { return humanMs(ms(d.D())) }
+
+// humanBytes writes a byte count for people: "812 B", "1.5 KiB", "3.2 MiB".
+func humanBytes(v float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for math.Abs(v) >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%.0f B", v)
+	}
+	if math.Abs(v) >= 100 {
+		return fmt.Sprintf("%.0f %s", v, units[i])
+	}
+	return trimZeros(fmt.Sprintf("%.1f", v)) + " " + units[i]
+}
+
+func pct(v float64) string { return trimZeros(fmt.Sprintf("%.2f", 100*v)) + "%" }
+
+// estimateText formats a figure of a strategy's stats in a unit ("ms",
+// "pct", "bytes", "num"): its mean, and "± half-width" of the 95%
+// interval when there are several runs; "n/a" without data.
+func estimateText(stats map[string]Estimate, path, unit string) string {
+	e, ok := stats[path]
+	if !ok || e.N == 0 {
+		return "n/a"
+	}
+	f := func(v float64) string {
+		switch unit {
+		case "ms":
+			return humanMs(v)
+		case "pct":
+			return pct(v)
+		case "bytes":
+			return humanBytes(v)
+		case "ratio":
+			return fmt.Sprintf("%.2f×", v)
+		}
+		return num(v)
+	}
+	if e.HasCI() {
+		return f(e.Mean) + " ± " + f(*e.Half)
+	}
+	return f(e.Mean)
+}
+
+// param is one row of the parameters table.
+type param struct{ Name, Value, Meaning string }
+
+func parameters(res *Results) []param {
+	s := res.Scenario
+	var groups []string
+	for _, g := range s.Groups {
+		groups = append(groups, fmt.Sprintf("%d × %d members", g.Count, g.Size))
+	}
+	var strategies []string
+	for _, st := range s.Strategies {
+		strategies = append(strategies, string(st))
+	}
+	churn := "none"
+	if s.Churn.Fraction > 0 {
+		dist := s.Churn.Distribution
+		if dist == "" {
+			dist = "exponential"
+		}
+		churn = fmt.Sprintf("%s of members; online %s, offline %s (%s means)", pct(s.Churn.Fraction), humanDuration(s.Churn.Online), humanDuration(s.Churn.Offline), dist)
+	}
+	bw := "unlimited"
+	if s.Link.Bandwidth > 0 {
+		bw = humanBytes(float64(s.Link.Bandwidth)) + "/s per link"
+	}
+	link := fmt.Sprintf("latency %s one way, jitter up to %s, bandwidth %s, segment loss %s", humanDuration(s.Link.Latency), humanDuration(s.Link.Jitter), bw, pct(s.Link.Loss))
+	if res.Mode == ModeProcesses {
+		link = "not modelled: TCP on loopback (the scenario's link: " + link + ")"
+	}
+	parts := "none"
+	if len(s.Partitions) > 0 {
+		var ps []string
+		for _, p := range s.Partitions {
+			ps = append(ps, fmt.Sprintf("at %s for %s, %s of members with the infrastructure", humanDuration(p.At), humanDuration(p.Duration), pct(p.Split)))
+		}
+		parts = strings.Join(ps, "; ")
+	}
+	managed := "no"
+	if s.ManagedGroups() {
+		managed = fmt.Sprintf("yes: %d removal(s), %d rotation(s) scheduled", res.Schedule.Removals, res.Schedule.Rotations)
+	}
+	seeds := make([]string, len(res.Seeds))
+	for i, v := range res.Seeds {
+		seeds[i] = fmt.Sprint(v)
+	}
+	mode := "in memory: every node in one process over libp2p's mocknet"
+	if res.Mode == ModeProcesses {
+		mode = "processes: one meshnode daemon per node, TCP on loopback, driven by a per-node agent"
+	}
+	baseline := "on"
+	if !s.BaselineOn() {
+		baseline = "off"
+	}
+	return []param{
+		{"mode", mode, "how the nodes ran"},
+		{"runs", fmt.Sprintf("%d (seeds %s)", max(res.Runs, 1), strings.Join(seeds, ", ")), "repetitions; each seed draws its own groups, churn and traffic"},
+		{"strategies", strings.Join(strategies, ", "), "who hosts each group's history"},
+		{"members", fmt.Sprint(s.Peers), "member nodes"},
+		{"community hosts", fmt.Sprint(s.Hosts), "always-on hosts shared by every group (server, hybrid)"},
+		{"bots", fmt.Sprint(s.Bots), "always-on bots, one per group round-robin (bot)"},
+		{"member hosts per group", fmt.Sprint(s.PeerHosts), "the group's first members, who host it (peers, hybrid)"},
+		{"groups", strings.Join(groups, ", "), "drawn from the members by the seed"},
+		{"traffic", fmt.Sprintf("%g messages/s per group (Poisson), %d bytes each", s.Traffic.Rate, s.Traffic.Size), "authors drawn among the online members"},
+		{"churn", churn, "a member offline loses every link; its node keeps its state"},
+		{"link", link, "every link between two nodes"},
+		{"partitions", parts, ""},
+		{"managed groups", managed, ""},
+		{"duration", humanDuration(s.Duration), "traffic phase"},
+		{"warm-up", humanDuration(s.Warmup), "between forming the groups and the traffic"},
+		{"delivery deadline", humanDuration(s.Deadline), "a message shown later counts as not delivered in time"},
+		{"final catch-up limit", humanDuration(s.CatchUp), "everyone back online and caught up, or this much time"},
+		{"background catch-up", humanDuration(s.CatchUpInterval), "members' catch-up period"},
+		{"baseline", baseline, "plain gossipsub over the same network"},
+	}
+}
+
+// summaryRow is a strategy's row of the summary table.
+type summaryRow struct {
+	Strategy                                        Strategy
+	Nodes                                           int
+	Delivery, Eventual, P50, P90, P99               string
+	CatchUp, Dups, Gaps, Bytes, Storage, Memory     string
+	BaseDelivery, BaseP50, BaseP99, Ratio, Coverage string
+	BaseBytes                                       string
+	HasBaseline                                     bool
+}
+
+func summaryRows(res *Results) []summaryRow {
+	var out []summaryRow
 	for _, r := range res.Strategies {
-		xmax = math.Max(xmax, r.LatencyMs.Max)
+		st := r.Stats
+		if st == nil {
+			st = aggregate([]RunResult{{Strategies: []StrategyResult{r}}})[0].Stats
+		}
+		row := summaryRow{
+			Strategy: r.Strategy, Nodes: r.Nodes,
+			Delivery: estimateText(st, "delivery_ratio", "pct"), Eventual: estimateText(st, "eventual_delivery_ratio", "pct"),
+			P50: estimateText(st, "latency_ms.p50", "ms"), P90: estimateText(st, "latency_ms.p90", "ms"), P99: estimateText(st, "latency_ms.p99", "ms"),
+			CatchUp: fmt.Sprintf("%s / %s (%d returns, %d incomplete)", estimateText(st, "catchup_ms.p50", "ms"), estimateText(st, "catchup_ms.p99", "ms"), r.CatchUpMs.N, r.CatchUpIncomplete),
+			Dups:    fmt.Sprintf("%d; %s", r.Duplicates.Shown, estimateText(st, "duplicates.stored_per_message", "num")),
+			Gaps:    fmt.Sprintf("%d / %d / %d; %d", r.Gaps.Detected, r.Gaps.Filled, r.Gaps.Open, r.Gaps.Notices),
+			Bytes:   fmt.Sprintf("%s (members %s; infrastructure %s)", estimateText(st, "bytes_per_node", "bytes"), estimateText(st, "bytes.member_mean", "bytes"), naIf(r.Infra == 0, estimateText(st, "bytes.infrastructure_mean", "bytes"))),
+			Storage: fmt.Sprintf("%s (max %s, %d hosts)", estimateText(st, "storage.mean_bytes", "bytes"), humanBytes(float64(r.Storage.MaxBytes)), r.Storage.Hosts),
+			Memory:  naIf(r.MemoryPerNode == 0, estimateText(st, "memory_per_node_bytes", "bytes")),
+		}
 		if r.Baseline != nil {
-			xmax = math.Max(xmax, r.Baseline.LatencyMs.Max)
-		}
-	}
-	decades := math.Max(1, math.Ceil(math.Log10(xmax)))
-	_, fy := p.axes(1, 1, "%.0f", "%.1f")
-	fx := func(x float64) float64 { return p.L + (p.R-p.L)*math.Log10(math.Max(x, 1))/decades }
-	p.XTicks = nil
-	for d := 0.0; d <= decades; d++ {
-		v := math.Pow(10, d)
-		p.XTicks = append(p.XTicks, tick{Pos: fx(v), Label: fmt.Sprintf("%.0f", v)})
-	}
-	add := func(label, colour string, pts [][2]float64, dashed bool) {
-		var xs, ys []float64
-		for _, q := range pts {
-			xs, ys = append(xs, q[0]), append(ys, q[1])
-		}
-		p.Lines = append(p.Lines, line{Label: label, Colour: colour, Points: points(xs, ys, fx, fy), Dashed: dashed})
-	}
-	for _, r := range res.Strategies {
-		add(string(r.Strategy), palette[r.Strategy], r.Series.LatencyCDF, false)
-		if r.Baseline != nil {
-			add(string(r.Strategy)+" (gossipsub baseline)", palette[r.Strategy], r.Series.BaselineCDF, true)
-		}
-	}
-	return p
-}
-
-func deliveryPlot(res *Results) *plot {
-	p := newPlot("Delivery to online members, by second of sending", "time (s)", "delivery ratio")
-	secs := 0
-	for _, r := range res.Strategies {
-		secs = max(secs, len(r.Series.Delivery))
-	}
-	fx, fy := p.axes(float64(secs), 1, "%.0f", "%.1f")
-	for _, r := range res.Strategies {
-		var xs, ys []float64
-		for i, v := range r.Series.Delivery {
-			if v >= 0 {
-				xs, ys = append(xs, float64(i)+0.5), append(ys, v)
+			row.HasBaseline = true
+			row.BaseDelivery = estimateText(st, "baseline.delivery_ratio", "pct")
+			row.BaseP50 = estimateText(st, "baseline.latency_ms.p50", "ms")
+			row.BaseP99 = estimateText(st, "baseline.latency_ms.p99", "ms")
+			row.Coverage = pct(r.Baseline.MeshCoverage)
+			row.BaseBytes = estimateText(st, "baseline.bytes_per_node", "bytes")
+			row.Ratio = "n/a"
+			if r.LatencyMs.N > 0 && r.Baseline.LatencyMs.N > 0 && r.Baseline.LatencyMs.P99 > 0 {
+				row.Ratio = fmt.Sprintf("%.2f×", r.LatencyMs.P99/r.Baseline.LatencyMs.P99)
 			}
 		}
-		p.Lines = append(p.Lines, line{Label: string(r.Strategy), Colour: palette[r.Strategy], Points: points(xs, ys, fx, fy)})
+		out = append(out, row)
 	}
-	return p
+	return out
 }
 
-func bytesPlot(res *Results) *plot {
-	p := newPlot("Bytes per node (sent + received), sorted", "node rank", "KiB")
-	var ymax float64
-	nodes := 0
-	for _, r := range res.Strategies {
-		nodes = max(nodes, len(r.Series.BytesPerNode))
-		if n := len(r.Series.BytesPerNode); n > 0 {
-			ymax = math.Max(ymax, float64(r.Series.BytesPerNode[n-1])/1024)
-		}
+func naIf(cond bool, s string) string {
+	if cond {
+		return "n/a"
 	}
-	fx, fy := p.axes(float64(nodes), niceCeil(ymax), "%.0f", "%.0f")
-	for _, r := range res.Strategies {
-		var xs, ys []float64
-		for i, b := range r.Series.BytesPerNode {
-			xs, ys = append(xs, float64(i+1)), append(ys, float64(b)/1024)
-		}
-		p.Lines = append(p.Lines, line{Label: string(r.Strategy), Colour: palette[r.Strategy], Points: points(xs, ys, fx, fy)})
-	}
-	return p
-}
-
-// niceCeil rounds up to 1, 2 or 5 times a power of ten.
-func niceCeil(v float64) float64 {
-	if v <= 0 {
-		return 1
-	}
-	e := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 5, 10} {
-		if v <= m*e {
-			return m * e
-		}
-	}
-	return 10 * e
+	return s
 }
 
 type reportData struct {
 	*Results
-	Plots        []*plot
+	Params       []param
+	Rows         []summaryRow
+	Latency      []*plot
+	Delivery     []*plot
+	Others       []*plot
 	ScenarioJSON string
+	Validation   []Comparison
 }
 
-// WriteReport renders the human report: a summary table and SVG plots,
-// self-contained.
+// WriteReport renders the human report: method, parameters, a summary
+// table and SVG plots, self-contained.
 func WriteReport(w io.Writer, res *Results) error {
 	sc, err := json.MarshalIndent(res.Scenario, "", "  ")
 	if err != nil {
 		return err
 	}
-	d := reportData{Results: res, ScenarioJSON: string(sc), Plots: []*plot{latencyPlot(res), deliveryPlot(res), bytesPlot(res)}}
+	d := reportData{Results: res, ScenarioJSON: string(sc), Params: parameters(res), Rows: summaryRows(res),
+		Latency: latencyPlots(res), Delivery: deliveryPlots(res), Others: []*plot{bytesPlot(res), catchUpPlot(res)}}
+	if res.Scenario.ManagedGroups() {
+		d.Others = append(d.Others, keyCatchUpPlot(res))
+	}
+	if v := res.Validation; v != nil && v.Memory != nil && v.Processes != nil {
+		d.Validation = Compare(v.Memory, v.Processes, false)
+	}
 	return reportTmpl.Execute(w, d)
 }
 
-var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"pct":   func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
-	"kib":   func(f float64) string { return fmt.Sprintf("%.1f KiB", f/1024) },
-	"mib":   func(f int64) string { return fmt.Sprintf("%.1f MiB", float64(f)/(1<<20)) },
-	"f1":    func(f float64) string { return fmt.Sprintf("%.1f", f) },
-	"sub":   func(a, b float64) float64 { return a - b },
-	"float": func(i int64) float64 { return float64(i) },
-}).Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>meshnode testnet: {{.Scenario.Name}}</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1000px;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
-svg{background:#fff;border:1px solid #ddd;margin:1em 0}pre{background:#f8f8f8;padding:1em;overflow:auto}
-.axis{stroke:#999}.grid{stroke:#eee}text{font-size:11px;fill:#444}
-</style></head><body>
-<h1>meshnode testnet — {{.Scenario.Name}}</h1>
-<p>Seed {{.Scenario.Seed}}: {{.Schedule.Groups}} groups, {{.Schedule.Messages}} messages, {{.Schedule.Churned}} churning members ({{.Schedule.Offlines}} offline periods), {{.Schedule.Partitions}} partitions{{if .Scenario.ManagedGroups}}; managed groups with {{.Schedule.Removals}} removals and {{.Schedule.Rotations}} rotations{{end}}.
-Run on {{.Machine.CPUs}} CPUs, {{.Machine.GoVersion}}, in {{f1 .Elapsed}} s.</p>
-<h2>Summary</h2>
-<table><tr><th>strategy</th><th>nodes</th><th>delivery</th><th>eventual</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>baseline p50 / p99 ms</th><th>catch-up p50 / p90 / p99 ms</th><th>duplicates shown; stored / msg</th><th>gaps detected / filled / open; notices</th><th>bytes / node (members; infrastructure)</th><th>storage / host (max)</th><th>memory / node</th></tr>
-{{range .Strategies}}<tr><td>{{.Strategy}}</td><td>{{.Nodes}}</td><td>{{pct .DeliveryRatio}}</td><td>{{pct .EventualDeliveryRatio}}</td><td>{{f1 .LatencyMs.P50}}</td><td>{{f1 .LatencyMs.P90}}</td><td>{{f1 .LatencyMs.P99}}</td>
-<td>{{with .Baseline}}{{f1 .LatencyMs.P50}} / {{f1 .LatencyMs.P99}}{{else}}—{{end}}</td>
-<td>{{f1 .CatchUpMs.P50}} / {{f1 .CatchUpMs.P90}} / {{f1 .CatchUpMs.P99}} (n={{.CatchUpMs.N}}, incomplete {{.CatchUpIncomplete}})</td>
-<td>{{.Duplicates.Shown}}; {{.Duplicates.StoredPerMessage}}</td><td>{{.Gaps.Detected}} / {{.Gaps.Filled}} / {{.Gaps.Open}}; {{.Gaps.Notices}}</td>
-<td>{{kib .BytesPerNode}} ({{kib .Bytes.MemberMean}}; {{if .Infra}}{{kib .Bytes.InfraMean}}{{else}}—{{end}})</td><td>{{kib .Storage.MeanBytes}} ({{kib (float .Storage.MaxBytes)}}, {{.Storage.Hosts}} hosts)</td><td>{{mib .MemoryPerNode}}</td></tr>
-{{end}}</table>
-<p>Delivery: (message, member) pairs whose member stayed online from the send until the deadline ({{.Scenario.Deadline}}), shown within it.
-Eventual: every (message, other member) pair, after everyone came back and caught up (final phase up to {{.Scenario.CatchUp}}).
-Latency: send → shown by the recipient's node (Follow), for pairs delivered within the deadline. Catch-up: from a member coming back
-online during the traffic until it showed every message it had missed. Duplicates shown: a message shown twice to a member (must be 0);
-stored: envelopes a node received again after storing them, per message sent. Gaps: messages shown while an earlier one of the same
-author was missing (detected), shown after a later one (filled), never delivered (open), and gap notices the nodes showed. The baseline is plain gossipsub with
-meshnode's pubsub options on the same hosts, links and connections, carrying the same messages unencrypted.</p>
-{{range .Plots}}
-<h2>{{.Title}}</h2>
-<svg width="{{.W}}" height="{{.H}}" viewBox="0 0 {{.W}} {{.H}}" xmlns="http://www.w3.org/2000/svg">
-{{$p := .}}{{range .YTicks}}<line class="grid" x1="{{$p.L}}" x2="{{$p.R}}" y1="{{.Pos}}" y2="{{.Pos}}"/><text x="{{sub $p.L 6}}" y="{{.Pos}}" text-anchor="end" dominant-baseline="middle">{{.Label}}</text>
-{{end}}{{range .XTicks}}<text x="{{.Pos}}" y="{{$p.B}}" dy="16" text-anchor="middle">{{.Label}}</text>
-{{end}}<line class="axis" x1="{{.L}}" x2="{{.R}}" y1="{{.B}}" y2="{{.B}}"/><line class="axis" x1="{{.L}}" x2="{{.L}}" y1="{{.T}}" y2="{{.B}}"/>
-<text x="{{.R}}" y="{{.H}}" dy="-6" text-anchor="end">{{.XLabel}}</text><text x="{{.L}}" y="{{.T}}" dy="-6">{{.YLabel}}</text>
-{{range .Lines}}<polyline fill="none" stroke="{{.Colour}}" stroke-width="2"{{if .Dashed}} stroke-dasharray="5,4" stroke-opacity="0.6"{{end}} points="{{.Points}}"><title>{{.Label}}</title></polyline>
-{{end}}</svg>
-<p>{{range .Lines}}<span style="color:{{.Colour}}">{{if .Dashed}}┄{{else}}━{{end}} {{.Label}}</span> &nbsp; {{end}}</p>
-{{end}}
-{{if .Scenario.ManagedGroups}}<h2>Managed groups: removals, rotations, forward secrecy</h2>
-<table><tr><th>strategy</th><th>rotations</th><th>removals</th><th>failed</th><th>key catch-up p50 / p90 / max ms (all members)</th><th>per member p50 / p90 ms</th><th>checked after removal</th><th>forward-secrecy violations</th><th>old-epoch messages shown</th></tr>
-{{range .Strategies}}{{$st := .Strategy}}{{with .Managed}}<tr><td>{{$st}}</td><td>{{.Rotations}}</td><td>{{.Removals}}</td><td>{{.Failed}}</td>
-<td>{{f1 .KeyCatchUpMs.P50}} / {{f1 .KeyCatchUpMs.P90}} / {{f1 .KeyCatchUpMs.Max}} (n={{.KeyCatchUpMs.N}}, incomplete {{.KeyCatchUpIncomplete}})</td>
-<td>{{f1 .KeyCatchUpMemberMs.P50}} / {{f1 .KeyCatchUpMemberMs.P90}}</td>
-<td>{{.ForwardSecrecy.Checked}}</td><td>{{.ForwardSecrecy.Violations}}</td><td>{{.ForwardSecrecy.OldEpochShown}}</td></tr>{{end}}
-{{end}}</table>
-<p>Every group is managed: its creator (the bot under the bot strategy) adds the members by key package and does the removals and
-rotations; a removal rotates the keys. Key catch-up: from the manager finishing an operation (or, for a member offline then, from its
-return) until the last remaining member's node accepted the new epoch's key. Delivery counts only members still in the group when a message is sent. A violation is a message of the
-removal's epoch or later that the removed member shows or holds (must be 0); old-epoch messages are those sent after the removal by
-a member whose node had not received the key update yet, which the removed member can still read.</p>
-{{end}}<h2>Storage per hosting node</h2>
-{{range .Strategies}}<h3>{{.Strategy}}</h3><table><tr><th>node</th><th>role</th><th>envelopes</th><th>bytes</th><th>mailboxes</th></tr>
-{{range .Storage.PerHost}}<tr><td>{{.Node}}</td><td>{{.Role}}</td><td>{{.Envelopes}}</td><td>{{.Bytes}}</td><td>{{.Mailboxes}}</td></tr>{{end}}</table>{{end}}
-<h2>Scenario</h2><pre>{{.ScenarioJSON}}</pre>
-</body></html>
-`))
+var reportFuncs = template.FuncMap{
+	"pct":      pct,
+	"ms":       humanMs,
+	"dur":      humanDuration,
+	"bytes":    humanBytes,
+	"fbytes":   func(v int64) string { return humanBytes(float64(v)) },
+	"sub":      func(a, b float64) float64 { return a - b },
+	"est":      estimateText,
+	"estimate": formatEstimate,
+	"num":      num,
+	"pctile": func(p Percentiles, v float64) string {
+		if p.N == 0 {
+			return "n/a"
+		}
+		return humanMs(v)
+	},
+	"sig": func(c Comparison) string { return c.Welch.Significance(c.A, c.B) },
+	"rel": relDiff,
+	"ci": func(c Comparison) string {
+		if !c.Welch.OK {
+			return "n/a"
+		}
+		return fmt.Sprintf("[%s, %s]", num(c.Welch.Low), num(c.Welch.High))
+	},
+	"load": func(l [2]float64) string { return fmt.Sprintf("%.1f at the start, %.1f at the end", l[0], l[1]) },
+	"secs": func(v float64) string { return humanMs(1000 * v) },
+	"inc":  func(i int) int { return i + 1 },
+}
+
+var reportTmpl = template.Must(template.New("report").Funcs(reportFuncs).Parse(reportHTML))

@@ -29,26 +29,70 @@ func sampleResults() *Results {
 	}
 }
 
-// TestReportShowsEveryMetric: report.html shows each metric issue 6 asks
-// for per strategy: delivery (online, eventual), latency percentiles,
-// catch-up after coming online, duplicates, bytes per node, storage per
-// host, gaps detected and filled.
+// TestReportShowsEveryMetric: report.html shows each metric per strategy
+// (delivery, eventual, latency percentiles, catch-up, duplicates, bytes,
+// storage per host, gaps) in human units, the parameters table, the
+// method, a definition under each figure, and "n/a" where there is no
+// data (no baseline samples, no key catch-up).
 func TestReportShowsEveryMetric(t *testing.T) {
+	res := sampleResults()
+	res.Runs, res.Seeds = 1, []uint64{1}
+	res.Strategies[0].Baseline = &Baseline{DeliveryRatio: 1, MeshCoverage: 1}
 	var b bytes.Buffer
-	if err := WriteReport(&b, sampleResults()); err != nil {
+	if err := WriteReport(&b, res); err != nil {
 		t.Fatal(err)
 	}
 	html := b.String()
 	for _, want := range []string{
-		"98.8%", "99.9%", // delivery, eventual
-		"11.5", "22.5", "33.5", // latency
-		"101.5 / 202.5 / 303.5",       // catch-up
-		"<td>7; 2.25</td>",            // duplicates shown; stored per message
-		"13 / 12 / 1; 9",              // gaps
-		"5.0 KiB (4.0 KiB; 25.0 KiB)", // bytes per node
-		"6.0 KiB (9.0 KiB, 2 hosts)",  // storage per host: mean, max
+		"98.76%", "99.91%", // delivery, eventual
+		"11.5 ms", "22.5 ms", "33.5 ms", // latency
+		"102 ms / 304 ms (3 returns, 0 incomplete)",    // catch-up
+		"<td>7; 2.25</td>",                             // duplicates shown; stored per message
+		"13 / 12 / 1; 9",                               // gaps
+		"5 KiB (members 4 KiB; infrastructure 25 KiB)", // bytes per node
+		"6 KiB (max 9 KiB, 2 hosts)",                   // storage per host: mean, max
 		"<td>20</td><td>host</td><td>77</td>", "<td>3</td><td>member</td><td>33</td>",
+		"<h2>Method</h2>", "<h2>Parameters</h2>", "<td>delivery deadline</td><td>5 s</td>", "<td>duration</td><td>20 s</td>",
+		"latency 20 ms one way", "<h2>The gossipsub baseline</h2>",
+		"Latency, hybrid strategy", "Delivery over time, hybrid strategy", "Bytes per node", "Catch-up after coming back online",
+		"<figcaption>For every (message, member online", // each figure defined where shown
+		"n/a: no samples in this run",                   // the latency CDF without points
 	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"5000000000", "0.0/0.0/0.0", "NaN"} {
+		if strings.Contains(html, bad) {
+			t.Errorf("report.html shows %q", bad)
+		}
+	}
+	// The baseline had no latency samples: n/a, not 0.
+	if !strings.Contains(html, "<td>hybrid</td><td>100%</td><td>n/a</td><td>n/a</td><td>n/a</td>") {
+		t.Errorf("baseline row without samples does not read n/a")
+	}
+}
+
+// TestReportBands: with several runs the summary shows ± intervals, the
+// plots draw bands, and the runs are listed.
+func TestReportBands(t *testing.T) {
+	res := &Results{Scenario: DefaultScenario(), Mode: ModeMemory, Runs: 3}
+	for k, p99 := range []float64{30, 40, 50} {
+		r := sampleResults().Strategies[0]
+		r.LatencyMs.P99 = p99
+		r.Series.LatencyCDF = [][2]float64{{p99 / 2, 0.5}, {p99, 1}}
+		r.Series.Delivery = []float64{1, 0.5}
+		r.Series.BytesPerNode = []int64{1000, 5000 + int64(k)*100}
+		res.Seeds = append(res.Seeds, DeriveSeed(1, k))
+		res.PerRun = append(res.PerRun, RunResult{Seed: res.Seeds[k], Strategies: []StrategyResult{r}})
+	}
+	res.Strategies = aggregate(res.PerRun)
+	var b bytes.Buffer
+	if err := WriteReport(&b, res); err != nil {
+		t.Fatal(err)
+	}
+	html := b.String()
+	for _, want := range []string{"40 ms ± 24.8 ms", "<polygon", "mean of runs", "95% confidence interval", "<h2>Runs</h2>"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("report.html lacks %q", want)
 		}

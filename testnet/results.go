@@ -22,9 +22,24 @@ type Results struct {
 	PerRun  []RunResult `json:"per_run,omitempty"`
 	Started time.Time   `json:"started"`
 	Elapsed float64     `json:"elapsed_seconds"`
+	// Validation: with run --validate, the same scenario in memory and as
+	// processes, whose differences the report shows.
+	Validation *Validation `json:"validation,omitempty"`
 	// Load is the machine's load average (1 minute) at the start and the
 	// end: the nodes share its cores, and latency is wall-clock.
 	Load [2]float64 `json:"load_average"`
+}
+
+// Modes of a run.
+const (
+	ModeMemory    = "memory"
+	ModeProcesses = "processes"
+)
+
+// Validation is one scenario run in both modes.
+type Validation struct {
+	Memory    *Results `json:"memory"`
+	Processes *Results `json:"processes"`
 }
 
 // RunResult is one run of a scenario (one seed).

@@ -22,7 +22,7 @@ func Run(ctx context.Context, s Scenario, opts ...Option) (*Results, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	res := newResults(s, "memory", cfg.runs)
+	res := newResults(s, ModeMemory, cfg.runs)
 	for k := range cfg.runs {
 		sc := s
 		sc.Seed = res.Seeds[k]

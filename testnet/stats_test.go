@@ -162,7 +162,7 @@ func TestCompareTable(t *testing.T) {
 	}
 	var out bytes.Buffer
 	WriteComparison(&out, "a.json", "b.json", a, b, rows)
-	for _, want := range []string{"latency_ms.p99", "32.0 ± 1.963", "62.0 ± 1.963", "+93.8%", "***", "delivery_ratio"} {
+	for _, want := range []string{"latency_ms.p99", "32 ± 1.963", "62 ± 1.963", "+93.8%", "***", "delivery_ratio"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("comparison lacks %q:\n%s", want, out.String())
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -25,7 +26,7 @@ func newTestnetCmd() *cobra.Command {
 		Short: "Simulate many real nodes in memory and compare hosting strategies (server, bot, peers, hybrid)",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newTestnetRunCmd(), newTestnetCompareCmd(), newTestnetScheduleCmd())
+	cmd.AddCommand(newTestnetRunCmd(), newTestnetCompareCmd(), newTestnetScheduleCmd(), newTestnetReportCmd())
 	return cmd
 }
 
@@ -398,6 +399,42 @@ func newTestnetScheduleCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd.Flags())
+	return cmd
+}
+
+func newTestnetReportCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "report RESULTS.json",
+		Short: "Write report.html again from a results.json (into --out, default the file's directory)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := testnet.ReadResults(args[0])
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				out = filepath.Dir(args[0])
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			f, err := os.Create(filepath.Join(out, "report.html"))
+			if err != nil {
+				return err
+			}
+			if err := testnet.WriteReport(f, res); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", filepath.Join(out, "report.html"))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "output directory (default: the results file's)")
 	return cmd
 }
 
