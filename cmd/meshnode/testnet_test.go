@@ -218,7 +218,7 @@ func TestTestnetCompareFiles(t *testing.T) {
 	if code := run(context.Background(), []string{"testnet", "compare", a, b}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	for _, want := range []string{"latency_ms.p99", "60.0", "75.0", "+25.0%", "n/a (one run)"} {
+	for _, want := range []string{"latency_ms.p99", "60", "75", "+25.0%", "n/a (one run)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
