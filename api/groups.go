@@ -86,7 +86,27 @@ type Message struct {
 	To string `json:"to,omitempty"`
 	// Own marks messages this member sent.
 	Own bool `json:"own"`
+	// Flags mark a message shown with a reservation (FlagSentInFuture,
+	// FlagSentBeforeJoin, FlagUnseenByRemover, FlagNotDelivered).
+	Flags []string `json:"flags,omitempty"`
 }
+
+// Message flags.
+const (
+	// FlagSentInFuture: the claimed sent time is more than ten minutes
+	// after the message arrived; it is placed by its arrival.
+	FlagSentInFuture = "sent_in_future"
+	// FlagSentBeforeJoin: the claimed sent time is before its author
+	// joined (or the group was created); it is placed after its parents.
+	FlagSentBeforeJoin = "sent_before_join"
+	// FlagUnseenByRemover: shown before its author's removal was known,
+	// and the manager had not seen it: members who learnt of the removal
+	// first refuse it.
+	FlagUnseenByRemover = "unseen_by_remover"
+	// FlagNotDelivered: an own message the group refuses: you were
+	// removed before the manager saw it.
+	FlagNotDelivered = "not_delivered_removed"
+)
 
 // Message kinds.
 const (

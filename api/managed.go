@@ -148,7 +148,9 @@ type Split struct {
 	Epoch  uint64 `json:"epoch"`
 	Head   string `json:"head,omitempty"`
 	Author string `json:"author,omitempty"`
-	Reason string `json:"reason"`
+	// Signers are the fingerprints of who signed the two events.
+	Signers []string `json:"signers,omitempty"`
+	Reason  string   `json:"reason"`
 	// Evidence is the hex of two signed events extending one head, when
 	// both are known: anyone can verify it.
 	Evidence string    `json:"evidence,omitempty"`

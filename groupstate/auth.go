@@ -239,8 +239,8 @@ func check(st *State, ev *Event) (effect, error) {
 		if m.Role == ev.Role {
 			return eff, fmt.Errorf("%w: %s already has role %s", ErrInvalidEvent, m.Fingerprint(), m.Role)
 		}
-		if ev.SeqLimit != 0 && !(m.Role.CanWrite() && !ev.Role.CanWrite()) {
-			return eff, fmt.Errorf("%w: a sequence limit on a change of %s from %s to %s, which takes no write role away",
+		if (ev.SeqLimit != 0 || ev.Seen != nil) && !(m.Role.CanWrite() && !ev.Role.CanWrite()) {
+			return eff, fmt.Errorf("%w: a sequence limit or seen set on a change of %s from %s to %s, which takes no write role away",
 				ErrInvalidEvent, m.Fingerprint(), m.Role, ev.Role)
 		}
 		if m.Role.CanManage() && st.managers == 1 {

@@ -45,12 +45,16 @@ type Chain struct {
 	forks     []ForkEvidence
 	orphans   map[EventID][]*Event
 	nOrphans  int
+	// marks are, per member key, the main-line events that changed its
+	// membership or role, in main-line order (membership.go).
+	marks map[[32]byte][]memberMark
 }
 
 type chainEntry struct {
 	ev     *Event
 	epoch  uint64 // epoch of the state after ev
 	onMain bool
+	at     int // index in main (main-line events only)
 }
 
 // NewChain starts a chain with a create event (verified like Apply).
@@ -70,13 +74,15 @@ func NewChain(create *Event) (*Chain, error) {
 		epochWPub: map[uint64]ed25519.PublicKey{0: slices.Clone(st.WPub)},
 		epochHead: map[uint64]EventID{0: st.Head},
 		orphans:   map[EventID][]*Event{},
+		marks:     map[[32]byte][]memberMark{},
 	}
 	c.record(st.Head, create.Clone(), 0, true)
+	c.markMain(st.Head, create.Author)
 	return c, nil
 }
 
 func (c *Chain) record(id EventID, ev *Event, epoch uint64, onMain bool) {
-	c.entries[id] = &chainEntry{ev: ev, epoch: epoch, onMain: onMain}
+	c.entries[id] = &chainEntry{ev: ev, epoch: epoch, onMain: onMain, at: len(c.main)}
 	c.children[ev.Parent] = append(c.children[ev.Parent], id)
 	c.order = append(c.order, id)
 	if onMain {
@@ -146,23 +152,20 @@ func (c *Chain) Events() []*Event {
 }
 
 // RevokedAfter returns the first main-line event after head that removed
-// the member with key, or took its write role away with a sequence limit,
-// if there is one. A payload naming head whose author has lost since the
-// role it needs is judged by it (Event.SeqLimit). A head not on the main
-// line has nothing after it.
+// the member with key, or took its write role away with a seen set or
+// sequence limit (Event.Revokes), if there is one. A payload naming head
+// whose author has lost since the role it needs is judged by it
+// (Event.Admits). A head not on the main line has nothing after it.
 func (c *Chain) RevokedAfter(head EventID, key [32]byte) (*Event, bool) {
 	e, ok := c.entries[head]
 	if !ok || !e.onMain {
 		return nil, false
 	}
-	i := slices.Index(c.main, head)
-	for _, id := range c.main[i+1:] {
-		ev := c.entries[id].ev
-		if ev.Target == key && (ev.Kind == EventRemove || ev.Kind == EventSetRole && ev.SeqLimit != 0) {
-			return ev.Clone(), true
-		}
+	ev := c.revokedAfter(e.at, key)
+	if ev == nil {
+		return nil, false
 	}
-	return nil, false
+	return ev.Clone(), true
 }
 
 // Forks returns the fork evidence seen so far.
@@ -223,6 +226,7 @@ func (c *Chain) add(ev *Event) error {
 		// hands out copies.
 		mutate(c.state, ev, eff)
 		c.record(id, ev.Clone(), c.state.Epoch, true)
+		c.markMain(id, affected(ev, eff)...)
 		return nil
 	}
 	// ev extends an older event: a fork if its author was entitled to it
@@ -329,9 +333,12 @@ func (c *Chain) stateAt(id EventID) (*State, error) {
 //   - ErrSplit as a *ForkError: the head is an event we hold on a branch,
 //     not on our main line; the evidence is the two events where the
 //     branches part.
-//   - ErrSplit: the epoch is closed (we hold its successor's rotate, and
-//     with it every main-line event of the epoch) and the head is not
-//     among them.
+//   - ErrForeignHead: the epoch is closed (we hold its successor's
+//     rotate, and with it every main-line event of the epoch) and the head
+//     is not among them. Nothing the manager signed shows a split: the
+//     payload's author named a head this chain never had, which is the
+//     author's word alone (ARCHITECTURE §11: accusations need evidence
+//     signed by the accused), so it is the author's fault.
 //   - ErrUnknownHead: a head of the current or a later epoch that we do
 //     not hold yet; check again after more events.
 func (c *Chain) CheckHead(epoch uint64, head EventID) error {
@@ -351,7 +358,7 @@ func (c *Chain) CheckHead(epoch uint64, head EventID) error {
 		}
 		return &ForkError{Evidence: fe, err: ErrSplit}
 	case epoch < c.state.Epoch:
-		return fmt.Errorf("%w: head %s for epoch %d is not on this member's chain, which holds every event of that epoch", ErrSplit, head.Short(), epoch)
+		return fmt.Errorf("%w: head %s for epoch %d is not on this member's chain, which holds every event of that epoch", ErrForeignHead, head.Short(), epoch)
 	default:
 		return fmt.Errorf("%w: head %s for epoch %d", ErrUnknownHead, head.Short(), epoch)
 	}

@@ -31,6 +31,9 @@ func sampleEvents(t testing.TB) []*Event {
 		{Kind: EventRotate, Epoch: 1, WPub: [32]byte{1, 2, 3}},
 		{Kind: EventAddManager, Target: bob.key()},
 		{Kind: EventTransferManager, Target: bob.key()},
+		{Kind: EventRemove, Target: carl.key(), Seen: &SeenSet{Upto: 3, Extra: []SeqRange{{5, 5}, {40, 41}}}},
+		{Kind: EventRemove, Target: carl.key(), Seen: &SeenSet{}},
+		{Kind: EventSetRole, Target: bob.key(), Role: RoleRead, Seen: &SeenSet{Upto: 7}},
 	} {
 		evs = append(evs, m.next(t, m.boss, ev))
 	}
@@ -470,7 +473,7 @@ func TestCheckHead(t *testing.T) {
 		{"create in epoch 0", 0, m.c.Events()[0].ID(), nil},
 		{"head of epoch 0 claimed for epoch 1", 1, e0, ErrHeadEpoch},
 		{"branch head", 0, alt.ID(), ErrSplit},
-		{"unknown head in closed epoch", 0, EventID{9}, ErrSplit},
+		{"unknown head in closed epoch", 0, EventID{9}, ErrForeignHead},
 		{"unknown head in current epoch", 1, EventID{9}, ErrUnknownHead},
 		{"unknown head in a later epoch", 2, EventID{9}, ErrUnknownHead},
 	}

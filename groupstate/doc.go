@@ -16,7 +16,11 @@
 //	receive: envelope ─mailbox = T_n? write signature?─▶ bucket size? ─▶
 //	         decrypt(K_n, AAD = header) ─unpad─▶ ParsePayload ─▶
 //	         author signature ─▶ group and epoch match?      (OpenMessage)
-//	         then SeqTracker.Observe(author, seq): new, duplicate, gaps.
+//	         managed groups: Chain.AdmitPayload (membership, role, removal
+//	         seen sets, head); then SeqTracker.Observe(membership, seq):
+//	         new, duplicate, gaps; a duplicate number with other signed
+//	         content (Payload.Digest) is an Equivocation; CheckSentTime
+//	         and OrderTime bound the claimed sent time.
 //
 // # Payload (inside the ciphertext, version 1, big-endian)
 //
@@ -70,6 +74,36 @@
 //	count ‖ ranges of seen sequence numbers (8 first ‖ 8 last), disjoint,
 //	not adjacent, ascending
 //
+// The key is the author's identity key in an open group and its
+// membership's sequence space in a managed group (MembershipKey: SHA-256
+// of "meshnode/v1/membership" ‖ author ‖ the event that added it): a member
+// removed and added again starts again from 1, and nothing it sends is
+// taken for a replay of its earlier membership.
+//
+// # Sent time
+//
+// A sent time is its author's word. CheckSentTime flags one more than
+// MaxClockSkew (10 minutes) after its reception or before its author
+// joined (the add event's time) or the group was created; OrderTime places
+// a message at its claimed time clamped between its causal parents, its
+// author's previous message, its joining, and its arrival — so neither a
+// message dated 2099 nor one dated 2001 moves to the end or the start.
+//
+// # Equivocation
+//
+// Two payloads validly signed by one author, of one membership, with one
+// sequence number and different signed contents (Digest: SHA-256 of
+// "meshnode/v1/payload-digest" ‖ the signed fields — re-sealing one
+// payload in another envelope changes nothing) prove that the author
+// showed members different messages:
+//
+//	evidence = 1 version ‖ 4+LA payload A ‖ 4+LB payload B, A < B bytewise
+//
+// ParseEquivocation verifies both signatures and refuses anything that
+// proves nothing (a bad signature, two copies of one message, two authors,
+// numbers or groups); SameMembership tells a rejoiner's two memberships
+// apart.
+//
 // # Managed groups: the state chain
 //
 // A managed group's membership is a hash chain of signed state events
@@ -82,7 +116,10 @@
 // managers add, remove, set roles, policy and hosts and rotate; any member
 // may remove itself; the chain's only create is its first event; a removed
 // member's later events are refused; the last manager cannot leave or step
-// down. Rejected events change nothing.
+// down. Rejected events change nothing. A member's membership is the event
+// that added it; the chain indexes, per member, the main-line events that
+// changed its membership or role, so AdmitPayload judges a payload at the
+// head it names without replaying the chain.
 //
 //	event = 1 version ‖ 16 group ID ‖ 32 parent ‖ 8 seq ‖ 8 time (Unix ms) ‖
 //	        32 author ‖ 1 kind ‖ 4+B body ‖ 64 signature
@@ -91,7 +128,22 @@
 //	        1+N nick ‖ 1 flags (bit 0: bot)
 //	add:    2+L key package (binary, signed by the newcomer, unexpired at the
 //	        event's time) ‖ 1 role (1 read, 2 write, 3 manage) ‖ 1 flags
-//	remove, add-manager, transfer-manager: 32 target; set-role: 32 target ‖ 1 role
+//	remove: 32 target ‖ v1: [8 sequence limit] ‖ v2: seen set
+//	set-role: 32 target ‖ 1 role ‖ v1: [8 sequence limit] ‖ v2: seen set
+//	add-manager, transfer-manager: 32 target
+//	seen set = 8 upto ‖ 2 N (≤ 128) ‖ N × (8 first ‖ 8 last)
+//
+// Version 2 (EventVersionSeen) is used exactly for a remove or a
+// demotion from write that carries a seen set: the target's sequence
+// numbers its author had seen — 1..upto and the listed ranges, each at
+// least two above what precedes it. A payload of the target naming a head
+// from before the event is admitted only if its number is in the set
+// (Event.Admits), so a removed member can neither post after its removal
+// nor back-fill numbers it skipped, whatever head or time it claims; a
+// message in flight at the removal is refused by every member that learns
+// of the removal first (the node marks it where it was already shown). A
+// version-1 sequence limit L admits every number below L; every other
+// event is still encoded as version 1.
 //	set-policy: policy; set-hosts: hosts; rotate: 8 new epoch ‖ 32 WPub
 //	policy = 1 history ‖ 8 rotation period (s) ‖ 8 rotate-after (messages)
 //
@@ -101,9 +153,11 @@
 // show (1 version ‖ 2+L event ‖ 2+L event). Events whose parent is not yet
 // known wait (up to 1024) and apply when it arrives. CheckHead compares the
 // head in another member's payload with the chain: a head on a branch we
-// hold, or a head of a closed epoch (one we rotated out of, so we hold all
-// its events) that we do not hold, is a split (ErrSplit); an unknown head of
-// the current epoch may just be an event not yet received (ErrUnknownHead).
+// hold is a split, with the two signed events as evidence (ErrSplit); a head
+// of a closed epoch (one we rotated out of, so we hold all its events) that
+// we do not hold is the payload author's word alone — its fault, never a
+// split (ErrForeignHead); an unknown head of the current epoch may just be
+// an event not yet received (ErrUnknownHead).
 // Stored chain: 1 version ‖ 16 group ID ‖ 4 count ‖ count × (2+L event), in
 // accepted order; loading re-verifies everything.
 //
@@ -198,12 +252,13 @@
 //
 // Member, for each opened payload p:
 //
-//	c.CheckHead(p.Epoch, p.StateHead): ErrSplit (with *ForkError evidence
-//	    when both events are held) or ErrFork → API event and CLI warning;
-//	    ErrUnknownHead → re-check after more events; the author must be a
-//	    member (c.Member).
-//	KindStateEvent: c.Add(ParseEvent(body)); ErrReplay is harmless,
+//	KindStateEvent first: c.Add(ParseEvent(body)); ErrReplay is harmless,
 //	    ErrUnknownParent is kept, *ForkError is a split to report.
+//	c.AdmitPayload(p, JudgedAt(p, ...)): ErrUnknownHead → keep p aside and
+//	    retry when the chain grows; a Membership with Split → API event and
+//	    CLI warning (the evidence is signed by the manager); ErrRevoked,
+//	    ErrNotMember, ErrNotWriter, ErrForeignHead → refuse, and report.
+//	SeqTracker.Observe(Membership.Key, p.Seq), Digest, CheckSentTime.
 //	KindKeyUpdate: s := c.AcceptKeyUpdate(id, g.Epoch, ParseKeyUpdate(body));
 //	    on success g.AddEpoch(ku.NewEpoch(), s) and move to the new mailbox
 //	    (nothing is re-fetched); keymgmt.ErrNotRecipient → the copy is in

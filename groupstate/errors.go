@@ -97,6 +97,28 @@ var (
 	// ErrHeadEpoch: a payload names a head of this member's chain that
 	// belongs to another epoch than the payload's.
 	ErrHeadEpoch = errors.New("groupstate: state head of another epoch")
+	// ErrForeignHead: a payload names, for an epoch this member's chain
+	// has closed (it holds all its events), a head the chain never had.
+	// Nothing the manager signed shows a split: it is the payload
+	// author's fault.
+	ErrForeignHead = errors.New("groupstate: state head not on the group's chain")
+	// ErrNotMember: a payload whose author was not a member at the state
+	// it names.
+	ErrNotMember = errors.New("groupstate: author is not a member of the group")
+	// ErrNotWriter: a message, direct or profile whose author had only
+	// the read role.
+	ErrNotWriter = errors.New("groupstate: author may only read in this group")
+	// ErrRevoked: a payload of a member removed (or made a reader) since
+	// the state it names, whose sequence number the remover had not seen:
+	// sent after the removal, or in flight when it was made.
+	ErrRevoked = errors.New("groupstate: sent after its author's removal or demotion")
+	// ErrEquivocation: two validly signed payloads of one author's
+	// membership with one sequence number and different contents.
+	ErrEquivocation = errors.New("groupstate: equivocation")
+	// ErrEquivocationMalformed: equivocation evidence that does not hold
+	// (not two validly signed payloads of one author and sequence number
+	// with different contents).
+	ErrEquivocationMalformed = errors.New("groupstate: malformed equivocation evidence")
 	// ErrInvalidEvent: an authorized event that does not apply to the
 	// state (adding a member twice, removing a non-member, an expired or
 	// invalid key package, a rotation to the wrong epoch...).

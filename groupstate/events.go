@@ -21,9 +21,16 @@ const (
 	EventIDLabel = "meshnode/v1/state-event-id"
 )
 
-// EventVersion is the only state event version this code produces and
-// accepts.
-const EventVersion = 1
+// EventVersion is the version of every state event without a seen set;
+// EventVersionSeen is the version of a remove or set-role that carries one
+// (Event.Seen). Version 2 differs from version 1 only there: the body of a
+// remove or set-role ends with the seen set instead of the optional
+// sequence limit. Every other event is still encoded as version 1, so a
+// version-1 reader reads all of them but these. Both are accepted.
+const (
+	EventVersion     = 1
+	EventVersionSeen = 2
+)
 
 // MaxEventSize bounds a state event's encoding. The largest (a create with
 // 16 hosts of 256 bytes and a post-quantum identity) is about 5.6 KB.
@@ -132,17 +139,23 @@ type Event struct {
 	KeyPackage []byte
 	// Target: remove, set-role, add-manager, transfer-manager.
 	Target [32]byte
-	// SeqLimit: remove, and set-role when it takes the write role away
-	// (optional). The target's payloads with a sequence number at or above
-	// it were sent after the event, and are refused wherever the role they
-	// need comes from before it: without it a removed or demoted member
-	// could go on posting to the old epoch's mailbox (whose write key it
-	// kept) naming a head from before the event. The remover sets it to one more than
-	// the highest sequence it accepted from the target (its own next
-	// sequence plus one when leaving); a payload the remover had not seen
-	// by then is refused too, as an in-flight message is in any protocol
-	// with a removal boundary. 0: no limit (removals made before it was
-	// introduced).
+	// Seen: remove, and set-role when it takes the write role away
+	// (version 2). The target's sequence numbers (of the membership the
+	// event ends) that the author had seen when it made the event; the
+	// target's payloads naming a head from before the event are admitted
+	// only if their number is in it (Admits), wherever the role they need
+	// comes from before it. Without it a removed or demoted member could
+	// go on posting to the old epoch's mailbox (whose write key it kept)
+	// under a head from before the event, with any number it had not used
+	// yet. A manager sets it from its sequence tracker; a leaver to every
+	// number up to the payload that carries its removal. A message of the
+	// target in flight when the manager acted is refused by everyone who
+	// learns of the removal first, and flagged by those who showed it
+	// before (the node reports both).
+	Seen *SeenSet
+	// SeqLimit: the version-1 form of Seen, still read: payloads with a
+	// sequence number at or above it are refused (every number below it is
+	// admitted). 0: no limit (removals made before either existed).
 	SeqLimit uint64
 	// Role: add, set-role.
 	Role Role
@@ -155,12 +168,43 @@ type Event struct {
 // TimeValue returns Time as a time.Time.
 func (ev *Event) TimeValue() time.Time { return time.UnixMilli(ev.Time) }
 
+// Version is the encoding version of the event: EventVersionSeen when it
+// carries a seen set, EventVersion otherwise.
+func (ev *Event) Version() uint8 {
+	if ev.Seen != nil {
+		return EventVersionSeen
+	}
+	return EventVersion
+}
+
+// Revokes reports whether ev is a removal, or a demotion that carries a
+// seen set or sequence limit: an event after which the target's payloads
+// naming an earlier head are admitted only as Admits says.
+func (ev *Event) Revokes() bool {
+	return ev.Kind == EventRemove || ev.Kind == EventSetRole && (ev.Seen != nil || ev.SeqLimit != 0)
+}
+
+// Admits reports whether a payload of ev's target with sequence number
+// seq, of the membership ev ended or restricted and naming a head from
+// before ev, may still be shown: its number is in ev's seen set (version
+// 2), below its sequence limit (version 1), or ev carries neither (a
+// removal made before either existed).
+func (ev *Event) Admits(seq uint64) bool {
+	switch {
+	case ev.Seen != nil:
+		return ev.Seen.Contains(seq)
+	case ev.SeqLimit != 0:
+		return seq < ev.SeqLimit
+	}
+	return true
+}
+
 // AuthorKey returns the author's key.
 func (ev *Event) AuthorKey() ed25519.PublicKey { return ed25519.PublicKey(ev.Author[:]) }
 
-// Event encoding, version 1 (integers big-endian):
+// Event encoding, version 1 or 2 (integers big-endian):
 //
-//	0    1   version (0x01)
+//	0    1   version (0x01; 0x02 for a remove or set-role with a seen set)
 //	1    16  group ID
 //	17   32  parent event ID (zero for create)
 //	49   8   seq (1 for create)
@@ -175,9 +219,12 @@ func (ev *Event) AuthorKey() ed25519.PublicKey { return ed25519.PublicKey(ev.Aut
 //	create:   1+N name ‖ policy ‖ hosts ‖ 32 WPub_0 ‖ 2+L creator public
 //	          identity ‖ 1+N nick ‖ 1 flags (bit 0: bot)
 //	add:      2+L key package ‖ 1 role ‖ 1 flags (bit 0: bot)
-//	remove:   32 target key ‖ [8 sequence limit, only when non-zero]
+//	remove:   32 target key ‖ v1: [8 sequence limit, only when non-zero]
+//	                         v2: seen set
 //	add-manager, transfer-manager: 32 target key
-//	set-role: 32 target key ‖ 1 role ‖ [8 sequence limit, only when non-zero]
+//	set-role: 32 target key ‖ 1 role ‖ v1: [8 sequence limit, only when
+//	          non-zero]; v2: seen set
+//	seen set = 8 upto ‖ 2 N ‖ N × (8 first ‖ 8 last)   (SeenSet)
 //	set-policy: policy
 //	set-hosts:  hosts
 //	rotate:   8 new epoch ‖ 32 WPub
@@ -203,6 +250,7 @@ const (
 	useTarget
 	useRole
 	useSeqLimit
+	useSeen
 )
 
 func (k EventKind) uses() int {
@@ -212,11 +260,11 @@ func (k EventKind) uses() int {
 	case EventAdd:
 		return useKeyPackage | useRole | useBot
 	case EventRemove:
-		return useTarget | useSeqLimit
+		return useTarget | useSeqLimit | useSeen
 	case EventAddManager, EventTransferManager:
 		return useTarget
 	case EventSetRole:
-		return useTarget | useRole | useSeqLimit
+		return useTarget | useRole | useSeqLimit | useSeen
 	case EventSetPolicy:
 		return usePolicy
 	case EventSetHosts:
@@ -262,6 +310,7 @@ func (ev *Event) validate() error {
 		{useTarget, ev.Target == [32]byte{}, "target"},
 		{useRole, ev.Role == 0, "role"},
 		{useSeqLimit, ev.SeqLimit == 0, "sequence limit"},
+		{useSeen, ev.Seen == nil, "seen set"},
 	}
 	for _, f := range unused {
 		if u&f.flag == 0 && !f.zero {
@@ -286,6 +335,14 @@ func (ev *Event) validate() error {
 	}
 	if u&useRole != 0 && !ev.Role.valid() {
 		return bad("role %d", ev.Role)
+	}
+	if ev.Seen != nil {
+		if ev.SeqLimit != 0 {
+			return bad("both a sequence limit and a seen set")
+		}
+		if err := ev.Seen.validate(); err != nil {
+			return fmt.Errorf("%w (%s event)", err, ev.Kind)
+		}
 	}
 	switch ev.Kind {
 	case EventCreate:
@@ -345,17 +402,13 @@ func (ev *Event) appendBody(b []byte) []byte {
 		b = append(b, byte(ev.Role), boolFlag(ev.Bot))
 	case EventRemove:
 		b = append(b, ev.Target[:]...)
-		if ev.SeqLimit != 0 {
-			b = binary.BigEndian.AppendUint64(b, ev.SeqLimit)
-		}
+		b = ev.appendRevocation(b)
 	case EventAddManager, EventTransferManager:
 		b = append(b, ev.Target[:]...)
 	case EventSetRole:
 		b = append(b, ev.Target[:]...)
 		b = append(b, byte(ev.Role))
-		if ev.SeqLimit != 0 {
-			b = binary.BigEndian.AppendUint64(b, ev.SeqLimit)
-		}
+		b = ev.appendRevocation(b)
 	case EventSetPolicy:
 		b = appendPolicy(b, ev.Policy)
 	case EventSetHosts:
@@ -363,6 +416,18 @@ func (ev *Event) appendBody(b []byte) []byte {
 	case EventRotate:
 		b = binary.BigEndian.AppendUint64(b, ev.Epoch)
 		b = append(b, ev.WPub[:]...)
+	}
+	return b
+}
+
+// appendRevocation appends the end of a remove or set-role body: the seen
+// set (version 2) or the sequence limit when non-zero (version 1).
+func (ev *Event) appendRevocation(b []byte) []byte {
+	switch {
+	case ev.Seen != nil:
+		return ev.Seen.appendTo(b)
+	case ev.SeqLimit != 0:
+		return binary.BigEndian.AppendUint64(b, ev.SeqLimit)
 	}
 	return b
 }
@@ -377,7 +442,7 @@ func boolFlag(v bool) byte {
 // appendSigned appends the bytes the signature covers.
 func (ev *Event) appendSigned(b []byte) []byte {
 	body := ev.appendBody(nil)
-	b = append(b, EventVersion)
+	b = append(b, ev.Version())
 	b = append(b, ev.GroupID[:]...)
 	b = append(b, ev.Parent[:]...)
 	b = binary.BigEndian.AppendUint64(b, ev.Seq)
@@ -443,6 +508,10 @@ func (ev *Event) Clone() *Event {
 	c := *ev
 	c.Hosts = slices.Clone(ev.Hosts)
 	c.KeyPackage = slices.Clone(ev.KeyPackage)
+	if ev.Seen != nil {
+		s := SeenSet{Upto: ev.Seen.Upto, Extra: slices.Clone(ev.Seen.Extra)}
+		c.Seen = &s
+	}
 	if ev.Creator != nil {
 		c.Creator = &keymgmt.PublicIdentity{
 			SignPub: slices.Clone(ev.Creator.SignPub),
@@ -465,8 +534,9 @@ func ParseEvent(b []byte) (*Event, error) {
 		return nil, fmt.Errorf("%w: %d bytes is shorter than the %d-byte minimum", ErrEventMalformed, len(b), eventFixed)
 	}
 	d := newDecoder(b)
-	if v := d.u8(); v != EventVersion {
-		return nil, fmt.Errorf("%w: version %d, want %d", ErrEventMalformed, v, EventVersion)
+	version := d.u8()
+	if version != EventVersion && version != EventVersionSeen {
+		return nil, fmt.Errorf("%w: version %d, want %d or %d", ErrEventMalformed, version, EventVersion, EventVersionSeen)
 	}
 	ev := &Event{}
 	copy(ev.GroupID[:], d.take(16))
@@ -479,7 +549,7 @@ func ParseEvent(b []byte) (*Event, error) {
 	if !d.ok || uint64(bodyLen) != uint64(d.remaining()-ed25519.SignatureSize) {
 		return nil, fmt.Errorf("%w: lengths do not add up to the %d-byte encoding", ErrEventMalformed, len(b))
 	}
-	if err := ev.parseBody(newDecoder(d.take(int(bodyLen)))); err != nil {
+	if err := ev.parseBody(newDecoder(d.take(int(bodyLen))), version); err != nil {
 		return nil, err
 	}
 	copy(ev.Signature[:], d.take(ed25519.SignatureSize))
@@ -492,7 +562,7 @@ func ParseEvent(b []byte) (*Event, error) {
 	return ev, nil
 }
 
-func (ev *Event) parseBody(d *decoder) error {
+func (ev *Event) parseBody(d *decoder, version uint8) error {
 	bad := func(what string) error {
 		return fmt.Errorf("%w: %s event body: %s", ErrEventMalformed, ev.Kind, what)
 	}
@@ -536,7 +606,13 @@ func (ev *Event) parseBody(d *decoder) error {
 		if ev.Kind == EventSetRole {
 			ev.Role = Role(d.u8())
 		}
-		if d.remaining() > 0 {
+		if version == EventVersionSeen {
+			s, err := readSeenSet(d)
+			if err != nil {
+				return err
+			}
+			ev.Seen = &s
+		} else if d.remaining() > 0 {
 			// Omitted when zero, so a zero here would be a second
 			// encoding of the same event.
 			if ev.SeqLimit = d.u64(); ev.SeqLimit == 0 {
@@ -558,6 +634,11 @@ func (ev *Event) parseBody(d *decoder) error {
 		copy(ev.WPub[:], d.take(32))
 	default:
 		return fmt.Errorf("%w: unknown event kind %d", ErrEventMalformed, uint8(ev.Kind))
+	}
+	if version == EventVersionSeen && ev.Seen == nil {
+		// Only a seen set makes an event version 2: any other would be a
+		// second encoding of the same event.
+		return bad("version 2 without a seen set")
 	}
 	if !d.done() {
 		return bad("truncated or trailing bytes")

@@ -50,8 +50,8 @@ type Observation struct {
 	Gaps []SeqRange
 }
 
-// SeqTracker records, per author of one group, which sequence numbers have
-// been seen, as sorted disjoint ranges: its size grows with the number of
+// SeqTracker records, per author of one group (per membership of a
+// managed group: MembershipKey), which sequence numbers have been seen, as sorted disjoint ranges: its size grows with the number of
 // gaps, not of messages (100k in-order messages are one range). It lets a
 // member detect replays and messages a host dropped or withheld.
 //
@@ -117,6 +117,10 @@ func (t *SeqTracker) Highest(author [32]byte) uint64 {
 	}
 	return rs[len(rs)-1].Last
 }
+
+// SeenRanges returns the ranges of author's sequence numbers seen,
+// ascending (NewSeenSet makes a removal's seen set of them).
+func (t *SeqTracker) SeenRanges(author [32]byte) []SeqRange { return slices.Clone(t.seen[author]) }
 
 // AuthorGaps returns author's missing sequence numbers below the highest
 // seen, ascending.

@@ -99,10 +99,18 @@
 //	         on that manager, its own removal; the next one rotates);
 //	         the only manager of a group with others must hand over
 //	         first; then the node forgets the group (manage_ops.go)
-//	splits   every payload names its author's state head: a head on
-//	         another branch, or missing from a closed epoch, is a split,
-//	         recorded once with its evidence and shown as a KindSplit
-//	         notice (managed.go)
+//	admit    every payload names its author's state head and is judged
+//	         there (admission.go, groupstate.Chain.AdmitPayload):
+//	         membership, role, the seen set of any removal since; its
+//	         number in its membership's sequence space (a second payload
+//	         with one number and other content is an equivocation: one
+//	         notice, evidence passed on, evidence.go); its sent time
+//	         bounded; every refusal and flag in the group's rejection log
+//	         (rejections.go)
+//	splits   a head on another branch is a split, recorded once with its
+//	         evidence (two events the manager signed) and shown as a
+//	         KindSplit notice; an unknown head of a closed epoch is its
+//	         author's fault, never the manager's (managed.go)
 //
 // Member-database records of managed groups are listed in memberdb.go.
 //

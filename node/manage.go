@@ -100,24 +100,38 @@ type sealedOwn struct {
 	env   *envelope.Envelope
 	sent  int64
 	shown *Message
+	own   ownSeq
+	// event is the state event the payload carries (zero: none).
+	event groupstate.EventID
 }
 
 // seal encrypts an own payload of the operation (bookkeeping in memory;
 // commit records it).
 func (op *managerOp) seal(p *groupstate.Payload, shown *Message) error {
-	env, err := op.m.sealLocal(op.e, p, shown)
+	env, own, err := op.m.sealLocal(op.e, p, shown)
 	if err != nil {
 		return err
 	}
-	op.sealed = append(op.sealed, sealedOwn{env: env, sent: p.Sent, shown: shown})
+	op.sealed = append(op.sealed, sealedOwn{env: env, sent: p.Sent, shown: shown, own: own})
+	return nil
+}
+
+// sealEvent is seal for a payload carrying a state event.
+func (op *managerOp) sealEvent(p *groupstate.Payload, shown *Message, ev groupstate.EventID) error {
+	if err := op.seal(p, shown); err != nil {
+		return err
+	}
+	op.sealed[len(op.sealed)-1].event = ev
 	return nil
 }
 
 // appendEvent signs an event as this manager, adds it to the chain and
-// seals it as a KindStateEvent payload of the current epoch.
+// seals it as a KindStateEvent payload of the current epoch. A removal or
+// demotion carries the set of the target's messages this node had seen.
 func (op *managerOp) appendEvent(tmpl *groupstate.Event) (*groupstate.Event, error) {
-	if tmpl.SeqLimit == 0 && op.revokesWrite(tmpl) {
-		tmpl.SeqLimit = op.seqLimit(tmpl.Target)
+	if tmpl.SeqLimit == 0 && tmpl.Seen == nil && op.revokesWrite(tmpl) {
+		s := op.seenSet(tmpl.Target)
+		tmpl.Seen = &s
 	}
 	ev, err := op.e.chain.Append(tmpl, op.m.id, op.now)
 	if err != nil {
@@ -134,7 +148,7 @@ func (op *managerOp) appendEvent(tmpl *groupstate.Event) (*groupstate.Event, err
 	shown := op.m.newMessage(op.e, p, envelope.ID{}, op.now)
 	shown.Kind, shown.Text = KindEvent, describeEvent(op.e.chain, ev)
 	op.events = append(op.events, shown.Text)
-	return ev, op.seal(p, shown)
+	return ev, op.sealEvent(p, shown, ev.ID())
 }
 
 // revokesWrite reports whether an event removes its target or takes its
@@ -150,15 +164,19 @@ func (op *managerOp) revokesWrite(ev *groupstate.Event) bool {
 	return false
 }
 
-// seqLimit is the sequence limit of a removal or demotion of target
-// (groupstate.Event.SeqLimit): one more than the highest sequence this
-// node accepted from it, or, when the node removes itself, one more than
-// the sequence of the payload that will carry the removal.
-func (op *managerOp) seqLimit(target [32]byte) uint64 {
+// seenSet is the seen set of a removal or demotion of target
+// (groupstate.Event.Seen): the numbers of its current membership this
+// node has seen (its sequence tracker), or, when the node removes itself,
+// every number up to the payload that will carry the removal.
+func (op *managerOp) seenSet(target [32]byte) groupstate.SeenSet {
 	if ed25519.PublicKey(target[:]).Equal(op.m.id.SigningKey()) {
-		return op.e.local.NextSeq + 1
+		return groupstate.SeenSet{Upto: op.e.local.NextSeq}
 	}
-	return op.e.tracker.Highest(target) + 1
+	_, key, ok := op.e.chain.MemberSince(target)
+	if !ok {
+		return groupstate.SeenSet{}
+	}
+	return groupstate.NewSeenSet(op.e.tracker.SeenRanges(key))
 }
 
 // postEvent seals an event already in the chain (the create) as a
@@ -175,7 +193,7 @@ func (op *managerOp) postEvent(ev *groupstate.Event) error {
 	shown := op.m.newMessage(op.e, p, envelope.ID{}, op.now)
 	shown.Kind, shown.Text = KindEvent, describeEvent(op.e.chain, ev)
 	op.events = append(op.events, shown.Text)
-	return op.seal(p, shown)
+	return op.sealEvent(p, shown, ev.ID())
 }
 
 // createManaged creates a managed group with this member as its first
@@ -366,6 +384,14 @@ func (n *Node) commit(ctx context.Context, op *managerOp) (*ManageResult, error)
 			if err := markSeenTxn(txn, e.g.ID, s.env.ID(), s.sent, s.shown); err != nil {
 				return err
 			}
+			if err := recordOwnSeqTxn(txn, e.g.ID, s.own); err != nil {
+				return err
+			}
+			if !s.event.IsZero() {
+				if err := m.indexEvent(txn, e, s.event, s.env.ID(), s.own.rec.epoch); err != nil {
+					return err
+				}
+			}
 		}
 		for _, k := range op.drop {
 			if err := txn.Delete(k); err != nil {
@@ -381,6 +407,15 @@ func (n *Node) commit(ctx context.Context, op *managerOp) (*ManageResult, error)
 		if s.shown != nil {
 			m.notifyLocked(*s.shown)
 		}
+	}
+	if len(op.sealed) > 0 {
+		// The chain may have grown (an event, a rotation that closed an
+		// epoch): payloads kept aside for it are tried again.
+		if m.mg.changed == nil {
+			m.mg.changed = map[groupstate.GroupID]bool{}
+		}
+		m.mg.changed[e.g.ID] = true
+		m.kickProcessing()
 	}
 	moved := n.hostAddedLocked()
 	res := &ManageResult{

@@ -25,17 +25,17 @@ import (
 // record ('C', see memberdb.go). For every payload opened in a managed
 // group the member:
 //
-//	1. checks the payload's state head against its chain (CheckHead): a
-//	   head on a branch, or one missing from a closed epoch, is a split —
+//	1. admits it (admission.go, groupstate's Chain.AdmitPayload): at the
+//	   state head it names, its author's membership and role, and the seen
+//	   set of any removal or demotion since; a head the chain does not
+//	   hold yet keeps it aside ('Q') until the chain grows; a head on a
+//	   branch we hold is a split with the manager's signed evidence —
 //	   recorded once ('X') and shown as a KindSplit notice in the group's
-//	   messages (the API's message stream carries it; the CLI warns); a head
-//	   not known yet is kept as a claim and checked again when the chain
-//	   grows;
-//	2. checks that the author is a member (at the head, or at the head the
-//	   payload names, for a member removed since — whose payloads at or past
-//	   the removal's sequence limit are refused, as sent after it); an
-//	   unknown author with an unknown head is deferred ('Q') and retried
-//	   when the chain grows;
+//	   messages (the API's message stream carries it; the CLI warns); an
+//	   unknown head of a closed epoch is its author's fault, never the
+//	   manager's;
+//	2. checks its sequence number in its membership's sequence space
+//	   (replays, equivocations) and bounds its sent time;
 //	3. by kind: state events go into the chain (orphans wait in 'O'); key
 //	   updates are opened (Chain.AcceptKeyUpdate) and the new epoch's
 //	   mailbox joins the member's mailboxes, is hosted and caught up, so a
@@ -44,8 +44,8 @@ import (
 //	   bot ('R', bot.go) once AuthorizeRequest accepts them.
 //
 // Rejected payloads change nothing: the chain only moves on an accepted
-// event, and the reason is logged and kept in the node's recent
-// rejections.
+// event, and the reason is kept in the group's rejection log
+// (rejections.go).
 //
 // Manager operations are in manage.go and rotation.go, welcomes in
 // welcome.go, the always-on manager in bot.go.
@@ -55,10 +55,13 @@ const (
 	// KindEvent is an accepted state event (or a rotation), described in
 	// words: who added, removed or changed whom.
 	KindEvent = "event"
-	// KindSplit is a warning written by the node: another member's
-	// payload, or an event, shows that the manager showed members
-	// different states or keys.
+	// KindSplit is a warning written by the node: two state events
+	// signed by a manager on one parent (held by this member) show that
+	// the manager showed members different states or keys.
 	KindSplit = "split"
+	// KindEquivocation is a warning written by the node: a member signed
+	// two different messages with one sequence number (admission.go).
+	KindEquivocation = "equivocation"
 )
 
 // Managed-group errors.
@@ -72,11 +75,12 @@ var (
 	ErrRemoved = errors.New("node: you were removed from this group")
 	// ErrNoBot: a request for the always-on manager in a group without one.
 	ErrNoBot = errors.New("node: the group has no bot manager to send the request to")
-	// ErrNotMember: a payload whose author is not a member of the group.
-	ErrNotMember = errors.New("node: author is not a member of the group")
+	// ErrNotMember: a payload whose author is not a member of the group
+	// (groupstate's rule).
+	ErrNotMember = groupstate.ErrNotMember
 	// ErrNotWriter: a message, direct or profile whose author has only
 	// the read role (it obtained the write key from someone else).
-	ErrNotWriter = errors.New("node: author may only read in this group")
+	ErrNotWriter = groupstate.ErrNotWriter
 	// ErrNoInvite: an invite asked for a managed group (its members are
 	// added by a manager).
 	ErrNoInvite = errors.New("node: no invite for this group")
@@ -88,12 +92,9 @@ var (
 // errDeferred: the payload was kept to be handled when the chain grows.
 var errDeferred = errors.New("payload deferred until the state chain grows")
 
-// Bounds on what a managed group keeps waiting.
-const (
-	maxClaims     = 256
-	maxDeferred   = 1024
-	maxRejections = 64
-)
+// maxRejections bounds the node's in-memory list of recent refusals
+// (Rejections); each group's log is in the member database.
+const maxRejections = 64
 
 // managedMember is the managed-group state of the member, guarded by
 // member.mu.
@@ -105,8 +106,13 @@ type managedMember struct {
 	// changed marks groups whose chain grew (their deferred payloads are
 	// retried).
 	changed map[groupstate.GroupID]bool
-	// notices are split warnings to hand to followers after the commit.
+	// notices are warnings (splits, equivocations, flagged messages) to
+	// hand to followers after the commit.
 	notices []Message
+	// passQueue are envelopes of evidence to pass on after the pass, and
+	// pushed the own heads already passed on (evidence.go).
+	passQueue []passItem
+	pushed    map[groupstate.EventID]bool
 	// kps are own key packages awaiting a welcome (welcome.go).
 	kps map[[32]byte]*pendingKeyPackage
 	// botKick wakes the manager loop (bot.go).
@@ -128,19 +134,13 @@ type Rejection struct {
 	At       time.Time `json:"at"`
 }
 
-// headClaim is a state head a payload named that the chain did not hold.
-type headClaim struct {
-	epoch  uint64
-	head   groupstate.EventID
-	author [32]byte
-}
-
 // splitRec is a recorded split ('X').
 type splitRec struct {
 	Group    string    `json:"group"`
 	Epoch    uint64    `json:"epoch"`
 	Head     string    `json:"head,omitempty"`
-	Author   string    `json:"author,omitempty"` // whose payload showed it
+	Author   string    `json:"author,omitempty"`  // whose payload or event showed it
+	Signers  []string  `json:"signers,omitempty"` // who signed the two events
 	Reason   string    `json:"reason"`
 	Evidence string    `json:"evidence,omitempty"` // hex of groupstate fork evidence
 	Detected time.Time `json:"detected"`
@@ -237,191 +237,35 @@ func (m *member) countMessage(e *groupEntry, p *groupstate.Payload) {
 // policy returns a managed group's policy at the head.
 func (e *groupEntry) policy() groupstate.Policy { return e.chain.Policy() }
 
-// checkManaged checks a managed group's payload before its kind is
-// handled: the state head it names and its author's membership.
-func (m *member) checkManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id envelope.ID) error {
-	c := e.chain
-	head := groupstate.EventID(p.StateHead)
-	if head.IsZero() {
-		return fmt.Errorf("%w: a payload of a managed group without a state head", groupstate.ErrPayloadMalformed)
-	}
-	herr := c.CheckHead(p.Epoch, head)
-	unknown := errors.Is(herr, groupstate.ErrUnknownHead)
-	switch {
-	case herr == nil, unknown:
-	case errors.Is(herr, groupstate.ErrSplit), errors.Is(herr, groupstate.ErrFork):
-		// A head on a branch we hold comes with evidence (two signed
-		// events on one parent), whoever carried it. A head we do not
-		// hold is only its author's word: taken from members alone, or
-		// anyone holding an old epoch's keys (a removed member) could
-		// fill every member's messages with split warnings.
-		var fe *groupstate.ForkError
-		if _, ok := c.Member(p.AuthorKey()); !ok && !errors.As(herr, &fe) {
-			return fmt.Errorf("%w: %s names state head %s for epoch %d, which %q never had, and is not a member",
-				ErrNotMember, keymgmt.Fingerprint(p.AuthorKey()), head.Short(), p.Epoch, e.g.Name)
-		}
-		if err := m.reportSplit(txn, e, p.Epoch, head, p.Author, herr); err != nil {
-			return err
-		}
-	default:
-		return herr
-	}
-	author := p.AuthorKey()
-	var sentAfter *groupstate.Event
-	// role is the author's role where it is judged: at the head for a
-	// member, at the head the payload names for one demoted or removed
-	// since.
-	var role groupstate.Role
-	member := func() bool {
-		if mb, ok := c.Member(author); ok {
-			role = mb.Role
-			if writes(p.Kind) && !role.CanWrite() && !unknown {
-				// Demoted since? Replaying the chain to the named head
-				// costs more, so it is done only on this rare path. What
-				// it wrote at or past the demotion's limit is refused.
-				if st, err := c.StateAt(head); err == nil {
-					if old, ok := st.Member(author); ok {
-						role = old.Role
-					}
-				}
-				if rv, ok := c.RevokedAfter(head, p.Author); ok && rv.SeqLimit > 0 && p.Seq >= rv.SeqLimit {
-					sentAfter = rv
-					return false
-				}
-			}
-			return true
-		}
-		if unknown {
-			return false
-		}
-		// A member removed since: judged at the head it wrote under, and
-		// by the removal's sequence limit, so that a removed member cannot
-		// go on posting to an old epoch's mailbox under an old head.
-		st, err := c.StateAt(head)
-		if err != nil {
-			return false
-		}
-		mb, ok := st.Member(author)
-		if !ok {
-			return false
-		}
-		role = mb.Role
-		if rm, ok := c.RevokedAfter(head, p.Author); ok && rm.SeqLimit > 0 && p.Seq >= rm.SeqLimit {
-			sentAfter = rm
-			return false
-		}
-		return true
-	}()
-	if sentAfter != nil {
-		sentinel, what := ErrNotMember, "removed from"
-		if sentAfter.Kind == groupstate.EventSetRole {
-			sentinel, what = ErrNotWriter, "made a reader in"
-		}
-		return fmt.Errorf("%w: %s was %s %q by %s; its message %d is at or past the limit %d",
-			sentinel, keymgmt.Fingerprint(author), what, e.g.Name, sentAfter.ID().Short(), p.Seq, sentAfter.SeqLimit)
-	}
-	switch {
-	case member && writes(p.Kind) && !role.CanWrite() && unknown:
-		// Perhaps promoted by an event that has not arrived yet.
-		return m.deferPayload(txn, e, p, id)
-	case member && writes(p.Kind) && !role.CanWrite():
-		return fmt.Errorf("%w: %s has the role %s in %q, and posted a %s", ErrNotWriter,
-			keymgmt.Fingerprint(author), role, e.g.Name, p.Kind)
-	case member && unknown:
-		return e.addClaim(txn, headClaim{epoch: p.Epoch, head: head, author: p.Author})
-	case member:
-		return nil
-	case unknown:
-		// Probably a newcomer whose add event has not arrived yet.
-		return m.deferPayload(txn, e, p, id)
-	}
-	return fmt.Errorf("%w: %s is not a member of %q at state %s", ErrNotMember, keymgmt.Fingerprint(author), e.g.Name, head.Short())
-}
+// errHeldFull: a payload naming an unknown head, when its author (or the
+// group) already has the most payloads kept aside.
+var errHeldFull = errors.New("payload names a state head the chain does not hold, and too many wait already")
 
-// addClaim keeps a head claim, in memory and in the member DB ('H'), so a
-// split it reveals later is reported even across restarts.
-// writes reports whether a payload kind needs the write role: what
-// members say to the group. Key updates, state events and requests are
-// authorized by the chain (AcceptKeyUpdate, Chain.Add, AuthorizeRequest).
-func writes(k groupstate.Kind) bool {
-	return k == groupstate.KindText || k == groupstate.KindDirect || k == groupstate.KindProfile
-}
-
-func (e *groupEntry) addClaim(txn *badger.Txn, c headClaim) error {
-	for _, x := range e.claims {
-		if x == c {
-			return nil
-		}
-	}
-	if len(e.claims) >= maxClaims {
-		if err := txn.Delete(claimKey(e.g.ID, e.claims[0])); err != nil {
-			return err
-		}
-		e.claims = e.claims[1:]
-	}
-	if err := txn.Set(claimKey(e.g.ID, c), c.marshal()); err != nil {
-		return err
-	}
-	e.claims = append(e.claims, c)
-	return nil
-}
-
-// claimSize is the size of a head claim record: epoch, head, author.
-const claimSize = 8 + 32 + 32
-
-func (c headClaim) marshal() []byte {
-	b := binary.BigEndian.AppendUint64(make([]byte, 0, claimSize), c.epoch)
-	b = append(b, c.head[:]...)
-	return append(b, c.author[:]...)
-}
-
-func claimKey(g groupstate.GroupID, c headClaim) []byte {
-	h := sha256.Sum256(c.marshal())
-	return gkey(pfxClaim, g, h[:])
-}
-
-// decodeClaim decodes a head claim record ('H').
-func decodeClaim(b []byte) (headClaim, error) {
-	var c headClaim
-	if len(b) != claimSize {
-		return c, fmt.Errorf("%w: head claim record of %d bytes, want %d", ErrCorrupt, len(b), claimSize)
-	}
-	c.epoch = binary.BigEndian.Uint64(b)
-	copy(c.head[:], b[8:40])
-	copy(c.author[:], b[40:])
-	return c, nil
-}
-
-// loadClaims reads a managed group's head claims.
-func (m *member) loadClaims(g groupstate.GroupID) ([]headClaim, error) {
-	var out []headClaim
-	err := m.db.scan(gkey(pfxClaim, g), func(_, v []byte) error {
-		c, err := decodeClaim(v)
-		if err != nil {
-			return err
-		}
-		out = append(out, c)
-		return nil
-	})
-	return out, err
-}
-
-// deferPayload keeps a payload to handle again when the chain grows.
+// deferPayload keeps a payload aside until the chain grows ('Q' gid
+// author(32) id(32) → 8 epoch ‖ payload). One author holds at most
+// maxDeferredPerAuthor of the places, so a member naming invented heads
+// fills its own share only, and the others' payloads still wait.
 func (m *member) deferPayload(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id envelope.ID) error {
-	key := gkey(pfxDeferred, e.g.ID, id[:])
+	key := gkey(pfxDeferred, e.g.ID, p.Author[:], id[:])
 	if _, err := txn.Get(key); err == nil {
 		return errDeferred
 	} else if !errors.Is(err, badger.ErrKeyNotFound) {
 		return err
 	}
-	n := 0
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: gkey(pfxDeferred, e.g.ID)})
-	for it.Rewind(); it.Valid() && n < maxDeferred; it.Next() {
-		n++
+	count := func(prefix []byte, max int) int {
+		n := 0
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		for it.Rewind(); it.Valid() && n < max; it.Next() {
+			n++
+		}
+		it.Close()
+		return n
 	}
-	it.Close()
-	if n >= maxDeferred {
-		return fmt.Errorf("%s payload names an unknown state head and %d payloads already wait for the chain", p.Kind, maxDeferred)
+	if n := count(gkey(pfxDeferred, e.g.ID, p.Author[:]), maxDeferredPerAuthor); n >= maxDeferredPerAuthor {
+		return fmt.Errorf("%w: %s already has %d payloads waiting for the chain", errHeldFull, keymgmt.Fingerprint(p.AuthorKey()), n)
+	}
+	if n := count(gkey(pfxDeferred, e.g.ID), maxDeferred); n >= maxDeferred {
+		return fmt.Errorf("%w: %d payloads of the group wait for the chain", errHeldFull, n)
 	}
 	pb, err := groupstate.MarshalPayload(p)
 	if err != nil {
@@ -433,57 +277,22 @@ func (m *member) deferPayload(txn *badger.Txn, e *groupEntry, p *groupstate.Payl
 	return errDeferred
 }
 
-// processManaged handles the managed-group payload kinds. Call with m.mu
-// held.
-func (m *member) processManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id envelope.ID, msg *Message, now time.Time) (*Message, error) {
+// processManaged handles the managed-group payload kinds, after admit
+// (which added a state event to the chain). Call with m.mu held.
+func (m *member) processManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id envelope.ID, msg *Message, a *admitted, now time.Time) (*Message, error) {
 	seen := func(shown *Message) (*Message, error) {
-		return shown, markSeenTxn(txn, e.g.ID, id, p.Sent, shown)
+		return shown, markSeenTxn(txn, e.g.ID, id, a.order, shown)
 	}
 	switch p.Kind {
 	case groupstate.KindStateEvent:
-		ev, err := groupstate.ParseEvent(p.Body)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkOwnRemoval(p, ev); err != nil {
-			return nil, err
-		}
-		err = e.chain.Add(ev)
-		var fe *groupstate.ForkError
-		switch {
-		case err == nil:
-			if err := m.chainGrew(txn, e); err != nil {
-				return nil, err
-			}
-			msg.Kind, msg.Text = KindEvent, describeEvent(e.chain, ev)
-			if ev.Kind == groupstate.EventRemove && ed25519.PublicKey(ev.Target[:]).Equal(m.id.SigningKey()) {
-				e.local.Removed = true
-			}
+		if a.evErr == nil && a.ev != nil {
+			msg.Kind, msg.Text = KindEvent, describeEvent(e.chain, a.ev)
 			return seen(msg)
-		case errors.Is(err, groupstate.ErrReplay):
-			return seen(nil)
-		case errors.Is(err, groupstate.ErrUnknownParent):
-			evID := ev.ID()
-			if err := txn.Set(gkey(pfxOrphan, e.g.ID, evID[:]), p.Body); err != nil {
-				return nil, err
-			}
-			// Not applied (the state is unchanged) but not refused either:
-			// it is applied if its parent arrives.
-			m.noteRejection(e.g.ID, id, err)
-			return seen(nil)
-		case errors.As(err, &fe):
-			if err := saveChainTxn(txn, e); err != nil {
-				return nil, err
-			}
-			if err := m.reportSplit(txn, e, p.Epoch, ev.ID(), p.Author, err); err != nil {
-				return nil, err
-			}
-			return seen(nil)
-		default:
-			return nil, fmt.Errorf("%s state event: %w", ev.Kind, err)
 		}
+		// A replay, an orphan kept for its parent, or a fork (reported).
+		return seen(nil)
 	case groupstate.KindKeyUpdate:
-		return m.processKeyUpdate(txn, e, p, id, msg)
+		return m.processKeyUpdate(txn, e, p, id, msg, a.order)
 	case groupstate.KindRequest:
 		if !m.autoManages(e) {
 			return seen(nil)
@@ -514,28 +323,39 @@ func (m *member) processManaged(txn *badger.Txn, e *groupEntry, p *groupstate.Pa
 }
 
 // checkOwnRemoval holds a member's removal of itself (leaving) to the
-// sequence limit it names. A manager sets the limit of a removal it makes
-// from what it saw; a leaver sets its own, and could name none or one far
-// ahead and go on posting to the old epoch's mailbox (whose keys it keeps)
-// under a head from before its removal. So the leaver's own payload must
-// carry its removal, as the leaving node does (manage_ops.go), and the
-// limit must be the next sequence number after that payload: what the
-// leaver posts afterwards is refused. Honest nodes accept no other, so a
-// welcome (which carries their chain) holds no other either.
+// seen set (or version-1 sequence limit) it names. A manager sets the seen
+// set of a removal it makes from what it saw; a leaver sets its own, and
+// could name none or one far ahead and go on posting to the old epoch's
+// mailbox (whose keys it keeps) under a head from before its removal. So
+// the leaver's own payload must carry its removal, as the leaving node
+// does (manage_ops.go), and the set must be every number up to that
+// payload's (or the limit the next one): what the leaver posts afterwards
+// is refused. Honest nodes accept no other, so a welcome (which carries
+// their chain) holds no other either.
 func checkOwnRemoval(p *groupstate.Payload, ev *groupstate.Event) error {
 	if ev.Kind != groupstate.EventRemove || ev.Target != ev.Author {
 		return nil
 	}
-	if p.Author != ev.Author || ev.SeqLimit != p.Seq+1 {
-		return fmt.Errorf("%w: %s's removal of itself names the sequence limit %d, and came in message %d of %s (want its own, and limit %d)",
-			groupstate.ErrInvalidEvent, keymgmt.Fingerprint(ev.Author[:]), ev.SeqLimit, p.Seq, keymgmt.Fingerprint(p.Author[:]), p.Seq+1)
+	ok := p.Author == ev.Author
+	switch {
+	case ev.Seen != nil:
+		ok = ok && ev.Seen.Equal(groupstate.SeenSet{Upto: p.Seq})
+	default:
+		ok = ok && ev.SeqLimit == p.Seq+1
+	}
+	if !ok {
+		named := fmt.Sprintf("the sequence limit %d", ev.SeqLimit)
+		if ev.Seen != nil {
+			named = "the seen set " + ev.Seen.String()
+		}
+		return fmt.Errorf("%w: %s's removal of itself names %s, and came in message %d of %s (want its own, and every number up to %d)",
+			groupstate.ErrInvalidEvent, keymgmt.Fingerprint(ev.Author[:]), named, p.Seq, keymgmt.Fingerprint(p.Author[:]), p.Seq)
 	}
 	return nil
 }
 
-// chainGrew stores the chain after it accepted events, re-checks the
-// pending head claims and marks the group for a retry of its deferred
-// payloads.
+// chainGrew stores the chain after it accepted events and marks the
+// group for a retry of its deferred payloads.
 func (m *member) chainGrew(txn *badger.Txn, e *groupEntry) error {
 	if err := saveChainTxn(txn, e); err != nil {
 		return err
@@ -549,49 +369,33 @@ func (m *member) chainGrew(txn *badger.Txn, e *groupEntry) error {
 		// hosts (followChainHosts) now rather than on its next pass.
 		m.kickManager()
 	}
-	var kept []headClaim
-	for _, c := range e.claims {
-		err := e.chain.CheckHead(c.epoch, c.head)
-		if errors.Is(err, groupstate.ErrUnknownHead) {
-			kept = append(kept, c)
-			continue
-		}
-		if errors.Is(err, groupstate.ErrSplit) || errors.Is(err, groupstate.ErrFork) {
-			if err := m.reportSplit(txn, e, c.epoch, c.head, c.author, err); err != nil {
-				return err
-			}
-		}
-		if err := txn.Delete(claimKey(e.g.ID, c)); err != nil {
-			return err
-		}
-	}
-	e.claims = kept
 	return nil
 }
 
 // reportSplit records a split once and writes a warning into the group's
-// messages (handed to followers after the commit).
-func (m *member) reportSplit(txn *badger.Txn, e *groupEntry, epoch uint64, head groupstate.EventID, author [32]byte, cause error) error {
-	rec := splitRec{Group: e.g.ID.String(), Epoch: epoch, Reason: cause.Error(), Detected: time.Now().UTC()}
-	if !head.IsZero() {
-		rec.Head = head.String()
-	}
+// messages (handed to followers after the commit). It needs the evidence:
+// two state events, both signed, on one parent (ARCHITECTURE §11:
+// accusations need evidence signed by the accused), which it passes on so
+// that every member holds it. author is whose payload showed it.
+func (m *member) reportSplit(txn *badger.Txn, e *groupEntry, epoch uint64, fe *groupstate.ForkError, author [32]byte) error {
+	a, b := fe.Evidence.A.ID(), fe.Evidence.B.ID()
+	m.passOnEvent(txn, e, a)
+	m.passOnEvent(txn, e, b)
+	rec := splitRec{Group: e.g.ID.String(), Epoch: epoch, Head: b.String(), Reason: fe.Error(), Detected: time.Now().UTC()}
 	if author != ([32]byte{}) {
 		rec.Author = keymgmt.Fingerprint(author[:])
 	}
-	var key [32]byte
-	var fe *groupstate.ForkError
-	if errors.As(cause, &fe) {
-		a, b := fe.Evidence.A.ID(), fe.Evidence.B.ID()
-		if slices.Compare(a[:], b[:]) > 0 {
-			a, b = b, a
-		}
-		key = sha256.Sum256(append(a[:], b[:]...))
-		if ev, err := groupstate.MarshalForkEvidence(fe.Evidence); err == nil {
-			rec.Evidence = hex.EncodeToString(ev)
-		}
-	} else {
-		key = sha256.Sum256(binary.BigEndian.AppendUint64(head[:], epoch))
+	signers := []string{keymgmt.Fingerprint(fe.Evidence.A.Author[:])}
+	if fe.Evidence.B.Author != fe.Evidence.A.Author {
+		signers = append(signers, keymgmt.Fingerprint(fe.Evidence.B.Author[:]))
+	}
+	rec.Signers = signers
+	if slices.Compare(a[:], b[:]) > 0 {
+		a, b = b, a
+	}
+	key := sha256.Sum256(append(a[:], b[:]...))
+	if ev, err := groupstate.MarshalForkEvidence(fe.Evidence); err == nil {
+		rec.Evidence = hex.EncodeToString(ev)
 	}
 	k := gkey(pfxSplit, e.g.ID, key[:])
 	if _, err := txn.Get(k); err == nil {
@@ -599,25 +403,25 @@ func (m *member) reportSplit(txn *badger.Txn, e *groupEntry, epoch uint64, head 
 	} else if !errors.Is(err, badger.ErrKeyNotFound) {
 		return err
 	}
-	b, err := json.Marshal(&rec)
+	b2, err := json.Marshal(&rec)
 	if err != nil {
 		return err
 	}
-	if err := txn.Set(k, b); err != nil {
+	if err := txn.Set(k, b2); err != nil {
 		return err
+	}
+	if m.met != nil {
+		m.met.splits.Inc()
 	}
 	now := rec.Detected
 	notice := Message{
 		ID: "split-" + hex.EncodeToString(key[:8]), Group: e.g.ID.String(), GroupName: e.g.Name,
-		Author: rec.Author, Kind: KindSplit, Sent: now, Received: now, Epoch: epoch,
-		Text: "WARNING: the group's manager showed members different states or keys (a split); " +
-			"compare fingerprints and the member list out of band. Detail: " + rec.Reason,
+		Author: signers[0], Kind: KindSplit, Sent: now, Received: now, Epoch: epoch,
+		Text: fmt.Sprintf("WARNING: %s signed two different states of the group on one parent (a split): "+
+			"members were shown different states or keys; compare fingerprints and the member list out of band. Detail: %s",
+			strings.Join(signers, " and "), rec.Reason),
 	}
-	nb, err := json.Marshal(&notice)
-	if err != nil {
-		return err
-	}
-	if err := txn.Set(messageKey(e.g.ID, now.UnixMilli(), 0, envelope.ID(key)), nb); err != nil {
+	if err := putMessageTxn(txn, messageKey(e.g.ID, now.UnixMilli(), 0, envelope.ID(key)), &notice); err != nil {
 		return err
 	}
 	m.mg.notices = append(m.mg.notices, notice)
@@ -712,7 +516,7 @@ func (n *Node) retryDeferred() {
 				it.Close()
 				for _, x := range items {
 					var id envelope.ID
-					copy(id[:], x.k[1+16:])
+					copy(id[:], x.k[len(x.k)-32:])
 					var msg *Message
 					p, perr := decodeDeferred(x.v)
 					if perr == nil {
@@ -724,7 +528,11 @@ func (n *Node) retryDeferred() {
 					if err := txn.Delete(x.k); err != nil {
 						return err
 					}
-					if err := n.settle(txn, e, id, msg, perr, &shown); err != nil {
+					var epoch uint64
+					if p != nil {
+						epoch = p.Epoch
+					}
+					if err := n.settle(txn, e, id, epoch, msg, perr, &shown); err != nil {
 						return err
 					}
 				}

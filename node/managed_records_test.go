@@ -36,7 +36,17 @@ func validManagedRecords(t testing.TB) (kp, split, deferred []byte) {
 	return kp, split, append(u64(2), pb...)
 }
 
+// validRejection is a rejection log record with an author.
+func validRejection() []byte {
+	r := groupRejection{At: time.UnixMilli(1_800_000_000_000).UTC(), Kind: rejRefused, Reason: ReasonAfterRemoval,
+		Detail: "sent after its removal", Author: [32]byte{7}, HasAuthor: true, Envelope: [32]byte{8}, Seq: 9, Epoch: 1}
+	return r.marshal()
+}
+
 func TestManagedRecordsRejects(t *testing.T) {
+	if r, err := decodeRejection(validRejection()); err != nil || r.Seq != 9 || !r.HasAuthor || r.Reason != ReasonAfterRemoval {
+		t.Fatalf("valid rejection record: %+v %v", r, err)
+	}
 	kp, split, deferred := validManagedRecords(t)
 	if _, err := decodePendingKP(kp); err != nil {
 		t.Fatal(err)
@@ -63,8 +73,12 @@ func TestManagedRecordsRejects(t *testing.T) {
 		"deferred: truncated":   {deferred[:len(deferred)-1], func(b []byte) error { _, err := decodeDeferred(b); return err }},
 		"deferred: signature":   {tampered, func(b []byte) error { _, err := decodeDeferred(b); return err }},
 		"deferred: other epoch": {otherEpoch, func(b []byte) error { _, err := decodeDeferred(b); return err }},
-		"claim: short":          {make([]byte, claimSize-1), func(b []byte) error { _, err := decodeClaim(b); return err }},
-		"claim: long":           {make([]byte, claimSize+1), func(b []byte) error { _, err := decodeClaim(b); return err }},
+		"seq: short":            {make([]byte, seqRecSize-1), func(b []byte) error { _, err := decodeSeqRec(b); return err }},
+		"seq: long":             {make([]byte, seqRecSize+1), func(b []byte) error { _, err := decodeSeqRec(b); return err }},
+		"rejection: empty":      {nil, func(b []byte) error { _, err := decodeRejection(b); return err }},
+		"rejection: version":    {append([]byte{9}, validRejection()[1:]...), func(b []byte) error { _, err := decodeRejection(b); return err }},
+		"rejection: truncated":  {validRejection()[:40], func(b []byte) error { _, err := decodeRejection(b); return err }},
+		"rejection: trailing":   {append(validRejection(), 0), func(b []byte) error { _, err := decodeRejection(b); return err }},
 	} {
 		if err := tc.dec(tc.b); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: %v, want ErrCorrupt", name, err)
@@ -76,17 +90,24 @@ func TestManagedRecordsRejects(t *testing.T) {
 // decoders: a value or ErrCorrupt, never a panic.
 func FuzzManagedRecords(f *testing.F) {
 	kp, split, deferred := validManagedRecords(f)
-	claim := headClaim{epoch: 3, head: groupstate.EventID{1}, author: [32]byte{2}}.marshal()
-	for _, b := range [][]byte{kp, split, deferred, claim, nil, []byte("null")} {
+	seq := seqRec{id: [32]byte{1}, digest: [32]byte{2}, order: 3, epoch: 4}.marshal()
+	for _, b := range [][]byte{kp, split, deferred, seq, validRejection(), nil, []byte("null")} {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if c, err := decodeClaim(b); err == nil {
+		if c, err := decodeSeqRec(b); err == nil {
 			if !bytes.Equal(c.marshal(), b) {
-				t.Fatal("decodeClaim does not round-trip")
+				t.Fatal("decodeSeqRec does not round-trip")
 			}
 		} else if !errors.Is(err, ErrCorrupt) {
-			t.Fatalf("decodeClaim: %v is not ErrCorrupt", err)
+			t.Fatalf("decodeSeqRec: %v is not ErrCorrupt", err)
+		}
+		if r, err := decodeRejection(b); err == nil {
+			if !bytes.Equal(r.marshal(), b) {
+				t.Fatal("decodeRejection does not round-trip")
+			}
+		} else if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("decodeRejection: %v is not ErrCorrupt", err)
 		}
 		if p, err := decodePendingKP(b); err == nil {
 			if p.kp == nil || p.cursors == nil {

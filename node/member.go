@@ -17,6 +17,7 @@ import (
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/groupstate"
 	"github.com/meshnode/meshnode/keymgmt"
+	"github.com/meshnode/meshnode/store"
 )
 
 // Message is a verified, decrypted message as the member sees it. The JSON
@@ -36,6 +37,12 @@ type Message struct {
 	Epoch     uint64    `json:"epoch"`
 	To        string    `json:"to,omitempty"` // direct: recipient fingerprint
 	Own       bool      `json:"own"`
+	// Flags mark a message shown with a reservation: sent_in_future,
+	// sent_before_join (its claimed sent time is out of bounds; it is
+	// placed by its parents and arrival), unseen_by_remover (in flight
+	// when its author was removed), not_delivered_removed (an own message
+	// the group refuses: this member was removed first).
+	Flags []string `json:"flags,omitempty"`
 }
 
 // Kinds shown to the user besides the payload kinds.
@@ -58,6 +65,10 @@ type member struct {
 	id  *keymgmt.Identity
 	db  *memberDB
 	log *slog.Logger
+	// st is the node's own store (an equivocation's first envelope is
+	// read from it); met the node's metrics.
+	st  *store.Store
+	met *metrics
 
 	mu        sync.Mutex
 	nick      string
@@ -85,9 +96,8 @@ type groupEntry struct {
 	tracker *groupstate.SeqTracker
 	// chain is a managed group's state chain (nil for an open group).
 	chain *groupstate.Chain
-	// claims are state heads named by payloads that the chain did not
-	// hold yet, re-checked when it grows (managed.go).
-	claims []headClaim
+	// rejections counts the group's rejection log entries (rejections.go).
+	rejections int
 }
 
 type mailboxRef struct {
@@ -151,10 +161,8 @@ func (m *member) addEntry(g *groupstate.Group) (*groupEntry, error) {
 	if e.chain, err = m.loadChain(g.ID); err != nil {
 		return nil, err
 	}
-	if e.chain != nil {
-		if e.claims, err = m.loadClaims(g.ID); err != nil {
-			return nil, err
-		}
+	if e.rejections, err = m.countRejections(g.ID); err != nil {
+		return nil, err
 	}
 	for epoch := range g.Secrets {
 		k, err := e.keysFor(epoch)
@@ -270,12 +278,15 @@ func (m *member) buildPayloadAt(e *groupEntry, epoch uint64, kind groupstate.Kin
 // first means a crash can never reuse a sequence number, and the sender
 // sees its own message (including directs it cannot decrypt itself).
 func (m *member) sealOwn(e *groupEntry, p *groupstate.Payload, shown *Message) (*envelope.Envelope, error) {
-	env, err := m.sealLocal(e, p, shown)
+	env, own, err := m.sealLocal(e, p, shown)
 	if err != nil {
 		return nil, err
 	}
 	err = m.db.db.Update(func(txn *badger.Txn) error {
 		if err := saveLocalTxn(txn, e); err != nil {
+			return err
+		}
+		if err := recordOwnSeqTxn(txn, e.g.ID, own); err != nil {
 			return err
 		}
 		return markSeenTxn(txn, e.g.ID, env.ID(), p.Sent, shown)
@@ -291,51 +302,60 @@ func (m *member) sealOwn(e *groupEntry, p *groupstate.Payload, shown *Message) (
 
 // sealLocal encrypts an own payload and advances the in-memory
 // bookkeeping (sequence, heads, tracker, messages of the epoch); the
-// caller records it durably. Call with m.mu held.
-func (m *member) sealLocal(e *groupEntry, p *groupstate.Payload, shown *Message) (*envelope.Envelope, error) {
+// caller records it durably, with its sequence record. Call with m.mu
+// held.
+func (m *member) sealLocal(e *groupEntry, p *groupstate.Payload, shown *Message) (*envelope.Envelope, ownSeq, error) {
 	keys, err := e.keysFor(p.Epoch)
 	if err != nil {
-		return nil, err
+		return nil, ownSeq{}, err
 	}
 	if !keys.CanWrite() {
-		return nil, ErrReadOnly
+		return nil, ownSeq{}, ErrReadOnly
 	}
 	env, err := groupstate.SealMessage(keys, p)
 	if err != nil {
-		return nil, err
+		return nil, ownSeq{}, err
 	}
 	if shown != nil {
 		shown.ID = env.ID().String()
 	}
-	if _, err := e.tracker.Observe(p.Author, p.Seq); err != nil {
-		return nil, err
+	own := ownSeq{key: m.seqKeyOf(e), seq: p.Seq, rec: seqRec{id: env.ID(), digest: p.Digest(), order: p.Sent, epoch: p.Epoch}}
+	if _, err := e.tracker.Observe(own.key, p.Seq); err != nil {
+		return nil, ownSeq{}, err
 	}
 	e.local.NextSeq++
 	pushHead(e.local, env.ID())
 	m.countMessage(e, p)
-	return env, nil
+	return env, own, nil
 }
 
-// markSeenTxn records an envelope as processed and, if msg is not nil,
-// stores the message for display.
-func markSeenTxn(txn *badger.Txn, g groupstate.GroupID, id envelope.ID, sent int64, msg *Message) error {
-	// Messages are listed by sending time, then by the author's sequence
-	// number, so one author's messages of the same millisecond keep their
-	// order.
-	if err := txn.Set(gkey(pfxSeen, g, id[:]), u64(uint64(sent))); err != nil {
+// markSeenTxn records an envelope as processed, with its place in the
+// display order (order, Unix ms: its sent time clamped by admit), and, if
+// msg is not nil, stores the message for display.
+func markSeenTxn(txn *badger.Txn, g groupstate.GroupID, id envelope.ID, order int64, msg *Message) error {
+	// Messages are listed by their order time, then by the author's
+	// sequence number, so one author's messages of the same millisecond
+	// keep their order.
+	if err := txn.Set(gkey(pfxSeen, g, id[:]), u64(uint64(order))); err != nil {
 		return err
 	}
 	if msg == nil {
 		return nil
 	}
+	return putMessageTxn(txn, messageKey(g, order, msg.Seq, id), msg)
+}
+
+// putMessageTxn stores a message for display under its key.
+func putMessageTxn(txn *badger.Txn, key []byte, msg *Message) error {
 	b, err := json.Marshal(msg)
 	if err != nil {
 		return err
 	}
-	return txn.Set(messageKey(g, sent, msg.Seq, id), b)
+	return txn.Set(key, b)
 }
 
-// messageKey orders a group's messages by sent time, then sequence.
+// messageKey orders a group's messages by order time (the sent time as
+// admit bounds it), then sequence.
 func messageKey(g groupstate.GroupID, sent int64, seq uint64, id envelope.ID) []byte {
 	return gkey(pfxMessage, g, u64(uint64(sent)), u64(seq), id[:])
 }
@@ -390,33 +410,24 @@ func (m *member) process(txn *badger.Txn, e *groupEntry, epoch uint64, env *enve
 	if err != nil {
 		return nil, err
 	}
-	obs, err := e.tracker.Observe(p.Author, p.Seq)
-	if err != nil {
-		return nil, err
-	}
-	if obs.Status == groupstate.SeqDuplicate {
-		return nil, fmt.Errorf("replay: author %s sequence %d already seen", keymgmt.Fingerprint(p.AuthorKey()), p.Seq)
-	}
-	if p.AuthorKey().Equal(m.id.SigningKey()) && p.Seq >= e.local.NextSeq {
-		// An own envelope this database never recorded: the node stored
-		// it and crashed before committing (managed.go relies on this to
-		// recover its own state events and key updates). Never reuse its
-		// sequence number.
-		e.local.NextSeq = p.Seq + 1
-	}
-	pushHead(e.local, env.ID())
 	return m.handle(txn, e, p, env.ID(), now)
 }
 
-// handle records an opened payload (process, and the retry of deferred
-// managed-group payloads). Call with m.mu held.
+// handle admits and records an opened payload (process, and the retry of
+// deferred managed-group payloads). Call with m.mu held.
 func (m *member) handle(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id envelope.ID, now time.Time) (*Message, error) {
-	if e.chain != nil {
-		if err := m.checkManaged(txn, e, p, id); err != nil {
-			return nil, err
-		}
+	msg, err := m.handleAdmitted(txn, e, p, id, now)
+	return msg, authored(p, err)
+}
+
+func (m *member) handleAdmitted(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id envelope.ID, now time.Time) (*Message, error) {
+	a, err := m.admit(txn, e, p, id, now)
+	if err != nil {
+		return nil, err
 	}
+	order := a.order
 	msg := m.newMessage(e, p, id, now)
+	msg.Flags = a.flags
 	switch p.Kind {
 	case groupstate.KindText:
 		msg.Text = string(p.Body)
@@ -433,7 +444,7 @@ func (m *member) handle(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, i
 		if err := txn.Set(gkey(pfxProfile, e.g.ID, p.Author[:]), b); err != nil {
 			return nil, err
 		}
-		return nil, markSeenTxn(txn, e.g.ID, id, p.Sent, nil)
+		return nil, markSeenTxn(txn, e.g.ID, id, order, nil)
 	case groupstate.KindDirect:
 		if len(p.Body) < ed25519.PublicKeySize {
 			return nil, fmt.Errorf("direct message body of %d bytes", len(p.Body))
@@ -442,7 +453,7 @@ func (m *member) handle(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, i
 		to := ed25519.PublicKey(p.Body[:ed25519.PublicKeySize])
 		msg.To = keymgmt.Fingerprint(to)
 		if !to.Equal(m.id.SigningKey()) {
-			return nil, errors.Join(errNotForMe, markSeenTxn(txn, e.g.ID, id, p.Sent, nil))
+			return nil, errors.Join(errNotForMe, markSeenTxn(txn, e.g.ID, id, order, nil))
 		}
 		text, err := m.id.Open(directInfo(e.g.ID, to, p.AuthorKey()), p.Body[ed25519.PublicKeySize:])
 		if err != nil {
@@ -451,17 +462,17 @@ func (m *member) handle(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, i
 		msg.Text = string(text)
 	case groupstate.KindStateEvent, groupstate.KindKeyUpdate, groupstate.KindRequest:
 		if e.chain != nil {
-			return m.processManaged(txn, e, p, id, msg, now)
+			return m.processManaged(txn, e, p, id, msg, a, now)
 		}
 		// An open group has no state chain: recorded, not shown.
-		return nil, markSeenTxn(txn, e.g.ID, id, p.Sent, nil)
+		return nil, markSeenTxn(txn, e.g.ID, id, order, nil)
 	default:
-		return nil, markSeenTxn(txn, e.g.ID, id, p.Sent, nil)
+		return nil, markSeenTxn(txn, e.g.ID, id, order, nil)
 	}
 	if p.Kind == groupstate.KindText {
 		m.countMessage(e, p)
 	}
-	return msg, markSeenTxn(txn, e.g.ID, id, p.Sent, msg)
+	return msg, markSeenTxn(txn, e.g.ID, id, order, msg)
 }
 
 // seenTxn reports whether an envelope was already processed.

@@ -25,23 +25,33 @@ import (
 //	'G' gid                    → groupstate.Group binary (secrets included)
 //	'L' gid                    → groupLocal JSON (own seq, heads, cursors)
 //	'T' gid                    → groupstate.SeqTracker binary
-//	'M' gid sent(8) seq(8) id(32) → Message JSON (display order: sent time, then the author's sequence)
-//	'I' gid id(32)             → sent(8): envelope processed (dedupe)
+//	'M' gid order(8) seq(8) id(32) → Message JSON (display order: the sent
+//	                             time bounded by parents and arrival, then
+//	                             the author's sequence; admission.go)
+//	'I' gid id(32)             → order(8): envelope processed (dedupe; 0
+//	                             for a refused one)
 //	'P' gid author(32)         → profile JSON (nick, HPKE KEM and key)
+//	'S' gid key(32) seq(8)     → sequence record: 32 envelope ‖ 32 digest ‖
+//	                             8 order ‖ 8 epoch, per sequence space (the
+//	                             author; a membership in a managed group)
+//	'J' gid at(8) id(32) kind(1) → rejection log entry (rejections.go)
+//	'V' gid key(32) seq(8)     → equivocation evidence (groupstate
+//	                             encoding); 'V' gid "notice" author(32) →
+//	                             time of the notice shown for the author
 //
 // Managed groups (managed.go, rotation.go, welcome.go, bot.go):
 //
 //	'C' gid                    → groupstate.Chain binary (the state chain)
 //	'O' gid event(32)          → state event binary whose parent is not
 //	                             known yet (re-added to the chain at load)
-//	'Q' gid id(32)             → deferred payload: 8 epoch ‖ payload
+//	'Q' gid author(32) id(32)  → deferred payload: 8 epoch ‖ payload
 //	                             encoding, retried when the chain grows
+//	'E' gid event(32)          → 32 envelope ‖ 8 epoch: the envelope that
+//	                             carried a state event (evidence.go)
 //	'R' gid request(32)        → manager request binary queued for the bot
 //	                             (key: SHA-256 of the request)
-//	'H' gid key(32)            → head claim: 8 epoch ‖ 32 state head ‖ 32
-//	                             author, a head a payload named that the
-//	                             chain did not hold, re-checked as it grows
-//	                             (key: SHA-256 of the value)
+//	'H' gid key(32)            → head claims of older versions (no longer
+//	                             written; deleted with the group)
 //	'X' gid key(32)            → split report JSON (key: SHA-256 of what
 //	                             identifies the split, so it is reported once)
 //	'K' kp(32)                 → pendingKeyPackage JSON: an own key package
@@ -59,6 +69,11 @@ const (
 	pfxMessage = 'M'
 	pfxSeen    = 'I'
 	pfxProfile = 'P'
+	pfxSeq     = 'S'
+
+	pfxRejection    = 'J'
+	pfxEquivocation = 'V'
+	pfxEventEnv     = 'E'
 
 	pfxChain      = 'C'
 	pfxOrphan     = 'O'

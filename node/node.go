@@ -220,7 +220,7 @@ func (n *Node) startMember(cfg *config) error {
 		return err
 	}
 	m := &member{
-		id: cfg.identity, nick: cfg.nick, db: db, log: n.log,
+		id: cfg.identity, nick: cfg.nick, db: db, log: n.log, st: n.st, met: n.metrics,
 		groups:     map[groupstate.GroupID]*groupEntry{},
 		mailboxes:  map[envelope.MailboxID]mailboxRef{},
 		followers:  map[int]chan<- Message{},

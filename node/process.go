@@ -113,7 +113,11 @@ func (n *Node) processAll() {
 		}
 		moved = append(moved, groups...)
 	}
+	pass := len(m.mg.passQueue) > 0
 	m.mu.Unlock()
+	if pass {
+		n.passEvidence()
+	}
 	for _, mb := range gappedMbs {
 		// A gap: reconcile with every known host of the mailbox...
 		n.sync.Trigger(mb)
@@ -174,10 +178,11 @@ func (n *Node) hostGroupMailbox(mb envelope.MailboxID) error {
 	return n.relay.Join(mb)
 }
 
-// settle records the outcome of handling one envelope in txn: shown,
-// addressed to another member, deferred, or rejected (marked processed,
-// with the reason logged and kept). Call with m.mu held.
-func (n *Node) settle(txn *badger.Txn, e *groupEntry, id envelope.ID, msg *Message, perr error, shown *[]*Message) error {
+// settle records the outcome of handling one envelope of an epoch in
+// txn: shown, addressed to another member, deferred, or refused (marked
+// processed, with the reason in the group's rejection log, counted, and
+// kept in the node's recent rejections). Call with m.mu held.
+func (n *Node) settle(txn *badger.Txn, e *groupEntry, id envelope.ID, epoch uint64, msg *Message, perr error, shown *[]*Message) error {
 	switch {
 	case perr == nil:
 		if msg != nil {
@@ -186,11 +191,14 @@ func (n *Node) settle(txn *badger.Txn, e *groupEntry, id envelope.ID, msg *Messa
 		n.metrics.processed.Inc()
 	case errors.Is(perr, errNotForMe), errors.Is(perr, errDeferred):
 	default:
-		// Dropped here by design: content that is not a valid, signed,
-		// encrypted message of this group is never shown.
-		n.metrics.rejectedMsgs.Inc()
+		// Not shown by design: content that is not a valid, signed,
+		// encrypted message of this group, or that the group's rules
+		// refuse. Logged per group, never dropped silently.
 		n.log.Info("rejected message", "group", e.g.ID.Short(), "envelope", id.Short(), "reason", perr)
 		n.member.noteRejection(e.g.ID, id, perr)
+		if err := n.member.logRefusal(txn, e, id, epoch, perr); err != nil {
+			return err
+		}
 		return txn.Set(gkey(pfxSeen, e.g.ID, idBytes(id)), u64(0))
 	}
 	return nil
@@ -239,7 +247,7 @@ func (n *Node) processMailbox(e *groupEntry, mb envelope.MailboxID, epoch uint64
 				if len(e.tracker.Gaps()) > before {
 					newGaps = true
 				}
-				if err := n.settle(txn, e, env.ID(), msg, perr, &shown); err != nil {
+				if err := n.settle(txn, e, env.ID(), epoch, msg, perr, &shown); err != nil {
 					return err
 				}
 			}

@@ -30,9 +30,9 @@ import (
 // (keymgmt.ErrNotRecipient) and stays in epoch n.
 
 // processKeyUpdate handles a KindKeyUpdate payload. Call with m.mu held.
-func (m *member) processKeyUpdate(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id envelope.ID, msg *Message) (*Message, error) {
+func (m *member) processKeyUpdate(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id envelope.ID, msg *Message, order int64) (*Message, error) {
 	seen := func(shown *Message) (*Message, error) {
-		return shown, markSeenTxn(txn, e.g.ID, id, p.Sent, shown)
+		return shown, markSeenTxn(txn, e.g.ID, id, order, shown)
 	}
 	ku, err := groupstate.ParseKeyUpdate(p.Body)
 	if err != nil {
@@ -48,6 +48,9 @@ func (m *member) processKeyUpdate(txn *badger.Txn, e *groupEntry, p *groupstate.
 	before := e.chain.Len()
 	s, err := e.chain.AcceptKeyUpdate(m.id, e.g.Epoch, ku)
 	if e.chain.Len() != before {
+		if gerr := m.indexEvent(txn, e, ku.Rotate.ID(), id, p.Epoch); gerr != nil {
+			return nil, gerr
+		}
 		if gerr := m.chainGrew(txn, e); gerr != nil {
 			return nil, gerr
 		}
@@ -74,7 +77,7 @@ func (m *member) processKeyUpdate(txn *badger.Txn, e *groupEntry, p *groupstate.
 	case errors.Is(err, groupstate.ErrUnknownParent):
 		return nil, m.deferPayload(txn, e, p, id)
 	case errors.As(err, &fe):
-		if err := m.reportSplit(txn, e, p.Epoch, ku.Head(), p.Author, err); err != nil {
+		if err := m.reportSplit(txn, e, p.Epoch, fe, p.Author); err != nil {
 			return nil, err
 		}
 		return seen(nil)
@@ -123,14 +126,16 @@ func (op *managerOp) rotate(reason string) error {
 			return err
 		}
 		var shown *Message
+		var ev groupstate.EventID
 		if part.Part == 0 {
 			shown = m.newMessage(e, p, envelope.ID{}, op.now)
 			shown.Kind, shown.Text = KindEvent, describeEvent(e.chain, rot.Event)
 			if reason != "" {
 				shown.Text += " (" + reason + ")"
 			}
+			ev = rot.Event.ID()
 		}
-		if err := op.seal(p, shown); err != nil {
+		if err := op.sealEvent(p, shown, ev); err != nil {
 			return err
 		}
 	}

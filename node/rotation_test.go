@@ -204,13 +204,13 @@ func TestRemovedMemberReadsNothingNew(t *testing.T) {
 		}
 	}
 	tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, alice, "not a member") }, "alice refuses carol's post")
-	tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, bob, "past the limit") },
+	tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, bob, "not among the messages its author had seen") },
 		"bob refuses carol's post under the old head")
 	// A newcomer under shared history reads what carol said while a
 	// member, and not what she posted after.
 	dave := tp.join("dave", groupstate.RoleWrite)
 	waitText(t, dave, gid, "carol before her removal")
-	tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, dave, "past the limit") },
+	tu.Eventually(t, 20*time.Second, func() bool { return rejectedWith(t, dave, "not among the messages its author had seen") },
 		"dave refuses carol's post under the old head")
 	for _, p := range []*person{alice, bob, dave} {
 		for _, txt := range texts(t, p.n, gid) {
@@ -411,8 +411,8 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 }
 
 // A removed member still holds the old epoch's keys; a post it makes
-// there under a state head nobody holds is refused and does not show as a
-// split: only members' heads are weighed.
+// there under a state head nobody holds is refused as its own fault and
+// does not show as a split: a split needs the manager's signature.
 func TestRemovedMemberCannotReportSplits(t *testing.T) {
 	leakCheck(t)
 	_, _, gid, alice, bob, carol := threeMembers(t, groupstate.DefaultPolicy())
@@ -435,7 +435,7 @@ func TestRemovedMemberCannotReportSplits(t *testing.T) {
 			rs, _ := p.n.Rejections()
 			n := 0
 			for _, r := range rs {
-				if posts[r.Envelope] && strings.Contains(r.Reason, "is not a member") {
+				if posts[r.Envelope] && strings.Contains(r.Reason, "not on the group's chain") {
 					n++
 				}
 			}
