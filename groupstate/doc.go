@@ -132,6 +132,8 @@
 //	set-role: 32 target ‖ 1 role ‖ v1: [8 sequence limit] ‖ v2: seen set
 //	add-manager, transfer-manager: 32 target
 //	seen set = 8 upto ‖ 2 N (≤ 128) ‖ N × (8 first ‖ 8 last)
+//	set-policy: policy; set-hosts: hosts; rotate: 8 new epoch ‖ 32 WPub
+//	policy = 1 history ‖ 8 rotation period (s) ‖ 8 rotate-after (messages)
 //
 // Version 2 (EventVersionSeen) is used exactly for a remove or a
 // demotion from write that carries a seen set: the target's sequence
@@ -144,8 +146,6 @@
 // of the removal first (the node marks it where it was already shown). A
 // version-1 sequence limit L admits every number below L; every other
 // event is still encoded as version 1.
-//	set-policy: policy; set-hosts: hosts; rotate: 8 new epoch ‖ 32 WPub
-//	policy = 1 history ‖ 8 rotation period (s) ‖ 8 rotate-after (messages)
 //
 // A Chain keeps every event it accepted. The main line is the first valid
 // branch; an authorized event extending anything but the head is a fork: the
