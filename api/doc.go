@@ -56,7 +56,8 @@
 // endpoints are specific (unknown_group, ambiguous_group, already_member,
 // unknown_member, read_only, bad_invite) and also match the generic
 // sentinel of their status (ErrNotFound, ErrConflict, ErrForbidden,
-// ErrBadRequest).
+// ErrBadRequest). disk_full (507) answers a write while the node's disk is
+// below its free-space watermark; reads still work.
 //
 // # Streams
 //

@@ -27,6 +27,10 @@ const (
 	CodeUnknownMember  = "unknown_member"  // 404: no member has that fingerprint
 	CodeReadOnly       = "read_only"       // 403: sending with a read-only invite
 	CodeBadInvite      = "bad_invite"      // 400: malformed, mistyped or unsupported invite
+
+	// CodeDiskFull: the node's disk is (nearly) full; it refuses writes
+	// until space is freed, and still answers reads.
+	CodeDiskFull = "disk_full" // 507
 )
 
 var (
@@ -61,6 +65,9 @@ var (
 	// ErrBadInvite: the invite is malformed, mistyped or of an unsupported
 	// version.
 	ErrBadInvite = errors.New("api: bad invite")
+	// ErrDiskFull: the node's disk is (nearly) full; writes are refused
+	// until space is freed.
+	ErrDiskFull = errors.New("api: disk full")
 	// ErrDaemonNotRunning: nothing answers at the daemon's address.
 	ErrDaemonNotRunning = errors.New("api: daemon not running")
 	// ErrProtocol: the daemon's answer could not be understood (a
@@ -91,6 +98,7 @@ var codeErrors = map[string][]error{
 	CodeUnknownMember:    {ErrUnknownMember, ErrNotFound},
 	CodeReadOnly:         {ErrReadOnly, ErrForbidden},
 	CodeBadInvite:        {ErrBadInvite, ErrBadRequest},
+	CodeDiskFull:         {ErrDiskFull},
 }
 
 var codeStatus = map[string]int{
@@ -109,6 +117,7 @@ var codeStatus = map[string]int{
 	CodeUnknownMember:    http.StatusNotFound,
 	CodeReadOnly:         http.StatusForbidden,
 	CodeBadInvite:        http.StatusBadRequest,
+	CodeDiskFull:         http.StatusInsufficientStorage,
 }
 
 // statusCode is the generic code of an HTTP status, for error answers
@@ -123,6 +132,7 @@ var statusCode = map[int]string{
 	http.StatusRequestEntityTooLarge: CodeTooLarge,
 	http.StatusServiceUnavailable:    CodeUnavailable,
 	http.StatusInternalServerError:   CodeInternal,
+	http.StatusInsufficientStorage:   CodeDiskFull,
 }
 
 // HTTPStatus is the HTTP status of an error code (500 for an unknown one).

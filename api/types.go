@@ -50,6 +50,12 @@ type Status struct {
 type StoreUsage struct {
 	Envelopes int64 `json:"envelopes"`
 	Bytes     int64 `json:"bytes"`
+	// DiskFreeBytes is the free space of the store's filesystem at the
+	// last check, and DiskFull is set while the store refuses writes for
+	// lack of it (below its watermark); both are zero for a store in
+	// memory.
+	DiskFreeBytes int64 `json:"disk_free_bytes"`
+	DiskFull      bool  `json:"disk_full"`
 }
 
 // Identity is the answer of GET /v1/id.

@@ -18,6 +18,7 @@ import (
 	"github.com/meshnode/meshnode/api"
 	"github.com/meshnode/meshnode/keymgmt"
 	"github.com/meshnode/meshnode/node"
+	"github.com/meshnode/meshnode/store"
 )
 
 // ConfigVersion is the version of the config.json layout this package
@@ -69,12 +70,25 @@ type Config struct {
 	// packages already handed out. Aliases have their own (`meshnode
 	// alias add --pow`, `alias pow`).
 	UserIDProofBits int `json:"user_id_proof_bits"`
+	// DiskMinFreeMiB and DiskMinFreePercent are the free-space watermark
+	// of the node's envelope store: below the smaller of the two it
+	// refuses writes (relays, sends) with a disk-full error and keeps
+	// serving reads, and it resumes by itself when space is freed. 0
+	// means the default (256 MiB, 5%). DiskBallastMiB is the size of the
+	// emergency ballast file kept in the data directory so the store can
+	// open on a full disk (0: the default, 64 MiB; -1: none).
+	DiskMinFreeMiB     int64   `json:"disk_min_free_mib"`
+	DiskMinFreePercent float64 `json:"disk_min_free_percent"`
+	DiskBallastMiB     int64   `json:"disk_ballast_mib"`
 }
 
 // applyTo sets the node parameters that come from the config file alone
 // (the listen, bootstrap and hosting ones are set by New).
 func (c Config) applyTo(p *node.Params) {
 	p.Contacts.UserIDProofBits = uint8(c.UserIDProofBits)
+	p.Store.Disk.MinFreeBytes = c.DiskMinFreeMiB << 20
+	p.Store.Disk.MinFreePercent = c.DiskMinFreePercent
+	p.Store.Disk.BallastBytes = max(c.DiskBallastMiB, 0) << 20
 }
 
 // DefaultConfig is what init writes for a role.
@@ -165,6 +179,16 @@ func (c *Config) fillDefaults() {
 	if c.LogFormat == "" {
 		c.LogFormat = d.LogFormat
 	}
+	disk := store.DefaultDiskParams()
+	if c.DiskMinFreeMiB == 0 {
+		c.DiskMinFreeMiB = disk.MinFreeBytes >> 20
+	}
+	if c.DiskMinFreePercent == 0 {
+		c.DiskMinFreePercent = disk.MinFreePercent
+	}
+	if c.DiskBallastMiB == 0 {
+		c.DiskBallastMiB = disk.BallastBytes >> 20
+	}
 }
 
 // Validate checks every field and reports all problems at once.
@@ -212,6 +236,15 @@ func (c Config) Validate() error {
 	}
 	if c.UserIDProofBits < 0 || c.UserIDProofBits > keymgmt.MaxProofBits {
 		errs = append(errs, fmt.Errorf("user_id_proof_bits %d (want 0, for none, to %d)", c.UserIDProofBits, keymgmt.MaxProofBits))
+	}
+	if c.DiskMinFreeMiB < 0 || c.DiskMinFreeMiB > 1<<30 {
+		errs = append(errs, fmt.Errorf("disk_min_free_mib %d (want a positive number of MiB)", c.DiskMinFreeMiB))
+	}
+	if c.DiskMinFreePercent < 0 || c.DiskMinFreePercent >= 100 {
+		errs = append(errs, fmt.Errorf("disk_min_free_percent %v (want a percentage below 100)", c.DiskMinFreePercent))
+	}
+	if c.DiskBallastMiB < -1 || c.DiskBallastMiB > 1<<20 {
+		errs = append(errs, fmt.Errorf("disk_ballast_mib %d (want MiB, or -1 for no ballast)", c.DiskBallastMiB))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log format %q (want text or json)", c.LogFormat))

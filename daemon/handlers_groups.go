@@ -13,6 +13,7 @@ import (
 	"github.com/meshnode/meshnode/groupstate"
 	"github.com/meshnode/meshnode/keymgmt"
 	"github.com/meshnode/meshnode/node"
+	"github.com/meshnode/meshnode/store"
 )
 
 // nodeCallTimeout bounds the node work of one call (dialling hosts,
@@ -387,6 +388,7 @@ var nodeErrors = []struct {
 	{node.ErrConfig, api.CodeBadRequest}, // a host that is not a multiaddr with /p2p/
 	{node.ErrNoIdentity, api.CodeForbidden},
 	{node.ErrClosed, api.CodeUnavailable},
+	{store.ErrDiskFull, api.CodeDiskFull},
 }
 
 // nodeError turns a node error into an *api.Error; other errors stay

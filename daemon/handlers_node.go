@@ -17,6 +17,7 @@ func (s *server) getStatus(w http.ResponseWriter, _ *http.Request) error {
 	n := s.d.node
 	p := n.Params()
 	u := n.Store().Usage()
+	dk := n.Store().Disk()
 	writeJSON(w, http.StatusOK, api.Status{
 		PeerID:          n.ID().String(),
 		Role:            string(p.Role),
@@ -25,7 +26,7 @@ func (s *server) getStatus(w http.ResponseWriter, _ *http.Request) error {
 		UptimeSeconds:   int64(time.Since(s.d.started) / time.Second),
 		ConnectedPeers:  len(n.Host().Network().Peers()),
 		HostedMailboxes: len(n.HostedMailboxes()),
-		Store:           api.StoreUsage{Envelopes: u.Count, Bytes: u.Bytes},
+		Store:           api.StoreUsage{Envelopes: u.Count, Bytes: u.Bytes, DiskFreeBytes: dk.Free, DiskFull: dk.Full},
 		Version:         Version(),
 	})
 	return nil

@@ -227,6 +227,9 @@ func (n *Node) addGroupNick(ctx context.Context, g *groupstate.Group, nick strin
 // a managed group's caller announces the profile itself, after what must
 // come first (the create event).
 func (n *Node) addGroup(ctx context.Context, g *groupstate.Group, chain *groupstate.Chain, nick string) (*GroupInfo, error) {
+	if err := n.st.CheckSpace(); err != nil {
+		return nil, err
+	}
 	m := n.member
 	m.mu.Lock()
 	if _, ok := m.groups[g.ID]; ok {
@@ -472,6 +475,10 @@ func (n *Node) Send(ctx context.Context, group, text string) (*SendResult, error
 	if err := groupstate.CheckTextLen(text); err != nil {
 		return nil, err
 	}
+	if err := n.st.CheckSpace(); err != nil {
+		// Refused before anything is recorded (store.ErrDiskFull).
+		return nil, err
+	}
 	if err := n.awaitRecovered(ctx); err != nil {
 		return nil, err
 	}
@@ -504,6 +511,9 @@ func (n *Node) SendDirect(ctx context.Context, group, toFingerprint, text string
 		return nil, err
 	}
 	if err := groupstate.CheckTextLen(text); err != nil {
+		return nil, err
+	}
+	if err := n.st.CheckSpace(); err != nil {
 		return nil, err
 	}
 	if err := n.awaitRecovered(ctx); err != nil {

@@ -26,6 +26,8 @@ type person struct {
 	nick string
 	dir  string
 	n    *Node
+	// tweak, if set, adjusts the node's parameters at each start.
+	tweak func(*Params)
 }
 
 func newPerson(t *testing.T, nick string) *person {
@@ -43,6 +45,9 @@ func (p *person) start() *Node {
 	p.t.Helper()
 	params := DefaultParams(RoleMember)
 	params.ProcessInterval = 200 * time.Millisecond
+	if p.tweak != nil {
+		p.tweak(&params)
+	}
 	n, err := New(context.Background(), params, WithLogger(quiet),
 		WithDataDir(filepath.Join(p.dir, "data")),
 		WithIdentity(p.id, p.nick), WithMemberDB(filepath.Join(p.dir, "member"), bytes.Repeat([]byte{7}, 32)))

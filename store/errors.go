@@ -43,4 +43,8 @@ var (
 	ErrInvalidArgument = errors.New("store: invalid argument")
 	// ErrClosed: the store is closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrDiskFull: the filesystem holding the store has less free space
+	// than the store's watermark (DiskParams); writes are refused until
+	// space is freed, reads go on. Nothing was written.
+	ErrDiskFull = errors.New("store: disk full")
 )

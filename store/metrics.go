@@ -13,6 +13,7 @@ const (
 	reasonQuotaGlobal  = "quota_global"
 	reasonExpired      = "expired"
 	reasonError        = "error"
+	reasonDiskFull     = "disk_full"
 )
 
 // Eviction reasons (label values of meshnode_store_evictions_total).
@@ -58,7 +59,7 @@ func newMetrics(reg prometheus.Registerer, usage func() Usage) (*metrics, error)
 		gcRewrites: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "vlog_gc_rewrites_total", Help: "Value-log files rewritten by GC."}),
 	}
-	for _, r := range []string{reasonTooLarge, reasonQuotaMailbox, reasonQuotaGlobal, reasonExpired, reasonError} {
+	for _, r := range []string{reasonTooLarge, reasonQuotaMailbox, reasonQuotaGlobal, reasonExpired, reasonError, reasonDiskFull} {
 		m.rejections.WithLabelValues(r)
 	}
 	for _, r := range []string{evictAge, evictCount, evictBytes} {

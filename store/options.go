@@ -151,6 +151,8 @@ type Params struct {
 	SubscriberBuffer int
 	// Badger sizes the underlying Badger instance.
 	Badger BadgerParams
+	// Disk are the free-space limits of an on-disk store (diskspace.go).
+	Disk DiskParams
 }
 
 // DefaultParams are for a host storing on disk, sized for a small machine
@@ -171,6 +173,7 @@ func DefaultParams() Params {
 		MaxBatchCount:     512,
 		MaxBatchBytes:     4 << 20,
 		SubscriberBuffer:  64,
+		Disk:              DefaultDiskParams(),
 		Badger: BadgerParams{
 			// 16 MiB memtables: with envelopes in the value log a memtable
 			// holds only keys, value pointers and small index records
@@ -305,6 +308,9 @@ func (p Params) validate() error {
 	}
 	if err := p.Default.validate(); err != nil {
 		return fmt.Errorf("Params.Default: %w", err)
+	}
+	if !p.InMemory {
+		return p.Disk.validate()
 	}
 	return nil
 }

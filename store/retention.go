@@ -211,6 +211,11 @@ func (s *Store) runValueLogGC(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for ctx.Err() == nil {
+		if !s.disk.gcFits(s.p) {
+			// A rewrite would cross the watermark (diskspace.go).
+			s.log.Info("value-log GC skipped: a rewrite does not fit in the free disk space", "free", s.disk.free.Load())
+			return n, nil
+		}
 		err := s.db.RunValueLogGC(s.p.GCDiscardRatio)
 		switch {
 		case err == nil:

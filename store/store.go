@@ -27,6 +27,8 @@ type Store struct {
 	inst InstanceID
 	m    *metrics
 	w    *writer
+	// disk watches the free space (nil in memory; diskspace.go).
+	disk *disk
 
 	// mu guards closed; inflight counts public calls in progress so Close
 	// can wait for them before it stops the writer and closes Badger.
@@ -104,11 +106,19 @@ func Open(dir string, p Params, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("%w: empty directory for an on-disk store (set Params.InMemory for a memory store)", ErrInvalidParams)
 	}
 	log := cfg.logger.With("component", "store")
+	var dk *disk
+	if !p.InMemory {
+		// Before Badger: on a full disk it would crash opening (diskspace.go).
+		var err error
+		if dk, err = openDisk(dir, p, log); err != nil {
+			return nil, err
+		}
+	}
 	db, err := badger.Open(badgerOptions(dir, p, log))
 	if err != nil {
 		return nil, fmt.Errorf("store: opening badger in %q: %w", dir, err)
 	}
-	s := &Store{p: p, cfg: cfg, log: log, db: db, subs: map[envelope.MailboxID]map[*subscription]struct{}{}}
+	s := &Store{p: p, cfg: cfg, log: log, db: db, disk: dk, subs: map[envelope.MailboxID]map[*subscription]struct{}{}}
 	fail := func(err error) (*Store, error) {
 		if cerr := db.Close(); cerr != nil {
 			log.Warn("closing badger after failed open", "err", cerr)
@@ -125,6 +135,13 @@ func Open(dir string, p Params, opts ...Option) (*Store, error) {
 	if s.m, err = newMetrics(cfg.reg, s.Usage); err != nil {
 		return fail(err)
 	}
+	if dk != nil && cfg.reg != nil {
+		for _, c := range dk.collectors() {
+			if err := cfg.reg.Register(c); err != nil {
+				return fail(fmt.Errorf("store: registering metrics: %w", err))
+			}
+		}
+	}
 	s.w = newWriter(s, states)
 	go s.w.run()
 
@@ -137,6 +154,10 @@ func Open(dir string, p Params, opts ...Option) (*Store, error) {
 	if p.GCInterval > 0 && !p.InMemory {
 		s.bg.Add(1)
 		go s.gcLoop(ctx)
+	}
+	if dk != nil {
+		s.bg.Add(1)
+		go func() { defer s.bg.Done(); dk.loop(ctx) }()
 	}
 	log.Debug("store open", "dir", dir, "in_memory", p.InMemory, "instance", s.inst.String(), "mailboxes", len(states))
 	return s, nil
@@ -237,6 +258,9 @@ func (s *Store) Close() error {
 	s.inflight.Wait()
 	s.w.stopAndWait()
 	s.closeSubscriptions()
+	// Badger flushes its memtable as it closes: make room for that on a
+	// disk something else filled (diskspace.go).
+	s.disk.beforeClose(s.p)
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: closing badger: %w", err)
 	}
@@ -278,6 +302,11 @@ func (s *Store) Put(ctx context.Context, env *envelope.Envelope) (Result, error)
 		return Result{}, err
 	}
 	defer s.leave()
+	if s.disk.refuse() {
+		// Refused before queueing; the writer checks again (diskspace.go).
+		s.m.rejections.WithLabelValues(reasonDiskFull).Inc()
+		return Result{}, s.disk.refused()
+	}
 	// Fast path for an envelope we already hold (a gossip copy of what
 	// arrived by direct relay or sync): it is already durable, so it needs
 	// no trip through the writer. Only while no commit is in progress:

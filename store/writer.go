@@ -258,6 +258,7 @@ func (w *writer) build(ops []*op, now time.Time) ([]outcome, *batch, error) {
 		evictions:  map[string]int{},
 	}
 	outs := make([]outcome, len(ops))
+	w.s.disk.beginBatch()
 	for i, o := range ops {
 		var err error
 		switch o.kind {
@@ -364,6 +365,10 @@ func (b *batch) put(env *envelope.Envelope, now time.Time) (outcome, error) {
 			return b.reject(reasonQuotaGlobal, fmt.Errorf("%w: store holds %d bytes, +%d exceeds global quota %d",
 				ErrQuotaExceeded, used, size, q)), nil
 		}
+	}
+
+	if !b.w.s.disk.take(int(size)) {
+		return b.reject(reasonDiskFull, b.w.s.disk.refused()), nil
 	}
 
 	// Every check passed: write the arrival record and the ID index (and

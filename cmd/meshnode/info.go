@@ -67,7 +67,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 				{"uptime", fmt.Sprintf("%ds", st.UptimeSeconds)},
 				{"connected_peers", fmt.Sprint(st.ConnectedPeers)},
 				{"hosted_mailboxes", fmt.Sprint(st.HostedMailboxes)},
-				{"store", fmt.Sprintf("%d envelopes, %d bytes", st.Store.Envelopes, st.Store.Bytes)},
+				{"store", storeLine(&st.Store)},
 				{"addrs", strings.Join(st.Addrs, "\n")},
 			})
 		},
@@ -86,6 +86,19 @@ func newVersionCmd(g *globals) *cobra.Command {
 			return err
 		},
 	}
+}
+
+// storeLine is the status of the store: what it holds and the free disk
+// space, loudly when it refuses writes.
+func storeLine(s *api.StoreUsage) string {
+	line := fmt.Sprintf("%d envelopes, %d bytes", s.Envelopes, s.Bytes)
+	if s.DiskFreeBytes > 0 || s.DiskFull {
+		line += fmt.Sprintf("; %.1f MiB free on its disk", float64(s.DiskFreeBytes)/(1<<20))
+	}
+	if s.DiskFull {
+		line += " (DISK FULL: writes are refused until space is freed)"
+	}
+	return line
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -254,7 +254,7 @@ func TestInitRunIDStatus(t *testing.T) {
 	keys(t, "status", st, "peer_id", "role", "host_policy", "addrs", "uptime_seconds", "connected_peers",
 		"hosted_mailboxes", "store", "version")
 	store, _ := st["store"].(map[string]any)
-	keys(t, "status.store", store, "envelopes", "bytes")
+	keys(t, "status.store", store, "envelopes", "bytes", "disk_free_bytes", "disk_full")
 	if st["peer_id"] != peerID || st["host_policy"] != "own" || st["hosted_mailboxes"] != 0.0 {
 		t.Errorf("status %v", st)
 	}

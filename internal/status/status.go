@@ -36,7 +36,8 @@ const (
 	ExpiredCursor  Code = 13 // envelopes after the cursor were removed by retention
 	NotFound       Code = 14 // the requested item does not exist
 	ProtocolError  Code = 15 // the peer broke the protocol (order, bounds, rounds)
-	maxKnownStatus      = ProtocolError
+	DiskFull       Code = 16 // the host's disk is (nearly) full; retry later
+	maxKnownStatus      = DiskFull
 )
 
 // Sentinels for codes that have no sentinel in a lower package.
@@ -66,6 +67,7 @@ var table = []struct {
 	{NotFound, store.ErrNotFound},
 	{ProtocolError, ErrProtocol},
 	{Unavailable, ErrUnavailable},
+	{DiskFull, store.ErrDiskFull},
 }
 
 // FromError maps err to the code a server sends. Errors that match no
@@ -121,7 +123,7 @@ func (c Code) String() string {
 	names := [...]string{"ok", "duplicate", "malformed", "too large", "bad signature",
 		"wrong mailbox", "not served", "rate limited", "quota exceeded", "expired",
 		"unavailable", "unsupported version", "unknown cursor", "expired cursor",
-		"not found", "protocol error"}
+		"not found", "protocol error", "disk full"}
 	if int(c) < len(names) {
 		return names[c]
 	}

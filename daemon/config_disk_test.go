@@ -1,0 +1,42 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/meshnode/meshnode/node"
+	"github.com/meshnode/meshnode/store"
+)
+
+func TestConfigDiskKeys(t *testing.T) {
+	// Defaults: written by init, applied to the store.
+	c, err := ParseConfig([]byte(`{"version":1,"role":"host"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := c.Marshal()
+	for _, k := range []string{`"disk_min_free_mib": 256`, `"disk_min_free_percent": 5`, `"disk_ballast_mib": 64`} {
+		if !strings.Contains(string(b), k) {
+			t.Errorf("config.json lacks %s:\n%s", k, b)
+		}
+	}
+	p := node.DefaultParams(node.RoleHost)
+	c.applyTo(&p)
+	if p.Store.Disk.MinFreeBytes != store.DefaultDiskParams().MinFreeBytes || p.Store.Disk.BallastBytes != 64<<20 {
+		t.Errorf("default disk params %+v", p.Store.Disk)
+	}
+
+	c, err = ParseConfig([]byte(`{"version":1,"role":"host","disk_min_free_mib":2048,"disk_min_free_percent":1.5,"disk_ballast_mib":-1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.applyTo(&p)
+	if want := (store.DiskParams{MinFreeBytes: 2 << 30, MinFreePercent: 1.5, BallastBytes: 0, CheckInterval: p.Store.Disk.CheckInterval}); p.Store.Disk != want {
+		t.Errorf("disk params %+v, want %+v", p.Store.Disk, want)
+	}
+	for _, bad := range []string{`"disk_min_free_mib":-5`, `"disk_min_free_percent":100`, `"disk_ballast_mib":-2`} {
+		if _, err := ParseConfig([]byte(`{"version":1,"role":"host",` + bad + `}`)); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
