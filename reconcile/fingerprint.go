@@ -8,21 +8,26 @@ import (
 	"github.com/meshnode/meshnode/envelope"
 )
 
-// FingerprintSize is the size of a range fingerprint on the wire.
-const FingerprintSize = 16
+// FingerprintSize is the size of a node fingerprint on the wire.
+const FingerprintSize = 4
 
-// FingerprintLabel prefixes the hashed (sum, count) pair, so a fingerprint
-// can never be confused with another SHA-256 use. It is part of the
-// protocol: changing it is a new protocol version.
-const FingerprintLabel = "meshnode/v1/reconcile-fingerprint"
+// SaltSize is the size of the session salt the initiator draws.
+const SaltSize = 16
 
-// Fingerprint summarises the IDs of a range:
+// Labels of the three SHA-256 uses of a session. They are part of the
+// protocol: changing one is a new protocol version.
+const (
+	FingerprintLabel = "meshnode/v2/reconcile-fingerprint"
+	ItemLabel        = "meshnode/v2/reconcile-item"
+	CheckLabel       = "meshnode/v2/reconcile-check"
+)
+
+// Fingerprint is a session's summary of the IDs of a node:
 //
-//	SHA-256(FingerprintLabel ‖ sum ‖ uint64be(count))[:16]
+//	SHA-256(FingerprintLabel ‖ salt ‖ sum ‖ uint64be(count))[:4]
 //
 // where sum is the sum of the IDs, each read as a little-endian 256-bit
-// integer, modulo 2^256. See the package documentation for why this is
-// safe here.
+// integer, modulo 2^256 (see the package documentation).
 type Fingerprint [FingerprintSize]byte
 
 // sum256 is a 256-bit integer in little-endian 64-bit limbs.
@@ -37,7 +42,6 @@ func sumOf(id envelope.ID) sum256 {
 	}
 }
 
-// add returns s+t mod 2^256.
 func (s sum256) add(t sum256) sum256 {
 	var c uint64
 	s[0], c = bits.Add64(s[0], t[0], 0)
@@ -47,7 +51,6 @@ func (s sum256) add(t sum256) sum256 {
 	return s
 }
 
-// sub returns s-t mod 2^256.
 func (s sum256) sub(t sum256) sum256 {
 	var b uint64
 	s[0], b = bits.Sub64(s[0], t[0], 0)
@@ -57,27 +60,23 @@ func (s sum256) sub(t sum256) sum256 {
 	return s
 }
 
-func (s sum256) fingerprint(count uint64) Fingerprint {
-	var buf [len(FingerprintLabel) + IDSize + 8]byte
-	n := copy(buf[:], FingerprintLabel)
-	for i, limb := range s {
-		binary.LittleEndian.PutUint64(buf[n+8*i:], limb)
-	}
-	binary.BigEndian.PutUint64(buf[n+IDSize:], count)
-	h := sha256.Sum256(buf[:])
-	var fp Fingerprint
-	copy(fp[:], h[:])
-	return fp
-}
-
-// Accumulator computes the fingerprint of a multiset of IDs incrementally.
-// Because the sum is additive, a store can keep one per mailbox (or per
-// key block) and update it on insert and delete instead of re-reading the
-// range. The zero value is the empty set.
+// Accumulator is the additive summary of a multiset of IDs: their sum
+// modulo 2^256 and their count. It is what a store keeps per trie node
+// and updates on insert and delete; a session hashes it with its salt
+// into a Fingerprint. The zero value is the empty set.
 type Accumulator struct {
 	sum   sum256
 	count uint64
 }
+
+// AccumulatorOf rebuilds an accumulator from a store's record: the sum
+// as little-endian 64-bit limbs (limb 0 least significant) and the count.
+func AccumulatorOf(limbs [4]uint64, count uint64) Accumulator {
+	return Accumulator{sum: limbs, count: count}
+}
+
+// Limbs returns the sum in little-endian 64-bit limbs.
+func (a Accumulator) Limbs() [4]uint64 { return a.sum }
 
 // Add adds id.
 func (a *Accumulator) Add(id envelope.ID) {
@@ -98,7 +97,52 @@ func (a *Accumulator) Merge(o Accumulator) {
 }
 
 // Count returns the number of IDs added.
-func (a *Accumulator) Count() int { return int(a.count) }
+func (a Accumulator) Count() int { return int(a.count) }
 
-// Fingerprint returns the fingerprint of the IDs added.
-func (a *Accumulator) Fingerprint() Fingerprint { return a.sum.fingerprint(a.count) }
+// hasher holds a session's salt and computes its three hashes.
+type hasher struct {
+	salt [SaltSize]byte
+}
+
+// fingerprint hashes an accumulator with the salt.
+func (h *hasher) fingerprint(a Accumulator) Fingerprint {
+	var buf [len(FingerprintLabel) + SaltSize + IDSize + 8]byte
+	n := copy(buf[:], FingerprintLabel)
+	n += copy(buf[n:], h.salt[:])
+	for i, limb := range a.sum {
+		binary.LittleEndian.PutUint64(buf[n+8*i:], limb)
+	}
+	binary.BigEndian.PutUint64(buf[n+IDSize:], a.count)
+	sum := sha256.Sum256(buf[:])
+	return Fingerprint(sum[:FingerprintSize])
+}
+
+// key is an item's session key: the first 8 bytes of
+// SHA-256(ItemLabel ‖ salt ‖ id), big-endian. Cells carry it whole, ID
+// lists its top listBytes bytes. Salted, it cannot be chosen in advance by
+// whoever writes envelopes, so no crafted pair of IDs collides in it.
+func (h *hasher) key(id envelope.ID) uint64 {
+	var buf [len(ItemLabel) + SaltSize + IDSize]byte
+	n := copy(buf[:], ItemLabel)
+	n += copy(buf[n:], h.salt[:])
+	copy(buf[n:], id[:])
+	sum := sha256.Sum256(buf[:])
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+// check returns a key's cell checksum and the seeds of its cell
+// positions: SHA-256(CheckLabel ‖ salt ‖ uint64be(key)). A cell is pure
+// (holds one key) when its checksum equals check(its key sum).
+func (h *hasher) check(key uint64) (uint32, [3]uint32) {
+	var buf [len(CheckLabel) + SaltSize + 8]byte
+	n := copy(buf[:], CheckLabel)
+	n += copy(buf[n:], h.salt[:])
+	binary.BigEndian.PutUint64(buf[n:], key)
+	sum := sha256.Sum256(buf[:])
+	return binary.BigEndian.Uint32(sum[0:]), [3]uint32{
+		binary.BigEndian.Uint32(sum[4:]), binary.BigEndian.Uint32(sum[8:]), binary.BigEndian.Uint32(sum[12:]),
+	}
+}
+
+// listKey is the part of a key an ID list carries: its top listBytes bytes.
+func listKey(key uint64) uint64 { return key >> (64 - 8*listBytes) }

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"testing"
 
@@ -16,10 +17,10 @@ import (
 //	data = params:u8 ‖ common:u16be ‖ seed:u64be ‖ (where:u8 ‖ prefix[k])*
 //
 // An explicit ID is the given prefix (k = where>>4 bytes, up to 15) then
-// SHA-256 bytes, so IDs can share long prefixes and sit at the ends of the
-// space. The rest must be hash output: with freely chosen IDs, sum
-// fingerprints collide trivially ({x+1, x+4} and {x+2, x+3}), which is why
-// the protocol is only for hash IDs (see the package documentation).
+// SHA-256 bytes, so IDs can share long prefixes, crowd one node of the
+// trie and sit at the ends of the space. The rest must be hash output:
+// with freely chosen IDs, sums collide trivially ({x+1, x+4} and
+// {x+2, x+3}), which is why the protocol is only for hash IDs.
 func FuzzReconcile(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte{1, 0x03, 0xe8, 1, 2, 3, 4, 5, 6, 7, 8, 0x00, 0x10, 0xab, 0x21, 0xac, 0x12, 0xf2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
@@ -32,12 +33,11 @@ func FuzzReconcile(f *testing.F) {
 		p := DefaultParams()
 		switch data[0] % 4 {
 		case 1:
-			p.Branching, p.IDListThreshold = 2, 2
+			p.MaxMessageSize, p.MaxRounds = MinMessageSize, 1<<12
 		case 2:
-			p.Branching, p.IDListThreshold = 4, 3
-			p.MaxMessageSize, p.MaxIDs, p.MaxRanges = 8<<10, 40, 300
+			p.MaxScanNode = 16
 		case 3:
-			p.MaxMessageSize, p.MaxIDs, p.MaxRanges = 8<<10, 64, 512
+			p.MaxMessageSize, p.MaxRounds, p.MaxScanNode = MinMessageSize, 1<<12, 32
 		}
 		fill := data[0]
 		common := int(binary.BigEndian.Uint16(data[1:])) % 4000
@@ -62,10 +62,93 @@ func FuzzReconcile(f *testing.F) {
 				aIDs, bIDs = append(aIDs, id), append(bIDs, id)
 			}
 		}
-		var a, b Set = NewMemSet(aIDs...), NewMemSet(bIDs...)
-		if data[0]&4 != 0 {
-			a, b = scanSet{a.(*MemSet)}, scanSet{b.(*MemSet)}
+		checkSimulate(t, NewMemSet(aIDs...), NewMemSet(bIDs...), aIDs, bIDs, p)
+	})
+}
+
+// FuzzMessage feeds arbitrary bytes to both sides at every step of a real
+// session: as the responder's first message, and as the reply the
+// initiator or the responder gets after an honest exchange of k messages.
+// Whatever the bytes, a side returns a reply or one of the package's
+// errors; it never panics, and never replies over its limits.
+//
+//	data = step:u8 ‖ message
+func FuzzMessage(f *testing.F) {
+	r := rand.New(rand.NewPCG(1, 2))
+	common := randomIDs(r, 2000)
+	a := NewMemSet(append(randomIDs(r, 40), common...)...)
+	b := NewMemSet(append(randomIDs(r, 40), common...)...)
+	p := DefaultParams()
+	p.MaxMessageSize = 16 << 10
+	// Seeds: the honest messages of a session.
+	var honest [][]byte
+	ini, _ := NewInitiator(a, p)
+	res, _ := NewResponder(b, p)
+	msg, _ := ini.Initiate()
+	for msg != nil && len(honest) < 8 {
+		honest = append(honest, msg)
+		reply, _, err := res.Reconcile(msg)
+		if err != nil || reply == nil {
+			break
 		}
-		checkSimulate(t, a, b, aIDs, bIDs, p)
+		honest = append(honest, reply)
+		if msg, _, err = ini.Reconcile(reply); err != nil {
+			break
+		}
+	}
+	for i, m := range honest {
+		f.Add(append([]byte{byte(i)}, m...))
+	}
+	f.Add([]byte{0, ProtocolVersion})
+	f.Add([]byte{1, ProtocolVersion, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) < 1 {
+			return
+		}
+		step := int(data[0]) % (len(honest) + 1)
+		ini, err := NewInitiator(a, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := NewResponder(b, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := ini.Initiate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Run step honest messages, then deliver the fuzzed one to the
+		// side whose turn it is.
+		var target interface {
+			Reconcile([]byte) ([]byte, bool, error)
+		} = res
+		for i := 0; i < step && msg != nil; i++ {
+			if i%2 == 0 {
+				msg, _, err = res.Reconcile(msg)
+				target = ini
+			} else {
+				msg, _, err = ini.Reconcile(msg)
+				target = res
+			}
+			if err != nil {
+				t.Fatalf("honest step %d: %v", i, err)
+			}
+		}
+		if msg == nil {
+			return
+		}
+		reply, _, err := target.Reconcile(data[1:])
+		if err != nil {
+			for _, e := range []error{ErrMalformed, ErrVersion, ErrTooLarge, ErrProtocol, ErrTooManyRounds} {
+				if errors.Is(err, e) {
+					return
+				}
+			}
+			t.Fatalf("error outside the package's sentinels: %v", err)
+		}
+		if len(reply) > p.MaxMessageSize {
+			t.Fatalf("reply of %d bytes over the limit %d", len(reply), p.MaxMessageSize)
+		}
 	})
 }

@@ -3,51 +3,166 @@ package reconcile
 import (
 	"encoding/binary"
 	"fmt"
-
-	"github.com/meshnode/meshnode/envelope"
+	"slices"
 )
 
 // ProtocolVersion is the first byte of every message.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
-// mode says what a range of a message carries.
+// listBytes is the size of a key in an ID list or an ID-list answer.
+const listBytes = 6
+
+// resultBytes is the size of a key in a cell-table answer.
+const resultBytes = 8
+
+// mode says what an item carries.
 type mode byte
 
 const (
-	// modeSkip: the sender considers the range settled; nothing to do.
-	modeSkip mode = 0
-	// modeFingerprint: the sender's fingerprint of the range; compare.
-	modeFingerprint mode = 1
-	// modeIDList: all of the sender's IDs in the range; answer with an IDDiff.
-	modeIDList mode = 2
-	// modeIDDiff: the answer to an ID list: which of the listed IDs the
-	// sender lacks (bitmap) and the IDs the sender has that were not listed.
-	modeIDDiff mode = 3
+	modeSplit1 mode = 1 // the 16 children's fingerprints
+	modeSplit2 mode = 2 // the 256 grandchildren's fingerprints
+	modeCells  mode = 3 // a cell table of the node
+	modeList   mode = 4 // the sender's keys in the node (listBytes each)
+	modeResult mode = 5 // answer to cells: keys each side lacks
+	modeIDDiff mode = 6 // answer to a list: which listed keys the sender lacks, and its keys not listed
+	modeFP     mode = 7 // the sender's fingerprint of the node (deferred)
 )
 
 func (m mode) String() string {
 	switch m {
-	case modeSkip:
-		return "skip"
-	case modeFingerprint:
-		return "fingerprint"
-	case modeIDList:
-		return "idlist"
+	case modeSplit1:
+		return "split1"
+	case modeSplit2:
+		return "split2"
+	case modeCells:
+		return "cells"
+	case modeList:
+		return "list"
+	case modeResult:
+		return "result"
 	case modeIDDiff:
 		return "iddiff"
+	case modeFP:
+		return "fingerprint"
 	}
 	return fmt.Sprintf("mode(%d)", byte(m))
 }
 
-// wireRange is one decoded range. Its lower bound is the upper bound of the
-// range before it (Lowest for the first).
-type wireRange struct {
-	hi   Bound
-	mode mode
-	fp   Fingerprint   // modeFingerprint
-	ids  []envelope.ID // modeIDList: all sender IDs; modeIDDiff: IDs the receiver lacks
-	bits []byte        // modeIDDiff: bit i set = sender lacks the receiver's i-th listed ID
-	nbit int           // modeIDDiff: number of bits (the receiver's listed IDs in range)
+// kind is what a side sent on a node and awaits an answer to.
+type kind byte
+
+const (
+	kindFP    kind = iota // a fingerprint: the answer says whether it differs, and acts
+	kindCells             // a cell table: answered by a result or an action
+	kindList              // an ID list: answered by an ID difference or a split
+)
+
+// allowed reports whether an item of mode m may answer an entry of kind k.
+func allowed(k kind, m mode) bool {
+	switch k {
+	case kindFP:
+		return m == modeSplit1 || m == modeSplit2 || m == modeCells || m == modeList || m == modeFP
+	case kindCells:
+		return m == modeResult || m == modeSplit1 || m == modeSplit2 || m == modeList || m == modeFP
+	case kindList:
+		return m == modeIDDiff || m == modeSplit1 || m == modeSplit2 || m == modeFP
+	}
+	return false
+}
+
+// splitDepth is the depth of a split mode.
+func splitDepth(m mode) int {
+	if m == modeSplit2 {
+		return 2
+	}
+	return 1
+}
+
+// item is one decoded or to-be-encoded answer on a node.
+type item struct {
+	mode  mode
+	fps   []Fingerprint // split: 16^depth; fp: 1
+	cells []cell
+	keys  []uint64 // list: listBytes keys, non-decreasing; iddiff: the sender's keys not listed
+	lack  []uint64 // result: keys of the receiver the sender lacks
+	extra []uint64 // result: keys of the sender the receiver lacks
+	bits  []bool   // iddiff: bits[i]: the sender lacks the receiver's i-th listed key
+}
+
+// cost is the encoded size of it.
+func (it *item) cost() int {
+	n := 1
+	switch it.mode {
+	case modeSplit1, modeSplit2, modeFP:
+		n += FingerprintSize * len(it.fps)
+	case modeCells:
+		n++
+		for _, c := range it.cells {
+			n += varintLen(c.count) + 12
+		}
+	case modeList:
+		n += uvarintLen(uint64(len(it.keys))) + listBytes*len(it.keys)
+	case modeResult:
+		n += uvarintLen(uint64(len(it.lack))) + resultBytes*len(it.lack) + uvarintLen(uint64(len(it.extra))) + resultBytes*len(it.extra)
+	case modeIDDiff:
+		n += (len(it.bits)+7)/8 + uvarintLen(uint64(len(it.keys))) + listBytes*len(it.keys)
+	}
+	return n
+}
+
+// entries is the number of entries it opens (nodes the receiver answers).
+func (it *item) entries() int {
+	switch it.mode {
+	case modeSplit1, modeSplit2, modeFP:
+		return len(it.fps)
+	case modeCells, modeList:
+		return 1
+	}
+	return 0
+}
+
+func appendItem(b []byte, it *item) []byte {
+	b = append(b, byte(it.mode))
+	switch it.mode {
+	case modeSplit1, modeSplit2, modeFP:
+		for _, fp := range it.fps {
+			b = append(b, fp[:]...)
+		}
+	case modeCells:
+		b = append(b, byte(len(it.cells)))
+		for _, c := range it.cells {
+			b = appendCell(b, c)
+		}
+	case modeList:
+		b = appendKeys(b, it.keys, listBytes)
+	case modeResult:
+		b = appendKeys(b, it.lack, resultBytes)
+		b = appendKeys(b, it.extra, resultBytes)
+	case modeIDDiff:
+		b = append(b, packBits(it.bits)...)
+		b = appendKeys(b, it.keys, listBytes)
+	}
+	return b
+}
+
+func appendKeys(b []byte, keys []uint64, width int) []byte {
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	var buf [8]byte
+	for _, k := range keys {
+		binary.BigEndian.PutUint64(buf[:], k<<(64-8*width))
+		b = append(b, buf[:width]...)
+	}
+	return b
+}
+
+func packBits(bits []bool) []byte {
+	out := make([]byte, (len(bits)+7)/8)
+	for i, set := range bits {
+		if set {
+			out[i/8] |= 1 << (i % 8)
+		}
+	}
+	return out
 }
 
 func uvarintLen(x uint64) int {
@@ -59,53 +174,12 @@ func uvarintLen(x uint64) int {
 	return n
 }
 
-// encodedLen is the size of r on the wire.
-func (r *wireRange) encodedLen() int {
-	n := r.hi.encodedLen() + 1
-	switch r.mode {
-	case modeFingerprint:
-		n += FingerprintSize
-	case modeIDList:
-		n += uvarintLen(uint64(len(r.ids))) + IDSize*len(r.ids)
-	case modeIDDiff:
-		n += uvarintLen(uint64(r.nbit)) + len(r.bits) + uvarintLen(uint64(len(r.ids))) + IDSize*len(r.ids)
+func varintLen(x int64) int {
+	ux := uint64(x) << 1
+	if x < 0 {
+		ux = ^ux
 	}
-	return n
-}
-
-func appendRange(dst []byte, r *wireRange) []byte {
-	dst = appendBound(dst, r.hi)
-	dst = append(dst, byte(r.mode))
-	switch r.mode {
-	case modeFingerprint:
-		dst = append(dst, r.fp[:]...)
-	case modeIDList:
-		dst = binary.AppendUvarint(dst, uint64(len(r.ids)))
-		for i := range r.ids {
-			dst = append(dst, r.ids[i][:]...)
-		}
-	case modeIDDiff:
-		dst = binary.AppendUvarint(dst, uint64(r.nbit))
-		dst = append(dst, r.bits...)
-		dst = binary.AppendUvarint(dst, uint64(len(r.ids)))
-		for i := range r.ids {
-			dst = append(dst, r.ids[i][:]...)
-		}
-	}
-	return dst
-}
-
-func encodeMessage(rs []wireRange) []byte {
-	n := 1
-	for i := range rs {
-		n += rs[i].encodedLen()
-	}
-	b := make([]byte, 0, n)
-	b = append(b, ProtocolVersion)
-	for i := range rs {
-		b = appendRange(b, &rs[i])
-	}
-	return b
+	return uvarintLen(ux)
 }
 
 // decoder reads a message, checking every length before it slices.
@@ -150,118 +224,136 @@ func (d *decoder) uvarint(limit int, what string) (int, error) {
 	return int(x), nil
 }
 
-func (d *decoder) bound() (Bound, error) {
-	at := d.off
-	l, err := d.byte()
-	if err != nil {
-		return Bound{}, err
+func (d *decoder) varint() (int64, error) {
+	x, n := binary.Varint(d.b[d.off:])
+	if n <= 0 {
+		return 0, fmt.Errorf("%w: bad varint at byte %d", ErrMalformed, d.off)
 	}
-	if l == boundInfinity {
-		return Infinity(), nil
+	if n != varintLen(x) {
+		return 0, fmt.Errorf("%w: non-minimal varint at byte %d", ErrMalformed, d.off)
 	}
-	if int(l) > IDSize {
-		return Bound{}, fmt.Errorf("%w: bound length %d at byte %d", ErrMalformed, l, at)
-	}
-	p, err := d.bytes(int(l))
-	if err != nil {
-		return Bound{}, err
-	}
-	if l > 0 && p[l-1] == 0 {
-		return Bound{}, fmt.Errorf("%w: bound at byte %d ends in a zero byte", ErrMalformed, at)
-	}
-	var b Bound
-	copy(b.v[:], p)
-	return b, nil
+	d.off += n
+	return x, nil
 }
 
-// ids reads n IDs that must ascend strictly within [lo, hi).
-func (d *decoder) ids(n int, lo, hi Bound) ([]envelope.ID, error) {
-	raw, err := d.bytes(n * IDSize)
+func (d *decoder) fps(n int) ([]Fingerprint, error) {
+	b, err := d.bytes(n * FingerprintSize)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]envelope.ID, n)
-	for i := range ids {
-		copy(ids[i][:], raw[i*IDSize:])
-		if !InRange(lo, hi, ids[i]) {
-			return nil, fmt.Errorf("%w: ID %s outside its range [%v, %v)", ErrProtocol, ids[i].Short(), lo, hi)
-		}
-		if i > 0 && compareIDs(ids[i-1], ids[i]) >= 0 {
-			return nil, fmt.Errorf("%w: IDs not strictly ascending", ErrProtocol)
-		}
+	out := make([]Fingerprint, n)
+	for i := range out {
+		copy(out[i][:], b[i*FingerprintSize:])
 	}
-	return ids, nil
+	return out, nil
 }
 
-// decodeMessage parses and checks a message against p's limits. It checks
-// everything that needs no session state; the session checks the rest.
-func decodeMessage(b []byte, p Params) ([]wireRange, error) {
-	if len(b) > p.MaxMessageSize {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), p.MaxMessageSize)
+// keys reads a counted list of keys of width bytes; sorted requires them
+// non-decreasing.
+func (d *decoder) keys(width int, sorted bool, what string) ([]uint64, error) {
+	n, err := d.uvarint(d.remaining()/width, what+" count")
+	if err != nil {
+		return nil, err
 	}
-	if len(b) == 0 {
-		return nil, fmt.Errorf("%w: empty message", ErrMalformed)
+	b, err := d.bytes(n * width)
+	if err != nil {
+		return nil, err
 	}
-	if b[0] != ProtocolVersion {
-		return nil, fmt.Errorf("%w: version %d, this node speaks %d", ErrVersion, b[0], ProtocolVersion)
-	}
-	d := decoder{b: b, off: 1}
-	var rs []wireRange
-	lo := Lowest()
-	totalIDs := 0
-	for d.remaining() > 0 {
-		if len(rs) == p.MaxRanges {
-			return nil, fmt.Errorf("%w: more than %d ranges", ErrTooLarge, p.MaxRanges)
+	out := make([]uint64, n)
+	var buf [8]byte
+	for i := range out {
+		copy(buf[:width], b[i*width:])
+		out[i] = binary.BigEndian.Uint64(buf[:]) >> (64 - 8*width)
+		if sorted && i > 0 && out[i] < out[i-1] {
+			return nil, fmt.Errorf("%w: %s keys not ascending", ErrProtocol, what)
 		}
-		if lo.inf {
-			return nil, fmt.Errorf("%w: range after the infinity bound", ErrProtocol)
+	}
+	return out, nil
+}
+
+// bitmap reads n bits, whose padding must be zero.
+func (d *decoder) bitmap(n int) ([]bool, error) {
+	b, err := d.bytes((n + 7) / 8)
+	if err != nil {
+		return nil, err
+	}
+	if n%8 != 0 && b[len(b)-1]>>(n%8) != 0 {
+		return nil, fmt.Errorf("%w: bitmap padding bits set", ErrMalformed)
+	}
+	out := make([]bool, n)
+	for i := range out {
+		out[i] = b[i/8]&(1<<(i%8)) != 0
+	}
+	return out, nil
+}
+
+// item reads one item answering an entry of kind k on node n; listed is
+// the number of keys of our list when k is kindList.
+func (d *decoder) item(k kind, n Node, listed int) (*item, error) {
+	at := d.off
+	m, err := d.byte()
+	if err != nil {
+		return nil, err
+	}
+	it := &item{mode: mode(m)}
+	if !allowed(k, it.mode) {
+		return nil, fmt.Errorf("%w: %v at byte %d cannot answer this node (%v)", ErrProtocol, it.mode, at, n)
+	}
+	switch it.mode {
+	case modeSplit1, modeSplit2:
+		depth := splitDepth(it.mode)
+		if n.Level+depth > MaxLevel {
+			return nil, fmt.Errorf("%w: split of %v below the last level", ErrProtocol, n)
 		}
-		var r wireRange
-		var err error
-		if r.hi, err = d.bound(); err != nil {
+		it.fps, err = d.fps(1 << (FanoutBits * depth))
+	case modeFP:
+		it.fps, err = d.fps(1)
+	case modeCells:
+		var c byte
+		if c, err = d.byte(); err != nil {
 			return nil, err
 		}
-		if r.hi.Compare(lo) <= 0 {
-			return nil, fmt.Errorf("%w: range %d bound %v not above %v", ErrProtocol, len(rs), r.hi, lo)
+		if c < 1 || c > MaxCells {
+			return nil, fmt.Errorf("%w: %d cells (1 to %d)", ErrTooLarge, c, MaxCells)
 		}
-		m, err := d.byte()
-		if err != nil {
-			return nil, err
-		}
-		r.mode = mode(m)
-		switch r.mode {
-		case modeSkip:
-		case modeFingerprint:
-			fp, err := d.bytes(FingerprintSize)
-			if err != nil {
+		it.cells = make([]cell, c)
+		for i := range it.cells {
+			if it.cells[i], err = d.cell(); err != nil {
 				return nil, err
 			}
-			copy(r.fp[:], fp)
-		case modeIDList, modeIDDiff:
-			if r.mode == modeIDDiff {
-				if r.nbit, err = d.uvarint(p.MaxIDs, "bitmap length"); err != nil {
-					return nil, err
-				}
-				if r.bits, err = d.bytes((r.nbit + 7) / 8); err != nil {
-					return nil, err
-				}
-				if r.nbit%8 != 0 && r.bits[len(r.bits)-1]>>(r.nbit%8) != 0 {
-					return nil, fmt.Errorf("%w: bitmap padding bits set", ErrMalformed)
-				}
-			}
-			n, err := d.uvarint(p.MaxIDs-totalIDs, "ID count")
-			if err != nil {
-				return nil, err
-			}
-			totalIDs += n
-			if r.ids, err = d.ids(n, lo, r.hi); err != nil {
-				return nil, err
-			}
-		default:
-			return nil, fmt.Errorf("%w: unknown range mode %d", ErrMalformed, m)
 		}
-		rs = append(rs, r)
-		lo = r.hi
+	case modeList:
+		it.keys, err = d.keys(listBytes, true, "list")
+	case modeResult:
+		if it.lack, err = d.keys(resultBytes, false, "result"); err == nil {
+			it.extra, err = d.keys(resultBytes, false, "result")
+		}
+	case modeIDDiff:
+		if it.bits, err = d.bitmap(listed); err == nil {
+			it.keys, err = d.keys(listBytes, true, "id-diff")
+		}
 	}
-	return rs, nil
+	if err != nil {
+		return nil, err
+	}
+	return it, nil
+}
+
+// sortKeys sorts keys ascending in place and returns them.
+func sortKeys(keys []uint64) []uint64 {
+	slices.Sort(keys)
+	return keys
+}
+
+// sortKeyed orders by key, then ID.
+func sortKeyed(s []keyed) {
+	slices.SortFunc(s, func(a, b keyed) int {
+		switch {
+		case a.key < b.key:
+			return -1
+		case a.key > b.key:
+			return 1
+		}
+		return compareIDs(a.id, b.id)
+	})
 }

@@ -9,44 +9,34 @@ import (
 	"github.com/meshnode/meshnode/envelope"
 )
 
-// Set is the caller's view of one mailbox's envelope IDs. The store
-// implements it over its ID index; MemSet implements it in memory.
-// Methods may be called while the set changes (new envelopes arriving):
-// the protocol then converges more slowly but stays correct, and a later
-// session picks up what this one missed.
+// Set is one side's view of a mailbox's envelope IDs, cut into the trie
+// of Node. A session reads it from one goroutine; it must not change
+// during a session (the store hands out a read snapshot), or the checks
+// that catch an inconsistent peer would blame the peer for our changes.
 type Set interface {
-	// Fingerprint returns the fingerprint and the number of the IDs in
-	// [lo, hi). Accumulator computes it from the IDs.
-	Fingerprint(lo, hi Bound) (Fingerprint, int, error)
-	// Range calls fn for each ID in [lo, hi) in ascending byte order, until
-	// fn returns false.
-	Range(lo, hi Bound, fn func(envelope.ID) bool) error
+	// Acc returns the accumulator of the IDs in n.
+	Acc(n Node) (Accumulator, error)
+	// Children fills out (16^depth entries) with the accumulators of the
+	// descendants of n depth levels down, in ID order.
+	Children(n Node, depth int, out []Accumulator) error
+	// Scan calls fn for each ID in n in ascending order until fn returns
+	// false.
+	Scan(n Node, fn func(envelope.ID) bool) error
 }
 
-// IndexedSet is a Set that can also find the k-th ID of a range without
-// iterating, so splitting a range into B sub-ranges costs 2B look-ups and
-// B fingerprints instead of a scan of the range. It is optional: sessions
-// use it when the Set has it.
-type IndexedSet interface {
-	Set
-	// Nth returns the ID at position k (from 0) among the IDs >= lo, and
-	// false if there are not that many.
-	Nth(lo Bound, k int) (envelope.ID, bool, error)
-}
-
-// MemSet is an in-memory IndexedSet: a sorted slice of distinct IDs and the
-// prefix sums of their fingerprint sums, so Fingerprint, Nth and the start
-// of Range cost two binary searches (O(log n)). Add costs O(n + k log k)
-// for k new IDs. It is safe for concurrent use.
+// MemSet is an in-memory Set: a sorted slice of distinct IDs and the
+// prefix sums of their accumulators, so Acc costs two binary searches.
+// It is safe for concurrent use; sessions see it as of each call (use
+// Freeze for a fixed view).
 type MemSet struct {
 	mu     sync.RWMutex
 	ids    []envelope.ID // ascending, distinct
-	prefix []sum256      // prefix[i] is the sum of ids[:i]; len(ids)+1 entries
+	prefix []sum256      // prefix[i] is the sum of ids[:i]
 }
 
-var _ IndexedSet = (*MemSet)(nil)
+var _ Set = (*MemSet)(nil)
 
-// NewMemSet returns a set holding ids (duplicates are dropped).
+// NewMemSet returns a set holding ids (duplicates dropped).
 func NewMemSet(ids ...envelope.ID) *MemSet {
 	s := &MemSet{prefix: make([]sum256, 1)}
 	s.Add(ids...)
@@ -55,59 +45,29 @@ func NewMemSet(ids ...envelope.ID) *MemSet {
 
 func compareIDs(a, b envelope.ID) int { return bytes.Compare(a[:], b[:]) }
 
-// Add inserts ids; those already present are ignored.
+// Add inserts ids; those already present are ignored. It costs O(n).
 func (s *MemSet) Add(ids ...envelope.ID) {
 	if len(ids) == 0 {
 		return
 	}
-	add := slices.Clone(ids)
-	slices.SortFunc(add, compareIDs)
-	add = slices.Compact(add)
-
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	first := sort.Search(len(s.ids), func(i int) bool { return compareIDs(s.ids[i], add[0]) >= 0 })
-	merged := make([]envelope.ID, 0, len(s.ids)+len(add))
-	merged = append(merged, s.ids[:first]...)
-	i, j := first, 0
-	for i < len(s.ids) || j < len(add) {
-		switch {
-		case j == len(add):
-			merged = append(merged, s.ids[i])
-			i++
-		case i == len(s.ids):
-			merged = append(merged, add[j])
-			j++
-		default:
-			switch c := compareIDs(s.ids[i], add[j]); {
-			case c < 0:
-				merged = append(merged, s.ids[i])
-				i++
-			case c > 0:
-				merged = append(merged, add[j])
-				j++
-			default:
-				merged = append(merged, s.ids[i])
-				i++
-				j++
-			}
-		}
+	all := append(slices.Clone(s.ids), ids...)
+	slices.SortFunc(all, compareIDs)
+	all = slices.Compact(all)
+	s.ids = all
+	s.prefix = make([]sum256, len(all)+1)
+	for i, id := range all {
+		s.prefix[i+1] = s.prefix[i].add(sumOf(id))
 	}
-	s.ids = merged
-	prefix := make([]sum256, len(merged)+1)
-	copy(prefix, s.prefix[:first+1])
-	for k := first; k < len(merged); k++ {
-		prefix[k+1] = prefix[k].add(sumOf(merged[k]))
-	}
-	s.prefix = prefix
 }
 
 // Has reports whether id is in the set.
 func (s *MemSet) Has(id envelope.ID) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	_, found := slices.BinarySearchFunc(s.ids, id, compareIDs)
-	return found
+	_, ok := slices.BinarySearchFunc(s.ids, id, compareIDs)
+	return ok
 }
 
 // Len returns the number of IDs.
@@ -124,71 +84,46 @@ func (s *MemSet) IDs() []envelope.ID {
 	return slices.Clone(s.ids)
 }
 
-// index returns the position of the first ID >= b. Callers hold mu.
-func (s *MemSet) index(b Bound) int {
-	if b.inf {
-		return len(s.ids)
+// span returns the positions [i, j) of the IDs in n. Callers hold mu.
+func (s *MemSet) span(n Node) (int, int) {
+	lo, hi, last := n.Bounds()
+	i := sort.Search(len(s.ids), func(k int) bool { return compareIDs(s.ids[k], lo) >= 0 })
+	if last {
+		return i, len(s.ids)
 	}
-	return sort.Search(len(s.ids), func(i int) bool { return b.CompareID(s.ids[i]) <= 0 })
+	j := sort.Search(len(s.ids), func(k int) bool { return compareIDs(s.ids[k], hi) >= 0 })
+	return i, j
 }
 
-// Fingerprint implements Set.
-func (s *MemSet) Fingerprint(lo, hi Bound) (Fingerprint, int, error) {
+// Acc implements Set.
+func (s *MemSet) Acc(n Node) (Accumulator, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	i, j := s.index(lo), s.index(hi)
-	if j < i {
-		j = i
-	}
-	return s.prefix[j].sub(s.prefix[i]).fingerprint(uint64(j - i)), j - i, nil
+	i, j := s.span(n)
+	return Accumulator{sum: s.prefix[j].sub(s.prefix[i]), count: uint64(j - i)}, nil
 }
 
-// Range implements Set. fn runs without the lock held, on a snapshot taken
-// in chunks, so it may call back into the set.
-func (s *MemSet) Range(lo, hi Bound, fn func(envelope.ID) bool) error {
-	const chunk = 256
-	var buf [chunk]envelope.ID
-	for {
-		s.mu.RLock()
-		i, j := s.index(lo), s.index(hi)
-		n := copy(buf[:], s.ids[i:max(i, j)])
-		s.mu.RUnlock()
-		for _, id := range buf[:n] {
-			if !fn(id) {
-				return nil
-			}
-		}
-		if n < chunk {
-			return nil
-		}
-		// Continue just above the last ID delivered.
-		next := buf[n-1]
-		if !increment(&next) {
-			return nil
-		}
-		lo = BoundOf(next)
-	}
-}
-
-// increment sets id to id+1 as a big-endian integer, reporting false on
-// overflow (id was all 0xff).
-func increment(id *envelope.ID) bool {
-	for i := IDSize - 1; i >= 0; i-- {
-		id[i]++
-		if id[i] != 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// Nth implements IndexedSet.
-func (s *MemSet) Nth(lo Bound, k int) (envelope.ID, bool, error) {
+// Children implements Set.
+func (s *MemSet) Children(n Node, depth int, out []Accumulator) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	i := s.index(lo) + k
-	if k < 0 || i >= len(s.ids) {
-		return envelope.ID{}, false, nil
+	for k := range out {
+		i, j := s.span(n.Child(depth, uint64(k)))
+		out[k] = Accumulator{sum: s.prefix[j].sub(s.prefix[i]), count: uint64(j - i)}
 	}
-	return s.ids[i], true, nil
+	return nil
+}
+
+// Scan implements Set. fn runs on a copy, without the lock held.
+func (s *MemSet) Scan(n Node, fn func(envelope.ID) bool) error {
+	s.mu.RLock()
+	i, j := s.span(n)
+	ids := slices.Clone(s.ids[i:j])
+	s.mu.RUnlock()
+	for _, id := range ids {
+		if !fn(id) {
+			return nil
+		}
+	}
+	return nil
 }
