@@ -94,6 +94,8 @@
 //	"m" ‖ mailbox ‖ seq(8)      arrival record: id(32) ‖ arrival(8) ‖ envelope encoding
 //	"i" ‖ mailbox ‖ id          ID index: seq(8) ‖ arrival(8) ‖ size(4)                   20 bytes
 //	"t" ‖ mailbox ‖ id          tombstone: expiry(8)                                       8 bytes
+//	"x" ‖ mailbox ‖ level ‖ node  sync index: sum of IDs(32) ‖ count(8), levels 2 and 3    40 bytes
+//	"X"                         sync index version: uint32 (1)
 //
 // Mailbox state:
 //
@@ -106,6 +108,11 @@
 //	33      8     tombstones: tombstones held
 //	41      1     flags: bit 0 = policy override follows; other bits zero
 //	42      40    policy (only with bit 0): MaxAge ns ‖ MaxBytes ‖ MaxCount ‖ QuotaBytes ‖ QuotaCount (int64 each, ≥ 0)
+//
+// The sync index (syncindex.go) keeps, per mailbox, the sum and count of
+// the IDs of the ID index and tombstones in each node of a trie of
+// fan-out 16 at levels 2 and 3, updated in the same transaction as every
+// Put and tombstone purge; SyncView reads it for set reconciliation.
 //
 // The arrival index serves Page (a prefix scan from floor+1 or the cursor)
 // and retention (oldest first). The ID index serves dedupe, Has, Get and

@@ -132,6 +132,9 @@ func Open(dir string, p Params, opts ...Option) (*Store, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if err := ensureSyncIndex(db, sortedMailboxes(states)); err != nil {
+		return fail(err)
+	}
 	if s.m, err = newMetrics(cfg.reg, s.Usage); err != nil {
 		return fail(err)
 	}

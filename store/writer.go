@@ -218,6 +218,7 @@ type batch struct {
 	purged      int
 	rejections  map[string]int
 	evictions   map[string]int
+	sync        map[syncNodeKey]*syncDelta // sync index changes (syncindex.go)
 }
 
 func (b *batch) state(m envelope.MailboxID) *mailboxState {
@@ -281,6 +282,9 @@ func (w *writer) build(ops []*op, now time.Time) ([]outcome, *batch, error) {
 		if err := txn.Set(stateKey(m), encodeState(b.states[m])); err != nil {
 			return nil, nil, err
 		}
+	}
+	if err := b.flushSync(); err != nil {
+		return nil, nil, err
 	}
 	start := time.Now()
 	w.committing.Store(true)
@@ -381,11 +385,14 @@ func (b *batch) put(env *envelope.Envelope, now time.Time) (outcome, error) {
 		return outcome{}, err
 	}
 	if staleTombstone {
+		// The ID stays in the sync set: its tombstone becomes a live entry.
 		if err := b.txn.Delete(tk); err != nil {
 			return outcome{}, err
 		}
 		st.tombstones--
 		b.delta.tombstones--
+	} else {
+		b.syncAdd(m, id)
 	}
 	st.next++
 	st.count++
@@ -518,6 +525,7 @@ func (b *batch) purge(m envelope.MailboxID, ids []envelope.ID, now time.Time) (o
 		if err := b.txn.Delete(tk); err != nil {
 			return outcome{}, err
 		}
+		b.syncRemove(m, id)
 		n++
 	}
 	if n > 0 {
