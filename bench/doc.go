@@ -78,6 +78,19 @@
 // CPU profiles (FetchParams.CPUProfile, RawCPUProfile) come from three
 // more runs of each kind after the measured ones.
 //
+// # Sync
+//
+// Two libp2p hosts on TCP loopback, each with a hostsync service over its
+// own store (in memory, or on disk with the host's durable parameters),
+// for every n, d and store kind: both stores are filled afresh with n - d
+// common envelopes of one mailbox and half of d others each, and one
+// session runs from the first host. Reported per case: reconciliation
+// bytes (hello, status and reconcile messages, both ways) and rounds,
+// transfer bytes, the session's time (and its reconciliation part), and
+// the peak Go heap during the session over the heap before it (both
+// hosts share the process). Both stores must hold all n envelopes after.
+// SyncResult.Goals checks the targets on reconciliation.
+//
 // # Breakdowns
 //
 // Each result says where the time went, with what can be measured

@@ -1,7 +1,9 @@
 package hostsync
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"testing"
 	"time"
@@ -62,7 +64,7 @@ func (e *evilPeer) reconcileAs(t *testing.T, to peer.ID, m envelope.MailboxID, i
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := e.open(t, to, (&hello{mailbox: m, params: reconcile.DefaultParams()}).marshal(), marshalReconcile(first))
+	c, _ := e.open(t, to, defaultHello(m).marshal(), marshalReconcile(first))
 	if code := readStatusCode(t, c); code != status.OK {
 		t.Fatalf("session refused: %v", code)
 	}
@@ -71,7 +73,7 @@ func (e *evilPeer) reconcileAs(t *testing.T, to peer.ID, m envelope.MailboxID, i
 		if err != nil {
 			t.Fatal(err)
 		}
-		reply, _, _, done, err := ini.Reconcile(b[1:])
+		reply, done, err := ini.Reconcile(b[1:])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,8 +105,9 @@ func readStatusCode(t *testing.T, c *conn) status.Code {
 }
 
 // serveAs makes the evil host answer sessions as a responder holding ids,
-// answering every want with answer(id).
-func (e *evilPeer) serveAs(ids []envelope.ID, answer func(envelope.ID) []byte) {
+// reconciling honestly, then pushing push(id) for every ID it holds that
+// the initiator lacks.
+func (e *evilPeer) serveAs(ids []envelope.ID, push func(envelope.ID) []byte) {
 	e.h.SetStreamHandler(ProtocolID, func(str network.Stream) {
 		defer str.Reset()
 		c := newConn(str, time.Now().Add(10*time.Second), 10*time.Second)
@@ -114,22 +117,23 @@ func (e *evilPeer) serveAs(ids []envelope.ID, answer func(envelope.ID) []byte) {
 		res, _ := reconcile.NewResponder(reconcile.NewMemSet(ids...), reconcile.DefaultParams())
 		_ = c.write((&statusFrame{code: status.OK}).marshal())
 		for {
-			_, b, err := c.read(1 << 20)
+			_, b, err := c.read(1 << 21)
 			if err != nil {
 				return
 			}
-			if b[0] != byte(frameReconcile) {
-				q, err := parseBatch(b)
-				if err != nil {
-					return
+			if b[0] == byte(frameDone) {
+				for _, id := range res.Have() {
+					_ = c.write(push(id))
 				}
-				for _, id := range q.wants {
-					_ = c.write(answer(id))
-				}
+				_ = c.write((&statusFrame{code: status.OK}).marshal())
 				_ = c.flush()
+				_, _, _ = c.read(1) // until the initiator hangs up
+				return
+			}
+			if b[0] != byte(frameReconcile) {
 				continue
 			}
-			reply, _, _, _, err := res.Reconcile(b[1:])
+			reply, _, err := res.Reconcile(b[1:])
 			if err != nil {
 				return
 			}
@@ -173,9 +177,6 @@ func TestEvilInitiatorRejectedAndBanned(t *testing.T) {
 	}
 	for i, a := range attacks {
 		c := evil.reconcileAs(t, honest.h.ID(), m, a.ids...)
-		if err := c.write((&batch{pushes: 1}).marshal()); err != nil {
-			t.Fatal(err)
-		}
 		if err := c.write(a.push); err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +197,7 @@ func TestEvilInitiatorRejectedAndBanned(t *testing.T) {
 	if !honest.sv.Banned(evil.h.ID()) {
 		t.Fatalf("evil peer not banned after %d violations", len(attacks))
 	}
-	c, _ := evil.open(t, honest.h.ID(), (&hello{mailbox: m, params: reconcile.DefaultParams()}).marshal())
+	c, _ := evil.open(t, honest.h.ID(), defaultHello(m).marshal())
 	if code := readStatusCode(t, c); code != status.RateLimited {
 		t.Fatalf("banned peer's session answered %v, want %v", code, status.RateLimited)
 	}
@@ -249,19 +250,19 @@ func TestHelloRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := tu.Mailbox(tu.WriteKey(t))
-	good := (&hello{mailbox: m, params: reconcile.DefaultParams()}).marshal()
-	v2 := append([]byte(nil), good...)
-	v2[1] = 2
-	big := reconcile.DefaultParams()
-	big.MaxRounds++
+	good := defaultHello(m).marshal()
+	v1 := append([]byte(nil), good...)
+	v1[1] = 1
+	big := defaultHello(m)
+	big.maxRounds++
 	for _, tc := range []struct {
 		name string
 		to   *testNode
 		b    []byte
 		want status.Code
 	}{
-		{"version", honest, v2, status.Version},
-		{"limits over ours", honest, (&hello{mailbox: m, params: big}).marshal(), status.TooLarge},
+		{"version", honest, v1, status.Version},
+		{"limits over ours", honest, big.marshal(), status.TooLarge},
 		{"policy", strict, good, status.NotServed},
 	} {
 		c, _ := evil.open(t, tc.to.h.ID(), tc.b)
@@ -272,7 +273,7 @@ func TestHelloRefusals(t *testing.T) {
 	if _, err := honest.sv.SyncWith(context.Background(), strict.h.ID(), m); !errors.Is(err, status.ErrNotServed) || isViolation(err) {
 		t.Fatalf("SyncWith to a host that does not serve the mailbox: %v", err)
 	}
-	for _, b := range [][]byte{{byte(frameHello), 1, 2, 3}, {byte(frameBatch)}} {
+	for _, b := range [][]byte{{byte(frameHello), 2, 2, 3}, {byte(frameDone)}} {
 		c, _ := evil.open(t, honest.h.ID(), b)
 		if _, _, err := c.read(maxStatusSize); err == nil {
 			t.Fatalf("hello %x: stream not reset", b)
@@ -298,7 +299,8 @@ func TestPeerThatNeverFinishes(t *testing.T) {
 	evil := newEvil(t, honest)
 
 	// As initiator: hello and the first message, then silence.
-	c, _ := evil.open(t, honest.h.ID(), (&hello{mailbox: m, params: reconcile.DefaultParams()}).marshal(), marshalReconcile(initiateFor(t, testID(1))))
+	first, _ := exchange(t, []envelope.ID{testID(1)}, nil)
+	c, _ := evil.open(t, honest.h.ID(), defaultHello(m).marshal(), first[0])
 	runs := waitServed(t, honest, 1)
 	if !errors.Is(runs[0].err, ErrTimeout) || isViolation(runs[0].err) {
 		t.Fatalf("silent initiator: %v, want ErrTimeout", runs[0].err)
@@ -329,5 +331,102 @@ func TestPeerThatNeverFinishes(t *testing.T) {
 	}
 	if honest.sv.Banned(evil.h.ID()) {
 		t.Fatal("timeouts must not ban")
+	}
+}
+
+// craftedSession opens a session to honest as an initiator with a
+// hand-built first message (level 0: one root fingerprint fp under salt),
+// reads honest's reply and returns the stream.
+func (e *evilPeer) craftedSession(t *testing.T, to peer.ID, m envelope.MailboxID, salt [reconcile.SaltSize]byte, fp reconcile.Fingerprint) *conn {
+	t.Helper()
+	first := append([]byte{reconcile.ProtocolVersion}, salt[:]...)
+	first = append(first, 0)
+	first = append(first, fp[:]...)
+	c, _ := e.open(t, to, defaultHello(m).marshal(), marshalReconcile(first))
+	if code := readStatusCode(t, c); code != status.OK {
+		t.Fatalf("session refused: %v", code)
+	}
+	return c
+}
+
+// TestMaliciousReconcilePeers: a peer that keeps the exchange going
+// forever, announces huge counts, or answers in contradiction with our
+// fingerprints is cut off with a clear error and a strike, over real
+// libp2p streams. The honest node holds five envelopes, so it answers a
+// differing root fingerprint with an ID list of them.
+func TestMaliciousReconcilePeers(t *testing.T) {
+	leakCheck(t)
+	p := testParams()
+	p.StrikesBeforeBan = 100
+	honest := newNode(t, nodeOpts{params: &p})
+	k := tu.WriteKey(t)
+	m := tu.Mailbox(k)
+	held := seal(t, k, 5, 300)
+	put(t, honest.st, held...)
+	evil := newEvil(t, honest)
+	var salt [reconcile.SaltSize]byte
+	salt[0] = 7
+	theirSet := reconcile.NewMemSet(idsOf(held)...)
+	root, _ := theirSet.Acc(reconcile.Node{})
+	rootFP := reconcile.FingerprintOf(salt, root)
+	wrong := rootFP
+	wrong[0] ^= 0xff
+	children := make([]reconcile.Accumulator, 16)
+	_ = theirSet.Children(reconcile.Node{}, 1, children)
+	var split []byte
+	for _, a := range children {
+		fp := reconcile.FingerprintOf(salt, a)
+		split = append(split, fp[:]...)
+	}
+	msg := func(parts ...[]byte) []byte {
+		out := []byte{reconcile.ProtocolVersion}
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return marshalReconcile(out)
+	}
+	// Every reply of the honest node here is a bitmap (one byte at first)
+	// and an ID list of its five keys; answers to a list carry no bitmap.
+	tests := []struct {
+		name    string
+		answers func(round int) []byte // what the evil peer says after the honest node's round-th reply
+		want    error
+	}{
+		{"endless deferrals", func(int) []byte { return msg([]byte{7}, wrong[:]) }, reconcile.ErrTooManyRounds},
+		{"huge count in a list answer", func(int) []byte {
+			return msg([]byte{6, 0}, binary.AppendUvarint(nil, 1<<40))
+		}, reconcile.ErrTooLarge},
+		{"unknown mode", func(int) []byte { return msg([]byte{9}) }, reconcile.ErrProtocol},
+		{"cells answering a list", func(int) []byte { return msg([]byte{3, 1, 2}, bytes.Repeat([]byte{1}, 12)) }, reconcile.ErrProtocol},
+		{"no difference in a list answer", func(int) []byte { return msg([]byte{6, 0, 0}) }, reconcile.ErrProtocol},
+		{"deferral equal to our fingerprint", func(int) []byte { return msg([]byte{7}, rootFP[:]) }, reconcile.ErrProtocol},
+		{"split whose children all match ours", func(int) []byte { return msg([]byte{1}, split) }, reconcile.ErrProtocol},
+		{"trailing bytes", func(int) []byte { return msg([]byte{6, 1, 0, 9}) }, reconcile.ErrMalformed},
+		{"oversized message", func(int) []byte { return msg(make([]byte, reconcile.DefaultParams().MaxMessageSize+1)) }, ErrProtocol},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := evil.craftedSession(t, honest.h.ID(), m, salt, wrong)
+			for round := 0; ; round++ {
+				if _, _, err := c.read(1 << 21); err != nil {
+					break // the honest node reset the stream
+				}
+				if round > 1000 {
+					t.Fatal("the honest node never cut the session off")
+				}
+				if c.write(tc.answers(round)) != nil || c.flush() != nil {
+					break
+				}
+			}
+			runs := waitServed(t, honest, i+1)
+			err := runs[i].err
+			if !errors.Is(err, tc.want) || !isViolation(err) {
+				t.Fatalf("honest side ended with %v, want a violation %v", err, tc.want)
+			}
+			t.Logf("%s: %v", tc.name, err)
+		})
+	}
+	if got := liveIDs(t, honest.st, m); len(got) != len(held) {
+		t.Fatalf("honest store holds %d envelopes, want %d", len(got), len(held))
 	}
 }

@@ -6,11 +6,10 @@ import (
 
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/internal/status"
-	"github.com/meshnode/meshnode/reconcile"
 )
 
 // helloVersion is the version byte of the hello frame.
-const helloVersion = 1
+const helloVersion = 2
 
 // frameType is the first byte of every frame body.
 type frameType byte
@@ -19,10 +18,8 @@ const (
 	frameHello     frameType = 1 // I→R: version, mailbox, reconcile limits
 	frameStatus    frameType = 2 // R→I: answer to the hello, and the final ack
 	frameReconcile frameType = 3 // both: one reconcile message
-	frameBatch     frameType = 4 // I→R: IDs wanted and the number of pushes that follow
-	frameEnvelope  frameType = 5 // both: one envelope (a push, or the answer to a want)
-	frameMissing   frameType = 6 // R→I: a wanted ID the responder cannot serve
-	frameDone      frameType = 7 // I→R: the transfer is over
+	frameEnvelope  frameType = 5 // both: one pushed envelope
+	frameDone      frameType = 7 // I→R: the initiator's pushes are over
 )
 
 func (t frameType) String() string {
@@ -33,12 +30,8 @@ func (t frameType) String() string {
 		return "status"
 	case frameReconcile:
 		return "reconcile"
-	case frameBatch:
-		return "batch"
 	case frameEnvelope:
 		return "envelope"
-	case frameMissing:
-		return "missing"
 	case frameDone:
 		return "done"
 	}
@@ -47,8 +40,7 @@ func (t frameType) String() string {
 
 // Sizes of the fixed frames, type byte included.
 const (
-	helloSize     = 1 + 1 + 32 + 6*4
-	missingSize   = 1 + reconcile.IDSize
+	helloSize     = 1 + 1 + 32 + 2*4
 	doneSize      = 1
 	maxStatusSize = 1 + 1 + 2 + status.MaxMessage
 )
@@ -56,18 +48,17 @@ const (
 // hello opens a session.
 type hello struct {
 	mailbox envelope.MailboxID
-	params  reconcile.Params
+	// The reconcile limits both sides must share: MaxMessageSize and
+	// MaxRounds. The rest of reconcile.Params is each side's own.
+	maxMessage, maxRounds int
 }
 
 func (h *hello) marshal() []byte {
 	b := make([]byte, 0, helloSize)
 	b = append(b, byte(frameHello), helloVersion)
 	b = append(b, h.mailbox[:]...)
-	p := h.params
-	for _, v := range []int{p.Branching, p.IDListThreshold, p.MaxMessageSize, p.MaxRanges, p.MaxIDs, p.MaxRounds} {
-		b = binary.BigEndian.AppendUint32(b, uint32(v))
-	}
-	return b
+	b = binary.BigEndian.AppendUint32(b, uint32(h.maxMessage))
+	return binary.BigEndian.AppendUint32(b, uint32(h.maxRounds))
 }
 
 // parseHello checks the layout; the reconcile limits are checked against
@@ -82,18 +73,11 @@ func parseHello(b []byte) (*hello, error) {
 	}
 	h := &hello{}
 	copy(h.mailbox[:], b[2:34])
-	v := make([]int, 6)
-	for i := range v {
-		x := binary.BigEndian.Uint32(b[34+4*i:])
-		if x > 1<<30 {
-			return nil, fmt.Errorf("%w: hello limit %d out of range", ErrProtocol, x)
-		}
-		v[i] = int(x)
+	msg, rounds := binary.BigEndian.Uint32(b[34:]), binary.BigEndian.Uint32(b[38:])
+	if msg > 1<<30 || rounds > 1<<30 {
+		return nil, fmt.Errorf("%w: hello limits %d, %d out of range", ErrProtocol, msg, rounds)
 	}
-	h.params = reconcile.Params{
-		Branching: v[0], IDListThreshold: v[1], MaxMessageSize: v[2],
-		MaxRanges: v[3], MaxIDs: v[4], MaxRounds: v[5],
-	}
+	h.maxMessage, h.maxRounds = int(msg), int(rounds)
 	return h, nil
 }
 
@@ -125,89 +109,6 @@ func parseStatus(b []byte) (*statusFrame, error) {
 		return nil, fmt.Errorf("%w: unknown status code %d", ErrProtocol, b[1])
 	}
 	return &statusFrame{code: c, msg: string(b[4:])}, nil
-}
-
-// batch is one turn of the initiator in the transfer: the IDs it wants
-// answered, and the number of envelope frames it pushes right after.
-type batch struct {
-	pushes int
-	wants  []envelope.ID
-}
-
-func (q *batch) marshal() []byte {
-	b := make([]byte, 0, 1+2*binary.MaxVarintLen32+len(q.wants)*reconcile.IDSize)
-	b = append(b, byte(frameBatch))
-	b = binary.AppendUvarint(b, uint64(q.pushes))
-	b = binary.AppendUvarint(b, uint64(len(q.wants)))
-	for i := range q.wants {
-		b = append(b, q.wants[i][:]...)
-	}
-	return b
-}
-
-// Protocol limits of one batch: both sides must agree on them, so they
-// are constants of the protocol version rather than Params.
-const (
-	// MaxWantPerBatch bounds the IDs one batch requests.
-	MaxWantPerBatch = 256
-	// MaxPushPerBatch bounds the envelopes pushed after one batch.
-	MaxPushPerBatch = 256
-	// maxBatchSize is the largest batch frame.
-	maxBatchSize = 1 + 2*binary.MaxVarintLen32 + MaxWantPerBatch*reconcile.IDSize
-)
-
-// parseBatch checks a batch: at most MaxPushPerBatch pushes and
-// MaxWantPerBatch IDs, minimal varints, no trailing bytes, no ID twice.
-func parseBatch(b []byte) (*batch, error) {
-	if len(b) < 1 || b[0] != byte(frameBatch) {
-		return nil, fmt.Errorf("%w: not a batch frame", ErrProtocol)
-	}
-	off := 1
-	uv := func(limit int, what string) (int, error) {
-		x, n := binary.Uvarint(b[off:])
-		if n <= 0 || n != len(binary.AppendUvarint(nil, x)) {
-			return 0, fmt.Errorf("%w: bad %s varint in batch", ErrProtocol, what)
-		}
-		if x > uint64(limit) {
-			return 0, fmt.Errorf("%w: batch %s %d over the limit %d", ErrProtocol, what, x, limit)
-		}
-		off += n
-		return int(x), nil
-	}
-	pushes, err := uv(MaxPushPerBatch, "push count")
-	if err != nil {
-		return nil, err
-	}
-	n, err := uv(MaxWantPerBatch, "want count")
-	if err != nil {
-		return nil, err
-	}
-	if len(b)-off != n*reconcile.IDSize {
-		return nil, fmt.Errorf("%w: batch announces %d IDs in %d bytes", ErrProtocol, n, len(b)-off)
-	}
-	q := &batch{pushes: pushes, wants: make([]envelope.ID, n)}
-	seen := make(map[envelope.ID]struct{}, n)
-	for i := range q.wants {
-		copy(q.wants[i][:], b[off+i*reconcile.IDSize:])
-		if _, dup := seen[q.wants[i]]; dup {
-			return nil, fmt.Errorf("%w: batch wants %s twice", ErrProtocol, q.wants[i].Short())
-		}
-		seen[q.wants[i]] = struct{}{}
-	}
-	return q, nil
-}
-
-func marshalMissing(id envelope.ID) []byte {
-	return append([]byte{byte(frameMissing)}, id[:]...)
-}
-
-func parseMissing(b []byte) (envelope.ID, error) {
-	var id envelope.ID
-	if len(b) != missingSize || b[0] != byte(frameMissing) {
-		return id, fmt.Errorf("%w: missing frame of %d bytes or wrong type", ErrProtocol, len(b))
-	}
-	copy(id[:], b[1:])
-	return id, nil
 }
 
 func marshalEnvelope(e *envelope.Envelope) []byte {

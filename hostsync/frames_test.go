@@ -10,7 +10,6 @@ import (
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/internal/status"
 	tu "github.com/meshnode/meshnode/internal/testutil"
-	"github.com/meshnode/meshnode/reconcile"
 )
 
 func testID(b byte) envelope.ID {
@@ -22,7 +21,7 @@ func testID(b byte) envelope.ID {
 }
 
 func TestFrameRoundTrips(t *testing.T) {
-	h := &hello{mailbox: envelope.MailboxID(testID(7)), params: reconcile.DefaultParams()}
+	h := defaultHello(envelope.MailboxID(testID(7)))
 	hb := h.marshal()
 	if len(hb) != helloSize {
 		t.Fatalf("hello of %d bytes, want %d", len(hb), helloSize)
@@ -36,15 +35,6 @@ func TestFrameRoundTrips(t *testing.T) {
 			t.Fatalf("status round trip of %v: %+v, %v", sf.code, got, err)
 		}
 	}
-	for _, q := range []batch{{}, {pushes: 3}, {pushes: MaxPushPerBatch, wants: []envelope.ID{testID(1), testID(2)}}} {
-		got, err := parseBatch(q.marshal())
-		if err != nil || got.pushes != q.pushes || !slices.Equal(got.wants, q.wants) && len(q.wants) > 0 {
-			t.Fatalf("batch round trip of %+v: %+v, %v", q, got, err)
-		}
-	}
-	if id, err := parseMissing(marshalMissing(testID(3))); err != nil || id != testID(3) {
-		t.Fatalf("missing round trip: %v, %v", id, err)
-	}
 	k := tu.WriteKey(t)
 	m := tu.Mailbox(k)
 	e := tu.Envelope(t, k, 100)
@@ -54,16 +44,8 @@ func TestFrameRoundTrips(t *testing.T) {
 }
 
 func TestFrameRejections(t *testing.T) {
-	hb := (&hello{params: reconcile.DefaultParams()}).marshal()
+	hb := defaultHello(envelope.MailboxID{}).marshal()
 	mut := func(b []byte, f func([]byte) []byte) []byte { return f(slices.Clone(b)) }
-	wants := func(n int) []envelope.ID {
-		out := make([]envelope.ID, n)
-		for i := range out {
-			out[i] = testID(byte(i))
-			out[i][0] = byte(i >> 8)
-		}
-		return out
-	}
 	k := tu.WriteKey(t)
 	m := tu.Mailbox(k)
 	other := tu.Mailbox(tu.WriteKey(t))
@@ -81,7 +63,7 @@ func TestFrameRejections(t *testing.T) {
 			return err
 		}, ErrProtocol},
 		{"hello version", func() error {
-			_, err := parseHello(mut(hb, func(b []byte) []byte { b[1] = 2; return b }))
+			_, err := parseHello(mut(hb, func(b []byte) []byte { b[1] = 1; return b }))
 			return err
 		}, envelope.ErrVersion},
 		{"hello absurd limit", func() error {
@@ -96,28 +78,8 @@ func TestFrameRejections(t *testing.T) {
 			return err
 		}, ErrProtocol},
 		{"status code", func() error { _, err := parseStatus([]byte{byte(frameStatus), 200, 0, 0}); return err }, ErrProtocol},
-		{"batch type", func() error { _, err := parseBatch([]byte{byte(frameDone), 0, 0}); return err }, ErrProtocol},
-		{"batch truncated", func() error { _, err := parseBatch([]byte{byte(frameBatch), 0}); return err }, ErrProtocol},
-		{"batch non-minimal varint", func() error { _, err := parseBatch([]byte{byte(frameBatch), 0x80, 0x00, 0}); return err }, ErrProtocol},
-		{"batch too many pushes", func() error { _, err := parseBatch((&batch{pushes: MaxPushPerBatch + 1}).marshal()); return err }, ErrProtocol},
-		{"batch flood of IDs", func() error { _, err := parseBatch((&batch{wants: wants(MaxWantPerBatch + 1)}).marshal()); return err }, ErrProtocol},
-		{"batch ID twice", func() error {
-			_, err := parseBatch((&batch{wants: []envelope.ID{testID(1), testID(1)}}).marshal())
-			return err
-		}, ErrProtocol},
-		{"batch count mismatch", func() error {
-			b := (&batch{wants: wants(2)}).marshal()
-			_, err := parseBatch(b[:len(b)-1])
-			return err
-		}, ErrProtocol},
-		{"batch trailing bytes", func() error { _, err := parseBatch(append((&batch{wants: wants(1)}).marshal(), 0)); return err }, ErrProtocol},
-		{"missing short", func() error { _, err := parseMissing(marshalMissing(testID(1))[:32]); return err }, ErrProtocol},
-		{"missing type", func() error {
-			_, err := parseMissing(mut(marshalMissing(testID(1)), func(b []byte) []byte { b[0] = byte(frameEnvelope); return b }))
-			return err
-		}, ErrProtocol},
 		{"envelope type", func() error {
-			_, err := openEnvelope(mut(e, func(b []byte) []byte { b[0] = byte(frameMissing); return b }), envelope.DefaultMaxSize, &m)
+			_, err := openEnvelope(mut(e, func(b []byte) []byte { b[0] = byte(frameDone); return b }), envelope.DefaultMaxSize, &m)
 			return err
 		}, ErrProtocol},
 		{"envelope bad signature", func() error {
@@ -142,7 +104,7 @@ func TestFrameRejections(t *testing.T) {
 }
 
 func FuzzParseHello(f *testing.F) {
-	f.Add((&hello{params: reconcile.DefaultParams()}).marshal())
+	f.Add(defaultHello(envelope.MailboxID{}).marshal())
 	f.Add([]byte{byte(frameHello), 2})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := parseHello(b)
@@ -165,30 +127,6 @@ func FuzzParseStatus(f *testing.F) {
 		}
 		if !bytes.Equal(s.marshal(), b) {
 			t.Fatalf("status does not re-encode to its input")
-		}
-	})
-}
-
-func FuzzParseBatch(f *testing.F) {
-	f.Add((&batch{pushes: 2, wants: []envelope.ID{testID(1), testID(2)}}).marshal())
-	f.Add((&batch{}).marshal())
-	f.Fuzz(func(t *testing.T, b []byte) {
-		q, err := parseBatch(b)
-		if err != nil {
-			return
-		}
-		if len(q.wants) > MaxWantPerBatch || q.pushes > MaxPushPerBatch || !bytes.Equal(q.marshal(), b) {
-			t.Fatalf("batch over limits or not canonical: %d wants, %d pushes", len(q.wants), q.pushes)
-		}
-	})
-}
-
-func FuzzParseMissing(f *testing.F) {
-	f.Add(marshalMissing(testID(1)))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		id, err := parseMissing(b)
-		if err == nil && !bytes.Equal(marshalMissing(id), b) {
-			t.Fatalf("missing does not re-encode to its input")
 		}
 	})
 }

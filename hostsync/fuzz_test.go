@@ -39,7 +39,7 @@ func frames(fs ...[]byte) []byte {
 // deliver function counts what it is given (and checks it verifies).
 func fuzzSession(t *testing.T, st *store.Store, m envelope.MailboxID, script []byte) *session {
 	p := DefaultParams()
-	p.MaxEnvelopes, p.MaxLearnt = 64, 64
+	p.MaxEnvelopes, p.Reconcile.MaxLearnt = 64, 64
 	return &session{
 		ctx: context.Background(), c: newConn(scriptStream{bytes.NewReader(script)}, time.Now().Add(time.Hour), time.Hour),
 		st: st, p: p, m: m, peer: peer.ID("fuzz"),
@@ -60,20 +60,17 @@ func FuzzResponderSession(f *testing.F) {
 	k := tu.WriteKey(f)
 	m := tu.Mailbox(k)
 	e := tu.Envelope(f, k, 50)
-	ini, err := reconcile.NewInitiator(reconcile.NewMemSet(e.ID()), reconcile.DefaultParams())
-	if err != nil {
-		f.Fatal(err)
-	}
-	first, err := ini.Initiate()
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(frames(marshalReconcile(first), (&batch{pushes: 1, wants: []envelope.ID{testID(1)}}).marshal(), marshalEnvelope(e), []byte{byte(frameDone)}))
-	f.Add(frames(marshalReconcile(first), []byte{byte(frameDone)}))
-	f.Add(frames(marshalReconcile([]byte{1, 0xff, 1})))
+	msgs, _ := exchange(f, []envelope.ID{e.ID()}, nil)
+	f.Add(frames(append(msgs, marshalEnvelope(e), []byte{byte(frameDone)})...))
+	f.Add(frames(append(msgs, []byte{byte(frameDone)})...))
+	f.Add(frames(marshalReconcile([]byte{reconcile.ProtocolVersion, 0xff, 1})))
 	f.Fuzz(func(t *testing.T, script []byte) {
 		s := fuzzSession(t, st, m, script)
-		_ = s.respond(reconcile.NewMemSet(), reconcile.DefaultParams())
+		view, err := st.SyncView(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = s.respond(view, defaultHello(m))
 	})
 }
 
@@ -84,28 +81,12 @@ func FuzzInitiatorSession(f *testing.F) {
 	k := tu.WriteKey(f)
 	m := tu.Mailbox(k)
 	e := tu.Envelope(f, k, 50)
-	ini, err := reconcile.NewInitiator(reconcile.NewMemSet(), reconcile.DefaultParams())
-	if err != nil {
-		f.Fatal(err)
-	}
-	first, err := ini.Initiate()
-	if err != nil {
-		f.Fatal(err)
-	}
-	res, err := reconcile.NewResponder(reconcile.NewMemSet(e.ID()), reconcile.DefaultParams())
-	if err != nil {
-		f.Fatal(err)
-	}
-	reply, _, _, _, err := res.Reconcile(first)
-	if err != nil {
-		f.Fatal(err)
-	}
 	ok := (&statusFrame{code: status.OK}).marshal()
-	f.Add(frames(ok, marshalReconcile(reply), marshalEnvelope(e), ok))
-	f.Add(frames(ok, marshalReconcile(reply), marshalMissing(e.ID()), ok))
+	f.Add(frames(ok, marshalReconcile([]byte{reconcile.ProtocolVersion, 1, 4, 0}), marshalEnvelope(e), ok))
+	f.Add(frames(ok, marshalReconcile([]byte{reconcile.ProtocolVersion, 0}), ok))
 	f.Add(frames((&statusFrame{code: status.NotServed, msg: "no"}).marshal()))
 	f.Fuzz(func(t *testing.T, script []byte) {
 		s := fuzzSession(t, st, m, script)
-		_ = s.initiate(reconcile.NewMemSet())
+		_ = s.initiate()
 	})
 }

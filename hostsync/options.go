@@ -27,18 +27,11 @@ type Params struct {
 	// talking is dropped well before SessionTimeout.
 	IdleTimeout time.Duration
 
-	// MaxBatchBytes bounds the envelope bytes the initiator pushes in one
-	// batch (the counts per batch are protocol constants: MaxWantPerBatch
-	// and MaxPushPerBatch).
-	MaxBatchBytes int
 	// MaxEnvelopes and MaxBytes bound the envelopes (and their bytes) moved
 	// each way in one session. A session that stops at a limit reports
 	// Stats.Truncated; the next session continues.
 	MaxEnvelopes int
 	MaxBytes     int64
-	// MaxLearnt bounds the IDs a side keeps from reconciliation, for each of
-	// have and need (32 bytes each).
-	MaxLearnt int
 
 	// MaxIncoming bounds concurrent incoming sessions, MaxIncomingPerPeer
 	// those of one peer, MaxOutgoing concurrent outgoing sessions.
@@ -68,11 +61,6 @@ type Params struct {
 	// waits BackoffMin, doubling per failure up to BackoffMax (jittered).
 	BackoffMin time.Duration
 	BackoffMax time.Duration
-
-	// SnapshotCacheIDs bounds the IDs held in cached in-memory snapshots of
-	// mailbox ID sets (64 bytes each). A mailbox larger than this is
-	// reconciled straight from the store (slower: a scan per fingerprint).
-	SnapshotCacheIDs int
 }
 
 // DefaultParams suit members and community hosts alike.
@@ -82,10 +70,8 @@ func DefaultParams() Params {
 		MaxEnvelopeSize:    envelope.DefaultMaxSize,
 		SessionTimeout:     2 * time.Minute,
 		IdleTimeout:        30 * time.Second,
-		MaxBatchBytes:      1 << 20,
 		MaxEnvelopes:       10_000,
 		MaxBytes:           64 << 20,
-		MaxLearnt:          64 << 10,
 		MaxIncoming:        16,
 		MaxIncomingPerPeer: 4,
 		MaxOutgoing:        4,
@@ -100,7 +86,6 @@ func DefaultParams() Params {
 		PollInterval:       2 * time.Second,
 		BackoffMin:         5 * time.Second,
 		BackoffMax:         10 * time.Minute,
-		SnapshotCacheIDs:   1 << 20,
 	}
 }
 
@@ -116,12 +101,10 @@ func (p Params) validate() error {
 		return bad("MaxEnvelopeSize %d outside (%d, %d]", p.MaxEnvelopeSize, envelope.Overhead, envelope.AbsoluteMaxSize)
 	case p.SessionTimeout <= 0 || p.IdleTimeout <= 0:
 		return bad("SessionTimeout and IdleTimeout must be positive")
-	case p.MaxBatchBytes < p.MaxEnvelopeSize:
-		return bad("MaxBatchBytes %d below MaxEnvelopeSize %d", p.MaxBatchBytes, p.MaxEnvelopeSize)
 	case p.MaxEnvelopes < 1 || p.MaxBytes < int64(p.MaxEnvelopeSize):
 		return bad("MaxEnvelopes must be positive and MaxBytes (%d) at least MaxEnvelopeSize", p.MaxBytes)
-	case p.MaxLearnt < p.MaxEnvelopes:
-		return bad("MaxLearnt %d below MaxEnvelopes %d", p.MaxLearnt, p.MaxEnvelopes)
+	case p.Reconcile.MaxLearnt < p.MaxEnvelopes:
+		return bad("Reconcile.MaxLearnt %d below MaxEnvelopes %d", p.Reconcile.MaxLearnt, p.MaxEnvelopes)
 	case p.MaxIncoming < 1 || p.MaxIncomingPerPeer < 1 || p.MaxOutgoing < 1:
 		return bad("MaxIncoming, MaxIncomingPerPeer and MaxOutgoing must be positive")
 	case p.SessionRate < 0 || p.SessionBurst < 0 || p.MaxTrackedPeers < 1:
@@ -132,8 +115,6 @@ func (p Params) validate() error {
 		return bad("Interval and PollInterval must be positive and Jitter in [0, 1)")
 	case p.BackoffMin <= 0 || p.BackoffMax < p.BackoffMin:
 		return bad("BackoffMin must be positive and BackoffMax at least BackoffMin")
-	case p.SnapshotCacheIDs < 0:
-		return bad("SnapshotCacheIDs must not be negative")
 	}
 	return nil
 }

@@ -70,12 +70,12 @@ func TestRetentionNeitherResurrectsNorLoops(t *testing.T) {
 		if st.Received != 0 || st.Sent != 0 || st.Truncated {
 			t.Fatalf("round %d moved envelopes: %+v", round, st)
 		}
-		// Only the 10 envelopes b never had differ: b asks for them, a
-		// answers missing; a has nothing live to push.
+		// Only the 10 envelopes b never had differ: a holds them as
+		// tombstones, so it has nothing to push and counts them missing.
 		if st.Have+st.Need != len(oldOnlyA) {
 			t.Fatalf("round %d: difference %d, want %d", round, st.Have+st.Need, len(oldOnlyA))
 		}
-		if from == b && st.Missing != len(oldOnlyA) {
+		if from == a && st.Missing != len(oldOnlyA) {
 			t.Fatalf("round %d: %d missing, want %d", round, st.Missing, len(oldOnlyA))
 		}
 		bytes := st.BytesSent + st.BytesReceived

@@ -126,7 +126,6 @@ func (s *Service) Unwatch(m envelope.MailboxID) {
 	sc.mu.Lock()
 	delete(sc.watchSet, m)
 	sc.mu.Unlock()
-	s.sets.forget(m)
 	sc.post(func() {
 		delete(sc.watched, m)
 		for k, ps := range sc.pairs {

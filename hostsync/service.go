@@ -21,7 +21,7 @@ import (
 )
 
 // ProtocolID is the sync protocol.
-const ProtocolID = "/meshnode/sync/1.0.0"
+const ProtocolID = "/meshnode/sync/2.0.0"
 
 // ServiceName is the resource-manager service of the sync protocol.
 const ServiceName = "meshnode.sync"
@@ -45,7 +45,6 @@ type Service struct {
 	p       Params
 	log     *slog.Logger
 	served  func(peer.ID, envelope.MailboxID, *Stats, error)
-	sets    *setCache
 	limiter *ratelimit.Limiter[peer.ID] // incoming sessions per peer
 	strikes *ratelimit.Limiter[peer.ID] // protocol violations per peer
 	slots   chan struct{}               // outgoing sessions in progress
@@ -96,7 +95,6 @@ func New(h host.Host, st *store.Store, deliver func(context.Context, *envelope.E
 	p := cfg.params
 	s := &Service{
 		h: h, st: st, deliver: deliver, policy: policy, p: p, log: cfg.log, served: cfg.served,
-		sets:    newSetCache(st, p.SnapshotCacheIDs),
 		limiter: ratelimit.New[peer.ID](p.SessionRate, p.SessionBurst, p.MaxTrackedPeers),
 		strikes: ratelimit.New[peer.ID](float64(p.StrikesBeforeBan-1)/p.StrikeWindow.Seconds(), p.StrikesBeforeBan-1, p.MaxTrackedPeers),
 		slots:   make(chan struct{}, p.MaxOutgoing),
@@ -212,9 +210,10 @@ func (s *Service) release(k pairKey, dir direction) {
 }
 
 // sessionMemory is what one session reserves with the resource manager:
-// the largest frames it reads and writes, and a full push batch.
+// the largest frames it reads and writes, and its write buffer's worth of
+// pushed envelopes.
 func (s *Service) sessionMemory() int {
-	return 2*(1+s.p.Reconcile.MaxMessageSize) + s.p.MaxBatchBytes + s.p.MaxEnvelopeSize
+	return 2*(1+s.p.Reconcile.MaxMessageSize) + 2*s.p.MaxEnvelopeSize
 }
 
 // SyncWith runs one session with p for mailbox m, as the initiator, and
@@ -260,10 +259,6 @@ func (s *Service) SyncWith(ctx context.Context, p peer.ID, m envelope.MailboxID)
 	stopOnClose := context.AfterFunc(s.ctx, cancel)
 	defer stopOnClose()
 
-	set, err := s.sets.get(m)
-	if err != nil {
-		return nil, err
-	}
 	str, err := s.h.NewStream(ctx, p, ProtocolID)
 	if err != nil {
 		return nil, fmt.Errorf("hostsync: open stream to %s: %w", p, err)
@@ -292,9 +287,9 @@ func (s *Service) SyncWith(ctx context.Context, p peer.ID, m envelope.MailboxID)
 
 	sess := &session{
 		ctx: ctx, c: newConn(str, deadline, s.p.IdleTimeout), st: s.st, deliver: s.deliver,
-		p: s.p, m: m, peer: p,
+		p: s.p, m: m, peer: p, start: start,
 	}
-	err = sess.initiate(set)
+	err = sess.initiate()
 	st := sess.stats
 	st.BytesSent, st.BytesReceived = sess.c.sent, sess.c.recv
 	st.Elapsed = time.Since(start)
@@ -308,9 +303,6 @@ func (s *Service) SyncWith(ctx context.Context, p peer.ID, m envelope.MailboxID)
 		return &st, err
 	}
 	clean = true
-	if st.Received > 0 {
-		s.sets.forget(m)
-	}
 	return &st, nil
 }
 
@@ -360,7 +352,7 @@ func (s *Service) handle(str network.Stream) {
 	}
 	defer release()
 
-	set, err := s.sets.get(h.mailbox)
+	view, err := s.st.SyncView(h.mailbox)
 	if err != nil {
 		s.log.Warn("cannot serve sync session", "peer", from, "mailbox", h.mailbox.Short(), "err", err)
 		code, msg := status.FromError(err)
@@ -370,10 +362,12 @@ func (s *Service) handle(str network.Stream) {
 	}
 	ctx, cancel := context.WithDeadline(s.ctx, deadline)
 	defer cancel()
-	sess := &session{ctx: ctx, c: c, st: s.st, deliver: s.deliver, p: s.p, m: h.mailbox, peer: from, beforeAck: release}
+	sess := &session{ctx: ctx, c: c, st: s.st, deliver: s.deliver, p: s.p, m: h.mailbox, peer: from, beforeAck: release, start: start}
 	err = c.write((&statusFrame{code: status.OK}).marshal())
 	if err == nil {
-		err = sess.respond(set, h.params)
+		err = sess.respond(view, h)
+	} else {
+		view.Close()
 	}
 	st := sess.stats
 	st.BytesSent, st.BytesReceived = c.sent, c.recv
@@ -386,9 +380,6 @@ func (s *Service) handle(str network.Stream) {
 		_ = str.Reset()
 	} else {
 		_ = str.Close()
-	}
-	if st.Received > 0 {
-		s.sets.forget(h.mailbox)
 	}
 	if s.served != nil {
 		s.served(from, h.mailbox, &st, err)
@@ -412,14 +403,13 @@ func (s *Service) readHello(c *conn, from peer.ID) (*hello, status.Code, string,
 	if err != nil {
 		return nil, status.OK, "", err
 	}
-	mine, theirs := s.p.Reconcile, h.params
+	mine, theirs := s.p.Reconcile, s.p.Reconcile
+	theirs.MaxMessageSize, theirs.MaxRounds = h.maxMessage, h.maxRounds
 	if _, err := reconcile.NewResponder(reconcile.NewMemSet(), theirs); err != nil {
 		return nil, status.OK, "", violation("hello limits: %v", err)
 	}
-	if theirs.MaxMessageSize > mine.MaxMessageSize || theirs.MaxRanges > mine.MaxRanges ||
-		theirs.MaxIDs > mine.MaxIDs || theirs.MaxRounds > mine.MaxRounds {
-		msg := fmt.Sprintf("reconcile limits over this host's (%d bytes, %d ranges, %d IDs, %d rounds)",
-			mine.MaxMessageSize, mine.MaxRanges, mine.MaxIDs, mine.MaxRounds)
+	if theirs.MaxMessageSize > mine.MaxMessageSize || theirs.MaxRounds > mine.MaxRounds {
+		msg := fmt.Sprintf("reconcile limits over this host's (%d bytes, %d rounds)", mine.MaxMessageSize, mine.MaxRounds)
 		return nil, status.TooLarge, msg, fmt.Errorf("hostsync: %s", msg)
 	}
 	return h, status.OK, "", nil

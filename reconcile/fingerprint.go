@@ -146,3 +146,11 @@ func (h *hasher) check(key uint64) (uint32, [3]uint32) {
 
 // listKey is the part of a key an ID list carries: its top listBytes bytes.
 func listKey(key uint64) uint64 { return key >> (64 - 8*listBytes) }
+
+// FingerprintOf is the fingerprint of acc in a session with salt: what
+// that session's messages carry. Tools and tests use it to check or
+// craft messages.
+func FingerprintOf(salt [SaltSize]byte, acc Accumulator) Fingerprint {
+	h := hasher{salt: salt}
+	return h.fingerprint(acc)
+}
