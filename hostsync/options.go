@@ -32,6 +32,15 @@ type Params struct {
 	// Stats.Truncated; the next session continues.
 	MaxEnvelopes int
 	MaxBytes     int64
+	// PeerRate and PeerBurst bound the envelope bytes moved with one peer
+	// (each way, every session together) to a token bucket of PeerRate
+	// bytes per second and PeerBurst bytes: members' nodes sync with each
+	// other under such a budget. Past it a side stops pushing (the session
+	// reports Throttled, and the scheduler waits BackoffMin before the
+	// next), and a peer that pushes more is cut off (not a violation: its
+	// budget may be larger). 0 means unlimited (hosts).
+	PeerRate  float64
+	PeerBurst int
 
 	// MaxIncoming bounds concurrent incoming sessions, MaxIncomingPerPeer
 	// those of one peer, MaxOutgoing concurrent outgoing sessions.
@@ -101,6 +110,8 @@ func (p Params) validate() error {
 		return bad("MaxEnvelopeSize %d outside (%d, %d]", p.MaxEnvelopeSize, envelope.Overhead, envelope.AbsoluteMaxSize)
 	case p.SessionTimeout <= 0 || p.IdleTimeout <= 0:
 		return bad("SessionTimeout and IdleTimeout must be positive")
+	case p.PeerRate < 0 || (p.PeerRate > 0 && p.PeerBurst < p.MaxEnvelopeSize):
+		return bad("PeerRate must not be negative, and PeerBurst must hold an envelope (%d bytes)", p.MaxEnvelopeSize)
 	case p.MaxEnvelopes < 1 || p.MaxBytes < int64(p.MaxEnvelopeSize):
 		return bad("MaxEnvelopes must be positive and MaxBytes (%d) at least MaxEnvelopeSize", p.MaxBytes)
 	case p.Reconcile.MaxLearnt < p.MaxEnvelopes:

@@ -313,6 +313,11 @@ func (sc *scheduler) finished(r result) {
 		if r.st.Truncated {
 			ps.pending = true
 		}
+		if r.st.Throttled {
+			// Out of byte budget with this peer: the next session waits
+			// for it to refill.
+			ps.notBefore = time.Now().Add(sc.jitter(sc.s.p.BackoffMin))
+		}
 	case errors.Is(r.err, ErrBusy), errors.Is(r.err, ErrClosed), errors.Is(r.err, context.Canceled):
 		// Busy: a session of the peer for this mailbox runs and syncs both
 		// ways. Closed: nothing more to do.

@@ -47,6 +47,7 @@ type Service struct {
 	served  func(peer.ID, envelope.MailboxID, *Stats, error)
 	limiter *ratelimit.Limiter[peer.ID] // incoming sessions per peer
 	strikes *ratelimit.Limiter[peer.ID] // protocol violations per peer
+	budget  *ratelimit.Limiter[peer.ID] // envelope bytes moved per peer
 	slots   chan struct{}               // outgoing sessions in progress
 	sched   *scheduler
 
@@ -97,6 +98,7 @@ func New(h host.Host, st *store.Store, deliver func(context.Context, *envelope.E
 		h: h, st: st, deliver: deliver, policy: policy, p: p, log: cfg.log, served: cfg.served,
 		limiter: ratelimit.New[peer.ID](p.SessionRate, p.SessionBurst, p.MaxTrackedPeers),
 		strikes: ratelimit.New[peer.ID](float64(p.StrikesBeforeBan-1)/p.StrikeWindow.Seconds(), p.StrikesBeforeBan-1, p.MaxTrackedPeers),
+		budget:  ratelimit.New[peer.ID](p.PeerRate, p.PeerBurst, p.MaxTrackedPeers),
 		slots:   make(chan struct{}, p.MaxOutgoing),
 		active:  make(map[pairKey]direction),
 		perPeer: make(map[peer.ID]int),
@@ -287,7 +289,7 @@ func (s *Service) SyncWith(ctx context.Context, p peer.ID, m envelope.MailboxID)
 
 	sess := &session{
 		ctx: ctx, c: newConn(str, deadline, s.p.IdleTimeout), st: s.st, deliver: s.deliver,
-		p: s.p, m: m, peer: p, start: start,
+		p: s.p, m: m, peer: p, start: start, budget: s.budget,
 	}
 	err = sess.initiate()
 	st := sess.stats
@@ -362,7 +364,7 @@ func (s *Service) handle(str network.Stream) {
 	}
 	ctx, cancel := context.WithDeadline(s.ctx, deadline)
 	defer cancel()
-	sess := &session{ctx: ctx, c: c, st: s.st, deliver: s.deliver, p: s.p, m: h.mailbox, peer: from, beforeAck: release, start: start}
+	sess := &session{ctx: ctx, c: c, st: s.st, deliver: s.deliver, p: s.p, m: h.mailbox, peer: from, beforeAck: release, start: start, budget: s.budget}
 	err = c.write((&statusFrame{code: status.OK}).marshal())
 	if err == nil {
 		err = sess.respond(view, h)

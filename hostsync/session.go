@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/internal/ratelimit"
 	"github.com/meshnode/meshnode/internal/status"
 	"github.com/meshnode/meshnode/reconcile"
 	"github.com/meshnode/meshnode/store"
@@ -46,9 +47,10 @@ type Stats struct {
 	// them since the session began.
 	Missing int
 	// Truncated reports that a session limit (MaxEnvelopes, MaxBytes,
-	// Reconcile.MaxLearnt) cut the transfer short; the next session
-	// continues.
-	Truncated bool
+	// Reconcile.MaxLearnt, the peer's byte budget) cut the transfer short;
+	// the next session continues. Throttled reports that it was the byte
+	// budget (Params.PeerRate).
+	Truncated, Throttled bool
 	// ReconcileElapsed is the time from the start of the session to the
 	// end of reconciliation; Elapsed the whole session.
 	ReconcileElapsed time.Duration
@@ -67,6 +69,7 @@ type session struct {
 	stats   Stats
 	msgs    int // reconcile messages both ways
 	start   time.Time
+	budget  *ratelimit.Limiter[peer.ID] // envelope bytes moved per peer
 
 	// beforeAck, if set, runs when the responder has stored everything
 	// and is about to send its final status: the session no longer
@@ -280,6 +283,10 @@ func (s *session) push(have []envelope.ID) error {
 		if err != nil {
 			return fmt.Errorf("hostsync: loading %s to push: %w", id.Short(), err)
 		}
+		if s.budget != nil && !s.budget.Allow(s.peer, e.Size()) {
+			s.stats.Truncated, s.stats.Throttled = true, true
+			return nil
+		}
 		if err := s.c.write(marshalEnvelope(e)); err != nil {
 			return err
 		}
@@ -332,6 +339,10 @@ func (s *session) receive(d differ, end func(frameType, []byte) (bool, error)) e
 		bytes += int64(e.Size())
 		if err := s.keep(e); err != nil {
 			return err
+		}
+		if s.budget != nil && !s.budget.Allow(s.peer, e.Size()) {
+			s.stats.Truncated, s.stats.Throttled = true, true
+			return fmt.Errorf("%w: %s pushes past this node's sync bandwidth for it", ErrBusy, s.peer)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/meshnode/meshnode/internal/status"
 	tu "github.com/meshnode/meshnode/internal/testutil"
@@ -68,4 +69,37 @@ func TestNilPolicyServesWatchedOnly(t *testing.T) {
 	if got := len(liveIDs(t, b.st, m)); got != 4 {
 		t.Fatalf("b holds %d, want 4", got)
 	}
+}
+
+// A byte budget per peer (PeerRate, PeerBurst) bounds what sync moves: a
+// side stops pushing when it is spent and reports Throttled, and the next
+// session moves the rest once it refills.
+func TestPeerByteBudget(t *testing.T) {
+	leakCheck(t)
+	p := testParams()
+	p.MaxEnvelopeSize = 4096
+	p.PeerRate, p.PeerBurst = 4096, 8192 // 8 envelopes of 1000 bytes, then 4 a second
+	a, b := newNode(t, nodeOpts{params: &p}), newNode(t, nodeOpts{})
+	connect(t, a, b)
+	k := tu.WriteKey(t)
+	m := tu.Mailbox(k)
+	envs := seal(t, k, 20, 1000)
+	put(t, a.st, envs...)
+
+	st, err := a.sv.SyncWith(context.Background(), b.h.ID(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Throttled || !st.Truncated || st.Sent != 8 || st.Have != 20 {
+		t.Fatalf("first session %+v: want 8 of 20 sent, throttled", st)
+	}
+	if got := liveIDs(t, b.st, m); len(got) != 8 {
+		t.Fatalf("b holds %d envelopes, want 8", len(got))
+	}
+	tu.Eventually(t, 20*time.Second, func() bool {
+		if _, err := a.sv.SyncWith(context.Background(), b.h.ID(), m); err != nil {
+			t.Fatal(err)
+		}
+		return len(liveIDs(t, b.st, m)) == 20
+	}, "the rest moves as the budget refills")
 }

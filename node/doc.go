@@ -46,7 +46,13 @@
 //     every connected peer. A connected peer that already knows the tag
 //     can tell that we read or host that mailbox; one that does not, learns
 //     an opaque name. Members' nodes host their own groups' mailboxes, so
-//     topic peers are catch-up and sync sources too.
+//     topic peers are catch-up and sync sources too. A member reconciles
+//     each mailbox with the hosts its group names and with the
+//     Params.MemberSyncPeers members closest to it (XOR distance of peer-ID
+//     hashes), within a byte budget per peer (Params.Sync.PeerRate): what
+//     one host dropped or never had, equivocation evidence included,
+//     spreads from member to member, and a host that comes back empty is
+//     refilled by the members that sync with it.
 //   - Hosts federated by bootstrap addresses (community servers that
 //     replicate each other): they sync every mailbox they both hold; they
 //     learn which mailbox tags the other hosts, nothing more.

@@ -169,7 +169,7 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 		fetch.WithParams(p.Fetch), fetch.WithPolicy(n), fetch.WithLogger(cfg.log.With("component", "fetch"))); err != nil {
 		return nil, err
 	}
-	if n.sync, err = hostsync.New(n.h, n.st, n.Deliver, n,
+	if n.sync, err = hostsync.New(n.h, n.st, n.Deliver, n, hostsync.WithParams(p.Sync),
 		hostsync.WithHosts(n.knownHosts), hostsync.WithLogger(cfg.log.With("component", "hostsync"))); err != nil {
 		return nil, err
 	}
@@ -351,19 +351,25 @@ const maxSyncPeers = 4
 
 // knownHosts are the peers to reconcile mailbox m with (called by the sync
 // scheduler; it takes only Node.mu and relay's lock):
-//   - the hosts named by this member's group, when it names any (members
-//     push to them directly; reconciling with every other member would
-//     multiply traffic by the group size);
+//   - the hosts named by this member's group, when it names any, and the
+//     Params.MemberSyncPeers other topic peers (members) closest to this
+//     node by XOR distance of their IDs' hashes: members push to the hosts
+//     directly, and reconciling with every other member would multiply
+//     traffic by the group size, but a few member partners spread what a
+//     host dropped or never had (equivocation evidence, a host that comes
+//     back empty), within the byte budget of Params.Sync;
 //   - otherwise the bootstrap peers on the topic (explicit federation of
 //     community hosts) and the maxSyncPeers topic peers closest to this
-//     node by XOR distance of their IDs' hashes — a stable sparse overlay
-//     in which every node has a few sync partners.
+//     node — a stable sparse overlay in which every node has a few sync
+//     partners.
 func (n *Node) knownHosts(m envelope.MailboxID) []peer.ID {
 	n.mu.Lock()
 	named := slices.Clone(n.namedHosts[m])
 	n.mu.Unlock()
 	if len(named) > 0 {
-		return slices.DeleteFunc(named, func(p peer.ID) bool { return p == n.h.ID() })
+		named = slices.DeleteFunc(named, func(p peer.ID) bool { return p == n.h.ID() })
+		others := slices.DeleteFunc(n.relay.TopicPeers(m), func(p peer.ID) bool { return slices.Contains(named, p) })
+		return append(named, n.closest(others, n.params.MemberSyncPeers)...)
 	}
 	peers := n.relay.TopicPeers(m)
 	var out []peer.ID
@@ -375,6 +381,12 @@ func (n *Node) knownHosts(m envelope.MailboxID) []peer.ID {
 			rest = append(rest, p)
 		}
 	}
+	return append(out, n.closest(rest, maxSyncPeers)...)
+}
+
+// closest returns the k peers of ps closest to this node by XOR distance
+// of their IDs' hashes (ps is reordered).
+func (n *Node) closest(ps []peer.ID, k int) []peer.ID {
 	self := sha256.Sum256([]byte(n.h.ID()))
 	dist := func(p peer.ID) [32]byte {
 		h := sha256.Sum256([]byte(p))
@@ -383,11 +395,11 @@ func (n *Node) knownHosts(m envelope.MailboxID) []peer.ID {
 		}
 		return h
 	}
-	slices.SortFunc(rest, func(a, b peer.ID) int {
+	slices.SortFunc(ps, func(a, b peer.ID) int {
 		da, db := dist(a), dist(b)
 		return bytes.Compare(da[:], db[:])
 	})
-	return append(out, rest[:min(len(rest), maxSyncPeers)]...)
+	return ps[:min(len(ps), k)]
 }
 
 // setNamedHosts records the hosts a group names for its mailboxes.

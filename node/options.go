@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshnode/meshnode/directory"
 	"github.com/meshnode/meshnode/fetch"
+	"github.com/meshnode/meshnode/hostsync"
 	"github.com/meshnode/meshnode/keymgmt"
 	"github.com/meshnode/meshnode/relay"
 	"github.com/meshnode/meshnode/store"
@@ -98,6 +99,16 @@ type Params struct {
 	Store store.Params
 	Relay relay.Params
 	Fetch fetch.Params
+	// Sync tunes anti-entropy sync (package hostsync). A member's node
+	// syncs its groups' mailboxes with their hosts and with a few other
+	// members (MemberSyncPeers), within a byte budget per peer.
+	Sync hostsync.Params
+	// MemberSyncPeers is how many topic peers a member reconciles a
+	// mailbox with besides the hosts its group names: the members XOR-
+	// closest to it, a sparse overlay that spreads what one host dropped
+	// or never had (such as equivocation evidence) and heals a host that
+	// comes back empty.
+	MemberSyncPeers int
 	// Directory runs the connection directory (hosts and bots serve it).
 	Directory directory.Params
 	// Contacts tune a member's aliases and connection requests.
@@ -123,6 +134,8 @@ func DefaultParams(role Role) Params {
 		Store:              store.DefaultParams(),
 		Relay:              relay.DefaultParams(),
 		Fetch:              fetch.DefaultParams(),
+		Sync:               memberSyncParams(),
+		MemberSyncPeers:    2,
 		Directory:          directory.DefaultParams(),
 		Contacts:           DefaultContactParams(),
 	}
@@ -132,7 +145,17 @@ func DefaultParams(role Role) Params {
 		p.FDLimit = 2048
 		p.ConnLow, p.ConnHigh = 200, 400
 		p.Directory.Serve = true
+		p.Sync = hostsync.DefaultParams()
 	}
+	return p
+}
+
+// memberSyncParams bound what a member's node moves by sync with any one
+// peer: 64 KiB/s after a burst of 8 MiB (hosts, which catch up from each
+// other in bulk, are unlimited).
+func memberSyncParams() hostsync.Params {
+	p := hostsync.DefaultParams()
+	p.PeerRate, p.PeerBurst = 64<<10, 8<<20
 	return p
 }
 
@@ -163,6 +186,9 @@ func (p *Params) validate() error {
 	}
 	if p.ProcessInterval <= 0 || p.CatchUpInterval <= 0 || p.ManageInterval <= 0 {
 		errs = append(errs, errors.New("ProcessInterval, CatchUpInterval and ManageInterval must be positive"))
+	}
+	if p.MemberSyncPeers < 0 || p.MemberSyncPeers > 64 {
+		errs = append(errs, fmt.Errorf("MemberSyncPeers %d outside [0, 64]", p.MemberSyncPeers))
 	}
 	if p.Directory.Serve {
 		errs = append(errs, p.Directory.Validate())

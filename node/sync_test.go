@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	tu "github.com/meshnode/meshnode/internal/testutil"
 )
@@ -53,4 +54,35 @@ func TestMemberWithOneHostGetsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitTexts(t, bob.n, "g", 10)
+}
+
+// The group's only host is gone. What alice sent while bob was offline
+// reaches bob by member-to-member sync: bob reconciles the group's
+// mailbox with alice, a topic peer, besides the host the group names.
+func TestMembersSyncWithEachOther(t *testing.T) {
+	leakCheck(t)
+	h := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen})
+	alice, bob := newPerson(t, "alice"), newPerson(t, "bob")
+	alice.start()
+	bob.start()
+	ctx := context.Background()
+	_, invite, err := alice.n.CreateGroup(ctx, "g", []string{hostAddr(h)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.n.JoinGroup(ctx, invite, ""); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	bob.stop()
+	for i := range 3 {
+		if _, err := alice.n.Send(ctx, "g", fmt.Sprintf("while bob was away %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bob.start()
+	if err := bob.n.Host().Connect(ctx, peer.AddrInfo{ID: alice.n.ID(), Addrs: alice.n.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	tu.Eventually(t, 60*time.Second, func() bool { return len(texts(t, bob.n, "g")) >= 3 }, "bob gets alice's messages by sync")
 }
