@@ -28,9 +28,12 @@
 // retention, value-log GC and quotas (background jobs at arbitrary points
 // of the measured window; quotas that a large N would hit). After the
 // run the host is closed and its store reopened from disk: it must hold
-// exactly the N envelopes. The network run is made twice, each time into
-// a fresh host store, and the faster counts (network_runs_seconds lists
-// both), as the faster of two rounds counts for each part of the limit.
+// exactly the N envelopes. Runs (default 5) pairs are made: the limit
+// measured alone, then the network run into a fresh host store, so both
+// sides of each pair's ratio sample the same stretch of the machine's
+// time. Rate, Limit and Ratio are the medians of the runs, and Spread says
+// how their ratios spread (min, max, interquartile range): on a shared
+// machine single runs swing by ±20%.
 //
 // limit = N / (verify_seconds + store_seconds), the host's two unavoidable
 // costs per envelope measured alone and added up:
@@ -57,23 +60,21 @@
 // (store on disk, filled by concurrent Puts). A member node fetches all
 // of them with fetch.Client.CatchUp (protocol /meshnode/fetch/1.1.0: one
 // request, then the host sends page after page on one stream; default
-// page bounds), three times with signature verification off (a member:
-// Rate and Ratio are the fastest of the three), then once with it on (a
-// host that will re-serve what it fetches: Host). Bytes counts what the
+// page bounds), Runs times with signature verification off (a member),
+// then once with it on (a host that will re-serve what it fetches: Host). Bytes counts what the
 // host sent: each page's header frame and its envelope frames. Each
 // catch-up must return every envelope once, in the host's arrival order
-// (read locally beforehand). The limit is the fastest of three transfers
-// of the same number of bytes over one raw libp2p stream between the same
+// (read locally beforehand). The limit is a transfer of the same number
+// of bytes over one raw libp2p stream between the same
 // two hosts (the benchmark's own protocol, 32 KiB writes), in
-// envelopes/s. Rate and limit are both the fastest of three: a single
-// catch-up of a quarter of a second against the best of three transfers
-// would count every disturbance from elsewhere on the machine against
-// the rate only. The member catch-ups (C) and the raw transfers (R)
-// alternate, C R R C C R, so both sides sample the same stretch of the
-// machine's time. Every run starts from a collected heap (runtime.GC, as
-// before each run of a Go benchmark), so none pays for the garbage of the
-// one before, and the benchmark's own copies of the envelopes are garbage
-// by then (the decode and verify breakdown is measured before the runs):
+// envelopes/s. Runs (default 5) pairs of a catch-up and a raw transfer
+// are made, alternating which goes first (C R, R C, C R, ...), so both
+// sides of each pair's ratio sample the same stretch of the machine's
+// time; Rate, Limit and Ratio are the medians, Spread the spread of the
+// ratios. Every run starts from a collected heap (runtime.GC, as before
+// each run of a Go benchmark), so none pays for the garbage of the one
+// before, and the benchmark's own copies of the envelopes are garbage by
+// then (the decode and verify breakdown is measured before the runs):
 // each run's allocations cost the collections they would cost in a node.
 // CPU profiles (FetchParams.CPUProfile, RawCPUProfile) come from three
 // more runs of each kind after the measured ones.

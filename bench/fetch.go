@@ -25,15 +25,11 @@ import (
 // registered only on the benchmark's own host, for the limit.
 const rawProtocol = "/meshnode/bench/raw/1.0.0"
 
-// rawChunk is the size of the host's writes on the raw stream, rawRuns
-// the number of raw transfers measured, and memberRuns the number of
-// member catch-ups (Fetch alternates them): in both, the fastest counts,
-// so rate and limit are each what the machine allowed when least
-// disturbed by anything else.
+// rawChunk is the size of the host's writes on the raw stream, and
+// profileRuns the number of runs of each kind a CPU profile covers.
 const (
-	rawChunk   = 32 << 10
-	rawRuns    = 3
-	memberRuns = 3
+	rawChunk    = 32 << 10
+	profileRuns = 3
 )
 
 // FetchResult is the outcome of Fetch. Rates are in Units.
@@ -53,13 +49,18 @@ type FetchResult struct {
 	// in envelopes per second (LimitDetail).
 	Limit float64 `json:"limit"`
 	Ratio float64 `json:"ratio"`
-	// Member: client verification off, the fastest of MemberSeconds;
+	// Member: client verification off, the run whose ratio is the median;
 	// Host: on (a host that will store and re-serve what it fetches), one
 	// catch-up.
 	Member CatchUpRun `json:"member"`
 	Host   CatchUpRun `json:"host"`
 	// MemberSeconds are the durations of every member catch-up, in order.
 	MemberSeconds []float64 `json:"member_runs_seconds"`
+	// Ratios are the runs' ratios (raw transfer time over catch-up time of
+	// each pair); Rate, Limit and Ratio are the medians of the runs, and
+	// Spread is how the ratios spread.
+	Ratios []float64 `json:"ratios"`
+	Spread Spread    `json:"spread"`
 	// Pages and PageSize (envelopes in a full page) of one catch-up.
 	Pages       int            `json:"pages"`
 	PageSize    int            `json:"page_size"`
@@ -92,7 +93,7 @@ type FetchLimit struct {
 	RawBytes     int64   `json:"raw_bytes"`
 	RawMiBPerSec float64 `json:"raw_mib_per_second"`
 	// RawRuns are the durations of every raw transfer, in order; RawSeconds
-	// is the fastest.
+	// is their median.
 	RawRuns []float64 `json:"raw_runs_seconds"`
 }
 
@@ -188,42 +189,43 @@ func Fetch(ctx context.Context, p FetchParams) (*FetchResult, error) {
 	if b.DecodeSeconds, b.VerifySeconds, err = decodeAndVerify(envs, fp.MaxEnvelopeSize); err != nil {
 		return nil, err
 	}
-	// Catch-ups (C) and raw transfers (R) alternate, C R R C C R, so both
-	// sides of the ratio sample the same stretch of the machine's time:
-	// whatever else it is doing meanwhile weighs on both alike. Each side
-	// counts its fastest run.
-	var shape pageShape
-	var raw time.Duration
-	var raws []float64
-	for _, member := range []bool{true, false, false, true, true, false} {
-		if member {
-			run, sh, err := catchUp(ctx, client, host.ID(), m, fp, false, want)
-			if err != nil {
+	// Runs pairs of a catch-up (C) and a raw transfer (R), alternating
+	// which goes first (C R, R C, C R, ...), so both sides of each ratio
+	// sample the same stretch of the machine's time: whatever else it is
+	// doing meanwhile weighs on both alike. The medians count.
+	var raws, rates, limits []float64
+	var members []CatchUpRun
+	for i := range p.Runs {
+		var run CatchUpRun
+		var d time.Duration
+		for _, member := range []bool{i%2 == 0, i%2 == 1} {
+			if member {
+				var sh pageShape
+				if run, sh, err = catchUp(ctx, client, host.ID(), m, fp, false, want); err != nil {
+					return nil, err
+				}
+				r.Bytes, r.Pages, r.PageSize = sh.bytes, sh.pages, sh.full
+				continue
+			}
+			if d, err = rawTransfer(ctx, client, host.ID(), r.Bytes); err != nil {
 				return nil, err
 			}
-			r.MemberSeconds = append(r.MemberSeconds, run.ElapsedSeconds)
-			if len(r.MemberSeconds) == 1 || run.ElapsedSeconds < r.Member.ElapsedSeconds {
-				r.Member, shape = run, sh
-			}
-			r.Bytes, r.Pages, r.PageSize = shape.bytes, shape.pages, shape.full
-			continue
 		}
-		d, err := rawTransfer(ctx, client, host.ID(), r.Bytes)
-		if err != nil {
-			return nil, err
-		}
+		members = append(members, run)
+		r.MemberSeconds = append(r.MemberSeconds, run.ElapsedSeconds)
 		raws = append(raws, d.Seconds())
-		if raw == 0 || d < raw {
-			raw = d
-		}
+		rates, limits = append(rates, run.Rate), append(limits, rate(p.N, d))
+		r.Ratios = append(r.Ratios, d.Seconds()/run.ElapsedSeconds)
 	}
+	r.Member = members[medianIndex(r.Ratios)]
+	r.Spread = spreadOf(r.Ratios)
 	if r.Host, _, err = catchUp(ctx, client, host.ID(), m, fp, true, want); err != nil {
 		return nil, err
 	}
 	// Profiles come from runs of their own, after the measured ones, so
 	// profiling does not slow what is measured.
 	err = profile(p.CPUProfile, func() error {
-		for range memberRuns {
+		for range profileRuns {
 			if _, _, err := catchUp(ctx, client, host.ID(), m, fp, false, want); err != nil {
 				return err
 			}
@@ -234,7 +236,7 @@ func Fetch(ctx context.Context, p FetchParams) (*FetchResult, error) {
 		return nil, err
 	}
 	err = profile(p.RawCPUProfile, func() error {
-		for range rawRuns {
+		for range profileRuns {
 			if _, err := rawTransfer(ctx, client, host.ID(), r.Bytes); err != nil {
 				return err
 			}
@@ -244,21 +246,22 @@ func Fetch(ctx context.Context, p FetchParams) (*FetchResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.Limit = rate(p.N, raw)
+	raw := median(raws)
+	r.Limit = median(limits)
 	r.LimitDetail = FetchLimit{
-		Method: "limit = n / raw_seconds: one libp2p stream between the same two hosts (TCP loopback, Noise, yamux) " +
-			"carrying the catch-up's bytes from host to client in 32 KiB writes; fastest of 3, alternated with the 3 catch-ups " +
-			"(C R R C C R), each run after a runtime.GC",
-		RawSeconds: raw.Seconds(), RawBytes: r.Bytes, RawRuns: raws,
-		RawMiBPerSec: float64(r.Bytes) / (1 << 20) / raw.Seconds(),
+		Method: fmt.Sprintf("limit = n / raw_seconds: one libp2p stream between the same two hosts (TCP loopback, Noise, yamux) "+
+			"carrying the catch-up's bytes from host to client in 32 KiB writes; %d runs, each paired with a catch-up (C R, R C, ...), "+
+			"each run after a runtime.GC; rate, limit and ratio are the medians of the runs", p.Runs),
+		RawSeconds: raw, RawBytes: r.Bytes, RawRuns: raws,
+		RawMiBPerSec: float64(r.Bytes) / (1 << 20) / raw,
 	}
 	for _, run := range []*CatchUpRun{&r.Member, &r.Host} {
 		run.Ratio = ratio(run.Rate, r.Limit)
 		run.MiBPerSecond = float64(r.Bytes) / (1 << 20) / run.ElapsedSeconds
 	}
-	r.ElapsedSeconds, r.Rate, r.Ratio = r.Member.ElapsedSeconds, r.Member.Rate, r.Member.Ratio
+	r.ElapsedSeconds, r.Rate, r.Ratio = r.Member.ElapsedSeconds, median(rates), median(r.Ratios)
 
-	b.StorePageSeconds, b.RawSeconds = pageTime.Seconds(), raw.Seconds()
+	b.StorePageSeconds, b.RawSeconds = pageTime.Seconds(), raw
 	b.FillSeconds, b.PrepareSeconds = filled.Seconds(), prepared.Seconds()
 	if p.Dir != "" {
 		r.Dir = dir

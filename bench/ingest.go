@@ -17,9 +17,6 @@ import (
 )
 
 // Names of the store's histograms read for the breakdown.
-// networkRuns is the number of network runs; the fastest counts.
-const networkRuns = 2
-
 const (
 	metricBatch  = "meshnode_store_batch_size"
 	metricCommit = "meshnode_store_commit_seconds"
@@ -53,9 +50,14 @@ type IngestResult struct {
 	Acknowledged int     `json:"acknowledged"`
 	Stored       int     `json:"stored"`
 	Latency      Latency `json:"latency"`
-	// NetworkRuns are the durations of every network run, in order;
-	// ElapsedSeconds, Rate, Latency and Breakdown are the fastest's.
-	NetworkRuns []float64       `json:"network_runs_seconds"`
+	// NetworkRuns are the durations of every network run, in order.
+	NetworkRuns []float64 `json:"network_runs_seconds"`
+	// Runs are the paired runs: each measures the limit, then the network
+	// run. Rate, Limit and Ratio are the medians of theirs; ElapsedSeconds,
+	// Latency, LimitDetail and Breakdown are those of the run whose ratio
+	// is the median. Spread is how the runs' ratios spread.
+	Runs        []IngestRun     `json:"runs"`
+	Spread      Spread          `json:"spread"`
 	LimitDetail IngestLimit     `json:"limit_detail"`
 	Breakdown   IngestBreakdown `json:"breakdown"`
 	Machine     Machine         `json:"machine"`
@@ -63,10 +65,20 @@ type IngestResult struct {
 	Dir string `json:"dir,omitempty"`
 }
 
+// IngestRun is one paired run: the limit measured, then the network run.
+type IngestRun struct {
+	Rate           float64 `json:"rate"`
+	Limit          float64 `json:"limit"`
+	Ratio          float64 `json:"ratio"`
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+	VerifySeconds  float64 `json:"verify_seconds"`
+	StoreSeconds   float64 `json:"store_seconds"`
+}
+
 // IngestLimit is how Limit was measured: the host's two unavoidable
 // per-envelope costs, each measured alone on the same envelopes in the
-// same process (before and after the network run; the faster counts),
-// added up:
+// same process, right before the network run it is paired with, added
+// up:
 //
 //	limit = n / (verify_seconds + store_seconds)
 type IngestLimit struct {
@@ -154,18 +166,24 @@ func Ingest(ctx context.Context, p IngestParams) (*IngestResult, error) {
 		all = append(all, e...)
 	}
 	conc := p.Writers * p.InFlight
-	v0, put0, batch0, err := limitRound(ctx, dir, "limit-before", all, conc)
-	if err != nil {
-		return nil, err
-	}
 
-	// The network run, networkRuns times, each into a fresh host store:
-	// the fastest counts, as the faster of two rounds counts for each part
-	// of the limit.
-	var run *ingestRun
+	// Runs pairs: the limit, then the network run into a fresh host
+	// store, so both sides of each ratio sample the same stretch of the
+	// machine's time. The medians count, and the spread is reported.
+	type pair struct {
+		run            *ingestRun
+		verify, put    time.Duration
+		batch, ratio   float64
+		rate, limitEnv float64
+	}
+	pairs := make([]pair, 0, p.Runs)
 	var runs []float64
 	err = profile(p.CPUProfile, func() error {
-		for i := range networkRuns {
+		for i := range p.Runs {
+			v, put, batch, err := limitRound(ctx, dir, fmt.Sprintf("limit-%d", i+1), all, conc)
+			if err != nil {
+				return err
+			}
 			hostDir, err := sub(dir, fmt.Sprintf("host-%d", i+1))
 			if err != nil {
 				return err
@@ -178,20 +196,30 @@ func Ingest(ctx context.Context, p IngestParams) (*IngestResult, error) {
 				return err
 			}
 			runs = append(runs, r.elapsed.Seconds())
-			if run == nil || r.elapsed < run.elapsed {
-				run = r
-			}
+			pr := pair{run: r, verify: v, put: put, batch: batch, rate: rate(p.N, r.elapsed)}
+			pr.limitEnv = float64(p.N) / (v + put).Seconds()
+			pr.ratio = ratio(pr.rate, pr.limitEnv)
+			pairs = append(pairs, pr)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-
-	lim, err := ingestLimit(ctx, dir, all, conc, [2]time.Duration{v0, put0}, batch0)
+	ratios := make([]float64, len(pairs))
+	for i := range pairs {
+		ratios[i] = pairs[i].ratio
+	}
+	mid := pairs[medianIndex(ratios)]
+	run := mid.run
+	lim := IngestLimit{Method: limitMethod, StoreConcurrency: conc}
+	lim.VerifySeconds, lim.VerifyRate = mid.verify.Seconds(), rate(p.N, mid.verify)
+	lim.StoreSeconds, lim.StoreRate, lim.StoreMeanBatch = mid.put.Seconds(), rate(p.N, mid.put), mid.batch
+	d, _, err := putAll(ctx, dir, "limit-pipeline", all, conc, true)
 	if err != nil {
 		return nil, err
 	}
+	lim.LocalPipelineRate = rate(p.N, d)
 
 	r := &IngestResult{
 		Workload: "ingest", N: p.N, EnvelopeSize: p.Size, Writers: p.Writers, InFlightPerWriter: p.InFlight,
@@ -199,7 +227,6 @@ func Ingest(ctx context.Context, p IngestParams) (*IngestResult, error) {
 		ElapsedSeconds: run.elapsed.Seconds(),
 		Bytes:          int64(p.N) * int64(p.Size),
 		Units:          Units,
-		Rate:           rate(p.N, run.elapsed),
 		Acknowledged:   run.acked,
 		Stored:         p.N,
 		Latency:        latencyOf(run.latencies),
@@ -207,8 +234,16 @@ func Ingest(ctx context.Context, p IngestParams) (*IngestResult, error) {
 		NetworkRuns:    runs,
 		Machine:        machine(),
 	}
-	r.Limit = float64(p.N) / (lim.VerifySeconds + lim.StoreSeconds)
-	r.Ratio = ratio(r.Rate, r.Limit)
+	var rates, limits []float64
+	for _, pr := range pairs {
+		rates, limits = append(rates, pr.rate), append(limits, pr.limitEnv)
+		r.Runs = append(r.Runs, IngestRun{
+			Rate: pr.rate, Limit: pr.limitEnv, Ratio: pr.ratio, ElapsedSeconds: pr.run.elapsed.Seconds(),
+			VerifySeconds: pr.verify.Seconds(), StoreSeconds: pr.put.Seconds(),
+		})
+	}
+	r.Rate, r.Limit, r.Ratio = median(rates), median(limits), median(ratios)
+	r.Spread = spreadOf(ratios)
 	r.MiBPerSecond = r.Rate * float64(p.Size) / (1 << 20)
 	r.LimitDetail.LocalPipelineRatio = ratio(r.Rate, lim.LocalPipelineRate)
 	b := &r.Breakdown
@@ -354,7 +389,7 @@ func checkStored(st *store.Store, envs [][]*envelope.Envelope) error {
 // limitMethod says how IngestResult.Limit is computed.
 const limitMethod = "limit = n / (verify_seconds + store_seconds): envelope.Open of every envelope on all cores, " +
 	"and store.Put of every envelope into a fresh on-disk store (host parameters, fsync per group commit) " +
-	"from store_concurrency goroutines; each measured before and after the network run, the faster counts"
+	"from store_concurrency goroutines; measured right before each network run; rate, limit and ratio are the medians of the runs"
 
 // limitRound measures the host's per-envelope work without the network
 // once (see IngestLimit), into a fresh store dir/name.
@@ -371,32 +406,6 @@ func limitRound(ctx context.Context, dir, name string, envs []*envelope.Envelope
 	verify = time.Since(start)
 	put, batch, err = putAll(ctx, dir, name, envs, conc, false)
 	return verify, put, batch, err
-}
-
-// ingestLimit combines two limit rounds, keeping the faster measurement of
-// each part: the stricter limit, and the one least disturbed by whatever
-// else the machine was doing. It then measures the local pipeline.
-func ingestLimit(ctx context.Context, dir string, envs []*envelope.Envelope, conc int, before [2]time.Duration, beforeBatch float64) (IngestLimit, error) {
-	lim := IngestLimit{Method: limitMethod, StoreConcurrency: conc}
-	v, put, batch, err := limitRound(ctx, dir, "limit-after", envs, conc)
-	if err != nil {
-		return lim, err
-	}
-	if before[0] < v {
-		v = before[0]
-	}
-	if before[1] < put {
-		put, batch = before[1], beforeBatch
-	}
-	lim.VerifySeconds, lim.VerifyRate = v.Seconds(), rate(len(envs), v)
-	lim.StoreSeconds, lim.StoreRate, lim.StoreMeanBatch = put.Seconds(), rate(len(envs), put), batch
-
-	d, _, err := putAll(ctx, dir, "limit-pipeline", envs, conc, true)
-	if err != nil {
-		return lim, err
-	}
-	lim.LocalPipelineRate = rate(len(envs), d)
-	return lim, nil
 }
 
 // putAll stores envs into a fresh store in dir/name from conc goroutines

@@ -43,13 +43,22 @@ type IngestParams struct {
 	// directory removed at the end; otherwise a fresh subdirectory of Dir
 	// is created and left in place.
 	Dir string
+	// Runs is the number of paired runs (limit, then network run); the
+	// medians count.
+	Runs int
 }
+
+// DefaultRuns is the number of runs whose median a benchmark reports.
+const DefaultRuns = 5
+
+// MaxRuns bounds Runs.
+const MaxRuns = 99
 
 // DefaultIngestParams: 50,000 envelopes of 1 KiB from 4 writers with 16
 // requests in flight each, pipelined on one relay session per writer
-// (within the host's default SessionWindow of 32).
+// (within the host's default SessionWindow of 32), 5 runs.
 func DefaultIngestParams() IngestParams {
-	return IngestParams{N: 50_000, Size: 1024, Writers: 4, InFlight: 16}
+	return IngestParams{N: 50_000, Size: 1024, Writers: 4, InFlight: 16, Runs: DefaultRuns}
 }
 
 func (p IngestParams) validate() error {
@@ -64,6 +73,8 @@ func (p IngestParams) validate() error {
 		return fmt.Errorf("%w: in-flight %d outside [1, %d]", ErrInvalidParams, p.InFlight, MaxInFlight)
 	case p.N < p.Writers:
 		return fmt.Errorf("%w: n %d is below the number of writers %d", ErrInvalidParams, p.N, p.Writers)
+	case p.Runs < 1 || p.Runs > MaxRuns:
+		return fmt.Errorf("%w: runs %d outside [1, %d]", ErrInvalidParams, p.Runs, MaxRuns)
 	}
 	return nil
 }
@@ -81,11 +92,14 @@ type FetchParams struct {
 	CPUProfile, RawCPUProfile string
 	// Dir is where the host's on-disk store goes (as IngestParams.Dir).
 	Dir string
+	// Runs is the number of paired runs (a catch-up and a raw transfer,
+	// alternating which goes first); the medians count.
+	Runs int
 }
 
-// DefaultFetchParams: 100,000 envelopes of 1 KiB.
+// DefaultFetchParams: 100,000 envelopes of 1 KiB, 5 runs.
 func DefaultFetchParams() FetchParams {
-	return FetchParams{N: 100_000, Size: 1024}
+	return FetchParams{N: 100_000, Size: 1024, Runs: DefaultRuns}
 }
 
 func (p FetchParams) validate() error {
@@ -94,6 +108,8 @@ func (p FetchParams) validate() error {
 		return fmt.Errorf("%w: n %d outside [1, %d]", ErrInvalidParams, p.N, MaxN)
 	case p.Size < MinSize || p.Size > envelope.DefaultMaxSize:
 		return fmt.Errorf("%w: size %d outside [%d, %d]", ErrInvalidParams, p.Size, MinSize, envelope.DefaultMaxSize)
+	case p.Runs < 1 || p.Runs > MaxRuns:
+		return fmt.Errorf("%w: runs %d outside [1, %d]", ErrInvalidParams, p.Runs, MaxRuns)
 	}
 	return nil
 }

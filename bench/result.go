@@ -76,3 +76,55 @@ func utilisation(cpu, elapsed time.Duration) float64 {
 	}
 	return cpu.Seconds() / (elapsed.Seconds() * float64(runtime.GOMAXPROCS(0)))
 }
+
+// Spread describes how the ratios of a benchmark's runs spread.
+type Spread struct {
+	Runs   int     `json:"runs"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+	Median float64 `json:"median"`
+	// IQR is the interquartile range (the middle half of the runs).
+	IQR float64 `json:"iqr"`
+}
+
+func spreadOf(xs []float64) Spread {
+	if len(xs) == 0 {
+		return Spread{}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	q := func(f float64) float64 { return s[int(f*float64(len(s)-1)+0.5)] }
+	return Spread{Runs: len(s), Min: s[0], Max: s[len(s)-1], Median: median(xs), IQR: q(0.75) - q(0.25)}
+}
+
+// median is the middle value (the mean of the two middle ones for an even
+// count).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// medianIndex is the index of the run whose value is the (lower) median.
+func medianIndex(xs []float64) int {
+	idx := make([]int, len(xs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		switch {
+		case xs[a] < xs[b]:
+			return -1
+		case xs[a] > xs[b]:
+			return 1
+		}
+		return 0
+	})
+	return idx[(len(idx)-1)/2]
+}
