@@ -115,8 +115,11 @@ func aggregate(runs []RunResult) []StrategyResult {
 		}
 		values := map[string][]float64{}
 		for i := range all {
+			env := runEnv{notMeasured: all[i].NotMeasured}
 			numbers(reflect.ValueOf(&all[i]).Elem(), "", true, func(path string, f reflect.Value) {
-				values[path] = append(values[path], numberOf(f))
+				if env.measured(path) {
+					values[path] = append(values[path], numberOf(f))
+				}
 			})
 		}
 		stats := make(map[string]Estimate, len(values))

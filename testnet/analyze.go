@@ -16,8 +16,9 @@ func (c *collector) result() StrategyResult {
 	deadline := s.Deadline.D()
 	seconds := int(math.Ceil(s.Duration.D().Seconds()))
 	r := StrategyResult{
-		Strategy: m.st, Nodes: len(m.nodes), Members: s.Peers, Infra: len(m.infra),
+		Strategy: m.st, Nodes: m.n, Members: s.Peers, Infra: len(m.infra),
 		Messages: len(c.sends), SendsFailed: c.sendFails, MemoryPerNode: m.memPerNode,
+		NotMeasured: m.notMeasured,
 	}
 
 	msgs := make([]int, 0, len(c.sends))
@@ -97,22 +98,26 @@ func (c *collector) result() StrategyResult {
 
 	// Bytes, duplicates and storage.
 	var total, infraSum, memberSum, baseSum int64
-	for _, sn := range m.nodes {
-		b := sn.c.sent.Load() + sn.c.recv.Load() - sn.startBytes
+	for _, f := range m.finals {
+		b := f.bytes
 		total += b
 		r.Bytes.Max = max(r.Bytes.Max, b)
-		if sn.member {
+		if f.member {
 			memberSum += b
 		} else {
 			infraSum += b
 		}
-		baseSum += sn.c.baseSent.Load() + sn.c.baseRecv.Load() - sn.startBase
+		baseSum += f.baseBytes
 		r.Series.BytesPerNode = append(r.Series.BytesPerNode, b)
-		r.Duplicates.Stored += int64(counterValue(sn.reg, dupCounter) - sn.startDups)
+		r.Duplicates.Stored += int64(f.dups)
 	}
-	slices.Sort(r.Series.BytesPerNode)
+	if m.measured("bytes_per_node") {
+		slices.Sort(r.Series.BytesPerNode)
+	} else {
+		r.Series.BytesPerNode = nil
+	}
 	r.Bytes.Total = total
-	r.BytesPerNode = round2(float64(total) / float64(len(m.nodes)))
+	r.BytesPerNode = round2(float64(total) / float64(m.n))
 	r.Bytes.MemberMean = round2(float64(memberSum) / float64(s.Peers))
 	if len(m.infra) > 0 {
 		r.Bytes.InfraMean = round2(float64(infraSum) / float64(len(m.infra)))
@@ -126,7 +131,7 @@ func (c *collector) result() StrategyResult {
 		r.Baseline = &Baseline{
 			DeliveryRatio: ratio(baseDelivered, basePairs),
 			LatencyMs:     percentiles(baseLat),
-			BytesPerNode:  round2(float64(baseSum) / float64(len(m.nodes))),
+			BytesPerNode:  round2(float64(baseSum) / float64(m.n)),
 		}
 		r.Series.BaselineCDF = cdf(baseLat)
 		if r.LatencyMs.N > 0 && r.Baseline.LatencyMs.N > 0 {
@@ -245,36 +250,23 @@ func (c *collector) gaps(r *StrategyResult, msgs []int) {
 	}
 }
 
-// storage reads store.Usage of every node that hosts groups for others.
+// storage summarises the store usage of every node that hosts groups
+// for others.
 func (c *collector) storage(r *StrategyResult) {
-	m := c.m
-	hosting := map[int]bool{}
-	for _, g := range m.grps {
-		for _, h := range g.hosts {
-			hosting[h] = true
-		}
-	}
-	idx := make([]int, 0, len(hosting))
-	for i := range hosting {
-		idx = append(idx, i)
-	}
-	sort.Ints(idx)
 	var sum, env int64
-	for _, i := range idx {
-		sn := m.nodes[i]
-		u := sn.n.Store().Usage()
-		role := "member"
-		if !sn.member {
-			role = string(m.nodes[i].n.Params().Role)
+	for _, f := range c.m.finals {
+		if !f.hosting {
+			continue
 		}
-		r.Storage.PerHost = append(r.Storage.PerHost, HostStorage{Node: i, Role: role, Bytes: u.Bytes, Envelopes: u.Count, Mailboxes: u.Mailboxes})
+		u := f.usage
+		r.Storage.PerHost = append(r.Storage.PerHost, u)
 		sum += u.Bytes
-		env += u.Count
+		env += u.Envelopes
 		r.Storage.MaxBytes = max(r.Storage.MaxBytes, u.Bytes)
 	}
-	r.Storage.Hosts = len(idx)
-	if len(idx) > 0 {
-		r.Storage.MeanBytes = round2(float64(sum) / float64(len(idx)))
-		r.Storage.MeanEnvelopes = round2(float64(env) / float64(len(idx)))
+	r.Storage.Hosts = len(r.Storage.PerHost)
+	if r.Storage.Hosts > 0 {
+		r.Storage.MeanBytes = round2(float64(sum) / float64(r.Storage.Hosts))
+		r.Storage.MeanEnvelopes = round2(float64(env) / float64(r.Storage.Hosts))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,10 +13,44 @@ import (
 
 type interval struct{ from, to time.Time } // offline; zero to: still offline
 
+// runEnv is what the collector knows of a run besides its events: the
+// scenario, the schedule, the strategy, the nodes, and what each node
+// reported at the end (set by the mode before result).
+type runEnv struct {
+	s     *Scenario
+	sch   *Schedule
+	st    Strategy
+	n     int   // nodes
+	infra []int // infrastructure node indexes
+
+	memPerNode  int64
+	finals      []nodeFinal
+	notMeasured []string // figures this mode cannot measure (StrategyResult.NotMeasured)
+}
+
+// measured reports whether a figure (a JSON path prefix) is measured.
+func (e *runEnv) measured(path string) bool {
+	for _, p := range e.notMeasured {
+		if path == p || strings.HasPrefix(path, p+".") {
+			return false
+		}
+	}
+	return true
+}
+
+// nodeFinal is what one node reports at the end of a run.
+type nodeFinal struct {
+	member           bool
+	bytes, baseBytes int64   // from the start of traffic
+	dups             float64 // envelopes received again, from the start of traffic
+	hosting          bool    // some group names it as host
+	usage            HostStorage
+}
+
 // collector records what happens during a run; every method is safe for
 // concurrent use (one mutex, never held while calling out).
 type collector struct {
-	m *sim
+	m *runEnv
 
 	mu                         sync.Mutex
 	t0, trafficEnd, catchUpEnd time.Time
@@ -40,7 +75,7 @@ type collector struct {
 	removedSeen map[[2]int]uint64        // (message, removed member) → highest epoch shown or held
 }
 
-func newCollector(m *sim) *collector {
+func newCollector(m *runEnv) *collector {
 	inGroup := map[[2]int]bool{}
 	for gi, g := range m.sch.Groups {
 		for _, rc := range g.Members {
@@ -54,7 +89,7 @@ func newCollector(m *sim) *collector {
 		first:     map[[2]int]time.Time{},
 		held:      map[[2]int]bool{},
 		baseFirst: map[[2]int]time.Time{},
-		offline:   make([][]interval, len(m.nodes)),
+		offline:   make([][]interval, m.n),
 		missing:   map[[2]int]int{},
 
 		inGroup:     inGroup,

@@ -130,6 +130,11 @@ type StrategyResult struct {
 
 	Series Series `json:"series"`
 
+	// NotMeasured lists the figures (JSON paths) this mode cannot
+	// measure, such as bytes in processes mode: their values are not
+	// data, and they have no stats.
+	NotMeasured []string `json:"not_measured,omitempty"`
+
 	// Stats: every figure above over the runs, by JSON path (such as
 	// "latency_ms.p99"): mean, 95% confidence interval, the values.
 	Stats map[string]Estimate `json:"stats,omitempty"`

@@ -126,6 +126,7 @@ func runStrategy(ctx context.Context, s *Scenario, sch *Schedule, st Strategy, c
 	if err := m.finalCatchUp(ctx, prog); err != nil {
 		return r, err
 	}
+	m.env.memPerNode, m.env.finals = m.memPerNode, m.finals()
 	r = m.col.result()
 	r.SetupSeconds = round2(setup.Seconds())
 	if r.Baseline != nil {

@@ -75,6 +75,7 @@ type sim struct {
 	grps  []*simGroup
 	mn    mocknet.Mocknet
 	fab   *fabric
+	env   *runEnv
 	col   *collector
 
 	ctx    context.Context
@@ -166,7 +167,8 @@ func (m *sim) setup(ctx context.Context) error {
 		}
 		m.grps = append(m.grps, g)
 	}
-	m.col = newCollector(m)
+	m.env = &runEnv{s: s, sch: m.sch, st: m.st, n: total, infra: m.infra}
+	m.col = newCollector(m.env)
 
 	if err := parallel(ctx, total, setupWorkers, m.startNode); err != nil {
 		return err
@@ -397,6 +399,37 @@ func (m *sim) sender(sn *simNode) {
 			}
 		}
 	}
+}
+
+// finals reads what every node reports at the end: bytes and duplicates
+// since the start of traffic, and the store usage of hosting nodes.
+func (m *sim) finals() []nodeFinal {
+	hosting := map[int]bool{}
+	for _, g := range m.grps {
+		for _, h := range g.hosts {
+			hosting[h] = true
+		}
+	}
+	out := make([]nodeFinal, len(m.nodes))
+	for i, sn := range m.nodes {
+		f := nodeFinal{
+			member:    sn.member,
+			bytes:     sn.c.sent.Load() + sn.c.recv.Load() - sn.startBytes,
+			baseBytes: sn.c.baseSent.Load() + sn.c.baseRecv.Load() - sn.startBase,
+			dups:      counterValue(sn.reg, dupCounter) - sn.startDups,
+			hosting:   hosting[i],
+		}
+		if f.hosting {
+			u := sn.n.Store().Usage()
+			role := "member"
+			if !sn.member {
+				role = string(sn.n.Params().Role)
+			}
+			f.usage = HostStorage{Node: i, Role: role, Bytes: u.Bytes, Envelopes: u.Count, Mailboxes: u.Mailboxes}
+		}
+		out[i] = f
+	}
+	return out
 }
 
 // close stops everything the simulation started.
