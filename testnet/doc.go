@@ -141,6 +141,23 @@
 // churn-free it delivers everything; the difference in latency is
 // meshnode's own cost (sealing, relaying to hosts, storing, processing).
 //
+// # Real processes and Shadow
+//
+// RunProcesses runs the same scenario as real daemons: per node a home
+// (daemon.Init), one `meshnode run` process per online period (churn stops
+// it with SIGTERM and starts it again on the same home) and one
+// `meshnode testnet agent` process (agent.go) that drives the daemon
+// through its control API along the schedule, which it draws itself from
+// the plan's scenario and seed, and logs events as JSON lines; agents
+// exchange hosts' addresses and invites through files (plan.go). Collect
+// (replay.go) feeds those logs to the same collector as the in-memory
+// simulator. ExportShadow (shadow.go) writes the same plan as shadow.yaml
+// and network.gml for the Shadow simulator; its test runs the exported
+// commands as plain processes on loopback. Not in processes mode:
+// partitions (refused), the link model (loopback TCP), the gossipsub
+// baseline, bytes and duplicate counts (not_measured), managed groups
+// (refused for now).
+//
 // # Repetitions and comparisons
 //
 // WithRuns(n) runs the scenario on n seeds derived from its own

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 )
 
 type config struct {
 	runs     int
+	setup    time.Duration // processes: time to start and form groups (0: defaultSetup)
 	progress io.Writer
 	lines    bool
 	log      *slog.Logger
@@ -31,6 +33,18 @@ func WithRuns(n int) Option {
 
 // maxRuns bounds the repetitions of a scenario.
 const maxRuns = 1000
+
+// WithSetup gives real processes d to start and form their groups
+// before the warm-up (default: 15 s, or 300 ms per node if more).
+func WithSetup(d time.Duration) Option {
+	return func(c *config) error {
+		if d < time.Second || d > time.Hour {
+			return fmt.Errorf("%w: setup %v: want 1s to 1h", ErrScenario, d)
+		}
+		c.setup = d
+		return nil
+	}
+}
 
 // WithProgress draws a progress bar on w (a terminal) while running.
 func WithProgress(w io.Writer) Option {

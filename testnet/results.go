@@ -130,6 +130,10 @@ type StrategyResult struct {
 
 	Series Series `json:"series"`
 
+	// Warnings: what went wrong in the run without stopping it (processes
+	// mode: a node late for the traffic, a group not formed).
+	Warnings []string `json:"warnings,omitempty"`
+
 	// NotMeasured lists the figures (JSON paths) this mode cannot
 	// measure, such as bytes in processes mode: their values are not
 	// data, and they have no stats.

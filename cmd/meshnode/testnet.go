@@ -26,7 +26,7 @@ func newTestnetCmd() *cobra.Command {
 		Short: "Simulate many real nodes in memory and compare hosting strategies (server, bot, peers, hybrid)",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newTestnetRunCmd(), newTestnetCompareCmd(), newTestnetScheduleCmd(), newTestnetReportCmd())
+	cmd.AddCommand(newTestnetRunCmd(), newTestnetCompareCmd(), newTestnetScheduleCmd(), newTestnetReportCmd(), newTestnetAgentCmd(), newTestnetExportCmd(), newTestnetCollectCmd())
 	return cmd
 }
 
@@ -268,6 +268,7 @@ func newTestnetRunCmd() *cobra.Command {
 	var out string
 	var quiet bool
 	var runs int
+	var pf processFlags
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run a scenario and write DIR/results.json and DIR/report.html",
@@ -288,7 +289,12 @@ func newTestnetRunCmd() *cobra.Command {
 			if !quiet {
 				opts = append(opts, progressOption(cmd.ErrOrStderr()))
 			}
-			res, err := testnet.Run(cmd.Context(), s, opts...)
+			var res *testnet.Results
+			if pf.processes || pf.validate {
+				res, err = pf.run(cmd, s, out, opts)
+			} else {
+				res, err = testnet.Run(cmd.Context(), s, opts...)
+			}
 			if err != nil {
 				return err
 			}
@@ -304,6 +310,7 @@ func newTestnetRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&out, "out", "", "output directory (created if needed)")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
 	cmd.Flags().IntVar(&runs, "runs", 1, "run the scenario N times on seeds derived from --seed; every figure gets its mean and 95% confidence interval")
+	pf.register(cmd)
 	return cmd
 }
 
