@@ -67,7 +67,7 @@ var shadowKeys = map[string]bool{
 	"network": true, "network.graph": true, "network.graph.type": true, "network.graph.file": true,
 	"network.graph.file.path": true, "network.graph.file.compression": true, "network.graph.inline": true,
 	"network.use_shortest_path": true,
-	"hosts": true, "hosts.*": true, "hosts.*.network_node_id": true, "hosts.*.ip_addr": true,
+	"hosts":                     true, "hosts.*": true, "hosts.*.network_node_id": true, "hosts.*.ip_addr": true,
 	"hosts.*.bandwidth_down": true, "hosts.*.bandwidth_up": true, "hosts.*.host_options": true,
 	"hosts.*.processes": true, "hosts.*.processes.*": true, "hosts.*.processes.*.path": true,
 	"hosts.*.processes.*.args": true, "hosts.*.processes.*.args.*": true, "hosts.*.processes.*.environment": true,
