@@ -38,6 +38,8 @@
 //	GET  /v1/groups/GROUP/messages/stream?limit=N&follow=true
 //	                                         stream of Message: the listing, then new ones
 //	POST /v1/groups/GROUP/catchup            CatchUpResult: fetch from the hosts now
+//	GET  /v1/groups/GROUP/rejections?limit=N []Rejection: what this member refused,
+//	                                         flagged or holds aside, and why (N latest)
 //
 // The message stream subscribes before it lists, sends each message at
 // most once (by ID) and, should it fall behind the node, re-reads the
@@ -54,7 +56,7 @@
 // returns them as *Error, which matches the package's sentinels with
 // errors.Is (ErrUnauthorized, ErrNotFound, ...). The codes of the group
 // endpoints are specific (unknown_group, ambiguous_group, already_member,
-// unknown_member, read_only, bad_invite) and also match the generic
+// unknown_member, read_only, removed, bad_invite) and also match the generic
 // sentinel of their status (ErrNotFound, ErrConflict, ErrForbidden,
 // ErrBadRequest). disk_full (507) answers a write while the node's disk is
 // below its free-space watermark; reads still work.

@@ -62,6 +62,9 @@ var (
 	ErrUnknownMember = errors.New("api: unknown member")
 	// ErrReadOnly: this member may only read in the group.
 	ErrReadOnly = errors.New("api: read-only member")
+	// ErrRemoved: this member was removed from the (managed) group; it is
+	// read-only for it.
+	ErrRemoved = errors.New("api: removed from the group")
 	// ErrBadInvite: the invite is malformed, mistyped or of an unsupported
 	// version.
 	ErrBadInvite = errors.New("api: bad invite")
@@ -97,6 +100,7 @@ var codeErrors = map[string][]error{
 	CodeAlreadyMember:    {ErrAlreadyMember, ErrConflict},
 	CodeUnknownMember:    {ErrUnknownMember, ErrNotFound},
 	CodeReadOnly:         {ErrReadOnly, ErrForbidden},
+	CodeRemoved:          {ErrRemoved, ErrForbidden},
 	CodeBadInvite:        {ErrBadInvite, ErrBadRequest},
 	CodeDiskFull:         {ErrDiskFull},
 }
@@ -116,6 +120,7 @@ var codeStatus = map[string]int{
 	CodeAlreadyMember:    http.StatusConflict,
 	CodeUnknownMember:    http.StatusNotFound,
 	CodeReadOnly:         http.StatusForbidden,
+	CodeRemoved:          http.StatusForbidden,
 	CodeBadInvite:        http.StatusBadRequest,
 	CodeDiskFull:         http.StatusInsufficientStorage,
 }

@@ -41,8 +41,12 @@ const (
 	// KindEvent is an accepted state event or rotation, in words.
 	KindEvent = "event"
 	// KindSplit is a warning written by the node: the group's manager
-	// showed members different states or keys.
+	// showed members different states or keys (two events it signed on
+	// one parent).
 	KindSplit = "split"
+	// KindEquivocation is a warning written by the node: a member signed
+	// two different messages with one sequence number.
+	KindEquivocation = "equivocation"
 )
 
 // MemberPath fills the {group} and {fingerprint} of a per-member path.

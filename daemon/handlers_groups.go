@@ -376,6 +376,7 @@ var nodeErrors = []struct {
 	{node.ErrAlreadyMember, api.CodeAlreadyMember},
 	{node.ErrUnknownMember, api.CodeUnknownMember},
 	{node.ErrReadOnly, api.CodeReadOnly},
+	{node.ErrRemoved, api.CodeRemoved},   // sending in a group that removed this member
 	{node.ErrNoInvite, api.CodeConflict}, // a managed group (handlers_managed.go)
 	{groupstate.ErrCannotWrite, api.CodeReadOnly},
 	{groupstate.ErrInviteMalformed, api.CodeBadInvite},

@@ -75,6 +75,7 @@ func (s *server) handler() http.Handler {
 	s.groupRoutes(mux)
 	s.contactRoutes(mux)
 	s.managedRoutes(mux)
+	s.rejectionRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(api.CodeNotFound, "no endpoint %s (this daemon speaks API %s)", r.URL.Path, api.Version))
 	})

@@ -231,7 +231,16 @@ func (n *Node) reportGaps(gid groupstate.GroupID) ([]Gap, error) {
 	var gaps []Gap
 	var notices []*Message
 	now := time.Now().UTC()
-	for author, ranges := range e.tracker.Gaps() {
+	// A managed group's tracker is keyed by membership: name its author.
+	var authors map[[32]byte][32]byte
+	if e.chain != nil {
+		authors = e.chain.Memberships()
+	}
+	for key, ranges := range e.tracker.Gaps() {
+		author := key
+		if a, ok := authors[key]; ok {
+			author = a
+		}
 		fp := keymgmt.Fingerprint(author[:])
 		nick := ""
 		if b, err := m.db.get(gkey(pfxProfile, gid, author[:])); err == nil && b != nil {
@@ -242,12 +251,12 @@ func (n *Node) reportGaps(gid groupstate.GroupID) ([]Gap, error) {
 		for _, r := range ranges {
 			g := Gap{Author: fp, Nick: nick, First: r.First, Last: r.Last}
 			gaps = append(gaps, g)
-			if e.local.Reported[hexKey(author[:])] >= r.Last {
+			if e.local.Reported[hexKey(key[:])] >= r.Last {
 				continue
 			}
-			e.local.Reported[hexKey(author[:])] = r.Last
+			e.local.Reported[hexKey(key[:])] = r.Last
 			notices = append(notices, &Message{
-				ID:    fmt.Sprintf("gap-%s-%d-%d", hexKey(author[:8]), r.First, r.Last),
+				ID:    fmt.Sprintf("gap-%s-%d-%d", hexKey(key[:8]), r.First, r.Last),
 				Group: gid.String(), GroupName: e.g.Name, Author: fp, Nick: nick,
 				Text: fmt.Sprintf("%d message(s) from %s (numbers %d–%d) are missing and no host could supply them",
 					r.Last-r.First+1, displayName(nick, fp), r.First, r.Last),

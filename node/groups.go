@@ -355,7 +355,7 @@ func (n *Node) GroupInfo(group string) (*GroupInfo, error) {
 	}
 	gi := &GroupInfo{
 		ID: e.g.ID.String(), Name: e.g.Name, Epoch: e.g.Epoch, Hosts: append([]string{}, e.g.Hosts...),
-		CanWrite: e.g.CanWrite(), History: e.g.History.String(), Nick: e.local.Nick,
+		CanWrite: m.canWrite(e), History: e.g.History.String(), Nick: e.local.Nick,
 	}
 	if e.chain != nil {
 		st := e.chain.State()

@@ -252,6 +252,16 @@ func (m *member) buildPayload(e *groupEntry, kind groupstate.Kind, body []byte, 
 // the epoch before the one it starts). A managed group's payload carries
 // the state head of that epoch. Call with m.mu held.
 func (m *member) buildPayloadAt(e *groupEntry, epoch uint64, kind groupstate.Kind, body []byte, now time.Time) (*groupstate.Payload, error) {
+	if err := m.checkCanPost(e, kind); err != nil {
+		return nil, err
+	}
+	return m.buildPayloadRaw(e, epoch, kind, body, now)
+}
+
+// buildPayloadRaw is buildPayloadAt without the check that this member
+// may post (tests build what a misbehaving member would). Call with m.mu
+// held.
+func (m *member) buildPayloadRaw(e *groupEntry, epoch uint64, kind groupstate.Kind, body []byte, now time.Time) (*groupstate.Payload, error) {
 	p := &groupstate.Payload{
 		GroupID: e.g.ID,
 		Epoch:   epoch,

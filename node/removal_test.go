@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -216,5 +217,38 @@ func TestInFlightAtRemoval(t *testing.T) {
 	}
 	if m := shownIDs(t, bob, gid)[env.ID().String()]; !slices.Contains(m.Flags, flagNotDelivered) {
 		t.Fatalf("bob's own copy is not marked: %+v", m)
+	}
+}
+
+// Issue 13, item 6: a node that knows it was removed refuses to send in
+// the group with a clear error, and lists the group as removed and
+// read-only; what it crafts anyway is refused by the others and logged.
+func TestRemovedSenderIsTold(t *testing.T) {
+	leakCheck(t)
+	_, _, gid, alice, bob, carol := threeMembers(t, groupstate.DefaultPolicy())
+	ctx := context.Background()
+	if _, err := alice.n.RemoveMember(ctx, gid, carol.id.Fingerprint()); err != nil {
+		t.Fatal(err)
+	}
+	tu.Eventually(t, 20*time.Second, func() bool {
+		gi, err := carol.n.GroupInfo(gid)
+		return err == nil && gi.Removed
+	}, "carol learns she was removed")
+	gi, err := carol.n.GroupInfo(gid)
+	if err != nil || gi.CanWrite {
+		t.Fatalf("carol's group info after her removal: %+v %v", gi, err)
+	}
+	if _, err := carol.n.Send(ctx, gid, "am I still here?"); !errors.Is(err, ErrRemoved) {
+		t.Fatalf("a removed member sends: %v, want ErrRemoved", err)
+	}
+	if _, err := carol.n.SendDirect(ctx, gid, bob.id.Fingerprint(), "psst"); !errors.Is(err, ErrRemoved) {
+		t.Fatalf("a removed member sends a direct: %v, want ErrRemoved", err)
+	}
+	// The same, hand-built under the head her node holds: refused.
+	env := craft(t, carol, gid, 0, groupstate.KindText, "am I still here?", nil)
+	relayTo(t, carol, bob.n, env)
+	r := waitRejection(t, bob, gid, env.ID(), RejectionRefused, ReasonNotMember)
+	if r.Author != carol.id.Fingerprint() {
+		t.Fatalf("bob's log: %+v", r)
 	}
 }

@@ -25,7 +25,7 @@ func TestReaderWithLeakedWriteKeyRefused(t *testing.T) {
 		t.Fatalf("bob's keys: %v", err)
 	}
 	rita.n.member.mu.Lock()
-	p, err := rita.n.member.buildPayloadAt(entry(t, rita, gid), 0, groupstate.KindText, []byte("a reader writes"), time.Now())
+	p, err := rita.n.member.buildPayloadRaw(entry(t, rita, gid), 0, groupstate.KindText, []byte("a reader writes"), time.Now())
 	rita.n.member.mu.Unlock()
 	if err != nil {
 		t.Fatal(err)

@@ -69,7 +69,7 @@ func sealRaw(t *testing.T, p *person, gid string, epoch uint64, kind groupstate.
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := entry(t, p, gid)
-	pl, err := m.buildPayloadAt(e, epoch, kind, body, time.Now())
+	pl, err := m.buildPayloadRaw(e, epoch, kind, body, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func postRawAt(t *testing.T, p *person, gid string, epoch uint64, head groupstat
 	m := p.n.member
 	m.mu.Lock()
 	e := entry(t, p, gid)
-	pl, err := m.buildPayloadAt(e, epoch, kind, body, time.Now())
+	pl, err := m.buildPayloadRaw(e, epoch, kind, body, time.Now())
 	if err == nil {
 		pl.StateHead = head
 		err = groupstate.SignPayloadAs(pl, m.id)

@@ -323,8 +323,14 @@ func (n *Node) joinWelcomed(j *groupstate.Joined, p *pendingKeyPackage) error {
 	m.mu.Lock()
 	_, exists := m.groups[j.Group.ID]
 	m.mu.Unlock()
+	rejoined := false
 	if !exists {
 		if _, err := n.addGroup(ctx, j.Group, j.Chain, p.kp.Nick); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if rejoined, err = n.rejoin(j); err != nil {
 			return err
 		}
 	}
@@ -336,15 +342,19 @@ func (n *Node) joinWelcomed(j *groupstate.Joined, p *pendingKeyPackage) error {
 		if err := txn.Delete(append([]byte{pfxKeyPackage}, p.hash[:]...)); err != nil {
 			return err
 		}
-		if !ok || exists {
+		if !ok || exists && !rejoined {
 			return nil
 		}
 		by := j.WelcomedBy
+		id, what := "welcome-"+j.Group.ID.String(), "welcomed you to"
+		if rejoined {
+			id, what = "welcome-again-"+j.Group.ID.String()+"-"+j.Chain.Head().Short(), "welcomed you back to"
+		}
 		notice := &Message{
-			ID: "welcome-" + j.Group.ID.String(), Group: j.Group.ID.String(), GroupName: j.Group.Name,
+			ID: id, Group: j.Group.ID.String(), GroupName: j.Group.Name,
 			Author: by.Fingerprint(), Nick: by.Nick, Kind: KindEvent, Sent: now, Received: now,
 			Verified: true, Epoch: j.Group.Epoch,
-			Text: fmt.Sprintf("welcomed you to %q as %s (history: %s)", j.Group.Name, j.Role, j.Group.History),
+			Text: fmt.Sprintf("%s %q as %s (history: %s)", what, j.Group.Name, j.Role, j.Group.History),
 		}
 		b, err := json.Marshal(notice)
 		if err != nil {

@@ -19,7 +19,7 @@ func newGroupCmd(g *globals) *cobra.Command {
 			"(see `meshnode group list`).",
 	}
 	cmd.AddCommand(newGroupCreateCmd(g), newGroupJoinCmd(g), newGroupListCmd(g),
-		newGroupInviteCmd(g), newGroupMembersCmd(g))
+		newGroupInviteCmd(g), newGroupMembersCmd(g), newGroupRejectionsCmd(g))
 	cmd.AddCommand(newManagedGroupCmds(g)...)
 	return cmd
 }
@@ -143,7 +143,7 @@ func newGroupListCmd(g *globals) *cobra.Command {
 			rows := [][]string{{"NAME", "ID", "MEMBERS", "MESSAGES", "HOSTS", "ACCESS"}}
 			for _, gr := range groups {
 				rows = append(rows, []string{gr.Name, gr.ID, fmt.Sprint(gr.Members), fmt.Sprint(gr.Messages),
-					fmt.Sprint(len(gr.Hosts)), access(gr.CanWrite)})
+					fmt.Sprint(len(gr.Hosts)), accessOf(&gr)})
 			}
 			return printRows(g.stdout, rows)
 		},
@@ -232,11 +232,21 @@ func printGroup(w io.Writer, gr *api.GroupInfo, indent string) error {
 	}
 	fields := [][2]string{
 		{indent + "id", gr.ID},
-		{indent + "access", access(gr.CanWrite)},
+		{indent + "access", accessOf(gr)},
 		{indent + "nick", gr.Nick},
 		{indent + "hosts", hosts},
 	}
 	return printFields(w, fields)
+}
+
+// accessOf says what this member may do in a group: read-write,
+// read-only, or removed (a managed group that removed this member: read-only,
+// and what it sent would be refused).
+func accessOf(gr *api.GroupInfo) string {
+	if gr.Removed {
+		return "removed (read-only)"
+	}
+	return access(gr.CanWrite)
 }
 
 func access(canWrite bool) string {

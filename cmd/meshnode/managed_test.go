@@ -108,6 +108,23 @@ func TestManagedGroupFlow(t *testing.T) {
 	tu.Eventually(t, 60*time.Second, func() bool {
 		return strings.Contains(meshnode(t, e, "group", "members", "--home", bob, "club").stdout, "You were removed")
 	}, "bob's node learns he was removed")
+	// The sender is told: a removed member's node refuses to send, and
+	// lists the group as removed.
+	if r := meshnode(t, e, "send", "--home", bob, "club", "still here?"); r.code == 0 || !strings.Contains(r.stderr, "removed") || strings.Contains(r.stdout, "stored") {
+		t.Fatalf("a removed member sends: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if out := ok(t, meshnode(t, e, "group", "list", "--home", bob), "group list"); !strings.Contains(out, "removed") {
+		t.Fatalf("group list of a removed member:\n%s", out)
+	}
+	rejs := jsonOf[[]map[string]any](t, meshnode(t, e, "group", "rejections", "--home", alice, "club", "--json"))
+	for _, r := range rejs {
+		if r["kind"] == nil || r["reason"] == nil || r["time"] == nil {
+			t.Fatalf("group rejections --json: %v", rejs)
+		}
+	}
+	if out := ok(t, meshnode(t, e, "group", "rejections", "--home", alice, "club"), "group rejections"); len(rejs) == 0 && !strings.Contains(out, "Nothing refused") {
+		t.Fatalf("group rejections printed:\n%s", out)
+	}
 	ok(t, meshnode(t, e, "send", "--home", alice, "club", "bob is gone"), "send after removal")
 	msgs := messagesOf(t, alice, "club")
 	var events int

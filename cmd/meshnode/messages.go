@@ -197,6 +197,8 @@ func printMessage(w io.Writer, m *api.Message) error {
 		head = fmt.Sprintf("%s  [gap] ", when)
 	case api.KindSplit:
 		head = fmt.Sprintf("%s  [split] ", when)
+	case api.KindEquivocation:
+		head = fmt.Sprintf("%s  [equivocation] ", when)
 	case api.KindEvent:
 		head = fmt.Sprintf("%s  %s (%s)  [group] ", when, displayNick(m.Nick), shortFP(m.Author))
 	case api.KindDirect:
@@ -209,9 +211,30 @@ func printMessage(w io.Writer, m *api.Message) error {
 	default:
 		head = fmt.Sprintf("%s  %s (%s)  ", when, displayNick(m.Nick), shortFP(m.Author))
 	}
+	head += flagMarks(m.Flags)
 	text := strings.ReplaceAll(printable(m.Text), "\n", "\n"+strings.Repeat(" ", len(when)+2))
 	_, err := fmt.Fprintln(w, head+text)
 	return err
+}
+
+// flagMarks says in brackets why a message is shown with a reservation.
+func flagMarks(flags []string) string {
+	var out string
+	for _, f := range flags {
+		switch f {
+		case api.FlagSentInFuture:
+			out += "[claims a time in the future] "
+		case api.FlagSentBeforeJoin:
+			out += "[claims a time before its author joined] "
+		case api.FlagUnseenByRemover:
+			out += "[sent as its author was removed; others refuse it] "
+		case api.FlagNotDelivered:
+			out += "[not delivered: you were removed first] "
+		default:
+			out += "[" + printable(f) + "] "
+		}
+	}
+	return out
 }
 
 // printable replaces control and bidirectional-override characters (which
