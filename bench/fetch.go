@@ -289,6 +289,17 @@ func decodeAndVerify(envs []*envelope.Envelope, maxSize int) (decode, verify flo
 // fillStore stores envs with many concurrent Puts (group commit) and
 // checks they all went in.
 func fillStore(ctx context.Context, st *store.Store, envs []*envelope.Envelope) error {
+	if err := putMany(ctx, st, envs); err != nil {
+		return err
+	}
+	if u := st.Usage(); u.Count != int64(len(envs)) {
+		return fmt.Errorf("%w: host store holds %d of %d envelopes", ErrMismatch, u.Count, len(envs))
+	}
+	return nil
+}
+
+// putMany stores envs with 256 concurrent Puts (group commit).
+func putMany(ctx context.Context, st *store.Store, envs []*envelope.Envelope) error {
 	const writers = 256
 	var next atomic.Int64
 	errs := make([]error, writers)
@@ -312,9 +323,6 @@ func fillStore(ctx context.Context, st *store.Store, envs []*envelope.Envelope) 
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("bench: fill host store: %w", err)
-	}
-	if u := st.Usage(); u.Count != int64(len(envs)) {
-		return fmt.Errorf("%w: host store holds %d of %d envelopes", ErrMismatch, u.Count, len(envs))
 	}
 	return nil
 }

@@ -38,6 +38,13 @@ type SyncParams struct {
 	// temporary directory removed at the end.
 	Dir    string
 	Params hostsync.Params
+	// Reuse fills the two stores of each n and store kind once and runs
+	// the cases in the order of D on them, each adding its own d
+	// differences: the stores start with n - ΣD common envelopes, so the
+	// last case's union is exactly n and each earlier one's is smaller by
+	// the differences of the cases after it (SyncCase.N is the actual
+	// union). It saves refilling large stores for every case.
+	Reuse bool
 }
 
 // DefaultSyncParams: n = 100,000 envelopes of 1 KiB, d = 0, 1, 10, 1,000
@@ -182,6 +189,15 @@ func Sync(ctx context.Context, p SyncParams) (*SyncResult, error) {
 		}
 		setup += time.Since(start)
 		for _, kind := range p.Stores {
+			if p.Reuse {
+				cs, took, err := syncReused(ctx, p, hosts, pool, kind, fmt.Sprintf("%s/%s-%d", dir, kind, n))
+				if err != nil {
+					return nil, fmt.Errorf("bench: sync %s n = %d: %w", kind, n, err)
+				}
+				setup += took
+				res.Cases = append(res.Cases, cs...)
+				continue
+			}
 			for i, d := range p.D {
 				c, took, err := syncCase(ctx, p, hosts, pool, kind, d, fmt.Sprintf("%s/%s-%d-%d", dir, kind, n, i))
 				if err != nil {
@@ -228,52 +244,122 @@ func syncStoreParams(kind string) store.Params {
 	return sp
 }
 
-// syncCase fills two fresh stores (setup time returned separately) and
-// runs one session from hosts[0].
-func syncCase(ctx context.Context, p SyncParams, hosts []host.Host, pool []*envelope.Envelope, kind string, d int, dir string) (*SyncCase, time.Duration, error) {
-	start := time.Now()
-	n := len(pool)
-	m := pool[0].Mailbox()
-	common, onlyA, onlyB := pool[:n-d], pool[n-d:n-d+d/2], pool[n-d+d/2:]
-	stores := make([]*store.Store, 2)
-	svcs := make([]*hostsync.Service, 2)
-	defer func() {
-		for j := range svcs {
-			if svcs[j] != nil {
-				_ = svcs[j].Close()
-			}
-			if stores[j] != nil {
-				_ = stores[j].Close()
-			}
+// syncPair is the two stores and sync services of a case.
+type syncPair struct {
+	stores []*store.Store
+	svcs   []*hostsync.Service
+}
+
+func (sp *syncPair) close() {
+	for j := range sp.svcs {
+		if sp.svcs[j] != nil {
+			_ = sp.svcs[j].Close()
 		}
-	}()
+		if sp.stores[j] != nil {
+			_ = sp.stores[j].Close()
+		}
+	}
+}
+
+// openPair fills two fresh stores, a with common and onlyA, b with common
+// and onlyB, and starts a sync service on each.
+func openPair(ctx context.Context, p SyncParams, hosts []host.Host, kind, dir string, common, onlyA, onlyB []*envelope.Envelope) (*syncPair, error) {
+	sp := &syncPair{stores: make([]*store.Store, 2), svcs: make([]*hostsync.Service, 2)}
 	var fill sync.WaitGroup
 	errs := make([]error, 2)
 	for j, own := range [][]*envelope.Envelope{onlyA, onlyB} {
 		fill.Add(1)
 		go func() {
 			defer fill.Done()
-			stores[j], errs[j] = syncFill(ctx, kind, fmt.Sprintf("%s-%c", dir, 'a'+j), common, own)
+			sp.stores[j], errs[j] = syncFill(ctx, kind, fmt.Sprintf("%s-%c", dir, 'a'+j), common, own)
 		}()
 	}
 	fill.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, 0, err
+		sp.close()
+		return nil, err
 	}
-	for j := range svcs {
-		st := stores[j]
+	m := common[0].Mailbox()
+	for j := range sp.svcs {
+		st := sp.stores[j]
 		deliver := func(ctx context.Context, e *envelope.Envelope, _ peer.ID) (bool, error) {
 			r, err := st.Put(ctx, e)
 			return r.Duplicate, err
 		}
 		var err error
-		if svcs[j], err = hostsync.New(hosts[j], st, deliver, nil, hostsync.WithParams(p.Params), hostsync.WithLogger(quiet)); err != nil {
+		if sp.svcs[j], err = hostsync.New(hosts[j], st, deliver, nil, hostsync.WithParams(p.Params), hostsync.WithLogger(quiet)); err != nil {
+			sp.close()
+			return nil, err
+		}
+		sp.svcs[j].Watch(m)
+	}
+	return sp, nil
+}
+
+// syncReused runs every d of p on one pair of stores (SyncParams.Reuse).
+func syncReused(ctx context.Context, p SyncParams, hosts []host.Host, pool []*envelope.Envelope, kind, dir string) ([]SyncCase, time.Duration, error) {
+	start := time.Now()
+	total := 0
+	for _, d := range p.D {
+		total += d
+	}
+	n := len(pool)
+	if total >= n {
+		return nil, 0, fmt.Errorf("%w: the differences (%d) leave no common envelopes of %d", ErrInvalidParams, total, n)
+	}
+	sp, err := openPair(ctx, p, hosts, kind, dir, pool[:n-total], nil, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer sp.close()
+	setup := time.Since(start)
+	var out []SyncCase
+	next := n - total
+	for _, d := range p.D {
+		extra := pool[next : next+d]
+		t := time.Now()
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for j, own := range [][]*envelope.Envelope{extra[:d/2], extra[d/2:]} {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs[j] = putMany(ctx, sp.stores[j], own) }()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
 			return nil, 0, err
 		}
-		svcs[j].Watch(m)
+		setup += time.Since(t)
+		next += d
+		c, err := runCase(ctx, hosts, sp, pool[0].Mailbox(), kind, next, extra)
+		if err != nil {
+			return nil, 0, fmt.Errorf("d = %d: %w", d, err)
+		}
+		out = append(out, *c)
 	}
-	setup := time.Since(start)
+	return out, setup, nil
+}
 
+// syncCase fills two fresh stores (setup time returned separately) and
+// runs one session from hosts[0].
+func syncCase(ctx context.Context, p SyncParams, hosts []host.Host, pool []*envelope.Envelope, kind string, d int, dir string) (*SyncCase, time.Duration, error) {
+	start := time.Now()
+	n := len(pool)
+	common, onlyA, onlyB := pool[:n-d], pool[n-d:n-d+d/2], pool[n-d+d/2:]
+	sp, err := openPair(ctx, p, hosts, kind, dir, common, onlyA, onlyB)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer sp.close()
+	setup := time.Since(start)
+	c, err := runCase(ctx, hosts, sp, pool[0].Mailbox(), kind, n, pool[n-d:])
+	return c, setup, err
+}
+
+// runCase runs one session from hosts[0] over sp, whose stores must then
+// both hold n envelopes; moved are the envelopes only one side held.
+func runCase(ctx context.Context, hosts []host.Host, sp *syncPair, m envelope.MailboxID, kind string, n int, moved []*envelope.Envelope) (*SyncCase, error) {
+	d := len(moved)
+	stores, svcs := sp.stores, sp.svcs
 	runtime.GC()
 	base := heapInUse()
 	var peak atomic.Uint64
@@ -299,19 +385,19 @@ func syncCase(ctx context.Context, p SyncParams, hosts []host.Host, pool []*enve
 	close(stop)
 	<-sampled
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	for j, s := range stores {
 		ms, err := s.Stats(m)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		if ms.Count != int64(n) {
-			return nil, 0, fmt.Errorf("%w: store %d holds %d envelopes after the session, want %d", ErrMismatch, j, ms.Count, n)
+			return nil, fmt.Errorf("%w: store %d holds %d envelopes after the session, want %d", ErrMismatch, j, ms.Count, n)
 		}
 	}
 	var missing int64
-	for _, e := range pool[n-d:] {
+	for _, e := range moved {
 		missing += int64(e.Size())
 	}
 	c := &SyncCase{
@@ -333,7 +419,7 @@ func syncCase(ctx context.Context, p SyncParams, hosts []host.Host, pool []*enve
 	c.BytesPerDifference = float64(c.ReconcileBytes) / float64(max(d, 1))
 	c.TargetBytes, c.TargetRounds = syncTargets(n, d, missing)
 	c.MeetsTargets = c.TotalBytes <= c.TargetBytes && float64(c.Rounds) <= c.TargetRounds
-	return c, setup, nil
+	return c, nil
 }
 
 // syncFill opens a fresh store of kind in dir and stores the envelopes of

@@ -28,6 +28,23 @@ func TestSyncSmall(t *testing.T) {
 	}
 }
 
+// TestSyncReuse runs the cases on one pair of stores: each adds its d, and
+// the last case's union is n.
+func TestSyncReuse(t *testing.T) {
+	p := DefaultSyncParams()
+	p.N, p.D, p.Reuse = []int{2000}, []int{0, 10, 100, 1}, true
+	res, err := Sync(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantN := []int{2000 - 111, 2000 - 101, 2000 - 1, 2000}
+	for i, c := range res.Cases {
+		if c.N != wantN[i] || c.D != p.D[i] || c.Received+c.Sent != c.D || !c.MeetsTargets {
+			t.Errorf("case %d: %+v", i, c)
+		}
+	}
+}
+
 // BenchmarkSync runs the issue's sync benchmark at n = 100,000 (see also
 // `meshnode bench sync --json`):
 //

@@ -58,6 +58,7 @@ func newBenchSyncCmd() *cobra.Command {
 	f.IntVar(&p.Size, "size", p.Size, "bytes per envelope")
 	f.BoolVar(&onDisk, "disk", false, "use on-disk stores instead of memory")
 	f.BoolVar(&both, "both", false, "run every case in memory and on disk")
+	f.BoolVar(&p.Reuse, "reuse", false, "fill the stores once per n and store kind and run the cases in --d order on them, each adding its d (the last case's union is n, earlier ones hold the later cases' differences fewer)")
 	f.StringVar(&p.Dir, "dir", "", "directory for on-disk stores (kept); default a temporary directory removed after")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object with a results array")
 	return cmd
