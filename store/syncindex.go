@@ -113,9 +113,11 @@ func decodeNodeSum(b []byte) (NodeSum, error) {
 	return s, nil
 }
 
-// syncDelta is what one batch changes in one index node.
+// syncDelta is what one batch changes in one index node, and the
+// node's record after it.
 type syncDelta struct {
 	add, sub NodeSum
+	result   NodeSum
 }
 
 type syncNodeKey struct {
@@ -150,26 +152,36 @@ func (b *batch) syncChange(m envelope.MailboxID, id envelope.ID, add bool) {
 	}
 }
 
+// maxSyncCache bounds the writer's cache of sync index records (about
+// 100 bytes each).
+const maxSyncCache = 1 << 16
+
 // flushSync writes the batch's index changes into its transaction: one
-// read and one write (or delete) per node touched.
+// write (or delete) per node touched, after a read unless the writer's
+// cache holds the node. The new records reach the cache only once the
+// transaction has committed (installSync).
 func (b *batch) flushSync() error {
 	for k, d := range b.sync {
 		key := syncKey(k.m, k.level, k.node)
-		var cur NodeSum
-		item, err := b.txn.Get(key)
-		switch {
-		case err == nil:
-			if err := item.Value(func(v []byte) (err error) { cur, err = decodeNodeSum(v); return err }); err != nil {
-				return fmt.Errorf("store: sync index of %s: %w", k.m.Short(), err)
+		cur, cached := b.w.syncCache[k]
+		if !cached {
+			item, err := b.txn.Get(key)
+			switch {
+			case err == nil:
+				if err := item.Value(func(v []byte) (err error) { cur, err = decodeNodeSum(v); return err }); err != nil {
+					return fmt.Errorf("store: sync index of %s: %w", k.m.Short(), err)
+				}
+			case !errors.Is(err, badger.ErrKeyNotFound):
+				return err
 			}
-		case !errors.Is(err, badger.ErrKeyNotFound):
-			return err
 		}
 		if cur.Count+d.add.Count < d.sub.Count {
 			return fmt.Errorf("%w: sync index of %s node %d/%d would count below zero", ErrCorrupt, k.m.Short(), k.node, k.level)
 		}
 		cur.add(d.add)
 		cur.sub(d.sub)
+		d.result = cur
+		var err error
 		if cur.Count == 0 {
 			err = b.txn.Delete(key)
 		} else {
@@ -180,6 +192,26 @@ func (b *batch) flushSync() error {
 		}
 	}
 	return nil
+}
+
+// installSync puts a committed batch's index records in the writer's
+// cache, dropping arbitrary entries when it is full.
+func (w *writer) installSync(b *batch) {
+	if len(b.sync) == 0 {
+		return
+	}
+	if w.syncCache == nil {
+		w.syncCache = make(map[syncNodeKey]NodeSum)
+	}
+	for k, d := range b.sync {
+		if _, ok := w.syncCache[k]; !ok && len(w.syncCache) >= maxSyncCache {
+			for old := range w.syncCache {
+				delete(w.syncCache, old)
+				break
+			}
+		}
+		w.syncCache[k] = d.result
+	}
 }
 
 // ensureSyncIndex builds the sync index if the store has none (a store

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
 	"testing"
 	"time"
 
@@ -201,4 +202,30 @@ func FuzzDecodeNodeSum(f *testing.F) {
 		}
 		_ = binary.BigEndian
 	})
+}
+
+// A failed commit leaves the sync index and the writer's cache of it as
+// they were: the next batch builds on what was committed.
+func TestSyncIndexAfterFailedCommit(t *testing.T) {
+	s := openMem(t, testParams())
+	k := newKey(t)
+	m := mailboxOf(k)
+	want := map[envelope.ID]bool{}
+	for range 20 {
+		e := seal(t, k, 200)
+		mustPut(t, s, e)
+		want[e.ID()] = true
+	}
+	commit := s.w.commit
+	s.w.commit = func(*badger.Txn) error { return errors.New("disk on fire") }
+	if _, err := s.Put(t.Context(), seal(t, k, 200)); err == nil {
+		t.Fatal("Put succeeded with a failing commit")
+	}
+	s.w.commit = commit
+	for range 20 {
+		e := seal(t, k, 200)
+		mustPut(t, s, e)
+		want[e.ID()] = true
+	}
+	checkSyncIndex(t, s, m, want)
 }

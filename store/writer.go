@@ -69,6 +69,9 @@ type writer struct {
 	exited chan struct{}
 	states map[envelope.MailboxID]*mailboxState
 	usage  usageTotals
+	// syncCache holds sync index records as last committed (syncindex.go),
+	// so a batch reads Badger only for nodes it has not seen recently.
+	syncCache map[syncNodeKey]NodeSum
 	// committing is set while a Badger commit is in progress. Badger makes
 	// every read transaction begun meanwhile wait until that commit is
 	// written and fsynced; Put skips its duplicate check then (see Put).
@@ -306,6 +309,7 @@ func (w *writer) install(b *batch) {
 	w.usage.count += b.delta.count
 	w.usage.bytes += b.delta.bytes
 	w.usage.tombstones += b.delta.tombstones
+	w.installSync(b)
 	w.publish()
 }
 
