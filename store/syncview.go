@@ -97,7 +97,7 @@ func (v *SyncView) Sums(level int, node uint64, depth int, out []NodeSum) error 
 // [from, from+count).
 func (v *SyncView) records(level int, from, count uint64, fn func(uint64, NodeSum)) error {
 	prefix := append(mailboxKey(prefixSyncIndex, v.m), byte(level))
-	it := v.txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: prefix})
+	it := v.txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 	defer it.Close()
 	for it.Seek(binary.BigEndian.AppendUint16(slices.Clone(prefix), uint16(from))); it.Valid(); it.Next() {
 		k := it.Item().Key()
