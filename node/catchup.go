@@ -132,6 +132,8 @@ func (n *Node) CatchUp(ctx context.Context, group string) (*CatchUpResult, error
 	m.mu.Lock()
 	hosts, mbs := e.g.Hosts, m.mailboxesOf(e)
 	m.mu.Unlock()
+	n.progress.start(gid)
+	defer n.progress.finish(gid)
 
 	res := &CatchUpResult{Group: gid.String(), Failed: map[string]string{}}
 	// A managed group's key updates add the next epoch's mailbox while
@@ -151,6 +153,7 @@ func (n *Node) CatchUp(ctx context.Context, group string) (*CatchUpResult, error
 			break
 		}
 		sources := n.catchUpSources(hosts, todo)
+		n.progress.update(gid, func(pr *CatchUpProgress) { pr.Steps += len(sources) * len(todo) })
 		for _, p := range sources {
 			asked[p] = true
 			for _, mb := range todo {
@@ -159,6 +162,7 @@ func (n *Node) CatchUp(ctx context.Context, group string) (*CatchUpResult, error
 				if err != nil {
 					res.Failed[p.String()] = err.Error()
 				}
+				n.progress.update(gid, func(pr *CatchUpProgress) { pr.Done++; pr.Failed = len(res.Failed) })
 			}
 		}
 		for _, mb := range todo {
@@ -198,6 +202,7 @@ func (n *Node) catchUpFrom(ctx context.Context, gid groupstate.GroupID, p peer.I
 				return err
 			}
 		}
+		n.progress.update(gid, func(pr *CatchUpProgress) { pr.Fetched += len(pg.Envelopes) })
 		if len(pg.Next) == 0 {
 			return nil
 		}

@@ -32,3 +32,9 @@ var (
 	// ErrReadOnly: sending in a group where this member may only read.
 	ErrReadOnly = errors.New("node: you may only read in this group")
 )
+
+var (
+	// ErrBadCursor: a message position (history.go) or page request that
+	// is malformed.
+	ErrBadCursor = errors.New("node: bad message position")
+)

@@ -501,6 +501,7 @@ func (n *Node) forgetGroup(gid groupstate.GroupID) error {
 	m.mu.Unlock()
 	lk.Lock()
 	defer lk.Unlock()
+	n.progress.forget(gid)
 	m.mu.Lock()
 	e, ok := m.groups[gid]
 	if !ok {
@@ -509,7 +510,7 @@ func (n *Node) forgetGroup(gid groupstate.GroupID) error {
 	}
 	mbs := m.mailboxesOf(e)
 	err := m.db.db.Update(func(txn *badger.Txn) error {
-		for _, pfx := range []byte{pfxGroup, pfxLocal, pfxTracker, pfxChain} {
+		for _, pfx := range []byte{pfxGroup, pfxLocal, pfxTracker, pfxChain, pfxReadMark} {
 			if err := txn.Delete(gkey(pfx, gid)); err != nil {
 				return err
 			}

@@ -63,6 +63,7 @@ type Node struct {
 	metrics  *metrics
 	member   *member // nil for a pure host
 	conn     *connState
+	progress catchUpProgress // catch-ups running and last done (progress.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
