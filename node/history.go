@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/dgraph-io/badger/v4"
-
 )
 
 // Paged history, for readers that scroll (the web app).
