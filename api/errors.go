@@ -103,6 +103,8 @@ var codeErrors = map[string][]error{
 	CodeRemoved:          {ErrRemoved, ErrForbidden},
 	CodeBadInvite:        {ErrBadInvite, ErrBadRequest},
 	CodeDiskFull:         {ErrDiskFull},
+	CodeBadOrigin:        {ErrForbidden},
+	CodeBadCursor:        {ErrBadRequest},
 }
 
 var codeStatus = map[string]int{
@@ -123,6 +125,8 @@ var codeStatus = map[string]int{
 	CodeRemoved:          http.StatusForbidden,
 	CodeBadInvite:        http.StatusBadRequest,
 	CodeDiskFull:         http.StatusInsufficientStorage,
+	CodeBadOrigin:        http.StatusForbidden,
+	CodeBadCursor:        http.StatusBadRequest,
 }
 
 // statusCode is the generic code of an HTTP status, for error answers

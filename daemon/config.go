@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -27,6 +28,13 @@ const ConfigVersion = 1
 
 // maxConfigSize bounds config.json.
 const maxConfigSize = 256 << 10
+
+// UIOff as the ui_addr turns the web app off.
+const UIOff = "off"
+
+// DefaultUnixUIAddr serves the web app when the control API listens on a
+// Unix socket, which browsers cannot reach.
+const DefaultUnixUIAddr = "127.0.0.1:0"
 
 // Defaults written by init.
 const (
@@ -58,6 +66,10 @@ type Config struct {
 	Allowlist []string `json:"allowlist"`
 	// Bootstrap are multiaddrs (with /p2p/ID) dialled at start.
 	Bootstrap []string `json:"bootstrap"`
+	// UIAddr is where the web app is served: "" on the control API's
+	// address (127.0.0.1:0 when that is a Unix socket), "off" for no web
+	// app, or host:port (loopback unless bound elsewhere explicitly).
+	UIAddr string `json:"ui_addr,omitempty"`
 	// MetricsAddr is where Prometheus metrics are served (empty: off).
 	MetricsAddr string `json:"metrics_addr"`
 	// LogLevel is debug, info, warn or error; LogFormat text or json.
@@ -226,6 +238,11 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New("empty allowlist entry"))
 		}
 	}
+	if c.UIAddr != "" && c.UIAddr != UIOff {
+		if _, port, err := net.SplitHostPort(c.UIAddr); err != nil || !validPort(port) {
+			errs = append(errs, fmt.Errorf("ui address %q (want host:port, or %q)", c.UIAddr, UIOff))
+		}
+	}
 	if c.MetricsAddr != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
 			errs = append(errs, fmt.Errorf("metrics address %q (want host:port)", c.MetricsAddr))
@@ -253,6 +270,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 0 && n <= 65535
 }
 
 // checkNick: valid UTF-8, at most keymgmt.MaxNickSize bytes, no control

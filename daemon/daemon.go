@@ -44,6 +44,9 @@ type Daemon struct {
 	api         *server
 	apiAddr     string
 	wroteAddr   bool
+	uiSrv       *http.Server // the web app's own server, when not on the API's
+	uiAddr      string       // where the web app is served ("" if off)
+	uiBase      string       // the web app's URL, for login URLs
 	metricsSrv  *http.Server
 	metricsAddr string
 
@@ -144,8 +147,14 @@ func Start(ctx context.Context, h *Home, cfg Config, pass PassphraseFunc, opts .
 		return nil, err
 	}
 	d.apiAddr = api.FormatAddress(ln.Addr())
-	d.api = newServer(d, token)
+	if d.api, err = newServer(d, token, cfg.UIAddr != UIOff); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	go d.serve("api", d.api.http, ln)
+	if err := d.startUI(cfg, ln); err != nil {
+		return nil, err
+	}
 	if err := writeFileAtomic(h.Path(FileAPIAddr), []byte(d.apiAddr+"\n"), 0o600); err != nil {
 		return nil, err
 	}
@@ -161,7 +170,7 @@ func Start(ctx context.Context, h *Home, cfg Config, pass PassphraseFunc, opts .
 		go d.serve("metrics", d.metricsSrv, mln)
 	}
 	d.watchHome()
-	d.log.Info("daemon started", "home", h.Dir(), "api", d.apiAddr, "metrics", d.metricsAddr,
+	d.log.Info("daemon started", "home", h.Dir(), "api", d.apiAddr, "ui", d.uiBase, "metrics", d.metricsAddr,
 		"peer", d.node.ID(), "role", cfg.Role, "policy", np.HostPolicy, "version", Version())
 	return d, nil
 }
@@ -192,6 +201,21 @@ func (d *Daemon) Wait(ctx context.Context) error {
 
 // APIAddr is the address the control API listens on, as in api.addr.
 func (d *Daemon) APIAddr() string { return d.apiAddr }
+
+// UIAddr is the address the web app is served on ("" if off).
+func (d *Daemon) UIAddr() string { return d.uiAddr }
+
+// UIURL is the web app's URL ("" if off); log in with a URL from
+// NewLoginURL.
+func (d *Daemon) UIURL() string { return d.uiBase }
+
+// NewLoginURL makes a one-time login URL for the web app.
+func (d *Daemon) NewLoginURL() (api.LoginURL, error) {
+	if d.api == nil || d.api.ui == nil {
+		return api.LoginURL{}, fmt.Errorf("%w: the web app is off", ErrConfig)
+	}
+	return d.api.ui.NewLogin(d.uiBase), nil
+}
 
 // MetricsAddr is the address metrics are served on ("" if off).
 func (d *Daemon) MetricsAddr() string { return d.metricsAddr }
@@ -225,7 +249,7 @@ func (d *Daemon) close() error {
 	deadline := time.Now().Add(d.c.shutdownTimeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-d.c.shutdownTimeout/2))
 	defer cancel()
-	for _, srv := range []*http.Server{d.apiServer(), d.metricsSrv} {
+	for _, srv := range []*http.Server{d.apiServer(), d.uiSrv, d.metricsSrv} {
 		if srv == nil {
 			continue
 		}

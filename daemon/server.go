@@ -17,6 +17,7 @@ import (
 
 	"github.com/meshnode/meshnode/api"
 	"github.com/meshnode/meshnode/internal/errtext"
+	"github.com/meshnode/meshnode/webui"
 )
 
 // Server timeouts. Streaming handlers lift the write timeout for their own
@@ -39,17 +40,32 @@ type server struct {
 	token []byte
 	log   *slog.Logger
 	http  *http.Server
+	// ui serves the web app to requests without the API token (nil when
+	// the web app is off).
+	ui *webui.UI
+	// events hands daemon-made events to the event streams.
+	events eventHub
 }
 
-func newServer(d *Daemon, token []byte) *server {
+func newServer(d *Daemon, token []byte, withUI bool) (*server, error) {
 	s := &server{d: d, token: token, log: d.c.log.With("component", "api")}
-	s.http = newHTTPServer(s.handler(), d.c.log)
-	// Streams watch the base context: Shutdown cancels it so they end
-	// instead of holding Shutdown until its timeout.
+	h, err := s.handler(withUI)
+	if err != nil {
+		return nil, err
+	}
+	s.http = newStreamingServer(h, d.c.log)
+	return s, nil
+}
+
+// newStreamingServer is newHTTPServer for servers with streams: they
+// watch the base context, which Shutdown cancels, so they end instead of
+// holding Shutdown until its timeout.
+func newStreamingServer(h http.Handler, log *slog.Logger) *http.Server {
+	srv := newHTTPServer(h, log)
 	base, cancel := context.WithCancel(context.Background())
-	s.http.BaseContext = func(net.Listener) context.Context { return base }
-	s.http.RegisterOnShutdown(cancel)
-	return s
+	srv.BaseContext = func(net.Listener) context.Context { return base }
+	srv.RegisterOnShutdown(cancel)
+	return srv
 }
 
 // newHTTPServer sets the timeouts and limits every server of the daemon
@@ -67,8 +83,10 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 }
 
 // handler is the middleware chain: count, recover, authenticate, limit
-// the body, route.
-func (s *server) handler() http.Handler {
+// the body, route. A request without an Authorization header goes to the
+// web app (when it is on), which checks its host, session, origin and
+// CSRF token before it passes API calls on to the same routes.
+func (s *server) handler(withUI bool) (http.Handler, error) {
 	mux := http.NewServeMux()
 	s.nodeRoutes(mux)
 	s.arrivalRoutes(mux)
@@ -76,9 +94,21 @@ func (s *server) handler() http.Handler {
 	s.contactRoutes(mux)
 	s.managedRoutes(mux)
 	s.rejectionRoutes(mux)
+	s.webappRoutes(mux)
+	s.eventRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(api.CodeNotFound, "no endpoint %s (this daemon speaks API %s)", r.URL.Path, api.Version))
 	})
+	routes := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, api.MaxRequestBody)
+		mux.ServeHTTP(w, r)
+	})
+	if withUI {
+		var err error
+		if s.ui, err = webui.New(routes, s.sessionInfo, webui.WithLogger(s.d.c.log)); err != nil {
+			return nil, err
+		}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
@@ -93,14 +123,22 @@ func (s *server) handler() http.Handler {
 			}
 			s.d.metrics.request(rec.status)
 		}()
+		if s.ui != nil && r.Header.Get("Authorization") == "" {
+			s.ui.ServeHTTP(rec, r)
+			return
+		}
 		if !s.authorized(r) {
 			rec.Header().Set("WWW-Authenticate", `Bearer realm="meshnode"`)
 			s.writeError(rec, r, errorf(api.CodeUnauthorized, "missing or wrong API token (send Authorization: Bearer <contents of api.token>)"))
 			return
 		}
-		r.Body = http.MaxBytesReader(rec, r.Body, api.MaxRequestBody)
-		mux.ServeHTTP(rec, r)
-	})
+		routes.ServeHTTP(rec, r)
+	}), nil
+}
+
+// sessionInfo describes the node to a web app session.
+func (s *server) sessionInfo() api.Session {
+	return api.Session{Fingerprint: s.d.Fingerprint(), Nick: s.d.cfg.Nick, PeerID: s.d.node.ID().String()}
 }
 
 // authorized compares the bearer token in constant time (the scheme name

@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/meshnode/meshnode/groupstate"
 )
 
 // Paged history, for readers that scroll (the web app).
@@ -161,4 +163,59 @@ func listed(item *badger.Item, prefixLen int) (*ListedMessage, error) {
 		return nil, err
 	}
 	return &ListedMessage{Message: *msg, Cursor: hex.EncodeToString(k[prefixLen:])}, nil
+}
+
+// Locate returns the position of a message handed out by Follow ("" if
+// the group no longer holds it). Every message's key starts with its
+// sent time in milliseconds, so one short scan finds it.
+func (n *Node) Locate(msg *Message) (string, error) {
+	gid, err := groupstate.ParseGroupID(msg.Group)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q", ErrUnknownGroup, msg.Group)
+	}
+	m, err := n.mem()
+	if err != nil {
+		return "", err
+	}
+	group := gkey(pfxMessage, gid)
+	prefix := gkey(pfxMessage, gid, u64(uint64(msg.Sent.UnixMilli())))
+	cursor := ""
+	err = m.db.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) != len(group)+messageCursorSize {
+				continue
+			}
+			if hex.EncodeToString(k[len(k)-32:]) != msg.ID {
+				// Notices (gaps, splits) are keyed by a digest of their ID.
+				lm, err := listed(it.Item(), len(group))
+				if err != nil || lm.ID != msg.ID {
+					continue
+				}
+			}
+			cursor = hex.EncodeToString(k[len(group):])
+			return nil
+		}
+		return nil
+	})
+	return cursor, err
+}
+
+// GroupIDs lists the IDs of the member's groups, sorted: a cheap way to
+// notice that a group was added or left.
+func (n *Node) GroupIDs() []string {
+	m, err := n.mem()
+	if err != nil {
+		return nil
+	}
+	m.mu.Lock()
+	out := make([]string, 0, len(m.groups))
+	for id := range m.groups {
+		out = append(out, id.String())
+	}
+	m.mu.Unlock()
+	slices.Sort(out)
+	return out
 }

@@ -86,6 +86,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newKeyPackageCmd(g))
 	root.AddCommand(newVersionCmd(g))
 	markUsageErrors(root)
+	root.AddCommand(newUICmd(g), newVerifyCmd(g))
 	return root
 }
 

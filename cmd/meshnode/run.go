@@ -16,6 +16,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	var (
 		listen, allow, bootstrap       []string
 		apiAddr, policy, metrics, role string
+		uiAddr                         string
 		logLevel, logFormat            string
 		bot                            bool
 	)
@@ -44,6 +45,9 @@ func newRunCmd(g *globals) *cobra.Command {
 			}
 			if f.Changed("api") {
 				cfg.APIAddr = apiAddr
+			}
+			if f.Changed("ui") {
+				cfg.UIAddr = uiAddr
 			}
 			if f.Changed("host-policy") {
 				cfg.HostPolicy = node.HostPolicy(policy)
@@ -99,6 +103,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringArrayVar(&listen, "listen", nil, "libp2p multiaddr to listen on (repeatable)")
 	f.StringVar(&apiAddr, "api", "", "control API address: host:port or unix:/path/to/sock (default 127.0.0.1:0)")
+	f.StringVar(&uiAddr, "ui", "", "serve the web app on host:port, or \"off\" (default: on the control API's address; log in with `meshnode ui`)")
 	f.StringVar(&policy, "host-policy", "", "which mailboxes to host for others: own, allowlist or open")
 	f.StringArrayVar(&allow, "allow", nil, "peer ID or mailbox tag served under the allowlist policy (repeatable)")
 	f.StringArrayVar(&bootstrap, "bootstrap", nil, "multiaddr with /p2p/ID to dial at start (repeatable)")
