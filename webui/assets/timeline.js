@@ -1,0 +1,433 @@
+// A conversation's timeline: a window of at most WINDOW messages of the
+// group's history, paged in from the daemon as the reader scrolls (older
+// pages above, newer below) and dropped on the other side, so the page
+// holds the same few hundred messages however long the history is. New
+// messages arrive live from the event stream.
+import { h, reconcile, announce } from './dom.js';
+import { api } from './api.js';
+import { state, emit } from './state.js';
+import * as fmt from './format.js';
+import { icon } from './icons.js';
+import { perf } from './perf.js';
+
+export const PAGE = 50;
+export const WINDOW = 300;
+// Long texts are folded past this many characters or lines.
+const FOLD_CHARS = 1500;
+const FOLD_LINES = 24;
+// A message continues its author's run within this gap.
+const RUN_GAP = 5 * 60 * 1000;
+
+// sendStates keeps what a send reported, by message ID, for this page's
+// lifetime: {state: 'sending'|'sent'|'failed', result, error}.
+export const sendStates = new Map();
+
+let pendingSeq = 0;
+
+export class Timeline {
+  constructor(group, { onMember } = {}) {
+    this.group = group;
+    this.onMember = onMember || (() => {});
+    this.items = [];
+    this.pending = [];
+    this.hasOlder = false;
+    this.hasNewer = false;
+    this.loading = null;
+    this.cache = new Map();
+    this.unseen = 0;
+    const entry = state.inbox.get(group);
+    this.readCursor = entry ? entry.read.cursor : '';
+    this.list = h('ol', { class: 'tl-list' });
+    this.topLoader = h('div', { class: 'tl-loader', hidden: true, attrs: { 'aria-hidden': 'true' } }, h('span', { class: 'spinner' }));
+    this.start = h('div', { class: 'tl-start', hidden: true }, icon('lock'), h('span', { text: 'The start of the history on this node. Messages are end-to-end encrypted.' }));
+    this.bottomLoader = h('div', { class: 'tl-loader', hidden: true, attrs: { 'aria-hidden': 'true' } }, h('span', { class: 'spinner' }));
+    this.el = h('div', {
+      class: 'timeline',
+      attrs: { role: 'log', 'aria-label': 'Messages', 'aria-live': 'off', tabindex: '0' },
+      on: { scroll: () => this.onScroll() },
+    }, this.start, this.topLoader, this.list, this.bottomLoader);
+    this.jump = h('button', {
+      class: 'jump', hidden: true, type: 'button',
+      on: { click: () => this.jumpToLatest() },
+    }, icon('down'), h('span', { class: 'jump-label', text: 'Latest' }));
+    this.root = h('div', { class: 'tl-wrap' }, this.el, this.jump);
+    this.onVisible = () => this.maybeMarkRead();
+    document.addEventListener('visibilitychange', this.onVisible);
+  }
+
+  destroy() {
+    document.removeEventListener('visibilitychange', this.onVisible);
+    clearTimeout(this.readTimer);
+  }
+
+  // open loads the latest page.
+  async open() {
+    const p = await api.history(this.group, { limit: PAGE });
+    this.items = p.messages;
+    this.hasOlder = p.more;
+    this.hasNewer = false;
+    this.render('bottom');
+    perf.opened(this.group, this.items.length);
+    this.fill();
+  }
+
+  // fill loads older pages while the window does not fill the screen.
+  async fill() {
+    while (this.hasOlder && this.el.scrollHeight <= this.el.clientHeight + 50 && this.el.isConnected) {
+      if (!(await this.loadOlder())) break;
+    }
+    this.maybeMarkRead();
+  }
+
+  async guard(fn) {
+    if (this.loading) return false;
+    this.loading = fn();
+    try {
+      await this.loading;
+      return true;
+    } catch (e) {
+      emit('toast', { text: 'Loading messages failed: ' + e.message, error: true });
+      return false;
+    } finally {
+      this.loading = null;
+    }
+  }
+
+  loadOlder() {
+    if (!this.hasOlder || !this.items.length) return Promise.resolve(false);
+    return this.guard(async () => {
+      this.topLoader.hidden = false;
+      try {
+        const p = await api.history(this.group, { limit: PAGE, before: this.items[0].cursor });
+        this.items = p.messages.concat(this.items);
+        this.hasOlder = p.more;
+        if (this.items.length > WINDOW) {
+          this.items = this.items.slice(0, WINDOW);
+          this.hasNewer = true;
+        }
+      } finally {
+        this.topLoader.hidden = true;
+      }
+      this.render('anchor');
+    });
+  }
+
+  loadNewer() {
+    if (!this.hasNewer || !this.items.length) return Promise.resolve(false);
+    return this.guard(async () => {
+      this.bottomLoader.hidden = false;
+      try {
+        const p = await api.history(this.group, { limit: PAGE, after: this.items[this.items.length - 1].cursor });
+        this.items = this.items.concat(p.messages);
+        this.hasNewer = p.more;
+        if (this.items.length > WINDOW) {
+          this.items = this.items.slice(this.items.length - WINDOW);
+          this.hasOlder = true;
+        }
+      } finally {
+        this.bottomLoader.hidden = true;
+      }
+      if (!this.hasNewer) this.unseen = 0;
+      this.render('anchor');
+    });
+  }
+
+  async jumpToLatest() {
+    if (!this.hasNewer) {
+      this.unseen = 0;
+      this.render('bottom');
+      return;
+    }
+    await this.guard(async () => {
+      const p = await api.history(this.group, { limit: PAGE });
+      this.items = p.messages;
+      this.hasOlder = p.more;
+      this.hasNewer = false;
+      this.unseen = 0;
+      this.render('bottom');
+    });
+  }
+
+  atBottom() {
+    return this.el.scrollHeight - this.el.scrollTop - this.el.clientHeight < 80;
+  }
+
+  onScroll() {
+    if (this.el.scrollTop < 800 && this.hasOlder) this.loadOlder();
+    if (this.el.scrollHeight - this.el.scrollTop - this.el.clientHeight < 800 && this.hasNewer) this.loadNewer();
+    if (this.atBottom() && !this.hasNewer) {
+      this.unseen = 0;
+      this.updateJump();
+    }
+    this.maybeMarkRead();
+  }
+
+  updateJump() {
+    const show = this.hasNewer || !this.atBottom();
+    this.jump.hidden = !show;
+    this.jump.classList.toggle('has-new', this.unseen > 0);
+    const label = this.unseen > 0 ? `${this.unseen} new message${this.unseen > 1 ? 's' : ''}` : 'Latest';
+    this.jump.lastChild.textContent = label;
+    this.jump.setAttribute('aria-label', 'Jump to the latest messages' + (this.unseen ? ` (${label})` : ''));
+  }
+
+  // maybeMarkRead moves the read marker to the newest message shown once
+  // the reader is at the bottom of the live end and the page is visible.
+  maybeMarkRead() {
+    if (this.hasNewer || !this.items.length || document.visibilityState !== 'visible' || !this.atBottom()) return;
+    const last = this.items[this.items.length - 1].cursor;
+    const entry = state.inbox.get(this.group);
+    if (!last || (entry && entry.read.cursor >= last && entry.read.unread === 0)) return;
+    clearTimeout(this.readTimer);
+    this.readTimer = setTimeout(async () => {
+      try {
+        const rs = await api.markRead(this.group, last);
+        const e = state.inbox.get(this.group);
+        if (e) {
+          e.read = rs;
+          emit('inbox');
+        }
+      } catch (e) {
+        // The marker is moved again at the next scroll or message.
+      }
+    }, 250);
+  }
+
+  // add takes a message from the event stream.
+  add(pm) {
+    if (pm.own) {
+      const i = this.pending.findIndex((p) => p.id === pm.id || (!p.id && p.text === pm.text && (p.to || '') === (pm.to || '')));
+      if (i >= 0) {
+        const [p] = this.pending.splice(i, 1);
+        if (p.id === pm.id || !p.id) sendStates.set(pm.id, sendStates.get(p.tempId) || { state: 'sending' });
+        p.settled = pm.id;
+      }
+    }
+    if (this.hasNewer) {
+      // The window is not at the live end: it is fetched when scrolled to.
+      if (!pm.own) this.unseen++;
+      this.updateJump();
+      return;
+    }
+    if (this.items.some((m) => m.id === pm.id)) return;
+    const stick = this.atBottom();
+    // Usually the newest: insert from the end.
+    let i = this.items.length;
+    while (i > 0 && pm.cursor && this.items[i - 1].cursor > pm.cursor) i--;
+    this.items.splice(i, 0, pm);
+    if (this.items.length > WINDOW && stick) {
+      this.items = this.items.slice(this.items.length - WINDOW);
+      this.hasOlder = true;
+    }
+    if (!pm.own && !stick) this.unseen++;
+    this.render(stick || pm.own ? 'bottom' : 'anchor');
+    perf.rendered(pm);
+    this.maybeMarkRead();
+    if (!pm.own) announce(`${pm.nick || 'someone'}: ${(pm.text || '').slice(0, 200)}`);
+  }
+
+  // addPending shows an own message being sent; it returns its handle.
+  addPending(text, to, toNick) {
+    const p = { tempId: 'pending-' + ++pendingSeq, text, to, toNick, sent: new Date(), id: '' };
+    sendStates.set(p.tempId, { state: 'sending' });
+    this.pending.push(p);
+    if (this.hasNewer) this.jumpToLatest();
+    else this.render('bottom');
+    return p;
+  }
+
+  // settle records a send's outcome.
+  settle(p, result, error) {
+    const st = error ? { state: 'failed', error } : { state: 'sent', result };
+    sendStates.set(p.tempId, st);
+    if (result) {
+      p.id = result.id;
+      sendStates.set(result.id, st);
+      if (p.settled || this.items.some((m) => m.id === result.id)) {
+        this.pending = this.pending.filter((x) => x !== p);
+      }
+    }
+    this.render('anchor');
+  }
+
+  dropPending(p) {
+    this.pending = this.pending.filter((x) => x !== p);
+    sendStates.delete(p.tempId);
+    this.render('anchor');
+  }
+
+  // refresh re-reads the window after the stream may have missed events.
+  async refresh() {
+    if (this.hasNewer || !this.items.length) return this.open();
+    await this.guard(async () => {
+      const p = await api.history(this.group, { limit: PAGE, after: this.items[this.items.length - 1].cursor });
+      this.items = this.items.concat(p.messages.filter((m) => !this.items.some((x) => x.id === m.id)));
+      this.hasNewer = p.more;
+      this.render('anchor');
+    });
+  }
+
+  rerender() {
+    this.render('anchor');
+  }
+
+  entries() {
+    const out = [];
+    let prev = null;
+    let unreadShown = false;
+    for (const m of this.items) {
+      const at = new Date(m.sent);
+      if (!prev || fmt.dayKey(new Date(prev.sent)) !== fmt.dayKey(at)) {
+        const key = 'day-' + fmt.dayKey(at);
+        out.push({ key, build: () => h('li', { class: 'day', attrs: { role: 'separator' } }, h('span', { text: fmt.dayLabel(at) })) });
+      }
+      // The first message others wrote after the marker the conversation
+      // was opened with.
+      if (!unreadShown && this.readCursor && prev && !m.own && isShown(m) && m.cursor > this.readCursor) {
+        unreadShown = true;
+        out.push({ key: 'unread', build: () => h('li', { class: 'unread-line', attrs: { role: 'separator' } }, h('span', { text: 'New messages' })) });
+      }
+      const cont = continues(prev, m);
+      const verified = state.verified.has(m.author);
+      const st = m.own ? sendStates.get(m.id) : null;
+      const key = [m.cursor || m.id, cont ? 'c' : 'h', verified ? 'v' : '', st ? st.state + (st.result ? st.result.stored_by.length : '') : ''].join('|');
+      out.push({ key, build: () => this.message(m, cont, verified, st) });
+      prev = m;
+    }
+    if (!this.hasNewer) {
+      for (const p of this.pending) {
+        const st = sendStates.get(p.tempId);
+        const m = { id: p.id || p.tempId, own: true, kind: p.to ? 'direct' : 'text', text: p.text, to: p.to, toNick: p.toNick, sent: p.sent.toISOString() };
+        out.push({ key: p.tempId + '|' + st.state, build: () => this.message(m, continues(prev, m), false, st, p) });
+        prev = m;
+      }
+    }
+    return out;
+  }
+
+  render(mode) {
+    const el = this.el;
+    let anchor = null;
+    let delta = 0;
+    if (mode === 'anchor') {
+      if (this.atBottom() && !this.hasNewer) {
+        mode = 'bottom';
+      } else {
+        for (const child of this.list.children) {
+          if (child.offsetTop + child.offsetHeight > el.scrollTop) {
+            anchor = child;
+            delta = child.offsetTop - el.scrollTop;
+            break;
+          }
+        }
+      }
+    }
+    this.cache = reconcile(this.list, this.entries(), this.cache);
+    this.start.hidden = this.hasOlder;
+    if (mode === 'bottom') {
+      el.scrollTop = el.scrollHeight;
+    } else if (anchor && anchor.isConnected) {
+      el.scrollTop = anchor.offsetTop - delta;
+    }
+    this.updateJump();
+  }
+
+  message(m, cont, verified, st, pending) {
+    if (!isShown(m)) return this.notice(m);
+    const at = new Date(m.sent);
+    const cls = ['msg', m.own && 'own', m.kind === 'direct' && 'direct', cont && 'cont', st && st.state === 'failed' && 'failed'];
+    const li = h('li', { class: cls, dataset: { id: m.id }, attrs: { 'aria-label': messageLabel(m, verified) } });
+    if (!m.own) {
+      li.append(cont ? h('span', { class: 'msg-gutter' })
+        : h('button', { class: 'msg-av', type: 'button', attrs: { 'aria-label': 'About ' + (m.nick || 'this member') }, on: { click: () => this.onMember(m.author) } },
+          fmt.avatar(m.nick, m.author)));
+    }
+    const main = h('div', { class: 'msg-main' });
+    if (!cont && !m.own) {
+      main.append(h('div', { class: 'msg-head' },
+        fmt.name(m.nick),
+        verified ? h('span', { class: 'badge-verified', attrs: { title: 'Fingerprint verified by you' } }, icon('verified', 'verified')) : null,
+        h('span', { class: 'msg-fp', text: fmt.shortFP(m.author), attrs: { title: m.author } }),
+        h('time', { text: fmt.time(at), attrs: { datetime: m.sent, title: fmt.fullTime(at) } })));
+    }
+    if (m.kind === 'direct') {
+      const other = m.own ? (m.toNick || this.nickOf(m.to)) : 'you';
+      main.append(h('div', { class: 'msg-private' }, icon('lock'), m.own ? 'Private to ' : 'Private message to ', fmt.name(other, 'nick-inline')));
+    }
+    const text = m.text || '';
+    const body = fmt.messageText(text);
+    const bubble = h('div', { class: 'bubble' }, body);
+    if (text.length > FOLD_CHARS || text.split('\n').length > FOLD_LINES) {
+      body.classList.add('folded');
+      bubble.append(h('button', {
+        class: 'fold', type: 'button', text: 'Show more',
+        on: { click: (e) => { const open = body.classList.toggle('folded'); e.target.textContent = open ? 'Show more' : 'Show less'; } },
+      }));
+    }
+    if (m.own || cont) {
+      bubble.append(h('time', { class: 'bubble-time', text: fmt.time(at), attrs: { datetime: m.sent, title: fmt.fullTime(at) } }));
+    }
+    main.append(bubble);
+    if (m.own && st) main.append(this.stateLine(st, pending));
+    li.append(main);
+    return li;
+  }
+
+  stateLine(st, pending) {
+    if (st.state === 'sending') {
+      return h('div', { class: 'msg-state sending' }, icon('clock'), 'Sending…');
+    }
+    if (st.state === 'failed') {
+      return h('div', { class: 'msg-state failed', attrs: { role: 'alert' } }, icon('warning'),
+        h('span', { text: 'Not sent: ' + st.error }),
+        pending ? h('button', { class: 'link', type: 'button', text: 'Retry', on: { click: () => emit('retry', { group: this.group, pending }) } }) : null,
+        pending ? h('button', { class: 'link', type: 'button', text: 'Discard', on: { click: () => this.dropPending(pending) } }) : null);
+    }
+    const r = st.result || { stored_by: [] };
+    const stored = (r.stored_by || []).length;
+    const failed = Object.keys(r.failed || {}).length;
+    if (stored > 0) {
+      const title = failed ? 'Not stored by: ' + Object.entries(r.failed).map(([p, why]) => p.slice(-8) + ' (' + why + ')').join('; ') : '';
+      return h('div', { class: 'msg-state sent', attrs: { title } }, icon('checks'),
+        `Stored by ${stored} host${stored > 1 ? 's' : ''}` + (failed ? `, ${failed} failed` : ''));
+    }
+    if (failed) {
+      return h('div', { class: 'msg-state warn', attrs: { title: Object.values(r.failed).join('; ') } }, icon('warning'),
+        'Kept on this node: no host stored it yet (' + Object.values(r.failed)[0] + ')');
+    }
+    return h('div', { class: 'msg-state sent' }, icon('check'), r.gossiped ? `Sent to ${r.gossiped} peer${r.gossiped > 1 ? 's' : ''}` : 'Kept on this node');
+  }
+
+  notice(m) {
+    const kind = m.kind || 'notice';
+    const warn = kind === 'split' || kind === 'equivocation' || kind === 'rejection' || kind === 'gap';
+    return h('li', { class: ['notice', 'notice-' + kind, warn && 'warn'], dataset: { id: m.id }, attrs: { role: warn ? 'alert' : null } },
+      icon(warn ? 'warning' : 'info'),
+      h('span', { class: 'notice-text', attrs: { dir: 'auto' }, text: m.text || kind }),
+      h('time', { text: fmt.time(new Date(m.sent)), attrs: { datetime: m.sent, title: fmt.fullTime(new Date(m.sent)) } }));
+  }
+
+  nickOf(fp) {
+    const c = this.members && this.members.find((x) => x.fingerprint === fp);
+    return c ? c.nick : fmt.shortFP(fp);
+  }
+}
+
+// isShown: messages people wrote (others are notices).
+function isShown(m) {
+  return m.kind === 'text' || m.kind === 'direct';
+}
+
+function continues(prev, m) {
+  if (!prev || !isShown(prev) || !isShown(m) || prev.own !== m.own || prev.kind !== m.kind) return false;
+  if (!m.own && prev.author !== m.author) return false;
+  const a = new Date(prev.sent);
+  const b = new Date(m.sent);
+  return b - a < RUN_GAP && fmt.dayKey(a) === fmt.dayKey(b);
+}
+
+function messageLabel(m, verified) {
+  if (!isShown(m)) return null;
+  const who = m.own ? 'You' : (m.nick || 'unknown') + (verified ? ' (verified)' : '');
+  return `${who}${m.kind === 'direct' ? ', privately' : ''}, ${fmt.time(new Date(m.sent))}`;
+}
