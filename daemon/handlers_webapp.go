@@ -107,15 +107,15 @@ func (s *server) getRead(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	g, err := s.d.node.GroupInfo(r.PathValue("group"))
+	gid, err := s.d.node.ResolveGroup(r.PathValue("group"))
 	if err != nil {
 		return nodeError(err)
 	}
-	rs, err := s.d.node.ReadState(g.ID, hide)
+	rs, err := s.d.node.ReadState(gid, hide)
 	if err != nil {
 		return webappError(err)
 	}
-	writeJSON(w, http.StatusOK, readState(g.ID, rs))
+	writeJSON(w, http.StatusOK, readState(gid, rs))
 	return nil
 }
 
@@ -124,18 +124,18 @@ func (s *server) putRead(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	g, err := s.d.node.GroupInfo(r.PathValue("group"))
+	gid, err := s.d.node.ResolveGroup(r.PathValue("group"))
 	if err != nil {
 		return nodeError(err)
 	}
-	rs, err := s.d.node.MarkRead(g.ID, req.Cursor, s.d.node.IsProtocolMessage)
+	rs, err := s.d.node.MarkRead(gid, req.Cursor, s.d.node.IsProtocolMessage)
 	if err != nil {
 		return webappError(err)
 	}
-	out := readState(g.ID, rs)
+	out := readState(gid, rs)
 	// Other pages (another tab, another device's browser) update their
 	// unread counts.
-	s.events.publish(api.Event{Type: api.EventRead, Group: g.ID, Read: &out})
+	s.events.publish(api.Event{Type: api.EventRead, Group: gid, Read: &out})
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

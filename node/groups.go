@@ -378,7 +378,7 @@ func (n *Node) GroupInfo(group string) (*GroupInfo, error) {
 		return nil, err
 	}
 	gi.Members = len(members)
-	err = m.db.scan(gkey(pfxMessage, gid), func(_, _ []byte) error { gi.Messages++; return nil })
+	gi.Messages, err = m.db.count(gkey(pfxMessage, gid))
 	return gi, err
 }
 

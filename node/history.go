@@ -219,3 +219,26 @@ func (n *Node) GroupIDs() []string {
 	slices.Sort(out)
 	return out
 }
+
+// ResolveGroup returns the ID of a group given by ID or unique name.
+func (n *Node) ResolveGroup(group string) (string, error) {
+	_, gid, err := n.lookup(group)
+	if err != nil {
+		return "", err
+	}
+	return gid.String(), nil
+}
+
+// count counts the keys with prefix without reading their values.
+func (m *memberDB) count(prefix []byte) (int, error) {
+	n := 0
+	err := m.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}

@@ -265,7 +265,13 @@ func (pg *page) do(steps ...chromedp.Action[chromedp.Void]) {
 // eval runs a JavaScript expression and decodes its value into out.
 func (pg *page) eval(expr string, out any) {
 	pg.t.Helper()
-	ctx, cancel := context.WithTimeout(pg.ctx, 30*time.Second)
+	pg.evalWithin(30*time.Second, expr, out)
+}
+
+// evalWithin is eval with a time limit of its own.
+func (pg *page) evalWithin(limit time.Duration, expr string, out any) {
+	pg.t.Helper()
+	ctx, cancel := context.WithTimeout(pg.ctx, limit)
 	defer cancel()
 	b, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, func(p *runtime.EvaluateParams) { p.AwaitPromise = ptrTrue() }))
 	if err != nil {
@@ -336,7 +342,7 @@ func (pg *page) openChat(groupID string) {
 	sel := fmt.Sprintf(`.chat[data-group=%q]`, groupID)
 	pg.wait(fmt.Sprintf(`!!document.querySelector(%q)`, sel), "the chat is listed")
 	pg.click(sel)
-	pg.wait(`!!document.querySelector('.conversation') && !document.querySelector('.tl-loader:not([hidden])')`, "the chat opens")
+	pg.wait(`!!document.querySelector('.timeline[data-state=ready]')`, "the chat opens")
 }
 
 // texts are the texts of the messages shown in the open chat.

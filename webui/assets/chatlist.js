@@ -27,7 +27,7 @@ export class ChatList {
           h('button', { class: 'icon-btn', type: 'button', attrs: { 'aria-label': 'Join a group', title: 'Join a group' }, on: { click: joinDialog } }, icon('join')),
           h('button', { class: 'icon-btn accent', type: 'button', attrs: { 'aria-label': 'New group', title: 'New group' }, on: { click: createDialog } }, icon('plus')))),
       h('div', { class: 'search-wrap' }, icon('search'), this.search),
-      this.list, this.empty);
+      this.empty, this.list);
     on('inbox', () => this.render());
     on('verified', () => this.render());
     on('select', () => this.render());

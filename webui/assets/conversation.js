@@ -28,7 +28,8 @@ export class Conversation {
       h('div', { class: 'conv-main' }, this.header, this.progress, this.timeline.root, this.composer),
       this.details.root);
     this.offs = [
-      on('inbox', () => this.renderHeader()),
+      on('inbox', () => { this.renderHeader(); this.updateComposer(); }),
+      on('contacts', () => { this.renderHeader(); this.updateComposer(); }),
       on('network', () => this.renderHeader()),
       on('catchup', (p) => { if (p.group === this.id) this.renderProgress(); }),
       on('verified', () => { this.timeline.rerender(); this.details.render(); }),
@@ -168,7 +169,7 @@ export class Conversation {
     const c = state.contactOf.get(g.id);
     const blocked = g.removed ? 'You were removed from this group: you can read what you had, and nothing new.'
       : c && c.state === 'pending' ? `Waiting for ${c.via} to accept your request: nothing can be sent before.`
-        : !g.can_write ? 'You may only read in this group.' : '';
+        : !g.can_write || (g.managed && g.role === 'read') ? 'You may only read in this group.' : '';
     this.input.disabled = this.sendBtn.disabled = !!blocked;
     this.composeNote.hidden = !blocked;
     this.composeNote.textContent = blocked;

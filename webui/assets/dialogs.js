@@ -190,7 +190,7 @@ export async function inviteDialog(g, known) {
 
 export async function keyPackageDialog() {
   const text = h('textarea', { class: 'mono', rows: 5, readOnly: true, attrs: { 'aria-label': 'Key package', spellcheck: 'false' } });
-  const hosts = h('textarea', { rows: 2, attrs: { placeholder: 'optional: multiaddrs of hosts that will carry the welcome', spellcheck: 'false' } });
+  const hosts = h('textarea', { rows: 2, attrs: { placeholder: '/ip4/203.0.113.7/tcp/4001/p2p/12D3Koo…', spellcheck: 'false' } });
   let d;
   const make = async () => {
     const kp = await api.newKeyPackage({ hosts: lines(hosts.value) });
@@ -202,7 +202,7 @@ export async function keyPackageDialog() {
     title: 'My key package',
     body: [
       h('p', { text: 'Give a key package to a manager of a managed group: they add you with it, and the group appears here when their welcome reaches you. Each key package works once.' }),
-      field('Hosts (optional)', hosts), text,
+      field('The group\'s hosts', hosts, 'Ask the manager for them: your node fetches the welcome from these hosts (and from its bootstrap peers).'), text,
     ],
     wide: true,
   });

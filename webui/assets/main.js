@@ -3,7 +3,7 @@
 // fragment (#/chat/ID, #/contacts, #/node).
 import { h, clear, announce } from './dom.js';
 import { api, setCSRF, openEvents, whenLoggedOut } from './api.js';
-import { state, emit, on, groupTitle, prefs } from './state.js';
+import { state, emit, on, groupTitle, prefs, setContacts } from './state.js';
 import { icon } from './icons.js';
 import { ChatList, welcome } from './chatlist.js';
 import { Conversation } from './conversation.js';
@@ -138,12 +138,10 @@ async function loadInbox() {
 
 async function loadContacts() {
   try {
-    state.contacts = (await api.contacts()) || [];
+    setContacts(await api.contacts());
   } catch {
-    state.contacts = [];
+    // Kept as they were.
   }
-  state.contactOf = new Map(state.contacts.filter((c) => c.group).map((c) => [c.group, c]));
-  emit('contacts');
 }
 
 async function loadVerified() {
@@ -185,6 +183,7 @@ function route() {
     clear(main).append(v.root);
     v.render();
     v.load().catch((e) => toast({ text: e.message, error: true }));
+    v.watch();
   } else if (state.view === 'node') {
     const v = new NodeView();
     page = v;

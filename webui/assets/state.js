@@ -30,6 +30,13 @@ export function on(name, fn) {
   return () => bus.removeEventListener(name, l);
 }
 
+// setContacts records the contacts and the chat of each.
+export function setContacts(list) {
+  state.contacts = list || [];
+  state.contactOf = new Map(state.contacts.filter((c) => c.group).map((c) => [c.group, c]));
+  emit('contacts');
+}
+
 // groupTitle is what a chat is called: a contact's nick for a
 // connection group, else the group's name.
 export function groupTitle(g) {

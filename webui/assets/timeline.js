@@ -68,6 +68,7 @@ export class Timeline {
     this.hasNewer = false;
     this.render('bottom');
     perf.opened(this.group, this.items.length);
+    this.el.dataset.state = 'ready';
     this.fill();
   }
 
