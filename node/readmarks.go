@@ -48,7 +48,7 @@ type ReadState struct {
 // countsAsUnread: what a person must see, written by others. Notices of
 // state changes (event) and gaps are shown but not counted.
 func countsAsUnread(m *Message) bool {
-	return !m.Own && (m.Kind == groupstate.KindText.String() || m.Kind == groupstate.KindDirect.String() || m.Kind == KindSplit)
+	return !m.Own && (m.Kind == groupstate.KindText.String() || m.Kind == groupstate.KindDirect.String() || m.Kind == KindSplit || m.Kind == KindEquivocation)
 }
 
 // ReadState reports a group's read marker, unread count and latest

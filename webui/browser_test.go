@@ -401,4 +401,3 @@ func contains(ss []string, s string) bool {
 	}
 	return false
 }
-

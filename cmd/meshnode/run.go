@@ -103,7 +103,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringArrayVar(&listen, "listen", nil, "libp2p multiaddr to listen on (repeatable)")
 	f.StringVar(&apiAddr, "api", "", "control API address: host:port or unix:/path/to/sock (default 127.0.0.1:0)")
-	f.StringVar(&uiAddr, "ui", "", "serve the web app on host:port, or \"off\" (default: on the control API's address; log in with `meshnode ui`)")
+	f.StringVar(&uiAddr, "ui", "", "serve the web app on `ADDR` (host:port), or \"off\" (default: the control API's address; log in with meshnode ui)")
 	f.StringVar(&policy, "host-policy", "", "which mailboxes to host for others: own, allowlist or open")
 	f.StringArrayVar(&allow, "allow", nil, "peer ID or mailbox tag served under the allowlist policy (repeatable)")
 	f.StringArrayVar(&bootstrap, "bootstrap", nil, "multiaddr with /p2p/ID to dial at start (repeatable)")

@@ -90,6 +90,7 @@ export const api = {
   hosts: (g) => call('GET', `/v1/groups/${seg(g)}/hosts`),
   setHosts: (g, hosts) => call('PUT', `/v1/groups/${seg(g)}/hosts`, { hosts }),
   splits: (g) => call('GET', `/v1/groups/${seg(g)}/splits`),
+  rejections: (g, limit) => call('GET', `/v1/groups/${seg(g)}/rejections${qs({ limit })}`),
   // Contacts.
   aliases: () => call('GET', '/v1/aliases'),
   addAlias: (name, hosts) => call('POST', '/v1/aliases', hosts && hosts.length ? { name, hosts } : { name }),

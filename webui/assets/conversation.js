@@ -46,9 +46,20 @@ export class Conversation {
     this.renderProgress();
     this.updateComposer();
     await Promise.all([this.timeline.open(), this.loadMembers()]);
+    this.loadRejections();
+    this.rejTimer = setInterval(() => { if (document.visibilityState === 'visible') this.loadRejections(); }, 20000);
+  }
+
+  async loadRejections() {
+    try {
+      this.timeline.setRejections(await api.rejections(this.id, 200));
+    } catch {
+      // An older daemon without the log: nothing to show.
+    }
   }
 
   destroy() {
+    clearInterval(this.rejTimer);
     this.offs.forEach((f) => f());
     this.timeline.destroy();
   }

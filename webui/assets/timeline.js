@@ -30,6 +30,8 @@ export class Timeline {
     this.onMember = onMember || (() => {});
     this.items = [];
     this.pending = [];
+    // Refusals of the group's rejection log, shown where they happened.
+    this.rejections = [];
     this.hasOlder = false;
     this.hasNewer = false;
     this.loading = null;
@@ -272,11 +274,35 @@ export class Timeline {
     this.render('anchor');
   }
 
+  // setRejections takes the group's rejection log; the refusals show as
+  // notices at their time (what was flagged shows on its message, and an
+  // equivocation has a notice of its own).
+  setRejections(list) {
+    this.rejections = (list || []).filter((r) => r.kind === 'refused').map((r) => ({
+      id: 'rejection-' + r.envelope + '-' + r.reason,
+      kind: 'rejection',
+      sent: r.time,
+      cursor: msCursor(new Date(r.time)) + 'f'.repeat(16) + 'r' + r.envelope,
+      text: `Refused a message${r.author ? ' from ' + this.nickOf(r.author) : ''}: ${r.detail || r.reason}`,
+    }));
+    this.render('anchor');
+  }
+
+  // merged is the window's messages with the refusals of its span.
+  merged() {
+    if (!this.rejections.length || !this.items.length) return this.items;
+    const first = this.hasOlder ? this.items[0].cursor : '';
+    const last = this.hasNewer ? this.items[this.items.length - 1].cursor : '\uffff';
+    const shown = this.rejections.filter((r) => r.cursor > first && r.cursor < last);
+    if (!shown.length) return this.items;
+    return this.items.concat(shown).sort((a, b) => (a.cursor < b.cursor ? -1 : a.cursor > b.cursor ? 1 : 0));
+  }
+
   entries() {
     const out = [];
     let prev = null;
     let unreadShown = false;
-    for (const m of this.items) {
+    for (const m of this.merged()) {
       const at = new Date(m.sent);
       if (!prev || fmt.dayKey(new Date(prev.sent)) !== fmt.dayKey(at)) {
         const key = 'day-' + fmt.dayKey(at);
@@ -369,6 +395,10 @@ export class Timeline {
       bubble.append(h('time', { class: 'bubble-time', text: fmt.time(at), attrs: { datetime: m.sent, title: fmt.fullTime(at) } }));
     }
     main.append(bubble);
+    if (m.flags && m.flags.length) {
+      main.append(h('div', { class: 'msg-flags', attrs: { role: 'note' } }, icon('warning'),
+        h('span', { text: m.flags.map((f) => FLAGS[f] || f).join(' · ') })));
+    }
     if (m.own && st) main.append(this.stateLine(st, pending));
     li.append(main);
     return li;
@@ -412,6 +442,21 @@ export class Timeline {
     const c = this.members && this.members.find((x) => x.fingerprint === fp);
     return c ? c.nick : fmt.shortFP(fp);
   }
+}
+
+// FLAGS explain the marks the node puts on messages it shows with a
+// reservation (issue 13).
+const FLAGS = {
+  sent_in_future: 'Its sent time lies in the future: placed by when it arrived',
+  sent_before_join: 'Its sent time is before its author joined: placed after what it answers',
+  unseen_by_remover: 'Sent around its author\'s removal; members who learnt of the removal first refuse it',
+  not_delivered_removed: 'Not delivered: you were removed before the manager saw it',
+};
+
+// msCursor is the start of the positions of a millisecond (16 hex
+// digits of the sent time, as message positions begin).
+function msCursor(d) {
+  return BigInt(d.getTime()).toString(16).padStart(16, '0');
 }
 
 // isShown: messages people wrote (others are notices).
