@@ -359,6 +359,8 @@ func (m *member) addEvent(txn *badger.Txn, e *groupEntry, p *groupstate.Payload,
 		if err := m.reportSplit(txn, e, p.Epoch, fe, p.Author); err != nil {
 			return err
 		}
+		// Payloads held for a head on this branch can be judged now.
+		m.markChanged(e.g.ID)
 		return err
 	}
 	return fmt.Errorf("%s state event: %w", ev.Kind, err)

@@ -411,10 +411,7 @@ func (n *Node) commit(ctx context.Context, op *managerOp) (*ManageResult, error)
 	if len(op.sealed) > 0 {
 		// The chain may have grown (an event, a rotation that closed an
 		// epoch): payloads kept aside for it are tried again.
-		if m.mg.changed == nil {
-			m.mg.changed = map[groupstate.GroupID]bool{}
-		}
-		m.mg.changed[e.g.ID] = true
+		m.markChanged(e.g.ID)
 		m.kickProcessing()
 	}
 	moved := n.hostAddedLocked()

@@ -360,16 +360,22 @@ func (m *member) chainGrew(txn *badger.Txn, e *groupEntry) error {
 	if err := saveChainTxn(txn, e); err != nil {
 		return err
 	}
-	if m.mg.changed == nil {
-		m.mg.changed = map[groupstate.GroupID]bool{}
-	}
-	m.mg.changed[e.g.ID] = true
+	m.markChanged(e.g.ID)
 	if !slices.Equal(e.chain.Hosts(), e.g.Hosts) {
 		// A set-hosts event: the manager loop moves the group to the new
 		// hosts (followChainHosts) now rather than on its next pass.
 		m.kickManager()
 	}
 	return nil
+}
+
+// markChanged marks a group whose chain grew: its deferred payloads are
+// retried after the pass. Call with m.mu held.
+func (m *member) markChanged(g groupstate.GroupID) {
+	if m.mg.changed == nil {
+		m.mg.changed = map[groupstate.GroupID]bool{}
+	}
+	m.mg.changed[g] = true
 }
 
 // reportSplit records a split once and writes a warning into the group's

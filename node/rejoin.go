@@ -81,10 +81,7 @@ func (n *Node) rejoin(j *groupstate.Joined) (bool, error) {
 		}
 		return false, fmt.Errorf("node: record the rejoin: %w", err)
 	}
-	if m.mg.changed == nil {
-		m.mg.changed = map[groupstate.GroupID]bool{}
-	}
-	m.mg.changed[e.g.ID] = true
+	m.markChanged(e.g.ID)
 	n.log.Info("added to a group again", "group", e.g.ID.Short(), "head", before.Short()+"→"+e.chain.Head().Short())
 	m.kickProcessing()
 	return true, nil
