@@ -213,16 +213,17 @@ func TestSentTimeBounded(t *testing.T) {
 	tp := newTopology(t, "club", groupstate.DefaultPolicy(), "alice", nil)
 	alice, bob, carol, gid, host := tp.mgr, tp.join("bob", groupstate.RoleWrite), tp.join("carol", groupstate.RoleWrite), tp.gid, tp.host
 	ctx := context.Background()
+	carol.n.member.mu.Lock()
+	next := entry(t, carol, gid).local.NextSeq
+	carol.n.member.mu.Unlock()
 	future := craft(t, carol, gid, 0, groupstate.KindText, "from 2099", func(p *groupstate.Payload) {
+		p.Seq = next
 		p.Sent = time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 	})
 	relayTo(t, carol, host, future)
 	waitText(t, bob, gid, "from 2099")
-	carol.n.member.mu.Lock()
-	next := entry(t, carol, gid).local.NextSeq
-	carol.n.member.mu.Unlock()
 	past := craft(t, carol, gid, 0, groupstate.KindText, "from 2001", func(p *groupstate.Payload) {
-		p.Seq = next
+		p.Seq = next + 1
 		p.Sent = time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 	})
 	relayTo(t, carol, host, past)
