@@ -40,6 +40,14 @@
 //	POST /v1/groups/GROUP/catchup            CatchUpResult: fetch from the hosts now
 //	GET  /v1/groups/GROUP/rejections?limit=N []Rejection: what this member refused,
 //	                                         flagged or holds aside, and why (N latest)
+//	GET  /v1/outbox                          []OutboxEntry: own envelopes no host has stored
+//	                                         yet (retried with backoff), and those given up
+//
+// A send answers once its first attempt is done: SendResult.State is
+// "stored" (StoredBy lists the hosts), "pending" (no host yet; the node
+// keeps the message and tries again until one stores it, and Failed says
+// what the hosts answered), or "failed". Own messages carry the same state
+// (Message.Delivery, StoredByCount, DeliveryError) when listed.
 //
 // The message stream subscribes before it lists, sends each message at
 // most once (by ID) and, should it fall behind the node, re-reads the

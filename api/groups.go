@@ -89,7 +89,21 @@ type Message struct {
 	// Flags mark a message shown with a reservation (FlagSentInFuture,
 	// FlagSentBeforeJoin, FlagUnseenByRemover, FlagNotDelivered).
 	Flags []string `json:"flags,omitempty"`
+	// Delivery, for an own message (Own), is DeliveryPending (no host
+	// has stored it yet; the node keeps trying), DeliveryStored
+	// (StoredByCount hosts, or members of a group without hosts, have) or
+	// DeliveryFailed (DeliveryError says why).
+	Delivery      string `json:"delivery,omitempty"`
+	StoredByCount int    `json:"stored_by_count,omitempty"`
+	DeliveryError string `json:"delivery_error,omitempty"`
 }
+
+// Delivery states of own messages and envelopes.
+const (
+	DeliveryPending = "pending"
+	DeliveryStored  = "stored"
+	DeliveryFailed  = "failed"
+)
 
 // Message flags.
 const (
@@ -128,6 +142,11 @@ type SendResult struct {
 	Failed map[string]string `json:"failed,omitempty"`
 	// Gossiped is the number of peers on the group's mailbox topic.
 	Gossiped int `json:"gossiped"`
+	// State is DeliveryStored (StoredBy has stored it), DeliveryPending
+	// (no host yet: the node keeps it and tries again, with backoff, until
+	// one does; Failed says why the attempts so far failed) or
+	// DeliveryFailed (refused as invalid by every host).
+	State string `json:"state"`
 }
 
 // CatchUpResult reports one catch-up of a group. The JSON names are a

@@ -37,6 +37,7 @@ func (s *server) groupRoutes(mux *http.ServeMux) {
 	s.handle(mux, api.PathGroupMessages, methods{http.MethodGet: s.getMessages, http.MethodPost: s.sendMessage})
 	s.handle(mux, api.PathGroupStream, methods{http.MethodGet: s.streamMessages})
 	s.handle(mux, api.PathGroupCatchUp, methods{http.MethodPost: s.catchUp})
+	s.handle(mux, api.PathOutbox, methods{http.MethodGet: s.getOutbox})
 }
 
 func (s *server) listGroups(w http.ResponseWriter, _ *http.Request) error {
@@ -179,6 +180,20 @@ func (s *server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 		return nodeError(err)
 	}
 	writeJSON(w, http.StatusOK, api.SendResult(*res))
+	return nil
+}
+
+func (s *server) getOutbox(w http.ResponseWriter, _ *http.Request) error {
+	es, err := s.d.node.Outbox()
+	if err != nil {
+		return nodeError(err)
+	}
+	out := make([]api.OutboxEntry, 0, len(es))
+	for _, e := range es {
+		out = append(out, api.OutboxEntry{ID: e.ID, Group: e.Group, GroupName: e.GroupName, State: e.State,
+			Created: e.Created, NextAttempt: e.NextAttempt, Attempts: e.Attempts, Reason: e.Reason})
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -107,6 +107,9 @@ func (n *Node) keepHostsConnected() {
 				continue
 			}
 			tried[p] = true
+			// This loop's schedule decides when to redial; libp2p's dial
+			// backoff would make a host that just restarted look down.
+			n.clearDialBackoff(p)
 			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
 			// Dropped: an unreachable host is tried again next tick.
 			_ = n.h.Connect(ctx, peer.AddrInfo{ID: p, Addrs: n.h.Peerstore().Addrs(p)})
@@ -386,6 +389,9 @@ func (n *Node) watchHosts() {
 		ConnectedF: func(_ network.Network, c network.Conn) {
 			p := c.RemotePeer()
 			m := n.member
+			// What waits for this peer (a group's host back up, a member of
+			// a group without hosts) is tried at once.
+			m.outbox.hostUp(p)
 			m.mu.Lock()
 			var groups []groupstate.GroupID
 			for id, e := range m.groups {

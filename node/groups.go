@@ -16,6 +16,7 @@ import (
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/groupstate"
 	"github.com/meshnode/meshnode/keymgmt"
+	"github.com/meshnode/meshnode/store"
 )
 
 // GroupInfo describes a group for listings. JSON names are a CLI contract.
@@ -58,6 +59,9 @@ type SendResult struct {
 	Failed map[string]string `json:"failed,omitempty"`
 	// Gossiped is the number of peers on the mailbox topic.
 	Gossiped int `json:"gossiped"`
+	// State is DeliveryStored, DeliveryPending (the outbox keeps trying)
+	// or DeliveryFailed (outbox.go).
+	State string `json:"state"`
 }
 
 func (n *Node) mem() (*member, error) {
@@ -434,16 +438,21 @@ func (n *Node) Messages(group string, limit int) ([]Message, error) {
 		return nil
 	}
 	if limit <= 0 {
-		return out, m.db.scan(gkey(pfxMessage, gid), collect)
+		err = m.db.scan(gkey(pfxMessage, gid), collect)
+	} else {
+		// The latest limit messages: read from the newest end, then
+		// restore sending order.
+		err = m.db.scanReverse(gkey(pfxMessage, gid), collect)
+		if errors.Is(err, errStopScan) {
+			err = nil
+		}
+		slices.Reverse(out)
 	}
-	// The latest limit messages: read from the newest end, then restore
-	// sending order.
-	err = m.db.scanReverse(gkey(pfxMessage, gid), collect)
-	if errors.Is(err, errStopScan) {
-		err = nil
+	if err != nil {
+		return nil, err
 	}
-	slices.Reverse(out)
-	return out, err
+	// Own messages: where each went (outbox.go).
+	return out, m.annotateDelivery(gid, out)
 }
 
 // Follow returns a channel of new messages in all groups and a function to
@@ -495,12 +504,12 @@ func (n *Node) Send(ctx context.Context, group, text string) (*SendResult, error
 	msg := m.newMessage(e, p, envelope.ID{}, now)
 	msg.Text = text
 	env, err := m.sealOwn(e, p, msg)
-	hosts, gid := e.g.Hosts, e.g.ID
+	gid := e.g.ID
 	m.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	return n.deliverOwn(ctx, gid, hosts, env)
+	return n.deliverOwn(ctx, gid, env)
 }
 
 // SendDirect sends a private message to one member of the group, readable
@@ -585,12 +594,12 @@ func (n *Node) SendDirect(ctx context.Context, group, toFingerprint, text string
 	msg := m.newMessage(e, p, envelope.ID{}, now)
 	msg.Text, msg.To = text, fp
 	env, err := m.sealOwn(e, p, msg)
-	hosts, gid := e.g.Hosts, e.g.ID
+	gid := e.g.ID
 	m.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	return n.deliverOwn(ctx, gid, hosts, env)
+	return n.deliverOwn(ctx, gid, env)
 }
 
 // sendProfile announces this member's nickname and HPKE key to the group.
@@ -622,51 +631,33 @@ func (n *Node) sendProfile(ctx context.Context, gid groupstate.GroupID) (*SendRe
 		rec, _ := json.Marshal(&profileRec{Nick: p.Nick, KEM: prof.KEM, PublicKey: prof.PublicKey})
 		err = m.db.db.Update(func(txn *badger.Txn) error { return txn.Set(gkey(pfxProfile, gid, p.Author[:]), rec) })
 	}
-	hosts := e.g.Hosts
 	m.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	return n.deliverOwn(ctx, gid, hosts, env)
+	return n.deliverOwn(ctx, gid, env)
 }
 
-// deliverOwn stores an own envelope locally, relays it to every group host
-// and then gossips it. Hosts go first: a host that receives an envelope by
-// direct relay publishes it as its originator, which pubsub floods to every
+// deliverOwn hands an own envelope, already recorded and queued
+// (queueOwnTxn), to the outbox (outbox.go), which stores it locally and
+// relays it to the group's hosts (or, in a group without hosts, to
+// members met on its topic) and keeps trying until one stores it, then
+// gossips it. Hosts go first: a host that receives an envelope by direct
+// relay publishes it as its originator, which pubsub floods to every
 // member subscribed at the host, including those not yet in its mesh; had
-// the host first seen it by gossip, it would only forward it to mesh peers.
-func (n *Node) deliverOwn(ctx context.Context, gid groupstate.GroupID, hosts []string, env *envelope.Envelope) (*SendResult, error) {
-	res := &SendResult{ID: env.ID().String(), StoredBy: []string{}, Failed: map[string]string{}}
+// the host first seen it by gossip, it would only forward it to mesh
+// peers. The result is the first attempt's: stored, or pending (the
+// outbox goes on), or failed.
+func (n *Node) deliverOwn(ctx context.Context, gid groupstate.GroupID, env *envelope.Envelope) (*SendResult, error) {
 	mb := env.Mailbox()
-	if _, err := n.Deliver(ctx, env, n.h.ID()); err != nil {
-		return nil, fmt.Errorf("node: store own message: %w", err)
+	if _, err := n.Deliver(ctx, env, n.h.ID()); err != nil && !errors.Is(err, store.ErrExpired) {
+		// Queued all the same: the outbox tries the own store again, and
+		// the hosts' copies do not depend on it.
+		n.log.Warn("the own store refused an own envelope", "group", gid.Short(), "envelope", env.ID().Short(), "err", err)
 	}
-	ais, _ := parseHosts(hosts)
-	type result struct {
-		p   peer.ID
-		err error
-	}
-	results := make(chan result, len(ais))
-	for _, ai := range ais {
-		if ai.ID == n.h.ID() {
-			results <- result{p: ai.ID}
-			continue
-		}
-		go func(ai peer.AddrInfo) {
-			n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
-			results <- result{p: ai.ID, err: n.Remote(ai.ID).RelayMessageToGroup(ctx, mb, env)}
-		}(ai)
-	}
-	for range ais {
-		r := <-results
-		if r.err != nil {
-			res.Failed[r.p.String()] = r.err.Error()
-		} else {
-			res.StoredBy = append(res.StoredBy, r.p.String())
-		}
-	}
-	if len(ais) > 0 && len(res.StoredBy) == 0 {
-		n.log.Warn("no group host acknowledged the message; it is stored locally and will be served from here",
+	res := n.member.outbox.submit(ctx, gid, env)
+	if res.State == DeliveryPending {
+		n.log.Info("no host stored an own envelope yet; the outbox keeps trying",
 			"group", gid.Short(), "envelope", env.ID().Short())
 	}
 	if n.relay.Joined(mb) {

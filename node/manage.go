@@ -398,6 +398,12 @@ func (n *Node) commit(ctx context.Context, op *managerOp) (*ManageResult, error)
 				return err
 			}
 		}
+		// Queued for the outbox with the records that make them sent.
+		for _, env := range all {
+			if err := queueOwnTxn(txn, e.g.ID, env, op.now); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -422,11 +428,11 @@ func (n *Node) commit(ctx context.Context, op *managerOp) (*ManageResult, error)
 	if res.Events == nil {
 		res.Events = []string{}
 	}
-	gid, hosts := e.g.ID, e.g.Hosts
+	gid := e.g.ID
 	m.mu.Unlock()
 
 	for _, env := range all {
-		sr, err := n.deliverOwn(ctx, gid, hosts, env)
+		sr, err := n.deliverOwn(ctx, gid, env)
 		if err != nil {
 			return res, err
 		}

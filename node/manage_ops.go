@@ -397,9 +397,9 @@ func (n *Node) resendLeave(ctx context.Context, m *member, e *groupEntry, ev *gr
 	}
 	res = &ManageResult{Group: e.g.ID.String(), Epoch: e.g.Epoch, Head: e.chain.Head().String(),
 		Events: []string{"left the group"}, Failed: map[string]string{}}
-	gid, hosts := e.g.ID, e.g.Hosts
+	gid := e.g.ID
 	m.mu.Unlock()
-	sr, err := n.deliverOwn(ctx, gid, hosts, env)
+	sr, err := n.deliverOwn(ctx, gid, env)
 	if err != nil {
 		return res, false, err
 	}
@@ -485,7 +485,7 @@ func (n *Node) LeaveGroup(ctx context.Context, group string) (*ManageResult, err
 
 // groupPrefixes are the member-database prefixes of a group's records
 // besides its group record, bookkeeping, tracker and chain.
-var groupPrefixes = []byte{pfxMessage, pfxSeen, pfxProfile, pfxOrphan, pfxDeferred, pfxRequest, pfxSplit, pfxClaim,
+var groupPrefixes = []byte{pfxMessage, pfxSeen, pfxProfile, pfxOrphan, pfxDeferred, pfxRequest, pfxSplit, pfxClaim, pfxOutbox,
 	pfxSeq, pfxRejection, pfxEquivocation, pfxEventEnv}
 
 // forgetGroup deletes a group from this member: first its record,

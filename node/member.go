@@ -43,6 +43,14 @@ type Message struct {
 	// when its author was removed), not_delivered_removed (an own message
 	// the group refuses: this member was removed first).
 	Flags []string `json:"flags,omitempty"`
+	// Delivery, for an own message, is DeliveryPending (no host has
+	// stored it yet; the node keeps trying), DeliveryStored (StoredByCount
+	// hosts, or members in a group without hosts, acknowledged it) or
+	// DeliveryFailed (DeliveryError says why). Set when messages are
+	// listed (from the outbox, outbox.go), never stored with the message.
+	Delivery      string `json:"delivery,omitempty"`
+	StoredByCount int    `json:"stored_by_count,omitempty"`
+	DeliveryError string `json:"delivery_error,omitempty"`
 }
 
 // Kinds shown to the user besides the payload kinds.
@@ -85,6 +93,8 @@ type member struct {
 	// recorded then, so a send waits for it rather than reuse their
 	// sequence numbers (awaitRecovered).
 	recovered chan struct{}
+	// outbox relays own envelopes until a host stores them (outbox.go).
+	outbox *outbox
 	// mg is the managed-group side (managed.go), guarded by mu.
 	mg managedMember
 }
@@ -297,6 +307,10 @@ func (m *member) sealOwn(e *groupEntry, p *groupstate.Payload, shown *Message) (
 			return err
 		}
 		if err := recordOwnSeqTxn(txn, e.g.ID, own); err != nil {
+			return err
+		}
+		// Queued in the same transaction: recorded means queued.
+		if err := queueOwnTxn(txn, e.g.ID, env, time.Now()); err != nil {
 			return err
 		}
 		return markSeenTxn(txn, e.g.ID, env.ID(), p.Sent, shown)

@@ -35,6 +35,10 @@ import (
 //	                             8 order ‖ 8 epoch, per sequence space (the
 //	                             author; a membership in a managed group)
 //	'J' gid at(8) id(32) kind(1) → rejection log entry (rejections.go)
+//	'U' gid id(32)             → outbox record of an own envelope:
+//	                             pending (with the envelope), stored by
+//	                             which hosts, or failed and why
+//	                             (outbox_record.go)
 //	'V' gid key(32) seq(8)     → equivocation evidence (groupstate
 //	                             encoding); 'V' gid "notice" author(32) →
 //	                             time of the notice shown for the author
@@ -71,6 +75,7 @@ const (
 	pfxProfile = 'P'
 	pfxSeq     = 'S'
 
+	pfxOutbox       = 'U'
 	pfxRejection    = 'J'
 	pfxEquivocation = 'V'
 	pfxEventEnv     = 'E'

@@ -241,10 +241,14 @@ func (n *Node) startMember(cfg *config) error {
 	for _, e := range m.groups {
 		n.setNamedHosts(m.mailboxesOf(e), e.g.Hosts)
 	}
+	if m.outbox, err = newOutbox(n, cfg.reg); err != nil {
+		return err
+	}
 	n.watchHosts()
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.runMember()
 	go n.keepHostsConnected()
+	go m.outbox.run()
 	return nil
 }
 

@@ -113,6 +113,8 @@ type Params struct {
 	Directory directory.Params
 	// Contacts tune a member's aliases and connection requests.
 	Contacts ContactParams
+	// Outbox tunes how a member retries its own envelopes (outbox.go).
+	Outbox OutboxParams
 }
 
 // DefaultParams returns sensible defaults for a role.
@@ -138,6 +140,7 @@ func DefaultParams(role Role) Params {
 		MemberSyncPeers:    2,
 		Directory:          directory.DefaultParams(),
 		Contacts:           DefaultContactParams(),
+		Outbox:             DefaultOutboxParams(),
 	}
 	if role == RoleHost || role == RoleBot {
 		p.StablePeerID = true
@@ -193,7 +196,7 @@ func (p *Params) validate() error {
 	if p.Directory.Serve {
 		errs = append(errs, p.Directory.Validate())
 	}
-	errs = append(errs, p.Contacts.validate())
+	errs = append(errs, p.Contacts.validate(), p.Outbox.validate())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}

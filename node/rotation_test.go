@@ -55,9 +55,9 @@ func postRaw(t *testing.T, p *person, gid string, epoch uint64, kind groupstate.
 	m := p.n.member
 	m.mu.Lock()
 	e := entry(t, p, gid)
-	id, hosts := e.g.ID, e.g.Hosts
+	id := e.g.ID
 	m.mu.Unlock()
-	if _, err := p.n.deliverOwn(context.Background(), id, hosts, env); err != nil {
+	if _, err := p.n.deliverOwn(context.Background(), id, env); err != nil {
 		t.Fatal(err)
 	}
 	return env
@@ -236,12 +236,12 @@ func postRawAt(t *testing.T, p *person, gid string, epoch uint64, head groupstat
 	if err == nil {
 		env, err = m.sealOwn(e, pl, nil)
 	}
-	id, hosts := e.g.ID, e.g.Hosts
+	id := e.g.ID
 	m.mu.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.n.deliverOwn(context.Background(), id, hosts, env); err != nil {
+	if _, err := p.n.deliverOwn(context.Background(), id, env); err != nil {
 		t.Fatal(err)
 	}
 	return env

@@ -84,7 +84,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newTestnetCmd())
 	root.AddCommand(newAliasCmd(g), newContactCmd(g))
 	root.AddCommand(newKeyPackageCmd(g))
-	root.AddCommand(newVersionCmd(g))
+	root.AddCommand(newVersionCmd(g), newOutboxCmd(g))
 	markUsageErrors(root)
 	root.AddCommand(newUICmd(g), newVerifyCmd(g))
 	return root

@@ -47,22 +47,22 @@ func newSendCmd(g *globals) *cobra.Command {
 			}); err != nil {
 				return err
 			}
-			if len(res.StoredBy) == 0 {
-				why := "the group has no hosts"
-				if len(res.Failed) > 0 {
-					why = fmt.Sprintf("none of its %d host(s) answered", len(res.Failed))
-				}
-				fmt.Fprintf(g.stderr, "warning: no host stored the message (%s); it is kept on this node, "+
-					"which serves it to the group while it runs\n", why)
+			switch res.State {
+			case api.DeliveryFailed:
+				fmt.Fprintln(g.stderr, "warning: every host refused the message; it will not be delivered (see \"failed\" below)")
+			case api.DeliveryStored:
+			default:
+				fmt.Fprintln(g.stderr, "warning: no host stored the message yet; this node keeps it and tries again "+
+					"until one does (\"meshnode outbox\" lists what is waiting)")
 			}
 			if asJSON {
 				return printJSON(g.stdout, res)
 			}
 			stored := strings.Join(res.StoredBy, "\n")
 			if stored == "" {
-				stored = "no host"
+				stored = "no host yet"
 			}
-			fields := [][2]string{{"id", res.ID}, {"stored_by", stored}}
+			fields := [][2]string{{"id", res.ID}, {"state", res.State}, {"stored_by", stored}}
 			for _, h := range sortedKeys(res.Failed) {
 				fields = append(fields, [2]string{"failed", h + ": " + res.Failed[h]})
 			}
@@ -213,6 +213,12 @@ func printMessage(w io.Writer, m *api.Message) error {
 	}
 	head += flagMarks(m.Flags)
 	text := strings.ReplaceAll(printable(m.Text), "\n", "\n"+strings.Repeat(" ", len(when)+2))
+	switch m.Delivery {
+	case api.DeliveryPending:
+		text += "  (not stored by a host yet; retrying)"
+	case api.DeliveryFailed:
+		text += "  (NOT DELIVERED: " + printable(m.DeliveryError) + ")"
+	}
 	_, err := fmt.Fprintln(w, head+text)
 	return err
 }
@@ -235,6 +241,53 @@ func flagMarks(flags []string) string {
 		}
 	}
 	return out
+}
+
+func newOutboxCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "outbox",
+		Short: "List your messages that no host has stored yet (the node retries them), and those it gave up",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var es []api.OutboxEntry
+			if err := g.call(func(c *api.Client) (err error) {
+				es, err = c.Outbox(cmd.Context())
+				return err
+			}); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(g.stdout, es)
+			}
+			if len(es) == 0 {
+				fmt.Fprintln(g.stdout, "Nothing waiting: every message you sent is stored by a host.")
+				return nil
+			}
+			rows := [][]string{{"ID", "GROUP", "STATE", "SENT", "ATTEMPTS", "NEXT", "REASON"}}
+			for _, e := range es {
+				name, next := e.GroupName, "-"
+				if name == "" {
+					name = e.Group
+				}
+				if !e.NextAttempt.IsZero() {
+					next = e.NextAttempt.Local().Format("15:04:05")
+				}
+				rows = append(rows, []string{shortID(e.ID), printable(name), e.State, e.Created.Local().Format("2006-01-02 15:04:05"),
+					fmt.Sprint(e.Attempts), next, printable(e.Reason)})
+			}
+			return printRows(g.stdout, rows)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func shortID(id string) string {
+	if len(id) > 16 {
+		return id[:16]
+	}
+	return id
 }
 
 // printable replaces control and bidirectional-override characters (which

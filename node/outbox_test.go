@@ -1,0 +1,251 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshnode/meshnode/envelope"
+	tu "github.com/meshnode/meshnode/internal/testutil"
+)
+
+func TestOutboxRecordRoundTrip(t *testing.T) {
+	p1, _ := peer.Decode("12D3KooWKbqHMYhePDr82RqQiJbeRWpu5CKm6z1LTA3h9D2jQwHS")
+	now := time.UnixMilli(time.Now().UnixMilli())
+	for _, r := range []outboxRec{
+		{state: outboxStatePnd, created: now, next: now.Add(time.Second), attempts: 3, reason: "x: unreachable", env: []byte("envelope")},
+		{state: outboxStateOK, created: now, done: now, storedBy: []peer.ID{p1, p1}},
+		{state: outboxStateBad, created: now, done: now, reason: strings.Repeat("r", maxOutboxReason+10)},
+	} {
+		got, err := decodeOutboxRec(r.marshal())
+		if err != nil {
+			t.Fatalf("%+v: %v", r, err)
+		}
+		if len(r.reason) > maxOutboxReason {
+			r.reason = r.reason[:maxOutboxReason]
+		}
+		if got.state != r.state || !got.created.Equal(r.created) || !got.next.Equal(r.next) || !got.done.Equal(r.done) ||
+			got.attempts != r.attempts || got.reason != r.reason || !bytes.Equal(got.env, r.env) || len(got.storedBy) != len(r.storedBy) {
+			t.Errorf("round trip: %+v, want %+v", got, r)
+		}
+	}
+	// Every truncation and a trailing byte are refused.
+	b := (&outboxRec{state: outboxStatePnd, created: now, storedBy: []peer.ID{p1}, reason: "r", env: []byte("e")}).marshal()
+	for i := range len(b) {
+		if _, err := decodeOutboxRec(b[:i]); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("%d of %d bytes: %v", i, len(b), err)
+		}
+	}
+	if _, err := decodeOutboxRec(append(b, 0)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("trailing byte: %v", err)
+	}
+}
+
+func FuzzOutboxRecord(f *testing.F) {
+	p1, _ := peer.Decode("12D3KooWKbqHMYhePDr82RqQiJbeRWpu5CKm6z1LTA3h9D2jQwHS")
+	f.Add((&outboxRec{state: outboxStatePnd, created: time.Now(), reason: "r", env: []byte("e")}).marshal())
+	f.Add((&outboxRec{state: outboxStateOK, created: time.Now(), storedBy: []peer.ID{p1}}).marshal())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := decodeOutboxRec(b)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error %v is not ErrCorrupt", err)
+			}
+			return
+		}
+		// What decodes encodes back to the same bytes.
+		if again := r.marshal(); !bytes.Equal(again, b) {
+			t.Fatalf("re-encoding differs:\n%x\n%x", b, again)
+		}
+	})
+}
+
+// fastOutbox retries quickly, as a test needs.
+func fastOutbox(p *Params) {
+	p.Outbox.MinBackoff, p.Outbox.MaxBackoff = 50*time.Millisecond, 500*time.Millisecond
+}
+
+// freeListen returns a loopback listen address on a free port.
+func freeListen(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", ln.Addr().(*net.TCPAddr).Port)
+}
+
+// The group's only host is stopped and started again, twice, while alice
+// sends a burst; it also limits her rate, so some relays are refused as
+// rate limited. Every message is eventually stored by the host and shown
+// to bob, with no fetch asked for, and alice sees each as stored.
+func TestOutboxHostRestartedDuringBurst(t *testing.T) {
+	leakCheck(t)
+	hostDir := t.TempDir()
+	hostKey, _, _ := crypto.GenerateEd25519Key(nil)
+	listen := freeListen(t)
+	hostOpts := nodeOpts{role: RoleHost, policy: PolicyOpen, dir: hostDir, key: hostKey, tweak: func(p *Params) {
+		p.ListenAddrs = []string{listen}
+		// A host that tells a burst to slow down.
+		p.Relay.PeerRate, p.Relay.PeerBurst = 40, 20
+	}}
+	host := startNode(t, hostOpts)
+	hostAddress := hostAddr(host)
+	alice, bob := newPerson(t, "alice"), newPerson(t, "bob")
+	alice.tweak, bob.tweak = fastOutbox, fastOutbox
+	alice.start()
+	bob.start()
+	ctx := context.Background()
+	_, invite, err := alice.n.CreateGroup(ctx, "burst", []string{hostAddress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.n.JoinGroup(ctx, invite, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	const total = 150
+	var mu sync.Mutex
+	var pending, errs int
+	var wg sync.WaitGroup
+	sent := make(chan int, total)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range total {
+			res, err := alice.n.Send(ctx, "burst", fmt.Sprintf("burst %03d", i))
+			mu.Lock()
+			switch {
+			case err != nil:
+				errs++
+				t.Errorf("send %d: %v", i, err)
+			case res.State == DeliveryPending:
+				pending++
+			}
+			mu.Unlock()
+			sent <- i
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	// Stop the host twice during the burst, for a while each time.
+	for _, at := range []int{30, 90} {
+		for i := range sent {
+			if i >= at {
+				break
+			}
+		}
+		host.Close()
+		for i := range sent {
+			if i >= at+25 {
+				break
+			}
+		}
+		host = startNode(t, hostOpts)
+	}
+	wg.Wait()
+	if errs > 0 {
+		t.Fatalf("%d sends failed", errs)
+	}
+	if pending == 0 {
+		t.Fatal("no send was left pending: the host was never down during the burst")
+	}
+	t.Logf("%d of %d sends answered pending", pending, total)
+
+	// Every message reaches the host (alice's profile too), and bob, with
+	// no fetch asked for (the hosts' anti-entropy runs every 5 minutes:
+	// not within this test).
+	m := mailboxOf(t, alice, "burst")
+	tu.Eventually(t, 60*time.Second, func() bool { return count(t, host, m) >= total+1 }, "the host to hold all %d messages", total)
+	waitTexts(t, bob.n, "burst", total)
+	tu.Eventually(t, 60*time.Second, func() bool {
+		msgs, err := alice.n.Messages("burst", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := 0
+		for _, m := range msgs {
+			if m.Own && m.Kind == "text" && m.Delivery == DeliveryStored && m.StoredByCount >= 1 {
+				stored++
+			}
+		}
+		return stored == total
+	}, "alice's %d messages to show as stored", total)
+	if es, err := alice.n.Outbox(); err != nil || len(es) != 0 {
+		t.Fatalf("outbox after delivery: %+v %v", es, err)
+	}
+}
+
+// mailboxOf is the current mailbox of a group of p.
+func mailboxOf(t *testing.T, p *person, group string) envelope.MailboxID {
+	t.Helper()
+	m := p.n.member
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, err := m.resolve(group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := e.keysFor(e.g.Epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.Mailbox
+}
+
+// Pending envelopes survive a restart of the sender: a message sent while
+// the only host was down reaches it after alice's node restarted, and
+// while it waits, it is listed as pending with the host's answer.
+func TestOutboxSurvivesRestart(t *testing.T) {
+	leakCheck(t)
+	hostDir := t.TempDir()
+	hostKey, _, _ := crypto.GenerateEd25519Key(nil)
+	listen := freeListen(t)
+	hostOpts := nodeOpts{role: RoleHost, policy: PolicyOpen, dir: hostDir, key: hostKey, tweak: func(p *Params) { p.ListenAddrs = []string{listen} }}
+	host := startNode(t, hostOpts)
+	alice := newPerson(t, "alice")
+	alice.tweak = fastOutbox
+	alice.start()
+	ctx := context.Background()
+	if _, _, err := alice.n.CreateGroup(ctx, "later", []string{hostAddr(host)}); err != nil {
+		t.Fatal(err)
+	}
+	host.Close()
+	res, err := alice.n.Send(ctx, "later", "while the host is down")
+	if err != nil || res.State != DeliveryPending || len(res.Failed) != 1 || len(res.StoredBy) != 0 {
+		t.Fatalf("send with the host down: %+v %v", res, err)
+	}
+	es, err := alice.n.Outbox()
+	if err != nil || len(es) != 1 || es[0].ID != res.ID || es[0].State != DeliveryPending || es[0].Reason == "" || es[0].GroupName != "later" {
+		t.Fatalf("outbox: %+v %v", es, err)
+	}
+	msgs, _ := alice.n.Messages("later", 1)
+	if len(msgs) != 1 || msgs[0].Delivery != DeliveryPending || msgs[0].DeliveryError == "" {
+		t.Fatalf("pending message listed as %+v", msgs)
+	}
+	alice.stop()
+	host = startNode(t, hostOpts)
+	alice.start()
+	tu.Eventually(t, 30*time.Second, func() bool {
+		msgs, _ := alice.n.Messages("later", 0)
+		for _, m := range msgs {
+			if m.ID == res.ID {
+				return m.Delivery == DeliveryStored && m.StoredByCount == 1
+			}
+		}
+		return false
+	}, "the message to be stored after the restart")
+	id, _ := envelope.ParseID(res.ID)
+	if ok, err := host.Store().Has(mailboxOf(t, alice, "later"), id); err != nil || !ok {
+		t.Fatalf("the host does not hold the message: %v", err)
+	}
+}
