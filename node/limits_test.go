@@ -11,6 +11,7 @@ import (
 	"github.com/meshnode/meshnode/groupstate"
 	tu "github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/keymgmt"
+	"github.com/meshnode/meshnode/store"
 )
 
 // One limit, stated once: a text of groupstate.MaxTextLen bytes goes out
@@ -54,6 +55,16 @@ func TestMessageTextLimit(t *testing.T) {
 	}
 	if _, err := alice.n.SendDirect(ctx, "limits", bob.id.Fingerprint(), longest); err != nil {
 		t.Fatalf("a direct message of MaxTextLen bytes to a post-quantum identity: %v", err)
+	}
+	// A node whose databases are in memory (the simulator's) sends it too.
+	carol := newPerson(t, "carol")
+	carol.tweak = func(p *Params) { p.Store = store.InMemoryParams() }
+	carol.start()
+	if _, _, err := carol.n.CreateGroup(ctx, "mine", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.n.Send(ctx, "mine", longest); err != nil {
+		t.Fatalf("a message of MaxTextLen bytes from a node in memory: %v", err)
 	}
 	for name, send := range map[string]func(string) error{
 		"group":  func(s string) error { _, err := alice.n.Send(ctx, "limits", s); return err },

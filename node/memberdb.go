@@ -103,7 +103,12 @@ func openMemberDB(dir string, key []byte, inMemory bool, memTable int64) (*membe
 		WithNumCompactors(2).
 		WithCompression(options.None)
 	if inMemory {
-		opts = opts.WithDir("").WithValueDir("").WithInMemory(true)
+		// In memory Badger refuses values above the threshold instead of
+		// moving them to a value log, and an outbox record holds a whole
+		// envelope (up to 64 KiB): raise it to what one transaction may
+		// carry (15% of a memtable), at most Badger's 1 MiB.
+		opts = opts.WithDir("").WithValueDir("").WithInMemory(true).
+			WithValueThreshold(min(1<<20, memTable*15/100-4<<10))
 	}
 	if len(key) > 0 {
 		// Encryption needs an index cache (Badger requirement).
