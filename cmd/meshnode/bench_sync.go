@@ -13,7 +13,7 @@ import (
 // hosts (real libp2p over loopback) whose stores differ by d envelopes.
 func newBenchSyncCmd() *cobra.Command {
 	p := bench.DefaultSyncParams()
-	var asJSON, onDisk, both bool
+	var asJSON, onDisk, both, progress bool
 	cmd := &cobra.Command{
 		Use:   "sync",
 		Short: "Measure host-to-host sync: reconciliation bytes and rounds, transfer bytes, time, peak memory",
@@ -29,6 +29,10 @@ func newBenchSyncCmd() *cobra.Command {
 				p.Stores = []string{bench.StoreMemory, bench.StoreDisk}
 			case onDisk:
 				p.Stores = []string{bench.StoreDisk}
+			}
+			if progress {
+				errOut := cmd.ErrOrStderr()
+				p.Progress = func(c bench.SyncCase) { _ = writeJSONLine(errOut, c) }
 			}
 			res, err := bench.Sync(cmd.Context(), p)
 			if err != nil {
@@ -61,5 +65,6 @@ func newBenchSyncCmd() *cobra.Command {
 	f.BoolVar(&p.Reuse, "reuse", false, "fill the stores once per n and store kind and run the cases in --d order on them, each adding its d (the last case's union is n, earlier ones hold the later cases' differences fewer)")
 	f.StringVar(&p.Dir, "dir", "", "directory for on-disk stores (kept); default a temporary directory removed after")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object with a results array")
+	f.BoolVar(&progress, "progress", false, "print each case as a JSON line on stderr as it completes")
 	return cmd
 }
