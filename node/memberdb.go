@@ -109,6 +109,12 @@ func openMemberDB(dir string, key []byte, inMemory bool, memTable int64) (*membe
 		// carry (15% of a memtable), at most Badger's 1 MiB.
 		opts = opts.WithDir("").WithValueDir("").WithInMemory(true).
 			WithValueThreshold(min(1<<20, memTable*15/100-4<<10))
+		if len(key) == 0 {
+			// Nothing to decrypt or decompress: a block cache would only
+			// cost its ristretto counters (about 0.4 MiB per database,
+			// which a simulator of thousands of nodes pays per node).
+			opts = opts.WithBlockCacheSize(0)
+		}
 	}
 	if len(key) > 0 {
 		// Encryption needs an index cache (Badger requirement).

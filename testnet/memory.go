@@ -8,15 +8,21 @@ import (
 	"strings"
 )
 
-// Memory budget of a simulation. Measured (README, Simulator): Go heap
-// and stacks after setup were 8.1 MiB per node at 202 nodes (a group of
-// 100) and 5.6 MiB at 1,002 nodes (groups of 20); peak RSS was 8.6 GiB
-// for 1,002 nodes, about 9 MiB per node. The estimate errs high.
+// Memory budget of a simulation. What a node costs at rest (heap
+// profile after setup, 202 nodes in groups of 20): the two in-memory
+// Badger databases' memtable arenas, 1.3 MiB each (MemTableSize 1 MiB,
+// the store's minimum, plus Badger's batch room) — two thirds of the
+// heap; the member's Follow channel (512 slots, 0.1 MiB; 4,096 slots were
+// 0.9 MiB); gossipsub, relay, fetch, hostsync and the mocknet host with
+// about 100 goroutines (0.3 MiB of stacks). The member database's block
+// cache, which an unencrypted in-memory database does not use, was 0.4
+// MiB of ristretto counters (node turns it off since). Go heap and stacks
+// after setup: 4.0 MiB per node; see README, Simulator, for RSS at 2,000
+// nodes. The estimate errs high.
 const (
-	// memPerNode is the memory one member node costs at rest: two
-	// in-memory Badger databases (host store and member database, 1 MiB
-	// memtables each), gossipsub, relay, fetch, hostsync, the mocknet host.
-	memPerNode = 12 << 20
+	// memPerNode is the memory one node is budgeted at rest, with the
+	// garbage collector's headroom.
+	memPerNode = 7 << 20
 	// memPerStoredCopy is what one message costs per node holding it: the
 	// padded envelope in the host store and the decrypted message in the
 	// member database, with Badger's skiplist overhead.
@@ -51,6 +57,39 @@ func availableMemory() int64 {
 			if err != nil {
 				return 0
 			}
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// memLimitPerNode is the soft memory limit (runtime/debug.SetMemoryLimit)
+// a simulation runs under, per node: the collector then keeps the heap
+// near what is live instead of letting it double (GOGC), which is what
+// keeps a 2,000-node run within 8 MiB per node. GOMEMLIMIT in the
+// environment takes precedence.
+const memLimitPerNode = 6 << 20
+
+// memoryLimit is the soft limit for a scenario: memLimitPerNode per node
+// plus the headroom, within what is available.
+func (s *Scenario) memoryLimit() int64 {
+	l := int64(s.maxNodes())*memLimitPerNode + memHeadroom
+	if avail := availableMemory(); avail > memHeadroom {
+		l = min(l, avail-memHeadroom/2)
+	}
+	return l
+}
+
+// peakRSS reads this process's peak resident memory (VmHWM; 0 if
+// unknown).
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
 			return kb << 10
 		}
 	}

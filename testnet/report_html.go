@@ -22,7 +22,7 @@ dl{font-size:14px}dt{font-weight:600;margin-top:.4em}dd{margin-left:1.5em}
 </style></head><body>
 <h1>meshnode testnet — {{.Scenario.Name}}</h1>
 <p>{{.Schedule.Groups}} group(s), {{.Schedule.Messages}} messages, {{.Schedule.Churned}} churning members ({{.Schedule.Offlines}} offline periods), {{.Schedule.Partitions}} partition(s){{if .Scenario.ManagedGroups}}, {{.Schedule.Removals}} removal(s) and {{.Schedule.Rotations}} rotation(s){{end}} in the first run (seed {{.Scenario.Seed}}){{if gt .Runs 1}}; {{.Runs}} runs in all{{end}}.
-Run {{if eq .Mode "processes"}}as real processes{{else}}in memory{{end}} on {{.Machine.CPUs}} CPUs ({{.Machine.GoVersion}}, load average {{load .Load}}) in {{secs .Elapsed}}, started {{.Started.Format "2006-01-02 15:04 UTC"}}.</p>
+Run {{if eq .Mode "processes"}}as real processes{{else}}in memory{{end}} on {{.Machine.CPUs}} CPUs ({{.Machine.GoVersion}}, load average {{load .Load}}) in {{secs .Elapsed}}, started {{.Started.Format "2006-01-02 15:04 UTC"}}{{if .PeakRSS}}; peak resident memory {{fbytes .PeakRSS}} ({{fbytes .PeakRSSPerNode}} per node){{if .MemoryLimit}} under a soft limit of {{fbytes .MemoryLimit}}{{end}}{{end}}.</p>
 
 <h2>Method</h2>
 <p>Every node is a real meshnode node — the production relay, fetch, sync, store and member code, never a model of it —

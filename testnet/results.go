@@ -25,6 +25,12 @@ type Results struct {
 	// Validation: with run --validate, the same scenario in memory and as
 	// processes, whose differences the report shows.
 	Validation *Validation `json:"validation,omitempty"`
+	// PeakRSS is the simulator process's peak resident memory (memory
+	// mode: every node is in it), and per node of the largest strategy;
+	// MemoryLimit the soft memory limit it ran under (0: GOMEMLIMIT).
+	PeakRSS        int64 `json:"peak_rss_bytes,omitempty"`
+	PeakRSSPerNode int64 `json:"peak_rss_per_node_bytes,omitempty"`
+	MemoryLimit    int64 `json:"memory_limit_bytes,omitempty"`
 	// Load is the machine's load average (1 minute) at the start and the
 	// end: the nodes share its cores, and latency is wall-clock.
 	Load [2]float64 `json:"load_average"`

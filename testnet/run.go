@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +25,11 @@ func Run(ctx context.Context, s Scenario, opts ...Option) (*Results, error) {
 		return nil, err
 	}
 	res := newResults(s, ModeMemory, cfg.runs)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		res.MemoryLimit = s.memoryLimit()
+		prev := debug.SetMemoryLimit(res.MemoryLimit)
+		defer debug.SetMemoryLimit(prev)
+	}
 	for k := range cfg.runs {
 		sc := s
 		sc.Seed = res.Seeds[k]
@@ -46,6 +53,8 @@ func Run(ctx context.Context, s Scenario, opts ...Option) (*Results, error) {
 		res.PerRun = append(res.PerRun, rr)
 	}
 	res.finish()
+	res.PeakRSS = peakRSS()
+	res.PeakRSSPerNode = res.PeakRSS / int64(s.maxNodes())
 	return res, nil
 }
 

@@ -350,9 +350,14 @@ func parseText(t string) (int, bool) {
 	return msg, true
 }
 
+// followBuffer is each member's Follow channel: the reader only parses
+// and records, so it keeps up; each slot costs a Message (about 220
+// bytes), and 4,096 of them were 0.9 MiB per member.
+const followBuffer = 512
+
 // follow records every message a member shows.
 func (m *sim) follow(sn *simNode) error {
-	ch, stop, err := sn.n.Follow(4096)
+	ch, stop, err := sn.n.Follow(followBuffer)
 	if err != nil {
 		return err
 	}

@@ -302,7 +302,7 @@ func TestBadScenarios(t *testing.T) {
 }
 
 func TestShippedScenariosAreValid(t *testing.T) {
-	for _, name := range []string{"small", "medium", "partition", "churn", "managed", "managed-groups"} {
+	for _, name := range []string{"small", "medium", "partition", "churn", "managed", "managed-groups", "validate", "scale-2000"} {
 		s, err := Load("scenarios/" + name + ".json")
 		if err != nil {
 			t.Fatal(err)

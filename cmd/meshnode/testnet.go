@@ -302,6 +302,10 @@ func newTestnetRunCmd() *cobra.Command {
 				return err
 			}
 			printTable(cmd.OutOrStdout(), res)
+			if res.PeakRSS > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "\npeak RSS %.1f MiB (%.2f MiB per node), elapsed %.0f s, load average %.1f → %.1f\n",
+					float64(res.PeakRSS)/(1<<20), float64(res.PeakRSSPerNode)/(1<<20), res.Elapsed, res.Load[0], res.Load[1])
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "\nwrote %s/results.json and %s/report.html\n", out, out)
 			return nil
 		},
