@@ -94,7 +94,10 @@ func (f *processFlags) run(cmd *cobra.Command, s testnet.Scenario, out string, o
 	if err != nil {
 		return nil, err
 	}
-	proc.Validation = &testnet.Validation{Memory: mem, Processes: proc}
+	// The report of the processes run carries both runs (a copy of
+	// itself, without the validation, so results.json is not circular).
+	self := *proc
+	proc.Validation = &testnet.Validation{Memory: mem, Processes: &self}
 	return proc, nil
 }
 
