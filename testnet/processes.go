@@ -289,6 +289,10 @@ func RunProcesses(ctx context.Context, s Scenario, binary, workDir string, opts 
 	if s.ManagedGroups() {
 		return nil, fmt.Errorf("%w: managed groups are not run as processes yet (the agents form plain groups); use the in-memory mode", ErrScenario)
 	}
+	// Processes run no baseline (it is a second gossipsub router inside
+	// the simulator): the results say so.
+	off := false
+	s.Baseline = &off
 	res := newResults(s, ModeProcesses, cfg.runs)
 	for k := range cfg.runs {
 		sc := s
