@@ -46,12 +46,22 @@ func ReadResults(path string) (*Results, error) {
 	if err != nil {
 		return nil, err
 	}
-	var r Results
-	if err := json.Unmarshal(b, &r); err != nil {
+	r, err := ParseResults(b)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	return r, nil
+}
+
+// ParseResults decodes a results.json (filling the stats of files
+// written before repetitions).
+func ParseResults(b []byte) (*Results, error) {
+	var r Results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
 	if len(r.Strategies) == 0 {
-		return nil, fmt.Errorf("%s: no strategies: not a testnet results file", path)
+		return nil, fmt.Errorf("%w: no strategies: not a testnet results file", ErrScenario)
 	}
 	if r.Runs == 0 { // written before repetitions: one run
 		r.Runs, r.Seeds = 1, []uint64{r.Scenario.Seed}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -123,4 +125,41 @@ func sameScenario(a, b Scenario) bool {
 		}
 	}
 	return reflect.DeepEqual(a, b)
+}
+
+// FuzzParsePlan: a plan.json from disk never panics the agent; what is
+// accepted is consistent.
+func FuzzParsePlan(f *testing.F) {
+	p := &Plan{Scenario: DefaultScenario(), Strategy: StrategyPeers, Setup: Duration(time.Second), TrafficAt: Duration(2 * time.Second)}
+	for i := range p.Scenario.Peers {
+		p.Nodes = append(p.Nodes, PlanNode{Index: i, Member: true, Role: "member", Home: "/h"})
+	}
+	b, _ := json.Marshal(p)
+	f.Add(b)
+	f.Add([]byte(`{"nodes":[{"index":0}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParsePlan(b)
+		if err != nil {
+			return
+		}
+		if len(p.Nodes) != p.Scenario.Peers+infraCount(&p.Scenario, p.Strategy) {
+			t.Fatalf("accepted a plan with %d nodes", len(p.Nodes))
+		}
+	})
+}
+
+// FuzzParseResults: compare and report read any results.json without
+// panicking, and what they accept renders.
+func FuzzParseResults(f *testing.F) {
+	b, _ := json.Marshal(sampleResults())
+	f.Add(b)
+	f.Add([]byte(`{"strategies":[{"strategy":"server","latency_ms":{"n":-1}}],"runs":-3}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParseResults(b)
+		if err != nil {
+			return
+		}
+		_ = Compare(r, r, true)
+		_ = WriteReport(io.Discard, r)
+	})
 }

@@ -78,15 +78,38 @@ func ReadPlan(path string) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	p, err := ParsePlan(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+// ParsePlan decodes and checks a plan: a valid scenario, a known
+// strategy, one node per index in order, durations within bounds.
+func ParsePlan(b []byte) (*Plan, error) {
 	var p Plan
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrScenario, path, err)
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("%w: plan: %v", ErrScenario, err)
+	}
+	if _, err := ParseStrategy(string(p.Strategy)); err != nil {
+		return nil, err
 	}
 	if err := p.Scenario.Validate(); err != nil {
 		return nil, err
 	}
 	if want := p.Scenario.Peers + infraCount(&p.Scenario, p.Strategy); len(p.Nodes) != want {
-		return nil, fmt.Errorf("%w: %s: %d nodes, the scenario has %d under %s", ErrScenario, path, len(p.Nodes), want, p.Strategy)
+		return nil, fmt.Errorf("%w: plan: %d nodes, the scenario has %d under %s", ErrScenario, len(p.Nodes), want, p.Strategy)
+	}
+	for i, n := range p.Nodes {
+		if n.Index != i || n.Member != (i < p.Scenario.Peers) || n.Home == "" {
+			return nil, fmt.Errorf("%w: plan: node %d is out of order, of the wrong kind, or has no home", ErrScenario, i)
+		}
+	}
+	if p.Setup <= 0 || p.TrafficAt < p.Setup || p.TrafficAt.D() > 2*time.Hour {
+		return nil, fmt.Errorf("%w: plan: setup %v and traffic_at %v", ErrScenario, p.Setup.D(), p.TrafficAt.D())
 	}
 	return &p, nil
 }
