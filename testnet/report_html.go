@@ -111,7 +111,9 @@ a member whose node had not received the key update yet, which the removed membe
 <p>The same scenario ran in memory (A: mocknet, in-memory stores, the link model) and as real processes (B: one <code>meshnode run</code>
 daemon per node with its store on disk, TCP over loopback, driven by agents through the control API). The differences below are what the
 in-memory simulator does not reproduce — transport handshakes and encryption (Noise, yamux), the kernel's TCP, disk, separate processes
-and, in processes mode, a member going offline is its daemon stopped and restarted. Values: mean ± half-width of the 95% confidence
+and, in processes mode, a member going offline is its daemon stopped and restarted (SIGTERM: it may still take in messages while it shuts down,
+and it needs a moment to start again). Memory per node is not the same measure in both: Go heap and stacks per node of the one
+in-memory process, against each daemon's whole resident memory (runtime, libp2p transports, Badger on disk). Values: mean ± half-width of the 95% confidence
 interval; significance: Welch's t-test (n/a with one run per mode).</p>
 <div class="wide"><table><tr><th>strategy</th><th>figure</th><th>in memory (A)</th><th>processes (B)</th><th>B − A</th><th>95% CI of B − A</th><th>relative</th><th>significance</th></tr>
 {{range .Validation}}<tr><td>{{.Strategy}}</td><td>{{.Figure}}</td><td>{{estimate .A}}</td><td>{{estimate .B}}</td><td>{{num .Welch.Diff}}</td><td>{{ci .}}</td><td>{{rel .}}</td><td>{{sig .}}</td></tr>
