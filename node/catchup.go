@@ -237,7 +237,13 @@ func (n *Node) reportGaps(gid groupstate.GroupID) ([]Gap, error) {
 		return nil, ErrUnknownGroup
 	}
 	var gaps []Gap
-	var notices []*Message
+	type notice struct {
+		msg   *Message
+		key   [32]byte
+		run   groupstate.SeqRange
+		mkKey []byte
+	}
+	var notices []notice
 	now := time.Now().UTC()
 	// A managed group's tracker is keyed by membership: name its author.
 	var authors map[[32]byte][32]byte
@@ -263,26 +269,30 @@ func (n *Node) reportGaps(gid groupstate.GroupID) ([]Gap, error) {
 				continue
 			}
 			e.local.Reported[hexKey(key[:])] = r.Last
-			notices = append(notices, &Message{
+			msg := &Message{
 				ID:    fmt.Sprintf("gap-%s-%d-%d", hexKey(key[:8]), r.First, r.Last),
 				Group: gid.String(), GroupName: e.g.Name, Author: fp, Nick: nick,
-				Text: fmt.Sprintf("%d message(s) from %s (numbers %d–%d) are missing and no host could supply them",
-					r.Last-r.First+1, displayName(nick, fp), r.First, r.Last),
+				Text: noticeText([]groupstate.SeqRange{r}, displayName(nick, fp)),
 				Sent: now, Received: now, Kind: KindGap, Verified: false, Seq: r.First, Epoch: e.g.Epoch,
-			})
+			}
+			id := sha256.Sum256([]byte(msg.ID))
+			notices = append(notices, notice{msg: msg, key: key, run: r, mkKey: messageKey(gid, now.UnixMilli(), msg.Seq, id)})
 		}
 	}
 	if len(notices) == 0 {
 		return gaps, nil
 	}
 	err := m.db.db.Update(func(txn *badger.Txn) error {
-		for _, msg := range notices {
-			b, err := json.Marshal(msg)
+		for _, nt := range notices {
+			b, err := json.Marshal(nt.msg)
 			if err != nil {
 				return err
 			}
-			id := sha256.Sum256([]byte(msg.ID))
-			if err := txn.Set(messageKey(gid, now.UnixMilli(), msg.Seq, id), b); err != nil {
+			if err := txn.Set(nt.mkKey, b); err != nil {
+				return err
+			}
+			// Resolved when the gap fills (gapnotice.go).
+			if err := writeNoticeTxn(txn, gid, nt.key, nt.run, nt.mkKey); err != nil {
 				return err
 			}
 		}
@@ -291,8 +301,8 @@ func (n *Node) reportGaps(gid groupstate.GroupID) ([]Gap, error) {
 	if err != nil {
 		return gaps, err
 	}
-	for _, msg := range notices {
-		m.notifyLocked(*msg)
+	for _, nt := range notices {
+		m.notifyLocked(*nt.msg)
 	}
 	return gaps, nil
 }

@@ -39,6 +39,8 @@ import (
 //	                             pending (with the envelope), stored by
 //	                             which hosts, or failed and why
 //	                             (outbox_record.go)
+//	'W' gid key(32) first(8)   → open gap notice: 8 last ‖ 8 missing ‖
+//	                             the notice's 'M' key (gapnotice.go)
 //	'V' gid key(32) seq(8)     → equivocation evidence (groupstate
 //	                             encoding); 'V' gid "notice" author(32) →
 //	                             time of the notice shown for the author
@@ -76,6 +78,7 @@ const (
 	pfxSeq     = 'S'
 
 	pfxOutbox       = 'U'
+	pfxNotice       = 'W'
 	pfxRejection    = 'J'
 	pfxEquivocation = 'V'
 	pfxEventEnv     = 'E'

@@ -254,6 +254,10 @@ func (n *Node) processMailbox(e *groupEntry, mb envelope.MailboxID, epoch uint64
 			if len(pg.Next) > 0 {
 				e.local.Local[key] = pg.Next
 			}
+			// A notice of a gap this page filled goes (gapnotice.go).
+			if err := m.resolveNoticesTxn(txn, e); err != nil {
+				return err
+			}
 			return saveLocalTxn(txn, e)
 		})
 		if err != nil {
