@@ -93,12 +93,26 @@ func newVersionCmd(g *globals) *cobra.Command {
 func storeLine(s *api.StoreUsage) string {
 	line := fmt.Sprintf("%d envelopes, %d bytes", s.Envelopes, s.Bytes)
 	if s.DiskFreeBytes > 0 || s.DiskFull {
-		line += fmt.Sprintf("; %.1f MiB free on its disk", float64(s.DiskFreeBytes)/(1<<20))
+		line += "; " + humanBytes(s.DiskFreeBytes) + " free on its disk"
 	}
 	if s.DiskFull {
 		line += " (DISK FULL: writes are refused until space is freed)"
 	}
 	return line
+}
+
+// humanBytes writes a size in the largest binary unit under 1024 of it.
+func humanBytes(n int64) string {
+	v, units := float64(n), []string{"bytes", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	return fmt.Sprintf("%.1f %s", v, units[i])
 }
 
 func printJSON(w io.Writer, v any) error {
