@@ -127,6 +127,11 @@ type SyncCase struct {
 	// transfer, final acknowledgement); ReconcileSeconds its first part.
 	Seconds          float64 `json:"seconds"`
 	ReconcileSeconds float64 `json:"reconcile_seconds"`
+	// CPUSeconds is the CPU the process used during the session: both
+	// hosts' work (they share the process), whatever else the machine is
+	// doing. On a loaded machine it says what a session costs better than
+	// Seconds, which includes waiting for a core.
+	CPUSeconds float64 `json:"cpu_seconds"`
 	// TransferBytes: the pushed envelopes, done and the final status.
 	TransferBytes  int64 `json:"transfer_bytes"`
 	TransferRounds int   `json:"transfer_rounds"`
@@ -394,7 +399,9 @@ func runCase(ctx context.Context, hosts []host.Host, sp *syncPair, m envelope.Ma
 			}
 		}
 	}()
+	cpu0 := cpuTime()
 	st, err := svcs[0].SyncWith(ctx, hosts[1].ID(), m)
+	cpu := cpuTime() - cpu0
 	close(stop)
 	<-sampled
 	if err != nil {
@@ -419,6 +426,7 @@ func runCase(ctx context.Context, hosts []host.Host, sp *syncPair, m envelope.Ma
 		Rounds:           st.Rounds,
 		Seconds:          st.Elapsed.Seconds(),
 		ReconcileSeconds: st.ReconcileElapsed.Seconds(),
+		CPUSeconds:       cpu.Seconds(),
 		TotalBytes:       st.BytesSent + st.BytesReceived,
 		TransferRounds:   st.TransferRounds,
 		PeakHeapBytes:    peak.Load(),
