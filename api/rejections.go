@@ -29,6 +29,8 @@ const (
 // group's mailboxes that this member refused, showed with a mark, or holds
 // aside.
 type Rejection struct {
+	// At is when it was refused or flagged (for a held entry: the time
+	// of the listing).
 	At time.Time `json:"time"`
 	// Kind is RejectionRefused, RejectionFlagged, RejectionEquivocation or
 	// RejectionHeld.

@@ -119,7 +119,10 @@
 // down. Rejected events change nothing. A member's membership is the event
 // that added it; the chain indexes, per member, the main-line events that
 // changed its membership or role, so AdmitPayload judges a payload at the
-// head it names without replaying the chain.
+// head it names without replaying the chain: 3 to 4 µs in a chain of 1,000
+// members, whether the payload names the head, a head 500 events back, or
+// is a removed member's judged by its seen set (BenchmarkAdmitPayload, 2
+// shared cores under load).
 //
 //	event = 1 version ‖ 16 group ID ‖ 32 parent ‖ 8 seq ‖ 8 time (Unix ms) ‖
 //	        32 author ‖ 1 kind ‖ 4+B body ‖ 64 signature

@@ -1,10 +1,11 @@
 package node
 
 import (
-	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -384,13 +385,22 @@ func (m *member) flagUnseen(txn *badger.Txn, e *groupEntry, ev *groupstate.Event
 		flag = flagNotDelivered
 	}
 	prefix := gkey(pfxSeq, e.g.ID, key[:])
+	// Every number up to the contiguous prefix of the seen set (or below
+	// the limit) is admitted: start after it.
+	from := uint64(1)
+	switch {
+	case ev.Seen != nil:
+		from = ev.Seen.Upto + 1
+	case ev.SeqLimit != 0:
+		from = ev.SeqLimit
+	}
 	type hit struct {
 		seq uint64
 		rec seqRec
 	}
 	var hits []hit
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
-	for it.Rewind(); it.Valid(); it.Next() {
+	for it.Seek(append(slices.Clone(prefix), u64(from)...)); it.Valid(); it.Next() {
 		k := it.Item().Key()
 		seq := binary.BigEndian.Uint64(k[len(k)-8:])
 		if ev.Admits(seq) {
@@ -580,12 +590,9 @@ func (m *member) equivocationNotice(txn *badger.Txn, e *groupEntry, p *groupstat
 		Text: fmt.Sprintf("WARNING: %s signed two different messages with the same number %d: members may have been shown "+
 			"different things. Both are kept as evidence (see `meshnode group rejections`).", name, p.Seq),
 	}
-	if err := putMessageTxn(txn, messageKey(e.g.ID, now.UnixMilli(), 0, envelope.ID(groupstate.MembershipKey(p.Author, groupstate.EventID{}))), &notice); err != nil {
+	if err := putMessageTxn(txn, messageKey(e.g.ID, now.UnixMilli(), 0, envelope.ID(sha256.Sum256([]byte(notice.ID)))), &notice); err != nil {
 		return err
 	}
 	m.mg.notices = append(m.mg.notices, notice)
 	return nil
 }
-
-// isSelfKey reports whether a 32-byte key is this member's identity.
-func (m *member) isSelfKey(k [32]byte) bool { return ed25519.PublicKey(k[:]).Equal(m.id.SigningKey()) }

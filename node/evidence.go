@@ -99,8 +99,11 @@ func (m *member) pushOwnHead(txn *badger.Txn, e *groupEntry, epoch uint64) {
 	if m.mg.pushed == nil {
 		m.mg.pushed = map[groupstate.EventID]bool{}
 	}
-	if m.mg.pushed[head] || len(m.mg.pushed) > 4096 {
+	if m.mg.pushed[head] {
 		return
+	}
+	if len(m.mg.pushed) >= 4096 {
+		m.mg.pushed = map[groupstate.EventID]bool{} // forget the oldest all at once
 	}
 	m.mg.pushed[head] = true
 	m.passOnEvent(txn, e, head)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -250,5 +251,40 @@ func TestRemovedSenderIsTold(t *testing.T) {
 	r := waitRejection(t, bob, gid, env.ID(), RejectionRefused, ReasonNotMember)
 	if r.Author != carol.id.Fingerprint() {
 		t.Fatalf("bob's log: %+v", r)
+	}
+}
+
+// A demotion from write is exact too: bob, made a reader, still holds the
+// old epoch's write key; what he posts under the head from before his
+// demotion with a number alice had not seen is refused, and his node
+// refuses to send.
+func TestDemotedMemberCannotBackfill(t *testing.T) {
+	leakCheck(t)
+	host, _, gid, alice, bob, carol := threeMembers(t, groupstate.DefaultPolicy())
+	ctx := context.Background()
+	sendAll(t, bob, gid, "bob writes")
+	waitText(t, alice, gid, "bob writes")
+	pre := headOf(t, bob, gid)
+	res, err := alice.n.SetRole(ctx, gid, bob.id.Fingerprint(), groupstate.RoleRead)
+	if err != nil || !res.Rotated {
+		t.Fatalf("demotion: %+v %v", res, err)
+	}
+	waitRoles(t, bob, gid, map[string]string{"bob": "read"})
+	if _, err := bob.n.Send(ctx, gid, "still writing?"); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("a demoted member sends: %v, want ErrReadOnly", err)
+	}
+	env := craft(t, bob, gid, 0, groupstate.KindText, "bob after his demotion", func(p *groupstate.Payload) {
+		p.StateHead = pre
+		p.Seq += 5
+	})
+	relayTo(t, bob, host, env)
+	for _, p := range []*person{alice, carol} {
+		r := waitRejection(t, p, gid, env.ID(), RejectionRefused, ReasonAfterRemoval)
+		if r.Author != bob.id.Fingerprint() || !strings.Contains(r.Detail, "made a reader") {
+			t.Fatalf("%s logs %+v", p.nick, r)
+		}
+		if contains(texts(t, p.n, gid), "bob after his demotion") {
+			t.Fatalf("%s shows it", p.nick)
+		}
 	}
 }
