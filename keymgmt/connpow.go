@@ -3,11 +3,10 @@ package keymgmt
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
-	"math/bits"
 
 	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/internal/pow"
 )
 
 // Proof of work on request mailboxes. A request mailbox is open to write
@@ -44,10 +43,10 @@ const (
 	// LabelConnProof prefixes every proof-of-work digest.
 	LabelConnProof = "meshnode/v1/conn/proof"
 	// ProofNonceSize is the size of the proof nonce in a request.
-	ProofNonceSize = 8
+	ProofNonceSize = pow.NonceSize
 	// MaxProofBits caps the difficulty a package may ask for (2^32 digests
 	// is over twenty minutes of one core).
-	MaxProofBits = 32
+	MaxProofBits = pow.MaxBits
 	// DefaultAliasProofBits is the difficulty aliases ask for unless told
 	// otherwise: about 22 ms for a person who asks once, a ceiling of
 	// about 45 requests a second per core for a spammer.
@@ -68,31 +67,18 @@ func proofInput(ct []byte, mailbox envelope.MailboxID) []byte {
 }
 
 // leadingZeros counts the leading zero bits of a digest.
-func leadingZeros(d *[sha256.Size]byte) int {
-	for i, b := range d {
-		if b != 0 {
-			return i*8 + bits.LeadingZeros8(b)
-		}
-	}
-	return 8 * sha256.Size
-}
+func leadingZeros(d *[sha256.Size]byte) int { return pow.LeadingZeros(d) }
 
 // solveRequestProof finds a nonce for the version-2 request ct (its nonce
 // field is overwritten). Counting from zero is fine: the input is unique
 // to this request, so nothing is gained by starting elsewhere.
 func solveRequestProof(ctx context.Context, ct []byte, mailbox envelope.MailboxID, want uint8) error {
 	in := proofInput(ct, mailbox)
-	nonce := in[len(in)-ProofNonceSize:]
-	for n := uint64(0); ; n++ {
-		if n&0xffff == 0 && ctx.Err() != nil {
-			return fmt.Errorf("keymgmt: proof of work of %d bits not found after %d tries: %w", want, n, ctx.Err())
-		}
-		binary.BigEndian.PutUint64(nonce, n)
-		if d := sha256.Sum256(in); leadingZeros(&d) >= int(want) {
-			copy(ct[requestCiphertextHead:requestProofHead], nonce)
-			return nil
-		}
+	if err := pow.Solve(ctx, in, want); err != nil {
+		return fmt.Errorf("keymgmt: %w", err)
 	}
+	copy(ct[requestCiphertextHead:requestProofHead], in[len(in)-ProofNonceSize:])
+	return nil
 }
 
 // CheckRequestProof checks that the request ciphertext ct, found in
