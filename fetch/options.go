@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/meshnode/meshnode/admission"
 	"github.com/meshnode/meshnode/envelope"
 )
 
@@ -32,6 +33,11 @@ type Params struct {
 	// StreamTimeout bounds one request/page exchange, and on a stream of
 	// pages each page: the deadline moves on with every page.
 	StreamTimeout time.Duration
+	// RequestTimeout bounds how long a host waits for the request of a
+	// stream it accepted: a stream that sends nothing holds a place no
+	// longer than this (and may be reset sooner to make room: package
+	// admission).
+	RequestTimeout time.Duration
 	// PeerRate and PeerBurst limit pages served per remote peer per
 	// second, whether each page is its own stream or one of many on a
 	// stream.
@@ -49,6 +55,7 @@ func DefaultParams() Params {
 		MaxStreamPages:  256,
 		ReadAhead:       8,
 		StreamTimeout:   30 * time.Second,
+		RequestTimeout:  5 * time.Second,
 		PeerRate:        50,
 		PeerBurst:       100,
 		MaxTrackedPeers: 4096,
@@ -67,8 +74,8 @@ func (p Params) validate() error {
 		return fmt.Errorf("fetch: MaxStreamPages %d outside [1, %d]", p.MaxStreamPages, 1<<20)
 	case p.ReadAhead < 0 || p.ReadAhead > MaxReadAhead:
 		return fmt.Errorf("fetch: ReadAhead %d outside [0, %d]", p.ReadAhead, MaxReadAhead)
-	case p.StreamTimeout <= 0:
-		return fmt.Errorf("fetch: StreamTimeout must be positive")
+	case p.StreamTimeout <= 0 || p.RequestTimeout <= 0:
+		return fmt.Errorf("fetch: StreamTimeout and RequestTimeout must be positive")
 	case p.PeerRate < 0 || p.PeerBurst < 0 || p.MaxTrackedPeers <= 0:
 		return fmt.Errorf("fetch: rate limit settings out of range")
 	}
@@ -79,6 +86,7 @@ type config struct {
 	params Params
 	log    *slog.Logger
 	policy Policy
+	adm    *admission.Controller
 }
 
 // Option configures a Service.
@@ -97,6 +105,13 @@ func WithParams(p Params) Option {
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(c *config) error { c.log = l; return nil } }
+
+// WithAdmission admits streams through c's fetch gate and limits pages
+// per network prefix (package admission). Without it only the per-peer
+// limits apply.
+func WithAdmission(c *admission.Controller) Option {
+	return func(cfg *config) error { cfg.adm = c; return nil }
+}
 
 // WithPolicy decides which mailboxes are served to whom.
 func WithPolicy(p Policy) Option { return func(c *config) error { c.policy = p; return nil } }

@@ -1,11 +1,13 @@
 package fetch
 
 import (
+	"errors"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshnode/meshnode/admission"
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/internal/status"
 	"github.com/meshnode/meshnode/internal/wire"
@@ -23,7 +25,7 @@ func (s *Service) handleStream(st network.Stream) { s.serve(st, s.stream) }
 
 // stream reads the request and sends its pages. It returns only errors
 // of the stream itself; refusals are sent.
-func (s *Service) stream(st network.Stream, from peer.ID) error {
+func (s *Service) stream(st network.Stream, from peer.ID, t *admission.Ticket) error {
 	refused := func(c status.Code, msg string) error {
 		s.log.Debug("fetch refused", "peer", from, "code", c, "msg", msg)
 		return wire.WriteOne(st, (&pageHeader{code: c, msg: msg}).marshal())
@@ -32,13 +34,26 @@ func (s *Service) stream(st network.Stream, from peer.ID) error {
 		c, msg := status.FromError(err)
 		return refused(c, msg)
 	}
-	frame, err := readRequestFrame(st, maxStreamRequestSize)
+	frame, err := s.readRequest(st, maxStreamRequestSize)
+	if errors.Is(err, errIdle) {
+		return err
+	}
 	if err != nil {
 		return refuse(err)
 	}
 	q, err := parseStreamRequest(frame)
 	if err != nil {
 		return refuse(err)
+	}
+	if s.policy != nil && !s.policy.Serves(q.mailbox, from) {
+		return refused(status.NotServed, msgNotServed)
+	}
+	prio, refusal, err := s.admit(st, t, q.mailbox)
+	if err != nil {
+		return err
+	}
+	if refusal != nil {
+		return refused(refusal.Code, refusal.Message)
 	}
 	limit := int(q.limit)
 	if limit <= 0 || limit > s.params.MaxPageCount {
@@ -54,10 +69,11 @@ func (s *Service) stream(st network.Stream, from peer.ID) error {
 	// written) if the resource manager grants no more.
 	size := pageBufferSize(s.params, limit)
 	held := 2
-	if err := st.Scope().ReserveMemory(held*size, network.ReservationPriorityMedium); err != nil {
+	if err := st.Scope().ReserveMemory(held*size, prio); err != nil {
 		held = 1
-		if err := st.Scope().ReserveMemory(size, network.ReservationPriorityMedium); err != nil {
-			return refused(status.RateLimited, msgBusy)
+		if err := st.Scope().ReserveMemory(size, prio); err != nil {
+			s.adm.Refuse(admission.ReasonMemoryBusy)
+			return refused(status.Busy, msgBusy)
 		}
 	}
 	defer st.Scope().ReleaseMemory(held * size)
@@ -71,7 +87,7 @@ func (s *Service) stream(st network.Stream, from peer.ID) error {
 	go func() {
 		defer close(loaded)
 		defer close(pages)
-		s.load(q.mailbox, from, store.Cursor(q.cursor), limit, budget, free, pages, stop)
+		s.load(q.mailbox, from, t, store.Cursor(q.cursor), limit, budget, free, pages, stop)
 	}()
 	defer func() {
 		close(stop)
@@ -110,7 +126,7 @@ type loadedPage struct {
 // loaded, a refusal was sent, or stop is closed. Each page takes a
 // rate-limit token and is checked against the hosting policy first, as
 // a request of ProtocolID is.
-func (s *Service) load(m envelope.MailboxID, from peer.ID, cursor store.Cursor, limit, budget int, free <-chan []byte, pages chan<- loadedPage, stop <-chan struct{}) {
+func (s *Service) load(m envelope.MailboxID, from peer.ID, t *admission.Ticket, cursor store.Cursor, limit, budget int, free <-chan []byte, pages chan<- loadedPage, stop <-chan struct{}) {
 	put := func(pg loadedPage) bool {
 		select {
 		case pages <- pg:
@@ -130,7 +146,7 @@ func (s *Service) load(m envelope.MailboxID, from peer.ID, cursor store.Cursor, 
 		case <-stop:
 			return
 		}
-		if !s.limiter.Allow(from, 1) {
+		if !s.allow(from, t) {
 			put(loadedPage{h: &pageHeader{code: status.RateLimited, msg: msgRateLimited}})
 			return
 		}

@@ -419,11 +419,6 @@ func TestStreamDeadlines(t *testing.T) {
 	})
 }
 
-func isTimeout(err error) bool {
-	var te interface{ Timeout() bool }
-	return errors.As(err, &te) && te.Timeout()
-}
-
 // newLimitedHost is a host whose resource manager grants the fetch
 // service (and each peer within it) mem bytes.
 func newLimitedHost(t *testing.T, mem int64) host.Host {
@@ -462,7 +457,7 @@ func TestStreamMemoryReservations(t *testing.T) {
 		// high (the client) up to 80%.
 		{"room for two pages", 4 * page, 1 << 20, nil},
 		{"room for one page", 2 * page, 1 << 20, nil},
-		{"no room on the host", page, 1 << 20, status.ErrRateLimited},
+		{"no room on the host", page, 1 << 20, status.ErrBusy},
 		{"no room on the client", 4 * page, 1 << 10, network.ErrResourceLimitExceeded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/meshnode/meshnode/admission"
 	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/internal/pow"
 )
 
 // Params tune the relay. Start from DefaultParams.
@@ -15,6 +17,16 @@ type Params struct {
 	// StreamTimeout bounds one direct relay exchange, including the
 	// server's durable commit; an idle session ends after at most this.
 	StreamTimeout time.Duration
+	// RequestTimeout bounds how long the server waits for the first
+	// request of a stream it accepted: a stream that sends nothing holds a
+	// place no longer than this (and, pending, may be reset sooner to make
+	// room: package admission).
+	RequestTimeout time.Duration
+	// MaxProofBits is the largest new-mailbox proof of work the client
+	// computes when a host asks for one (Send and Session.Send solve it
+	// and send again); a host asking for more gets an error matching
+	// status.ErrProofRequired back. 0 never solves one.
+	MaxProofBits uint8
 	// SessionWindow is how many requests of one session (SessionProtocolID)
 	// the server verifies and stores at once. A sender may pipeline more;
 	// they wait in the stream until one of these is answered.
@@ -40,6 +52,8 @@ func DefaultParams() Params {
 	return Params{
 		MaxEnvelopeSize:        envelope.DefaultMaxSize,
 		StreamTimeout:          15 * time.Second,
+		RequestTimeout:         5 * time.Second,
+		MaxProofBits:           DefaultMaxProofBits,
 		SessionWindow:          32,
 		PeerRate:               200,
 		PeerBurst:              400,
@@ -54,8 +68,10 @@ func (p Params) validate() error {
 	switch {
 	case p.MaxEnvelopeSize <= envelope.Overhead || p.MaxEnvelopeSize > envelope.AbsoluteMaxSize:
 		return fmt.Errorf("relay: MaxEnvelopeSize %d outside (%d, %d]", p.MaxEnvelopeSize, envelope.Overhead, envelope.AbsoluteMaxSize)
-	case p.StreamTimeout <= 0:
-		return fmt.Errorf("relay: StreamTimeout must be positive")
+	case p.StreamTimeout <= 0 || p.RequestTimeout <= 0:
+		return fmt.Errorf("relay: StreamTimeout and RequestTimeout must be positive")
+	case p.MaxProofBits > admissionMaxBits:
+		return fmt.Errorf("relay: MaxProofBits %d above %d", p.MaxProofBits, admissionMaxBits)
 	case p.SessionWindow < 1 || p.SessionWindow > MaxSessionWindow:
 		return fmt.Errorf("relay: SessionWindow %d outside [1, %d]", p.SessionWindow, MaxSessionWindow)
 	case p.PeerRate < 0 || p.PeerBurst < 0:
@@ -68,13 +84,31 @@ func (p Params) validate() error {
 	return nil
 }
 
-// MaxRequestSize is the largest direct relay request frame for p.
-func (p Params) MaxRequestSize() int { return 1 + 32 + p.MaxEnvelopeSize }
+// DefaultMaxProofBits is the default Params.MaxProofBits: about 1.4 s of
+// one core (internal/pow), paid once per new mailbox on a host under
+// load; a host's default asks for 20 (about 0.35 s).
+const DefaultMaxProofBits = 22
+
+// admissionMaxBits bounds any proof of work on the wire.
+const admissionMaxBits = pow.MaxBits
+
+// MaxRequestSize is the largest direct relay request frame for p (a
+// request with a proof of work).
+func (p Params) MaxRequestSize() int { return 1 + 32 + proofSize + p.MaxEnvelopeSize }
 
 type config struct {
 	params Params
 	log    *slog.Logger
 	policy Policy
+	adm    *admission.Controller
+}
+
+// WithAdmission admits streams and envelopes through c (package
+// admission): stream gates, per-prefix rates, and where each envelope came
+// from for the Handler (OriginHandler). Without it only the per-peer
+// limits apply.
+func WithAdmission(c *admission.Controller) Option {
+	return func(cfg *config) error { cfg.adm = c; return nil }
 }
 
 // Option configures a Relay.

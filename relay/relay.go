@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshnode/meshnode/admission"
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/internal/ratelimit"
 )
@@ -52,6 +53,15 @@ func TopicName(m envelope.MailboxID) string {
 // with the reason it was not); duplicate reports an envelope already held.
 type Handler interface {
 	Deliver(ctx context.Context, env *envelope.Envelope, from peer.ID) (duplicate bool, err error)
+}
+
+// OriginHandler is a Handler that is also told where each envelope came
+// from (the remote's admission key, the proof of work of a direct
+// request), for admission decisions: the relay calls DeliverFrom instead
+// of Deliver when its Handler has it.
+type OriginHandler interface {
+	Handler
+	DeliverFrom(ctx context.Context, env *envelope.Envelope, o admission.Origin) (duplicate bool, err error)
 }
 
 // Policy decides whether this node serves a mailbox for a remote peer.
@@ -99,6 +109,7 @@ type Relay struct {
 	log     *slog.Logger
 	limiter *ratelimit.Limiter[peer.ID]
 	rejects *ratelimit.Limiter[peer.ID]
+	adm     *admission.Controller // nil: per-peer limits only
 
 	// verifying holds a token per signature check of a direct relay in
 	// progress, at most one per core. Requests beyond that wait parked
@@ -138,7 +149,7 @@ func New(h host.Host, ps *pubsub.PubSub, handler Handler, opts ...Option) (*Rela
 	p := cfg.params
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Relay{
-		h: h, ps: ps, handler: handler, params: p, policy: cfg.policy, log: cfg.log,
+		h: h, ps: ps, handler: handler, params: p, policy: cfg.policy, log: cfg.log, adm: cfg.adm,
 		limiter: ratelimit.New[peer.ID](p.PeerRate, p.PeerBurst, p.MaxTrackedPeers),
 		rejects: ratelimit.New[peer.ID](float64(p.RejectsBeforeBlacklist)/max(p.BlacklistWindow.Seconds(), 1), p.RejectsBeforeBlacklist, p.MaxTrackedPeers),
 		ctx:     ctx, cancel: cancel,
@@ -298,7 +309,7 @@ func (r *Relay) validator(m envelope.MailboxID) pubsub.ValidatorEx {
 				return pubsub.ValidationAccept
 			}
 		}
-		if !local && !r.limiter.Allow(from, 1) {
+		if !local && !r.allow(from, r.adm.KeyOfPeer(from)) {
 			return pubsub.ValidationIgnore
 		}
 		env, err := envelope.Open(msg.Data, r.params.MaxEnvelopeSize, &m)
@@ -311,6 +322,25 @@ func (r *Relay) validator(m envelope.MailboxID) pubsub.ValidatorEx {
 		msg.ValidatorData = env
 		return pubsub.ValidationAccept
 	}
+}
+
+// allow takes one envelope from the rates of its sender and the sender's
+// network prefix, and counts a refusal.
+func (r *Relay) allow(from peer.ID, key admission.Key) bool {
+	if !r.limiter.Allow(from, 1) {
+		r.adm.Refuse(admission.ReasonRatePeer)
+		return false
+	}
+	return r.adm.AllowEnvelope(key)
+}
+
+// handOver gives a verified envelope to the Handler, with its origin if
+// the Handler wants it.
+func (r *Relay) handOver(ctx context.Context, env *envelope.Envelope, o admission.Origin) (bool, error) {
+	if oh, ok := r.handler.(OriginHandler); ok {
+		return oh.DeliverFrom(ctx, env, o)
+	}
+	return r.handler.Deliver(ctx, env, o.Peer)
 }
 
 // penalise counts an invalid envelope from a peer and blacklists peers that
@@ -342,7 +372,8 @@ func (r *Relay) readLoop(ctx context.Context, m envelope.MailboxID, sub *pubsub.
 			continue // cannot happen: the validator sets it for every accepted message
 		}
 		dctx, cancel := context.WithTimeout(ctx, r.params.StreamTimeout)
-		_, err = r.handler.Deliver(dctx, env, msg.ReceivedFrom)
+		from := msg.ReceivedFrom
+		_, err = r.handOver(dctx, env, admission.Origin{Peer: from, Key: r.adm.KeyOfPeer(from), Local: from == r.h.ID()})
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			// Dropped here: gossip has no one to answer. The envelope can

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshnode/meshnode/admission"
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/internal/status"
 	tu "github.com/meshnode/meshnode/internal/testutil"
@@ -153,7 +154,8 @@ func TestDirectRejections(t *testing.T) {
 	good := tu.Envelope(t, k, 64)
 	badSig := append([]byte(nil), good.Bytes()...)
 	badSig[len(badSig)-1] ^= 1
-	oversize := make([]byte, 1+32+DefaultParams().MaxEnvelopeSize+1)
+	oversize := make([]byte, DefaultParams().MaxRequestSize()+1)
+	good2 := tu.Envelope(t, k, 64)
 
 	tests := []struct {
 		name  string
@@ -162,6 +164,7 @@ func TestDirectRejections(t *testing.T) {
 	}{
 		{"garbage frame", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, status.Malformed},
 		{"truncated request", frameOf([]byte{wireVersion, 1, 2}), status.Malformed},
+		{"truncated proof", frameOf(append([]byte{wireVersionProof}, make([]byte, 32+3)...)), status.Malformed},
 		{"wrong version", frameOf(append([]byte{9}, make([]byte, 40)...)), status.Version},
 		{"oversize", frameOf(oversize), status.TooLarge},
 		{"not an envelope", frameOf((&request{mailbox: m, envelope: []byte("hello")}).marshal()), status.Malformed},
@@ -169,6 +172,7 @@ func TestDirectRejections(t *testing.T) {
 		{"wrong mailbox", frameOf((&request{mailbox: tu.Mailbox(tu.WriteKey(t)), envelope: good.Bytes()}).marshal()), status.WrongMailbox},
 		{"good", frameOf((&request{mailbox: m, envelope: good.Bytes()}).marshal()), status.OK},
 		{"duplicate", frameOf((&request{mailbox: m, envelope: good.Bytes()}).marshal()), status.Duplicate},
+		{"with a proof", frameOf((&request{mailbox: m, proof: &admission.Proof{1}, envelope: good2.Bytes()}).marshal()), status.OK},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -177,8 +181,8 @@ func TestDirectRejections(t *testing.T) {
 			}
 		})
 	}
-	if srv.hd.count() != 1 {
-		t.Fatalf("handler got %d envelopes, want 1", srv.hd.count())
+	if srv.hd.count() != 2 {
+		t.Fatalf("handler got %d envelopes, want 2", srv.hd.count())
 	}
 }
 
@@ -301,6 +305,7 @@ func TestTopicNameHidesTag(t *testing.T) {
 func FuzzParseRequest(f *testing.F) {
 	f.Add((&request{envelope: []byte("x")}).marshal())
 	f.Add([]byte{wireVersion})
+	f.Add((&request{proof: &admission.Proof{7}, envelope: []byte("x")}).marshal())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		q, err := parseRequest(b)
 		if err != nil {
@@ -315,6 +320,7 @@ func FuzzParseRequest(f *testing.F) {
 func FuzzParseResponse(f *testing.F) {
 	f.Add((&response{code: status.OK}).marshal())
 	f.Add((&response{code: status.NotServed, msg: "no"}).marshal())
+	f.Add((&response{code: status.ProofRequired, msg: "work", bits: 20}).marshal())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := parseResponse(b)
 		if err != nil {

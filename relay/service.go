@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshnode/meshnode/admission"
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/internal/status"
 	"github.com/meshnode/meshnode/internal/wire"
@@ -17,15 +19,24 @@ import (
 
 // handleStream serves direct relay requests: one per stream on
 // ProtocolID, any number pipelined on SessionProtocolID (serveSession).
+//
+// Admission (package admission, when configured): the stream is pending
+// in the relay gate from accept until its first request has arrived,
+// which must happen within RequestTimeout (a pending stream may also be
+// reset sooner to make room for a newer one); the request's mailbox then
+// makes it an active stream, privileged or general, or it is refused
+// Busy.
 func (r *Relay) handleStream(s network.Stream) {
-	_ = s.SetDeadline(time.Now().Add(r.params.StreamTimeout))
+	t := r.adm.Relay().Open(s)
+	defer t.Close()
+	_ = s.SetDeadline(time.Now().Add(r.params.RequestTimeout))
 	if err := s.Scope().SetService(ServiceName); err != nil {
 		r.log.Debug("resource manager refused relay stream", "err", err)
 		_ = s.Reset()
 		return
 	}
 	if s.Protocol() == SessionProtocolID {
-		r.serveSession(s)
+		r.serveSession(s, t)
 		return
 	}
 	// Memory is reserved before it is allocated: the read buffer and one
@@ -44,6 +55,10 @@ func (r *Relay) handleStream(s network.Stream) {
 	defer s.Scope().ReleaseMemory(base)
 	br := bufio.NewReaderSize(s, readBufferSize)
 	from := s.Conn().RemotePeer()
+	if _, err := br.Peek(1); err != nil {
+		r.idle(s, err)
+		return
+	}
 	extra := max(0, announced(br, r.params.MaxRequestSize())-smallFrameSize)
 	if extra > 0 {
 		if err := s.Scope().ReserveMemory(extra, network.ReservationPriorityAlways); err != nil {
@@ -53,8 +68,17 @@ func (r *Relay) handleStream(s network.Stream) {
 		}
 	}
 	var a answer
-	if _, env, ok := r.readRequest(&a, from, br); ok {
-		r.deliver(&a, from, env)
+	_, env, ok := r.readRequest(&a, from, t, br)
+	if a.evicted {
+		_ = s.Reset()
+		if extra > 0 {
+			s.Scope().ReleaseMemory(extra)
+		}
+		return
+	}
+	_ = s.SetDeadline(time.Now().Add(r.params.StreamTimeout))
+	if ok {
+		r.deliver(&a, from, t, env)
 	}
 	// The frame's reservation covers the request, which is handled. Release
 	// it before answering: a sender that sends its next request as soon as
@@ -65,12 +89,27 @@ func (r *Relay) handleStream(s network.Stream) {
 		s.Scope().ReleaseMemory(extra)
 	}
 	r.logRefusal(from, &a)
-	if err := writeFrame(s, (&response{code: a.code, msg: a.msg}).marshal()); err != nil {
+	if err := writeFrame(s, (&response{code: a.code, msg: a.msg, bits: a.bits}).marshal()); err != nil {
 		_ = s.Reset()
 		return
 	}
 	_ = s.Close()
 	r.forward(a.publish)
+}
+
+// idle ends a stream whose first request did not arrive: reset, and
+// counted as an idle timeout when that is what it was.
+func (r *Relay) idle(s network.Stream, err error) {
+	if isTimeout(err) {
+		r.adm.Refuse(admission.ReasonIdleTimeout)
+	}
+	_ = s.Reset()
+}
+
+// isTimeout reports whether err is a stream deadline passing.
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // answer is the outcome of one request: the code and message to send
@@ -81,19 +120,29 @@ type answer struct {
 	id      uint32 // the request ID (sessions only)
 	code    status.Code
 	msg     string
+	bits    uint8 // the proof of work a ProofRequired answer asks for
 	intact  bool
+	evicted bool // the stream was reset by admission while its request was read
+	proof   *admission.Proof
 	publish *envelope.Envelope
 }
 
 func (a *answer) set(code status.Code, msg string) { a.code, a.msg = code, msg }
+
+// fail sets the answer for err (status.FromError), with the difficulty
+// of a proof of work asked for.
+func (a *answer) fail(err error) {
+	a.code, a.msg = status.FromError(err)
+	a.bits, _ = status.ProofBitsOf(err)
+}
 
 // readRequest reads one request from br and decodes its envelope (see
 // decodeRequest). It returns the envelope and its mailbox, or fills a
 // with the refusal: a request over the peer's rate is skipped without
 // being read into memory (the stream stays at a frame boundary), and a
 // frame that cannot be read leaves the stream broken (a.intact false).
-func (r *Relay) readRequest(a *answer, from peer.ID, br *bufio.Reader) (envelope.MailboxID, *envelope.Envelope, bool) {
-	if !r.limiter.Allow(from, 1) {
+func (r *Relay) readRequest(a *answer, from peer.ID, t *admission.Ticket, br *bufio.Reader) (envelope.MailboxID, *envelope.Envelope, bool) {
+	if !r.allow(from, t.Key()) {
 		a.set(status.RateLimited, "too many envelopes; slow down")
 		a.intact = skipFrame(br, r.params.MaxRequestSize())
 		return envelope.MailboxID{}, nil, false
@@ -110,14 +159,15 @@ func (r *Relay) readRequest(a *answer, from peer.ID, br *bufio.Reader) (envelope
 		return envelope.MailboxID{}, nil, false
 	}
 	a.intact = true
-	return r.decodeRequest(a, from, frame)
+	return r.decodeRequest(a, from, t, frame)
 }
 
-// decodeRequest parses a request frame, checks the hosting policy and
-// decodes the envelope (a copy: frame may be reused), which must belong to
-// the named mailbox; the signature is left to deliver. On failure it
+// decodeRequest parses a request frame, checks the hosting policy,
+// activates the stream's admission ticket for the request's mailbox, and
+// decodes the envelope (a copy: frame may be reused), which must belong
+// to the named mailbox; the signature is left to deliver. On failure it
 // fills a with the refusal.
-func (r *Relay) decodeRequest(a *answer, from peer.ID, frame []byte) (envelope.MailboxID, *envelope.Envelope, bool) {
+func (r *Relay) decodeRequest(a *answer, from peer.ID, t *admission.Ticket, frame []byte) (envelope.MailboxID, *envelope.Envelope, bool) {
 	q, err := parseRequest(frame)
 	if err != nil {
 		a.set(status.FromError(err))
@@ -127,6 +177,12 @@ func (r *Relay) decodeRequest(a *answer, from peer.ID, frame []byte) (envelope.M
 		a.set(status.NotServed, "this host does not serve that mailbox")
 		return q.mailbox, nil, false
 	}
+	if err := t.Activate(q.mailbox); err != nil {
+		a.fail(err)
+		a.evicted = errors.Is(err, admission.ErrEvicted)
+		return q.mailbox, nil, false
+	}
+	a.proof = q.proof
 	env, err := envelope.Decode(q.envelope, r.params.MaxEnvelopeSize)
 	if err == nil && env.Mailbox() != q.mailbox {
 		err = fmt.Errorf("%w: envelope is for %s, not %s", envelope.ErrWrongMailbox, env.Mailbox().Short(), q.mailbox.Short())
@@ -174,7 +230,7 @@ func skipFrame(br *bufio.Reader, max int) bool {
 // deliver verifies env's write signature (decodeRequest checked the
 // rest, as envelope.Open would) and stores it, and fills in a. The caller
 // gossips a.publish after answering.
-func (r *Relay) deliver(a *answer, from peer.ID, env *envelope.Envelope) {
+func (r *Relay) deliver(a *answer, from peer.ID, t *admission.Ticket, env *envelope.Envelope) {
 	select {
 	case r.verifying <- struct{}{}:
 	case <-r.ctx.Done():
@@ -190,10 +246,10 @@ func (r *Relay) deliver(a *answer, from peer.ID, env *envelope.Envelope) {
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, r.params.StreamTimeout)
 	defer cancel()
-	dup, err := r.handler.Deliver(ctx, env, from)
+	dup, err := r.handOver(ctx, env, admission.Origin{Peer: from, Key: t.Key(), Proof: a.proof})
 	switch {
 	case err != nil:
-		a.set(status.FromError(err))
+		a.fail(err)
 	case dup:
 		a.set(status.Duplicate, "")
 	default:

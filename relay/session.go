@@ -83,16 +83,19 @@ func NewSession(h host.Host, p peer.ID, timeout time.Duration) *Session {
 }
 
 // Send relays env to mailbox m and waits for the host's answer. Errors
-// match the remote's reason with errors.Is, as for Send.
+// match the remote's reason with errors.Is, as for Send; like Send, it
+// computes a proof of work a host asks for (of at most
+// DefaultMaxProofBits) and sends again with it.
 func (s *Session) Send(ctx context.Context, m envelope.MailboxID, env *envelope.Envelope) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	q := &request{mailbox: m, envelope: env.Bytes()}
 	for attempt := 0; ; attempt++ {
 		c, fresh, err := s.stream(ctx)
 		if err != nil {
 			return err
 		}
-		resp, err := c.roundTrip(ctx, &request{mailbox: m, envelope: env.Bytes()})
+		resp, err := c.roundTrip(ctx, q)
 		if err != nil {
 			if ctx.Err() != nil {
 				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -108,7 +111,18 @@ func (s *Session) Send(ctx context.Context, m envelope.MailboxID, env *envelope.
 			}
 			return err
 		}
-		if rerr := resp.code.Err(resp.msg); rerr != nil {
+		if q.proof == nil {
+			proof, err := solveIfAsked(ctx, resp, s.p, m, DefaultMaxProofBits)
+			if err != nil {
+				return err
+			}
+			if proof != nil {
+				q.proof = proof
+				attempt = -1 // a new request: it may be retried once too
+				continue
+			}
+		}
+		if rerr := resp.err(); rerr != nil {
 			return fmt.Errorf("relay: %s refused envelope: %w", s.p, rerr)
 		}
 		return nil

@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshnode/meshnode/admission"
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/internal/ratelimit"
 	"github.com/meshnode/meshnode/internal/status"
@@ -551,7 +552,7 @@ func FuzzSessionRequests(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		br := bufio.NewReaderSize(bytes.NewReader(in), readBufferSize)
 		for range 16 {
-			a, size, ok := r.peekSessionRequest(br, "")
+			a, size, ok := r.peekSessionRequest(br, "", admission.Key{})
 			if !ok {
 				return
 			}
@@ -559,7 +560,7 @@ func FuzzSessionRequests(f *testing.F) {
 				if size > sessionIDSize+p.MaxRequestSize() {
 					t.Fatalf("frame of %d bytes accepted", size)
 				}
-				env, ok := r.readSessionRequest(a, "", br, size)
+				env, ok := r.readSessionRequest(a, "", nil, br, size)
 				if ok && (env == nil || env.Size() > p.MaxEnvelopeSize || a.code != status.OK) {
 					t.Fatalf("accepted %v with code %v", env, a.code)
 				}

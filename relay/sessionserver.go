@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshnode/meshnode/admission"
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/internal/status"
 	"github.com/meshnode/meshnode/internal/wire"
@@ -36,7 +37,7 @@ import (
 // manager refuses a small-frame slot, the session goes on with the slots
 // it has; if it refuses a large frame even once the requests in flight
 // are done, the frame is skipped unread and answered RateLimited.
-func (r *Relay) serveSession(s network.Stream) {
+func (r *Relay) serveSession(s network.Stream, t *admission.Ticket) {
 	if err := s.Scope().ReserveMemory(readBufferSize, network.ReservationPriorityAlways); err != nil {
 		r.log.Debug("resource manager refused relay memory", "err", err)
 		_ = s.Reset()
@@ -72,17 +73,21 @@ func (r *Relay) serveSession(s network.Stream) {
 	// with a reset; a session the sender ended, or one that broke the
 	// protocol, is closed once what was read is answered.
 	failed := false
-	for {
-		// Wait for the next request or the sender's end of the session; an
-		// idle session ends after between half and all of StreamTimeout
-		// (the deadline is moved only once half of it has passed, which
-		// saves a timer reset per request).
-		if now := time.Now(); readDL.Sub(now) < r.params.StreamTimeout/2 {
+	for first := true; ; first = false {
+		// Wait for the next request or the sender's end of the session.
+		// The first request must come within RequestTimeout (the deadline
+		// handleStream set); after that an idle session ends after between
+		// half and all of StreamTimeout (the deadline is moved only once
+		// half of it has passed, which saves a timer reset per request).
+		if now := time.Now(); !first && readDL.Sub(now) < r.params.StreamTimeout/2 {
 			readDL = now.Add(r.params.StreamTimeout)
 			_ = s.SetReadDeadline(readDL)
 		}
 		if _, err := br.Peek(1); err != nil {
 			failed = !errors.Is(err, io.EOF)
+			if first && isTimeout(err) {
+				r.adm.Refuse(admission.ReasonIdleTimeout)
+			}
 			break
 		}
 		waitBelow(window)
@@ -98,7 +103,7 @@ func (r *Relay) serveSession(s network.Stream) {
 				waitBelow(window)
 			}
 		}
-		a, size, ok := r.peekSessionRequest(br, from)
+		a, size, ok := r.peekSessionRequest(br, from, t.Key())
 		if !ok {
 			// No request ID to answer to (a broken or truncated prefix):
 			// the stream is no longer at a frame boundary.
@@ -122,7 +127,8 @@ func (r *Relay) serveSession(s network.Stream) {
 			}
 			if err != nil {
 				r.log.Debug("resource manager refused relay memory", "err", err)
-				a.set(status.RateLimited, "host is busy; retry later")
+				r.adm.Refuse(admission.ReasonMemoryBusy)
+				a.set(status.Busy, "host is busy; retry later")
 				a.intact = skipFrame(br, size)
 				answers <- a
 				if !a.intact {
@@ -131,7 +137,14 @@ func (r *Relay) serveSession(s network.Stream) {
 				continue
 			}
 		}
-		env, ok := r.readSessionRequest(a, from, br, size)
+		env, ok := r.readSessionRequest(a, from, t, br, size)
+		if a.evicted {
+			if extra > 0 {
+				s.Scope().ReleaseMemory(extra)
+			}
+			failed = true
+			break
+		}
 		if !ok {
 			if extra > 0 {
 				s.Scope().ReleaseMemory(extra)
@@ -146,7 +159,7 @@ func (r *Relay) serveSession(s network.Stream) {
 		handlers.Add(1)
 		go func() {
 			defer handlers.Done()
-			r.deliver(a, from, env)
+			r.deliver(a, from, t, env)
 			if extra > 0 {
 				s.Scope().ReleaseMemory(extra)
 			}
@@ -179,7 +192,7 @@ func (r *Relay) serveSession(s network.Stream) {
 // cannot be trusted. ok is false when there is no request ID to answer
 // to: a malformed or truncated length prefix, or a frame too short to
 // hold an ID.
-func (r *Relay) peekSessionRequest(br *bufio.Reader, from peer.ID) (a *answer, size int, ok bool) {
+func (r *Relay) peekSessionRequest(br *bufio.Reader, from peer.ID, key admission.Key) (a *answer, size int, ok bool) {
 	n, k, err := peekUvarint(br)
 	if err != nil || n < sessionIDSize {
 		return nil, 0, false
@@ -194,7 +207,7 @@ func (r *Relay) peekSessionRequest(br *bufio.Reader, from peer.ID) (a *answer, s
 	case n > uint64(bound):
 		a.set(status.FromError(fmt.Errorf("%w: %v: %d bytes, limit %d", envelope.ErrTooLarge, wire.ErrFrameTooLarge, n, bound)))
 		a.intact = false
-	case !r.limiter.Allow(from, 1):
+	case !r.allow(from, key):
 		a.set(status.RateLimited, "too many envelopes; slow down")
 		a.intact = skipFrame(br, bound)
 	}
@@ -203,7 +216,7 @@ func (r *Relay) peekSessionRequest(br *bufio.Reader, from peer.ID) (a *answer, s
 
 // readSessionRequest reads the session request frame of size bytes that
 // peekSessionRequest looked at and decodes its envelope (decodeRequest).
-func (r *Relay) readSessionRequest(a *answer, from peer.ID, br *bufio.Reader, size int) (*envelope.Envelope, bool) {
+func (r *Relay) readSessionRequest(a *answer, from peer.ID, t *admission.Ticket, br *bufio.Reader, size int) (*envelope.Envelope, bool) {
 	// The frame is lent from br's buffer when it fits: decodeRequest copies
 	// the envelope out before the next read.
 	frame, err := wire.NewReader(br).Next(size)
@@ -212,7 +225,7 @@ func (r *Relay) readSessionRequest(a *answer, from peer.ID, br *bufio.Reader, si
 		a.intact = false
 		return nil, false
 	}
-	_, env, ok := r.decodeRequest(a, from, frame[sessionIDSize:])
+	_, env, ok := r.decodeRequest(a, from, t, frame[sessionIDSize:])
 	return env, ok
 }
 
@@ -283,5 +296,5 @@ func (r *Relay) answerLoop(s network.Stream, from peer.ID, answers <-chan *answe
 // appendAnswer logs a refusal and appends a's response frame to buf.
 func (r *Relay) appendAnswer(buf []byte, from peer.ID, a *answer) []byte {
 	r.logRefusal(from, a)
-	return appendSessionResponse(buf, a.id, &response{code: a.code, msg: a.msg})
+	return appendSessionResponse(buf, a.id, &response{code: a.code, msg: a.msg, bits: a.bits})
 }

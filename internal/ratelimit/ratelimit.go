@@ -53,3 +53,31 @@ func (l *Limiter[K]) Allow(key K, n int) bool {
 }
 
 var timeNow = time.Now
+
+// Take is Allow that can be undone: it takes n tokens from key's bucket if
+// it has them, and returns a function that gives them back (as far as
+// later takers allow) when what they paid for did not happen after all.
+func (l *Limiter[K]) Take(key K, n int) (bool, func()) {
+	if l.limit == rate.Inf {
+		return true, func() {}
+	}
+	l.mu.Lock()
+	b, ok := l.buckets.Get(key)
+	if !ok {
+		b = rate.NewLimiter(l.limit, l.burst)
+		l.buckets.Add(key, b)
+	}
+	l.mu.Unlock()
+	now := timeNow()
+	r := b.ReserveN(now, n)
+	if !r.OK() {
+		return false, nil
+	}
+	if r.DelayFrom(now) > 0 {
+		r.CancelAt(now)
+		return false, nil
+	}
+	// Cancelled as of when it was taken: a reservation whose time to act
+	// has passed counts as used, and would give nothing back.
+	return true, func() { r.CancelAt(now) }
+}

@@ -30,3 +30,23 @@ func TestLimiter(t *testing.T) {
 		t.Fatal("disabled limiter refused")
 	}
 }
+
+func TestTakeAndGiveBack(t *testing.T) {
+	l := New[string](0.001, 2, 8)
+	ok, undo := l.Take("a", 1)
+	if !ok {
+		t.Fatal("first token refused")
+	}
+	undo()
+	for i := range 2 {
+		if ok, _ := l.Take("a", 1); !ok {
+			t.Fatalf("token %d refused after one was given back", i)
+		}
+	}
+	if ok, undo := l.Take("a", 1); ok || undo != nil {
+		t.Fatal("empty bucket gave a token")
+	}
+	if ok, undo := New[string](0, 0, 1).Take("x", 5); !ok || undo == nil {
+		t.Fatal("unlimited limiter refused")
+	}
+}

@@ -37,16 +37,38 @@ const (
 	NotFound       Code = 14 // the requested item does not exist
 	ProtocolError  Code = 15 // the peer broke the protocol (order, bounds, rounds)
 	DiskFull       Code = 16 // the host's disk is (nearly) full; retry later
-	maxKnownStatus      = DiskFull
+	Busy           Code = 17 // the host has no capacity for this request now; retry shortly or elsewhere
+	ProofRequired  Code = 18 // the host admits new mailboxes only with a proof of work now (see ProofBits)
+	maxKnownStatus      = ProofRequired
 )
 
 // Sentinels for codes that have no sentinel in a lower package.
+//
+// What a client should do with each refusal of an open host's admission
+// (relay and fetch answer them; node.Remote and the catch-up client return
+// them wrapped, so errors.Is tells them apart):
+//
+//   - ErrRateLimited: this peer or its network sent too much too fast.
+//     Back off (seconds, doubling) and retry the same host.
+//   - ErrBusy: the host has no capacity left for this kind of request right
+//     now (its stream budget, the memory of a page). Retry after a short
+//     pause, or try another host of the group.
+//   - store.ErrQuotaExceeded: the mailbox, this network's budget for new
+//     mailboxes or the whole host is full. Retrying soon will not help;
+//     try another host, or retry after minutes.
+//   - store.ErrDiskFull: the host's disk is nearly full; as for a quota.
+//   - ErrProofRequired: the host admits a new mailbox only with a proof of
+//     work of Error.ProofBits bits. The relay client solves it and retries
+//     by itself when the difficulty is within its own limit, so a caller
+//     sees this only when the host asked for more than that.
 var (
-	ErrNotServed   = errors.New("mailbox not served by this host")
-	ErrRateLimited = errors.New("rate limited")
-	ErrUnavailable = errors.New("host unavailable")
-	ErrProtocol    = errors.New("protocol violation")
-	ErrUnknownCode = errors.New("unknown status code")
+	ErrNotServed     = errors.New("mailbox not served by this host")
+	ErrRateLimited   = errors.New("rate limited")
+	ErrBusy          = errors.New("host busy")
+	ErrProofRequired = errors.New("proof of work required for a new mailbox")
+	ErrUnavailable   = errors.New("host unavailable")
+	ErrProtocol      = errors.New("protocol violation")
+	ErrUnknownCode   = errors.New("unknown status code")
 )
 
 var table = []struct {
@@ -60,6 +82,8 @@ var table = []struct {
 	{Version, envelope.ErrVersion},
 	{NotServed, ErrNotServed},
 	{RateLimited, ErrRateLimited},
+	{Busy, ErrBusy},
+	{ProofRequired, ErrProofRequired},
 	{QuotaExceeded, store.ErrQuotaExceeded},
 	{Expired, store.ErrExpired},
 	{UnknownCursor, store.ErrUnknownCursor},
@@ -89,6 +113,8 @@ func FromError(err error) (Code, string) {
 type Error struct {
 	Code    Code
 	Message string
+	// ProofBits is the difficulty a ProofRequired answer asks for.
+	ProofBits uint8
 }
 
 func (e *Error) Error() string {
@@ -116,6 +142,28 @@ func (c Code) Err(msg string) error {
 	return &Error{Code: c, Message: msg}
 }
 
+// Temporary reports whether err is a refusal that the same host may
+// accept if the request is repeated after a pause: rate limited, busy or
+// unavailable. Quotas, policy and malformed requests are not.
+func Temporary(err error) bool {
+	return errors.Is(err, ErrRateLimited) || errors.Is(err, ErrBusy) || errors.Is(err, ErrUnavailable)
+}
+
+// ProofError is a ProofRequired refusal asking for bits of proof of work.
+func ProofError(bits uint8, msg string) *Error {
+	return &Error{Code: ProofRequired, Message: msg, ProofBits: bits}
+}
+
+// ProofBitsOf returns the difficulty a ProofRequired refusal in err's
+// chain asks for, and whether there is one.
+func ProofBitsOf(err error) (uint8, bool) {
+	var e *Error
+	if errors.As(err, &e) && e.Code == ProofRequired {
+		return e.ProofBits, true
+	}
+	return 0, false
+}
+
 // Valid reports whether c is a code this version knows.
 func (c Code) Valid() bool { return c <= maxKnownStatus }
 
@@ -123,7 +171,7 @@ func (c Code) String() string {
 	names := [...]string{"ok", "duplicate", "malformed", "too large", "bad signature",
 		"wrong mailbox", "not served", "rate limited", "quota exceeded", "expired",
 		"unavailable", "unsupported version", "unknown cursor", "expired cursor",
-		"not found", "protocol error", "disk full"}
+		"not found", "protocol error", "disk full", "busy", "proof of work required"}
 	if int(c) < len(names) {
 		return names[c]
 	}
