@@ -96,6 +96,7 @@
 //	"t" ‖ mailbox ‖ id          tombstone: expiry(8)                                       8 bytes
 //	"x" ‖ mailbox ‖ level ‖ node  sync index: sum of IDs(32) ‖ count(8), levels 2 and 3    40 bytes
 //	"X"                         sync index version: uint32 (1)
+//	"a" ‖ mailbox               admission: version(1)=1 ‖ created(8) (admission.go)       9 bytes
 //
 // Mailbox state:
 //

@@ -68,6 +68,7 @@ func testParams() Params {
 	p.RetentionInterval = 0
 	p.Default = MailboxPolicy{}
 	p.GlobalQuotaBytes = 0
+	p.Admission = AdmissionParams{} // admission_test.go turns the budgets on
 	return p
 }
 

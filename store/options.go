@@ -128,6 +128,10 @@ type Params struct {
 	Default MailboxPolicy
 	// GlobalQuotaBytes caps the envelope bytes of the whole store (0: none).
 	GlobalQuotaBytes int64
+	// Admission protects established mailboxes from new ones (budgets of
+	// new mailboxes, a reserved share of GlobalQuotaBytes, eviction of the
+	// newest first): admission.go.
+	Admission AdmissionParams
 	// TombstoneTTL is how long a tombstone of an evicted envelope blocks its
 	// re-insertion and is reported by RangeIDs. 0 means 2×Default.MaxAge, or
 	// 7 days when there is no MaxAge.
@@ -166,6 +170,7 @@ func DefaultParams() Params {
 			QuotaBytes: 512 << 20,
 		},
 		GlobalQuotaBytes:  8 << 30,
+		Admission:         DefaultAdmissionParams(),
 		RetentionInterval: time.Minute,
 		RetentionChunk:    256,
 		GCInterval:        10 * time.Minute,
@@ -308,6 +313,9 @@ func (p Params) validate() error {
 	}
 	if err := p.Default.validate(); err != nil {
 		return fmt.Errorf("Params.Default: %w", err)
+	}
+	if err := p.Admission.validate(); err != nil {
+		return err
 	}
 	if !p.InMemory {
 		return p.Disk.validate()

@@ -29,6 +29,7 @@ type Store struct {
 	w    *writer
 	// disk watches the free space (nil in memory; diskspace.go).
 	disk *disk
+	adm  *admIndex // admission.go
 
 	// mu guards closed; inflight counts public calls in progress so Close
 	// can wait for them before it stops the writer and closes Badger.
@@ -133,6 +134,9 @@ func Open(dir string, p Params, opts ...Option) (*Store, error) {
 		return fail(err)
 	}
 	if err := ensureSyncIndex(db, sortedMailboxes(states)); err != nil {
+		return fail(err)
+	}
+	if s.adm, err = loadAdmission(db, states, p.Admission, cfg.now()); err != nil {
 		return fail(err)
 	}
 	if s.m, err = newMetrics(cfg.reg, s.Usage); err != nil {

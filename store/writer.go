@@ -222,6 +222,7 @@ type batch struct {
 	rejections  map[string]int
 	evictions   map[string]int
 	sync        map[syncNodeKey]*syncDelta // sync index changes (syncindex.go)
+	adm         batchAdmission             // admission.go
 }
 
 func (b *batch) state(m envelope.MailboxID) *mailboxState {
@@ -310,6 +311,7 @@ func (w *writer) install(b *batch) {
 	w.usage.bytes += b.delta.bytes
 	w.usage.tombstones += b.delta.tombstones
 	w.installSync(b)
+	w.installAdmission(b)
 	w.publish()
 }
 
@@ -359,6 +361,9 @@ func (b *batch) put(env *envelope.Envelope, now time.Time) (outcome, error) {
 		return outcome{}, err
 	}
 
+	if out, stop, err := b.admit(m, st, size, now); stop || err != nil {
+		return out, err
+	}
 	pol := b.w.s.policyOf(st)
 	switch {
 	case pol.QuotaCount > 0 && int64(st.count)+1 > pol.QuotaCount:
@@ -380,7 +385,11 @@ func (b *batch) put(env *envelope.Envelope, now time.Time) (outcome, error) {
 	}
 
 	// Every check passed: write the arrival record and the ID index (and
-	// drop a stale tombstone) in this transaction.
+	// drop a stale tombstone, and note a new mailbox's creation) in this
+	// transaction.
+	if err := b.noteCreated(m, st, now); err != nil {
+		return outcome{}, err
+	}
 	seq := st.next
 	if err := b.txn.Set(arrivalKey(m, seq), encodeArrival(id, now.UnixNano(), env.Bytes())); err != nil {
 		return outcome{}, err
