@@ -7,6 +7,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
@@ -63,7 +64,8 @@ type Controller struct {
 	admitted     *lru.Cache[envelope.MailboxID, struct{}]
 	now          func() time.Time
 
-	mu       sync.Mutex // guards self, classify and peers
+	mu       sync.Mutex // guards self, classify, peers and tracking
+	tracking bool       // a ResourceManager reports connections: per-prefix limits apply
 	self     peer.ID
 	classify Classifier
 	peers    map[peer.ID]peerEntry
@@ -313,6 +315,19 @@ func (c *Controller) admitBeyondPrefix(m envelope.MailboxID, o Origin) error {
 		return status.ProofError(bits, fmt.Sprintf("%v: a new mailbox needs a proof of work of %d bits for this host and mailbox", ErrBadProof, bits))
 	}
 	return nil
+}
+
+// keyOf is the admission key of a remote address, or zero when no
+// ResourceManager of this controller runs under the host (a host that is
+// not the node's own, as the simulator's: its addresses mean nothing).
+func (c *Controller) keyOf(addr ma.Multiaddr) Key {
+	c.mu.Lock()
+	tracking := c.tracking
+	c.mu.Unlock()
+	if !tracking {
+		return Key{}
+	}
+	return c.p.KeyOf(addr)
 }
 
 // trackConn records that a connection of peer p comes from key (the

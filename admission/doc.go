@@ -13,7 +13,10 @@
 // office or a NAT sits in; /48 is one IPv6 site (ISPs hand a customer a
 // /48 or /56, so a /64 key would let one customer rotate through 65,536
 // of them). Loopback is exempt by default (as in libp2p's own limiter);
-// per-peer and total limits still apply to exempt remotes.
+// per-peer and total limits still apply to exempt remotes. Keys come
+// from the node's own transport: without a ResourceManager of the
+// controller under the host (the simulator's in-memory network, whose
+// addresses mean nothing), every remote is exempt.
 //
 // A mailbox is unknown (never stored here), new, or established (store:
 // it has existed for Store.Admission.EstablishAfter and holds a history of

@@ -75,7 +75,7 @@ func (g *Gate) Open(s network.Stream) *Ticket {
 		return nil
 	}
 	c := s.Conn()
-	return g.open(c.RemotePeer(), g.c.p.KeyOf(c.RemoteMultiaddr()), func() { _ = s.Reset() })
+	return g.open(c.RemotePeer(), g.c.keyOf(c.RemoteMultiaddr()), func() { _ = s.Reset() })
 }
 
 func (g *Gate) open(p peer.ID, key Key, reset func()) *Ticket {
@@ -187,7 +187,7 @@ func (t *Ticket) activate(privileged bool) error {
 	if why != "" {
 		t.state = stateClosed
 		g.c.refusals.Add(ReasonStreamsBusy)
-		return fmt.Errorf("%w: %s %s", status.ErrBusy, g.name, why)
+		return fmt.Errorf("%w: %s: %s", status.ErrBusy, g.name, why)
 	}
 	t.state, t.privileged = stateActive, privileged
 	g.active++

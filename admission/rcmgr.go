@@ -28,6 +28,9 @@ type ResourceManager struct {
 // WrapResourceManager returns rm with per-prefix stream limits and peer
 // tracking for c.
 func WrapResourceManager(rm network.ResourceManager, c *Controller) *ResourceManager {
+	c.mu.Lock()
+	c.tracking = true
+	c.mu.Unlock()
 	return &ResourceManager{ResourceManager: rm, c: c, streams: map[Key]int{}}
 }
 

@@ -25,7 +25,7 @@ func (s *server) getStatus(w http.ResponseWriter, _ *http.Request) error {
 		Addrs:           s.addrs(),
 		UptimeSeconds:   int64(time.Since(s.d.started) / time.Second),
 		ConnectedPeers:  len(n.Host().Network().Peers()),
-		HostedMailboxes: len(n.HostedMailboxes()),
+		HostedMailboxes: n.HostedCount(),
 		Store:           api.StoreUsage{Envelopes: u.Count, Bytes: u.Bytes, DiskFreeBytes: dk.Free, DiskFull: dk.Full},
 		Version:         Version(),
 	})

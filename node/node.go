@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/meshnode/meshnode/admission"
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/fetch"
 	"github.com/meshnode/meshnode/groupstate"
@@ -60,6 +61,7 @@ type Node struct {
 	fetchCl  *fetch.Client
 	sync     *hostsync.Service
 	allow    allowlist
+	adm      *admission.Controller
 	metrics  *metrics
 	member   *member // nil for a pure host
 	conn     *connState
@@ -71,6 +73,7 @@ type Node struct {
 
 	mu     sync.Mutex
 	hosted map[envelope.MailboxID]struct{}
+	topics topicState // topics.go
 	// namedHosts are the hosts named by this member's groups, per mailbox.
 	namedHosts map[envelope.MailboxID][]peer.ID
 	// bootstrap are the peers of Params.Bootstrap (read-only after New).
@@ -105,6 +108,7 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 		log:        cfg.log.With("component", "node"),
 		allow:      allow,
 		hosted:     make(map[envelope.MailboxID]struct{}),
+		topics:     newTopicState(),
 		namedHosts: make(map[envelope.MailboxID][]peer.ID),
 		bootstrap:  make(map[peer.ID]bool),
 		listeners:  make(map[int]chan<- Arrival),
@@ -138,8 +142,14 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 		return nil, fmt.Errorf("node: open store: %w", err)
 	}
 	n.metrics = newMetrics(cfg.reg)
+	if n.adm, err = newAdmission(&p, &cfg); err != nil {
+		return nil, err
+	}
+	n.adm.SetClassifier(n.classify)
 
 	if cfg.host != nil {
+		// Another's host (the simulator's mocknet): no resource manager of
+		// ours, so no per-prefix limits (admission's doc).
 		n.h = cfg.host
 	} else {
 		key, err := transportKey(&p, &cfg)
@@ -149,25 +159,27 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 		if err := checkListenAddrs(p.ListenAddrs); err != nil {
 			return nil, err
 		}
-		if n.h, err = newHost(&p, key); err != nil {
+		if n.h, err = newHost(&p, key, n.adm); err != nil {
 			return nil, err
 		}
 		n.ownsHost = true
 	}
+	n.adm.SetSelf(n.h.ID())
 
 	psOpts, err := relay.PubSubOptions(p.Relay)
 	if err != nil {
 		return nil, err
 	}
+	psOpts = append(psOpts, pubsub.WithAppSpecificRpcInspector(n.inspectRPC))
 	if n.ps, err = pubsub.NewGossipSub(n.ctx, n.h, psOpts...); err != nil {
 		return nil, fmt.Errorf("node: gossipsub: %w", err)
 	}
-	if n.relay, err = relay.New(n.h, n.ps, n,
-		relay.WithParams(p.Relay), relay.WithPolicy(n), relay.WithLogger(cfg.log.With("component", "relay"))); err != nil {
+	if n.relay, err = relay.New(n.h, n.ps, n, relay.WithParams(p.Relay), relay.WithPolicy(n),
+		relay.WithAdmission(n.adm), relay.WithLogger(cfg.log.With("component", "relay"))); err != nil {
 		return nil, err
 	}
-	if n.fetchSvc, err = fetch.NewService(n.h, n.st,
-		fetch.WithParams(p.Fetch), fetch.WithPolicy(n), fetch.WithLogger(cfg.log.With("component", "fetch"))); err != nil {
+	if n.fetchSvc, err = fetch.NewService(n.h, n.st, fetch.WithParams(p.Fetch), fetch.WithPolicy(n),
+		fetch.WithAdmission(n.adm), fetch.WithLogger(cfg.log.With("component", "fetch"))); err != nil {
 		return nil, err
 	}
 	if n.sync, err = hostsync.New(n.h, n.st, n.Deliver, n, hostsync.WithParams(p.Sync),
@@ -179,14 +191,18 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 		return nil, err
 	}
 
-	// Hosts that serve others resume every mailbox they hold data for.
+	n.wg.Add(1)
+	go n.runTopics()
+	// Hosts that serve others resume every mailbox they hold data for, on
+	// disk only: their topics are joined as they become active (topics.go),
+	// so a restart costs neither a join nor a goroutine per mailbox.
 	if p.HostPolicy != PolicyOwn {
 		mbs, err := n.st.Mailboxes()
 		if err != nil {
 			return nil, fmt.Errorf("node: list stored mailboxes: %w", err)
 		}
 		for _, m := range mbs {
-			if err := n.HostMailbox(m); err != nil {
+			if err := n.hostStored(m); err != nil {
 				return nil, err
 			}
 		}
@@ -334,15 +350,12 @@ func (n *Node) Relay() *relay.Relay { return n.relay }
 // Params returns the node's parameters.
 func (n *Node) Params() Params { return n.params }
 
-// HostMailbox makes this node store and serve m and join its topic.
+// HostMailbox makes this node store and serve m and join its topic for as
+// long as it hosts m (a pinned mailbox: topics.go).
 func (n *Node) HostMailbox(m envelope.MailboxID) error {
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		return ErrClosed
+	if err := n.host(m, true); err != nil {
+		return err
 	}
-	n.hosted[m] = struct{}{}
-	n.mu.Unlock()
 	if err := n.relay.Join(m); err != nil {
 		return err
 	}
@@ -426,6 +439,8 @@ func (n *Node) setNamedHosts(mbs []envelope.MailboxID, hosts []string) {
 func (n *Node) DropMailbox(m envelope.MailboxID) error {
 	n.mu.Lock()
 	delete(n.hosted, m)
+	delete(n.topics.pinned, m)
+	delete(n.topics.byHash, relay.TopicHash(m))
 	n.mu.Unlock()
 	n.sync.Unwatch(m)
 	return n.relay.Leave(m)
@@ -439,6 +454,13 @@ func (n *Node) Hosts(m envelope.MailboxID) bool {
 	return ok
 }
 
+// HostedCount is the number of mailboxes this node hosts.
+func (n *Node) HostedCount() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.hosted)
+}
+
 // HostedMailboxes lists the mailboxes this node hosts.
 func (n *Node) HostedMailboxes() []envelope.MailboxID {
 	n.mu.Lock()
@@ -450,9 +472,11 @@ func (n *Node) HostedMailboxes() []envelope.MailboxID {
 	return out
 }
 
-// Serves implements the relay and fetch hosting policy.
+// Serves implements the relay and fetch hosting policy. A request for a
+// hosted mailbox is activity on it (topics.go).
 func (n *Node) Serves(m envelope.MailboxID, from peer.ID) bool {
 	if n.Hosts(m) {
+		n.touch(m)
 		return true
 	}
 	switch n.params.HostPolicy {
@@ -462,29 +486,6 @@ func (n *Node) Serves(m envelope.MailboxID, from peer.ID) bool {
 		return n.allow.has(from, m)
 	}
 	return false
-}
-
-// Deliver stores a valid envelope (relay.Handler). A mailbox accepted under
-// an open or allowlist policy becomes hosted: the node joins its topic.
-func (n *Node) Deliver(ctx context.Context, env *envelope.Envelope, from peer.ID) (bool, error) {
-	m := env.Mailbox()
-	res, err := n.st.Put(ctx, env)
-	if err != nil {
-		n.metrics.rejected.Inc()
-		return false, err
-	}
-	if res.Duplicate {
-		n.metrics.duplicates.Inc()
-		return true, nil
-	}
-	n.metrics.stored.Inc()
-	if !n.Hosts(m) {
-		if err := n.HostMailbox(m); err != nil && !errors.Is(err, ErrClosed) {
-			n.log.Warn("could not join topic of newly hosted mailbox", "mailbox", m.Short(), "err", err)
-		}
-	}
-	n.notify(Arrival{Envelope: env, From: from})
-	return false, nil
 }
 
 // Subscribe returns a channel of envelopes newly stored by this node and a

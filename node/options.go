@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/meshnode/meshnode/admission"
 	"github.com/meshnode/meshnode/directory"
 	"github.com/meshnode/meshnode/fetch"
 	"github.com/meshnode/meshnode/hostsync"
@@ -82,6 +83,16 @@ type Params struct {
 	ConnLow, ConnHigh int
 	ConnGrace         time.Duration
 
+	// Admission limits what the node takes from whom (per network prefix
+	// as well as per peer; package admission). Its per-prefix limits apply
+	// on the node's own libp2p host only (not WithHost).
+	Admission admission.Params
+	// MaxJoinedTopics bounds the gossip topics joined for hosted
+	// mailboxes that are not the node's own (topics.go): those of the
+	// most recently active ones. The node's groups' mailboxes, its
+	// allowlist's and its directory's stay joined in any case.
+	MaxJoinedTopics int
+
 	// ProcessInterval is how often the member re-reads its own store as a
 	// safety net (arrivals normally wake it at once).
 	ProcessInterval time.Duration
@@ -129,6 +140,9 @@ func DefaultParams(role Role) Params {
 		ConnHigh:    64,
 		ConnGrace:   30 * time.Second,
 
+		Admission:       admission.DefaultParams(),
+		MaxJoinedTopics: 256,
+
 		MemberMemTableSize: 8 << 20,
 		ProcessInterval:    5 * time.Second,
 		CatchUpInterval:    2 * time.Minute,
@@ -147,6 +161,7 @@ func DefaultParams(role Role) Params {
 		p.MemoryLimit = 1 << 30
 		p.FDLimit = 2048
 		p.ConnLow, p.ConnHigh = 200, 400
+		p.MaxJoinedTopics = 1024
 		p.Directory.Serve = true
 		p.Sync = hostsync.DefaultParams()
 	}
@@ -183,6 +198,12 @@ func (p *Params) validate() error {
 	}
 	if p.ConnLow <= 0 || p.ConnHigh < p.ConnLow {
 		errs = append(errs, fmt.Errorf("connection watermarks %d/%d", p.ConnLow, p.ConnHigh))
+	}
+	if p.MaxJoinedTopics < 1 {
+		errs = append(errs, fmt.Errorf("MaxJoinedTopics %d must be at least 1", p.MaxJoinedTopics))
+	}
+	if err := p.Admission.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if p.MemberMemTableSize < 1<<20 {
 		errs = append(errs, fmt.Errorf("MemberMemTableSize %d below 1 MiB", p.MemberMemTableSize))

@@ -168,13 +168,9 @@ func (n *Node) hostAddedLocked() []groupstate.GroupID {
 // started together, sync and catch-up would both fetch the envelopes the
 // member lacks, and a member is meant to fetch each envelope once.
 func (n *Node) hostGroupMailbox(mb envelope.MailboxID) error {
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		return ErrClosed
+	if err := n.host(mb, true); err != nil {
+		return err
 	}
-	n.hosted[mb] = struct{}{}
-	n.mu.Unlock()
 	return n.relay.Join(mb)
 }
 

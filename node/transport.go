@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
+	"github.com/meshnode/meshnode/admission"
 	"github.com/meshnode/meshnode/fetch"
 	"github.com/meshnode/meshnode/relay"
 )
@@ -96,49 +97,92 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 }
 
 // resourceManager builds a resource manager with fixed limits computed from
-// Params.MemoryLimit and FDLimit (not from the machine's total memory), and
-// explicit limits for meshnode's own services.
-func resourceManager(p *Params) (network.ResourceManager, error) {
+// Params.MemoryLimit and FDLimit (not from the machine's total memory),
+// explicit limits for meshnode's own services, libp2p's connection
+// limiter per address and per network prefix, and admission's count of
+// inbound streams per prefix around it (package admission).
+func resourceManager(p *Params, adm *admission.Controller) (network.ResourceManager, error) {
+	a := p.Admission
 	scaling := rcmgr.DefaultLimits
-	// Each relay stream may hold one request frame; each fetch stream one
-	// page (1.0.0) or two (1.1.0, which loads the next while it writes one).
+	// The relay and fetch services' stream limits are what their admission
+	// gates can hold (pending and active), so the gates decide who waits:
+	// the resource manager's service limit is shared, and whoever fills it
+	// first would lock out everyone else. Each relay stream may hold one
+	// request frame.
 	scaling.AddServiceLimit(relay.ServiceName,
-		rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: int64(64 * p.Relay.MaxRequestSize())},
+		rcmgr.BaseLimit{StreamsInbound: a.Relay.Inbound(), StreamsOutbound: 256, Streams: a.Relay.Inbound() + 256, Memory: int64(64 * p.Relay.MaxRequestSize())},
 		rcmgr.BaseLimitIncrease{})
 	scaling.AddServicePeerLimit(relay.ServiceName,
 		rcmgr.BaseLimit{StreamsInbound: 32, StreamsOutbound: 32, Streams: 64, Memory: int64(8 * p.Relay.MaxRequestSize())},
 		rcmgr.BaseLimitIncrease{})
 	// The fetch service reserves one page buffer (about MaxPageBytes) per
-	// 1.0.0 request and two per 1.1.0 stream (one if two are refused) at
-	// medium priority, which the resource manager grants only below 60% of
-	// a scope's limit. A client reserves the page it needs next at high
-	// priority (below 80%), and the pages it reads ahead (1.1.0, up to
-	// Fetch.ReadAhead) at low priority (below 40%), waiting for a page to
-	// be handed over rather than failing when refused. A peer's scope holds
-	// eight full pages: a client reads three full pages (or six of half
-	// that) ahead and still leaves room for the pages of another catch-up
-	// from the same peer, and a host double-buffers two streams of one
-	// peer. The service's scope holds 32 (up to 19 pages in flight across
-	// peers).
+	// 1.0.0 request and two per 1.1.0 stream (one if two are refused): at
+	// medium priority for a privileged stream (granted below 60% of a
+	// scope's limit) and at low priority for a general one (below 40%),
+	// so the rest is kept for established mailboxes (admission). A client
+	// reserves the page it needs next at high priority (below 80%), and
+	// the pages it reads ahead (1.1.0, up to Fetch.ReadAhead) at low
+	// priority, waiting for a page to be handed over rather than failing
+	// when refused. A peer's scope holds eight full pages: a client reads
+	// three full pages (or six of half that) ahead and still leaves room
+	// for the pages of another catch-up from the same peer, and a host
+	// double-buffers two streams of one peer. The service's scope holds 32
+	// (up to 19 pages in flight across peers).
 	scaling.AddServiceLimit(fetch.ServiceName,
-		rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: int64(32 * p.Fetch.MaxPageBytes)},
+		rcmgr.BaseLimit{StreamsInbound: a.Fetch.Inbound(), StreamsOutbound: 64, Streams: a.Fetch.Inbound() + 64, Memory: int64(32 * p.Fetch.MaxPageBytes)},
 		rcmgr.BaseLimitIncrease{})
 	scaling.AddServicePeerLimit(fetch.ServiceName,
 		rcmgr.BaseLimit{StreamsInbound: 4, StreamsOutbound: 8, Streams: 12, Memory: int64(8 * p.Fetch.MaxPageBytes)},
 		rcmgr.BaseLimitIncrease{})
 	limits := scaling.Scale(p.MemoryLimit, p.FDLimit)
-	// Its built-in stats reporter traces every event into Prometheus's
-	// global default registry, which the daemon does not export (it has a
-	// registry of its own): measured at 5-9% of a host's CPU under ingest,
-	// for nothing.
-	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits), rcmgr.WithMetricsDisabled())
+	// Streams not yet negotiated count in the transient scope, which all
+	// peers share: it holds what four networks may open at once
+	// (StreamsPerPrefix each), so one network cannot fill it.
+	limits = withTransientStreams(limits, 4*a.StreamsPerPrefix)
+	v4 := []rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: a.ConnsPerIP}, {PrefixLength: a.IPv4PrefixBits, ConnCount: a.ConnsPerPrefix}}
+	v6 := []rcmgr.ConnLimitPerSubnet{{PrefixLength: 64, ConnCount: a.ConnsPerIP}, {PrefixLength: a.IPv6PrefixBits, ConnCount: a.ConnsPerPrefix}}
+	opts := []rcmgr.Option{
+		// Its built-in stats reporter traces every event into Prometheus's
+		// global default registry, which the daemon does not export (it has
+		// a registry of its own): measured at 5-9% of a host's CPU under
+		// ingest, for nothing.
+		rcmgr.WithMetricsDisabled(),
+		rcmgr.WithLimitPerSubnet(v4, v6),
+	}
+	if !a.ExemptLoopback {
+		// libp2p leaves loopback unlimited unless told otherwise.
+		opts = append(opts, rcmgr.WithNetworkPrefixLimit([]rcmgr.NetworkPrefixLimit{}, []rcmgr.NetworkPrefixLimit{}))
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits), opts...)
+	if err != nil {
+		return nil, err
+	}
+	return admission.WrapResourceManager(rm, adm), nil
 }
 
-// newHost builds the libp2p host: TCP, Noise, yamux, fixed resource limits,
-// a connection manager, and no relay/NAT services (meshnode does not act
-// as a circuit relay for strangers).
-func newHost(p *Params, key crypto.PrivKey) (host.Host, error) {
-	rm, err := resourceManager(p)
+// withTransientStreams raises the transient scope's inbound stream limit
+// (and the system's, which contains it) to at least n.
+func withTransientStreams(l rcmgr.ConcreteLimitConfig, n int) rcmgr.ConcreteLimitConfig {
+	pl := l.ToPartialLimitConfig()
+	raise := func(r *rcmgr.ResourceLimits) {
+		if int(r.StreamsInbound) < n && r.StreamsInbound != rcmgr.Unlimited {
+			r.StreamsInbound = rcmgr.LimitVal(n)
+		}
+		if int(r.Streams) < n && r.Streams != rcmgr.Unlimited {
+			r.Streams = rcmgr.LimitVal(n)
+		}
+	}
+	raise(&pl.Transient)
+	raise(&pl.System)
+	return pl.Build(l)
+}
+
+// newHost builds the libp2p host: TCP, Noise, yamux, fixed resource limits
+// with admission's per-prefix counts, a connection manager, and no
+// relay/NAT services (meshnode does not act as a circuit relay for
+// strangers).
+func newHost(p *Params, key crypto.PrivKey, adm *admission.Controller) (host.Host, error) {
+	rm, err := resourceManager(p, adm)
 	if err != nil {
 		return nil, fmt.Errorf("node: resource manager: %w", err)
 	}

@@ -39,13 +39,25 @@ const ServiceName = "meshnode.relay"
 // subscription announcements that every connected peer receives.
 const topicLabel = "meshnode/v1/topic"
 
+// TopicPrefix starts every mailbox topic name; the hex of TopicHash
+// follows.
+const TopicPrefix = "/meshnode/mbx/1/"
+
 // TopicName returns the gossipsub topic of mailbox m. It depends on the
 // mailbox tag only.
 func TopicName(m envelope.MailboxID) string {
+	h := TopicHash(m)
+	return TopicPrefix + hex.EncodeToString(h[:])
+}
+
+// TopicHash is the hash in m's topic name: SHA-256(topicLabel ‖ tag).
+func TopicHash(m envelope.MailboxID) [32]byte {
 	h := sha256.New()
 	h.Write([]byte(topicLabel))
 	h.Write(m[:])
-	return "/meshnode/mbx/1/" + hex.EncodeToString(h.Sum(nil))
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
 }
 
 // Handler receives every valid envelope, from gossip and from direct
@@ -246,6 +258,13 @@ func (r *Relay) Joined(m envelope.MailboxID) bool {
 	defer r.mu.Unlock()
 	_, ok := r.topics[m]
 	return ok
+}
+
+// JoinedCount is the number of topics joined now.
+func (r *Relay) JoinedCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.topics)
 }
 
 // TopicPeers lists the peers this node knows on m's topic.

@@ -69,6 +69,9 @@ var (
 	// ErrReserved: the rest of the global quota is reserved for
 	// established mailboxes. Returned wrapped with ErrQuotaExceeded.
 	ErrReserved = errors.New("store: the rest of the quota is reserved for established mailboxes")
+	// ErrStoreFull: the global quota is reached. Returned wrapped with
+	// ErrQuotaExceeded (a mailbox's own quota is ErrQuotaExceeded alone).
+	ErrStoreFull = errors.New("store: the host's store is full")
 )
 
 // AdmissionParams protect established mailboxes (see above). The zero

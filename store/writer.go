@@ -375,8 +375,8 @@ func (b *batch) put(env *envelope.Envelope, now time.Time) (outcome, error) {
 	}
 	if q := b.w.s.p.GlobalQuotaBytes; q > 0 {
 		if used := b.w.usage.bytes + b.delta.bytes; used+size > q {
-			return b.reject(reasonQuotaGlobal, fmt.Errorf("%w: store holds %d bytes, +%d exceeds global quota %d",
-				ErrQuotaExceeded, used, size, q)), nil
+			return b.reject(reasonQuotaGlobal, fmt.Errorf("%w: %w: store holds %d bytes, +%d exceeds global quota %d",
+				ErrQuotaExceeded, ErrStoreFull, used, size, q)), nil
 		}
 	}
 
