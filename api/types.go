@@ -44,6 +44,8 @@ type Status struct {
 	HostedMailboxes int        `json:"hosted_mailboxes"`
 	Store           StoreUsage `json:"store"`
 	Version         string     `json:"version"`
+	// Admission is what the node takes from whom now (admission.go).
+	Admission AdmissionStatus `json:"admission"`
 }
 
 // StoreUsage is the envelope store's total.

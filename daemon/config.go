@@ -92,6 +92,9 @@ type Config struct {
 	DiskMinFreeMiB     int64   `json:"disk_min_free_mib"`
 	DiskMinFreePercent float64 `json:"disk_min_free_percent"`
 	DiskBallastMiB     int64   `json:"disk_ballast_mib"`
+	// Limits are the hosting limits (config_limits.go); fields it does
+	// not name keep their defaults.
+	Limits *Limits `json:"limits,omitempty"`
 }
 
 // applyTo sets the node parameters that come from the config file alone
@@ -101,6 +104,9 @@ func (c Config) applyTo(p *node.Params) {
 	p.Store.Disk.MinFreeBytes = c.DiskMinFreeMiB << 20
 	p.Store.Disk.MinFreePercent = c.DiskMinFreePercent
 	p.Store.Disk.BallastBytes = max(c.DiskBallastMiB, 0) << 20
+	if c.Limits != nil {
+		c.Limits.applyTo(p)
+	}
 }
 
 // DefaultConfig is what init writes for a role.
@@ -201,6 +207,10 @@ func (c *Config) fillDefaults() {
 	if c.DiskBallastMiB == 0 {
 		c.DiskBallastMiB = disk.BallastBytes >> 20
 	}
+	if c.Limits == nil {
+		l := DefaultLimits()
+		c.Limits = &l
+	}
 }
 
 // Validate checks every field and reports all problems at once.
@@ -265,6 +275,11 @@ func (c Config) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log format %q (want text or json)", c.LogFormat))
+	}
+	if c.Limits != nil {
+		if err := c.Limits.validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/api"
+	"github.com/meshnode/meshnode/node"
 )
 
 // nodeRoutes: what the node is and does.
@@ -28,8 +29,30 @@ func (s *server) getStatus(w http.ResponseWriter, _ *http.Request) error {
 		HostedMailboxes: n.HostedCount(),
 		Store:           api.StoreUsage{Envelopes: u.Count, Bytes: u.Bytes, DiskFreeBytes: dk.Free, DiskFull: dk.Full},
 		Version:         Version(),
+		Admission:       admissionStatus(n.AdmissionState()),
 	})
 	return nil
+}
+
+// admissionStatus is the node's admission state on the wire.
+func admissionStatus(st node.AdmissionState) api.AdmissionStatus {
+	out := api.AdmissionStatus{
+		State:                api.AdmissionNormal,
+		Refusals:             make([]api.RefusalCount, 0, len(st.Refusals)),
+		JoinedTopics:         st.JoinedTopics,
+		MaxJoinedTopics:      st.MaxJoinedTopics,
+		NewMailboxLimitBytes: st.Store.NewLimitBytes,
+		NewMailboxesRefused:  st.Store.NewRefused,
+		RelayStreams:         api.StreamUsage(st.RelayStreams),
+		FetchStreams:         api.StreamUsage(st.FetchStreams),
+	}
+	if st.UnderPressure {
+		out.State = api.AdmissionUnderPressure
+	}
+	for _, r := range st.Refusals {
+		out.Refusals = append(out.Refusals, api.RefusalCount{Reason: string(r.Reason), Recent: r.Recent, Total: r.Total})
+	}
+	return out
 }
 
 func (s *server) getID(w http.ResponseWriter, _ *http.Request) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshnode/meshnode/admission"
 	"github.com/meshnode/meshnode/envelope"
@@ -144,4 +145,43 @@ func newAdmission(p *Params, cfg *config) (*admission.Controller, error) {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return c, nil
+}
+
+// registerAdmissionGauges exports the admission state: under pressure
+// (0 or 1), topics joined, and the relay and fetch gates' streams.
+func (n *Node) registerAdmissionGauges(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "meshnode", Subsystem: "admission", Name: name, Help: help}, f)
+	}
+	cs := []prometheus.Collector{
+		gauge("under_pressure", "1 while the host refuses things (refusals within the pressure window, or the store past the share open to new mailboxes).", func() float64 {
+			if n.AdmissionState().UnderPressure {
+				return 1
+			}
+			return 0
+		}),
+		gauge("joined_topics", "Gossip topics joined now.", func() float64 { return float64(n.relay.JoinedCount()) }),
+		gauge("hosted_mailboxes", "Mailboxes this node hosts (on disk; only active ones have a topic joined).", func() float64 { return float64(n.HostedCount()) }),
+	}
+	for _, g := range []struct {
+		svc  string
+		gate func() admission.GateUsage
+	}{{"relay", n.adm.Relay().Usage}, {"fetch", n.adm.Fetch().Usage}} {
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "meshnode", Subsystem: "admission", Name: "streams",
+				Help: "Inbound streams of a service by state: pending (no request yet), active.", ConstLabels: prometheus.Labels{"service": g.svc, "state": "pending"}},
+				func() float64 { return float64(g.gate().Pending) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "meshnode", Subsystem: "admission", Name: "streams",
+				Help: "Inbound streams of a service by state: pending (no request yet), active.", ConstLabels: prometheus.Labels{"service": g.svc, "state": "active"}},
+				func() float64 { return float64(g.gate().Active) }))
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("node: admission metrics: %w", err)
+		}
+	}
+	return nil
 }

@@ -191,6 +191,9 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 		return nil, err
 	}
 
+	if err := n.registerAdmissionGauges(cfg.reg); err != nil {
+		return nil, err
+	}
 	n.wg.Add(1)
 	go n.runTopics()
 	// Hosts that serve others resume every mailbox they hold data for, on

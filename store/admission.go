@@ -492,3 +492,6 @@ func (w *writer) installAdmission(b *batch) {
 		})
 	}
 }
+
+// ValidateParams checks p as Open would.
+func ValidateParams(p Params) error { return p.validate() }

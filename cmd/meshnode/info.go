@@ -68,6 +68,8 @@ func newStatusCmd(g *globals) *cobra.Command {
 				{"connected_peers", fmt.Sprint(st.ConnectedPeers)},
 				{"hosted_mailboxes", fmt.Sprint(st.HostedMailboxes)},
 				{"store", storeLine(&st.Store)},
+				{"admission", admissionLine(st.Admission)},
+				{"refusals", refusalLines(st.Admission.Refusals, 5)},
 				{"addrs", strings.Join(st.Addrs, "\n")},
 			})
 		},
@@ -113,6 +115,35 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%d bytes", n)
 	}
 	return fmt.Sprintf("%.1f %s", v, units[i])
+}
+
+// admissionLine is the admission state in one line.
+func admissionLine(a api.AdmissionStatus) string {
+	state := "normal"
+	if a.State == api.AdmissionUnderPressure {
+		state = "under pressure"
+	}
+	line := fmt.Sprintf("%s (topics %d joined, at most %d for active mailboxes; relay streams %d pending, %d active; fetch streams %d pending, %d active)",
+		state, a.JoinedTopics, a.MaxJoinedTopics, a.RelayStreams.Pending, a.RelayStreams.Active, a.FetchStreams.Pending, a.FetchStreams.Active)
+	if a.NewMailboxesRefused {
+		line += "\nthe store is past the share open to new mailboxes: they are refused"
+	}
+	return line
+}
+
+// refusalLines lists the top n refusal reasons, one a line.
+func refusalLines(rs []api.RefusalCount, n int) string {
+	if len(rs) == 0 {
+		return "none"
+	}
+	var lines []string
+	for _, r := range rs[:min(n, len(rs))] {
+		lines = append(lines, fmt.Sprintf("%s: %d recently, %d in all", r.Reason, r.Recent, r.Total))
+	}
+	if len(rs) > n {
+		lines = append(lines, fmt.Sprintf("(%d more reasons: --json lists all)", len(rs)-n))
+	}
+	return strings.Join(lines, "\n")
 }
 
 func printJSON(w io.Writer, v any) error {

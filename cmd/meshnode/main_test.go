@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshnode/meshnode/daemon"
+	"github.com/meshnode/meshnode/node"
 	"github.com/meshnode/meshnode/api"
 	tu "github.com/meshnode/meshnode/internal/testutil"
 )
@@ -431,4 +433,19 @@ func TestRestartAfterCrash(t *testing.T) {
 		t.Errorf("after restart %v, before %v", after, before)
 	}
 	d.stop(t)
+}
+
+func TestRunLimitFlags(t *testing.T) {
+	cfg := daemon.DefaultConfig(node.RoleHost)
+	if err := setLimits(&cfg, []string{"new_mailbox_rate=3", " request_timeout = 2s"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Limits.NewMailboxRate != 3 || cfg.Limits.RequestTimeout != daemon.Duration(2*time.Second) {
+		t.Fatalf("limits %+v", *cfg.Limits)
+	}
+	for _, bad := range []string{"new_mailbox_rate", "=3", "nope=1", "conns_per_ip=x"} {
+		if err := setLimits(&cfg, []string{bad}); !errors.Is(err, daemon.ErrConfig) {
+			t.Errorf("--limit %q: %v", bad, err)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"os/signal"
 	"syscall"
 
@@ -15,6 +16,7 @@ import (
 func newRunCmd(g *globals) *cobra.Command {
 	var (
 		listen, allow, bootstrap       []string
+		limits                         []string
 		apiAddr, policy, metrics, role string
 		uiAddr                         string
 		logLevel, logFormat            string
@@ -71,6 +73,9 @@ func newRunCmd(g *globals) *cobra.Command {
 			if f.Changed("role") {
 				cfg.Role = node.Role(role)
 			}
+			if err := setLimits(&cfg, limits); err != nil {
+				return err
+			}
 			if bot {
 				if f.Changed("role") && cfg.Role != node.RoleBot {
 					return fmt.Errorf("--bot conflicts with --role %s", role)
@@ -111,6 +116,28 @@ func newRunCmd(g *globals) *cobra.Command {
 	f.StringVar(&logLevel, "log-level", "", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "", "text or json")
 	f.StringVar(&role, "role", "", "member, host or bot")
+	f.StringArrayVar(&limits, "limit", nil, "set a hosting limit, name=value (repeatable): any field of config.json's \"limits\" object, e.g. --limit new_mailbox_rate=2 --limit request_timeout=3s")
 	f.BoolVar(&bot, "bot", false, "run as an always-on manager (--role bot): host its groups, apply their policies, serve managers' requests")
 	return cmd
+}
+
+// setLimits applies --limit name=value overrides to the config's limits.
+func setLimits(cfg *daemon.Config, kvs []string) error {
+	if len(kvs) == 0 {
+		return nil
+	}
+	if cfg.Limits == nil {
+		l := daemon.DefaultLimits()
+		cfg.Limits = &l
+	}
+	for _, kv := range kvs {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(name) == "" {
+			return fmt.Errorf("%w: --limit %q: want name=value", daemon.ErrConfig, kv)
+		}
+		if err := cfg.Limits.SetLimit(strings.TrimSpace(name), value); err != nil {
+			return err
+		}
+	}
+	return nil
 }
