@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshnode/meshnode/daemon"
-	"github.com/meshnode/meshnode/node"
 	"github.com/meshnode/meshnode/api"
+	"github.com/meshnode/meshnode/daemon"
 	tu "github.com/meshnode/meshnode/internal/testutil"
+	"github.com/meshnode/meshnode/node"
 )
 
 // The tests run the real binary, built once into a temporary directory.
