@@ -64,6 +64,10 @@ type Controller struct {
 	admitted     *lru.Cache[envelope.MailboxID, struct{}]
 	now          func() time.Time
 
+	// newMu serialises admissions of new mailboxes, so the concurrent
+	// first envelopes of one mailbox take its tokens once.
+	newMu sync.Mutex
+
 	mu       sync.Mutex // guards self, classify, peers and tracking
 	tracking bool       // a ResourceManager reports connections: per-prefix limits apply
 	self     peer.ID
@@ -257,12 +261,16 @@ func (c *Controller) AdmitStore(m envelope.MailboxID, o Origin, size int) error 
 		return fmt.Errorf("%w: the host takes no more envelopes for new mailboxes now; retry later", status.ErrRateLimited)
 	}
 	if class == ClassUnknown {
-		if _, ok := c.admitted.Get(m); !ok {
+		c.newMu.Lock()
+		_, ok := c.admitted.Get(m)
+		if !ok {
 			if err := c.admitMailbox(m, o); err != nil {
+				c.newMu.Unlock()
 				return err
 			}
 			c.admitted.Add(m, struct{}{})
 		}
+		c.newMu.Unlock()
 	}
 	if c.newBytes != nil && o.Key.IsValid() && !c.newBytes.Allow(o.Key, size) {
 		c.refusals.Add(ReasonPrefixBytes)

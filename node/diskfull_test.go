@@ -24,6 +24,9 @@ func smallStore(p *Params) {
 	s.Badger.BaseTableSize = 64 << 10
 	s.Badger.IndexCacheSize = 1 << 20
 	s.Disk = store.DiskParams{MinFreeBytes: 6 << 20, BallastBytes: 3 << 20, CheckInterval: 20 * time.Millisecond}
+	// One new mailbox fills the disk: no budgets of new mailboxes (store's
+	// admission.go) in the way.
+	s.Admission = store.AdmissionParams{}
 	p.MemberMemTableSize = 1 << 20
 }
 

@@ -23,6 +23,12 @@ import (
 // (status.ProofRequired): Send computes it, when it asks for at most
 // DefaultMaxProofBits, and sends again with it, all within timeout.
 func Send(ctx context.Context, h host.Host, p peer.ID, m envelope.MailboxID, env *envelope.Envelope, timeout time.Duration) (err error) {
+	return SendWith(ctx, h, p, m, env, timeout, DefaultMaxProofBits)
+}
+
+// SendWith is Send computing a proof of work a host asks for only up to
+// maxProofBits bits (0: never).
+func SendWith(ctx context.Context, h host.Host, p peer.ID, m envelope.MailboxID, env *envelope.Envelope, timeout time.Duration, maxProofBits uint8) error {
 	if timeout <= 0 {
 		timeout = DefaultParams().StreamTimeout
 	}
@@ -33,7 +39,7 @@ func Send(ctx context.Context, h host.Host, p peer.ID, m envelope.MailboxID, env
 	if err != nil {
 		return err
 	}
-	if proof, err := solveIfAsked(ctx, resp, p, m, DefaultMaxProofBits); err != nil {
+	if proof, err := solveIfAsked(ctx, resp, p, m, maxProofBits); err != nil {
 		return err
 	} else if proof != nil {
 		q.proof = proof
@@ -50,7 +56,7 @@ func Send(ctx context.Context, h host.Host, p peer.ID, m envelope.MailboxID, env
 // solveIfAsked returns a proof of work for mailbox m on host p if resp
 // asks for one of at most maxBits (nil if it asks for none, or for more).
 func solveIfAsked(ctx context.Context, resp *response, p peer.ID, m envelope.MailboxID, maxBits uint8) (*admission.Proof, error) {
-	if resp.code != status.ProofRequired || resp.bits > maxBits {
+	if resp.code != status.ProofRequired || resp.bits > maxBits || maxBits == 0 {
 		return nil, nil
 	}
 	proof, err := admission.SolveMailboxProof(ctx, p, m, resp.bits)
