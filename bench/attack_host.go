@@ -53,20 +53,20 @@ type hostReport struct {
 	Addrs            []string `json:"addrs,omitempty"`
 	NodeStartSeconds float64  `json:"node_start_seconds,omitempty"`
 	// Sample (and ready, closed).
-	RSSBytes      int64             `json:"rss_bytes"`
-	PeakRSSBytes  int64             `json:"peak_rss_bytes"`
-	HeapBytes     uint64            `json:"heap_bytes"`
-	Goroutines    int               `json:"goroutines"`
-	Hosted        int               `json:"hosted"`
-	Joined        int               `json:"joined"`
-	StoreBytes    int64             `json:"store_bytes"`
-	UnderPressure bool              `json:"under_pressure"`
+	RSSBytes      int64  `json:"rss_bytes"`
+	PeakRSSBytes  int64  `json:"peak_rss_bytes"`
+	HeapBytes     uint64 `json:"heap_bytes"`
+	Goroutines    int    `json:"goroutines"`
+	Hosted        int    `json:"hosted"`
+	Joined        int    `json:"joined"`
+	StoreBytes    int64  `json:"store_bytes"`
+	UnderPressure bool   `json:"under_pressure"`
 	// RecentRefusals are the refusals within the pressure window;
 	// NewRefused says the store is past the share open to new mailboxes.
-	RecentRefusals uint64 `json:"recent_refusals"`
-	NewRefused     bool   `json:"new_refused"`
-	Refusals      map[string]uint64 `json:"refusals,omitempty"`
-	Error         string            `json:"error,omitempty"`
+	RecentRefusals uint64            `json:"recent_refusals"`
+	NewRefused     bool              `json:"new_refused"`
+	Refusals       map[string]uint64 `json:"refusals,omitempty"`
+	Error          string            `json:"error,omitempty"`
 }
 
 // ChildRole returns the role this process was started in by the
