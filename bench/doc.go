@@ -109,6 +109,37 @@
 // Every case met its byte and round targets (the first version of the
 // protocol spent 842,366 bytes in 4 rounds at d = 1,000).
 //
+// # Attack
+//
+// The four attacks of issue 14 against an open host, each while members
+// keep being served. The host's store is seeded first (Mailboxes
+// mailboxes of one 256-byte envelope, and one established mailbox per
+// member with History envelopes of 1 KiB, all stored two days earlier);
+// then the host node starts in a process of its own (this executable
+// again, RunChild), so that the RSS and goroutines it reports every 100 ms
+// are the host's alone; its start on the seeded store is the restart
+// figure. It runs node.DefaultParams(RoleHost) with an open policy, a
+// store quota of GlobalQuota (64 MiB, so store-full is reachable in
+// seconds), a pressure window of 5 s, and loopback counted like any
+// network: members connect from 127.0.1.0/24 and attackers from
+// 127.0.2.0/24, one address per throwaway peer ID.
+//
+//	slowloris   17 peer IDs × 4 idle fetch 1.1.0 streams, 9 × 32 idle relay
+//	            1.2.0 streams, reopened as soon as the host resets them
+//	mailboxes   10 peer IDs creating new write keys as fast as they can
+//	store-full  10 peer IDs filling new mailboxes with 32 KiB envelopes
+//	flood       10 peer IDs relaying valid envelopes as fast as they can
+//
+// During each attack (Duration) every member catches up on its whole
+// mailbox (fetch 1.1.0) and sends one envelope (relay 1.0.0, as
+// node.Remote does), over and over; the ratios count successes (a
+// catch-up must return at least everything acknowledged so far). After
+// each attack the harness times how soon a member is served again and
+// how soon the host has refused nothing for its pressure window. At the
+// end the host restarts on everything the attackers left, and every
+// envelope acknowledged to a member must still be served (else
+// ErrMismatch).
+//
 // # Breakdowns
 //
 // Each result says where the time went, with what can be measured
