@@ -45,7 +45,7 @@ const (
 )
 
 // touchBuffer is how many touches wait for the topic loop.
-const touchBuffer = 1024
+const touchBuffer = 256
 
 // topicState is the node's record of hosted mailboxes' topics; n.mu
 // guards it.
