@@ -145,6 +145,10 @@ func BenchmarkWebApp(b *testing.B) {
 	var oldest string
 	pb.eval(`document.querySelector('.timeline .msg .text').textContent`, &oldest)
 	heap := heapAfterGC(b, pb)
+	var perfHeap float64
+	pb.eval(`performance.memory.usedJSHeapSize`, &perfHeap)
+	var nodes int
+	pb.eval(`document.getElementsByTagName('*').length`, &nodes)
 	b.StopTimer()
 
 	b.ReportMetric(open, "open_ms")
@@ -152,8 +156,8 @@ func BenchmarkWebApp(b *testing.B) {
 	b.ReportMetric(p95, "deliver_p95_ms")
 	b.ReportMetric(heap/(1<<20), "heap_MB")
 	b.ReportMetric(float64(window), "window_msgs")
-	b.Logf("opens %v ms; delays p50 %.1f p95 %.1f ms; scrolled %d pages to %q; %d messages in the page; heap %.1f MB",
-		opens, p50, p95, pages, oldest, window, heap/(1<<20))
+	b.Logf("opens %.0f ms; delays p50 %.1f p95 %.1f ms; scrolled %d pages to %q; %d messages and %d elements in the page; heap %.1f MB (performance.memory %.1f MB)",
+		opens, p50, p95, pages, oldest, window, nodes, heap/(1<<20), perfHeap/(1<<20))
 	if oldest != "message 0 from alice: the quick brown fox jumps over the lazy dog\nwith a second line, and a link https://example.org/0" &&
 		oldest != "message 0 from bob: the quick brown fox jumps over the lazy dog\nwith a second line, and a link https://example.org/10000" {
 		b.Errorf("scrolling up did not reach the first message: %q", oldest)

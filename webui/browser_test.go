@@ -298,7 +298,16 @@ func (pg *page) wait(cond, what string) {
 	pg.t.Helper()
 	ctx, cancel := context.WithTimeout(pg.ctx, 45*time.Second)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](cond, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+	var err error
+	for {
+		_, err = chromedp.Run(ctx, chromedp.Poll[bool](cond, chromedp.WithPollingInterval(50*time.Millisecond)))
+		// A navigation (the page reloads itself) ends the poll: poll the
+		// new document.
+		if err == nil || ctx.Err() != nil || !(strings.Contains(err.Error(), "navigated or closed") || strings.Contains(err.Error(), "context was destroyed") || strings.Contains(err.Error(), "Cannot find context")) {
+			break
+		}
+	}
+	if err != nil {
 		pg.mu.Lock()
 		logs := strings.Join(pg.console, "\n  ")
 		pg.mu.Unlock()

@@ -133,6 +133,13 @@ func TestBrowserChat(t *testing.T) {
 		t.Fatalf("bob's verified marks: %+v %v", vs, err)
 	}
 
+	// Bob leaves; the chat goes from his list.
+	b.eval(`[...document.querySelectorAll('.detail-actions .action')].find(e => e.textContent === 'Leave group').click()`, nil)
+	b.click(`dialog .modal-actions .btn.danger`)
+	b.wait(fmt.Sprintf(`location.hash === '#/chats' && !document.querySelector('.chat[data-group="%s"]')`, gid), "the group leaves bob's list")
+	if gs, err := bob.c.Groups(ctx); err != nil || len(gs) != 0 {
+		t.Fatalf("bob's groups after leaving: %+v %v", gs, err)
+	}
 	a.checkRequests()
 	b.checkRequests()
 }

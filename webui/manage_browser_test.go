@@ -80,6 +80,26 @@ func TestBrowserManagedGroup(t *testing.T) {
 	}, "bob learns he was removed")
 	b.wait(`document.querySelector('.compose-note') && !document.querySelector('.compose-note').hidden && document.querySelector('.compose-note').textContent.includes('removed')`, "bob's page says he was removed")
 	b.wait(`[...document.querySelectorAll('.conv-sub .chip')].some(e => e.textContent === 'removed')`, "bob's header says removed")
+
+	// Rotation and policy from alice's panel.
+	before, err := alice.c.Group(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.eval(`[...document.querySelectorAll('.detail-actions .action')].find(e => e.textContent === 'Rotate keys now').click()`, nil)
+	a.click(`dialog .modal-actions .btn.primary`)
+	tu.Eventually(t, 30*time.Second, func() bool {
+		g, err := alice.c.Group(ctx, gid)
+		return err == nil && g.Epoch > before.Epoch
+	}, "the keys rotate")
+	a.eval(`[...document.querySelectorAll('.detail-actions .action')].find(e => e.textContent === 'Policy').click()`, nil)
+	a.wait(`document.querySelectorAll('dialog input').length === 2`, "the policy dialog opens")
+	a.setValue(`dialog input[type=number]`, "500")
+	a.click(`dialog .modal-actions .btn.primary`)
+	tu.Eventually(t, 30*time.Second, func() bool {
+		p, err := alice.c.Policy(ctx, gid)
+		return err == nil && p.RotateAfter == 500 && p.History == "from-join"
+	}, "the policy changes")
 	a.checkRequests()
 	b.checkRequests()
 }

@@ -93,6 +93,28 @@ export function name(text, cls = 'nick') {
 const urlRe = /\bhttps?:\/\/[^\s<>"'`]+/gi;
 const trailing = /[.,;:!?)\]}'"]+$/;
 
+// LONG_RUN is the longest run of text without a break opportunity that
+// the page hands the browser's line breaker: a hostile 64 KiB word would
+// otherwise take it seconds to lay out. Longer runs get <wbr>s, which
+// add no text.
+const LONG_RUN = 48;
+const longRun = new RegExp(`\\S{${LONG_RUN + 1},}`, 'g');
+
+// appendText adds text to el, breakable within long runs.
+function appendText(el, text) {
+  let last = 0;
+  for (const m of text.matchAll(longRun)) {
+    el.append(document.createTextNode(text.slice(last, m.index)));
+    const run = m[0];
+    for (let i = 0; i < run.length; i += LONG_RUN) {
+      if (i > 0) el.append(document.createElement('wbr'));
+      el.append(document.createTextNode(run.slice(i, i + LONG_RUN)));
+    }
+    last = m.index + run.length;
+  }
+  el.append(document.createTextNode(text.slice(last)));
+}
+
 // messageText builds a message body: text nodes, with http(s) URLs as
 // links that open in a new tab without a referrer. Nothing else (no
 // markup, no javascript: or data: links) is interpreted.
@@ -110,14 +132,13 @@ export function messageText(text) {
       continue;
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') continue;
-    body.append(document.createTextNode(text.slice(last, m.index)));
-    body.append(h('a', {
-      text: url,
-      attrs: { href: parsed.href, target: '_blank', rel: 'noopener noreferrer nofollow', referrerpolicy: 'no-referrer' },
-    }));
+    appendText(body, text.slice(last, m.index));
+    const a = h('a', { attrs: { href: parsed.href, target: '_blank', rel: 'noopener noreferrer nofollow', referrerpolicy: 'no-referrer' } });
+    appendText(a, url);
+    body.append(a);
     last = m.index + url.length;
   }
-  body.append(document.createTextNode(text.slice(last)));
+  appendText(body, text.slice(last));
   return body;
 }
 

@@ -382,13 +382,26 @@ export class Timeline {
       main.append(h('div', { class: 'msg-private' }, icon('lock'), m.own ? 'Private to ' : 'Private message to ', fmt.name(other, 'nick-inline')));
     }
     const text = m.text || '';
-    const body = fmt.messageText(text);
+    // A long text shows its start, folded: laying out all of a 64 KiB
+    // message costs the page time the reader may never want to spend.
+    const long = text.length > FOLD_CHARS || text.split('\n', FOLD_LINES + 1).length > FOLD_LINES;
+    let body = fmt.messageText(long ? text.slice(0, FOLD_CHARS) : text);
     const bubble = h('div', { class: 'bubble' }, body);
-    if (text.length > FOLD_CHARS || text.split('\n').length > FOLD_LINES) {
+    if (long) {
       body.classList.add('folded');
       bubble.append(h('button', {
-        class: 'fold', type: 'button', text: 'Show more',
-        on: { click: (e) => { const open = body.classList.toggle('folded'); e.target.textContent = open ? 'Show more' : 'Show less'; } },
+        class: 'fold', type: 'button', text: 'Show more', attrs: { 'aria-expanded': 'false' },
+        on: {
+          click: (e) => {
+            const open = body.classList.contains('folded');
+            const next = fmt.messageText(open ? text : text.slice(0, FOLD_CHARS));
+            next.classList.toggle('folded', !open);
+            body.replaceWith(next);
+            body = next;
+            e.currentTarget.textContent = open ? 'Show less' : 'Show more';
+            e.currentTarget.setAttribute('aria-expanded', String(open));
+          },
+        },
       }));
     }
     if (m.own || cont) {
