@@ -69,6 +69,7 @@ func TestBrowserManagedGroup(t *testing.T) {
 	}, "bob becomes a reader")
 	b.wait(`document.querySelector('.compose-input').disabled`, "bob's composer closes for a reader")
 
+	a.wait(`document.querySelectorAll('dialog').length === 0`, "the role dialog closes")
 	a.eval(`[...document.querySelectorAll('.member-list .member')].find(e => e.textContent.includes('bob')).click()`, nil)
 	a.eval(`[...document.querySelectorAll('dialog .btn')].find(e => e.textContent === 'Remove from group').click()`, nil)
 	a.wait(`document.querySelectorAll('dialog').length === 1 && document.querySelector('dialog h2').textContent.startsWith('Remove')`, "the removal asks for confirmation")
@@ -86,12 +87,14 @@ func TestBrowserManagedGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.wait(`document.querySelectorAll('dialog').length === 0`, "the dialogs close")
 	a.eval(`[...document.querySelectorAll('.detail-actions .action')].find(e => e.textContent === 'Rotate keys now').click()`, nil)
 	a.click(`dialog .modal-actions .btn.primary`)
 	tu.Eventually(t, 30*time.Second, func() bool {
 		g, err := alice.c.Group(ctx, gid)
 		return err == nil && g.Epoch > before.Epoch
 	}, "the keys rotate")
+	a.wait(`document.querySelectorAll('dialog').length === 0`, "the rotation dialog closes")
 	a.eval(`[...document.querySelectorAll('.detail-actions .action')].find(e => e.textContent === 'Policy').click()`, nil)
 	a.wait(`document.querySelectorAll('dialog input').length === 2`, "the policy dialog opens")
 	a.setValue(`dialog input[type=number]`, "500")
