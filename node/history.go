@@ -127,6 +127,17 @@ func (n *Node) MessagesPage(group string, q PageQuery) (*MessagePage, error) {
 	if reverse {
 		slices.Reverse(page.Messages)
 	}
+	// Own messages carry their delivery state from the outbox.
+	msgs := make([]Message, len(page.Messages))
+	for i := range page.Messages {
+		msgs[i] = page.Messages[i].Message
+	}
+	if err := m.annotateDelivery(gid, msgs); err != nil {
+		return nil, err
+	}
+	for i := range msgs {
+		page.Messages[i].Message = msgs[i]
+	}
 	return page, nil
 }
 

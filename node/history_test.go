@@ -58,6 +58,14 @@ func TestMessagesPage(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("paged upward: %q", got)
 	}
+	// Own messages carry their delivery state, as in Messages.
+	latest, err := alice.n.MessagesPage("g", PageQuery{Limit: 1})
+	if err != nil || latest.Messages[0].Delivery == "" {
+		t.Fatalf("no delivery state on an own message: %+v %v", latest, err)
+	}
+	if all, _ := alice.n.Messages("g", 1); all[0].Delivery != latest.Messages[0].Delivery {
+		t.Fatalf("delivery %q in a page, %q in Messages", latest.Messages[0].Delivery, all[0].Delivery)
+	}
 	// Downward from the oldest.
 	if first, err := alice.n.MessagesPage("g", PageQuery{Limit: 1, Before: oldest}); err != nil || len(first.Messages) != 0 || first.More {
 		t.Fatalf("before the oldest: %+v %v", first, err)

@@ -44,6 +44,13 @@ import (
 //	'V' gid key(32) seq(8)     → equivocation evidence (groupstate
 //	                             encoding); 'V' gid "notice" author(32) →
 //	                             time of the notice shown for the author
+//	'W' gid                    → read marker JSON: the position of the
+//	                             latest message read (readmarks.go)
+//	'F' fingerprint (text)     → verified mark JSON: since when this person
+//	                             marked that fingerprint verified (verified.go)
+//
+// Every prefix is one of the pfx constants below, and no two are equal
+// (TestMemberDBPrefixesDistinct checks every pfx constant of the package).
 //
 // Managed groups (managed.go, rotation.go, welcome.go, bot.go):
 //
@@ -82,6 +89,8 @@ const (
 	pfxRejection    = 'J'
 	pfxEquivocation = 'V'
 	pfxEventEnv     = 'E'
+	pfxReadMark     = 'W'
+	pfxVerified     = 'F'
 
 	pfxChain      = 'C'
 	pfxOrphan     = 'O'

@@ -17,13 +17,11 @@ import (
 // say how many messages are unread. A marker is local (never sent to
 // anyone) and lives in the member database, encrypted at rest with it:
 //
-//	'U' gid → readMark JSON: the position (history.go) of the latest
+//	'W' gid → readMark JSON: the position (history.go) of the latest
 //	          message read, and when it was marked
 //
 // A marker only moves forward. Issue 18 (read receipts and the like) may
 // build on it; this is the minimal local form.
-
-const pfxReadMark = 'U'
 
 // MaxUnread bounds an unread count: past it a listing says "MaxUnread or
 // more" rather than read the whole history.

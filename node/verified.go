@@ -17,9 +17,7 @@ import (
 // holds in every group that person is in, and a new key (another
 // fingerprint) starts unverified. It is local: nothing is sent.
 //
-//	'V' fingerprint (canonical text) → verifiedRec JSON
-
-const pfxVerified = 'V'
+//	'F' fingerprint (canonical text) → verifiedRec JSON
 
 // VerifiedIdentity is a fingerprint the person marked as verified.
 type VerifiedIdentity struct {

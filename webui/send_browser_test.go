@@ -2,12 +2,15 @@ package webui_test
 
 import (
 	"context"
+	"crypto/rand"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshnode/meshnode/api"
 )
@@ -78,5 +81,40 @@ func TestBrowserSendFailsAndRetries(t *testing.T) {
 	msgs, err := alice.c.Messages(ctx, g.Group.ID, 0)
 	if err != nil || len(msgs) != 1 || msgs[0].Text != "will this arrive?" {
 		t.Fatalf("after the retry: %+v %v", msgs, err)
+	}
+
+	// A group whose only host cannot be reached: the node keeps the
+	// message and keeps trying (its outbox); the page says so, also after
+	// a reload, from the listing.
+	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody, err := peer.IDFromPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	away, err := alice.c.CreateGroup(ctx, "host away", []string{"/ip4/127.0.0.1/tcp/1/p2p/" + nobody.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.openChat(away.Group.ID)
+	a.typeIn(`.compose-input`, "kept until a host takes it\r")
+	a.wait(`[...document.querySelectorAll('.msg.own .msg-state.warn')].some(e => e.textContent.includes('Waiting for a host'))`, "the message waits for a host")
+	a.do(chromedp.Reload())
+	a.wait(`document.body.dataset.ready === 'true'`, "the app restarts")
+	a.openChat(away.Group.ID)
+	a.wait(`[...document.querySelectorAll('.msg.own .msg-state.warn')].some(e => e.textContent.includes('Waiting for a host'))`, "after a reload it still waits")
+	msgID := a.str(`[...document.querySelectorAll(".msg.own")].pop().dataset.id`)
+	ob, err := alice.c.Outbox(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range ob {
+		found = found || e.ID == msgID && e.State == api.DeliveryPending
+	}
+	if !found {
+		t.Fatalf("message %s is not pending in the outbox: %+v", msgID, ob)
 	}
 }

@@ -62,6 +62,7 @@ export const api = {
   status: () => call('GET', '/v1/status'),
   network: () => call('GET', '/v1/network'),
   inbox: () => call('GET', '/v1/inbox'),
+  outbox: () => call('GET', '/v1/outbox'),
   group: (g) => call('GET', `/v1/groups/${seg(g)}`),
   history: (g, q) => call('GET', `/v1/groups/${seg(g)}/history${qs(q)}`),
   markRead: (g, cursor) => call('PUT', `/v1/groups/${seg(g)}/read`, { cursor }),

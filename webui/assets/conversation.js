@@ -48,6 +48,18 @@ export class Conversation {
     await Promise.all([this.timeline.open(), this.loadMembers()]);
     this.loadRejections();
     this.rejTimer = setInterval(() => { if (document.visibilityState === 'visible') this.loadRejections(); }, 20000);
+    // Own messages waiting for a host: follow the outbox until stored.
+    this.outboxTimer = setInterval(() => this.checkOutbox(), 4000);
+  }
+
+  async checkOutbox() {
+    const ids = this.timeline.pendingIDs();
+    if (!ids.length || document.visibilityState !== 'visible') return;
+    try {
+      this.timeline.updateDelivery(await api.outbox(), ids);
+    } catch {
+      // Tried again at the next tick.
+    }
   }
 
   async loadRejections() {
@@ -60,6 +72,7 @@ export class Conversation {
 
   destroy() {
     clearInterval(this.rejTimer);
+    clearInterval(this.outboxTimer);
     this.offs.forEach((f) => f());
     this.timeline.destroy();
   }

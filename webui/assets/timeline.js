@@ -18,9 +18,26 @@ const FOLD_LINES = 24;
 // A message continues its author's run within this gap.
 const RUN_GAP = 5 * 60 * 1000;
 
-// sendStates keeps what a send reported, by message ID, for this page's
-// lifetime: {state: 'sending'|'sent'|'failed', result, error}.
+// sendStates keeps the delivery of own messages this page knows better
+// than their listing did, by message ID (or a pending send's temporary
+// ID): {state, count, reason}, where state is 'sending' (the daemon has
+// not answered), 'error' (it refused: the page can retry), 'pending' (no
+// host stored it yet: the node keeps trying), 'stored' (count hosts
+// did) or 'failed' (the node gave up).
 export const sendStates = new Map();
+
+// fromResult is the delivery a send's answer reports.
+export function fromResult(r) {
+  const reasons = Object.values(r.failed || {});
+  const state = r.state || ((r.stored_by || []).length ? 'stored' : 'pending');
+  return { state, count: (r.stored_by || []).length, reason: reasons[0] || '' };
+}
+
+// fromListing is the delivery of an own message as the daemon lists it.
+function fromListing(m) {
+  if (!m.delivery) return null;
+  return { state: m.delivery, count: m.stored_by_count || 0, reason: m.delivery_error || '' };
+}
 
 let pendingSeq = 0;
 
@@ -241,7 +258,7 @@ export class Timeline {
 
   // settle records a send's outcome.
   settle(p, result, error) {
-    const st = error ? { state: 'failed', error } : { state: 'sent', result };
+    const st = error ? { state: 'error', reason: error } : fromResult(result);
     sendStates.set(p.tempId, st);
     if (result) {
       p.id = result.id;
@@ -316,8 +333,8 @@ export class Timeline {
       }
       const cont = continues(prev, m);
       const verified = state.verified.has(m.author);
-      const st = m.own ? sendStates.get(m.id) : null;
-      const key = [m.cursor || m.id, cont ? 'c' : 'h', verified ? 'v' : '', st ? st.state + (st.result ? st.result.stored_by.length : '') : ''].join('|');
+      const st = m.own ? sendStates.get(m.id) || fromListing(m) : null;
+      const key = [m.cursor || m.id, cont ? 'c' : 'h', verified ? 'v' : '', st ? st.state + st.count : ''].join('|');
       out.push({ key, build: () => this.message(m, cont, verified, st) });
       prev = m;
     }
@@ -362,7 +379,7 @@ export class Timeline {
   message(m, cont, verified, st, pending) {
     if (!isShown(m)) return this.notice(m);
     const at = new Date(m.sent);
-    const cls = ['msg', m.own && 'own', m.kind === 'direct' && 'direct', cont && 'cont', st && st.state === 'failed' && 'failed'];
+    const cls = ['msg', m.own && 'own', m.kind === 'direct' && 'direct', cont && 'cont', st && (st.state === 'failed' || st.state === 'error') && 'failed'];
     const li = h('li', { class: cls, dataset: { id: m.id }, attrs: { 'aria-label': messageLabel(m, verified) } });
     if (!m.own) {
       li.append(cont ? h('span', { class: 'msg-gutter' })
@@ -418,28 +435,52 @@ export class Timeline {
   }
 
   stateLine(st, pending) {
-    if (st.state === 'sending') {
-      return h('div', { class: 'msg-state sending' }, icon('clock'), 'Sending…');
+    const where = this.hasHosts() ? 'host' : 'member node';
+    switch (st.state) {
+      case 'sending':
+        return h('div', { class: 'msg-state sending' }, icon('clock'), 'Sending…');
+      case 'error':
+        return h('div', { class: 'msg-state failed', attrs: { role: 'alert' } }, icon('warning'),
+          h('span', { text: 'Not sent: ' + st.reason }),
+          pending ? h('button', { class: 'link', type: 'button', text: 'Retry', on: { click: () => emit('retry', { group: this.group, pending }) } }) : null,
+          pending ? h('button', { class: 'link', type: 'button', text: 'Discard', on: { click: () => this.dropPending(pending) } }) : null);
+      case 'pending':
+        return h('div', { class: 'msg-state warn', attrs: { title: st.reason || '' } }, icon('clock'),
+          h('span', { text: `Waiting for a ${where}: this node keeps it and keeps trying` + (st.reason ? ` (${st.reason})` : '') }));
+      case 'failed':
+        return h('div', { class: 'msg-state failed', attrs: { role: 'alert' } }, icon('warning'),
+          h('span', { text: 'Not delivered: ' + (st.reason || 'every host refused it') }));
+      default:
+        return h('div', { class: 'msg-state sent' }, icon(st.count ? 'checks' : 'check'),
+          st.count ? `Stored by ${st.count} ${where}${st.count > 1 ? 's' : ''}` : 'Stored');
     }
-    if (st.state === 'failed') {
-      return h('div', { class: 'msg-state failed', attrs: { role: 'alert' } }, icon('warning'),
-        h('span', { text: 'Not sent: ' + st.error }),
-        pending ? h('button', { class: 'link', type: 'button', text: 'Retry', on: { click: () => emit('retry', { group: this.group, pending }) } }) : null,
-        pending ? h('button', { class: 'link', type: 'button', text: 'Discard', on: { click: () => this.dropPending(pending) } }) : null);
+  }
+
+  hasHosts() {
+    const e = state.inbox.get(this.group);
+    return !!(e && e.group.hosts && e.group.hosts.length);
+  }
+
+  // pendingIDs are the own messages shown as waiting for a host.
+  pendingIDs() {
+    return this.items.filter((m) => m.own && (sendStates.get(m.id) || fromListing(m) || {}).state === 'pending').map((m) => m.id);
+  }
+
+  // updateDelivery takes the node's outbox: what is no longer in it was
+  // stored; what failed says why.
+  updateDelivery(outbox, ids) {
+    const by = new Map(outbox.map((e) => [e.id, e]));
+    let changed = false;
+    for (const id of ids) {
+      const e = by.get(id);
+      const cur = sendStates.get(id) || {};
+      const next = !e ? { state: 'stored', count: 0, reason: '' } : { state: e.state, count: 0, reason: e.reason || '' };
+      if (cur.state !== next.state || cur.reason !== next.reason) {
+        sendStates.set(id, next);
+        changed = true;
+      }
     }
-    const r = st.result || { stored_by: [] };
-    const stored = (r.stored_by || []).length;
-    const failed = Object.keys(r.failed || {}).length;
-    if (stored > 0) {
-      const title = failed ? 'Not stored by: ' + Object.entries(r.failed).map(([p, why]) => p.slice(-8) + ' (' + why + ')').join('; ') : '';
-      return h('div', { class: 'msg-state sent', attrs: { title } }, icon('checks'),
-        `Stored by ${stored} host${stored > 1 ? 's' : ''}` + (failed ? `, ${failed} failed` : ''));
-    }
-    if (failed) {
-      return h('div', { class: 'msg-state warn', attrs: { title: Object.values(r.failed).join('; ') } }, icon('warning'),
-        'Kept on this node: no host stored it yet (' + Object.values(r.failed)[0] + ')');
-    }
-    return h('div', { class: 'msg-state sent' }, icon('check'), r.gossiped ? `Sent to ${r.gossiped} peer${r.gossiped > 1 ? 's' : ''}` : 'Kept on this node');
+    if (changed) this.render('anchor');
   }
 
   notice(m) {
