@@ -44,7 +44,7 @@ import (
 //	'V' gid key(32) seq(8)     → equivocation evidence (groupstate
 //	                             encoding); 'V' gid "notice" author(32) →
 //	                             time of the notice shown for the author
-//	'W' gid                    → read marker JSON: the position of the
+//	'r' gid                    → read marker JSON: the position of the
 //	                             latest message read (readmarks.go)
 //	'F' fingerprint (text)     → verified mark JSON: since when this person
 //	                             marked that fingerprint verified (verified.go)
@@ -89,7 +89,7 @@ const (
 	pfxRejection    = 'J'
 	pfxEquivocation = 'V'
 	pfxEventEnv     = 'E'
-	pfxReadMark     = 'W'
+	pfxReadMark     = 'r'
 	pfxVerified     = 'F'
 
 	pfxChain      = 'C'

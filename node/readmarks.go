@@ -17,7 +17,7 @@ import (
 // say how many messages are unread. A marker is local (never sent to
 // anyone) and lives in the member database, encrypted at rest with it:
 //
-//	'W' gid → readMark JSON: the position (history.go) of the latest
+//	'r' gid → readMark JSON: the position (history.go) of the latest
 //	          message read, and when it was marked
 //
 // A marker only moves forward. Issue 18 (read receipts and the like) may
