@@ -108,8 +108,25 @@ func runStrategy(ctx context.Context, s *Scenario, sch *Schedule, st Strategy, c
 		}
 	}()
 	t := time.Now()
-	prog.phase("starting %d nodes and %d groups", s.Peers+infraCount(s, st), len(sch.Groups))
-	if err := m.setup(ctx); err != nil {
+	total := s.Peers + infraCount(s, st)
+	prog.phase("starting %d nodes and %d groups", total, len(sch.Groups))
+	stopTicker := make(chan struct{})
+	go func() {
+		tk := time.NewTicker(5 * time.Second)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stopTicker:
+				return
+			case <-tk.C:
+				prog.draw(fmt.Sprintf("setup %s: %d/%d nodes started, %d/%d groups formed", humanMs(ms(time.Since(t))),
+					m.started.Load(), total, m.formed.Load(), len(sch.Groups)), prog.lines)
+			}
+		}
+	}()
+	err = m.setup(ctx)
+	close(stopTicker)
+	if err != nil {
 		return r, err
 	}
 	setup := time.Since(t)

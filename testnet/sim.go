@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -83,6 +84,9 @@ type sim struct {
 	wg     sync.WaitGroup // followers, baseline readers, senders
 
 	memPerNode int64
+
+	// started and formed count setup's progress (nodes, groups).
+	started, formed atomic.Int64
 }
 
 // infraCount is the number of infrastructure nodes of a strategy.
@@ -191,7 +195,10 @@ func (m *sim) setup(ctx context.Context) error {
 	// joined only one group, formed at once or not; key packages carry a
 	// random nonce since (keymgmt, version 2). TestSeveralManagedGroups
 	// covers it.
-	if err := parallel(ctx, len(m.grps), setupWorkers, m.formGroup); err != nil {
+	if err := parallel(ctx, len(m.grps), setupWorkers, func(ctx context.Context, gi int) error {
+		defer m.formed.Add(1)
+		return m.formGroup(ctx, gi)
+	}); err != nil {
 		return err
 	}
 	if s.ManagedGroups() {
@@ -296,6 +303,7 @@ func (m *sim) startNode(ctx context.Context, i int) error {
 		return fmt.Errorf("testnet: start node %d: %w", i, err)
 	}
 	sn.n = n
+	m.started.Add(1)
 	return nil
 }
 
