@@ -147,6 +147,10 @@ type ContactAddResult struct {
 type RequestContactRequest struct {
 	// Name is an alias or a user ID (fingerprint).
 	Name string `json:"name"`
+	// Hosts are the directory hosts to look the name up at (multiaddrs
+	// with /p2p/); none: the daemon's directory_hosts, else its bootstrap
+	// peers.
+	Hosts []string `json:"hosts,omitempty"`
 }
 
 // AddAlias calls POST /v1/aliases with the node's default proof of work.
@@ -178,10 +182,11 @@ func (c *Client) RemoveAlias(ctx context.Context, name string) error {
 }
 
 // RequestContact calls POST /v1/contacts/requests: ask the person under
-// name to connect.
-func (c *Client) RequestContact(ctx context.Context, name string) (*Contact, error) {
+// name to connect, looking the name up at the given directory hosts (none:
+// the daemon's).
+func (c *Client) RequestContact(ctx context.Context, name string, hosts ...string) (*Contact, error) {
 	var out Contact
-	if err := c.Do(ctx, http.MethodPost, PathContactRequest, &RequestContactRequest{Name: name}, &out); err != nil {
+	if err := c.Do(ctx, http.MethodPost, PathContactRequest, &RequestContactRequest{Name: name, Hosts: hosts}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

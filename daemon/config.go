@@ -82,6 +82,11 @@ type Config struct {
 	// packages already handed out. Aliases have their own (`meshnode
 	// alias add --pow`, `alias pow`).
 	UserIDProofBits int `json:"user_id_proof_bits"`
+	// DirectoryHosts are the directory hosts (multiaddrs with /p2p/ID)
+	// where contact requests look names up by default (`contact request`
+	// without --host) and where names are published without --host; empty
+	// means the bootstrap peers.
+	DirectoryHosts []string `json:"directory_hosts"`
 	// DiskMinFreeMiB and DiskMinFreePercent are the free-space watermark
 	// of the node's envelope store: below the smaller of the two it
 	// refuses writes (relays, sends) with a disk-full error and keeps
@@ -101,6 +106,7 @@ type Config struct {
 // (the listen, bootstrap and hosting ones are set by New).
 func (c Config) applyTo(p *node.Params) {
 	p.Contacts.UserIDProofBits = uint8(c.UserIDProofBits)
+	p.Contacts.DirectoryHosts = append([]string(nil), c.DirectoryHosts...)
 	p.Store.Disk.MinFreeBytes = c.DiskMinFreeMiB << 20
 	p.Store.Disk.MinFreePercent = c.DiskMinFreePercent
 	p.Store.Disk.BallastBytes = max(c.DiskBallastMiB, 0) << 20
@@ -191,6 +197,9 @@ func (c *Config) fillDefaults() {
 	if c.Bootstrap == nil {
 		c.Bootstrap = []string{}
 	}
+	if c.DirectoryHosts == nil {
+		c.DirectoryHosts = []string{}
+	}
 	if c.LogLevel == "" {
 		c.LogLevel = d.LogLevel
 	}
@@ -241,6 +250,11 @@ func (c Config) Validate() error {
 	for _, a := range c.Bootstrap {
 		if _, err := peer.AddrInfoFromString(a); err != nil {
 			errs = append(errs, fmt.Errorf("bootstrap address %q (want a multiaddr ending in /p2p/<peer id>): %v", a, err))
+		}
+	}
+	for _, a := range c.DirectoryHosts {
+		if _, err := peer.AddrInfoFromString(a); err != nil {
+			errs = append(errs, fmt.Errorf("directory host %q (want a multiaddr ending in /p2p/<peer id>): %v", a, err))
 		}
 	}
 	for _, a := range c.Allowlist {

@@ -40,3 +40,19 @@ func TestConfigDiskKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigDirectoryHosts(t *testing.T) {
+	host := "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWKbqHMYhePDr82RqQiJbeRWpu5CKm6z1LTA3h9D2jQwHS"
+	c, err := ParseConfig([]byte(`{"version":1,"role":"member","directory_hosts":["` + host + `"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := node.DefaultParams(node.RoleMember)
+	c.applyTo(&p)
+	if len(p.Contacts.DirectoryHosts) != 1 || p.Contacts.DirectoryHosts[0] != host {
+		t.Errorf("directory hosts %v", p.Contacts.DirectoryHosts)
+	}
+	if _, err := ParseConfig([]byte(`{"version":1,"role":"member","directory_hosts":["/ip4/127.0.0.1/tcp/4001"]}`)); err == nil || !strings.Contains(err.Error(), "/p2p/") {
+		t.Errorf("a directory host without /p2p/: %v", err)
+	}
+}

@@ -126,7 +126,7 @@ func (s *server) requestContact(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), nodeCallTimeout)
 	defer cancel()
-	c, err := s.d.node.RequestContact(ctx, req.Name)
+	c, err := s.d.node.RequestContact(ctx, req.Name, req.Hosts...)
 	if err != nil {
 		return contactError(err)
 	}

@@ -74,7 +74,7 @@ func dkey(sub byte, rest ...[]byte) []byte {
 var (
 	// ErrNoDirectoryHosts: no directory host is configured (see
 	// ContactParams.DirectoryHosts; the bootstrap peers are the default).
-	ErrNoDirectoryHosts = errors.New("node: no directory hosts configured (set directory hosts or bootstrap peers)")
+	ErrNoDirectoryHosts = errors.New("node: no directory host to look the name up at (name one with --host, or set directory_hosts in config.json)")
 	// ErrUnknownName: no directory host has a connection package under
 	// that alias or user ID.
 	ErrUnknownName = errors.New("node: no one is reachable under that name on the directory hosts")
@@ -625,8 +625,10 @@ func beUint64(b []byte) uint64 {
 // user ID) to connect: it fetches one of their packages from a directory
 // host, creates the connection group and posts the sealed establishment
 // to their request mailbox on that host. The contact shows as "pending"
-// until they accept.
-func (n *Node) RequestContact(ctx context.Context, nameText string) (*Contact, error) {
+// until they accept. The directory hosts are the given ones (multiaddrs
+// with /p2p/), else ContactParams.DirectoryHosts, else the bootstrap
+// peers.
+func (n *Node) RequestContact(ctx context.Context, nameText string, directoryHosts ...string) (*Contact, error) {
 	m, err := n.mem()
 	if err != nil {
 		return nil, err
@@ -639,6 +641,9 @@ func (n *Node) RequestContact(ctx context.Context, nameText string) (*Contact, e
 		return nil, ErrSelfContact
 	}
 	hosts := n.directoryHosts()
+	if len(directoryHosts) > 0 {
+		hosts = directoryHosts
+	}
 	ais, err := parseHosts(hosts)
 	if err != nil {
 		return nil, err

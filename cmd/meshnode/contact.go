@@ -99,14 +99,19 @@ func newContactCancelAddCmd(g *globals) *cobra.Command {
 
 func newContactRequestCmd(g *globals) *cobra.Command {
 	var asJSON bool
+	var hosts []string
 	cmd := &cobra.Command{
-		Use:   "request NAME|USERID",
+		Use:   "request NAME|USERID [--host MULTIADDR]",
 		Short: "Ask the person published under an alias or user ID (fingerprint) to connect",
-		Args:  cobra.ExactArgs(1),
+		Long: "Ask the person published under an alias or user ID (fingerprint) to connect. The name is\n" +
+			"looked up at the directory hosts given with --host (the host they published it on, with\n" +
+			"\"meshnode alias add NAME --host\"), else at directory_hosts of config.json, else at the\n" +
+			"bootstrap peers. Once they accept, the two of you talk in the connection group it prints.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var ct *api.Contact
 			if err := g.call(func(c *api.Client) (err error) {
-				ct, err = c.RequestContact(cmd.Context(), args[0])
+				ct, err = c.RequestContact(cmd.Context(), args[0], hosts...)
 				return err
 			}); err != nil {
 				return err
@@ -114,11 +119,13 @@ func newContactRequestCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return printJSON(g.stdout, ct)
 			}
-			fmt.Fprintf(g.stdout, "Request sent to %s. They see your nick and fingerprint only; once they accept,\n", args[0])
-			fmt.Fprintf(g.stdout, "`meshnode contact list` shows them as connected and group %s is your conversation.\n", ct.Group)
+			fmt.Fprintf(g.stdout, "Request sent to %s. They see your nick and fingerprint only.\n", args[0])
+			fmt.Fprintf(g.stdout, "Once they accept, \"meshnode contact list\" shows them as connected, and your conversation is\n")
+			fmt.Fprintf(g.stdout, "group %s:\n  meshnode send %s TEXT\n  meshnode messages %s\n", ct.Group, ct.Group, ct.Group)
 			return nil
 		},
 	}
+	cmd.Flags().StringArrayVar(&hosts, "host", nil, "multiaddr ending in /p2p/PEERID of a directory host to look the name up at (repeatable)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -172,7 +179,8 @@ func newContactAcceptCmd(g *globals) *cobra.Command {
 			}); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "Connected to %s (%s); your conversation is group %s.\n", ct.Nick, ct.Fingerprint, ct.Group)
+			fmt.Fprintf(g.stdout, "Connected to %s (%s); your conversation is group %s:\n  meshnode send %s TEXT\n  meshnode messages %s\n",
+				printable(ct.Nick), ct.Fingerprint, ct.Group, ct.Group, ct.Group)
 			return nil
 		},
 	}
