@@ -38,8 +38,11 @@ const (
 type server struct {
 	d     *Daemon
 	token []byte
-	log   *slog.Logger
-	http  *http.Server
+	// routes are the endpoints served ("GET /v1/status"), which
+	// docs/api.md must name (docs_test.go).
+	routes []string
+	log    *slog.Logger
+	http   *http.Server
 	// ui serves the web app to requests without the API token (nil when
 	// the web app is off).
 	ui *webui.UI
@@ -162,6 +165,9 @@ type methods map[string]handlerFunc
 // handle registers the handlers of path; other methods get a JSON 405.
 func (s *server) handle(mux *http.ServeMux, path string, m methods) {
 	allow := strings.Join(slices.Sorted(maps.Keys(m)), ", ")
+	for _, method := range slices.Sorted(maps.Keys(m)) {
+		s.routes = append(s.routes, method+" "+path)
+	}
 	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		h, ok := m[r.Method]
 		if !ok {

@@ -176,3 +176,34 @@ func jsonGroupID(t *testing.T, out string) string {
 	}
 	return m[1]
 }
+
+// A service hands the passphrase over in a file (a systemd credential).
+func TestPassphraseFile(t *testing.T) {
+	home, _ := initHome(t)
+	pf := filepath.Join(t.TempDir(), "passphrase")
+	if err := os.WriteFile(pf, []byte(testPass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary(t), "run", "--home", home)
+	cmd.Env = env(t, "MESHNODE_PASSPHRASE_FILE="+pf)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	tu.Eventually(t, 30*time.Second, func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("run with a passphrase file exited: %v\n%s", err, stderr.String())
+		default:
+		}
+		return answers(home)
+	}, "the daemon to start with its passphrase from a file")
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+}
