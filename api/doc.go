@@ -43,6 +43,28 @@
 //	GET  /v1/outbox                          []OutboxEntry: own envelopes no host has stored
 //	                                         yet (retried with backoff), and those given up
 //
+// For the web app (any client may use them):
+//
+//	GET  /v1/groups/GROUP/history?limit=N&before=C|after=C
+//	                                         MessagePage: a page of messages with their
+//	                                         positions (cursors), oldest first
+//	GET  /v1/groups/GROUP/read               ReadState: read marker, unread count, latest
+//	PUT  /v1/groups/GROUP/read               ReadRequest -> ReadState (never moves back)
+//	GET  /v1/groups/GROUP/invite/qr          the invite as a PNG QR code
+//	GET  /v1/inbox                           []InboxEntry: every group with its ReadState
+//	GET  /v1/verified                        []VerifiedIdentity: fingerprints marked verified
+//	PUT  /v1/verified/FP                     VerifiedIdentity (DELETE clears the mark)
+//	GET  /v1/network                         Network: peers, group hosts reachable, catch-ups
+//	GET  /v1/events                          stream of Event for every group (Server-Sent
+//	                                         Events if asked for text/event-stream)
+//	POST /v1/ui/login                        LoginURL: a one-time login link (API token only)
+//	GET  /v1/ui/session                      Session with its CSRF token (browser session
+//	                                         only; DELETE logs out)
+//
+// A browser session (package webui) reaches the same endpoints with its
+// cookie instead of the token, after the Host, Origin and CSRF checks
+// described there.
+//
 // A send answers once its first attempt is done: SendResult.State is
 // "stored" (StoredBy lists the hosts), "pending" (no host yet; the node
 // keeps the message and tries again until one stores it, and Failed says
