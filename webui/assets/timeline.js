@@ -319,7 +319,19 @@ export class Timeline {
     const out = [];
     let prev = null;
     let unreadShown = false;
-    for (const m of this.merged()) {
+    const list = this.merged();
+    // The delivery line shows under the latest own message, and under
+    // any that is not stored; the others carry a tick.
+    let lastOwn = '';
+    if (!this.pending.length || this.hasNewer) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        if (list[i].own && isShown(list[i])) {
+          lastOwn = list[i].id;
+          break;
+        }
+      }
+    }
+    for (const m of list) {
       const at = new Date(m.sent);
       if (!prev || fmt.dayKey(new Date(prev.sent)) !== fmt.dayKey(at)) {
         const key = 'day-' + fmt.dayKey(at);
@@ -334,8 +346,9 @@ export class Timeline {
       const cont = continues(prev, m);
       const verified = state.verified.has(m.author);
       const st = m.own ? sendStates.get(m.id) || fromListing(m) : null;
-      const key = [m.cursor || m.id, cont ? 'c' : 'h', verified ? 'v' : '', st ? st.state + st.count : ''].join('|');
-      out.push({ key, build: () => this.message(m, cont, verified, st) });
+      const line = st && (st.state !== 'stored' || m.id === lastOwn);
+      const key = [m.cursor || m.id, cont ? 'c' : 'h', verified ? 'v' : '', st ? st.state + st.count : '', line ? 'l' : ''].join('|');
+      out.push({ key, build: () => this.message(m, cont, verified, st, null, line) });
       prev = m;
     }
     if (!this.hasNewer) {
@@ -376,7 +389,7 @@ export class Timeline {
     this.updateJump();
   }
 
-  message(m, cont, verified, st, pending) {
+  message(m, cont, verified, st, pending, line = true) {
     if (!isShown(m)) return this.notice(m);
     const at = new Date(m.sent);
     const cls = ['msg', m.own && 'own', m.kind === 'direct' && 'direct', cont && 'cont', st && (st.state === 'failed' || st.state === 'error') && 'failed'];
@@ -422,14 +435,17 @@ export class Timeline {
       }));
     }
     if (m.own || cont) {
-      bubble.append(h('time', { class: 'bubble-time', text: fmt.time(at), attrs: { datetime: m.sent, title: fmt.fullTime(at) } }));
+      const tick = m.own && st && st.state === 'stored' && !line
+        ? h('span', { class: 'tick', attrs: { title: this.storedText(st), 'aria-label': this.storedText(st), role: 'img' } }, icon('checks')) : null;
+      bubble.append(h('span', { class: 'bubble-meta' },
+        h('time', { class: 'bubble-time', text: fmt.time(at), attrs: { datetime: m.sent, title: fmt.fullTime(at) } }), tick));
     }
     main.append(bubble);
     if (m.flags && m.flags.length) {
       main.append(h('div', { class: 'msg-flags', attrs: { role: 'note' } }, icon('warning'),
         h('span', { text: m.flags.map((f) => FLAGS[f] || f).join(' · ') })));
     }
-    if (m.own && st) main.append(this.stateLine(st, pending));
+    if (m.own && st && line) main.append(this.stateLine(st, pending));
     li.append(main);
     return li;
   }
@@ -451,9 +467,13 @@ export class Timeline {
         return h('div', { class: 'msg-state failed', attrs: { role: 'alert' } }, icon('warning'),
           h('span', { text: 'Not delivered: ' + (st.reason || 'every host refused it') }));
       default:
-        return h('div', { class: 'msg-state sent' }, icon(st.count ? 'checks' : 'check'),
-          st.count ? `Stored by ${st.count} ${where}${st.count > 1 ? 's' : ''}` : 'Stored');
+        return h('div', { class: 'msg-state sent' }, icon(st.count ? 'checks' : 'check'), this.storedText(st));
     }
+  }
+
+  storedText(st) {
+    const where = this.hasHosts() ? 'host' : 'member node';
+    return st.count ? `Stored by ${st.count} ${where}${st.count > 1 ? 's' : ''}` : 'Stored';
   }
 
   hasHosts() {
