@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -578,4 +579,59 @@ func TestRestartWithManyMailboxes(t *testing.T) {
 	if j := hst.Relay().JoinedCount(); j > 32 {
 		t.Fatalf("%d topics joined, MaxJoinedTopics 32", j)
 	}
+}
+
+// Mailboxes the node hosts on purpose stay joined however many others
+// become active; a peer announcing the topic of a hosted mailbox makes it
+// active.
+func TestTopicsJoinedWhileActive(t *testing.T) {
+	leakCheck(t)
+	dir := t.TempDir()
+	keys := make([]ed25519.PrivateKey, 40)
+	for i := range keys {
+		keys[i] = tu.WriteKey(t)
+	}
+	seedStore(t, dir, hostParams().Store, time.Now().Add(-48*time.Hour), keys, 1)
+	hst := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen, dir: dir, tweak: func(p *Params) { p.MaxJoinedTopics = 8 }})
+	pinned := tu.Mailbox(tu.WriteKey(t))
+	if err := hst.HostMailbox(pinned); err != nil {
+		t.Fatal(err)
+	}
+	m := newMember(t, memberNet+"1", hst, keys[0])
+	for _, k := range keys[1:] {
+		m.k = k
+		if _, err := m.send(context.Background(), t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tu.Eventually(t, 10*time.Second, func() bool { return hst.Relay().JoinedCount() == 9 }, "8 active topics and the pinned one joined")
+	if !hst.Relay().Joined(pinned) {
+		t.Fatal("the pinned mailbox's topic was left")
+	}
+	// A member subscribing to an idle hosted mailbox's topic.
+	idle := tu.Mailbox(keys[0])
+	if hst.Relay().Joined(idle) {
+		t.Fatal("the first mailbox is still joined after 38 others were active")
+	}
+	sub := startNode(t, nodeOpts{})
+	connect(t, sub, hst)
+	if err := sub.HostMailbox(idle); err != nil {
+		t.Fatal(err)
+	}
+	tu.Eventually(t, 10*time.Second, func() bool { return hst.Relay().Joined(idle) }, "the host to join the topic a peer announced")
+	if j := hst.Relay().JoinedCount(); j > 9 {
+		t.Fatalf("%d topics joined, 8 active and 1 pinned at most", j)
+	}
+}
+
+func FuzzTopicHashOf(f *testing.F) {
+	f.Add(relay.TopicName(envelope.MailboxID{1}))
+	f.Add(relay.TopicPrefix + "zz")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		h, ok := topicHashOf(s)
+		if ok && relay.TopicPrefix+fmt.Sprintf("%x", h) != strings.ToLower(s) {
+			t.Fatalf("%q parsed to %x", s, h)
+		}
+	})
 }
