@@ -63,6 +63,21 @@
 //
 // Tags change every epoch, so none of these links epochs of one group.
 //
+// # Hosting for strangers
+//
+// Under an open or allowlist policy a node stores any mailbox someone
+// relays to. Every envelope to store passes DeliverFrom, which admits it
+// first (package admission: rates of new traffic and of new mailboxes per
+// network and in total, a proof of work past the total, byte budgets per
+// network), then the store applies its own budgets of new mailboxes;
+// relay and fetch admit their streams through the same controller, which
+// the libp2p resource manager feeds with each peer's network
+// (hostadmission.go, transport.go). Mailboxes stored for others are
+// hosted on disk only: their gossip topics are joined while they are
+// active, at most MaxJoinedTopics of them (topics.go), so neither a
+// restart with 100,000 of them nor a flood of new ones costs a goroutine
+// and a topic each.
+//
 // # Managed groups
 //
 // A managed group's membership is a state chain (package groupstate,
