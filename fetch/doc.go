@@ -67,12 +67,15 @@
 // buffers, each room for the largest header and body (pageBufferSize): it
 // reserves both with the resource manager before loading the first, or
 // one, loading each page only after the one before was written, if that
-// is all it is granted, or refuses (rate limited: busy). A page is framed
+// is all it is granted, or refuses (Busy). A page is framed
 // straight from the store's memory into its buffer (store.VisitPage:
 // envelope frames first, then the header in the room kept before them),
 // with no copy of the page in between, and the two buffers are reused for
-// every page of the stream. Its deadline is StreamTimeout from accepting
-// the stream, and moves on with every page. Each page (header and body)
+// every page of the stream. Its request must arrive within RequestTimeout
+// of accepting the stream (package admission may reset a stream that has
+// sent nothing sooner, to make room; its mailbox admits it into the fetch
+// gate, or it is refused Busy). Its deadline is then StreamTimeout, and
+// moves on with every page. Each page (header and body)
 // is written from its buffer in writes of up to streamWriteSize (one
 // yamux frame in one Noise message). A host of 1.0.0 builds its one page
 // the same way.

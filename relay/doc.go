@@ -26,11 +26,23 @@
 // One request and one response per stream, each a varint-delimited frame
 // (package internal/wire):
 //
-//	request  = version(1) ‖ mailbox(32) ‖ envelope encoding
+//	request  = version(1)=1 ‖ mailbox(32) ‖ envelope encoding
+//	         | version(1)=2 ‖ mailbox(32) ‖ proof(8) ‖ envelope encoding
 //	response = code(1) ‖ uint16 len ‖ message (≤ status.MaxMessage bytes)
+//	           ‖ bits(1), only with code ProofRequired
 //
-// Codes are those of package internal/status. The request frame is bounded
-// by 1+32+Params.MaxEnvelopeSize, the response by 3+status.MaxMessage.
+// Codes are those of package internal/status. A request of version 2
+// carries a new-mailbox proof of work (admission.Proof), sent only after
+// the host answered ProofRequired with the difficulty in bits (1..32):
+// Send and Session.Send compute it when it is at most
+// Params.MaxProofBits and send the request again. The request frame is
+// bounded by 1+32+8+Params.MaxEnvelopeSize, the response by
+// 4+status.MaxMessage. The first request must arrive within
+// RequestTimeout of accepting the stream (package admission may reset a
+// stream that has sent nothing sooner, to make room), and its mailbox
+// admits the stream into the relay gate (or it is answered Busy). Refusals
+// of admission are answered RateLimited, Busy, QuotaExceeded or
+// ProofRequired, each matching its own sentinel at the client.
 // The server sets a deadline right after accepting, reserves with the
 // resource manager the memory of its read buffer and of the frame the
 // request's length prefix announces (at most the bound above) before
