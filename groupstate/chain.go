@@ -269,6 +269,18 @@ func (c *Chain) keepOrphan(id EventID, ev *Event) {
 	c.nOrphans++
 }
 
+// HoldsOrphan reports whether an event whose parent is unknown is kept
+// (Add keeps at most MaxOrphans).
+func (c *Chain) HoldsOrphan(ev *Event) bool {
+	id := ev.ID()
+	for _, o := range c.orphans[ev.Parent] {
+		if o.ID() == id {
+			return true
+		}
+	}
+	return false
+}
+
 // adoptOrphans applies the orphans waiting for id, and theirs in turn.
 func (c *Chain) adoptOrphans(id EventID) {
 	queue := []EventID{id}

@@ -354,3 +354,33 @@ func TestSentTime(t *testing.T) {
 		t.Errorf("a lower bound past the reception: %s", got)
 	}
 }
+
+// The chain keeps at most MaxOrphans events whose parent is unknown, and
+// says which it holds.
+func TestHoldsOrphan(t *testing.T) {
+	m := newManaged(t, DefaultPolicy())
+	ev := m.next(t, m.boss, &Event{Kind: EventSetHosts})
+	ev.Parent = EventID{1}
+	if err := SignEvent(ev, m.boss.id); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.c.Add(ev); !errors.Is(err, ErrUnknownParent) || !m.c.HoldsOrphan(ev) {
+		t.Fatalf("orphan: %v, held %v", err, m.c.HoldsOrphan(ev))
+	}
+	for i := range MaxOrphans {
+		o := ev.Clone()
+		o.Parent = EventID{2, byte(i), byte(i >> 8)}
+		if err := SignEvent(o, m.boss.id); err != nil {
+			t.Fatal(err)
+		}
+		_ = m.c.Add(o)
+	}
+	last := ev.Clone()
+	last.Parent = EventID{3}
+	if err := SignEvent(last, m.boss.id); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.c.Add(last); !errors.Is(err, ErrUnknownParent) || m.c.HoldsOrphan(last) {
+		t.Fatalf("an orphan past the bound: %v, held %v", err, m.c.HoldsOrphan(last))
+	}
+}

@@ -340,6 +340,11 @@ func (m *member) addEvent(txn *badger.Txn, e *groupEntry, p *groupstate.Payload,
 		return err
 	case errors.Is(err, groupstate.ErrUnknownParent):
 		evID := ev.ID()
+		if !e.chain.HoldsOrphan(ev) {
+			// The chain keeps MaxOrphans; this one waits with its payload
+			// (kept aside, bounded per author) and is added again then.
+			return err
+		}
 		if err := txn.Set(gkey(pfxOrphan, e.g.ID, evID[:]), p.Body); err != nil {
 			return err
 		}

@@ -249,6 +249,9 @@ func TestSentTimeBounded(t *testing.T) {
 				}
 			}
 		}
+		if later := msgs[idx["later"]]; len(later.Flags) != 0 {
+			t.Fatalf("%s flags an honest message: %+v", p.nick, later)
+		}
 		if idx["from 2099"] > idx["later"] {
 			t.Fatalf("%s shows the 2099 message after a later one", p.nick)
 		}
