@@ -195,6 +195,12 @@ func (m *member) admit(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id
 			m.pushOwnHead(txn, e, p.Epoch)
 			return nil, m.deferPayload(txn, e, p, id)
 		}
+		if errors.Is(err, groupstate.ErrForeignHead) {
+			// The author's fault as far as this member can prove; if a
+			// manager showed it another branch, our head's envelope lets
+			// its node find the fork and pass both events on.
+			m.pushOwnHead(txn, e, p.Epoch)
+		}
 		if err != nil {
 			return nil, err
 		}

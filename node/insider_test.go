@@ -400,3 +400,45 @@ func mustHex(t *testing.T, s string) []byte {
 	}
 	return b
 }
+
+// An open group has no chain, but its members hold the keys all the
+// same: an equivocation there is evidence too, keyed by the author.
+func TestEquivocationInOpenGroup(t *testing.T) {
+	leakCheck(t)
+	host := startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen, tweak: noMemberSync})
+	alice, bob, carol := newPerson(t, "alice"), newPerson(t, "bob"), newPerson(t, "carol")
+	for _, p := range []*person{alice, bob, carol} {
+		p.tweak = noMemberSync
+		p.start()
+	}
+	ctx := context.Background()
+	info, invite, err := alice.n.CreateGroup(ctx, "open", []string{hostAddr(host)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*person{bob, carol} {
+		if _, err := p.n.JoinGroup(ctx, invite, p.nick); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gid := info.ID
+	sendAll(t, carol, gid, "carol joins in")
+	waitText(t, alice, gid, "carol joins in")
+	waitText(t, bob, gid, "carol joins in")
+	one := craft(t, carol, gid, 0, groupstate.KindText, "version one", nil)
+	two := craft(t, carol, gid, 0, groupstate.KindText, "version two", nil)
+	if _, err := alice.n.Deliver(ctx, one, carol.n.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, alice, gid, "version one")
+	if _, err := alice.n.Deliver(ctx, two, carol.n.ID()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*person{alice, bob} {
+		tu.Eventually(t, 20*time.Second, func() bool { return len(noticesOf(t, p, gid, KindEquivocation)) == 1 },
+			"%s shows the equivocation notice", p.nick)
+		if n := noticesOf(t, p, gid, KindEquivocation)[0]; n.Author != carol.id.Fingerprint() {
+			t.Fatalf("%s accuses %s", p.nick, n.Author)
+		}
+	}
+}

@@ -363,6 +363,11 @@ func (n *Node) commit(ctx context.Context, op *managerOp) (*ManageResult, error)
 		if rerr := m.reload(e); rerr != nil {
 			n.log.Error("reloading group state failed", "group", e.g.ID.Short(), "err", rerr)
 		}
+		// Envelopes already in the own store hold sequence numbers the
+		// reloaded bookkeeping does not: take them back now, before any
+		// send reuses a number (two payloads with one number are an
+		// equivocation).
+		n.settleLocked(e)
 		m.mu.Unlock()
 		return nil, err
 	}
