@@ -3,11 +3,13 @@ package node
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/groupstate"
 )
 
@@ -128,17 +130,50 @@ func (n *Node) MessagesPage(group string, q PageQuery) (*MessagePage, error) {
 		slices.Reverse(page.Messages)
 	}
 	// Own messages carry their delivery state from the outbox.
-	msgs := make([]Message, len(page.Messages))
-	for i := range page.Messages {
-		msgs[i] = page.Messages[i].Message
-	}
-	if err := m.annotateDelivery(gid, msgs); err != nil {
+	if err := m.annotatePage(gid, page.Messages); err != nil {
 		return nil, err
 	}
-	for i := range msgs {
-		page.Messages[i].Message = msgs[i]
-	}
 	return page, nil
+}
+
+// annotatePage sets the delivery state of the own messages of a page, as
+// annotateDelivery does for a listing, by looking up each one's outbox
+// record: a page costs its own messages, not the whole outbox of the
+// group (which keeps a record of every own message).
+func (m *member) annotatePage(gid groupstate.GroupID, msgs []ListedMessage) error {
+	return m.db.db.View(func(txn *badger.Txn) error {
+		for i := range msgs {
+			msg := &msgs[i].Message
+			if !msg.Own {
+				continue
+			}
+			id, err := envelope.ParseID(msg.ID)
+			if err != nil {
+				continue // a notice, not an envelope
+			}
+			item, err := txn.Get(outboxKey(gid, id))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			rec, err := decodeOutboxRec(v)
+			if err != nil {
+				continue // as annotateDelivery: shown without a state
+			}
+			msg.Delivery = rec.stateName()
+			msg.StoredByCount = len(rec.storedBy)
+			if rec.state != outboxStateOK {
+				msg.DeliveryError = rec.reason
+			}
+		}
+		return nil
+	})
 }
 
 // anyShown reports whether the iterator, from its current item on, has a

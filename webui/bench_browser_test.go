@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,13 +85,15 @@ func BenchmarkWebApp(b *testing.B) {
 
 	// Opening: from the click to the latest page on screen.
 	var opens []float64
+	var parts []string
 	for range 7 {
 		pb.go2("#/node")
 		pb.wait(`!document.querySelector('.conversation')`, "the chat closes")
 		pb.openChat(gid)
-		var ms float64
-		pb.eval(`meshnodePerf.opens[meshnodePerf.opens.length - 1].ms`, &ms)
-		opens = append(opens, ms)
+		var o struct{ MS, Fetch, Render float64 }
+		pb.eval(`meshnodePerf.opens[meshnodePerf.opens.length - 1]`, &o)
+		opens = append(opens, o.MS)
+		parts = append(parts, fmt.Sprintf("%.0f (fetch %.0f, render %.0f)", o.MS, o.Fetch, o.Render))
 	}
 	slices.Sort(opens)
 	open := opens[len(opens)/2]
@@ -156,6 +159,7 @@ func BenchmarkWebApp(b *testing.B) {
 	b.ReportMetric(p95, "deliver_p95_ms")
 	b.ReportMetric(heap/(1<<20), "heap_MB")
 	b.ReportMetric(float64(window), "window_msgs")
+	b.Logf("opens: %s", strings.Join(parts, ", "))
 	b.Logf("opens %.0f ms; delays p50 %.1f p95 %.1f ms; scrolled %d pages to %q; %d messages and %d elements in the page; heap %.1f MB (performance.memory %.1f MB)",
 		opens, p50, p95, pages, oldest, window, nodes, heap/(1<<20), perfHeap/(1<<20))
 	if oldest != "message 0 from alice: the quick brown fox jumps over the lazy dog\nwith a second line, and a link https://example.org/0" &&

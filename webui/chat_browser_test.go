@@ -70,6 +70,8 @@ func TestBrowserChat(t *testing.T) {
 	// Unread counts: bob looks elsewhere while alice writes twice.
 	b.go2("#/node")
 	b.wait(`!!document.querySelector('.page .stats')`, "bob's node view shows")
+	b.wait(`[...document.querySelectorAll('.page .row')].some(e => e.textContent.includes('Book club') && e.textContent.includes('reachable') && e.textContent.includes('Last catch-up'))`,
+		"bob's node view shows the group's host reachable and its catch-up")
 	a.typeIn(`.compose-input`, "are you there?\r")
 	a.typeIn(`.compose-input`, "hello?\r")
 	b.go2("#/chats")

@@ -103,6 +103,10 @@ func TestBrowserManagedGroup(t *testing.T) {
 		p, err := alice.c.Policy(ctx, gid)
 		return err == nil && p.RotateAfter == 500 && p.History == "from-join"
 	}, "the policy changes")
+	// Alice's node hosts the group: her node view says what it stores.
+	a.go2("#/node")
+	a.wait(`[...document.querySelectorAll('.page .card h2')].some(e => e.textContent === 'Hosting') && document.querySelector('.page').textContent.includes('Mailboxes')`,
+		"alice's node view shows what it hosts")
 	a.checkRequests()
 	b.checkRequests()
 }

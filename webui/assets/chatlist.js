@@ -1,6 +1,6 @@
 // The chat list: every group and contact chat, newest activity first,
 // with its unread count and latest message.
-import { h, clear, reconcile } from './dom.js';
+import { h, reconcile } from './dom.js';
 import { state, emit, on, groupTitle, isContactGroup, lastActivity } from './state.js';
 import { icon } from './icons.js';
 import * as fmt from './format.js';
@@ -105,5 +105,3 @@ export function welcome() {
       h('button', { class: 'btn primary', type: 'button', on: { click: createDialog } }, icon('plus'), h('span', { text: 'New group' })),
       h('button', { class: 'btn', type: 'button', on: { click: joinDialog } }, icon('join'), h('span', { text: 'Join with an invite' }))));
 }
-
-export { clear };

@@ -1,11 +1,10 @@
 // Dialogs: the generic modal (a <dialog>, which traps focus and closes on
 // Escape), and creating, joining, inviting, the key package and the
 // settings.
-import { h, clear } from './dom.js';
+import { h } from './dom.js';
 import { api } from './api.js';
 import { state, emit, prefs, setPref } from './state.js';
 import { icon } from './icons.js';
-import * as fmt from './format.js';
 
 // modal shows a dialog; body is an element or a list of them; actions
 // are buttons at the bottom. It returns {el, close}.
@@ -264,8 +263,3 @@ export function fingerprintBlock(fp) {
     ...fp.split('-').map((g) => h('span', { text: g })));
 }
 
-export function clearChildren(el) {
-  return clear(el);
-}
-
-export { fmt };

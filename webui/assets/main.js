@@ -10,7 +10,6 @@ import { Conversation } from './conversation.js';
 import { ContactsView } from './contacts.js';
 import { NodeView } from './nodeview.js';
 import { applyTheme, settingsDialog } from './dialogs.js';
-import * as fmt from './format.js';
 
 // How often the lists are re-read besides the live events (groups can
 // be added or left by the CLI, hosts come and go).
@@ -303,7 +302,5 @@ function toast({ text, error }) {
   setTimeout(() => t.remove(), 5000);
   if (!error) announce(text);
 }
-
-export { fmt };
 
 boot().catch((e) => loggedOut('The app failed to start: ' + e.message));

@@ -15,12 +15,12 @@ export const perf = {
     performance.mark('open-start:' + group);
   },
   // opened measures from the click to the latest page on screen.
-  opened(group, count) {
+  opened(group, count, parts) {
     const start = 'open-start:' + group;
     if (performance.getEntriesByName(start).length === 0) return;
     const m = performance.measure('open:' + group, start);
     performance.clearMarks(start);
-    push(data.opens, { group, ms: m.duration, count });
+    push(data.opens, { group, ms: m.duration, count, ...parts });
   },
   // rendered records when a live message was put on screen (wall clock).
   rendered(m) {

@@ -81,12 +81,14 @@ export class Timeline {
 
   // open loads the latest page.
   async open() {
+    const t0 = performance.now();
     const p = await api.history(this.group, { limit: PAGE });
+    const t1 = performance.now();
     this.items = p.messages;
     this.hasOlder = p.more;
     this.hasNewer = false;
     this.render('bottom');
-    perf.opened(this.group, this.items.length);
+    perf.opened(this.group, this.items.length, { fetch: t1 - t0, render: performance.now() - t1 });
     this.el.dataset.state = 'ready';
     this.fill();
   }
