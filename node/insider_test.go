@@ -139,10 +139,11 @@ func TestEquivocationIsEvidence(t *testing.T) {
 
 // Forged evidence accuses no one and hides nothing: carol re-seals bob's
 // message in another envelope (another nonce: the same message) and
-// delivers it first, and sends a payload naming bob as its author with a
-// signature she cannot make, numbered as bob's next message. Dave shows
-// bob's message once, refuses the forgery as a bad signature, and shows
-// bob's real next message; nobody is accused.
+// delivers it first, sends it again padded to another bucket, and sends a
+// payload naming bob as its author with a signature she cannot make,
+// numbered as bob's next message. Dave shows bob's message once, refuses
+// the padded copy as malformed and the forgery as a bad signature, and
+// shows bob's real next message; nobody is accused.
 func TestForgedEquivocationAccusesNoOne(t *testing.T) {
 	leakCheck(t)
 	host, gid, alice, bob, carol, dave := fourMembers(t)
@@ -174,8 +175,15 @@ func TestForgedEquivocationAccusesNoOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forgedEnv := sealForged(t, keys, pb)
-	for _, env := range []*envelope.Envelope{resealed, forgedEnv} {
+	forgedEnv := sealForged(t, keys, pb, 512)
+	// And bob's own payload again, padded to a larger bucket than it needs:
+	// a copy that differs only in its padding.
+	ob, err := groupstate.MarshalPayload(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	padded := sealForged(t, keys, ob, 2048)
+	for _, env := range []*envelope.Envelope{resealed, forgedEnv, padded} {
 		if _, err := dave.n.Deliver(ctx, env, carol.n.ID()); err != nil {
 			t.Fatal(err)
 		}
@@ -190,6 +198,9 @@ func TestForgedEquivocationAccusesNoOne(t *testing.T) {
 	r := waitRejection(t, dave, gid, forgedEnv.ID(), RejectionRefused, ReasonSignature)
 	if r.Author != "" {
 		t.Fatalf("a forged signature names an author: %+v", r)
+	}
+	if r := waitRejection(t, dave, gid, padded.ID(), RejectionRefused, ReasonMalformed); r.Author != "" {
+		t.Fatalf("a copy in another padding names an author: %+v", r)
 	}
 	if n := len(slices.DeleteFunc(texts(t, dave.n, gid), func(s string) bool { return s != "bob's words" })); n != 1 {
 		t.Fatalf("dave shows bob's message %d times", n)
@@ -373,11 +384,11 @@ func TestHeldPlacesPerAuthor(t *testing.T) {
 // sealForged pads and encrypts a payload encoding the way SealMessage does,
 // without its checks (SealMessage refuses a bad author signature): what a
 // member holding the epoch's keys can build.
-func sealForged(t *testing.T, keys *keymgmt.EpochKeys, payload []byte) *envelope.Envelope {
+func sealForged(t *testing.T, keys *keymgmt.EpochKeys, payload []byte, bucket int) *envelope.Envelope {
 	t.Helper()
 	padded := binary.BigEndian.AppendUint32(nil, uint32(len(payload)))
 	padded = append(padded, payload...)
-	padded = append(padded, make([]byte, 512-len(padded))...)
+	padded = append(padded, make([]byte, bucket-len(padded))...)
 	aead, err := chacha20poly1305.NewX(keys.ReadKey[:])
 	if err != nil {
 		t.Fatal(err)
