@@ -174,20 +174,20 @@ func (t *Ticket) activate(privileged bool) error {
 	why := ""
 	switch {
 	case g.activeByPeer[t.peer] >= g.p.PerPeer:
-		why = "this peer has too many streams open"
+		why = "this peer has too many %s streams open"
 	case g.active >= g.p.MaxStreams:
-		why = "all streams are in use"
+		why = "all %s streams are in use"
 	case !privileged && g.general >= g.p.MaxStreams-g.p.ReservedStreams:
-		why = "the streams left are reserved for established mailboxes"
+		why = "the %s streams left are reserved for established mailboxes"
 	case !privileged && t.key.IsValid() && g.generalByKey[t.key] >= g.p.PerPrefix:
-		why = "your network has too many streams open"
+		why = "your network has too many %s streams open"
 	case privileged && t.key.IsValid() && g.privByKey[t.key] >= g.p.PrivilegedPerPrefix:
-		why = "your network has too many streams open"
+		why = "your network has too many %s streams open"
 	}
 	if why != "" {
 		t.state = stateClosed
 		g.c.refusals.Add(ReasonStreamsBusy)
-		return fmt.Errorf("%w: %s: %s", status.ErrBusy, g.name, why)
+		return fmt.Errorf("%w: "+why+"; retry shortly", status.ErrBusy, g.name)
 	}
 	t.state, t.privileged = stateActive, privileged
 	g.active++

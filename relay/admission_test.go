@@ -3,6 +3,8 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,15 +83,21 @@ func TestClientsSolveProofOfWork(t *testing.T) {
 	}
 }
 
-// Refusal codes reach the client as distinct sentinels.
+// Refusal codes reach the client as distinct sentinels, and each reads
+// once: its code's name, then what the host said (not "rate limited:
+// rate limited: ..."), on both protocols.
 func TestRefusalSentinels(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		err  error
 		want error
+		text string
 	}{
-		{"busy", status.ErrBusy, status.ErrBusy},
-		{"rate", status.ErrRateLimited, status.ErrRateLimited},
+		{"busy", fmt.Errorf("%w: all relay streams are in use; retry shortly", status.ErrBusy), status.ErrBusy,
+			"remote: busy: all relay streams are in use; retry shortly"},
+		{"rate", fmt.Errorf("%w: too many new mailboxes from your network; retry later", status.ErrRateLimited), status.ErrRateLimited,
+			"remote: rate limited: too many new mailboxes from your network; retry later"},
+		{"bare", status.ErrRateLimited, status.ErrRateLimited, "remote: rate limited"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newRelay(t)
@@ -100,6 +108,18 @@ func TestRefusalSentinels(t *testing.T) {
 			err := Send(context.Background(), client, srv.h.ID(), tu.Mailbox(k), tu.Envelope(t, k, 100), 5*time.Second)
 			if !errors.Is(err, tc.want) || !status.Temporary(err) {
 				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			s := NewSession(client, srv.h.ID(), 5*time.Second)
+			t.Cleanup(func() { s.Close() })
+			serr := s.Send(context.Background(), tu.Mailbox(k), tu.Envelope(t, k, 100))
+			for _, err := range []error{err, serr} {
+				var se *status.Error
+				if !errors.As(err, &se) || se.Error() != tc.text {
+					t.Errorf("refusal reads %q, want %q", err, tc.text)
+				}
+				if code := tc.text[len("remote: "):]; strings.Count(err.Error(), strings.SplitN(code, ":", 2)[0]) != 1 {
+					t.Errorf("%q repeats its code", err)
+				}
 			}
 		})
 	}

@@ -10,8 +10,11 @@ package status
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode"
 
 	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/internal/errtext"
 	"github.com/meshnode/meshnode/store"
 )
 
@@ -94,19 +97,75 @@ var table = []struct {
 	{DiskFull, store.ErrDiskFull},
 }
 
-// FromError maps err to the code a server sends. Errors that match no
-// sentinel become Unavailable, with a generic message so internal details
-// do not leak to remote peers.
+// FromError maps err to the code a server sends and its message: what
+// err says beyond its sentinel (the code says that), without the package
+// names of the error text, so the client's error reads once: "rate
+// limited: too many new mailboxes from your network", not "rate limited:
+// rate limited: ...". Errors that match no sentinel become Unavailable,
+// with a generic message so internal details do not leak to remote peers.
 func FromError(err error) (Code, string) {
 	if err == nil {
 		return OK, ""
 	}
+	var e *Error
+	if errors.As(err, &e) {
+		// A refusal made as a status already (admission's ProofRequired).
+		return e.Code, Truncate(errtext.Strip(e.Message))
+	}
 	for _, t := range table {
 		if errors.Is(err, t.err) {
-			return t.code, err.Error()
+			return t.code, Truncate(detail(err.Error(), t.err.Error()))
 		}
 	}
 	return Unavailable, "internal error"
+}
+
+// detail removes the sentinel's own text from msg (where %w put it: at
+// the start, between other parts, or at the end) and then the package
+// names (package errtext).
+func detail(msg, sentinel string) string {
+	msg = strings.ReplaceAll(msg, sentinel+": ", "")
+	if msg == sentinel {
+		return ""
+	}
+	msg = strings.TrimSuffix(msg, ": "+sentinel)
+	return errtext.Strip(msg)
+}
+
+// clean is a message received from a peer as a user may read it: the
+// control characters of a hostile peer's text (terminal escapes, line
+// breaks that would forge lines of output) replaced, and a code name or
+// sentinel text the peer repeated at its start dropped.
+func clean(c Code, msg string) string {
+	msg = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar || unicode.Is(unicode.Bidi_Control, r) {
+			return '?'
+		}
+		return r
+	}, Truncate(msg))
+	repeats := []string{c.String()}
+	if s := c.sentinel(); s != nil {
+		repeats = append(repeats, s.Error())
+	}
+	for again := true; again; {
+		again = false
+		for _, r := range repeats {
+			if rest, ok := strings.CutPrefix(msg, r); ok && (rest == "" || strings.HasPrefix(rest, ": ")) {
+				msg, again = strings.TrimPrefix(rest, ": "), true
+			}
+		}
+	}
+	return msg
+}
+
+// sentinel is the error behind c (nil for a code without one).
+func (c Code) sentinel() error {
+	for _, t := range table {
+		if t.code == c {
+			return t.err
+		}
+	}
+	return nil
 }
 
 // Error is a failure reported by a remote peer.
@@ -126,20 +185,19 @@ func (e *Error) Error() string {
 
 // Unwrap lets errors.Is match the sentinel behind the code.
 func (e *Error) Unwrap() error {
-	for _, t := range table {
-		if t.code == e.Code {
-			return t.err
-		}
+	if s := e.Code.sentinel(); s != nil {
+		return s
 	}
 	return ErrUnknownCode
 }
 
-// Err turns a received code into nil (for OK and Duplicate) or an *Error.
+// Err turns a received code into nil (for OK and Duplicate) or an *Error
+// whose message is msg cleaned for a user (see ProofError).
 func (c Code) Err(msg string) error {
 	if c == OK || c == Duplicate {
 		return nil
 	}
-	return &Error{Code: c, Message: msg}
+	return &Error{Code: c, Message: clean(c, msg)}
 }
 
 // Temporary reports whether err is a refusal that the same host may
@@ -150,8 +208,10 @@ func Temporary(err error) bool {
 }
 
 // ProofError is a ProofRequired refusal asking for bits of proof of work.
+// Like Err, it cleans msg: control characters are replaced (a peer's text
+// is shown to users) and a repeated code name at its start is dropped.
 func ProofError(bits uint8, msg string) *Error {
-	return &Error{Code: ProofRequired, Message: msg, ProofBits: bits}
+	return &Error{Code: ProofRequired, Message: clean(ProofRequired, msg), ProofBits: bits}
 }
 
 // ProofBitsOf returns the difficulty a ProofRequired refusal in err's
