@@ -4,13 +4,26 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshnode/meshnode/node"
 	"github.com/meshnode/meshnode/store"
@@ -217,4 +230,184 @@ func processRSS() (rss, peak int64) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return int64(ms.Sys), int64(ms.Sys)
+}
+
+// hostProcess is the host running in a process of its own.
+type hostProcess struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	id      peer.ID
+	addrs   []ma.Multiaddr
+	restart RestartResult
+
+	mu     sync.Mutex
+	last   hostReport
+	closed chan struct{}
+	err    error
+
+	peakRSS, peakGoroutines, peakJoined atomic.Int64
+	windowRSS, windowGor                atomic.Int64
+	stopOnce                            sync.Once
+}
+
+// startHostProcess starts the host process and waits for it to serve.
+func startHostProcess(ctx context.Context, exe string, cfg attackHostConfig) (*hostProcess, error) {
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), EnvChildRole+"="+childAttackHost)
+	cmd.Stderr = io.Discard
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	hp := &hostProcess{cmd: cmd, stdin: stdin, closed: make(chan struct{})}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: start the host process %s: %w", exe, err)
+	}
+	line, _ := json.Marshal(cfg)
+	if _, err := stdin.Write(append(line, '\n')); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("bench: configure the host process: %w", err)
+	}
+	ready := make(chan hostReport, 1)
+	go hp.read(stdout, ready)
+	select {
+	case r := <-ready:
+		if r.Kind != "ready" {
+			_ = hp.stop()
+			return nil, fmt.Errorf("bench: the host process did not start: %s", r.Error)
+		}
+		hp.restart = RestartResult{
+			Seconds: time.Since(start).Seconds(), NodeSeconds: r.NodeStartSeconds,
+			RSSMiB: mib(r.RSSBytes), Goroutines: r.Goroutines, Hosted: r.Hosted, Joined: r.Joined,
+		}
+		if hp.id, err = peer.Decode(r.Peer); err != nil {
+			_ = hp.stop()
+			return nil, fmt.Errorf("bench: host process: %w", err)
+		}
+		for _, a := range r.Addrs {
+			if m, err := ma.NewMultiaddr(a); err == nil {
+				hp.addrs = append(hp.addrs, m)
+			}
+		}
+	case <-hp.closed:
+		_ = hp.stop()
+		return nil, fmt.Errorf("bench: the host process ended before it served: %v", hp.err)
+	case <-ctx.Done():
+		_ = hp.stop()
+		return nil, ctx.Err()
+	case <-time.After(5 * time.Minute):
+		_ = hp.stop()
+		return nil, errors.New("bench: the host process did not start within 5 minutes")
+	}
+	return hp, nil
+}
+
+// read takes the host's reports until its stdout ends.
+func (hp *hostProcess) read(r io.Reader, ready chan<- hostReport) {
+	defer close(hp.closed)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	first := true
+	for sc.Scan() {
+		var rep hostReport
+		if err := json.Unmarshal(sc.Bytes(), &rep); err != nil {
+			continue
+		}
+		hp.mu.Lock()
+		hp.last = rep
+		if rep.Kind == "error" {
+			hp.err = errors.New(rep.Error)
+		}
+		hp.mu.Unlock()
+		peakRSS := max(rep.RSSBytes, rep.PeakRSSBytes)
+		raise(&hp.peakRSS, peakRSS)
+		raise(&hp.peakGoroutines, int64(rep.Goroutines))
+		raise(&hp.peakJoined, int64(rep.Joined))
+		raise(&hp.windowRSS, rep.RSSBytes)
+		raise(&hp.windowGor, int64(rep.Goroutines))
+		if first {
+			first = false
+			ready <- rep
+		}
+	}
+	if first {
+		ready <- hostReport{Kind: "error", Error: "no report"}
+	}
+}
+
+func raise(a *atomic.Int64, v int64) {
+	for {
+		cur := a.Load()
+		if v <= cur || a.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+// latest is the host's last report.
+func (hp *hostProcess) latest() hostReport {
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	return hp.last
+}
+
+// window starts a new window of peaks (RSS now, goroutines) and returns
+// a function that reads them.
+func (hp *hostProcess) window() func() (rss int64, goroutines int) {
+	hp.windowRSS.Store(0)
+	hp.windowGor.Store(0)
+	return func() (int64, int) { return hp.windowRSS.Load(), int(hp.windowGor.Load()) }
+}
+
+// stop ends the host process: stdin closes, the node closes, it exits.
+func (hp *hostProcess) stop() error {
+	hp.stopOnce.Do(func() {
+		_ = hp.stdin.Close()
+		done := make(chan error, 1)
+		go func() { done <- hp.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				hp.err = fmt.Errorf("bench: the host process: %w", err)
+			}
+		case <-time.After(time.Minute):
+			_ = hp.cmd.Process.Kill()
+			<-done
+			hp.err = errors.New("bench: the host process did not close within a minute")
+		}
+	})
+	return hp.err
+}
+
+// rawHost is a bare libp2p host listening on ip (its connections come
+// from there): a member's client or an attacker's throwaway peer ID.
+func rawHost(ip string) (host.Host, error) {
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.InfiniteLimits))
+	if err != nil {
+		return nil, err
+	}
+	h, err := libp2p.New(
+		libp2p.ListenAddrStrings("/ip4/"+ip+"/tcp/0"),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ResourceManager(rm),
+		libp2p.DisableRelay(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("bench: a host on %s: %w", ip, err)
+	}
+	return h, nil
+}
+
+func connectTo(ctx context.Context, h host.Host, hp *hostProcess) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return h.Connect(ctx, peer.AddrInfo{ID: hp.id, Addrs: hp.addrs})
 }
