@@ -53,17 +53,24 @@ func (s *attackerStats) result() AttackerStats {
 	return AttackerStats{Streams: s.streams.Load(), Sent: s.sent.Load(), Accepted: s.accepted.Load(), Refused: s.refused, Example: s.example}
 }
 
-// attackers starts n throwaway peer IDs, each on its own address of
-// 127.0.2.0/24, connected to the host; stop closes them.
-func attackers(ctx context.Context, n int, hp *hostProcess) ([]host.Host, func()) {
+// swarm is where an attack's throwaway peer IDs come from (net, one
+// address each) and what they attack.
+type swarm struct {
+	net string
+	hp  *hostProcess
+}
+
+// peers starts n throwaway peer IDs on the addresses first+1 … first+n of
+// the swarm's network, connected to the host; stop closes them. Peers the
+// host refuses at the connection (its per-network limit) are left out.
+func (sw swarm) peers(ctx context.Context, first, n int) ([]host.Host, func()) {
 	var hs []host.Host
 	for i := range n {
-		h, err := rawHost(fmt.Sprintf("%s%d", attackerNet, i+1))
+		h, err := rawHost(fmt.Sprintf("%s%d", sw.net, first+i+1))
 		if err != nil {
 			continue
 		}
-		if err := connectTo(ctx, h, hp); err != nil {
-			// Refused at the connection: the host's per-network limit.
+		if err := connectTo(ctx, h, sw.hp); err != nil {
 			h.Close()
 			continue
 		}
@@ -77,14 +84,15 @@ func attackers(ctx context.Context, n int, hp *hostProcess) ([]host.Host, func()
 }
 
 // attack runs the attack name until ctx ends.
-func attack(ctx context.Context, name string, hp *hostProcess, s *attackerStats, run *AttackRun) {
+func attack(ctx context.Context, name string, sw swarm, s *attackerStats, run *AttackRun) {
+	hp := sw.hp
 	switch name {
 	case AttackSlowloris:
 		run.Description = "17 peer IDs x 4 idle fetch 1.1.0 streams and 9 x 32 idle relay 1.2.0 streams " +
 			"(the protocol header, then nothing or one byte of a length prefix), reopened as soon as the host resets them"
-		fetchers, stopF := attackers(ctx, 17, hp)
+		fetchers, stopF := sw.peers(ctx, 0, 17)
 		defer stopF()
-		relayers, stopR := attackersFrom(ctx, 17, 9, hp)
+		relayers, stopR := sw.peers(ctx, 17, 9)
 		defer stopR()
 		s.peers = len(fetchers) + len(relayers)
 		var wg sync.WaitGroup
@@ -98,7 +106,7 @@ func attack(ctx context.Context, name string, hp *hostProcess, s *attackerStats,
 	case AttackMailboxes:
 		run.Description = "10 peer IDs creating new write keys as fast as they can, one envelope each " +
 			"(their client computes no proof of work)"
-		hs, stop := attackers(ctx, 10, hp)
+		hs, stop := sw.peers(ctx, 0, 10)
 		defer stop()
 		s.peers = len(hs)
 		var wg sync.WaitGroup
@@ -128,7 +136,7 @@ func attack(ctx context.Context, name string, hp *hostProcess, s *attackerStats,
 	case AttackStoreFull:
 		run.Description = "10 peer IDs filling new mailboxes with 32 KiB envelopes, a new mailbox whenever one is refused, " +
 			"to fill the store's quota"
-		hs, stop := attackers(ctx, 10, hp)
+		hs, stop := sw.peers(ctx, 0, 10)
 		defer stop()
 		s.peers = len(hs)
 		var wg sync.WaitGroup
@@ -172,7 +180,7 @@ func attack(ctx context.Context, name string, hp *hostProcess, s *attackerStats,
 	case AttackFlood:
 		run.Description = "10 peer IDs, each sending valid 1 KiB envelopes into a mailbox of its own as fast as it can " +
 			"(32 in flight on a relay session)"
-		hs, stop := attackers(ctx, 10, hp)
+		hs, stop := sw.peers(ctx, 0, 10)
 		defer stop()
 		s.peers = len(hs)
 		var wg sync.WaitGroup
@@ -202,27 +210,6 @@ func attack(ctx context.Context, name string, hp *hostProcess, s *attackerStats,
 			}
 		}
 		wg.Wait()
-	}
-}
-
-// attackersFrom is attackers with addresses numbered from first+1.
-func attackersFrom(ctx context.Context, first, n int, hp *hostProcess) ([]host.Host, func()) {
-	var hs []host.Host
-	for i := range n {
-		h, err := rawHost(fmt.Sprintf("%s%d", attackerNet, first+i+1))
-		if err != nil {
-			continue
-		}
-		if err := connectTo(ctx, h, hp); err != nil {
-			h.Close()
-			continue
-		}
-		hs = append(hs, h)
-	}
-	return hs, func() {
-		for _, h := range hs {
-			h.Close()
-		}
 	}
 }
 

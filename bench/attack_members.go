@@ -166,8 +166,8 @@ func (o *opCounter) result() OpCount {
 
 // runAttack runs one attack for p.Duration while the members work, then
 // measures the recovery.
-func runAttack(ctx context.Context, name string, p AttackParams, hp *hostProcess, members []*attackMember) (*AttackRun, error) {
-	run := &AttackRun{Name: name, Refusals: map[string]uint64{}}
+func runAttack(ctx context.Context, name, network string, p AttackParams, hp *hostProcess, members []*attackMember) (*AttackRun, error) {
+	run := &AttackRun{Name: name, Network: network + "0/24", Refusals: map[string]uint64{}}
 	before := hp.latest()
 	run.HostedBefore = before.Hosted
 	peaks := hp.window()
@@ -176,9 +176,12 @@ func runAttack(ctx context.Context, name string, p AttackParams, hp *hostProcess
 	var stats attackerStats
 	var attackers sync.WaitGroup
 	attackers.Add(1)
+	attackStart := time.Now()
+	var attackSecs float64
 	go func() {
 		defer attackers.Done()
-		attack(actx, name, hp, &stats, run)
+		defer func() { attackSecs = time.Since(attackStart).Seconds() }()
+		attack(actx, name, swarm{net: network, hp: hp}, &stats, run)
 	}()
 	// Let the attack take hold before the members count.
 	select {
@@ -212,6 +215,9 @@ func runAttack(ctx context.Context, name string, p AttackParams, hp *hostProcess
 	run.CatchUp, run.Send = cu.result(), sd.result()
 	run.Attacker = stats.result()
 	run.Attacker.Peers = stats.peers
+	if run.Attacker.Sent > 0 && attackSecs > 0 {
+		run.Attacker.StoredPerSecond = float64(run.Attacker.Accepted) / attackSecs
+	}
 
 	// Recovery: the attackers are gone; how soon are members served, and
 	// how soon is the host back to normal?

@@ -121,14 +121,20 @@
 // figure. It runs node.DefaultParams(RoleHost) with an open policy, a
 // store quota of GlobalQuota (64 MiB, so store-full is reachable in
 // seconds), a pressure window of 5 s, and loopback counted like any
-// network: members connect from 127.0.1.0/24 and attackers from
-// 127.0.2.0/24, one address per throwaway peer ID.
+// network: members connect from 127.0.1.0/24, and the attackers of each
+// attack from a network of their own (127.0.10.0/24 for the first,
+// 127.0.11.0/24 for the next, …), one address per throwaway peer ID, so
+// what one attack spent of its network's allowances does not hold back
+// the next.
 //
 //	slowloris   17 peer IDs × 4 idle fetch 1.1.0 streams, 9 × 32 idle relay
 //	            1.2.0 streams, reopened as soon as the host resets them
 //	mailboxes   10 peer IDs creating new write keys as fast as they can
-//	store-full  10 peer IDs filling new mailboxes with 32 KiB envelopes
 //	flood       10 peer IDs relaying valid envelopes as fast as they can
+//	            (stored_per_second: what the network's rate lets through)
+//	store-full  10 peer IDs filling new mailboxes with 32 KiB envelopes
+//	            (it runs after flood: it leaves the store past the share
+//	            open to new mailboxes)
 //
 // During each attack (Duration) every member catches up on its whole
 // mailbox (fetch 1.1.0) and sends one envelope (relay 1.0.0, as

@@ -19,7 +19,8 @@ func newBenchAttackCmd() *cobra.Command {
 		Short: "Run the four attacks on open hosts (slowloris, new mailboxes, store-full, flood) and measure what members get",
 		Long: "Seeds a host's store (Badger on disk) with --mailboxes mailboxes and --members established mailboxes,\n" +
 			"starts the host node in a process of its own (open policy, loopback counted like any network) and\n" +
-			"measures its start. Then, for each attack, throwaway peer IDs from 127.0.2.0/24 attack it for\n" +
+			"measures its start. Then, for each attack, throwaway peer IDs from a network of their own (the\n" +
+			"first attack's 127.0.10.0/24, the next 127.0.11.0/24, ...) attack it for\n" +
 			"--duration while members from 127.0.1.0/24 catch up and send over and over, and reports the\n" +
 			"members' success ratios (goals: catch-up >= 0.9, send >= 0.99), the host process's peak RSS and\n" +
 			"goroutines (goals: <= 300 MiB, <= 5,000), the refusals by reason, and how soon members are\n" +
@@ -46,8 +47,8 @@ func newBenchAttackCmd() *cobra.Command {
 				fmt.Fprintf(out, "  %-10s catch-up %d/%d (%.3f), send %d/%d (%.3f); host peak %.0f MiB, %d goroutines; recovered in %.1f s, normal in %.1f s\n",
 					a.Name, a.CatchUp.OK, a.CatchUp.Attempts, a.CatchUp.Ratio, a.Send.OK, a.Send.Attempts, a.Send.Ratio,
 					a.PeakRSSMiB, a.PeakGoroutines, a.RecoverySeconds, a.PressureClearedSeconds)
-				fmt.Fprintf(out, "             attackers: %d peers, %d sent, %d accepted, refusals %s\n",
-					a.Attacker.Peers, a.Attacker.Sent, a.Attacker.Accepted, counts(a.Refusals))
+				fmt.Fprintf(out, "             attackers: %d peers from %s, %d sent, %d accepted (%.0f/s), refusals %s\n",
+					a.Attacker.Peers, a.Network, a.Attacker.Sent, a.Attacker.Accepted, a.Attacker.StoredPerSecond, counts(a.Refusals))
 			}
 			if r.RestartAfter != nil {
 				fmt.Fprintf(out, "  restart   %.2f s (node %.2f s) with %d mailboxes, RSS %.0f MiB, %d goroutines\n",
