@@ -38,7 +38,18 @@ func (d *Daemon) startUI(cfg Config, apiLn net.Listener) error {
 		d.uiSrv = newStreamingServer(d.api.http.Handler, d.c.log)
 		go d.serve("ui", d.uiSrv, ln)
 	}
-	base, loopback := uiBase(d.uiAddr)
+	// The base URL comes from the address asked for, with the port bound:
+	// Go binds 0.0.0.0 as [::] where it can, yet 127.0.0.1 is the way in.
+	asked, want := d.uiAddr, addr
+	if want == "" {
+		want = cfg.APIAddr
+	}
+	if h, _, err := net.SplitHostPort(want); err == nil {
+		if _, port, err := net.SplitHostPort(d.uiAddr); err == nil {
+			asked = net.JoinHostPort(h, port)
+		}
+	}
+	base, loopback := uiBase(asked)
 	d.uiBase = base
 	if !loopback {
 		d.log.Warn("the web app listens beyond this machine over plain HTTP: its session cookie and your messages cross the network unencrypted, "+

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"image/png"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -338,6 +340,24 @@ func TestWebAppSession(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a log sink safe for the daemon's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func portOf(addr string) string { return addr[strings.LastIndex(addr, ":")+1:] }
 
 // TestWebAppAddresses: the app on its own address, off, and behind a
@@ -390,6 +410,17 @@ func TestWebAppAddresses(t *testing.T) {
 		if err := cfg.Validate(); !errors.Is(err, ErrConfig) {
 			t.Errorf("ui_addr %q accepted", bad)
 		}
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Bound beyond loopback: served, and the daemon warns.
+	var logs lockedBuffer
+	d = startDaemon(t, res.Home, func(c *Config) { c.UIAddr = "0.0.0.0:0" },
+		WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	if !strings.HasPrefix(d.UIURL(), "http://127.0.0.1:") || !strings.Contains(logs.String(), "web app listens beyond this machine") {
+		t.Fatalf("app on 0.0.0.0: url %q, log %q", d.UIURL(), logs.String())
 	}
 	if base, loop := uiBase("0.0.0.0:80"); base != "http://127.0.0.1:80" || loop {
 		t.Errorf("wildcard: %s %v", base, loop)
