@@ -45,14 +45,15 @@ type Origin struct {
 	Proof *Proof
 }
 
-// Controller holds a host's admission state: the stream gates of relay
-// and fetch, the per-prefix rates, new-mailbox admission, the trusted
+// Controller holds a host's admission state: the stream gates of relay,
+// fetch and sync, the per-prefix rates, new-mailbox admission, the trusted
 // peers and the refusal counts. It is safe for concurrent use.
 type Controller struct {
 	p        Params
 	refusals *Refusals
 	relay    *Gate
 	fetch    *Gate
+	sync     *Gate
 
 	envRate      *ratelimit.Limiter[Key]
 	pageRate     *ratelimit.Limiter[Key]
@@ -118,6 +119,7 @@ func New(p Params, reg prometheus.Registerer) (*Controller, error) {
 	}
 	c.relay = newGate("relay", p.Relay, c)
 	c.fetch = newGate("fetch", p.Fetch, c)
+	c.sync = newGate("sync", p.Sync, c)
 	return c, nil
 }
 
@@ -132,8 +134,8 @@ func (c *Controller) Refusals() *Refusals {
 	return c.refusals
 }
 
-// Relay and Fetch are the stream gates of the two services (nil on a nil
-// controller: everything admitted).
+// Relay, Fetch and Sync are the stream gates of the three services (nil
+// on a nil controller: everything admitted).
 func (c *Controller) Relay() *Gate {
 	if c == nil {
 		return nil
@@ -147,6 +149,14 @@ func (c *Controller) Fetch() *Gate {
 		return nil
 	}
 	return c.fetch
+}
+
+// Sync is the sync service's stream gate.
+func (c *Controller) Sync() *Gate {
+	if c == nil {
+		return nil
+	}
+	return c.sync
 }
 
 // SetSelf sets this host's peer ID, which new-mailbox proofs are bound to.

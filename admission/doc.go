@@ -5,6 +5,15 @@
 // mailboxes come at a bounded rate, and every refusal has a reason and a
 // metric.
 //
+// A departure from ARCHITECTURE §2: its table has no admission package.
+// Admission is shared by relay, fetch, hostsync and node (and the
+// resource manager under the host), and belongs to none of them: relay
+// and fetch must not import each other, store knows nothing of peers or
+// networks, and node only assembles. So it is a package of its own,
+// below relay, fetch and hostsync and above store (whose admission
+// budgets it applies): it imports store, envelope and internal packages
+// only, and sees no plaintext.
+//
 // # Who counts as whom
 //
 // A remote is counted by the network prefix of its address (Key): /24 for
@@ -32,9 +41,10 @@
 //	            ConnsPerPrefix per prefix (resource manager)
 //	stream      ResourceManager: StreamsPerPrefix inbound streams of one
 //	            prefix over all protocols, from before protocol negotiation
-//	service     Gate (relay, fetch): a stream is pending from accept until
-//	            its first request arrives (RequestTimeout of relay/fetch),
-//	            then active, privileged or general
+//	service     Gate (relay, fetch, sync): a stream is pending from accept
+//	            until its first request arrives (RequestTimeout of
+//	            relay/fetch, HelloTimeout of hostsync), then active,
+//	            privileged or general
 //	rate        per peer (relay, fetch), per prefix (AllowEnvelope,
 //	            AllowPage) before verification; the total of envelopes
 //	            into mailboxes that are not established (AdmitStore)
@@ -55,15 +65,17 @@
 // Opening never fails: a request arrives within a round trip, so the
 // oldest pending streams are the idle ones, and resetting them (rather
 // than refusing the newcomer) means idle streams from any number of peer
-// IDs cannot lock anyone out. Active streams are bounded in all
+// IDs cannot lock anyone out. A sync session becomes active with its
+// hello, which names its mailbox. Active streams are bounded in all
 // (MaxStreams), per peer (PerPeer), per prefix (PerPrefix for general
 // streams, PrivilegedPerPrefix for privileged ones), and general streams
 // may not use the last ReservedStreams: those are for privileged ones. A
 // relay session becomes active with its first request and is upgraded to
 // privileged by a later request for an established mailbox. The fetch
-// service also reserves a general stream's page memory at a lower
-// priority than a privileged one's, so the resource manager keeps the
-// rest of the fetch memory for established mailboxes too.
+// and sync services also reserve a general stream's memory (a page, a
+// sync session's frames) at a lower priority than a privileged one's, so
+// the resource manager keeps the rest of their memory for established
+// mailboxes too.
 //
 // The resource manager's own service limits are set above what the
 // gates admit (GateParams.Inbound), so the gates, not the resource

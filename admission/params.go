@@ -8,7 +8,8 @@ import (
 	"github.com/meshnode/meshnode/internal/pow"
 )
 
-// GateParams bound the streams of one service (relay, fetch) on a host.
+// GateParams bound the streams of one service (relay, fetch, sync) on a
+// host.
 // A stream is pending from the moment it is accepted until its first
 // request has arrived, and active afterwards; see the package doc.
 type GateParams struct {
@@ -79,9 +80,14 @@ type Params struct {
 	// nothing).
 	StreamsPerPrefix int
 
-	// Relay and Fetch are the stream gates of the two services.
+	// Relay, Fetch and Sync are the stream gates of the three services.
+	// A sync session is pending until its hello has arrived (within
+	// hostsync's HelloTimeout), and privileged when the hello names an
+	// established mailbox (the sync of hosts and members' nodes that
+	// hold it) or comes from a trusted peer.
 	Relay GateParams
 	Fetch GateParams
+	Sync  GateParams
 
 	// EnvelopeRatePerPrefix and EnvelopeBurstPerPrefix limit envelopes
 	// (direct relay and gossip) per second from one prefix, before they
@@ -147,6 +153,16 @@ func DefaultParams() Params {
 			MaxStreams: 128, ReservedStreams: 48,
 			PerPrefix: 8, PrivilegedPerPrefix: 48, PerPeer: 8,
 		},
+		// A sync session holds up to two reconcile messages and two
+		// envelopes in memory (about 2 MiB by default) for up to two
+		// minutes, so there are fewer of them than of relay or fetch
+		// streams; host-to-host and member sync of established mailboxes
+		// keep half.
+		Sync: GateParams{
+			MaxPending: 64, PendingPerPrefix: 16, PendingPerPeer: 4,
+			MaxStreams: 24, ReservedStreams: 12,
+			PerPrefix: 4, PrivilegedPerPrefix: 12, PerPeer: 4,
+		},
 		EnvelopeRatePerPrefix:    400,
 		EnvelopeBurstPerPrefix:   800,
 		PageRatePerPrefix:        100,
@@ -183,7 +199,7 @@ func (p Params) Validate() error {
 	if p.StreamsPerPrefix < 1 {
 		errs = append(errs, fmt.Errorf("StreamsPerPrefix %d must be at least 1", p.StreamsPerPrefix))
 	}
-	errs = append(errs, p.Relay.validate("Relay"), p.Fetch.validate("Fetch"))
+	errs = append(errs, p.Relay.validate("Relay"), p.Fetch.validate("Fetch"), p.Sync.validate("Sync"))
 	for _, r := range []struct {
 		name  string
 		rate  float64

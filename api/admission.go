@@ -25,9 +25,11 @@ type AdmissionStatus struct {
 	// past it now.
 	NewMailboxLimitBytes int64 `json:"new_mailbox_limit_bytes"`
 	NewMailboxesRefused  bool  `json:"new_mailboxes_refused"`
-	// RelayStreams and FetchStreams are the services' inbound streams now.
+	// RelayStreams, FetchStreams and SyncStreams are the services'
+	// inbound streams now.
 	RelayStreams StreamUsage `json:"relay_streams"`
 	FetchStreams StreamUsage `json:"fetch_streams"`
+	SyncStreams  StreamUsage `json:"sync_streams"`
 }
 
 // RefusalCount is one refusal reason (meshnode_admission_refusals_total's
@@ -38,7 +40,8 @@ type RefusalCount struct {
 	Total  uint64 `json:"total"`
 }
 
-// StreamUsage is a service's inbound streams: pending (no request yet)
+// StreamUsage is a service's inbound streams: pending (no request or
+// sync hello yet)
 // and active, of which general (not for an established mailbox).
 type StreamUsage struct {
 	Pending int `json:"pending"`

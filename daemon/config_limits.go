@@ -30,8 +30,8 @@ type Limits struct {
 	ConnsPerIP       int `json:"conns_per_ip"`
 	ConnsPerPrefix   int `json:"conns_per_prefix"`
 	StreamsPerPrefix int `json:"streams_per_prefix"`
-	// RequestTimeout: a relay or fetch stream must send its request
-	// within this.
+	// RequestTimeout: a relay or fetch stream must send its request,
+	// and a sync stream its hello, within this.
 	RequestTimeout Duration `json:"request_timeout"`
 	// The relay service's stream gate (admission.GateParams).
 	RelayMaxPending          int `json:"relay_max_pending"`
@@ -51,6 +51,15 @@ type Limits struct {
 	FetchStreamsPerPrefix    int `json:"fetch_streams_per_prefix"`
 	FetchPrivilegedPerPrefix int `json:"fetch_privileged_per_prefix"`
 	FetchStreamsPerPeer      int `json:"fetch_streams_per_peer"`
+	// The sync service's stream gate.
+	SyncMaxPending          int `json:"sync_max_pending"`
+	SyncPendingPerPrefix    int `json:"sync_pending_per_prefix"`
+	SyncPendingPerPeer      int `json:"sync_pending_per_peer"`
+	SyncMaxStreams          int `json:"sync_max_streams"`
+	SyncReservedStreams     int `json:"sync_reserved_streams"`
+	SyncStreamsPerPrefix    int `json:"sync_streams_per_prefix"`
+	SyncPrivilegedPerPrefix int `json:"sync_privileged_per_prefix"`
+	SyncStreamsPerPeer      int `json:"sync_streams_per_peer"`
 	// Rates per peer (envelopes relayed, pages fetched per second).
 	EnvelopeRatePerPeer  float64 `json:"envelope_rate_per_peer"`
 	EnvelopeBurstPerPeer int     `json:"envelope_burst_per_peer"`
@@ -106,6 +115,9 @@ func DefaultLimits() Limits {
 		FetchMaxPending: a.Fetch.MaxPending, FetchPendingPerPrefix: a.Fetch.PendingPerPrefix, FetchPendingPerPeer: a.Fetch.PendingPerPeer,
 		FetchMaxStreams: a.Fetch.MaxStreams, FetchReservedStreams: a.Fetch.ReservedStreams, FetchStreamsPerPrefix: a.Fetch.PerPrefix,
 		FetchPrivilegedPerPrefix: a.Fetch.PrivilegedPerPrefix, FetchStreamsPerPeer: a.Fetch.PerPeer,
+		SyncMaxPending: a.Sync.MaxPending, SyncPendingPerPrefix: a.Sync.PendingPerPrefix, SyncPendingPerPeer: a.Sync.PendingPerPeer,
+		SyncMaxStreams: a.Sync.MaxStreams, SyncReservedStreams: a.Sync.ReservedStreams, SyncStreamsPerPrefix: a.Sync.PerPrefix,
+		SyncPrivilegedPerPrefix: a.Sync.PrivilegedPerPrefix, SyncStreamsPerPeer: a.Sync.PerPeer,
 		EnvelopeRatePerPeer: p.Relay.PeerRate, EnvelopeBurstPerPeer: p.Relay.PeerBurst,
 		PageRatePerPeer: p.Fetch.PeerRate, PageBurstPerPeer: p.Fetch.PeerBurst,
 		EnvelopeRatePerPrefix: a.EnvelopeRatePerPrefix, EnvelopeBurstPerPrefix: a.EnvelopeBurstPerPrefix,
@@ -160,6 +172,7 @@ func (l Limits) applyTo(p *node.Params) {
 	a.IPv4PrefixBits, a.IPv6PrefixBits, a.ExemptLoopback = l.IPv4PrefixBits, l.IPv6PrefixBits, l.ExemptLoopback
 	a.ConnsPerIP, a.ConnsPerPrefix, a.StreamsPerPrefix = l.ConnsPerIP, l.ConnsPerPrefix, l.StreamsPerPrefix
 	p.Relay.RequestTimeout, p.Fetch.RequestTimeout = time.Duration(l.RequestTimeout), time.Duration(l.RequestTimeout)
+	p.Sync.HelloTimeout = time.Duration(l.RequestTimeout)
 	a.Relay = admission.GateParams{
 		MaxPending: l.RelayMaxPending, PendingPerPrefix: l.RelayPendingPerPrefix, PendingPerPeer: l.RelayPendingPerPeer,
 		MaxStreams: l.RelayMaxStreams, ReservedStreams: l.RelayReservedStreams, PerPrefix: l.RelayStreamsPerPrefix,
@@ -169,6 +182,11 @@ func (l Limits) applyTo(p *node.Params) {
 		MaxPending: l.FetchMaxPending, PendingPerPrefix: l.FetchPendingPerPrefix, PendingPerPeer: l.FetchPendingPerPeer,
 		MaxStreams: l.FetchMaxStreams, ReservedStreams: l.FetchReservedStreams, PerPrefix: l.FetchStreamsPerPrefix,
 		PrivilegedPerPrefix: l.FetchPrivilegedPerPrefix, PerPeer: l.FetchStreamsPerPeer,
+	}
+	a.Sync = admission.GateParams{
+		MaxPending: l.SyncMaxPending, PendingPerPrefix: l.SyncPendingPerPrefix, PendingPerPeer: l.SyncPendingPerPeer,
+		MaxStreams: l.SyncMaxStreams, ReservedStreams: l.SyncReservedStreams, PerPrefix: l.SyncStreamsPerPrefix,
+		PrivilegedPerPrefix: l.SyncPrivilegedPerPrefix, PerPeer: l.SyncStreamsPerPeer,
 	}
 	p.Relay.PeerRate, p.Relay.PeerBurst = l.EnvelopeRatePerPeer, l.EnvelopeBurstPerPeer
 	p.Fetch.PeerRate, p.Fetch.PeerBurst = l.PageRatePerPeer, l.PageBurstPerPeer

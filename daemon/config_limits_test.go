@@ -18,7 +18,7 @@ import (
 )
 
 func TestLimitsInConfig(t *testing.T) {
-	c, err := ParseConfig([]byte(`{"version":1,"role":"host","limits":{"new_mailbox_rate":2,"request_timeout":"3s","exempt_loopback":false}}`))
+	c, err := ParseConfig([]byte(`{"version":1,"role":"host","limits":{"new_mailbox_rate":2,"request_timeout":"3s","exempt_loopback":false,"sync_max_streams":30}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,8 @@ func TestLimitsInConfig(t *testing.T) {
 	}
 	p := node.DefaultParams(node.RoleHost)
 	c.applyTo(&p)
-	if p.Admission.NewMailboxRate != 2 || p.Relay.RequestTimeout != 3*time.Second || p.Fetch.RequestTimeout != 3*time.Second || p.Admission.ExemptLoopback {
+	if p.Admission.NewMailboxRate != 2 || p.Relay.RequestTimeout != 3*time.Second || p.Fetch.RequestTimeout != 3*time.Second || p.Admission.ExemptLoopback ||
+		p.Sync.HelloTimeout != 3*time.Second || p.Admission.Sync.MaxStreams != 30 || p.Admission.Sync.ReservedStreams != d.SyncReservedStreams {
 		t.Fatalf("node params %+v", p.Admission)
 	}
 	// The file init writes names every limit, and reads back the same.
@@ -37,7 +38,7 @@ func TestLimitsInConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{`"new_mailbox_proof_bits": 20`, `"reserve_fraction": 0.25`, `"request_timeout": "5s"`, `"ipv6_prefix_bits": 48`} {
+	for _, name := range []string{`"new_mailbox_proof_bits": 20`, `"reserve_fraction": 0.25`, `"request_timeout": "5s"`, `"ipv6_prefix_bits": 48`, `"sync_reserved_streams": 12`} {
 		if !strings.Contains(string(b), name) {
 			t.Errorf("config.json lacks %s", name)
 		}
@@ -49,6 +50,7 @@ func TestLimitsInConfig(t *testing.T) {
 		{"proof too hard", `{"version":1,"role":"host","limits":{"new_mailbox_proof_bits":33}}`, "new_mailbox_proof_bits"},
 		{"reserve", `{"version":1,"role":"host","limits":{"reserve_fraction":1}}`, "ReserveFraction"},
 		{"gate", `{"version":1,"role":"host","limits":{"fetch_reserved_streams":500}}`, "ReservedStreams"},
+		{"sync gate", `{"version":1,"role":"host","limits":{"sync_reserved_streams":500}}`, "Sync"},
 		{"prefix", `{"version":1,"role":"host","limits":{"ipv4_prefix_bits":40}}`, "IPv4PrefixBits"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

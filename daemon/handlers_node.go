@@ -45,6 +45,7 @@ func admissionStatus(st node.AdmissionState) api.AdmissionStatus {
 		NewMailboxesRefused:  st.Store.NewRefused,
 		RelayStreams:         api.StreamUsage(st.RelayStreams),
 		FetchStreams:         api.StreamUsage(st.FetchStreams),
+		SyncStreams:          api.StreamUsage(st.SyncStreams),
 	}
 	if st.UnderPressure {
 		out.State = api.AdmissionUnderPressure

@@ -32,7 +32,7 @@
 // One session per stream. I is the initiator, R the responder:
 //
 //	I ── hello, reconcile(Initiate) ─────────────────▶ R  checks ban, rate, policy,
-//	I ◀──────────────── status(OK), reconcile(reply) ── R  limits, sessions; refusal:
+//	I ◀──────────────── status(OK), reconcile(reply) ── R  gate, sessions; refusal:
 //	I ── reconcile ──▶ R ── reconcile ──▶ …               status(code) and close
 //	   (until a side's message opens nothing: reconcile's own rule; both
 //	    sides learn the difference: each the IDs it holds that the other
@@ -76,11 +76,18 @@
 // MaxEnvelopes and MaxBytes per session (past them a side stops pushing,
 // a receiver cuts off a peer that pushes more, and the session reports
 // Stats.Truncated so the scheduler runs another one); the whole session
-// by SessionTimeout and every wait for a frame by IdleTimeout (deadlines
-// set right after open/accept); sessions by MaxIncoming,
-// MaxIncomingPerPeer, MaxOutgoing, one per (peer, mailbox) at a time, and
-// SessionRate per peer; memory by a reservation with the libp2p resource
-// manager under ServiceName. The responder accepts the initiator's
+// by SessionTimeout, the wait for an incoming session's hello by
+// HelloTimeout and every later wait for a frame by IdleTimeout (deadlines
+// set right after open/accept); sessions by MaxOutgoing, one per (peer,
+// mailbox) at a time, SessionRate per peer, and incoming ones by the
+// sync gate of package admission (WithAdmission: pending until the
+// hello, then active within limits per peer, per network prefix and in
+// all, with a share reserved for established mailboxes and trusted
+// peers; refused with status.Busy beyond them) or, without it, by
+// MaxIncoming and MaxIncomingPerPeer; memory by a reservation with the
+// libp2p resource manager under ServiceName (at low priority for a
+// general session, so the rest is kept for established mailboxes). The
+// responder accepts the initiator's
 // reconcile limits (sent in the hello) only if neither exceeds its own.
 //
 // # Scheduling

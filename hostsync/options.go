@@ -7,6 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshnode/meshnode/admission"
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/reconcile"
 )
@@ -26,6 +27,10 @@ type Params struct {
 	// IdleTimeout bounds the wait for any one frame, so a peer that stops
 	// talking is dropped well before SessionTimeout.
 	IdleTimeout time.Duration
+	// HelloTimeout bounds the wait for the hello of an incoming session
+	// (a peer that opens a stream and sends nothing is dropped within a
+	// few seconds, not IdleTimeout).
+	HelloTimeout time.Duration
 
 	// MaxEnvelopes and MaxBytes bound the envelopes (and their bytes) moved
 	// each way in one session. A session that stops at a limit reports
@@ -43,7 +48,10 @@ type Params struct {
 	PeerBurst int
 
 	// MaxIncoming bounds concurrent incoming sessions, MaxIncomingPerPeer
-	// those of one peer, MaxOutgoing concurrent outgoing sessions.
+	// those of one peer, MaxOutgoing concurrent outgoing sessions. With
+	// admission (WithAdmission), the sync gate bounds incoming sessions
+	// instead: per peer, per network prefix, in all, and with a share
+	// reserved for established mailboxes.
 	MaxIncoming        int
 	MaxIncomingPerPeer int
 	MaxOutgoing        int
@@ -79,6 +87,7 @@ func DefaultParams() Params {
 		MaxEnvelopeSize:    envelope.DefaultMaxSize,
 		SessionTimeout:     2 * time.Minute,
 		IdleTimeout:        30 * time.Second,
+		HelloTimeout:       5 * time.Second,
 		MaxEnvelopes:       10_000,
 		MaxBytes:           64 << 20,
 		MaxIncoming:        16,
@@ -108,8 +117,8 @@ func (p Params) validate() error {
 	switch {
 	case p.MaxEnvelopeSize <= envelope.Overhead || p.MaxEnvelopeSize > envelope.AbsoluteMaxSize:
 		return bad("MaxEnvelopeSize %d outside (%d, %d]", p.MaxEnvelopeSize, envelope.Overhead, envelope.AbsoluteMaxSize)
-	case p.SessionTimeout <= 0 || p.IdleTimeout <= 0:
-		return bad("SessionTimeout and IdleTimeout must be positive")
+	case p.SessionTimeout <= 0 || p.IdleTimeout <= 0 || p.HelloTimeout <= 0:
+		return bad("SessionTimeout, IdleTimeout and HelloTimeout must be positive")
 	case p.PeerRate < 0 || (p.PeerRate > 0 && p.PeerBurst < p.MaxEnvelopeSize):
 		return bad("PeerRate must not be negative, and PeerBurst must hold an envelope (%d bytes)", p.MaxEnvelopeSize)
 	case p.MaxEnvelopes < 1 || p.MaxBytes < int64(p.MaxEnvelopeSize):
@@ -132,6 +141,7 @@ func (p Params) validate() error {
 
 type config struct {
 	params  Params
+	adm     *admission.Controller
 	log     *slog.Logger
 	hostsOf func(envelope.MailboxID) []peer.ID
 
@@ -151,6 +161,16 @@ func WithParams(p Params) Option {
 		c.params = p
 		return nil
 	}
+}
+
+// WithAdmission admits incoming sessions through c's sync gate (package
+// admission): a session is pending until its hello has arrived (within
+// HelloTimeout; the oldest pending ones make room for newer ones), then
+// active, privileged when its mailbox is established or its peer is
+// trusted, or refused Busy. Without it, MaxIncoming and
+// MaxIncomingPerPeer alone bound incoming sessions.
+func WithAdmission(c *admission.Controller) Option {
+	return func(cfg *config) error { cfg.adm = c; return nil }
 }
 
 // WithLogger sets the logger (default slog.Default with component=hostsync).

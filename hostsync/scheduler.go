@@ -321,10 +321,12 @@ func (sc *scheduler) finished(r result) {
 	case errors.Is(r.err, ErrBusy), errors.Is(r.err, ErrClosed), errors.Is(r.err, context.Canceled):
 		// Busy: a session of the peer for this mailbox runs and syncs both
 		// ways. Closed: nothing more to do.
-	case errors.Is(r.err, status.ErrRateLimited):
+	case errors.Is(r.err, status.ErrRateLimited), errors.Is(r.err, status.ErrBusy):
 		// The peer is busy, most often with its own session with us for
 		// this mailbox (both sides started at once), which syncs both
-		// ways. Not a failure; a request before BackoffMin waits.
+		// ways, or has no capacity for another session now (its sync
+		// gate, under load). Not a failure; a request before BackoffMin
+		// waits.
 		ps.notBefore = time.Now().Add(sc.jitter(sc.s.p.BackoffMin))
 	default:
 		ps.failures++

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshnode/meshnode/admission"
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/internal/ratelimit"
 	"github.com/meshnode/meshnode/internal/status"
@@ -45,6 +46,7 @@ type Service struct {
 	p       Params
 	log     *slog.Logger
 	served  func(peer.ID, envelope.MailboxID, *Stats, error)
+	adm     *admission.Controller       // nil: MaxIncoming and MaxIncomingPerPeer only
 	limiter *ratelimit.Limiter[peer.ID] // incoming sessions per peer
 	strikes *ratelimit.Limiter[peer.ID] // protocol violations per peer
 	budget  *ratelimit.Limiter[peer.ID] // envelope bytes moved per peer
@@ -95,7 +97,7 @@ func New(h host.Host, st *store.Store, deliver func(context.Context, *envelope.E
 	}
 	p := cfg.params
 	s := &Service{
-		h: h, st: st, deliver: deliver, policy: policy, p: p, log: cfg.log, served: cfg.served,
+		h: h, st: st, deliver: deliver, policy: policy, p: p, log: cfg.log, served: cfg.served, adm: cfg.adm,
 		limiter: ratelimit.New[peer.ID](p.SessionRate, p.SessionBurst, p.MaxTrackedPeers),
 		strikes: ratelimit.New[peer.ID](float64(p.StrikesBeforeBan-1)/p.StrikeWindow.Seconds(), p.StrikesBeforeBan-1, p.MaxTrackedPeers),
 		budget:  ratelimit.New[peer.ID](p.PeerRate, p.PeerBurst, p.MaxTrackedPeers),
@@ -308,8 +310,13 @@ func (s *Service) SyncWith(ctx context.Context, p peer.ID, m envelope.MailboxID)
 	return &st, nil
 }
 
-// handle serves one incoming session.
+// handle serves one incoming session. With admission, the stream is
+// pending in the sync gate from accept until its hello has arrived
+// (within HelloTimeout; it may be reset sooner to make room for a newer
+// stream), then active, privileged or general, or refused Busy.
 func (s *Service) handle(str network.Stream) {
+	t := s.adm.Sync().Open(str)
+	defer t.Close()
 	deadline := time.Now().Add(s.p.SessionTimeout)
 	_ = str.SetDeadline(deadline)
 	if err := str.Scope().SetService(ServiceName); err != nil {
@@ -328,12 +335,19 @@ func (s *Service) handle(str network.Stream) {
 	c := newConn(str, deadline, s.p.IdleTimeout)
 
 	start := time.Now()
+	// The hello is due within HelloTimeout; every later frame within
+	// IdleTimeout.
+	c.idle = min(s.p.HelloTimeout, s.p.IdleTimeout)
 	h, code, msg, err := s.readHello(c, from)
+	c.idle = s.p.IdleTimeout
 	if err != nil && code == status.OK {
 		// Refusals (another version, larger limits) are answered below
 		// and are no strike; a hello that is not one is.
 		if isViolation(err) {
 			s.strike(from, err)
+		}
+		if errors.Is(err, ErrTimeout) {
+			s.adm.Refuse(admission.ReasonIdleTimeout)
 		}
 		s.log.Debug("bad sync hello", "peer", from, "err", err)
 		_ = str.Reset()
@@ -341,7 +355,11 @@ func (s *Service) handle(str network.Stream) {
 	}
 	var release func()
 	if code == status.OK {
-		code, msg, release = s.admit(str, from, h)
+		code, msg, release = s.admit(str, t, from, h)
+	}
+	if code == evicted {
+		_ = str.Reset()
+		return
 	}
 	if code != status.OK {
 		s.log.Debug("sync session refused", "peer", from, "code", code, "msg", msg)
@@ -388,6 +406,10 @@ func (s *Service) handle(str network.Stream) {
 	}
 }
 
+// evicted is admit's answer for a stream the sync gate reset while it
+// was pending: nothing is sent back.
+const evicted = status.Code(0xff)
+
 // readHello reads and checks the hello. A non-OK code is a refusal to send
 // back; an error with code OK means the stream is to be reset.
 func (s *Service) readHello(c *conn, from peer.ID) (*hello, status.Code, string, error) {
@@ -418,28 +440,47 @@ func (s *Service) readHello(c *conn, from peer.ID) (*hello, status.Code, string,
 }
 
 // admit applies the ban list, rate limit, hosting policy and concurrency
-// limits to an incoming session and reserves its memory. On OK the caller
-// must call release when the session ends.
-func (s *Service) admit(str network.Stream, from peer.ID, h *hello) (status.Code, string, func()) {
+// limits to an incoming session and reserves its memory. The
+// concurrency limits are the sync gate's (t) with admission, and
+// MaxIncoming and MaxIncomingPerPeer without. On OK the caller must call
+// release when the session ends; evicted means the stream was reset
+// while pending.
+func (s *Service) admit(str network.Stream, t *admission.Ticket, from peer.ID, h *hello) (status.Code, string, func()) {
 	if s.Banned(from) {
 		return status.RateLimited, "refused for protocol violations; retry later", nil
 	}
 	if !s.limiter.Allow(from, 1) {
+		s.adm.Refuse(admission.ReasonRatePeer)
 		return status.RateLimited, "too many sync sessions; slow down", nil
 	}
 	if !s.serves(h.mailbox, from) {
 		return status.NotServed, "this host does not sync that mailbox", nil
 	}
+	priority := uint8(network.ReservationPriorityMedium)
+	gated := s.adm.Sync() != nil
+	if gated {
+		if err := t.Activate(h.mailbox); err != nil {
+			if errors.Is(err, admission.ErrEvicted) {
+				return evicted, "", nil
+			}
+			code, msg := status.FromError(err)
+			return code, msg, nil
+		}
+		if !t.Privileged() {
+			// The capacity left is for established mailboxes.
+			priority = network.ReservationPriorityLow
+		}
+	}
 	k := pairKey{p: from, m: h.mailbox}
 	s.mu.Lock()
-	full := s.incoming >= s.p.MaxIncoming || s.perPeer[from] >= s.p.MaxIncomingPerPeer
+	full := !gated && (s.incoming >= s.p.MaxIncoming || s.perPeer[from] >= s.p.MaxIncomingPerPeer)
 	if !full {
 		s.incoming++
 		s.perPeer[from]++
 	}
 	s.mu.Unlock()
 	if full {
-		return status.RateLimited, "too many sync sessions in progress; retry later", nil
+		return status.Busy, "too many sync sessions in progress; retry shortly", nil
 	}
 	unCount := func() {
 		s.mu.Lock()
@@ -451,13 +492,14 @@ func (s *Service) admit(str network.Stream, from peer.ID, h *hello) (status.Code
 	}
 	if !s.claim(k, incoming) {
 		unCount()
-		return status.RateLimited, "a sync session for this mailbox is running; retry later", nil
+		return status.Busy, "a sync session for this mailbox is running; retry shortly", nil
 	}
 	mem := s.sessionMemory()
-	if err := str.Scope().ReserveMemory(mem, network.ReservationPriorityMedium); err != nil {
+	if err := str.Scope().ReserveMemory(mem, priority); err != nil {
 		s.release(k, incoming)
 		unCount()
-		return status.RateLimited, "host is busy; retry later", nil
+		s.adm.Refuse(admission.ReasonMemoryBusy)
+		return status.Busy, "no memory for another sync session now; retry shortly", nil
 	}
 	var once sync.Once
 	return status.OK, "", func() {

@@ -115,8 +115,9 @@ type AdmissionState struct {
 	// JoinedTopics of hosted mailboxes now (pinned ones included), and
 	// the bound on those joined for activity.
 	JoinedTopics, MaxJoinedTopics int
-	// RelayStreams and FetchStreams are the gates' occupancy.
-	RelayStreams, FetchStreams admission.GateUsage
+	// RelayStreams, FetchStreams and SyncStreams are the gates'
+	// occupancy.
+	RelayStreams, FetchStreams, SyncStreams admission.GateUsage
 }
 
 // AdmissionState reports the node's admission state now.
@@ -128,6 +129,7 @@ func (n *Node) AdmissionState() AdmissionState {
 		MaxJoinedTopics: n.params.MaxJoinedTopics,
 		RelayStreams:    n.adm.Relay().Usage(),
 		FetchStreams:    n.adm.Fetch().Usage(),
+		SyncStreams:     n.adm.Sync().Usage(),
 	}
 	for _, r := range st.Refusals {
 		if r.Recent > 0 {
@@ -148,7 +150,7 @@ func newAdmission(p *Params, cfg *config) (*admission.Controller, error) {
 }
 
 // registerAdmissionGauges exports the admission state: under pressure
-// (0 or 1), topics joined, and the relay and fetch gates' streams.
+// (0 or 1), topics joined, and the relay, fetch and sync gates' streams.
 func (n *Node) registerAdmissionGauges(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
@@ -169,7 +171,7 @@ func (n *Node) registerAdmissionGauges(reg prometheus.Registerer) error {
 	for _, g := range []struct {
 		svc  string
 		gate func() admission.GateUsage
-	}{{"relay", n.adm.Relay().Usage}, {"fetch", n.adm.Fetch().Usage}} {
+	}{{"relay", n.adm.Relay().Usage}, {"fetch", n.adm.Fetch().Usage}, {"sync", n.adm.Sync().Usage}} {
 		cs = append(cs,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "meshnode", Subsystem: "admission", Name: "streams",
 				Help: "Inbound streams of a service by state: pending (no request yet), active.", ConstLabels: prometheus.Labels{"service": g.svc, "state": "pending"}},

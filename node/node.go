@@ -183,7 +183,8 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 		return nil, err
 	}
 	if n.sync, err = hostsync.New(n.h, n.st, n.Deliver, n, hostsync.WithParams(p.Sync),
-		hostsync.WithHosts(n.knownHosts), hostsync.WithLogger(cfg.log.With("component", "hostsync"))); err != nil {
+		hostsync.WithHosts(n.knownHosts), hostsync.WithAdmission(n.adm),
+		hostsync.WithLogger(cfg.log.With("component", "hostsync"))); err != nil {
 		return nil, err
 	}
 	// Hosts re-verify what they fetch before storing it; see fetch's doc.

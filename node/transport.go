@@ -20,6 +20,7 @@ import (
 
 	"github.com/meshnode/meshnode/admission"
 	"github.com/meshnode/meshnode/fetch"
+	"github.com/meshnode/meshnode/hostsync"
 	"github.com/meshnode/meshnode/relay"
 )
 
@@ -98,7 +99,7 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 
 // resourceManager builds a resource manager with fixed limits computed from
 // Params.MemoryLimit and FDLimit (not from the machine's total memory),
-// explicit limits for meshnode's own services, libp2p's connection
+// explicit limits for meshnode's own services (relay, fetch, sync), libp2p's connection
 // limiter per address and per network prefix, and admission's count of
 // inbound streams per prefix around it (package admission).
 func resourceManager(p *Params, adm *admission.Controller) (network.ResourceManager, error) {
@@ -133,6 +134,22 @@ func resourceManager(p *Params, adm *admission.Controller) (network.ResourceMana
 		rcmgr.BaseLimitIncrease{})
 	scaling.AddServicePeerLimit(fetch.ServiceName,
 		rcmgr.BaseLimit{StreamsInbound: 4, StreamsOutbound: 8, Streams: 12, Memory: int64(8 * p.Fetch.MaxPageBytes)},
+		rcmgr.BaseLimitIncrease{})
+	// The sync service's inbound streams are what its gate can hold; each
+	// session reserves its frames' memory (hostsync's sessionMemory,
+	// about 2 MiB by default) at medium priority when privileged and at
+	// low priority when general, so general sessions can take no more
+	// than 40% of the service's memory (the rest is for established
+	// mailboxes); outgoing sessions are bounded by Sync.MaxOutgoing.
+	session := int64(2*(1+p.Sync.Reconcile.MaxMessageSize) + 2*p.Sync.MaxEnvelopeSize)
+	syncStreams := a.Sync.MaxStreams + p.Sync.MaxOutgoing
+	scaling.AddServiceLimit(hostsync.ServiceName,
+		rcmgr.BaseLimit{StreamsInbound: a.Sync.Inbound(), StreamsOutbound: p.Sync.MaxOutgoing, Streams: a.Sync.Inbound() + p.Sync.MaxOutgoing,
+			Memory: int64(syncStreams) * session},
+		rcmgr.BaseLimitIncrease{})
+	scaling.AddServicePeerLimit(hostsync.ServiceName,
+		rcmgr.BaseLimit{StreamsInbound: a.Sync.PerPeer + a.Sync.PendingPerPeer, StreamsOutbound: p.Sync.MaxOutgoing,
+			Streams: a.Sync.PerPeer + a.Sync.PendingPerPeer + p.Sync.MaxOutgoing, Memory: int64(a.Sync.PerPeer+p.Sync.MaxOutgoing) * session},
 		rcmgr.BaseLimitIncrease{})
 	limits := scaling.Scale(p.MemoryLimit, p.FDLimit)
 	// Streams not yet negotiated count in the transient scope, which all

@@ -123,8 +123,9 @@ func admissionLine(a api.AdmissionStatus) string {
 	if a.State == api.AdmissionUnderPressure {
 		state = "under pressure"
 	}
-	line := fmt.Sprintf("%s (topics %d joined, at most %d for active mailboxes; relay streams %d pending, %d active; fetch streams %d pending, %d active)",
-		state, a.JoinedTopics, a.MaxJoinedTopics, a.RelayStreams.Pending, a.RelayStreams.Active, a.FetchStreams.Pending, a.FetchStreams.Active)
+	line := fmt.Sprintf("%s (topics %d joined, at most %d for active mailboxes; relay streams %d pending, %d active; fetch streams %d pending, %d active; sync streams %d pending, %d active)",
+		state, a.JoinedTopics, a.MaxJoinedTopics, a.RelayStreams.Pending, a.RelayStreams.Active, a.FetchStreams.Pending, a.FetchStreams.Active,
+		a.SyncStreams.Pending, a.SyncStreams.Active)
 	if a.NewMailboxesRefused {
 		line += "\nthe store is past the share open to new mailboxes: they are refused"
 	}

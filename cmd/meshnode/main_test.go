@@ -257,7 +257,7 @@ func TestInitRunIDStatus(t *testing.T) {
 		"hosted_mailboxes", "store", "version", "admission")
 	adm, _ := st["admission"].(map[string]any)
 	keys(t, "status.admission", adm, "state", "refusals", "joined_topics", "max_joined_topics",
-		"new_mailbox_limit_bytes", "new_mailboxes_refused", "relay_streams", "fetch_streams")
+		"new_mailbox_limit_bytes", "new_mailboxes_refused", "relay_streams", "fetch_streams", "sync_streams")
 	if adm["state"] != "normal" {
 		t.Errorf("a fresh node's admission state %v", adm["state"])
 	}
