@@ -105,6 +105,28 @@ var codeErrors = map[string][]error{
 	CodeDiskFull:         {ErrDiskFull},
 	CodeBadOrigin:        {ErrForbidden},
 	CodeBadCursor:        {ErrBadRequest},
+
+	// Managed groups (managed.go).
+	CodeNotManaged:    {ErrConflict},
+	CodeNotManager:    {ErrForbidden},
+	CodeNoBot:         {ErrConflict},
+	CodeBadKeyPackage: {ErrBadRequest},
+	CodeNoInvite:      {ErrConflict},
+	CodeRefused:       {ErrConflict},
+	CodeUndelivered:   {ErrUnavailable},
+
+	// Contacts (contacts.go). The 502 codes (a directory host's answer
+	// was unusable) have no generic sentinel.
+	CodeUnknownName:     {ErrNotFound},
+	CodeUnknownRequest:  {ErrNotFound},
+	CodeUnknownAlias:    {ErrNotFound},
+	CodeAliasExists:     {ErrConflict},
+	CodeNoDirectory:     {ErrConflict},
+	CodeUnknownContact:  {ErrNotFound},
+	CodeNoKeyPackage:    {ErrConflict},
+	CodeWelcomeTooLarge: {ErrConflict},
+	CodeUnknownAdd:      {ErrNotFound},
+	CodeAddQueueFull:    {ErrConflict},
 }
 
 var codeStatus = map[string]int{
@@ -127,6 +149,28 @@ var codeStatus = map[string]int{
 	CodeDiskFull:         http.StatusInsufficientStorage,
 	CodeBadOrigin:        http.StatusForbidden,
 	CodeBadCursor:        http.StatusBadRequest,
+
+	CodeNotManaged:    http.StatusConflict,
+	CodeNotManager:    http.StatusForbidden,
+	CodeNoBot:         http.StatusConflict,
+	CodeBadKeyPackage: http.StatusBadRequest,
+	CodeNoInvite:      http.StatusConflict,
+	CodeRefused:       http.StatusConflict,
+	CodeUndelivered:   http.StatusServiceUnavailable,
+
+	CodeUnknownName:     http.StatusNotFound,
+	CodeBadPackage:      http.StatusBadGateway,
+	CodeExpiredPackage:  http.StatusBadGateway,
+	CodeUnknownRequest:  http.StatusNotFound,
+	CodeUnknownAlias:    http.StatusNotFound,
+	CodeAliasExists:     http.StatusConflict,
+	CodeNoDirectory:     http.StatusConflict,
+	CodeDirectoryRefuse: http.StatusBadGateway,
+	CodeUnknownContact:  http.StatusNotFound,
+	CodeNoKeyPackage:    http.StatusConflict,
+	CodeWelcomeTooLarge: http.StatusConflict,
+	CodeUnknownAdd:      http.StatusNotFound,
+	CodeAddQueueFull:    http.StatusConflict,
 }
 
 // statusCode is the generic code of an HTTP status, for error answers

@@ -2,13 +2,10 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/meshnode/meshnode/api"
-	"github.com/meshnode/meshnode/directory"
-	"github.com/meshnode/meshnode/keymgmt"
 	"github.com/meshnode/meshnode/node"
 )
 
@@ -31,43 +28,10 @@ func (s *server) contactRoutes(mux *http.ServeMux) {
 	s.handle(mux, api.PathContactAdd, methods{http.MethodDelete: s.cancelContactAdd})
 }
 
-// contactErrors map the contact API's errors to API codes and statuses.
-var contactErrors = []struct {
-	err    error
-	code   string
-	status int
-}{
-	{node.ErrUnknownName, api.CodeUnknownName, http.StatusNotFound},
-	{node.ErrBadPackage, api.CodeBadPackage, http.StatusBadGateway},
-	{keymgmt.ErrExpired, api.CodeExpiredPackage, http.StatusBadGateway},
-	{node.ErrUnknownRequest, api.CodeUnknownRequest, http.StatusNotFound},
-	{node.ErrUnknownAlias, api.CodeUnknownAlias, http.StatusNotFound},
-	{node.ErrAliasExists, api.CodeAliasExists, http.StatusConflict},
-	{node.ErrNoDirectoryHosts, api.CodeNoDirectory, http.StatusConflict},
-	{node.ErrNotPublished, api.CodeDirectoryRefuse, http.StatusBadGateway},
-	{node.ErrSelfContact, api.CodeBadRequest, http.StatusBadRequest},
-	{keymgmt.ErrInvalidParams, api.CodeBadRequest, http.StatusBadRequest},
-	{directory.ErrRateLimited, api.CodeUnavailable, http.StatusServiceUnavailable},
-	{node.ErrUnknownContact, api.CodeUnknownContact, http.StatusNotFound},
-	{node.ErrNoContactKeyPackage, api.CodeNoKeyPackage, http.StatusConflict},
-	{node.ErrWelcomeTooLarge, api.CodeWelcomeTooLarge, http.StatusConflict},
-	{node.ErrUnknownContactAdd, api.CodeUnknownAdd, http.StatusNotFound},
-	{node.ErrContactAddQueueFull, api.CodeAddQueueFull, http.StatusConflict},
-}
-
-func contactError(err error) error {
-	for _, m := range contactErrors {
-		if errors.Is(err, m.err) {
-			return &api.Error{Code: m.code, Message: err.Error(), Status: m.status}
-		}
-	}
-	return nodeError(err)
-}
-
 func (s *server) listAliases(w http.ResponseWriter, _ *http.Request) error {
 	as, err := s.d.node.Aliases()
 	if err != nil {
-		return contactError(err)
+		return apiError(err)
 	}
 	out := make([]api.Alias, 0, len(as))
 	for _, a := range as {
@@ -90,7 +54,7 @@ func (s *server) addAlias(w http.ResponseWriter, r *http.Request) error {
 	}
 	a, err := s.d.node.AddAlias(ctx, req.Name, req.Hosts, opts...)
 	if err != nil {
-		return contactError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusCreated, api.Alias(*a))
 	return nil
@@ -100,7 +64,7 @@ func (s *server) removeAlias(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), nodeCallTimeout)
 	defer cancel()
 	if err := s.d.node.RemoveAlias(ctx, r.PathValue("name")); err != nil {
-		return contactError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
 	return nil
@@ -109,7 +73,7 @@ func (s *server) removeAlias(w http.ResponseWriter, r *http.Request) error {
 func (s *server) listContacts(w http.ResponseWriter, _ *http.Request) error {
 	cs, err := s.d.node.Contacts()
 	if err != nil {
-		return contactError(err)
+		return apiError(err)
 	}
 	out := make([]api.Contact, 0, len(cs))
 	for _, c := range cs {
@@ -128,7 +92,7 @@ func (s *server) requestContact(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	c, err := s.d.node.RequestContact(ctx, req.Name, req.Hosts...)
 	if err != nil {
-		return contactError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusCreated, api.Contact(*c))
 	return nil
@@ -143,7 +107,7 @@ func (s *server) listContactRequests(w http.ResponseWriter, r *http.Request) err
 	}
 	rs, err := s.d.node.ContactRequests()
 	if err != nil {
-		return contactError(err)
+		return apiError(err)
 	}
 	out := make([]api.ContactRequest, 0, len(rs))
 	for _, q := range rs {
@@ -158,7 +122,7 @@ func (s *server) acceptContact(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	c, err := s.d.node.AcceptContact(ctx, r.PathValue("id"))
 	if err != nil {
-		return contactError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusOK, api.Contact(*c))
 	return nil
@@ -179,12 +143,7 @@ func (s *server) addContactToGroup(w http.ResponseWriter, r *http.Request) error
 	defer cancel()
 	res, err := s.d.node.AddContactToGroup(ctx, r.PathValue("group"), req.Contact, role)
 	if err != nil {
-		for _, m := range contactErrors {
-			if errors.Is(err, m.err) {
-				return contactError(err)
-			}
-		}
-		return managedError(err)
+		return apiError(err)
 	}
 	out := api.ContactAddResult{ManageResult: api.ManageResult(res.ManageResult)}
 	if out.Events == nil {
@@ -203,7 +162,7 @@ func (s *server) addContactToGroup(w http.ResponseWriter, r *http.Request) error
 func (s *server) listContactAdds(w http.ResponseWriter, _ *http.Request) error {
 	ps, err := s.d.node.PendingContactAdds()
 	if err != nil {
-		return contactError(err)
+		return apiError(err)
 	}
 	out := make([]api.PendingContactAdd, 0, len(ps))
 	for _, p := range ps {
@@ -215,7 +174,7 @@ func (s *server) listContactAdds(w http.ResponseWriter, _ *http.Request) error {
 
 func (s *server) cancelContactAdd(w http.ResponseWriter, r *http.Request) error {
 	if err := s.d.node.CancelContactAdd(r.PathValue("id")); err != nil {
-		return contactError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
 	return nil
@@ -230,7 +189,7 @@ func (s *server) setAliasProof(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	a, err := s.d.node.SetAliasProofBits(ctx, r.PathValue("name"), req.ProofBits)
 	if err != nil {
-		return contactError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusOK, api.Alias(*a))
 	return nil
@@ -245,7 +204,7 @@ func (s *server) removeContact(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	ct, err := s.d.node.RemoveContact(ctx, r.PathValue("contact"), block)
 	if err != nil {
-		return contactError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusOK, api.Contact(*ct))
 	return nil
@@ -253,7 +212,7 @@ func (s *server) removeContact(w http.ResponseWriter, r *http.Request) error {
 
 func (s *server) rejectContact(w http.ResponseWriter, r *http.Request) error {
 	if err := s.d.node.RejectContact(r.PathValue("id")); err != nil {
-		return contactError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
 	return nil

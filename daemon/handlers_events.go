@@ -171,7 +171,7 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	n := s.d.node
 	msgs, stop, err := n.Follow(s.d.c.followBuffer)
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	defer stop()
 	sub, unsubscribe := s.events.subscribe()

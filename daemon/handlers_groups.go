@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -10,10 +9,8 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/api"
-	"github.com/meshnode/meshnode/groupstate"
 	"github.com/meshnode/meshnode/keymgmt"
 	"github.com/meshnode/meshnode/node"
-	"github.com/meshnode/meshnode/store"
 )
 
 // nodeCallTimeout bounds the node work of one call (dialling hosts,
@@ -43,7 +40,7 @@ func (s *server) groupRoutes(mux *http.ServeMux) {
 func (s *server) listGroups(w http.ResponseWriter, _ *http.Request) error {
 	gs, err := s.d.node.Groups()
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	out := make([]api.GroupInfo, 0, len(gs))
 	for _, g := range gs {
@@ -62,7 +59,7 @@ func (s *server) createGroup(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	g, invite, err := s.d.node.CreateGroup(ctx, req.Name, req.Hosts)
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusCreated, api.CreatedGroup{Group: groupInfo(g), Invite: invite})
 	return nil
@@ -80,7 +77,7 @@ func (s *server) joinGroup(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	g, err := s.d.node.JoinGroup(ctx, strings.TrimSpace(req.Invite), req.Nick)
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusOK, groupInfo(g))
 	return nil
@@ -89,7 +86,7 @@ func (s *server) joinGroup(w http.ResponseWriter, r *http.Request) error {
 func (s *server) getGroup(w http.ResponseWriter, r *http.Request) error {
 	g, err := s.d.node.GroupInfo(r.PathValue("group"))
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusOK, groupInfo(g))
 	return nil
@@ -98,7 +95,7 @@ func (s *server) getGroup(w http.ResponseWriter, r *http.Request) error {
 func (s *server) getInvite(w http.ResponseWriter, r *http.Request) error {
 	invite, err := s.d.node.Invite(r.PathValue("group"))
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusOK, api.InviteAnswer{Invite: invite})
 	return nil
@@ -107,7 +104,7 @@ func (s *server) getInvite(w http.ResponseWriter, r *http.Request) error {
 func (s *server) getMembers(w http.ResponseWriter, r *http.Request) error {
 	ms, err := s.d.node.Members(r.PathValue("group"))
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	out := make([]api.MemberInfo, 0, len(ms))
 	for _, m := range ms {
@@ -129,13 +126,13 @@ func (s *server) getMessages(w http.ResponseWriter, r *http.Request) error {
 	group := r.PathValue("group")
 	msgs, err := s.d.node.Messages(group, limit)
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	if !all && slices.ContainsFunc(msgs, func(m node.Message) bool { return s.d.node.IsProtocolMessage(&m) }) {
 		// A connection group: leave out what the nodes exchanged, and
 		// still return the latest limit of the rest.
 		if msgs, err = s.d.node.Messages(group, 0); err != nil {
-			return nodeError(err)
+			return apiError(err)
 		}
 		msgs = slices.DeleteFunc(msgs, func(m node.Message) bool { return s.d.node.IsProtocolMessage(&m) })
 		if limit > 0 && len(msgs) > limit {
@@ -177,7 +174,7 @@ func (s *server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 		res, err = s.d.node.SendDirect(ctx, group, to, req.Text)
 	}
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusOK, api.SendResult(*res))
 	return nil
@@ -186,7 +183,7 @@ func (s *server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 func (s *server) getOutbox(w http.ResponseWriter, _ *http.Request) error {
 	es, err := s.d.node.Outbox()
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	out := make([]api.OutboxEntry, 0, len(es))
 	for _, e := range es {
@@ -202,7 +199,7 @@ func (s *server) catchUp(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	res, err := s.d.node.CatchUp(ctx, r.PathValue("group"))
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	out := api.CatchUpResult{Group: res.Group, Hosts: res.Hosts, Fetched: res.Fetched, Failed: res.Failed}
 	for _, g := range res.Gaps {
@@ -233,19 +230,19 @@ func (s *server) streamMessages(w http.ResponseWriter, r *http.Request) error {
 	if follow {
 		var stop func()
 		if ch, stop, err = n.Follow(s.d.c.followBuffer); err != nil {
-			return nodeError(err)
+			return apiError(err)
 		}
 		defer stop()
 	}
 	g, err := n.GroupInfo(r.PathValue("group"))
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	// Everything listed now counts as sent, including what the limit
 	// leaves out, so that a resync sends only messages that are new.
 	msgs, err := n.Messages(g.ID, 0)
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	sw, err := stream(w)
 	if err != nil {
@@ -378,42 +375,4 @@ func boolParam(r *http.Request, name string) (bool, error) {
 		return false, errorf(api.CodeBadRequest, "%s %q must be true or false", name, v)
 	}
 	return b, nil
-}
-
-// nodeErrors map the member API's errors to API codes. The node's message
-// goes to the client as is: it already says what was wrong and what to do.
-var nodeErrors = []struct {
-	err  error
-	code string
-}{
-	{node.ErrUnknownGroup, api.CodeUnknownGroup},
-	{node.ErrAmbiguousGroup, api.CodeAmbiguousGroup},
-	{node.ErrAlreadyMember, api.CodeAlreadyMember},
-	{node.ErrUnknownMember, api.CodeUnknownMember},
-	{node.ErrReadOnly, api.CodeReadOnly},
-	{node.ErrRemoved, api.CodeRemoved},   // sending in a group that removed this member
-	{node.ErrNoInvite, api.CodeConflict}, // a managed group (handlers_managed.go)
-	{groupstate.ErrCannotWrite, api.CodeReadOnly},
-	{groupstate.ErrInviteMalformed, api.CodeBadInvite},
-	{groupstate.ErrInviteChecksum, api.CodeBadInvite},
-	{groupstate.ErrInviteVersion, api.CodeBadInvite},
-	{groupstate.ErrTooLong, api.CodeBadRequest},
-	{groupstate.ErrInvalidName, api.CodeBadRequest},
-	{groupstate.ErrInvalidHost, api.CodeBadRequest},
-	{groupstate.ErrPayloadMalformed, api.CodeBadRequest},
-	{node.ErrConfig, api.CodeBadRequest}, // a host that is not a multiaddr with /p2p/
-	{node.ErrNoIdentity, api.CodeForbidden},
-	{node.ErrClosed, api.CodeUnavailable},
-	{store.ErrDiskFull, api.CodeDiskFull},
-}
-
-// nodeError turns a node error into an *api.Error; other errors stay
-// internal (logged by writeError, generic to the client).
-func nodeError(err error) error {
-	for _, m := range nodeErrors {
-		if errors.Is(err, m.err) {
-			return &api.Error{Code: m.code, Message: err.Error(), Status: api.HTTPStatus(m.code)}
-		}
-	}
-	return err
 }

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -29,37 +28,6 @@ func (s *server) managedRoutes(mux *http.ServeMux) {
 	s.handle(mux, api.PathGroupTransfer, methods{http.MethodPost: s.transferManager})
 	s.handle(mux, api.PathGroupHosts, methods{http.MethodGet: s.getHosts, http.MethodPut: s.setHosts})
 	s.handle(mux, api.PathGroupLeave, methods{http.MethodPost: s.leave})
-}
-
-// managedErrors map the managed-group errors to API codes and statuses.
-var managedErrors = []struct {
-	err    error
-	code   string
-	status int
-}{
-	{node.ErrNotManaged, api.CodeNotManaged, http.StatusConflict},
-	{node.ErrNotManager, api.CodeNotManager, http.StatusForbidden},
-	{node.ErrRemoved, api.CodeRemoved, http.StatusForbidden},
-	{node.ErrNoBot, api.CodeNoBot, http.StatusConflict},
-	{node.ErrNoInvite, api.CodeNoInvite, http.StatusConflict},
-	{node.ErrBadKeyPackage, api.CodeBadKeyPackage, http.StatusBadRequest},
-	{node.ErrLeaveUndelivered, api.CodeUndelivered, http.StatusServiceUnavailable},
-	{groupstate.ErrLastManager, api.CodeRefused, http.StatusConflict},
-	{groupstate.ErrInvalidEvent, api.CodeRefused, http.StatusConflict},
-	{groupstate.ErrUnauthorized, api.CodeNotManager, http.StatusForbidden},
-	{groupstate.ErrRotationDue, api.CodeRefused, http.StatusConflict},
-	{groupstate.ErrEventMalformed, api.CodeBadRequest, http.StatusBadRequest},
-	{node.ErrUnknownMember, api.CodeUnknownMember, http.StatusNotFound},
-	{keymgmt.ErrInvalidParams, api.CodeBadRequest, http.StatusBadRequest},
-}
-
-func managedError(err error) error {
-	for _, m := range managedErrors {
-		if errors.Is(err, m.err) {
-			return &api.Error{Code: m.code, Message: err.Error(), Status: m.status}
-		}
-	}
-	return nodeError(err)
 }
 
 // managedCallTimeout bounds a management call: a rotation of a large
@@ -91,10 +59,7 @@ func (s *server) createManaged(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	g, _, err := s.d.node.CreateGroup(ctx, req.Name, req.Hosts, node.Managed(p))
 	if err != nil {
-		if errors.Is(err, groupstate.ErrInvalidEvent) {
-			return errorf(api.CodeBadRequest, "policy: %v", err)
-		}
-		return managedError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusCreated, api.CreatedGroup{Group: groupInfo(g)})
 	return nil
@@ -117,7 +82,7 @@ func (s *server) newKeyPackage(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	kp, err := s.d.node.NewKeyPackage(ctx, ttl, req.Hosts)
 	if err != nil {
-		return managedError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusCreated, keyPackage(kp))
 	return nil
@@ -126,7 +91,7 @@ func (s *server) newKeyPackage(w http.ResponseWriter, r *http.Request) error {
 func (s *server) listKeyPackages(w http.ResponseWriter, _ *http.Request) error {
 	kps, err := s.d.node.KeyPackages()
 	if err != nil {
-		return managedError(err)
+		return apiError(err)
 	}
 	out := make([]api.KeyPackage, 0, len(kps))
 	for i := range kps {
@@ -214,7 +179,7 @@ func (s *server) rotate(w http.ResponseWriter, r *http.Request) error {
 func (s *server) getPolicy(w http.ResponseWriter, r *http.Request) error {
 	p, err := s.d.node.GroupPolicy(r.PathValue("group"))
 	if err != nil {
-		return managedError(err)
+		return apiError(err)
 	}
 	out := api.Policy{History: p.History.String(), RotateAfter: p.RotateAfter}
 	if p.RotateEvery > 0 {
@@ -256,7 +221,7 @@ func (s *server) setPolicy(w http.ResponseWriter, r *http.Request) error {
 func (s *server) getSplits(w http.ResponseWriter, r *http.Request) error {
 	ss, err := s.d.node.Splits(r.PathValue("group"))
 	if err != nil {
-		return managedError(err)
+		return apiError(err)
 	}
 	out := make([]api.Split, 0, len(ss))
 	for _, sp := range ss {
@@ -294,7 +259,7 @@ func (s *server) managerCall(w http.ResponseWriter, r *http.Request,
 func (s *server) getHosts(w http.ResponseWriter, r *http.Request) error {
 	hosts, err := s.d.node.GroupHosts(r.PathValue("group"))
 	if err != nil {
-		return managedError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusOK, api.GroupHosts{Hosts: hosts})
 	return nil
@@ -323,10 +288,7 @@ func (s *server) manageCall(w http.ResponseWriter, r *http.Request, fn func(ctx 
 	defer cancel()
 	res, err := fn(ctx)
 	if err != nil {
-		if errors.Is(err, groupstate.ErrInvalidEvent) && strings.Contains(err.Error(), "policy") {
-			return errorf(api.CodeBadRequest, "%v", err)
-		}
-		return managedError(err)
+		return apiError(err)
 	}
 	out := api.ManageResult(*res)
 	if out.Events == nil {

@@ -20,7 +20,7 @@ func (s *server) getRejections(w http.ResponseWriter, r *http.Request) error {
 	}
 	rs, err := s.d.node.GroupRejections(r.PathValue("group"), limit)
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	out := make([]api.Rejection, 0, len(rs))
 	for _, x := range rs {

@@ -10,7 +10,6 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/meshnode/meshnode/api"
-	"github.com/meshnode/meshnode/keymgmt"
 	"github.com/meshnode/meshnode/node"
 	"github.com/meshnode/meshnode/webui"
 )
@@ -31,24 +30,6 @@ func (s *server) webappRoutes(mux *http.ServeMux) {
 	s.handle(mux, api.PathVerifiedOne, methods{http.MethodPut: s.putVerified, http.MethodDelete: s.deleteVerified})
 	s.handle(mux, api.PathNetwork, methods{http.MethodGet: s.getNetwork})
 	s.handle(mux, api.PathUILogin, methods{http.MethodPost: s.newLogin})
-}
-
-// webappErrors map the errors of these endpoints to API codes.
-var webappErrors = []struct {
-	err  error
-	code string
-}{
-	{node.ErrBadCursor, api.CodeBadCursor},
-	{keymgmt.ErrMalformed, api.CodeBadRequest},
-}
-
-func webappError(err error) error {
-	for _, m := range webappErrors {
-		if errors.Is(err, m.err) {
-			return &api.Error{Code: m.code, Message: err.Error(), Status: api.HTTPStatus(m.code)}
-		}
-	}
-	return nodeError(err)
 }
 
 // hideFor is the filter of ?all: connection groups' protocol messages
@@ -92,7 +73,7 @@ func (s *server) getHistory(w http.ResponseWriter, r *http.Request) error {
 		Before: q.Get("before"), After: q.Get("after"), Limit: limit, Hide: hide,
 	})
 	if err != nil {
-		return webappError(err)
+		return apiError(err)
 	}
 	out := api.MessagePage{Messages: make([]api.PagedMessage, 0, len(p.Messages)), More: p.More}
 	for i := range p.Messages {
@@ -109,11 +90,11 @@ func (s *server) getRead(w http.ResponseWriter, r *http.Request) error {
 	}
 	gid, err := s.d.node.ResolveGroup(r.PathValue("group"))
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	rs, err := s.d.node.ReadState(gid, hide)
 	if err != nil {
-		return webappError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusOK, readState(gid, rs))
 	return nil
@@ -126,11 +107,11 @@ func (s *server) putRead(w http.ResponseWriter, r *http.Request) error {
 	}
 	gid, err := s.d.node.ResolveGroup(r.PathValue("group"))
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	rs, err := s.d.node.MarkRead(gid, req.Cursor, s.d.node.IsProtocolMessage)
 	if err != nil {
-		return webappError(err)
+		return apiError(err)
 	}
 	out := readState(gid, rs)
 	// Other pages (another tab, another device's browser) update their
@@ -144,7 +125,7 @@ func (s *server) getInbox(w http.ResponseWriter, _ *http.Request) error {
 	n := s.d.node
 	gs, err := n.Groups()
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	out := make([]api.InboxEntry, 0, len(gs))
 	for i := range gs {
@@ -153,7 +134,7 @@ func (s *server) getInbox(w http.ResponseWriter, _ *http.Request) error {
 			continue // left meanwhile
 		}
 		if err != nil {
-			return webappError(err)
+			return apiError(err)
 		}
 		out = append(out, api.InboxEntry{Group: groupInfo(&gs[i]), Read: readState(gs[i].ID, rs)})
 	}
@@ -164,7 +145,7 @@ func (s *server) getInbox(w http.ResponseWriter, _ *http.Request) error {
 func (s *server) getInviteQR(w http.ResponseWriter, r *http.Request) error {
 	invite, err := s.d.node.Invite(r.PathValue("group"))
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	png, err := qrcode.Encode(invite, qrcode.Low, qrSize)
 	if err != nil {
@@ -183,7 +164,7 @@ func (s *server) getInviteQR(w http.ResponseWriter, r *http.Request) error {
 func (s *server) listVerified(w http.ResponseWriter, _ *http.Request) error {
 	vs, err := s.d.node.Verified()
 	if err != nil {
-		return webappError(err)
+		return apiError(err)
 	}
 	out := make([]api.VerifiedIdentity, 0, len(vs))
 	for _, v := range vs {
@@ -196,7 +177,7 @@ func (s *server) listVerified(w http.ResponseWriter, _ *http.Request) error {
 func (s *server) putVerified(w http.ResponseWriter, r *http.Request) error {
 	v, err := s.d.node.SetVerified(r.PathValue("fingerprint"), true)
 	if err != nil {
-		return webappError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusOK, api.VerifiedIdentity{Fingerprint: v.Fingerprint, Since: v.Since})
 	return nil
@@ -204,7 +185,7 @@ func (s *server) putVerified(w http.ResponseWriter, r *http.Request) error {
 
 func (s *server) deleteVerified(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.d.node.SetVerified(r.PathValue("fingerprint"), false); err != nil {
-		return webappError(err)
+		return apiError(err)
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
 	return nil
@@ -234,7 +215,7 @@ func (s *server) getNetwork(w http.ResponseWriter, _ *http.Request) error {
 	}
 	gs, err := n.Groups()
 	if err != nil {
-		return nodeError(err)
+		return apiError(err)
 	}
 	for _, g := range gs {
 		gn := api.GroupNetwork{Group: g.ID, Name: g.Name, Hosts: []api.HostReach{}, CatchUp: progress[g.ID]}

@@ -123,6 +123,10 @@ var (
 	// state (adding a member twice, removing a non-member, an expired or
 	// invalid key package, a rotation to the wrong epoch...).
 	ErrInvalidEvent = errors.New("groupstate: event does not apply")
+	// ErrInvalidPolicy: a policy value out of bounds (history mode,
+	// rotation period). It is an ErrInvalidEvent too: an event that sets
+	// it does not apply.
+	ErrInvalidPolicy error = &subError{"groupstate: invalid policy", ErrInvalidEvent}
 	// ErrLastManager: the event would leave the group without a manager;
 	// add or transfer to another manager first.
 	ErrLastManager = errors.New("groupstate: the last manager cannot leave or step down")
@@ -160,3 +164,12 @@ var (
 	// future) to be applied.
 	ErrRequestExpired = errors.New("groupstate: manager request expired")
 )
+
+// subError is a sentinel that also matches a more general one (errors.Is).
+type subError struct {
+	msg    string
+	parent error
+}
+
+func (e *subError) Error() string        { return e.msg }
+func (e *subError) Is(target error) bool { return target == e.parent }

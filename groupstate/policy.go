@@ -64,7 +64,7 @@ func ParseHistoryMode(s string) (HistoryMode, error) {
 	case "from-join":
 		return HistoryFromJoin, nil
 	}
-	return 0, fmt.Errorf("%w: history %q; use shared or from-join", ErrInvalidEvent, s)
+	return 0, fmt.Errorf("%w: history %q; use shared or from-join", ErrInvalidPolicy, s)
 }
 
 // Policy limits.
@@ -96,15 +96,15 @@ func DefaultPolicy() Policy { return Policy{History: HistoryShared} }
 func (p Policy) validate() error {
 	switch {
 	case !p.History.valid():
-		return fmt.Errorf("%w: history mode %d", ErrInvalidEvent, p.History)
+		return fmt.Errorf("%w: history mode %d", ErrInvalidPolicy, p.History)
 	case p.RotateEvery < 0:
-		return fmt.Errorf("%w: negative rotation period %v", ErrInvalidEvent, p.RotateEvery)
+		return fmt.Errorf("%w: negative rotation period %v", ErrInvalidPolicy, p.RotateEvery)
 	case p.RotateEvery != 0 && p.RotateEvery < MinRotateEvery:
-		return fmt.Errorf("%w: rotation period %v is shorter than %v", ErrInvalidEvent, p.RotateEvery, MinRotateEvery)
+		return fmt.Errorf("%w: rotation period %v is shorter than %v", ErrInvalidPolicy, p.RotateEvery, MinRotateEvery)
 	case p.RotateEvery > MaxRotateEvery:
-		return fmt.Errorf("%w: rotation period %v is longer than %v", ErrInvalidEvent, p.RotateEvery, MaxRotateEvery)
+		return fmt.Errorf("%w: rotation period %v is longer than %v", ErrInvalidPolicy, p.RotateEvery, MaxRotateEvery)
 	case p.RotateEvery%time.Second != 0:
-		return fmt.Errorf("%w: rotation period %v is not whole seconds", ErrInvalidEvent, p.RotateEvery)
+		return fmt.Errorf("%w: rotation period %v is not whole seconds", ErrInvalidPolicy, p.RotateEvery)
 	}
 	return nil
 }

@@ -282,7 +282,7 @@ func TestNeedsRotation(t *testing.T) {
 	if h, err := ParseHistoryMode("from-join"); err != nil || h != HistoryFromJoin {
 		t.Errorf("ParseHistoryMode: %v %v", h, err)
 	}
-	if _, err := ParseHistoryMode("all"); !errors.Is(err, ErrInvalidEvent) {
+	if _, err := ParseHistoryMode("all"); !errors.Is(err, ErrInvalidEvent) || !errors.Is(err, ErrInvalidPolicy) {
 		t.Errorf("ParseHistoryMode(all): %v", err)
 	}
 }
@@ -314,4 +314,28 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("accepted request does not re-encode canonically: %v", err)
 		}
 	})
+}
+
+// TestInvalidPolicy: a policy value out of bounds is ErrInvalidPolicy,
+// which is also an ErrInvalidEvent (an event setting it does not apply);
+// other events that do not apply are not policy errors.
+func TestInvalidPolicy(t *testing.T) {
+	for _, p := range []Policy{
+		{History: HistoryMode(9)},
+		{RotateEvery: -time.Hour},
+		{RotateEvery: time.Second},
+		{RotateEvery: MaxRotateEvery + time.Hour},
+		{RotateEvery: MinRotateEvery + time.Millisecond},
+	} {
+		err := p.validate()
+		if !errors.Is(err, ErrInvalidPolicy) || !errors.Is(err, ErrInvalidEvent) {
+			t.Errorf("%+v: %v, want ErrInvalidPolicy and ErrInvalidEvent", p, err)
+		}
+	}
+	if err := DefaultPolicy().validate(); err != nil {
+		t.Errorf("default policy: %v", err)
+	}
+	if errors.Is(ErrInvalidEvent, ErrInvalidPolicy) {
+		t.Error("every ErrInvalidEvent is a policy error")
+	}
 }

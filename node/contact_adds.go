@@ -34,9 +34,9 @@ import (
 // Errors of queued adds.
 var (
 	// ErrUnknownContactAdd: no queued add has that ID.
-	ErrUnknownContactAdd = errors.New("node: no queued contact add has that ID (see `meshnode contact adds`)")
+	ErrUnknownContactAdd = errors.New("node: no queued contact add has that ID")
 	// ErrContactAddQueueFull: MaxQueuedContactAdds adds are queued.
-	ErrContactAddQueueFull = errors.New("node: too many queued contact adds; cancel some (`meshnode contact adds`, `contact cancel-add ID`)")
+	ErrContactAddQueueFull = errors.New("node: too many queued contact adds; cancel some")
 )
 
 const (

@@ -74,7 +74,7 @@ func dkey(sub byte, rest ...[]byte) []byte {
 var (
 	// ErrNoDirectoryHosts: no directory host is configured (see
 	// ContactParams.DirectoryHosts; the bootstrap peers are the default).
-	ErrNoDirectoryHosts = errors.New("node: no directory host to look the name up at (name one with --host, or set directory_hosts in config.json)")
+	ErrNoDirectoryHosts = errors.New("node: no directory host to look the name up at")
 	// ErrUnknownName: no directory host has a connection package under
 	// that alias or user ID.
 	ErrUnknownName = errors.New("node: no one is reachable under that name on the directory hosts")
@@ -83,11 +83,11 @@ var (
 	ErrBadPackage = errors.New("node: the connection package under that name is not valid")
 	// ErrAliasExists and ErrUnknownAlias: alias add/remove.
 	ErrAliasExists  = errors.New("node: alias already added")
-	ErrUnknownAlias = errors.New("node: unknown alias (see `meshnode alias list`)")
+	ErrUnknownAlias = errors.New("node: unknown alias")
 	// ErrUnknownRequest: no request in quarantine has that ID.
-	ErrUnknownRequest = errors.New("node: no pending contact request has that ID (see `meshnode contact requests`)")
+	ErrUnknownRequest = errors.New("node: no pending contact request has that ID")
 	// ErrUnknownContact: no contact matches.
-	ErrUnknownContact = errors.New("node: unknown contact (see `meshnode contact list`)")
+	ErrUnknownContact = errors.New("node: unknown contact")
 	// ErrSelfContact: asking to connect to oneself.
 	ErrSelfContact = errors.New("node: that name is your own")
 	// ErrNotPublished: no directory host accepted the alias.

@@ -67,7 +67,7 @@ const (
 // Managed-group errors.
 var (
 	// ErrNotManaged: a management operation on an open group.
-	ErrNotManaged = errors.New("node: not a managed group (create one with --managed)")
+	ErrNotManaged = errors.New("node: not a managed group")
 	// ErrNotManager: a management operation by a member without the
 	// manage role.
 	ErrNotManager = errors.New("node: you do not have the manage role in this group")

@@ -236,7 +236,7 @@ func (m *member) resolve(s string) (*groupEntry, error) {
 		return nil, fmt.Errorf("%w: %q is the name of %d groups: %s", ErrAmbiguousGroup, s, len(ids), strings.Join(ids, ", "))
 	}
 	if found == nil {
-		return nil, fmt.Errorf("%w: %q (see `meshnode group list`)", ErrUnknownGroup, s)
+		return nil, fmt.Errorf("%w: %q", ErrUnknownGroup, s)
 	}
 	return found, nil
 }
