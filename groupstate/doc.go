@@ -74,11 +74,13 @@
 //	count ‖ ranges of seen sequence numbers (8 first ‖ 8 last), disjoint,
 //	not adjacent, ascending
 //
-// The key is the author's identity key in an open group and its
-// membership's sequence space in a managed group (MembershipKey: SHA-256
-// of "meshnode/v1/membership" ‖ author ‖ the event that added it): a member
-// removed and added again starts again from 1, and nothing it sends is
-// taken for a replay of its earlier membership.
+// The key is a membership's sequence space: in a managed group
+// MembershipKey (SHA-256 of "meshnode/v1/membership" ‖ author ‖ the event
+// that added it); in an open group OpenSeqSpace (the same hash over the
+// random membership the payload's StateHead carries, or the author's key
+// when it is zero). A member removed, or gone, and added or joining again
+// starts again from 1, and nothing it sends is taken for a replay of its
+// earlier membership.
 //
 // # Sent time
 //

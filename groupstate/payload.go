@@ -70,8 +70,10 @@ func (k Kind) String() string {
 type Payload struct {
 	GroupID GroupID
 	Epoch   uint64
-	// StateHead is the hash of the group state chain head the author saw;
-	// zero for groups without a state chain yet.
+	// StateHead is, in a managed group, the hash of the group state chain
+	// head the author saw; in an open group (no chain), the author's
+	// membership (OpenSeqSpace; zero in payloads of nodes that predate
+	// memberships).
 	StateHead [32]byte
 	// Author is the author's Ed25519 identity public key.
 	Author [32]byte

@@ -64,6 +64,30 @@ type SeqTracker struct {
 	// seen maps an author to its seen ranges: sorted by First, disjoint
 	// and never adjacent (adjacent ranges are merged).
 	seen map[[32]byte][]SeqRange
+	// owners maps a sequence space that is not its author's key (a
+	// membership) to its author (SetOwner).
+	owners map[[32]byte][32]byte
+}
+
+// SetOwner records the author of a sequence space (a membership): Owner
+// names it in gap notices. A space that is its author's key needs none.
+func (t *SeqTracker) SetOwner(key, author [32]byte) {
+	if key == author {
+		return
+	}
+	if t.owners == nil {
+		t.owners = make(map[[32]byte][32]byte)
+	}
+	t.owners[key] = author
+}
+
+// Owner returns the author of a sequence space: the one SetOwner
+// recorded, else the key itself.
+func (t *SeqTracker) Owner(key [32]byte) [32]byte {
+	if a, ok := t.owners[key]; ok {
+		return a
+	}
+	return key
 }
 
 // NewSeqTracker returns an empty tracker.
@@ -162,17 +186,25 @@ func gapsOf(rs []SeqRange) []SeqRange {
 	return gaps
 }
 
-// SeqTracker encoding, version 1 (integers big-endian):
+// SeqTracker encoding, version 2 (integers big-endian):
 //
-//	1   version (0x01)
-//	4   author count A
-//	per author, strictly ascending by key:
-//	    32  author public key
+//	1   version (0x02)
+//	4   space count A
+//	per space, strictly ascending by key:
+//	    32  key (a membership's sequence space, or an author's key)
+//	    1   owner flag: 0 (the key is the author's) or 1, then
+//	    [32 the author's key, different from the key]
 //	    4   range count R (>= 1)
 //	    R × (8 first, 8 last): first >= 1, first <= last, each range
 //	        starting at least 2 above the previous last (disjoint, not
 //	        adjacent)
-const seqTrackerVersion = 1
+//
+// Version 1 is the same without the owner flag and owner (every key its
+// own author); it is still read.
+const (
+	seqTrackerV1      = 1
+	seqTrackerVersion = 2
+)
 
 const (
 	seqAuthorHeader = 32 + 4
@@ -188,12 +220,18 @@ func (t *SeqTracker) MarshalBinary() ([]byte, error) {
 		}
 	}
 	slices.SortFunc(authors, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
-	b := make([]byte, 0, 5+len(authors)*seqAuthorHeader+t.Ranges()*seqRangeSize)
+	b := make([]byte, 0, 5+len(authors)*(seqAuthorHeader+1)+len(t.owners)*32+t.Ranges()*seqRangeSize)
 	b = append(b, seqTrackerVersion)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(authors)))
 	for _, a := range authors {
 		rs := t.seen[a]
 		b = append(b, a[:]...)
+		if o, ok := t.owners[a]; ok {
+			b = append(b, 1)
+			b = append(b, o[:]...)
+		} else {
+			b = append(b, 0)
+		}
 		b = binary.BigEndian.AppendUint32(b, uint32(len(rs)))
 		for _, r := range rs {
 			b = binary.BigEndian.AppendUint64(b, r.First)
@@ -210,7 +248,8 @@ func (t *SeqTracker) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("%w: %s", ErrSeqTrackerMalformed, fmt.Sprintf(format, args...))
 	}
 	d := newDecoder(data)
-	if v := d.u8(); !d.ok || v != seqTrackerVersion {
+	v := d.u8()
+	if !d.ok || v != seqTrackerVersion && v != seqTrackerV1 {
 		return bad("version %d, want %d", v, seqTrackerVersion)
 	}
 	na := d.u32()
@@ -218,10 +257,28 @@ func (t *SeqTracker) UnmarshalBinary(data []byte) error {
 		return bad("author count %d does not fit the %d remaining bytes", na, d.remaining())
 	}
 	seen := make(map[[32]byte][]SeqRange, na)
+	var owners map[[32]byte][32]byte
 	var prev [32]byte
 	for i := range na {
 		var a [32]byte
 		copy(a[:], d.take(len(a)))
+		if v >= 2 {
+			switch flag := d.u8(); {
+			case !d.ok:
+			case flag == 1:
+				var o [32]byte
+				copy(o[:], d.take(len(o)))
+				if !d.ok || o == a {
+					return bad("author %d: owner is the key itself", i)
+				}
+				if owners == nil {
+					owners = make(map[[32]byte][32]byte)
+				}
+				owners[a] = o
+			case flag != 0:
+				return bad("author %d: owner flag %d", i, flag)
+			}
+		}
 		nr := d.u32()
 		if !d.ok || nr == 0 || uint64(nr) > uint64(d.remaining()/seqRangeSize) {
 			return bad("author %d: range count %d does not fit the %d remaining bytes", i, nr, d.remaining())
@@ -246,6 +303,6 @@ func (t *SeqTracker) UnmarshalBinary(data []byte) error {
 	if !d.done() {
 		return bad("%d trailing bytes", d.remaining())
 	}
-	t.seen = seen
+	t.seen, t.owners = seen, owners
 	return nil
 }

@@ -114,7 +114,7 @@ func TestSeqTrackerCompact(t *testing.T) {
 		t.Fatalf("%d ranges, gaps %v", tr.Ranges(), tr.Gaps())
 	}
 	b, _ := tr.MarshalBinary()
-	if len(b) > 5+authors*(36+16) {
+	if len(b) > 5+authors*(36+1+16) {
 		t.Fatalf("encoding of 100k messages is %d bytes", len(b))
 	}
 	if maxRanges > authors+window {
@@ -207,7 +207,7 @@ func TestSeqTrackerUnmarshalRejects(t *testing.T) {
 	}
 	tests := map[string][]byte{
 		"empty":             nil,
-		"bad version":       append([]byte{2}, good[1:]...),
+		"bad version":       append([]byte{3}, good[1:]...),
 		"trailing":          append(append([]byte(nil), good...), 0),
 		"huge author count": {1, 0xff, 0xff, 0xff, 0xff},
 		"zero ranges":       enc([]uint64{1}),
@@ -233,6 +233,57 @@ func TestSeqTrackerUnmarshalRejects(t *testing.T) {
 			t.Fatalf("truncated to %d: %v", n, err)
 		}
 	}
+	// Version 2: an owner flag (and owner) after each key.
+	v2 := func(flag byte, owner byte) []byte {
+		b := []byte{2, 0, 0, 0, 1, 1}
+		b = append(b, make([]byte, 31)...)
+		b = append(b, flag)
+		if flag == 1 {
+			b = append(b, owner)
+			b = append(b, make([]byte, 31)...)
+		}
+		b = binary.BigEndian.AppendUint32(b, 1)
+		b = binary.BigEndian.AppendUint64(b, 1)
+		return binary.BigEndian.AppendUint64(b, 4)
+	}
+	for _, ok := range [][]byte{v2(0, 0), v2(1, 9)} {
+		if err := tr.UnmarshalBinary(ok); err != nil {
+			t.Fatalf("version 2: %v", err)
+		}
+	}
+	if tr.Owner([32]byte{1}) != [32]byte{9} {
+		t.Fatal("owner not decoded")
+	}
+	for name, data := range map[string][]byte{"owner flag 2": v2(2, 0), "owner is the key": v2(1, 1), "v2 truncated": v2(1, 9)[:50]} {
+		if err := tr.UnmarshalBinary(data); !errors.Is(err, ErrSeqTrackerMalformed) {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+}
+
+// A membership's space keeps its owner through the encoding; a key that
+// is its own author needs none.
+func TestSeqTrackerOwners(t *testing.T) {
+	var tr SeqTracker
+	author, space := [32]byte{7}, [32]byte{8}
+	tr.SetOwner(space, author)
+	tr.SetOwner(author, author)
+	for _, k := range [][32]byte{space, author} {
+		if _, err := tr.Observe(k, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := tr.MarshalBinary()
+	var tr2 SeqTracker
+	if err := tr2.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if tr2.Owner(space) != author || tr2.Owner(author) != author || tr2.Owner([32]byte{9}) != ([32]byte{9}) {
+		t.Fatalf("owners %v", tr2.owners)
+	}
+	if b2, _ := tr2.MarshalBinary(); !bytes.Equal(b, b2) {
+		t.Fatal("not canonical")
+	}
 }
 
 func FuzzSeqTrackerUnmarshal(f *testing.F) {
@@ -244,14 +295,25 @@ func FuzzSeqTrackerUnmarshal(f *testing.F) {
 	b, _ := tr.MarshalBinary()
 	f.Add(b)
 	f.Add([]byte{1, 0, 0, 0, 0})
+	tr.SetOwner([32]byte{3}, [32]byte{4})
+	_, _ = tr.Observe([32]byte{3}, 2)
+	b, _ = tr.MarshalBinary()
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var tr SeqTracker
 		if err := tr.UnmarshalBinary(data); err != nil {
 			return
 		}
 		out, _ := tr.MarshalBinary()
-		if !bytes.Equal(out, data) {
+		if data[0] == seqTrackerVersion && !bytes.Equal(out, data) {
 			t.Fatal("non-canonical tracker accepted")
+		}
+		var again SeqTracker
+		if err := again.UnmarshalBinary(out); err != nil {
+			t.Fatalf("own encoding refused: %v", err)
+		}
+		if out2, _ := again.MarshalBinary(); !bytes.Equal(out, out2) {
+			t.Fatal("re-encoding changed")
 		}
 		// The decoded tracker keeps working.
 		for a := range tr.seen {

@@ -163,8 +163,13 @@ func (m *member) seqKeyOf(e *groupEntry) [32]byte {
 		if _, k, ok := e.chain.MemberSince(self); ok {
 			return k
 		}
+		return self
 	}
-	return self
+	p := groupstate.Payload{Author: self}
+	if len(e.local.Membership) == len(p.StateHead) {
+		p.StateHead = [32]byte(e.local.Membership)
+	}
+	return groupstate.OpenSeqSpace(&p)
 }
 
 // admit decides whether an opened payload is shown or acted upon: its
@@ -211,7 +216,9 @@ func (m *member) admit(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id
 		}
 		a.key, joined, created = ms.Key, ms.Joined, e.chain.Created()
 	} else {
-		created = e.g.Created
+		// An open group: the membership the payload names (a member who
+		// left and joined again numbers from 1 in a new one).
+		a.key, created = groupstate.OpenSeqSpace(p), e.g.Created
 	}
 
 	digest := p.Digest()
@@ -238,6 +245,7 @@ func (m *member) admit(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id
 		// Seen before this node kept sequence records: nothing to compare.
 		return nil, fmt.Errorf("%w: author %s sequence %d already seen", errReplay, keymgmt.Fingerprint(p.AuthorKey()), p.Seq)
 	}
+	e.tracker.SetOwner(a.key, p.Author)
 	if m.isSelf(p.AuthorKey()) && a.key == m.seqKeyOf(e) && p.Seq >= e.local.NextSeq {
 		// An own envelope this database never recorded: the node stored
 		// it and crashed before committing (managed.go relies on this to
@@ -518,8 +526,12 @@ func (m *member) equivocation(txn *badger.Txn, e *groupEntry, p *groupstate.Payl
 		return fmt.Errorf("%w: author %s sequence %d", errConflictUnproven, keymgmt.Fingerprint(p.AuthorKey()), p.Seq)
 	}
 	ev, err := groupstate.NewEquivocation(first, p)
-	if err == nil && e.chain != nil {
+	switch {
+	case err != nil:
+	case e.chain != nil:
 		err = ev.SameMembership(e.chain)
+	default:
+		err = ev.SameOpenMembership()
 	}
 	if err != nil {
 		// Not evidence (the same content after all, two memberships):

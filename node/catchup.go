@@ -245,13 +245,15 @@ func (n *Node) reportGaps(gid groupstate.GroupID) ([]Gap, error) {
 	}
 	var notices []notice
 	now := time.Now().UTC()
-	// A managed group's tracker is keyed by membership: name its author.
+	// The tracker is keyed by membership: name its author (the tracker
+	// knows it; a managed group's chain too, for spaces recorded before
+	// the tracker kept owners).
 	var authors map[[32]byte][32]byte
 	if e.chain != nil {
 		authors = e.chain.Memberships()
 	}
 	for key, ranges := range e.tracker.Gaps() {
-		author := key
+		author := e.tracker.Owner(key)
 		if a, ok := authors[key]; ok {
 			author = a
 		}

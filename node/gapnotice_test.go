@@ -28,6 +28,7 @@ func TestGapNoticeResolvedWhenFilled(t *testing.T) {
 	inv, _ := groupstate.ParseInvite(invite)
 	g := inv.Group()
 	keys, _ := g.Keys(g.Epoch)
+	ms := openMembership(t, alice, g.ID.String())
 	alice.stop()
 	// Alice's profile was her message 1; her messages 2 to 6 are sealed
 	// now and reach the host one after another, 3 to 5 late.
@@ -35,6 +36,7 @@ func TestGapNoticeResolvedWhenFilled(t *testing.T) {
 	for seq := uint64(2); seq <= 6; seq++ {
 		p := &groupstate.Payload{GroupID: g.ID, Epoch: g.Epoch, Seq: seq, Sent: time.Now().UnixMilli(), Kind: groupstate.KindText,
 			Nick: "alice", Body: []byte(fmt.Sprint("m", seq))}
+		p.StateHead = ms // her membership: what her node would write
 		if err := groupstate.SignPayloadAs(p, alice.id); err != nil {
 			t.Fatal(err)
 		}

@@ -247,6 +247,15 @@ func (n *Node) addGroup(ctx context.Context, g *groupstate.Group, chain *groupst
 	}
 	if chain != nil {
 		e.chain = chain
+	} else {
+		// A membership of its own: whatever this member sent in the group
+		// before (it left, and joins again) is another sequence space.
+		ms, err := groupstate.NewOpenMembership()
+		if err != nil {
+			m.mu.Unlock()
+			return nil, err
+		}
+		e.local.Membership = ms[:]
 	}
 	e.local.Nick = m.defaultNick()
 	if nick != "" {

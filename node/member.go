@@ -286,6 +286,8 @@ func (m *member) buildPayloadRaw(e *groupEntry, epoch uint64, kind groupstate.Ki
 		if head, ok := e.chain.HeadOf(epoch); ok {
 			p.StateHead = head
 		}
+	} else if len(e.local.Membership) == len(p.StateHead) {
+		p.StateHead = [32]byte(e.local.Membership)
 	}
 	if err := groupstate.SignPayloadAs(p, m.id); err != nil {
 		return nil, err
@@ -347,6 +349,7 @@ func (m *member) sealLocal(e *groupEntry, p *groupstate.Payload, shown *Message)
 	if _, err := e.tracker.Observe(own.key, p.Seq); err != nil {
 		return nil, ownSeq{}, err
 	}
+	e.tracker.SetOwner(own.key, p.Author)
 	e.local.NextSeq++
 	pushHead(e.local, env.ID())
 	m.countMessage(e, p)

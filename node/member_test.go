@@ -270,10 +270,12 @@ func TestUnfillableGapReported(t *testing.T) {
 	inv, _ := groupstate.ParseInvite(invite)
 	g := inv.Group()
 	keys, _ := g.Keys(g.Epoch)
+	ms := openMembership(t, alice, g.ID.String())
 	alice.stop()
 	// Alice's profile was her message 1; 2 and 4 reach the host, 3 was dropped.
 	for _, seq := range []uint64{2, 4} {
 		p := &groupstate.Payload{GroupID: g.ID, Epoch: g.Epoch, Seq: seq, Sent: time.Now().UnixMilli(), Kind: groupstate.KindText, Nick: "alice", Body: []byte(fmt.Sprint("m", seq))}
+		p.StateHead = ms // her membership: what her node would write
 		if err := groupstate.SignPayloadAs(p, alice.id); err != nil {
 			t.Fatal(err)
 		}

@@ -231,6 +231,11 @@ type groupLocal struct {
 	// Removed is set when this member learns it was removed from a
 	// managed group; it keeps what it had and reads nothing new.
 	Removed bool `json:"removed,omitempty"`
+	// Membership is this member's membership of an open group (32 random
+	// bytes drawn when it created or joined it; its payloads carry it as
+	// their state head: groupstate.OpenSeqSpace). Empty for a managed
+	// group, and for an open group joined before memberships existed.
+	Membership []byte `json:"membership,omitempty"`
 }
 
 func decodeLocal(b []byte) (*groupLocal, error) {
@@ -254,6 +259,9 @@ func decodeLocal(b []byte) (*groupLocal, error) {
 	}
 	if len(l.Heads) > groupstate.MaxParents {
 		return nil, fmt.Errorf("%w: %d heads", ErrCorrupt, len(l.Heads))
+	}
+	if len(l.Membership) != 0 && len(l.Membership) != 32 {
+		return nil, fmt.Errorf("%w: a membership of %d bytes", ErrCorrupt, len(l.Membership))
 	}
 	return l, nil
 }

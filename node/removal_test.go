@@ -27,6 +27,8 @@ func craft(t *testing.T, p *person, gid string, epoch uint64, kind groupstate.Ki
 		Kind: kind, Nick: e.local.Nick, Body: []byte(body), Parents: slices.Clone(e.local.Heads)}
 	if e.chain != nil {
 		pl.StateHead, _ = e.chain.HeadOf(epoch)
+	} else if len(e.local.Membership) == 32 {
+		pl.StateHead = [32]byte(e.local.Membership)
 	}
 	if edit != nil {
 		edit(pl)
