@@ -48,6 +48,11 @@ type Chain struct {
 	// marks are, per member key, the main-line events that changed its
 	// membership or role, in main-line order (membership.go).
 	marks map[[32]byte][]memberMark
+	// layout is the key tree layout of the main line (treelayout.go);
+	// epochRotate the main-line event that started each epoch (the
+	// create for epoch 0).
+	layout      *treeLayout
+	epochRotate map[uint64]EventID
 }
 
 type chainEntry struct {
@@ -67,16 +72,19 @@ func NewChain(create *Event) (*Chain, error) {
 		return nil, err
 	}
 	c := &Chain{
-		group:     create.GroupID,
-		entries:   map[EventID]*chainEntry{},
-		children:  map[EventID][]EventID{},
-		state:     st,
-		epochWPub: map[uint64]ed25519.PublicKey{0: slices.Clone(st.WPub)},
-		epochHead: map[uint64]EventID{0: st.Head},
-		orphans:   map[EventID][]*Event{},
-		marks:     map[[32]byte][]memberMark{},
+		group:       create.GroupID,
+		entries:     map[EventID]*chainEntry{},
+		children:    map[EventID][]EventID{},
+		state:       st,
+		epochWPub:   map[uint64]ed25519.PublicKey{0: slices.Clone(st.WPub)},
+		epochHead:   map[uint64]EventID{0: st.Head},
+		orphans:     map[EventID][]*Event{},
+		marks:       map[[32]byte][]memberMark{},
+		layout:      newTreeLayout(),
+		epochRotate: map[uint64]EventID{0: st.Head},
 	}
 	c.record(st.Head, create.Clone(), 0, true)
+	c.layout.apply(create, map[[32]byte]Role{create.Author: 0}, st)
 	c.markMain(st.Head, create.Author)
 	return c, nil
 }
@@ -90,6 +98,7 @@ func (c *Chain) record(id EventID, ev *Event, epoch uint64, onMain bool) {
 		c.epochHead[epoch] = id
 		if ev.Kind == EventRotate {
 			c.epochWPub[epoch] = slices.Clone(ev.WPub[:])
+			c.epochRotate[epoch] = id
 		}
 	}
 }
@@ -221,12 +230,22 @@ func (c *Chain) add(ev *Event) error {
 		if err != nil {
 			return err
 		}
+		keys := affected(ev, eff)
+		before := make(map[[32]byte]Role, len(keys))
+		for _, k := range keys {
+			if m, ok := c.state.Members[k]; ok {
+				before[k] = m.Role
+			} else {
+				before[k] = 0
+			}
+		}
 		// The head state is only ever modified here, after check accepted
 		// the event, so a rejected event leaves it unchanged. State()
 		// hands out copies.
 		mutate(c.state, ev, eff)
 		c.record(id, ev.Clone(), c.state.Epoch, true)
-		c.markMain(id, affected(ev, eff)...)
+		c.layout.apply(ev, before, c.state)
+		c.markMain(id, keys...)
 		return nil
 	}
 	// ev extends an older event: a fork if its author was entitled to it

@@ -74,6 +74,11 @@ type Group struct {
 	// Created is when the group was created; zero for a group joined from
 	// an invite (the invite does not carry it).
 	Created time.Time
+	// Tree is this member's path in a managed group's key tree (nil: the
+	// group's rotations are direct, or it is an open group).
+	Tree *keymgmt.TreePath
+	// TreeSeed is the managers' key tree seed; only a manager holds it.
+	TreeSeed *keymgmt.TreeSeed
 }
 
 // NewGroup creates a group with a random ID and fresh epoch-0 secrets.
@@ -176,7 +181,19 @@ func checkSecrets(s *keymgmt.EpochSecrets) error {
 //	4   epoch count E (1..), then per epoch, strictly ascending:
 //	    8 epoch, 1 flags (bit 0: write secret present; other bits 0),
 //	    32 R, [32 W if flag], 32 WPub
-const groupVersion = 1
+//
+// Version 2, written only for a member of a key tree (a managed group
+// rotated through its tree), appends:
+//
+//	1   flags (bit 0: tree path, bit 1: tree seed; at least one set)
+//	    [2 length L, then L bytes of the tree path (keymgmt encoding)]
+//	    [41 tree seed (keymgmt encoding), managers only]
+const (
+	groupVersion     = 1
+	groupVersionTree = 2
+	groupFlagPath    = 0x01
+	groupFlagSeed    = 0x02
+)
 
 const flagWrite = 1
 
@@ -190,7 +207,11 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 		return nil, err
 	}
 	b := make([]byte, 0, 64+len(g.Name)+len(g.Secrets)*(minEpochEntry+32))
-	b = append(b, groupVersion)
+	if g.Tree != nil || g.TreeSeed != nil {
+		b = append(b, groupVersionTree)
+	} else {
+		b = append(b, groupVersion)
+	}
 	b = append(b, g.ID[:]...)
 	b = append(b, byte(len(g.Name)))
 	b = append(b, g.Name...)
@@ -208,6 +229,28 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 	b = binary.BigEndian.AppendUint32(b, uint32(len(epochs)))
 	for _, e := range epochs {
 		b = appendEpochSecrets(b, e, g.Secrets[e])
+	}
+	if g.Tree == nil && g.TreeSeed == nil {
+		return b, nil
+	}
+	var flags byte
+	if g.Tree != nil {
+		flags |= groupFlagPath
+	}
+	if g.TreeSeed != nil {
+		flags |= groupFlagSeed
+	}
+	b = append(b, flags)
+	if g.Tree != nil {
+		pb, err := keymgmt.MarshalTreePath(g.Tree)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrGroupMalformed, err)
+		}
+		b = binary.BigEndian.AppendUint16(b, uint16(len(pb)))
+		b = append(b, pb...)
+	}
+	if g.TreeSeed != nil {
+		b = append(b, keymgmt.MarshalTreeSeed(g.TreeSeed)...)
 	}
 	return b, nil
 }
@@ -266,8 +309,9 @@ func unmarshalGroup(data []byte) (*Group, error) {
 		return fmt.Errorf("%w: %s", ErrGroupMalformed, fmt.Sprintf(format, args...))
 	}
 	d := newDecoder(data)
-	if v := d.u8(); !d.ok || v != groupVersion {
-		return nil, bad("version %d, want %d", v, groupVersion)
+	version := d.u8()
+	if !d.ok || (version != groupVersion && version != groupVersionTree) {
+		return nil, bad("version %d, want %d or %d", version, groupVersion, groupVersionTree)
 	}
 	g := &Group{}
 	copy(g.ID[:], d.take(len(g.ID)))
@@ -315,6 +359,34 @@ func unmarshalGroup(data []byte) (*Group, error) {
 		}
 		prev = e
 		g.Secrets[e] = s
+	}
+	if version == groupVersionTree {
+		flags := d.u8()
+		if !d.ok || flags == 0 || flags&^(groupFlagPath|groupFlagSeed) != 0 {
+			return nil, bad("key tree flags %#x", flags)
+		}
+		if flags&groupFlagPath != 0 {
+			pb := d.take(int(d.u16()))
+			if !d.ok {
+				return nil, bad("tree path truncated")
+			}
+			p, err := keymgmt.ParseTreePath(pb)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrGroupMalformed, err)
+			}
+			g.Tree = p
+		}
+		if flags&groupFlagSeed != 0 {
+			sb := d.take(keymgmt.TreeSeedSize)
+			if !d.ok {
+				return nil, bad("tree seed truncated")
+			}
+			s, err := keymgmt.ParseTreeSeed(sb)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrGroupMalformed, err)
+			}
+			g.TreeSeed = s
+		}
 	}
 	if !d.done() {
 		return nil, bad("%d trailing bytes", d.remaining())

@@ -41,8 +41,20 @@ type KeyUpdate struct {
 	Rotate *Event
 	// Part is this part's index, Parts the number of parts.
 	Part, Parts int
-	// Entries are this part's wrapped copies, in canonical order.
+	// Entries are this part's wrapped copies, in canonical order (direct
+	// mode, version 1).
 	Entries []keymgmt.WrappedSecrets
+	// Tree is this part of a key tree rotation (version 2; nil in direct
+	// mode).
+	Tree *TreeUpdate
+}
+
+// Mode returns how the rotation distributes its secrets.
+func (ku *KeyUpdate) Mode() KeyUpdateMode {
+	if ku.Tree == nil {
+		return ModeDirect
+	}
+	return ku.Tree.Mode
 }
 
 // GroupID returns the group of the rotation.
@@ -88,6 +100,9 @@ type Rotation struct {
 	Event   *Event
 	Secrets *keymgmt.EpochSecrets
 	Parts   []*KeyUpdate
+	// Keys are what the rotating manager records (Group.EnterRotation);
+	// set by RotateTree.
+	Keys *RotatedKeys
 }
 
 // Rotate starts a new epoch: it draws fresh secrets, signs a rotate event
@@ -188,6 +203,15 @@ func MarshalKeyUpdate(ku *KeyUpdate) ([]byte, error) {
 		return nil, err
 	}
 	evb := ku.Rotate.marshal()
+	if ku.Tree != nil {
+		b := make([]byte, 0, 7+len(evb)+treeUpdateSize(ku.Tree))
+		b = append(b, KeyUpdateTreeVersion)
+		b = binary.BigEndian.AppendUint16(b, uint16(ku.Part))
+		b = binary.BigEndian.AppendUint16(b, uint16(ku.Parts))
+		b = binary.BigEndian.AppendUint16(b, uint16(len(evb)))
+		b = append(b, evb...)
+		return appendTreeUpdate(b, ku.Tree), nil
+	}
 	n := keyUpdateHeader + len(evb)
 	for _, w := range ku.Entries {
 		n += keyUpdateEntrySize(w)
@@ -216,11 +240,16 @@ func (ku *KeyUpdate) validate() error {
 		return bad("no rotate event")
 	case ku.Parts < 1 || ku.Parts > MaxKeyUpdateParts || ku.Part < 0 || ku.Part >= ku.Parts:
 		return bad("part %d of %d", ku.Part, ku.Parts)
-	case len(ku.Entries) == 0:
+	case ku.Tree != nil && len(ku.Entries) > 0:
+		return bad("both direct copies and a key tree")
+	case ku.Tree == nil && len(ku.Entries) == 0:
 		return bad("no wrapped secrets")
 	}
 	if err := ku.Rotate.validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrKeyUpdateMalformed, err)
+	}
+	if ku.Tree != nil {
+		return ku.Tree.validate()
 	}
 	for i, w := range ku.Entries {
 		if len(w.Sealed) == 0 || len(w.Sealed) > maxWrappedSize {
@@ -240,12 +269,12 @@ func ParseKeyUpdate(b []byte) (*KeyUpdate, error) {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrKeyUpdateMalformed, len(b), MaxPayloadSize)
 	}
 	d := newDecoder(b)
-	if v := d.u8(); !d.ok || v != KeyUpdateVersion {
-		return nil, fmt.Errorf("%w: version %d, want %d", ErrKeyUpdateMalformed, v, KeyUpdateVersion)
+	v := d.u8()
+	if !d.ok || (v != KeyUpdateVersion && v != KeyUpdateTreeVersion) {
+		return nil, fmt.Errorf("%w: version %d, want %d or %d", ErrKeyUpdateMalformed, v, KeyUpdateVersion, KeyUpdateTreeVersion)
 	}
 	ku := &KeyUpdate{Part: int(d.u16()), Parts: int(d.u16())}
 	evb := d.take(int(d.u16()))
-	n := d.u32()
 	if !d.ok {
 		return nil, fmt.Errorf("%w: truncated header", ErrKeyUpdateMalformed)
 	}
@@ -254,6 +283,22 @@ func ParseKeyUpdate(b []byte) (*KeyUpdate, error) {
 		return nil, fmt.Errorf("%w: rotate event: %w", ErrKeyUpdateMalformed, err)
 	}
 	ku.Rotate = ev
+	if v == KeyUpdateTreeVersion {
+		if ku.Tree, err = readTreeUpdate(d); err != nil {
+			return nil, err
+		}
+		if !d.done() {
+			return nil, fmt.Errorf("%w: %d trailing bytes", ErrKeyUpdateMalformed, d.remaining())
+		}
+		if err := ku.validate(); err != nil {
+			return nil, err
+		}
+		return ku, nil
+	}
+	n := d.u32()
+	if !d.ok {
+		return nil, fmt.Errorf("%w: truncated header", ErrKeyUpdateMalformed)
+	}
 	if uint64(n) > uint64(d.remaining()/(keymgmt.SlotSize+2+1)) {
 		return nil, fmt.Errorf("%w: %d entries do not fit the %d remaining bytes", ErrKeyUpdateMalformed, n, d.remaining())
 	}
@@ -312,21 +357,66 @@ func OpenKeyUpdate(id *keymgmt.Identity, st *State, ku *KeyUpdate) (*keymgmt.Epo
 	return s, nil
 }
 
-// AcceptKeyUpdate is a member's whole handling of a key update part, given
-// held, the latest epoch whose secrets it holds (Group.Epoch). Its rotate
-// event is added to the chain first (a duplicate from another part is
-// fine; another rotation on a head that already has one, or an event on a
-// branch, is a *ForkError and the update is not followed). Then the part
-// must be for epoch held+1 (older: ErrStaleKeyUpdate, a replay; newer:
-// ErrUnknownParent, open the one before first), and it is opened with
-// OpenKeyUpdate against the state right after the rotate. On success the caller stores
-// the secrets (Group.AddEpoch) and moves on to the new epoch's mailbox.
+// AcceptKeyUpdate is a member's whole handling of a direct (version 1) key
+// update part, given held, the latest epoch whose secrets it holds
+// (Group.Epoch). Its rotate event is added to the chain first (a duplicate
+// from another part is fine; another rotation on a head that already has
+// one, or an event on a branch, is a *ForkError and the update is not
+// followed). Then the part must be for epoch held+1 (older:
+// ErrStaleKeyUpdate, a replay; newer: ErrUnknownParent, open the one
+// before first), and it is opened with OpenKeyUpdate against the state
+// right after the rotate. On success the caller stores the secrets
+// (Group.AddEpoch) and moves on to the new epoch's mailbox. Key tree parts
+// need the member's path: use AcceptRotation.
 func (c *Chain) AcceptKeyUpdate(id *keymgmt.Identity, held uint64, ku *KeyUpdate) (*keymgmt.EpochSecrets, error) {
+	if err := c.admitKeyUpdate(held, ku); err != nil {
+		return nil, err
+	}
+	if ku.Tree != nil {
+		return nil, fmt.Errorf("%w: a key tree update needs the member's tree path (AcceptRotation)", ErrKeyUpdateInvalid)
+	}
+	st, err := c.StateAt(ku.Head())
+	if err != nil {
+		return nil, err
+	}
+	return OpenKeyUpdate(id, st, ku)
+}
+
+// AcceptRotation is a member's whole handling of a key update part of any
+// mode, as AcceptKeyUpdate, for the member whose group record is g (its
+// epoch and tree path). On success the caller records the result
+// (Group.EnterRotation) and moves on to the new epoch's mailbox.
+// keymgmt.ErrNotRecipient means the part holds nothing for this member:
+// its copy is in another part, or it is not a member after the rotation.
+func (c *Chain) AcceptRotation(id *keymgmt.Identity, g *Group, ku *KeyUpdate) (*RotatedKeys, error) {
+	if g == nil {
+		return nil, fmt.Errorf("%w: no group record", ErrKeyUpdateInvalid)
+	}
+	if err := c.admitKeyUpdate(g.Epoch, ku); err != nil {
+		return nil, err
+	}
+	if ku.Tree != nil {
+		return c.openTree(id, g.Tree, ku)
+	}
+	st, err := c.StateAt(ku.Head())
+	if err != nil {
+		return nil, err
+	}
+	s, err := OpenKeyUpdate(id, st, ku)
+	if err != nil {
+		return nil, err
+	}
+	return &RotatedKeys{Epoch: ku.NewEpoch(), Secrets: s, Mode: ModeDirect}, nil
+}
+
+// admitKeyUpdate adds a key update's rotate event to the chain and checks
+// that it is the next rotation of the main line after held.
+func (c *Chain) admitKeyUpdate(held uint64, ku *KeyUpdate) error {
 	if ku == nil || ku.Rotate == nil {
-		return nil, fmt.Errorf("%w: no key update", ErrKeyUpdateMalformed)
+		return fmt.Errorf("%w: no key update", ErrKeyUpdateMalformed)
 	}
 	if ku.GroupID() != c.group {
-		return nil, fmt.Errorf("%w: key update of group %s, the chain is group %s", ErrWrongGroup, ku.GroupID().Short(), c.group.Short())
+		return fmt.Errorf("%w: key update of group %s, the chain is group %s", ErrWrongGroup, ku.GroupID().Short(), c.group.Short())
 	}
 	// The rotate event goes into the chain first, even for a stale update:
 	// another rotation to an epoch this member already holds is exactly
@@ -334,27 +424,23 @@ func (c *Chain) AcceptKeyUpdate(id *keymgmt.Identity, held uint64, ku *KeyUpdate
 	head := ku.Head()
 	addErr := c.Add(ku.Rotate)
 	if isFork(addErr) {
-		return nil, addErr
+		return addErr
 	}
 	switch ne := ku.NewEpoch(); {
 	case ne <= held:
-		return nil, fmt.Errorf("%w: rotation to epoch %d, this member already holds epoch %d", ErrStaleKeyUpdate, ne, held)
+		return fmt.Errorf("%w: rotation to epoch %d, this member already holds epoch %d", ErrStaleKeyUpdate, ne, held)
 	case ne > held+1:
-		return nil, fmt.Errorf("%w: rotation to epoch %d, open the rotation to epoch %d first", ErrUnknownParent, ne, held+1)
+		return fmt.Errorf("%w: rotation to epoch %d, open the rotation to epoch %d first", ErrUnknownParent, ne, held+1)
 	}
 	if addErr != nil && !errors.Is(addErr, ErrReplay) {
-		return nil, addErr
+		return addErr
 	}
 	if e := c.entries[head]; !e.onMain {
 		fe, err := c.branchEvidence(head)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return nil, &ForkError{Evidence: fe, err: ErrFork}
+		return &ForkError{Evidence: fe, err: ErrFork}
 	}
-	st, err := c.StateAt(head)
-	if err != nil {
-		return nil, err
-	}
-	return OpenKeyUpdate(id, st, ku)
+	return nil
 }

@@ -61,6 +61,9 @@ type memberMark struct {
 	at    int // index of the event in the main line
 	role  Role
 	added EventID
+	// leaf is the member's place in the key trees after the event (when
+	// role is not 0).
+	leaf Leaf
 }
 
 // affected lists the keys of the members whose membership or role ev
@@ -86,7 +89,7 @@ func (c *Chain) markMain(id EventID, keys ...[32]byte) {
 	for _, k := range keys {
 		m := memberMark{at: at}
 		if mb, ok := c.state.Members[k]; ok {
-			m.role, m.added = mb.Role, mb.Added
+			m.role, m.added, m.leaf = mb.Role, mb.Added, c.layout.pos[k]
 		} else if prev := c.marks[k]; len(prev) > 0 {
 			m.added = prev[len(prev)-1].added // the membership a removal ended
 		}

@@ -32,8 +32,11 @@ const (
 
 // Welcome limits.
 const (
-	// WelcomeVersion is the only welcome (and welcome frame) version.
-	WelcomeVersion = 1
+	// WelcomeVersion is the welcome (and welcome frame) version;
+	// WelcomeTreeVersion the welcome version that carries a key tree path
+	// (and a manager's tree seed).
+	WelcomeVersion     = 1
+	WelcomeTreeVersion = 2
 	// MaxWelcomeSize bounds a welcome's encoding (a chain of about 100,000
 	// events).
 	MaxWelcomeSize = 32 << 20
@@ -99,6 +102,11 @@ type Welcome struct {
 	Secrets map[uint64]*keymgmt.EpochSecrets
 	// Events is the chain's main line, the create first.
 	Events []*Event
+	// Tree is the newcomer's path in the group's key tree (nil when the
+	// group's rotations are direct), and Seed the managers' tree seed for
+	// a newcomer with the manage role (version 2).
+	Tree *keymgmt.TreePath
+	Seed *keymgmt.TreeSeed
 	// Author is the signing manager's key.
 	Author    [32]byte
 	Signature [ed25519.SignatureSize]byte
@@ -115,9 +123,16 @@ type Welcome struct {
 //	4   secret count S (>= 1), then per epoch, strictly ascending:
 //	    8 epoch ‖ 1 length L ‖ L epoch secrets (keymgmt encoding)
 //	4   event count E (>= 1), then per event: 2 length L ‖ L event
+//	    version 2 only (a group with a key tree):
+//	1   flags (bit 0: tree path, bit 1: tree seed; at least one set)
+//	    [2 length L ‖ L tree path (keymgmt encoding)] [41 tree seed]
 //	64  signature (keymgmt layout, WelcomeSigContext) over all preceding bytes
 func (w *Welcome) appendSigned(b []byte) ([]byte, error) {
-	b = append(b, WelcomeVersion)
+	if w.Tree != nil || w.Seed != nil {
+		b = append(b, WelcomeTreeVersion)
+	} else {
+		b = append(b, WelcomeVersion)
+	}
 	b = append(b, w.GroupID[:]...)
 	b = binary.BigEndian.AppendUint64(b, w.Epoch)
 	b = append(b, w.Head[:]...)
@@ -143,6 +158,27 @@ func (w *Welcome) appendSigned(b []byte) ([]byte, error) {
 		}
 		b = binary.BigEndian.AppendUint16(b, uint16(len(eb)))
 		b = append(b, eb...)
+	}
+	if w.Tree != nil || w.Seed != nil {
+		var flags byte
+		if w.Tree != nil {
+			flags |= groupFlagPath
+		}
+		if w.Seed != nil {
+			flags |= groupFlagSeed
+		}
+		b = append(b, flags)
+		if w.Tree != nil {
+			pb, err := keymgmt.MarshalTreePath(w.Tree)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrWelcomeInvalid, err)
+			}
+			b = binary.BigEndian.AppendUint16(b, uint16(len(pb)))
+			b = append(b, pb...)
+		}
+		if w.Seed != nil {
+			b = append(b, keymgmt.MarshalTreeSeed(w.Seed)...)
+		}
 	}
 	if len(b)+ed25519.SignatureSize > MaxWelcomeSize {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrWelcomeInvalid, len(b)+ed25519.SignatureSize, MaxWelcomeSize)
@@ -194,6 +230,16 @@ func NewWelcome(c *Chain, g *Group, kp *keymgmt.KeyPackage, manager Signer) (*We
 	if !newcomer.Role.CanWrite() {
 		w.Secrets[st.Epoch] = cur.ReadOnly()
 	}
+	if g.TreeSeed != nil {
+		p, err := c.TreePathOf(g.TreeSeed, kp.Identity.SignPub)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrWelcomeInvalid, err)
+		}
+		w.Tree = p
+		if newcomer.Role.CanManage() {
+			w.Seed = g.TreeSeed
+		}
+	}
 	if st.Policy.History == HistoryShared {
 		for e, s := range g.Secrets {
 			if e < st.Epoch {
@@ -228,8 +274,9 @@ func ParseWelcome(b []byte) (*Welcome, error) {
 		return nil, bad("%d bytes, at most %d", len(b), MaxWelcomeSize)
 	}
 	d := newDecoder(b)
-	if v := d.u8(); !d.ok || v != WelcomeVersion {
-		return nil, bad("version %d, want %d", v, WelcomeVersion)
+	version := d.u8()
+	if !d.ok || (version != WelcomeVersion && version != WelcomeTreeVersion) {
+		return nil, bad("version %d, want %d or %d", version, WelcomeVersion, WelcomeTreeVersion)
 	}
 	w := &Welcome{Secrets: map[uint64]*keymgmt.EpochSecrets{}}
 	copy(w.GroupID[:], d.take(16))
@@ -273,6 +320,30 @@ func ParseWelcome(b []byte) (*Welcome, error) {
 			return nil, fmt.Errorf("%w: event %d: %w", ErrWelcomeMalformed, i, err)
 		}
 		w.Events[i] = ev
+	}
+	if version == WelcomeTreeVersion {
+		flags := d.u8()
+		if !d.ok || flags == 0 || flags&^(groupFlagPath|groupFlagSeed) != 0 {
+			return nil, bad("key tree flags %#x", flags)
+		}
+		if flags&groupFlagPath != 0 {
+			pb := d.take(int(d.u16()))
+			if !d.ok {
+				return nil, bad("tree path truncated")
+			}
+			p, err := keymgmt.ParseTreePath(pb)
+			if err != nil {
+				return nil, fmt.Errorf("%w: tree path: %w", ErrWelcomeMalformed, err)
+			}
+			w.Tree = p
+		}
+		if flags&groupFlagSeed != 0 {
+			s, err := keymgmt.ParseTreeSeed(d.take(keymgmt.TreeSeedSize))
+			if err != nil {
+				return nil, fmt.Errorf("%w: tree seed: %w", ErrWelcomeMalformed, err)
+			}
+			w.Seed = s
+		}
 	}
 	copy(w.Signature[:], d.take(ed25519.SignatureSize))
 	if !d.done() {
@@ -536,6 +607,19 @@ func verifyWelcome(w *Welcome, id *keymgmt.Identity, kp *keymgmt.KeyPackage) (*J
 	}
 	if g.Secrets[st.Epoch] == nil {
 		return nil, bad("no secrets for the current epoch %d", st.Epoch)
+	}
+	if w.Tree != nil {
+		l, ok := c.TreeLeaf(id.SigningKey())
+		if !ok || l.Tree != w.Tree.Tree || l.Node != w.Tree.Leaf || c.layout.trees[l.Tree].depth != w.Tree.Depth {
+			return nil, bad("a key tree path for %s leaf %d (depth %d), the chain places this member elsewhere", w.Tree.Tree, w.Tree.Leaf, w.Tree.Depth)
+		}
+		g.Tree = w.Tree
+	}
+	if w.Seed != nil {
+		if !me.Role.CanManage() || w.Tree == nil || w.Seed.Epoch > st.Epoch {
+			return nil, bad("a tree seed for a %s member", me.Role)
+		}
+		g.TreeSeed = w.Seed
 	}
 	return &Joined{Group: g, Chain: c, Role: me.Role, WelcomedBy: author}, nil
 }
