@@ -66,7 +66,8 @@
 //
 //	1 version ‖ 16 ID ‖ 1+N name ‖ 8 epoch ‖ 1 history ‖ 8 created seconds ‖
 //	4 created nanoseconds ‖ hosts as in the invite ‖ 4 epoch count ‖
-//	per epoch ascending: 8 epoch ‖ 1 flags ‖ 32 R ‖ [32 W] ‖ 32 WPub
+//	per epoch ascending: 8 epoch ‖ 1 flags ‖ 32 R ‖ [32 W] ‖ 32 WPub ‖
+//	version 2 only: 1 flags ‖ [2+L key tree path] ‖ [41 tree seed]
 //
 // # Sequence tracker
 //
@@ -172,29 +173,101 @@
 //
 // # Key updates
 //
-// A rotation to epoch n+1 (Chain.Rotate) draws fresh secrets, signs a rotate
-// event and seals the secrets to every member of the resulting state with
-// keymgmt.WrapEpochSecrets (slot = hash of group ID ‖ n+1 ‖ member key; HPKE
-// info = group ID ‖ n+1 ‖ head after the rotate ‖ member key; readers get R
-// and WPub only; removed members are not in the state, so get nothing). The
-// (slot, wrapped) list is cut into parts that each fit a KindKeyUpdate
-// payload in one 64 KiB envelope and each carry the rotate event, so any
-// part opens alone; they are posted in epoch n's mailbox:
+// A rotation to epoch n+1 draws fresh secrets, signs a rotate event and
+// distributes the secrets to every member of the resulting state in one
+// key_update message posted in epoch n's mailbox, cut into parts that
+// each fit a KindKeyUpdate payload in one 64 KiB envelope and each carry
+// the rotate event. Removed members are not in the state, so get nothing.
+// Chain.RotateTree picks one of three modes (RotationMode):
 //
-//	part = 1 version ‖ 2 index ‖ 2 count ‖ 2+E rotate event ‖
+//   - path (ModePath): through the group's key tree (below), replacing
+//     the nodes the layout marked: about 2·log2 n symmetric wraps for a
+//     removal or a from-join add, two (the roots) for a periodic rotation;
+//   - full (ModeFull): a new tree seed, every member's leaf key by HPKE,
+//     every node key wrapped: when the rotating manager holds no seed, a
+//     direct rotation dropped the tree, or a member who could know the seed
+//     (a manager at any time since it was drawn) was removed or made a
+//     reader;
+//   - direct (ModeDirect, Chain.Rotate): the secrets sealed with HPKE to
+//     each member, when the tree must be set up afresh and the group has
+//     fewer than TreeMinMembers (4) members.
+//
+// Direct parts (version 1; slot = hash of group ID ‖ n+1 ‖ member key,
+// HPKE info = group ID ‖ n+1 ‖ head after the rotate ‖ member key, readers
+// get R and WPub only):
+//
+//	part = 1 version (0x01) ‖ 2 index ‖ 2 count ‖ 2+E rotate event ‖
 //	       4 N ‖ N × (8 slot ‖ 2+L wrapped), strictly ascending
 //
-// Measured with BenchmarkRotation (X25519, a third of members read-only,
-// 2 shared cores under load, so times are upper bounds):
+// # Key tree
 //
-//	members  manager   parts  key update  envelopes  member parse+open
-//	10       1.9 ms    1      1.7 kB      2.2 kB     0.06 ms
-//	100      23 ms     1      15 kB       33 kB      0.07 ms
-//	1,000    220 ms    3      146 kB      164 kB     0.2 ms
-//	10,000   2.2 s     23     1.46 MB     1.48 MB    0.9 ms
+// A managed group has two key trees (keymgmt's package doc has the
+// arithmetic, keys, wraps and seals): the writers' (write and manage
+// roles) and the readers'. The writers' root key wraps the epoch's
+// secrets with W, the readers' root key without: a reader never receives
+// the write secret, not even by a wrap it could open. Every member holds
+// its path (Group.Tree); the managers hold the seed every key derives
+// from (Group.TreeSeed; the group's creator draws it), so any manager
+// rotates, a new manager receives 32 bytes, and a bot restart loses
+// nothing (the record is stored encrypted).
 //
-// About 150 bytes and one HPKE seal per member: a key tree would replace
-// the per-member list, not its transport.
+// The layout — who sits at which leaf, which nodes the next rotation
+// replaces — is a pure function of the chain's main line, kept by Chain
+// (treelayout.go), so nothing about positions travels: a member is placed
+// at the blank leaf with the smallest index of its role's tree (the tree
+// doubles when full and its new root is marked); a removal marks the
+// ancestors of the vacated leaf; a role change between the trees vacates
+// and places, marking both paths; an add under from-join history marks the
+// newcomer's path too (it cannot read back: every key on its path is new
+// and wrapped nothing before) and its leaf gets no wrap (its welcome,
+// made after the rotation, carries the path). A rotate replaces the marked
+// nodes: each node's version is the rotate event that last replaced it,
+// and its key HKDF(seed, tree ‖ node ‖ version).
+//
+// A member opens its part by walking its path from the leaf up (its leaf
+// and role at the rotation come from its chain): a node wrapped under the
+// child below it opens with that child's key, the others keep the key it
+// held; the root's key opens the epoch secrets. A removed member holds no
+// key under which any new key is wrapped (every node it knew was
+// replaced). A manager opening another manager's rotation gets its own
+// path the same way, and a seed sealed to its leaf.
+//
+// Tree parts (version 2). Large rotations (a full one) are split by
+// subtree: a part serves the members under its scope node and holds every
+// wrap under a node in that subtree or on its path to the root, its
+// tree's secrets and the seals of its leaves, so each member needs one
+// part. HPKE infos and AAD contexts are group ID ‖ n+1 ‖ rotate event ID
+// ‖ tree ‖ node:
+//
+//	part  = 1 version (0x02) ‖ 2 index ‖ 2 count ‖ 2+E rotate event ‖
+//	        1 mode (1 full, 2 path) ‖ 1 writers' depth+1 ‖ 1 readers' depth+1 ‖
+//	        1 scope tree (0xff both) ‖ 4 scope node ‖
+//	        2 S ‖ S × (4 leaf ‖ 2+L seed sealed to a manager) ‖
+//	        4 L ‖ L × (1 tree ‖ 4 leaf ‖ 2+L leaf key sealed to its member) ‖
+//	        4 N ‖ N × (1 tree ‖ 4 child ‖ 72 parent key wrapped under the child) ‖
+//	        1 flags ‖ [2+L writer secrets] ‖ [2+L reader secrets]
+//
+// wraps strictly ascending by (tree, level, node), so a member reads them
+// bottom-up; depths at most 16 (keymgmt.MaxTreeDepth), checked before
+// anything is allocated. Handover: the rotation after a member became a
+// manager seals the seed to it (the node rotates on every promotion to
+// manager while it holds the seed); a full rotation seals the new seed to
+// every manager, the rotating one too, so it recovers the seed from its
+// own key update after a crash.
+//
+// Measured with BenchmarkRotation (X25519, a third of members read-only;
+// 2 shared cores, load average about 13 — times are upper bounds):
+//
+//	members  op        manager  wraps  key update  envelopes  member
+//	10       remove    0.6 ms   8      0.9 kB      1          0.16 ms
+//	10,000   remove    2.1 ms   27     2.4 kB      1 (8 kB)   0.10 ms
+//	10,000   add       1.0 ms   27     2.4 kB      1          0.12 ms
+//	10,000   periodic  0.4 ms   2      0.5 kB      1          0.08 ms
+//
+// against direct seals at 10,000 members: 1.4–2.2 s, 1.46 MB in 23
+// envelopes. BenchmarkRotationCrossover sets TreeMinMembers: from 4
+// members the tree path is smaller than direct seals (0.56 against 0.81 kB
+// at 4), and quicker for the manager and members at every size.
 //
 // # Welcomes
 //
@@ -210,13 +283,16 @@
 //
 //	welcome = 1 version ‖ 16 group ID ‖ 8 epoch ‖ 32 head ‖ 32 SHA-256(key package) ‖
 //	          32 author ‖ 4 S ‖ S × (8 epoch ‖ 1+L epoch secrets) ‖
-//	          4 E ‖ E × (2+L event) ‖ 64 signature
+//	          4 E ‖ E × (2+L event) ‖ [version 2: 1 flags ‖ [2+L tree path] ‖
+//	          [41 tree seed]] ‖ 64 signature
 //	frame   = 1 version ‖ 16 random tag ‖ 2 index ‖ 2 count ‖ chunk (full but the last)
 //
 // It carries the whole main line (the newcomer checks every permission from
 // the create itself), the current secrets for the newcomer's role and,
 // under shared history, read-only secrets of earlier epochs; under from-join
-// none, and the rotation the add made due must come first.
+// none, and the rotation the add made due must come first. Version 2 adds
+// the newcomer's key tree path (checked against the chain's layout) and,
+// for a newcomer with the manage role, the tree seed.
 //
 // # Manager requests
 //
@@ -247,10 +323,12 @@
 //	add:     kp := keymgmt.ParseKeyPackage(text, now); append the add; if
 //	         NeedsRotation, rotate; w := NewWelcome(c, g, kp, id);
 //	         post SealWelcome(w, kp) to the group's hosts.
-//	rotate:  rot := c.Rotate(id, now, 0); post each part in the OLD epoch
-//	         (Payload.Epoch = n, StateHead = c.HeadOf(n), Kind KindKeyUpdate,
-//	         Body MarshalKeyUpdate); g.AddEpoch(n+1, rot.Secrets); host and
-//	         fetch the new mailbox. Remove is always followed by a rotate.
+//	rotate:  rot := c.RotateTree(id, g.TreeSeed, now, params); post each part
+//	         in the OLD epoch (Payload.Epoch = n, StateHead = c.HeadOf(n),
+//	         Kind KindKeyUpdate, Body MarshalKeyUpdate);
+//	         g.EnterRotation(rot.Keys); host and fetch the new mailbox.
+//	         Remove is always followed by a rotate; a promotion to manager
+//	         too, to hand the tree over.
 //	bot:     for each KindRequest: AuthorizeRequest(c.State(), r, now), then
 //	         c.Append(r.Event(), bot, now) or c.Rotate; on a timer and per
 //	         message, NeedsRotation(c.State(), RotatedAt, count, now).
@@ -264,8 +342,8 @@
 //	    CLI warning (the evidence is signed by the manager); ErrRevoked,
 //	    ErrNotMember, ErrNotWriter, ErrForeignHead → refuse, and report.
 //	SeqTracker.Observe(Membership.Key, p.Seq), Digest, CheckSentTime.
-//	KindKeyUpdate: s := c.AcceptKeyUpdate(id, g.Epoch, ParseKeyUpdate(body));
-//	    on success g.AddEpoch(ku.NewEpoch(), s) and move to the new mailbox
+//	KindKeyUpdate: k := c.AcceptRotation(id, g, ParseKeyUpdate(body));
+//	    on success g.EnterRotation(k) and move to the new mailbox
 //	    (nothing is re-fetched); keymgmt.ErrNotRecipient → the copy is in
 //	    another part, or this member was removed (c.Member(own) fails);
 //	    ErrUnknownParent → retry after the epoch's state events;

@@ -213,13 +213,24 @@ func TestKeyTreeRotations(t *testing.T) {
 		tg.join(p, role)
 		people = append(people, p)
 	}
-	// The first tree rotation sets the tree up: a new seed, every member's
-	// leaf key by HPKE.
+	// The creator drew the seed: every welcome carried a path, and the
+	// first rotation is a path update already (the growth of the trees
+	// marked their new roots).
 	parts := tg.rotate()
+	if len(parts) != 1 || parts[0].Mode() != ModePath || len(parts[0].Tree.LeafSeals) != 0 || len(parts[0].Tree.SeedSeals) != 0 {
+		t.Fatalf("first rotation: %d parts, mode %s", len(parts), parts[0].Mode())
+	}
+	if tg.m.g.TreeSeed == nil || tg.m.g.TreeSeed.Epoch != 0 {
+		t.Fatalf("manager's seed: %+v", tg.m.g.TreeSeed)
+	}
+	// A manager without the seed (a group made before key trees) sets
+	// the tree up: a new seed, every member's leaf key by HPKE.
+	tg.m.g.TreeSeed = nil
+	parts = tg.rotate()
 	if len(parts) != 1 || parts[0].Mode() != ModeFull || len(parts[0].Tree.LeafSeals) != 10 || len(parts[0].Tree.SeedSeals) != 1 {
 		t.Fatalf("set-up rotation: %d parts, mode %s", len(parts), parts[0].Mode())
 	}
-	if tg.m.g.TreeSeed == nil || tg.m.g.TreeSeed.Epoch != 1 {
+	if tg.m.g.TreeSeed == nil || tg.m.g.TreeSeed.Epoch != 2 {
 		t.Fatalf("manager's seed after set-up: %+v", tg.m.g.TreeSeed)
 	}
 	// A periodic rotation replaces no node: two wraps of the secrets.
@@ -574,26 +585,34 @@ func TestKeyTreeManagerRemovalDrawsNewSeed(t *testing.T) {
 	}
 }
 
-// A group below TreeMin rotates with direct seals; when it grows the next
-// rotation sets the tree up, and shrinking below drops it again.
+// A manager without a tree rotates a group below TreeMin with direct
+// seals and sets the tree up from TreeMin members on; removing a former
+// manager from a small group drops the tree for direct seals.
 func TestKeyTreeModeBySize(t *testing.T) {
 	tg := newTreeGroup(t, DefaultPolicy(), RotationParams{TreeMin: 4})
+	tg.m.g.TreeSeed = nil // a group made before key trees
 	a := tg.join(newPerson(t, "a"), RoleWrite)
+	if a.g.Tree != nil {
+		t.Fatal("a path from a manager without the seed")
+	}
 	parts := tg.rotate()
 	if parts[0].Mode() != ModeDirect || tg.m.g.TreeSeed != nil || a.g.Tree != nil {
 		t.Fatalf("2 members: %s", parts[0].Mode())
 	}
-	if !tg.m.c.TreeSetupDue(nil, 2) || tg.m.c.TreeSetupDue(nil, 4) {
-		t.Fatal("TreeSetupDue")
-	}
 	b := tg.join(newPerson(t, "b"), RoleRead)
-	tg.join(newPerson(t, "c"), RoleWrite)
+	c := tg.join(newPerson(t, "c"), RoleWrite)
 	if parts = tg.rotate(); parts[0].Mode() != ModeFull || a.g.Tree == nil || b.g.Tree == nil {
 		t.Fatalf("4 members: %s", parts[0].Mode())
 	}
 	tg.remove(b.p)
+	if u := tg.updates[len(tg.updates)-1]; u[0].Mode() != ModePath || a.g.Tree == nil {
+		t.Fatalf("a member removed, 3 left: %s", u[0].Mode())
+	}
+	tg.event(&Event{Kind: EventAddManager, Target: c.p.key()})
+	tg.rotate()
+	tg.remove(c.p)
 	if u := tg.updates[len(tg.updates)-1]; u[0].Mode() != ModeDirect || a.g.Tree != nil || tg.m.g.TreeSeed != nil {
-		t.Fatalf("back to 3 members: %s", u[0].Mode())
+		t.Fatalf("a manager removed, 2 left: %s", u[0].Mode())
 	}
 }
 
@@ -611,6 +630,7 @@ func TestKeyTreeParts(t *testing.T) {
 		tg.join(p, role)
 		people = append(people, p)
 	}
+	tg.m.g.TreeSeed = nil
 	parts := tg.rotate() // full: leaf seals for 25 members
 	if len(parts) < 3 {
 		t.Fatalf("a full rotation of 25 members in %d parts of 1200 bytes", len(parts))

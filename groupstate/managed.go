@@ -44,5 +44,12 @@ func NewManagedGroup(name string, hosts []string, creator *keymgmt.Identity, nic
 	if err != nil {
 		return nil, nil, err
 	}
+	// The creator draws the key tree's seed: the tree exists from the
+	// start, each newcomer's welcome carries its path, and no rotation
+	// ever has to set it up for a large group.
+	g.TreeSeed = keymgmt.NewTreeSeed(0)
+	if g.Tree, err = c.TreePathOf(g.TreeSeed, creator.SigningKey()); err != nil {
+		return nil, nil, err
+	}
 	return g, c, nil
 }

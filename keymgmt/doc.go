@@ -107,6 +107,68 @@
 // ErrNotRecipient if there is none. An X25519 copy is 8 + 114 bytes for a
 // reader and 8 + 146 for a writer (WrappedSecretsSize).
 //
+// # Key tree
+//
+// A managed group's managers hold a logical key hierarchy (LKH) per group:
+// two binary trees, the writers' (write and manage roles) and the
+// readers'. Each member holds the keys on the path from its leaf to its
+// tree's root (TreePath); the writers' root key wraps the epoch's writer
+// secrets (R, WPub, W) and the readers' root key the reader secrets (R,
+// WPub), so a reader never receives W. groupstate places members and says
+// which nodes a rotation replaces; this package has the arithmetic, the
+// keys, the wraps and the seals.
+//
+// Nodes are numbered in order as in MLS (RFC 9420 appendix C): leaf i is
+// node 2i, a node's level is its number of trailing one bits, the root of
+// a tree of depth d (2^d leaves, d ≤ MaxTreeDepth = 16) is 2^d − 1.
+// Growing a tree keeps every index (the old root becomes the new root's
+// left child).
+//
+// Keys. The managers share a 32-byte TreeSeed (random, drawn by the
+// group's creator or by a rotation that sets the tree up afresh); every
+// key derives from it with HKDF-SHA256 (no salt; the seed is uniform):
+//
+//	leaf key  = HKDF(seed, info = labelled(LabelTreeLeafKey, membership))
+//	node key  = HKDF(seed, info = labelled(LabelTreeNodeKey, tree ‖ uint32be(node) ‖ version))
+//	labelled(label, x) = len(label) (1 byte) ‖ label ‖ x
+//
+// membership is the 32-byte hash naming the member and the event that
+// added it; version is the 32-byte ID of the rotate event that last
+// replaced the node. Derived keys let several managers rotate one tree and
+// hand it over as 32 bytes; a member, or a removed member, knows some HKDF
+// outputs and nothing about the others (HKDF is a PRF keyed by the seed).
+//
+// Wraps. A node key wrapped under a child's key, and epoch secrets under a
+// root key, are XChaCha20-Poly1305 (x/crypto) with the node key as the
+// AEAD key and a random 24-byte nonce:
+//
+//	wrap = nonce (24) ‖ ciphertext ‖ tag (16)   (72 bytes for a key;
+//	       24+98+16 for writer secrets, 24+66+16 for reader secrets)
+//	AAD  = labelled(LabelTreeWrapKey or LabelTreeWrapSecrets, ctx)
+//
+// where ctx (chosen by groupstate) binds group, epoch, rotation, tree and
+// node. Random nonces because a counter or a derived nonce could repeat
+// when a manager crashes between making and posting a rotation, or two
+// managers rotate on one head; a 192-bit random nonce needs no state. A
+// node key wraps its parent at each of the parent's refreshes, a few
+// thousand times at most: far below the nonce bound.
+//
+// Seals. When the seed is new, each member's new leaf key is sealed to it
+// with HPKE (SealTreeLeaf, LabelSealTreeLeaf); the seed itself is sealed
+// to managers (SealTreeSeed, LabelSealTreeSeed: a new seed, or a handover
+// to a new manager). The HPKE info is the caller's ‖ the recipient's
+// SignPub, as for WrapEpochSecrets.
+//
+// Encodings (secret; inside the member's encrypted group record, sealed
+// welcomes and seals):
+//
+//	TreeSeed = 1 version (0x01) ‖ 32 seed ‖ 8 epoch (the rotation that drew it)
+//	TreePath = 1 version (0x01) ‖ 1 tree (0 writers, 1 readers) ‖ 1 depth d ‖
+//	           4 leaf node ‖ (d+1) × 32 keys, leaf first, root last
+//
+// Decoders check the depth (≤ MaxTreeDepth) before allocating, that the
+// leaf is a leaf of that tree, and exact lengths.
+//
 // # Key packages
 //
 // Binary (KeyPackage.Marshal / ParseKeyPackageBinary):

@@ -100,18 +100,22 @@
 //	         must have had the permission at the head the event extends;
 //	         orphans wait for their parent, payloads of unknown authors
 //	         wait for the chain to grow (managed.go)
-//	rotate   removal, demotion, from-join add, policy or demand: the
-//	         manager seals epoch n+1's secrets to every remaining member
-//	         in key updates posted in epoch n's mailbox; members open
-//	         their copy, host and catch up the new mailbox; a removed
-//	         member finds no copy (rotation.go)
+//	rotate   removal, demotion, from-join add, promotion, policy or
+//	         demand: the manager distributes epoch n+1's secrets through
+//	         the group's key tree (a path update of about 2·log2 n wraps,
+//	         one envelope; direct HPKE seals in groups of under 4 with no
+//	         tree) in a key update posted in epoch n's mailbox; members
+//	         open their part with their tree path, host and catch up the
+//	         new mailbox; a removed member holds no key that opens
+//	         anything (rotation.go, keytree.go)
 //	requests a member with the manage role (or any member asking for its
 //	         own removal) signs a request; the group's automatic manager
 //	         — its bot, else the manager with the smallest key — queues
 //	         it, authorizes it again against the current state and
 //	         performs it with its own events (manage.go, bot.go)
-//	managers AddManager and TransferManager (a reader made a manager gets
-//	         the write key: the keys rotate) (manage_ops.go)
+//	managers AddManager and TransferManager: the keys rotate, which hands
+//	         the key tree's seed to the new manager (and the write key to a
+//	         reader) (manage_ops.go, keytree.go)
 //	hosts    SetHosts posts set-hosts to the old and the new hosts; every
 //	         node then relays to, fetches and syncs from the hosts its
 //	         chain names (manage_ops.go, followed on each manager-loop

@@ -268,14 +268,20 @@ func (op *managerOp) addedWith(kp *keymgmt.KeyPackage) bool {
 }
 
 // setRole appends a role change and rotates when the member lost write
-// access (it still holds W) or gained it (it lacks W).
+// access (it still holds W) or gained it (it lacks W), or became a manager
+// while this manager holds the key tree seed (the rotation hands it over:
+// keytree.go).
 func (op *managerOp) setRole(target *groupstate.Member, role groupstate.Role) error {
 	gains := role.CanWrite() && !target.Role.CanWrite()
+	handover := role.CanManage() && !target.Role.CanManage() && op.promotionRotates(target)
 	if _, err := op.appendEvent(&groupstate.Event{Kind: groupstate.EventSetRole, Target: [32]byte(target.Identity.SignPub), Role: role}); err != nil {
 		return err
 	}
-	if gains {
+	switch {
+	case gains:
 		return op.rotate(target.Fingerprint() + " gained write access")
+	case handover:
+		return op.rotate("key tree handed over to " + target.Fingerprint())
 	}
 	return op.rotateIfDue()
 }

@@ -22,11 +22,12 @@ import (
 //
 // Adding a manager and handing over. A manager appends add-manager or
 // transfer-manager (which also steps the author down to write); a member
-// that could not write before (a reader) lacks the epoch's write key, so
-// the keys rotate to give it one. A transfer to a reader is therefore
-// add-manager, rotate, then the author's own step down to write (a
-// transfer-manager event would leave the author unable to sign the
-// rotation). Through the bot (ViaBot) adding a manager is a set-role
+// that could not write before (a reader) lacks the epoch's write key, and
+// a new manager the key tree's seed (keytree.go), so the keys rotate to
+// give them. A transfer is therefore add-manager, rotate, then the
+// author's own step down to write (a transfer-manager event would leave
+// the author unable to sign the rotation); a single transfer-manager event
+// only when neither is needed (a writer, and no tree held). Through the bot (ViaBot) adding a manager is a set-role
 // request, which the bot performs with the same rotation; a transfer is
 // one transfer-manager request (groupstate request version 2), which the
 // bot performs as one operation — the target's promotion (and the
@@ -104,12 +105,15 @@ func (n *Node) AddManager(ctx context.Context, group, fingerprint string, opts .
 		if err != nil {
 			return err
 		}
-		gains := !t.Role.CanWrite()
+		gains, handover := !t.Role.CanWrite(), op.promotionRotates(t)
 		if _, err := op.appendEvent(&groupstate.Event{Kind: groupstate.EventAddManager, Target: [32]byte(t.Identity.SignPub)}); err != nil {
 			return err
 		}
-		if gains {
+		switch {
+		case gains:
 			return op.rotate(t.Fingerprint() + " gained write access")
+		case handover:
+			return op.rotate("key tree handed over to " + t.Fingerprint())
 		}
 		return op.rotateIfDue()
 	})
@@ -132,16 +136,20 @@ func (n *Node) TransferManager(ctx context.Context, group, fingerprint string, o
 			return err
 		}
 		target := [32]byte(t.Identity.SignPub)
-		if t.Role.CanWrite() {
+		if !op.promotionRotates(t) {
 			_, err := op.appendEvent(&groupstate.Event{Kind: groupstate.EventTransferManager, Target: target})
 			return err
 		}
-		// A reader needs the write key: rotate while still a manager,
-		// then step down.
+		// A reader needs the write key, a new manager the key tree seed:
+		// rotate while still a manager, then step down.
 		if _, err := op.appendEvent(&groupstate.Event{Kind: groupstate.EventAddManager, Target: target}); err != nil {
 			return err
 		}
-		if err := op.rotate(t.Fingerprint() + " gained write access"); err != nil {
+		why := t.Fingerprint() + " gained write access"
+		if t.Role.CanWrite() {
+			why = "key tree handed over to " + t.Fingerprint()
+		}
+		if err := op.rotate(why); err != nil {
 			return err
 		}
 		_, err = op.appendEvent(&groupstate.Event{Kind: groupstate.EventSetRole, Target: [32]byte(op.m.id.SigningKey()), Role: groupstate.RoleWrite})
@@ -156,12 +164,16 @@ func (n *Node) TransferManager(ctx context.Context, group, fingerprint string, o
 // current state; an error in either leaves the operation uncommitted.
 func (op *managerOp) transferFor(target *groupstate.Member, r *groupstate.Request) error {
 	promote, stepDown := r.TransferEvents()
-	gains := !target.Role.CanWrite()
+	rotates := op.promotionRotates(target)
 	if _, err := op.appendEvent(promote); err != nil {
 		return err
 	}
-	if gains {
-		if err := op.rotate(target.Fingerprint() + " gained write access"); err != nil {
+	if rotates {
+		why := target.Fingerprint() + " gained write access"
+		if target.Role.CanWrite() {
+			why = "key tree handed over to " + target.Fingerprint()
+		}
+		if err := op.rotate(why); err != nil {
 			return err
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/meshnode/meshnode/admission"
 	"github.com/meshnode/meshnode/directory"
 	"github.com/meshnode/meshnode/fetch"
+	"github.com/meshnode/meshnode/groupstate"
 	"github.com/meshnode/meshnode/hostsync"
 	"github.com/meshnode/meshnode/keymgmt"
 	"github.com/meshnode/meshnode/relay"
@@ -126,6 +127,10 @@ type Params struct {
 	Contacts ContactParams
 	// Outbox tunes how a member retries its own envelopes (outbox.go).
 	Outbox OutboxParams
+	// KeyTreeMin is the smallest managed group this node, as a manager,
+	// rotates through the group's key tree; smaller ones get direct HPKE
+	// seals (keytree.go). 0: groupstate.TreeMinMembers.
+	KeyTreeMin int
 }
 
 // DefaultParams returns sensible defaults for a role.
@@ -207,6 +212,9 @@ func (p *Params) validate() error {
 	}
 	if p.MemberMemTableSize < 1<<20 {
 		errs = append(errs, fmt.Errorf("MemberMemTableSize %d below 1 MiB", p.MemberMemTableSize))
+	}
+	if p.KeyTreeMin < 0 || p.KeyTreeMin > groupstate.MaxMembers {
+		errs = append(errs, fmt.Errorf("KeyTreeMin %d out of 0..%d", p.KeyTreeMin, groupstate.MaxMembers))
 	}
 	if p.ProcessInterval <= 0 || p.CatchUpInterval <= 0 || p.ManageInterval <= 0 {
 		errs = append(errs, errors.New("ProcessInterval, CatchUpInterval and ManageInterval must be positive"))

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -13,14 +14,16 @@ import (
 
 // Key rotation in the node (ARCHITECTURE §7).
 //
-// Manager: Chain.Rotate draws epoch n+1's secrets and seals them to every
-// member of the resulting state; each key update part becomes a
-// KindKeyUpdate payload of epoch n (state head: the last event of epoch n)
-// posted in epoch n's mailbox; the manager stores the new secrets, hosts
-// the new mailbox and writes there from then on.
+// Manager: Chain.RotateTree draws epoch n+1's secrets and distributes them
+// through the group's key tree (or by direct HPKE seals in a small group:
+// keytree.go); each key update part becomes a KindKeyUpdate payload of
+// epoch n (state head: the last event of epoch n) posted in epoch n's
+// mailbox; the manager stores the new secrets with its tree path and
+// seed (in its group record), hosts the new mailbox and writes there from
+// then on.
 //
 // Member: a key update found in epoch n's mailbox is accepted with
-// Chain.AcceptKeyUpdate (its rotate event goes into the chain first, so a
+// Chain.AcceptRotation (its rotate event goes into the chain first, so a
 // second rotation on the same head — a manager showing members different
 // keys — is a fork and reported as a split). The member's copy gives epoch
 // n+1's secrets: the group record gains them, the new mailbox joins the
@@ -46,7 +49,7 @@ func (m *member) processKeyUpdate(txn *badger.Txn, e *groupEntry, p *groupstate.
 			keymgmt.Fingerprint(ku.Rotate.AuthorKey()), keymgmt.Fingerprint(p.AuthorKey()))
 	}
 	before := e.chain.Len()
-	s, err := e.chain.AcceptKeyUpdate(m.id, e.g.Epoch, ku)
+	keys, err := e.chain.AcceptRotation(m.id, e.g, ku)
 	if e.chain.Len() != before {
 		if gerr := m.indexEvent(txn, e, ku.Rotate.ID(), id, p.Epoch); gerr != nil {
 			return nil, gerr
@@ -58,7 +61,7 @@ func (m *member) processKeyUpdate(txn *badger.Txn, e *groupEntry, p *groupstate.
 	var fe *groupstate.ForkError
 	switch {
 	case err == nil:
-		if err := m.enterEpoch(e, ku.NewEpoch(), s); err != nil {
+		if err := m.enterRotation(e, keys); err != nil {
 			return nil, err
 		}
 		if err := saveGroupTxn(txn, e); err != nil {
@@ -85,20 +88,22 @@ func (m *member) processKeyUpdate(txn *badger.Txn, e *groupEntry, p *groupstate.
 	return nil, fmt.Errorf("key update to epoch %d: %w", ku.NewEpoch(), err)
 }
 
-// enterEpoch records a new epoch's secrets and registers its mailbox, to
-// be hosted and caught up after the pass (hostAddedLocked). Call with m.mu
-// held; the caller saves the group record.
-func (m *member) enterEpoch(e *groupEntry, epoch uint64, s *keymgmt.EpochSecrets) error {
-	if err := e.g.AddEpoch(epoch, s); err != nil {
+// enterRotation records a new epoch's secrets (with this member's key tree
+// path, and a manager's tree seed) and registers its mailbox, to be hosted
+// and caught up after the pass (hostAddedLocked). Call with m.mu held; the
+// caller saves the group record.
+func (m *member) enterRotation(e *groupEntry, k *groupstate.RotatedKeys) error {
+	if err := e.g.EnterRotation(k); err != nil {
 		return err
 	}
+	epoch := k.Epoch
 	delete(e.keys, epoch)
-	k, err := e.keysFor(epoch)
+	ek, err := e.keysFor(epoch)
 	if err != nil {
 		return err
 	}
-	m.mailboxes[k.Mailbox] = mailboxRef{group: e.g.ID, epoch: epoch}
-	m.mg.added = append(m.mg.added, k.Mailbox)
+	m.mailboxes[ek.Mailbox] = mailboxRef{group: e.g.ID, epoch: epoch}
+	m.mg.added = append(m.mg.added, ek.Mailbox)
 	e.local.EpochMsgs = 0
 	return nil
 }
@@ -112,9 +117,12 @@ func (op *managerOp) rotate(reason string) error {
 	if e.chain.Epoch() != old {
 		return fmt.Errorf("%w: the chain is at epoch %d but this member holds keys up to %d; catch up first", groupstate.ErrKeyUpdateInvalid, e.chain.Epoch(), old)
 	}
-	rot, err := e.chain.Rotate(m.id, op.now, 0)
+	rot, err := e.chain.RotateTree(m.id, e.g.TreeSeed, op.now, op.treeParams())
 	if err != nil {
 		return err
+	}
+	if rot.Keys.Mode == groupstate.ModeFull {
+		reason = strings.TrimPrefix(reason+"; new key tree", "; ")
 	}
 	for _, part := range rot.Parts {
 		body, err := groupstate.MarshalKeyUpdate(part)
@@ -139,7 +147,7 @@ func (op *managerOp) rotate(reason string) error {
 			return err
 		}
 	}
-	if err := m.enterEpoch(e, rot.Event.Epoch, rot.Secrets); err != nil {
+	if err := m.enterRotation(e, rot.Keys); err != nil {
 		return err
 	}
 	op.rotated = true

@@ -189,7 +189,7 @@ func TestRemovedMemberReadsNothingNew(t *testing.T) {
 					t.Fatal(err)
 				}
 				c := chainCopy(t, carol, gid)
-				if _, err := c.AcceptKeyUpdate(carol.id, 0, ku); !errors.Is(err, keymgmt.ErrNotRecipient) {
+				if _, err := c.AcceptRotation(carol.id, kept, ku); !errors.Is(err, keymgmt.ErrNotRecipient) {
 					t.Fatalf("carol opens the key update after her removal: %v", err)
 				}
 			}

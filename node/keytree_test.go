@@ -1,0 +1,385 @@
+package node
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/groupstate"
+	tu "github.com/meshnode/meshnode/internal/testutil"
+	"github.com/meshnode/meshnode/keymgmt"
+)
+
+// record returns a copy of p's group record and chain.
+func record(t *testing.T, p *person, gid string) (*groupstate.Group, *groupstate.Chain) {
+	t.Helper()
+	m := p.n.member
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := entry(t, p, gid)
+	b, err := e.g.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g groupstate.Group
+	if err := g.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	cb, err := e.chain.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := groupstate.UnmarshalChain(cb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &g, c
+}
+
+// keyUpdates returns the parts of the rotation to epoch from the host's
+// copy of the previous epoch's mailbox, opened with p's keys.
+func keyUpdates(t *testing.T, p *person, host *Node, gid string, epoch uint64) ([]*groupstate.KeyUpdate, int) {
+	t.Helper()
+	g, _ := record(t, p, gid)
+	keys, err := g.Keys(epoch - 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, err := host.Store().Page(keys.Mailbox, nil, 10000, 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*groupstate.KeyUpdate
+	envs := 0
+	for _, env := range pg.Envelopes {
+		pl, err := groupstate.OpenMessage(keys, g.ID, epoch-1, env)
+		if err != nil || pl.Kind != groupstate.KindKeyUpdate {
+			continue
+		}
+		ku, err := groupstate.ParseKeyUpdate(pl.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ku.NewEpoch() == epoch {
+			out = append(out, ku)
+			envs++
+		}
+	}
+	return out, envs
+}
+
+// waitKeyUpdate waits until the host holds the rotation to epoch and
+// returns its mode.
+func waitKeyUpdate(t *testing.T, p *person, host *Node, gid string, epoch uint64) groupstate.KeyUpdateMode {
+	t.Helper()
+	var parts []*groupstate.KeyUpdate
+	tu.Eventually(t, 20*time.Second, func() bool {
+		parts, _ = keyUpdates(t, p, host, gid, epoch)
+		return len(parts) > 0
+	}, "the rotation to epoch %d reaches the host", epoch)
+	return parts[0].Mode()
+}
+
+// cannotOpen checks that a removed member, with everything it kept, opens
+// no part of a rotation.
+func cannotOpen(t *testing.T, kept *groupstate.Group, id *keymgmt.Identity, c *groupstate.Chain, parts []*groupstate.KeyUpdate) {
+	t.Helper()
+	for _, ku := range parts {
+		g := *kept
+		g.Epoch = ku.NewEpoch() - 1
+		if _, err := c.AcceptRotation(id, &g, ku); err == nil {
+			t.Fatalf("a removed member opened the rotation to epoch %d", ku.NewEpoch())
+		}
+	}
+}
+
+// Several managers share the key tree: a new manager gets it in the
+// rotation after its promotion, follows a rotation the other manager made
+// before it had caught up (mid-rotation), restarts without losing it and
+// rotates along paths; a transfer hands it on; removing a manager (who
+// knew the seed) draws a new one. Removed members open nothing.
+func TestKeyTreeHandoverBetweenManagers(t *testing.T) {
+	leakCheck(t)
+	tp := newTopology(t, "tree", groupstate.DefaultPolicy(), "alice", nil)
+	alice, gid, host := tp.mgr, tp.gid, tp.host
+	bob, carol := tp.join("bob", groupstate.RoleWrite), tp.join("carol", groupstate.RoleWrite)
+	dave, erin := tp.join("dave", groupstate.RoleRead), tp.join("erin", groupstate.RoleWrite)
+	ctx := context.Background()
+	for _, p := range []*person{alice, bob, carol, dave, erin} {
+		g, _ := record(t, p, gid)
+		if g.Tree == nil || (g.TreeSeed != nil) != (p == alice) {
+			t.Fatalf("%s: path %v, seed %v", p.nick, g.Tree != nil, g.TreeSeed != nil)
+		}
+	}
+
+	res, err := alice.n.AddManager(ctx, gid, bob.id.Fingerprint())
+	if err != nil || !res.Rotated {
+		t.Fatalf("add manager: %+v %v", res, err)
+	}
+	handover := res.Epoch
+	// Before bob has caught up, alice removes carol.
+	keptCarol, _ := record(t, carol, gid)
+	res, err = alice.n.RemoveMember(ctx, gid, carol.id.Fingerprint())
+	if err != nil || res.Epoch != handover+1 {
+		t.Fatalf("remove carol: %+v %v", res, err)
+	}
+	if mode := waitKeyUpdate(t, alice, host, gid, res.Epoch); mode != groupstate.ModePath {
+		t.Fatalf("carol's removal: %s", mode)
+	}
+	parts, envs := keyUpdates(t, alice, host, gid, res.Epoch)
+	if envs != 1 {
+		t.Fatalf("a removal's key update in %d envelopes", envs)
+	}
+	waitEpoch(t, bob, gid, res.Epoch)
+	g, _ := record(t, bob, gid)
+	ga, _ := record(t, alice, gid)
+	if g.TreeSeed == nil || *g.TreeSeed != *ga.TreeSeed {
+		t.Fatal("bob did not get the key tree")
+	}
+	_, c := record(t, alice, gid)
+	cannotOpen(t, keptCarol, carol.id, c, parts)
+
+	// Bob restarts (a bot's restart too): the tree is in his record.
+	bob.stop()
+	bob.startManaged(nil)
+	waitJoined(t, bob, gid)
+	keptDave, _ := record(t, dave, gid)
+	res, err = bob.n.RemoveMember(ctx, gid, dave.id.Fingerprint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := waitKeyUpdate(t, bob, host, gid, res.Epoch); mode != groupstate.ModePath {
+		t.Fatalf("bob's removal after his restart: %s (the tree was lost)", mode)
+	}
+	for _, p := range []*person{alice, erin} {
+		waitEpoch(t, p, gid, res.Epoch)
+	}
+	if _, err := bob.n.Send(ctx, gid, "bob after removing dave"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, erin, gid, "bob after removing dave")
+	parts, _ = keyUpdates(t, bob, host, gid, res.Epoch)
+	_, c = record(t, bob, gid)
+	cannotOpen(t, keptDave, dave.id, c, parts)
+
+	// Alice hands management to erin (a writer): a handover rotation
+	// before she steps down; then erin removes bob, a manager who knew
+	// the seed: a new seed.
+	waitEpoch(t, alice, gid, res.Epoch)
+	res, err = alice.n.TransferManager(ctx, gid, erin.id.Fingerprint())
+	if err != nil || !res.Rotated {
+		t.Fatalf("transfer: %+v %v", res, err)
+	}
+	waitEpoch(t, erin, gid, res.Epoch)
+	ge, _ := record(t, erin, gid)
+	if ge.TreeSeed == nil {
+		t.Fatal("erin did not get the key tree")
+	}
+	waitRoles(t, erin, gid, map[string]string{"alice": "write", "bob": "manage", "erin": "manage"})
+	keptBob, _ := record(t, bob, gid)
+	res, err = erin.n.RemoveMember(ctx, gid, bob.id.Fingerprint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := waitKeyUpdate(t, erin, host, gid, res.Epoch); mode != groupstate.ModeDirect && mode != groupstate.ModeFull {
+		t.Fatalf("removing a manager: %s, want a new seed", mode)
+	}
+	waitEpoch(t, alice, gid, res.Epoch)
+	ga, _ = record(t, alice, gid)
+	ge, _ = record(t, erin, gid)
+	if ga.TreeSeed != nil || (ge.TreeSeed != nil && keptBob.TreeSeed != nil && *ge.TreeSeed == *keptBob.TreeSeed) {
+		t.Fatal("the seed did not change, or the former manager got the new one")
+	}
+	parts, _ = keyUpdates(t, erin, host, gid, res.Epoch)
+	_, c = record(t, erin, gid)
+	cannotOpen(t, keptBob, bob.id, c, parts)
+}
+
+// A manager that crashes after recording a rotation (its group record
+// holds the new tree) and before posting it posts it after the restart,
+// from its outbox; one that crashes after storing the rotation's
+// envelopes and before recording anything gets its tree back from its own
+// key update. Real Badger on disk; the members follow both.
+func TestKeyTreeManagerCrash(t *testing.T) {
+	leakCheck(t)
+	hostDir := t.TempDir()
+	hostKey, _, _ := crypto.GenerateEd25519Key(nil)
+	listen := freeListen(t)
+	hostOpts := nodeOpts{role: RoleHost, policy: PolicyOpen, dir: hostDir, key: hostKey, tweak: func(p *Params) { p.ListenAddrs = []string{listen} }}
+	host := startNode(t, hostOpts)
+	tp := newTopologyOn(t, host, "crash", groupstate.DefaultPolicy(), "alice", nil)
+	alice, gid := tp.mgr, tp.gid
+	bob, carol, dave := tp.join("bob", groupstate.RoleWrite), tp.join("carol", groupstate.RoleWrite), tp.join("dave", groupstate.RoleRead)
+	ctx := context.Background()
+
+	// 1. Recorded, not posted: the host is down during the removal.
+	keptCarol, _ := record(t, carol, gid)
+	host.Close()
+	res, err := alice.n.RemoveMember(ctx, gid, carol.id.Fingerprint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Failed) == 0 {
+		t.Fatalf("the removal was posted with the host down: %+v", res)
+	}
+	epoch := res.Epoch
+	rec, _ := record(t, alice, gid)
+	if rec.Epoch != epoch || rec.Tree == nil || rec.TreeSeed == nil {
+		t.Fatal("the new epoch and tree are not recorded")
+	}
+	alice.stop() // the crash: nothing more happens
+	alice.startManaged(fastOutbox)
+	host = startNode(t, hostOpts)
+	for _, p := range []*person{bob, dave} {
+		waitEpoch(t, p, gid, epoch)
+	}
+	if mode := waitKeyUpdate(t, bob, host, gid, epoch); mode != groupstate.ModePath {
+		t.Fatalf("the recovered rotation: %s", mode)
+	}
+	parts, _ := keyUpdates(t, bob, host, gid, epoch)
+	_, c := record(t, bob, gid)
+	cannotOpen(t, keptCarol, carol.id, c, parts)
+
+	// 2. Stored, not recorded: the removal of dave and its rotation are
+	// in alice's own store, her records still at the epoch before.
+	keptDave, _ := record(t, dave, gid)
+	m := alice.n.member
+	m.mu.Lock()
+	e := entry(t, alice, gid)
+	op := &managerOp{n: alice.n, m: m, e: e, now: time.Now()}
+	var envs []*envelope.Envelope
+	_, err = op.appendEvent(&groupstate.Event{Kind: groupstate.EventRemove, Target: [32]byte(dave.id.SigningKey())})
+	if err == nil {
+		err = op.rotate("crash test")
+	}
+	for _, s := range op.sealed {
+		envs = append(envs, s.env)
+	}
+	// The crash: memory goes back to what the database holds.
+	if rerr := m.reload(e); rerr != nil && err == nil {
+		err = rerr
+	}
+	m.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range envs {
+		if _, err := alice.n.Store().Put(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice.stop()
+	alice.startManaged(fastOutbox)
+	tu.Eventually(t, 20*time.Second, func() bool {
+		g, _ := record(t, alice, gid)
+		return g.Epoch == epoch+1
+	}, "alice recovers the rotation from her own store")
+	rec, _ = record(t, alice, gid)
+	if rec.TreeSeed == nil || rec.Tree == nil {
+		t.Fatal("alice lost the tree")
+	}
+	// Her own store's envelopes reach the host by sync or the outbox of
+	// the next operation; her next rotation is a path update bob opens.
+	res, err = alice.n.Rotate(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := waitKeyUpdate(t, alice, host, gid, res.Epoch); mode != groupstate.ModePath {
+		t.Fatalf("alice's rotation after recovering: %s", mode)
+	}
+	waitEpoch(t, bob, gid, res.Epoch)
+	if _, err := alice.n.Send(ctx, gid, "after both crashes"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, bob, gid, "after both crashes")
+	_, c = record(t, bob, gid)
+	for ep := epoch + 1; ep <= res.Epoch; ep++ {
+		parts, _ := keyUpdates(t, bob, host, gid, ep)
+		if len(parts) == 0 {
+			t.Fatalf("no rotation to epoch %d on the host", ep)
+		}
+		cannotOpen(t, keptDave, dave.id, c, parts)
+	}
+}
+
+// A member offline across several removals and rotations (its path
+// replaced under it) follows them in order from the old mailboxes: each
+// key update is one envelope, nothing is fetched twice.
+func TestKeyTreeOfflineAcrossRemovals(t *testing.T) {
+	leakCheck(t)
+	tp := newTopology(t, "away", groupstate.Policy{History: groupstate.HistoryFromJoin}, "alice", nil)
+	alice, gid, host := tp.mgr, tp.gid, tp.host
+	var people []*person
+	for _, nick := range []string{"bob", "carol", "dave", "erin", "frank"} {
+		role := groupstate.RoleWrite
+		if nick == "dave" {
+			role = groupstate.RoleRead
+		}
+		people = append(people, tp.join(nick, role))
+	}
+	bob := people[0]
+	ctx := context.Background()
+	start, _ := record(t, bob, gid)
+	if _, err := bob.n.CatchUp(ctx, gid); err != nil {
+		t.Fatal(err)
+	}
+	bob.stop()
+	var want []string
+	for i, p := range people[1:4] {
+		res, err := alice.n.RemoveMember(ctx, gid, p.id.Fingerprint())
+		if err != nil {
+			t.Fatal(err)
+		}
+		txt := "after removal " + p.nick
+		want = append(want, txt)
+		if _, err := alice.n.Send(ctx, gid, txt); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			newbie := tp.person("newbie", nil)
+			tp.add(newbie, groupstate.RoleWrite) // from-join: a rotation too
+			people = append(people, newbie)
+		}
+		_ = res
+	}
+	gi, err := alice.n.GroupInfo(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ep := start.Epoch + 1; ep <= gi.Epoch; ep++ {
+		parts, envs := keyUpdates(t, alice, host, gid, ep)
+		if len(parts) != 1 || envs != 1 || parts[0].Mode() != groupstate.ModePath {
+			t.Fatalf("rotation to epoch %d: %d parts in %d envelopes", ep, len(parts), envs)
+		}
+	}
+	// Bob catches up from the host alone.
+	alice.stop()
+	for _, p := range people[1:] {
+		p.stop()
+	}
+	bob.startManaged(nil)
+	waitEpoch(t, bob, gid, gi.Epoch)
+	for _, txt := range want {
+		waitText(t, bob, gid, txt)
+	}
+	res, err := bob.n.CatchUp(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Fetched != 0 {
+		t.Fatalf("a second catch-up fetched %d envelopes again", res.Fetched)
+	}
+	if d := counterValue(t, bob.n.metrics.duplicates); d != 0 {
+		t.Fatalf("bob received %v envelopes twice", d)
+	}
+	if rej, _ := bob.n.Rejections(); len(rej) != 0 {
+		t.Fatalf("bob rejected: %+v", rej)
+	}
+	g, _ := record(t, bob, gid)
+	if g.Tree == nil || g.Epoch != gi.Epoch {
+		t.Fatal("bob's path was not kept up to date")
+	}
+}
