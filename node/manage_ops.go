@@ -152,8 +152,12 @@ func (n *Node) TransferManager(ctx context.Context, group, fingerprint string, o
 		if err := op.rotate(why); err != nil {
 			return err
 		}
-		_, err = op.appendEvent(&groupstate.Event{Kind: groupstate.EventSetRole, Target: [32]byte(op.m.id.SigningKey()), Role: groupstate.RoleWrite})
-		return err
+		if _, err = op.appendEvent(&groupstate.Event{Kind: groupstate.EventSetRole, Target: [32]byte(op.m.id.SigningKey()), Role: groupstate.RoleWrite}); err != nil {
+			return err
+		}
+		// The three steps are one handover to whoever reads the result.
+		op.events = append(op.events, describeEvent(op.e.chain, &groupstate.Event{Kind: groupstate.EventTransferManager, Target: target}))
+		return nil
 	})
 }
 

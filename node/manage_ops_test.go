@@ -55,8 +55,8 @@ func TestTransferManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The key tree's seed is handed over in a rotation, made before alice
-	// steps down (keytree.go).
-	if !res.Rotated || len(res.Events) != 2 || !strings.Contains(res.Events[0], "made bob") || !strings.Contains(res.Events[1], "gave alice") {
+	// steps down (keytree.go); the result names the handover as well.
+	if !res.Rotated || len(res.Events) != 3 || !strings.Contains(res.Events[0], "made bob") || !strings.Contains(res.Events[1], "gave alice") || !strings.Contains(res.Events[2], "handed management to bob") {
 		t.Fatalf("transfer to a writer: %+v", res)
 	}
 	for _, p := range []*person{alice, bob, carol} {
@@ -134,7 +134,7 @@ func TestAddManagerAndManagerLeaves(t *testing.T) {
 
 	// Alice hands her management to dave, a reader.
 	res, err = alice.n.TransferManager(ctx, gid, dave.id.Fingerprint())
-	if err != nil || !res.Rotated || len(res.Events) != 2 || !strings.Contains(res.Events[0], "made dave") {
+	if err != nil || !res.Rotated || len(res.Events) != 3 || !strings.Contains(res.Events[0], "made dave") || !strings.Contains(res.Events[2], "handed management to dave") {
 		t.Fatalf("transfer to a reader: %+v %v", res, err)
 	}
 	waitEpoch(t, dave, gid, res.Epoch)
