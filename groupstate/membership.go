@@ -308,3 +308,9 @@ func (c *Chain) RevokedKey(id EventID) ([32]byte, bool) {
 // Created returns the time of the chain's create event: no member posted
 // before it.
 func (c *Chain) Created() time.Time { return c.entries[c.main[0]].ev.TimeValue() }
+
+// EverMember reports whether the main line ever made key a member (it may
+// have left since). An author the chain never knew is anybody with the
+// group's write key and a fresh identity: what it is blamed for cannot
+// be told apart from what a thousand such identities are blamed for.
+func (c *Chain) EverMember(key [32]byte) bool { return len(c.marks[key]) > 0 }

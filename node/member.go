@@ -106,8 +106,8 @@ type groupEntry struct {
 	tracker *groupstate.SeqTracker
 	// chain is a managed group's state chain (nil for an open group).
 	chain *groupstate.Chain
-	// rejections counts the group's rejection log entries (rejections.go).
-	rejections int
+	// rejlog counts the group's rejection log entries (rejectionlog.go).
+	rejlog *rejectionLog
 }
 
 type mailboxRef struct {
@@ -171,7 +171,7 @@ func (m *member) addEntry(g *groupstate.Group) (*groupEntry, error) {
 	if e.chain, err = m.loadChain(g.ID); err != nil {
 		return nil, err
 	}
-	if e.rejections, err = m.countRejections(g.ID); err != nil {
+	if err := m.loadRejections(e); err != nil {
 		return nil, err
 	}
 	for epoch := range g.Secrets {

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -22,7 +21,8 @@ import (
 // with a stable reason code, the author's key when known, and counted in
 // metrics by reason. Payloads kept aside until the state chain grows are
 // listed with them as held. GroupRejections lists them (the API's
-// /groups/{group}/rejections and `meshnode group rejections`).
+// /groups/{group}/rejections and `meshnode group rejections`). The log is
+// bounded so that junk cannot flush evidence (rejectionlog.go).
 
 // RejectionKind says what happened to a logged envelope.
 type RejectionKind uint8
@@ -171,7 +171,7 @@ type groupRejection struct {
 	Epoch     uint64
 }
 
-// Log record ('J' gid at(8) envelope(32) kind(1)), version 1:
+// Log record (key: rejectionlog.go), version 1:
 //
 //	1 version ‖ 8 at (Unix ms) ‖ 1 kind ‖ 1+N reason ‖ 2+N detail ‖
 //	32 envelope ‖ 1 has author (0/1) ‖ [32 author] ‖ 8 seq ‖ 8 epoch
@@ -179,8 +179,6 @@ const (
 	rejectionVersion = 1
 	maxReasonLen     = 64
 	maxDetailLen     = 1024
-	// maxGroupRejections bounds a group's log; the oldest entries go.
-	maxGroupRejections = 2048
 )
 
 func (r *groupRejection) marshal() []byte {
@@ -265,16 +263,9 @@ func decodeRejection(b []byte) (*groupRejection, error) {
 	return r, nil
 }
 
-func rejectionKey(g groupstate.GroupID, r *groupRejection) []byte {
-	return gkey(pfxRejection, g, u64(uint64(r.At.UnixMilli())), r.Envelope[:], []byte{byte(r.Kind)})
-}
-
-// putRejection logs an entry in txn and counts it, dropping the group's
-// oldest entries past maxGroupRejections. Call with m.mu held.
+// putRejection logs an entry in txn and counts it; the log keeps within
+// its bounds (rejectionlog.go). Call with m.mu held.
 func (m *member) putRejection(txn *badger.Txn, e *groupEntry, r groupRejection) error {
-	if err := txn.Set(rejectionKey(e.g.ID, &r), r.marshal()); err != nil {
-		return err
-	}
 	if m.met != nil {
 		switch r.Kind {
 		case rejFlagged:
@@ -283,23 +274,7 @@ func (m *member) putRejection(txn *badger.Txn, e *groupEntry, r groupRejection) 
 			m.met.rejectedMsgs.WithLabelValues(r.Reason).Inc()
 		}
 	}
-	e.rejections++
-	if e.rejections <= maxGroupRejections {
-		return nil
-	}
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: gkey(pfxRejection, e.g.ID)})
-	var old [][]byte
-	for it.Rewind(); it.Valid() && len(old) < e.rejections-maxGroupRejections; it.Next() {
-		old = append(old, it.Item().KeyCopy(nil))
-	}
-	it.Close()
-	for _, k := range old {
-		if err := txn.Delete(k); err != nil {
-			return err
-		}
-	}
-	e.rejections -= len(old)
-	return nil
+	return m.logPut(txn, e, &r)
 }
 
 // logTxn logs what happened to an opened payload. Call with m.mu held.
@@ -325,20 +300,6 @@ func (m *member) logRefusal(txn *badger.Txn, e *groupEntry, id envelope.ID, epoc
 	return m.putRejection(txn, e, r)
 }
 
-// countRejections counts a group's log entries (at load).
-func (m *member) countRejections(g groupstate.GroupID) (int, error) {
-	n := 0
-	err := m.db.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: gkey(pfxRejection, g)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			n++
-		}
-		return nil
-	})
-	return n, err
-}
-
 // GroupRejections lists a group's rejection log, oldest first, the
 // latest limit entries (0: all), followed by the payloads held until the
 // state chain grows.
@@ -347,27 +308,7 @@ func (n *Node) GroupRejections(group string, limit int) ([]GroupRejection, error
 	if err != nil {
 		return nil, err
 	}
-	var out []GroupRejection
-	collect := func(_, v []byte) error {
-		r, err := decodeRejection(v)
-		if err != nil {
-			return err
-		}
-		out = append(out, r.public())
-		if limit > 0 && len(out) == limit {
-			return errStopScan
-		}
-		return nil
-	}
-	if limit <= 0 {
-		err = m.db.scan(gkey(pfxRejection, gid), collect)
-	} else {
-		err = m.db.scanReverse(gkey(pfxRejection, gid), collect)
-		if errors.Is(err, errStopScan) {
-			err = nil
-		}
-		slices.Reverse(out)
-	}
+	out, err := m.listRejections(gid, limit)
 	if err != nil {
 		return nil, err
 	}
