@@ -45,6 +45,9 @@
 //	            until its first request arrives (RequestTimeout of
 //	            relay/fetch, HelloTimeout of hostsync), then active,
 //	            privileged or general
+//	gossip      relay.SubscriptionFilter: other peers' topic subscriptions
+//	            pubsub tracks, per peer, per prefix and in all, with a
+//	            share kept for established mailboxes (ReasonSubscriptions)
 //	rate        per peer (relay, fetch), per prefix (AllowEnvelope,
 //	            AllowPage) before verification; the total of envelopes
 //	            into mailboxes that are not established (AdmitStore)

@@ -19,6 +19,7 @@ const (
 	ReasonIdleEvicted   Reason = "idle_stream_evicted" // a pending stream reset to make room for a newer one
 	ReasonIdleTimeout   Reason = "idle_stream_timeout" // a stream that sent no request in time
 	ReasonPrefixStreams Reason = "prefix_streams"      // a prefix's inbound streams over all protocols
+	ReasonSubscriptions Reason = "subscriptions"       // gossip subscriptions past a peer's, prefix's or the total limit
 	// Rates.
 	ReasonRatePeer   Reason = "rate_peer"        // one peer's envelope or page rate
 	ReasonRatePrefix Reason = "rate_prefix"      // one prefix's envelope or page rate
@@ -38,7 +39,7 @@ const (
 )
 
 var allReasons = []Reason{
-	ReasonStreamsBusy, ReasonIdleEvicted, ReasonIdleTimeout, ReasonPrefixStreams,
+	ReasonStreamsBusy, ReasonIdleEvicted, ReasonIdleTimeout, ReasonPrefixStreams, ReasonSubscriptions,
 	ReasonRatePeer, ReasonRatePrefix, ReasonRateNew,
 	ReasonNewMailboxPrefix, ReasonNewMailboxRate, ReasonProofRequired, ReasonProofInvalid,
 	ReasonPrefixBytes, ReasonQuotaNew, ReasonQuotaReserve, ReasonQuotaMailbox, ReasonQuotaGlobal,

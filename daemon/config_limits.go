@@ -60,6 +60,13 @@ type Limits struct {
 	SyncStreamsPerPrefix    int `json:"sync_streams_per_prefix"`
 	SyncPrivilegedPerPrefix int `json:"sync_privileged_per_prefix"`
 	SyncStreamsPerPeer      int `json:"sync_streams_per_peer"`
+	// Remote gossip subscriptions tracked (relay.SubscriptionFilter):
+	// topics per peer, general (peer, topic) pairs per prefix, pairs in
+	// all, and the share of them kept for established mailboxes.
+	SubscriptionsPerPeer   int `json:"subscriptions_per_peer"`
+	SubscriptionsPerPrefix int `json:"subscriptions_per_prefix"`
+	MaxSubscriptions       int `json:"max_subscriptions"`
+	ReservedSubscriptions  int `json:"reserved_subscriptions"`
 	// Rates per peer (envelopes relayed, pages fetched per second).
 	EnvelopeRatePerPeer  float64 `json:"envelope_rate_per_peer"`
 	EnvelopeBurstPerPeer int     `json:"envelope_burst_per_peer"`
@@ -118,6 +125,8 @@ func DefaultLimits() Limits {
 		SyncMaxPending: a.Sync.MaxPending, SyncPendingPerPrefix: a.Sync.PendingPerPrefix, SyncPendingPerPeer: a.Sync.PendingPerPeer,
 		SyncMaxStreams: a.Sync.MaxStreams, SyncReservedStreams: a.Sync.ReservedStreams, SyncStreamsPerPrefix: a.Sync.PerPrefix,
 		SyncPrivilegedPerPrefix: a.Sync.PrivilegedPerPrefix, SyncStreamsPerPeer: a.Sync.PerPeer,
+		SubscriptionsPerPeer: p.Relay.SubscriptionsPerPeer, SubscriptionsPerPrefix: p.Relay.SubscriptionsPerPrefix,
+		MaxSubscriptions: p.Relay.MaxSubscriptions, ReservedSubscriptions: p.Relay.ReservedSubscriptions,
 		EnvelopeRatePerPeer: p.Relay.PeerRate, EnvelopeBurstPerPeer: p.Relay.PeerBurst,
 		PageRatePerPeer: p.Fetch.PeerRate, PageBurstPerPeer: p.Fetch.PeerBurst,
 		EnvelopeRatePerPrefix: a.EnvelopeRatePerPrefix, EnvelopeBurstPerPrefix: a.EnvelopeBurstPerPrefix,
@@ -188,6 +197,8 @@ func (l Limits) applyTo(p *node.Params) {
 		MaxStreams: l.SyncMaxStreams, ReservedStreams: l.SyncReservedStreams, PerPrefix: l.SyncStreamsPerPrefix,
 		PrivilegedPerPrefix: l.SyncPrivilegedPerPrefix, PerPeer: l.SyncStreamsPerPeer,
 	}
+	p.Relay.SubscriptionsPerPeer, p.Relay.SubscriptionsPerPrefix = l.SubscriptionsPerPeer, l.SubscriptionsPerPrefix
+	p.Relay.MaxSubscriptions, p.Relay.ReservedSubscriptions = l.MaxSubscriptions, l.ReservedSubscriptions
 	p.Relay.PeerRate, p.Relay.PeerBurst = l.EnvelopeRatePerPeer, l.EnvelopeBurstPerPeer
 	p.Fetch.PeerRate, p.Fetch.PeerBurst = l.PageRatePerPeer, l.PageBurstPerPeer
 	a.EnvelopeRatePerPrefix, a.EnvelopeBurstPerPrefix = l.EnvelopeRatePerPrefix, l.EnvelopeBurstPerPrefix
@@ -233,6 +244,9 @@ func (l Limits) validate() error {
 	p := node.DefaultParams(node.RoleHost)
 	l.applyTo(&p)
 	if err := p.Admission.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("limits: %w", err))
+	}
+	if err := p.Relay.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("limits: %w", err))
 	}
 	if err := store.ValidateParams(p.Store); err != nil {

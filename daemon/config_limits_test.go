@@ -38,7 +38,7 @@ func TestLimitsInConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{`"new_mailbox_proof_bits": 20`, `"reserve_fraction": 0.25`, `"request_timeout": "5s"`, `"ipv6_prefix_bits": 48`, `"sync_reserved_streams": 12`} {
+	for _, name := range []string{`"new_mailbox_proof_bits": 20`, `"reserve_fraction": 0.25`, `"request_timeout": "5s"`, `"ipv6_prefix_bits": 48`, `"sync_reserved_streams": 12`, `"subscriptions_per_peer": 1024`} {
 		if !strings.Contains(string(b), name) {
 			t.Errorf("config.json lacks %s", name)
 		}
@@ -50,6 +50,7 @@ func TestLimitsInConfig(t *testing.T) {
 		{"proof too hard", `{"version":1,"role":"host","limits":{"new_mailbox_proof_bits":33}}`, "new_mailbox_proof_bits"},
 		{"reserve", `{"version":1,"role":"host","limits":{"reserve_fraction":1}}`, "ReserveFraction"},
 		{"gate", `{"version":1,"role":"host","limits":{"fetch_reserved_streams":500}}`, "ReservedStreams"},
+		{"subscriptions", `{"version":1,"role":"host","limits":{"reserved_subscriptions":99999999}}`, "ReservedSubscriptions"},
 		{"sync gate", `{"version":1,"role":"host","limits":{"sync_reserved_streams":500}}`, "Sync"},
 		{"prefix", `{"version":1,"role":"host","limits":{"ipv4_prefix_bits":40}}`, "IPv4PrefixBits"},
 	} {

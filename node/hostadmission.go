@@ -150,7 +150,8 @@ func newAdmission(p *Params, cfg *config) (*admission.Controller, error) {
 }
 
 // registerAdmissionGauges exports the admission state: under pressure
-// (0 or 1), topics joined, and the relay, fetch and sync gates' streams.
+// (0 or 1), topics joined, other peers' subscriptions tracked, and the
+// relay, fetch and sync gates' streams.
 func (n *Node) registerAdmissionGauges(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
@@ -167,6 +168,7 @@ func (n *Node) registerAdmissionGauges(reg prometheus.Registerer) error {
 		}),
 		gauge("joined_topics", "Gossip topics joined now.", func() float64 { return float64(n.relay.JoinedCount()) }),
 		gauge("hosted_mailboxes", "Mailboxes this node hosts (on disk; only active ones have a topic joined).", func() float64 { return float64(n.HostedCount()) }),
+		gauge("subscriptions", "Other peers' gossip subscriptions (peer, topic) tracked now, within max_subscriptions.", func() float64 { return float64(n.subs.Usage().Pairs) }),
 	}
 	for _, g := range []struct {
 		svc  string

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -622,16 +621,4 @@ func TestTopicsJoinedWhileActive(t *testing.T) {
 	if j := hst.Relay().JoinedCount(); j > 9 {
 		t.Fatalf("%d topics joined, 8 active and 1 pinned at most", j)
 	}
-}
-
-func FuzzTopicHashOf(f *testing.F) {
-	f.Add(relay.TopicName(envelope.MailboxID{1}))
-	f.Add(relay.TopicPrefix + "zz")
-	f.Add("")
-	f.Fuzz(func(t *testing.T, s string) {
-		h, ok := topicHashOf(s)
-		if ok && relay.TopicPrefix+fmt.Sprintf("%x", h) != strings.ToLower(s) {
-			t.Fatalf("%q parsed to %x", s, h)
-		}
-	})
 }

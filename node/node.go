@@ -62,6 +62,7 @@ type Node struct {
 	sync     *hostsync.Service
 	allow    allowlist
 	adm      *admission.Controller
+	subs     *relay.SubscriptionFilter
 	metrics  *metrics
 	member   *member // nil for a pure host
 	conn     *connState
@@ -170,7 +171,14 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	psOpts = append(psOpts, pubsub.WithAppSpecificRpcInspector(n.inspectRPC))
+	// Remote peers' subscriptions are tracked within the relay's limits
+	// (relay.SubscriptionFilter): throwaway peers announcing topics
+	// cannot grow pubsub's memory.
+	if n.subs, err = relay.NewSubscriptionFilter(n.h.Network(), p.Relay, n.adm, n.topicOfInterest,
+		cfg.log.With("component", "relay")); err != nil {
+		return nil, err
+	}
+	psOpts = append(psOpts, pubsub.WithAppSpecificRpcInspector(n.inspectRPC), n.subs.Option())
 	if n.ps, err = pubsub.NewGossipSub(n.ctx, n.h, psOpts...); err != nil {
 		return nil, fmt.Errorf("node: gossipsub: %w", err)
 	}
@@ -322,6 +330,9 @@ func (n *Node) Close() error {
 		}
 		n.member.mu.Unlock()
 		errs = append(errs, n.member.db.Close())
+	}
+	if n.subs != nil {
+		n.subs.Close()
 	}
 	if n.ownsHost && n.h != nil {
 		errs = append(errs, n.h.Close())

@@ -2,8 +2,6 @@ package node
 
 import (
 	"container/list"
-	"encoding/hex"
-	"strings"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -51,8 +49,8 @@ const touchBuffer = 256
 // guards it.
 type topicState struct {
 	pinned map[envelope.MailboxID]struct{}
-	// byHash maps the hash in a hosted mailbox's topic name back to the
-	// mailbox, for subscription announcements.
+	// byHash maps the hash in a hosted mailbox's topic name (pinned or
+	// not) back to the mailbox, for subscription announcements.
 	byHash  map[[32]byte]envelope.MailboxID
 	touches chan envelope.MailboxID
 }
@@ -83,9 +81,8 @@ func (n *Node) host(m envelope.MailboxID, pin bool) error {
 	n.hosted[m] = struct{}{}
 	if pin {
 		n.topics.pinned[m] = struct{}{}
-	} else {
-		n.topics.byHash[relay.TopicHash(m)] = m
 	}
+	n.topics.byHash[relay.TopicHash(m)] = m
 	return nil
 }
 
@@ -110,31 +107,30 @@ func (n *Node) inspectRPC(_ peer.ID, rpc *pubsub.RPC) error {
 		if !sub.GetSubscribe() {
 			continue
 		}
-		h, ok := topicHashOf(sub.GetTopicid())
+		h, ok := relay.ParseTopic(sub.GetTopicid())
 		if !ok {
 			continue
 		}
 		n.mu.Lock()
 		m, hosted := n.topics.byHash[h]
+		_, pinned := n.topics.pinned[m]
 		n.mu.Unlock()
-		if hosted {
+		if hosted && !pinned {
 			n.touch(m)
 		}
 	}
 	return nil
 }
 
-// topicHashOf parses the hash out of a mailbox topic name.
-func topicHashOf(topic string) ([32]byte, bool) {
-	var h [32]byte
-	rest, ok := strings.CutPrefix(topic, relay.TopicPrefix)
-	if !ok || len(rest) != 2*len(h) {
-		return h, false
-	}
-	if _, err := hex.Decode(h[:], []byte(rest)); err != nil {
-		return h, false
-	}
-	return h, true
+// topicOfInterest is the node's relay.Interest: a peer's subscription to
+// the topic of a hosted mailbox that is established, or from a trusted
+// peer, uses the share of pubsub's subscription limits reserved for them.
+// It runs in pubsub's event loop: map lookups only.
+func (n *Node) topicOfInterest(h [32]byte, from peer.ID) bool {
+	n.mu.Lock()
+	m, hosted := n.topics.byHash[h]
+	n.mu.Unlock()
+	return hosted && n.adm.Privileged(m, from)
 }
 
 // runTopics is the topic loop: it owns the recency order of lazily joined

@@ -42,6 +42,16 @@ type Params struct {
 	RejectsBeforeBlacklist int
 	BlacklistWindow        time.Duration
 	BlacklistFor           time.Duration
+
+	// The remote subscriptions gossipsub may track (SubscriptionFilter):
+	// topics per peer, general (peer, topic) pairs per network prefix,
+	// pairs in all, and the share of those kept for privileged pairs
+	// (established mailboxes, trusted peers). Each pair costs pubsub and
+	// the filter about 300 bytes.
+	SubscriptionsPerPeer   int
+	SubscriptionsPerPrefix int
+	MaxSubscriptions       int
+	ReservedSubscriptions  int
 }
 
 // MaxSessionWindow bounds Params.SessionWindow.
@@ -61,8 +71,17 @@ func DefaultParams() Params {
 		RejectsBeforeBlacklist: 20,
 		BlacklistWindow:        time.Minute,
 		BlacklistFor:           10 * time.Minute,
+		// A host joins at most a few hundred topics (node's
+		// MaxJoinedTopics and its pinned mailboxes), a member its groups'.
+		SubscriptionsPerPeer:   1024,
+		SubscriptionsPerPrefix: 4096,
+		MaxSubscriptions:       32768,
+		ReservedSubscriptions:  8192,
 	}
 }
+
+// Validate reports the first problem with p (nil: usable).
+func (p Params) Validate() error { return p.validate() }
 
 func (p Params) validate() error {
 	switch {
@@ -80,6 +99,10 @@ func (p Params) validate() error {
 		return fmt.Errorf("relay: MaxTrackedPeers must be positive")
 	case p.RejectsBeforeBlacklist < 0 || p.BlacklistWindow < 0 || p.BlacklistFor < 0:
 		return fmt.Errorf("relay: blacklist settings must not be negative")
+	case p.SubscriptionsPerPeer < 1 || p.SubscriptionsPerPrefix < 1 || p.MaxSubscriptions < p.SubscriptionsPerPeer:
+		return fmt.Errorf("relay: SubscriptionsPerPeer and SubscriptionsPerPrefix must be positive, MaxSubscriptions at least SubscriptionsPerPeer")
+	case p.ReservedSubscriptions < 0 || p.ReservedSubscriptions >= p.MaxSubscriptions:
+		return fmt.Errorf("relay: ReservedSubscriptions %d outside [0, MaxSubscriptions)", p.ReservedSubscriptions)
 	}
 	return nil
 }
