@@ -108,7 +108,12 @@ type OutboxEntry struct {
 }
 
 type obEntry struct {
-	gid  groupstate.GroupID
+	gid groupstate.GroupID
+	id  envelope.ID
+	// env is held only while the entry has one in hand (a send's first
+	// attempt); otherwise each attempt reads it from the member database,
+	// so a long queue costs its records' size in memory, not its
+	// envelopes'.
 	env  *envelope.Envelope
 	rec  outboxRec
 	busy bool
@@ -119,6 +124,34 @@ type obEntry struct {
 	// stored and reasons are those of the attempts so far.
 	stored  map[peer.ID]bool
 	reasons map[peer.ID]string
+}
+
+// obSnap is the live state of a queued envelope.
+type obSnap struct {
+	attempts int
+	next     time.Time
+	reason   string
+	// held: the loop holds the envelope in memory (tests).
+	held bool
+}
+
+// snapshot asks the loop for the live state of the queue (nil if the loop
+// does not answer: closing, or not started).
+func (o *outbox) snapshot(ctx context.Context) map[envelope.ID]obSnap {
+	reply := make(chan map[envelope.ID]obSnap, 1)
+	select {
+	case o.snapc <- reply:
+	case <-ctx.Done():
+		return nil
+	case <-o.n.ctx.Done():
+		return nil
+	}
+	select {
+	case s := <-reply:
+		return s
+	case <-ctx.Done():
+		return nil
+	}
 }
 
 type obHost struct {
@@ -137,7 +170,11 @@ type obSubmit struct {
 
 // obResult is one attempt's outcome, from its goroutine to the loop.
 type obResult struct {
-	id      envelope.ID
+	id envelope.ID
+	// gone: the envelope is no longer in the member database (its group
+	// was left); loadErr: reading it failed otherwise.
+	gone    bool
+	loadErr error
 	targets []peer.ID
 	errs    map[peer.ID]error
 	// hostless: the targets were members met on the topic.
@@ -150,6 +187,8 @@ type outbox struct {
 	in    chan obSubmit
 	done  chan *obResult
 	kickc chan struct{}
+	// snapc asks the loop for the live state of its queue (Node.Outbox).
+	snapc chan chan map[envelope.ID]obSnap
 	// up are hosts that connected since the loop last looked (guarded by
 	// upMu; the connection notifier must not block).
 	upMu sync.Mutex
@@ -177,7 +216,8 @@ func newOutbox(n *Node, reg prometheus.Registerer) (*outbox, error) {
 	o := &outbox{
 		n: n, p: n.params.Outbox,
 		in: make(chan obSubmit), done: make(chan *obResult, 64), kickc: make(chan struct{}, 1),
-		up: map[peer.ID]bool{}, entries: map[envelope.ID]*obEntry{}, hosts: map[peer.ID]*obHost{},
+		snapc: make(chan chan map[envelope.ID]obSnap),
+		up:    map[peer.ID]bool{}, entries: map[envelope.ID]*obEntry{}, hosts: map[peer.ID]*obHost{},
 		dirty: map[envelope.ID]*obEntry{},
 	}
 	const ns, sub = "meshnode", "outbox"
@@ -267,6 +307,12 @@ func (o *outbox) run() {
 			o.settle(r, time.Now())
 		case <-o.kickc:
 			o.wakeUp(time.Now())
+		case reply := <-o.snapc:
+			snap := make(map[envelope.ID]obSnap, len(o.entries))
+			for id, e := range o.entries {
+				snap[id] = obSnap{attempts: int(e.rec.attempts), next: e.rec.next, reason: e.rec.reason, held: e.env != nil}
+			}
+			reply <- snap
 		case <-timer.C:
 		}
 		// Take whatever else is ready before writing, so a burst is
@@ -322,15 +368,23 @@ func (o *outbox) load() {
 		if rec.state != outboxStatePnd {
 			return nil
 		}
-		env, err := envelope.Decode(rec.env, envelope.AbsoluteMaxSize)
-		if err != nil {
-			o.n.log.Error("skipping an outbox record whose envelope does not decode", "key", hexKey(k), "err", err)
-			return nil
-		}
 		var gid groupstate.GroupID
 		copy(gid[:], k[1:17])
-		rec.env = nil
-		o.entries[env.ID()] = &obEntry{gid: gid, env: env, rec: *rec, stored: map[peer.ID]bool{}, reasons: map[peer.ID]string{}}
+		var id envelope.ID
+		copy(id[:], k[17:])
+		e := &obEntry{gid: gid, id: id, rec: *rec, stored: map[peer.ID]bool{}, reasons: map[peer.ID]string{}}
+		if rec.legacyEnv != nil {
+			// A version 1 record carries its envelope: rewritten as
+			// version 2 with the envelope beside it (flush).
+			env, err := envelope.Decode(rec.legacyEnv, envelope.AbsoluteMaxSize)
+			if err != nil || env.ID() != id {
+				o.n.log.Error("skipping an outbox record whose envelope does not decode", "key", hexKey(k), "err", err)
+				return nil
+			}
+			e.env, e.rec.mailbox, e.rec.legacyEnv = env, env.Mailbox(), nil
+			o.dirty[id] = e
+		}
+		o.entries[id] = e
 		return nil
 	})
 	if err != nil {
@@ -345,10 +399,11 @@ func (o *outbox) add(s obSubmit, now time.Time) {
 	id := s.env.ID()
 	e, ok := o.entries[id]
 	if !ok {
-		e = &obEntry{gid: s.gid, env: s.env, rec: outboxRec{state: outboxStatePnd, created: now, next: now},
+		e = &obEntry{gid: s.gid, id: id, rec: outboxRec{state: outboxStatePnd, mailbox: s.env.Mailbox(), created: now, next: now},
 			stored: map[peer.ID]bool{}, reasons: map[peer.ID]string{}}
 		o.entries[id] = e
 	}
+	e.env = s.env
 	// Asked for by the user (a send, a leave sent again): try now, every
 	// host.
 	e.rec.next, e.fresh = now, true
@@ -412,13 +467,13 @@ func (o *outbox) dispatch(now time.Time) {
 		}
 		t, ok := targetsOf[e.gid]
 		if !ok {
-			t = o.n.outboxTargets(e.gid, e.env.Mailbox())
+			t = o.n.outboxTargets(e.gid, e.rec.mailbox)
 			targetsOf[e.gid] = t
 		}
 		switch {
 		case t.err != nil && errors.Is(t.err, ErrUnknownGroup):
 			// Left: its records went with it.
-			delete(o.entries, e.env.ID())
+			delete(o.entries, e.id)
 			o.reply(e)
 			continue
 		case t.err != nil:
@@ -445,7 +500,7 @@ func (o *outbox) dispatch(now time.Time) {
 					wait = h.until
 				}
 				if _, ok := e.reasons[p]; !ok {
-					e.reasons[p] = fmt.Sprintf("%s (waiting %v before trying this host again)", h.last, h.until.Sub(now).Round(100*time.Millisecond))
+					e.reasons[p] = h.last + " (this host is tried again later)"
 				}
 				continue
 			}
@@ -486,15 +541,23 @@ func (o *outbox) start(e *obEntry, targets []peer.ID, hostless bool) {
 	for _, p := range targets {
 		o.host(p).busy++
 	}
-	n, env := o.n, e.env
+	n, env, gid, id := o.n, e.env, e.gid, e.id
 	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()
-		r := &obResult{id: env.ID(), targets: targets, errs: map[peer.ID]error{}, hostless: hostless}
+		r := &obResult{id: id, targets: targets, errs: map[peer.ID]error{}, hostless: hostless}
+		if env == nil {
+			var err error
+			if env, err = n.member.loadOutboxEnvelope(gid, id); err != nil {
+				r.gone, r.loadErr = errors.Is(err, errOutboxGone), err
+				o.done <- r
+				return
+			}
+		}
 		// The own store first (a copy served from here; after a restart,
 		// what retention or a full disk may have refused).
 		if _, err := n.Deliver(n.ctx, env, n.h.ID()); err != nil && !errors.Is(err, store.ErrExpired) && n.ctx.Err() == nil {
-			n.log.Info("outbox: the own store refused an own envelope", "envelope", env.ID().Short(), "err", err)
+			n.log.Info("outbox: the own store refused an own envelope", "envelope", id.Short(), "err", err)
 		}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
@@ -514,6 +577,28 @@ func (o *outbox) start(e *obEntry, targets []peer.ID, hostless bool) {
 	}()
 }
 
+// errOutboxGone: a queued envelope's record is no longer there.
+var errOutboxGone = errors.New("outbox: envelope no longer queued")
+
+// loadOutboxEnvelope reads a queued envelope's encoding.
+func (m *member) loadOutboxEnvelope(gid groupstate.GroupID, id envelope.ID) (*envelope.Envelope, error) {
+	b, err := m.db.get(outboxEnvKey(gid, id))
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, errOutboxGone
+	}
+	env, err := envelope.Decode(b, envelope.AbsoluteMaxSize)
+	if err != nil {
+		return nil, fmt.Errorf("%w: queued envelope %s: %v", ErrCorrupt, id.Short(), err)
+	}
+	if env.ID() != id {
+		return nil, fmt.Errorf("%w: the envelope queued as %s is %s", ErrCorrupt, id.Short(), env.ID().Short())
+	}
+	return env, nil
+}
+
 // settle applies an attempt's outcome.
 func (o *outbox) settle(r *obResult, now time.Time) {
 	e, ok := o.entries[r.id]
@@ -527,6 +612,20 @@ func (o *outbox) settle(r *obResult, now time.Time) {
 		return
 	}
 	e.busy = false
+	switch {
+	case r.gone:
+		delete(o.entries, r.id)
+		o.reply(e)
+		return
+	case errors.Is(r.loadErr, ErrCorrupt):
+		// No attempt can send what does not decode.
+		o.fail(e, "the queued envelope is unreadable: "+r.loadErr.Error(), now)
+		return
+	case r.loadErr != nil:
+		// The member database failed (a full disk, closing): later.
+		o.retry(e, map[peer.ID]string{o.n.h.ID(): "reading the queued envelope: " + r.loadErr.Error()}, now, time.Time{})
+		return
+	}
 	refused := 0
 	reasons := map[peer.ID]string{}
 	var hostWait time.Time
@@ -593,17 +692,17 @@ func (o *outbox) finish(e *obEntry, now time.Time) {
 	e.rec.state, e.rec.done, e.rec.next, e.rec.reason = outboxStateOK, now, time.Time{}, ""
 	o.m.stored.Inc()
 	o.m.delivery.Observe(now.Sub(e.rec.created).Seconds())
-	o.dirty[e.env.ID()] = e
-	delete(o.entries, e.env.ID())
+	o.dirty[e.id] = e
+	delete(o.entries, e.id)
 	o.reply(e)
 }
 
 func (o *outbox) fail(e *obEntry, reason string, now time.Time) {
 	e.rec.state, e.rec.done, e.rec.next, e.rec.reason = outboxStateBad, now, time.Time{}, reason
 	o.m.failed.Inc()
-	o.dirty[e.env.ID()] = e
-	delete(o.entries, e.env.ID())
-	o.n.log.Warn("outbox: gave up an own envelope", "group", e.gid.Short(), "envelope", e.env.ID().Short(), "reason", reason)
+	o.dirty[e.id] = e
+	delete(o.entries, e.id)
+	o.n.log.Warn("outbox: gave up an own envelope", "group", e.gid.Short(), "envelope", e.id.Short(), "reason", reason)
 	o.reply(e)
 }
 
@@ -614,16 +713,24 @@ func (o *outbox) retry(e *obEntry, reasons map[peer.ID]string, now, notBefore ti
 		e.reasons[p] = why
 	}
 
-	e.rec.reason = joinReasons(reasons)
+	reason := joinReasons(reasons)
 	if now.Sub(e.rec.created) > o.p.MaxAge {
-		o.fail(e, fmt.Sprintf("no host stored it within %v: %s", o.p.MaxAge, e.rec.reason), now)
+		o.fail(e, fmt.Sprintf("no host stored it within %v: %s", o.p.MaxAge, reason), now)
 		return
 	}
 	e.rec.next = now.Add(jitter(backoff(o.p, int(e.rec.attempts))))
 	if notBefore.After(e.rec.next) {
 		e.rec.next = notBefore
 	}
-	o.dirty[e.env.ID()] = e
+	// Written when the reason changes (the first failure, a host that
+	// answers otherwise), not at every attempt: during an outage the
+	// queue is retried often and its records would be rewritten as often.
+	// Attempts and the next attempt come from the loop (Node.Outbox).
+	if reason != e.rec.reason || e.env != nil {
+		// (An envelope in hand is written once more with it, and let go.)
+		e.rec.reason = reason
+		o.dirty[e.id] = e
+	}
 	o.reply(e)
 }
 
@@ -632,7 +739,7 @@ func (o *outbox) reply(e *obEntry) {
 	if len(e.waiters) == 0 {
 		return
 	}
-	res := &SendResult{ID: e.env.ID().String(), StoredBy: []string{}, Failed: map[string]string{}, State: e.rec.stateName()}
+	res := &SendResult{ID: e.id.String(), StoredBy: []string{}, Failed: map[string]string{}, State: e.rec.stateName()}
 	for _, p := range e.rec.storedBy {
 		res.StoredBy = append(res.StoredBy, p.String())
 	}
@@ -688,14 +795,19 @@ func (o *outbox) flush() {
 			if !ok {
 				continue
 			}
-			rec := e.rec
-			if rec.state == outboxStatePnd {
-				rec.env = e.env.Bytes()
-			} else {
-				rec.env = nil
-			}
-			if err := txn.Set(outboxKey(e.gid, id), rec.marshal()); err != nil {
+			if err := txn.Set(outboxKey(e.gid, id), e.rec.marshal()); err != nil {
 				return err
+			}
+			switch {
+			case e.rec.state != outboxStatePnd:
+				// Stored or given up: the envelope goes.
+				if err := txn.Delete(outboxEnvKey(e.gid, id)); err != nil {
+					return err
+				}
+			case e.env != nil:
+				if err := txn.Set(outboxEnvKey(e.gid, id), e.env.Bytes()); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -709,6 +821,11 @@ func (o *outbox) flush() {
 		// The records stay as they were (pending): the envelopes are tried
 		// again, and hosts answer duplicates for what they hold.
 		o.n.log.Warn("outbox: saving delivery states failed", "records", len(o.dirty), "err", err)
+	}
+	for _, e := range o.dirty {
+		if err == nil {
+			e.env = nil // in the database now
+		}
 	}
 	clear(o.dirty)
 }
@@ -851,6 +968,20 @@ func (n *Node) Outbox() ([]OutboxEntry, error) {
 			Created: rec.created.UTC(), NextAttempt: rec.next.UTC(), Attempts: int(rec.attempts), Reason: rec.reason})
 		return nil
 	})
+	// The records say what changed last; attempts and the next one are
+	// the loop's.
+	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+	live := m.outbox.snapshot(ctx)
+	cancel()
+	for i := range out {
+		id, _ := envelope.ParseID(out[i].ID)
+		if s, ok := live[id]; ok {
+			out[i].Attempts, out[i].NextAttempt = s.attempts, s.next.UTC()
+			if s.reason != "" {
+				out[i].Reason = s.reason
+			}
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
 	return out, err
 }
