@@ -46,6 +46,23 @@ type Status struct {
 	Version         string     `json:"version"`
 	// Admission is what the node takes from whom now (admission.go).
 	Admission AdmissionStatus `json:"admission"`
+	// Outbox sums up the own envelopes no host has stored yet and those
+	// given up (GET /v1/outbox lists them); absent for a node without a
+	// member identity.
+	Outbox *OutboxStatus `json:"outbox,omitempty"`
+}
+
+// OutboxStatus counts the outbox's envelopes by state.
+type OutboxStatus struct {
+	// Pending: no host (or member, in a group without hosts) has stored
+	// them yet; the node keeps trying.
+	Pending int `json:"pending"`
+	// Failed: given up (refused by every host, or too old); their reason
+	// is in GET /v1/outbox.
+	Failed int `json:"failed"`
+	// OldestPendingSeconds is the age of the oldest pending envelope (0
+	// when none is pending).
+	OldestPendingSeconds int64 `json:"oldest_pending_seconds"`
 }
 
 // StoreUsage is the envelope store's total.

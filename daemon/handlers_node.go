@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -30,8 +31,34 @@ func (s *server) getStatus(w http.ResponseWriter, _ *http.Request) error {
 		Store:           api.StoreUsage{Envelopes: u.Count, Bytes: u.Bytes, DiskFreeBytes: dk.Free, DiskFull: dk.Full},
 		Version:         Version(),
 		Admission:       admissionStatus(n.AdmissionState()),
+		Outbox:          s.outboxStatus(),
 	})
 	return nil
+}
+
+// outboxStatus counts the outbox's envelopes (nil for a node without a
+// member identity, or when the member database cannot be read: the
+// status still answers).
+func (s *server) outboxStatus() *api.OutboxStatus {
+	es, err := s.d.node.Outbox()
+	if err != nil {
+		if !errors.Is(err, node.ErrNoIdentity) {
+			s.d.log.Warn("status: reading the outbox failed", "err", err)
+		}
+		return nil
+	}
+	out := &api.OutboxStatus{}
+	now := time.Now()
+	for _, e := range es {
+		switch e.State {
+		case node.DeliveryPending:
+			out.Pending++
+			out.OldestPendingSeconds = max(out.OldestPendingSeconds, int64(now.Sub(e.Created)/time.Second))
+		case node.DeliveryFailed:
+			out.Failed++
+		}
+	}
+	return out
 }
 
 // admissionStatus is the node's admission state on the wire.

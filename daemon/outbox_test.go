@@ -47,6 +47,10 @@ func TestOutboxOverAPI(t *testing.T) {
 			t.Errorf("outbox entry %+v", e)
 		}
 	}
+	st, err := alice.c.Status(ctx)
+	if err != nil || st.Outbox == nil || st.Outbox.Pending != 2 || st.Outbox.Failed != 0 {
+		t.Fatalf("status: %+v %v", st, err)
+	}
 	msgs, err := alice.c.Messages(ctx, "unhosted", 0)
 	if err != nil || len(msgs) != 1 || msgs[0].Delivery != api.DeliveryPending || msgs[0].DeliveryError == "" {
 		t.Fatalf("messages: %+v %v", msgs, err)

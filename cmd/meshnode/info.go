@@ -6,6 +6,7 @@ import (
 	"io"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -68,6 +69,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 				{"connected_peers", fmt.Sprint(st.ConnectedPeers)},
 				{"hosted_mailboxes", fmt.Sprint(st.HostedMailboxes)},
 				{"store", storeLine(&st.Store)},
+				{"outbox", outboxLine(st.Outbox)},
 				{"admission", admissionLine(st.Admission)},
 				{"refusals", refusalLines(st.Admission.Refusals, 5)},
 				{"addrs", strings.Join(st.Addrs, "\n")},
@@ -88,6 +90,24 @@ func newVersionCmd(g *globals) *cobra.Command {
 			return err
 		},
 	}
+}
+
+// outboxLine sums up the own envelopes not stored by a host yet.
+func outboxLine(o *api.OutboxStatus) string {
+	switch {
+	case o == nil:
+		return "-"
+	case o.Pending == 0 && o.Failed == 0:
+		return "every message sent is stored by a host"
+	}
+	var parts []string
+	if o.Pending > 0 {
+		parts = append(parts, fmt.Sprintf("%d pending (the oldest for %v; the node keeps trying)", o.Pending, time.Duration(o.OldestPendingSeconds)*time.Second))
+	}
+	if o.Failed > 0 {
+		parts = append(parts, fmt.Sprintf("%d FAILED", o.Failed))
+	}
+	return strings.Join(parts, ", ") + "; \"meshnode outbox\" lists them"
 }
 
 // storeLine is the status of the store: what it holds and the free disk

@@ -254,7 +254,7 @@ func TestInitRunIDStatus(t *testing.T) {
 	// $MESHNODE_HOME stands in for --home.
 	st := jsonOf[map[string]any](t, meshnode(t, env(t, "MESHNODE_HOME="+home), "status", "--json"))
 	keys(t, "status", st, "peer_id", "role", "host_policy", "addrs", "uptime_seconds", "connected_peers",
-		"hosted_mailboxes", "store", "version", "admission")
+		"hosted_mailboxes", "store", "version", "admission", "outbox")
 	adm, _ := st["admission"].(map[string]any)
 	keys(t, "status.admission", adm, "state", "refusals", "joined_topics", "max_joined_topics",
 		"new_mailbox_limit_bytes", "new_mailboxes_refused", "relay_streams", "fetch_streams", "sync_streams")
