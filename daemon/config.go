@@ -93,10 +93,17 @@ type Config struct {
 	// serving reads, and it resumes by itself when space is freed. 0
 	// means the default (256 MiB, 5%). DiskBallastMiB is the size of the
 	// emergency ballast file kept in the data directory so the store can
-	// open on a full disk (0: the default, 64 MiB; -1: none).
+	// open on a full disk (0: the role's default, 64 MiB for a host or a
+	// bot, 16 MiB for a member; -1: none).
 	DiskMinFreeMiB     int64   `json:"disk_min_free_mib"`
 	DiskMinFreePercent float64 `json:"disk_min_free_percent"`
 	DiskBallastMiB     int64   `json:"disk_ballast_mib"`
+	// MemoryLimitMiB is the daemon's soft memory limit (Go's GOMEMLIMIT,
+	// which an environment variable of that name overrides): the garbage
+	// collector works harder as the process nears it, so memory stays
+	// bounded under a steady load. 0: the role's default, 256 MiB for a
+	// member, 1024 MiB for a host or a bot; -1: none.
+	MemoryLimitMiB int64 `json:"memory_limit_mib"`
 	// Limits are the hosting limits (config_limits.go); fields it does
 	// not name keep their defaults.
 	Limits *Limits `json:"limits,omitempty"`
@@ -109,10 +116,36 @@ func (c Config) applyTo(p *node.Params) {
 	p.Contacts.DirectoryHosts = append([]string(nil), c.DirectoryHosts...)
 	p.Store.Disk.MinFreeBytes = c.DiskMinFreeMiB << 20
 	p.Store.Disk.MinFreePercent = c.DiskMinFreePercent
-	p.Store.Disk.BallastBytes = max(c.DiskBallastMiB, 0) << 20
+	if c.DiskBallastMiB != 0 {
+		p.Store.Disk.BallastBytes = max(c.DiskBallastMiB, 0) << 20
+	}
 	if c.Limits != nil {
 		c.Limits.applyTo(p)
 	}
+}
+
+// DefaultMemoryLimitMiB is the soft memory limit of a role's daemon.
+// Measured with `meshnode bench soak` (issue 15): a member sending 20
+// messages a second has a live heap of ~50 MiB, nearly all Badger's
+// (memtable arenas, and the buffers of the table a flush builds), and
+// anonymous memory of 40 to 115 MiB as the garbage collector lets the
+// heap grow to twice what is live; the limit caps that headroom when a
+// burst (a catch-up, a large group) raises the live heap, instead of
+// letting it double.
+func DefaultMemoryLimitMiB(role node.Role) int64 {
+	if role == node.RoleHost || role == node.RoleBot {
+		return 1024
+	}
+	return 256
+}
+
+// roleOrMember is the role, member when unset or unknown (defaults only).
+func (c *Config) roleOrMember() node.Role {
+	switch c.Role {
+	case node.RoleHost, node.RoleBot:
+		return c.Role
+	}
+	return node.RoleMember
 }
 
 // DefaultConfig is what init writes for a role.
@@ -214,7 +247,10 @@ func (c *Config) fillDefaults() {
 		c.DiskMinFreePercent = disk.MinFreePercent
 	}
 	if c.DiskBallastMiB == 0 {
-		c.DiskBallastMiB = disk.BallastBytes >> 20
+		c.DiskBallastMiB = node.DefaultParams(c.roleOrMember()).Store.Disk.BallastBytes >> 20
+	}
+	if c.MemoryLimitMiB == 0 {
+		c.MemoryLimitMiB = DefaultMemoryLimitMiB(c.roleOrMember())
 	}
 	if c.Limits == nil {
 		l := DefaultLimits()
@@ -283,6 +319,9 @@ func (c Config) Validate() error {
 	}
 	if c.DiskMinFreePercent < 0 || c.DiskMinFreePercent >= 100 {
 		errs = append(errs, fmt.Errorf("disk_min_free_percent %v (want a percentage below 100)", c.DiskMinFreePercent))
+	}
+	if c.MemoryLimitMiB < -1 || (c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 64) || c.MemoryLimitMiB > 1<<24 {
+		errs = append(errs, fmt.Errorf("memory_limit_mib %d (want at least 64 MiB, or -1 for none)", c.MemoryLimitMiB))
 	}
 	if c.DiskBallastMiB < -1 || c.DiskBallastMiB > 1<<20 {
 		errs = append(errs, fmt.Errorf("disk_ballast_mib %d (want MiB, or -1 for no ballast)", c.DiskBallastMiB))

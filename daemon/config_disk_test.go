@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -54,5 +55,37 @@ func TestConfigDirectoryHosts(t *testing.T) {
 	}
 	if _, err := ParseConfig([]byte(`{"version":1,"role":"member","directory_hosts":["/ip4/127.0.0.1/tcp/4001"]}`)); err == nil || !strings.Contains(err.Error(), "/p2p/") {
 		t.Errorf("a directory host without /p2p/: %v", err)
+	}
+}
+
+// memory_limit_mib: the role's default is written by init, -1 turns it
+// off, and what is too small to run a node is refused.
+func TestConfigMemoryLimit(t *testing.T) {
+	for role, want := range map[string]int64{"host": 1024, "bot": 1024, "member": 256} {
+		c, err := ParseConfig([]byte(`{"version":1,"role":"` + role + `"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.MemoryLimitMiB != want {
+			t.Errorf("%s: memory_limit_mib %d, want %d", role, c.MemoryLimitMiB, want)
+		}
+		b, _ := c.Marshal()
+		if !strings.Contains(string(b), fmt.Sprintf(`"memory_limit_mib": %d`, want)) {
+			t.Errorf("%s: config.json lacks memory_limit_mib:\n%s", role, b)
+		}
+	}
+	for v, ok := range map[string]bool{"-1": true, "64": true, "4096": true, "-2": false, "16": false} {
+		_, err := ParseConfig([]byte(`{"version":1,"role":"member","memory_limit_mib":` + v + `}`))
+		if (err == nil) != ok {
+			t.Errorf("memory_limit_mib %s: %v", v, err)
+		}
+	}
+	// A member's store is sized for a member (memberStoreParams), and the
+	// ballast follows.
+	c, _ := ParseConfig([]byte(`{"version":1,"role":"member"}`))
+	p := node.DefaultParams(node.RoleMember)
+	c.applyTo(&p)
+	if c.DiskBallastMiB != 16 || p.Store.Disk.BallastBytes != 16<<20 || p.Store.Badger.MemTableSize > 4<<20 {
+		t.Errorf("member: disk_ballast_mib %d, store %+v", c.DiskBallastMiB, p.Store.Badger)
 	}
 }

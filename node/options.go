@@ -170,6 +170,9 @@ func DefaultParams(role Role) Params {
 		p.Directory.Serve = true
 		p.Sync = hostsync.DefaultParams()
 	}
+	if role == RoleMember {
+		p.Store = memberStoreParams()
+	}
 	return p
 }
 

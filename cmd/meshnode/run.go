@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -89,6 +90,11 @@ func newRunCmd(g *globals) *cobra.Command {
 			}
 			if err := cfg.Validate(); err != nil {
 				return err
+			}
+			if os.Getenv("GOMEMLIMIT") == "" && cfg.MemoryLimitMiB > 0 {
+				// A soft limit: the garbage collector works harder near it
+				// (the environment variable, when set, wins).
+				debug.SetMemoryLimit(cfg.MemoryLimitMiB << 20)
 			}
 			log, err := daemon.NewLogger(g.stderr, cfg.LogLevel, cfg.LogFormat)
 			if err != nil {
