@@ -20,7 +20,7 @@ func newBenchCmd() *cobra.Command {
 		Short: "Measure the hosting core: ingest, fetch and sync throughput against limits measured on this machine",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newBenchIngestCmd(), newBenchFetchCmd(), newBenchSyncCmd(), newBenchAttackCmd())
+	cmd.AddCommand(newBenchIngestCmd(), newBenchFetchCmd(), newBenchSyncCmd(), newBenchAttackCmd(), newBenchSoakCmd())
 	return cmd
 }
 

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/meshnode/meshnode/bench"
+)
+
+// bench soak at a small scale: three daemons of this binary, every
+// message shown to the receiver, a sample of each process's memory every
+// interval, and nothing left running.
+func TestBenchSoak(t *testing.T) {
+	dir := t.TempDir()
+	r := meshnode(t, env(t), "bench", "soak", "--duration", "3s", "--interval", "1s", "--rate", "10", "--size", "512",
+		"--dir", dir, "--json")
+	res := jsonOf[bench.SoakResult](t, r)
+	if res.Sent < 10 || res.Received != res.Sent || len(res.Samples) < 3 {
+		t.Fatalf("sent %d, received %d, %d samples", res.Sent, res.Received, len(res.Samples))
+	}
+	for _, s := range res.Samples {
+		for name, m := range map[string]bench.ProcMemory{"host": s.Host, "sender": s.Sender, "receiver": s.Receiver} {
+			if m.RSS <= 0 || m.Anon <= 0 || m.Anon+m.File > m.RSS+(1<<20) {
+				t.Errorf("%.0f s: %s memory %+v", s.Seconds, name, m)
+			}
+		}
+	}
+	if res.Sender.Max.RSS < res.Sender.Start.RSS {
+		t.Errorf("sender summary %+v", res.Sender)
+	}
+	if left := processesUnderDir(t, dir); len(left) > 0 {
+		t.Errorf("bench soak left daemons running: %v", left)
+	}
+	for _, bad := range [][]string{{"--rate", "0"}, {"--size", "70000"}, {"--duration", "0s"}} {
+		if r := meshnode(t, env(t), append([]string{"bench", "soak"}, bad...)...); r.code == 0 {
+			t.Errorf("bench soak %v: exit 0", bad)
+		}
+	}
+}
+
+// processesUnderDir lists the processes whose command line names dir.
+func processesUnderDir(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skipf("no /proc to look for leftover processes: %v", err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if cmd := string(bytes.ReplaceAll(b, []byte{0}, []byte{' '})); strings.Contains(cmd, dir) {
+			out = append(out, fmt.Sprintf("%s: %s", e.Name(), cmd))
+		}
+	}
+	return out
+}
