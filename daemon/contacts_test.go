@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/api"
+	"github.com/meshnode/meshnode/contacts"
 	tu "github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/keymgmt"
 	"github.com/meshnode/meshnode/node"
@@ -140,7 +141,7 @@ func TestContactsOverAPI(t *testing.T) {
 	}
 	protocol := func(ms []api.Message) (n int) {
 		for _, m := range ms {
-			if strings.HasPrefix(m.Text, keymgmt.KeyPackagePrefix) || strings.HasPrefix(m.Text, node.ContactWelcomePrefix) {
+			if strings.HasPrefix(m.Text, keymgmt.KeyPackagePrefix) || strings.HasPrefix(m.Text, contacts.WelcomePrefix) {
 				n++
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/meshnode/meshnode/api"
+	"github.com/meshnode/meshnode/contacts"
 	"github.com/meshnode/meshnode/directory"
 	"github.com/meshnode/meshnode/groupstate"
 	"github.com/meshnode/meshnode/keymgmt"
@@ -60,19 +61,19 @@ var errorTable = []struct {
 	{node.ErrLeaveUndelivered, api.CodeUndelivered, ""},
 
 	// Contacts.
-	{node.ErrUnknownName, api.CodeUnknownName, ""},
-	{node.ErrBadPackage, api.CodeBadPackage, ""},
-	{node.ErrUnknownRequest, api.CodeUnknownRequest, "see `meshnode contact requests`"},
-	{node.ErrUnknownAlias, api.CodeUnknownAlias, "see `meshnode alias list`"},
-	{node.ErrAliasExists, api.CodeAliasExists, ""},
-	{node.ErrNoDirectoryHosts, api.CodeNoDirectory, "name one with --host, or set directory_hosts in config.json"},
-	{node.ErrNotPublished, api.CodeDirectoryRefuse, ""},
-	{node.ErrSelfContact, api.CodeBadRequest, ""},
-	{node.ErrUnknownContact, api.CodeUnknownContact, "see `meshnode contact list`"},
-	{node.ErrNoContactKeyPackage, api.CodeNoKeyPackage, ""},
-	{node.ErrWelcomeTooLarge, api.CodeWelcomeTooLarge, ""},
-	{node.ErrUnknownContactAdd, api.CodeUnknownAdd, "see `meshnode contact adds`"},
-	{node.ErrContactAddQueueFull, api.CodeAddQueueFull, "`meshnode contact adds` lists them, `meshnode contact cancel-add ID` cancels one"},
+	{contacts.ErrUnknownName, api.CodeUnknownName, ""},
+	{contacts.ErrBadPackage, api.CodeBadPackage, ""},
+	{contacts.ErrUnknownRequest, api.CodeUnknownRequest, "see `meshnode contact requests`"},
+	{contacts.ErrUnknownAlias, api.CodeUnknownAlias, "see `meshnode alias list`"},
+	{contacts.ErrAliasExists, api.CodeAliasExists, ""},
+	{contacts.ErrNoDirectoryHosts, api.CodeNoDirectory, "name one with --host, or set directory_hosts in config.json"},
+	{contacts.ErrNotPublished, api.CodeDirectoryRefuse, ""},
+	{contacts.ErrSelfContact, api.CodeBadRequest, ""},
+	{contacts.ErrUnknownContact, api.CodeUnknownContact, "see `meshnode contact list`"},
+	{contacts.ErrNoContactKeyPackage, api.CodeNoKeyPackage, ""},
+	{contacts.ErrWelcomeTooLarge, api.CodeWelcomeTooLarge, ""},
+	{contacts.ErrUnknownContactAdd, api.CodeUnknownAdd, "see `meshnode contact adds`"},
+	{contacts.ErrContactAddQueueFull, api.CodeAddQueueFull, "`meshnode contact adds` lists them, `meshnode contact cancel-add ID` cancels one"},
 	{directory.ErrRateLimited, api.CodeUnavailable, ""},
 
 	// The group rules (groupstate): an invalid policy value is a bad

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/meshnode/meshnode/api"
+	"github.com/meshnode/meshnode/contacts"
 	"github.com/meshnode/meshnode/groupstate"
 	"github.com/meshnode/meshnode/keymgmt"
 	"github.com/meshnode/meshnode/node"
@@ -51,7 +52,7 @@ func TestAPIError(t *testing.T) {
 		{"managed invite", fmt.Errorf("%w: %q is managed", node.ErrNoInvite, "g"), api.CodeNoInvite, "is managed"},
 		// Hints give the command the node no longer names.
 		{"unknown group", fmt.Errorf("%w: %q", node.ErrUnknownGroup, "nope"), api.CodeUnknownGroup, "(see `meshnode group list`)"},
-		{"unknown alias", fmt.Errorf("%w: bob", node.ErrUnknownAlias), api.CodeUnknownAlias, "bob (see `meshnode alias list`)"},
+		{"unknown alias", fmt.Errorf("%w: bob", contacts.ErrUnknownAlias), api.CodeUnknownAlias, "bob (see `meshnode alias list`)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var e *api.Error

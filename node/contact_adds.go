@@ -14,6 +14,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/meshnode/meshnode/contacts"
 	"github.com/meshnode/meshnode/groupstate"
 )
 
@@ -21,7 +22,7 @@ import (
 // package the contact's node offered (contact_welcome.go); a contact whose
 // node has not been online since the connection has offered none. Instead
 // of failing, the add is queued in the member database ('d' 'w' ID →
-// pendingAddRec) and completed by this node's contacts loop as soon as an
+// contacts.PendingAddRec) and completed by this node's contacts loop as soon as an
 // offer arrives in the connection group: the loop's pass over that
 // connection group (contactsTick) tries every queued add for the contact,
 // oldest first, with the same code as an immediate add. An add that can
@@ -31,20 +32,9 @@ import (
 // pass. Queued adds are listed (PendingContactAdds) and cancelled
 // (CancelContactAdd) by the user only; strangers cannot create any.
 
-// Errors of queued adds.
-var (
-	// ErrUnknownContactAdd: no queued add has that ID.
-	ErrUnknownContactAdd = errors.New("node: no queued contact add has that ID")
-	// ErrContactAddQueueFull: MaxQueuedContactAdds adds are queued.
-	ErrContactAddQueueFull = errors.New("node: too many queued contact adds; cancel some")
-)
-
 const (
 	// MaxQueuedContactAdds bounds the queued adds of a member.
 	MaxQueuedContactAdds = 256
-	pendingAddIDSize     = 8
-	// dQueuedAdd is the sub-prefix of queued adds in namespace 'd'.
-	dQueuedAdd = 'w'
 	// queuedAddTimeout bounds one attempt at completing a queued add.
 	queuedAddTimeout = time.Minute
 )
@@ -54,18 +44,6 @@ const (
 	ContactAddWaiting = "waiting" // for the contact's key package
 	ContactAddFailed  = "failed"  // cannot complete (see LastError); cancel it
 )
-
-// pendingAddRec is a queued add ('d' 'w' ID).
-type pendingAddRec struct {
-	ID string `json:"id"`
-	// Group is the managed group, Contact the connection group (IDs).
-	Group     string    `json:"group"`
-	Contact   string    `json:"contact"`
-	Role      string    `json:"role"`
-	Queued    time.Time `json:"queued"`
-	Failed    bool      `json:"failed,omitempty"`
-	LastError string    `json:"last_error,omitempty"`
-}
 
 // PendingContactAdd is an add waiting for the contact's key package (or
 // failed, with the reason). JSON names are a CLI contract.
@@ -102,9 +80,9 @@ type ContactAddResult struct {
 // When the contact has offered no unused key package yet (their node has
 // not been online since), the add is queued and Queued is set: this node
 // completes it when an offer arrives. Adding a contact already queued for
-// the group updates the queued role. Errors: ErrUnknownContact (also: not
-// connected yet), ErrAlreadyMember, ErrWelcomeTooLarge,
-// ErrContactAddQueueFull and those of AddMember.
+// the group updates the queued role. Errors: contacts.ErrUnknownContact (also: not
+// connected yet), ErrAlreadyMember, contacts.ErrWelcomeTooLarge,
+// contacts.ErrContactAddQueueFull and those of AddMember.
 func (n *Node) AddContactToGroup(ctx context.Context, group, contact string, role groupstate.Role) (*ContactAddResult, error) {
 	if _, err := n.mem(); err != nil {
 		return nil, err
@@ -118,14 +96,14 @@ func (n *Node) AddContactToGroup(ctx context.Context, group, contact string, rol
 		return nil, err
 	}
 	if ct.State != "connected" {
-		return nil, fmt.Errorf("%w: %s has not accepted yet (state %s)", ErrUnknownContact, contact, ct.State)
+		return nil, fmt.Errorf("%w: %s has not accepted yet (state %s)", contacts.ErrUnknownContact, contact, ct.State)
 	}
 	gid, err := n.manageableGroup(group, ct)
 	if err != nil {
 		return nil, err
 	}
 	res, err := n.addContact(ctx, gid, ct, role)
-	if errors.Is(err, ErrNoContactKeyPackage) {
+	if errors.Is(err, contacts.ErrNoContactKeyPackage) {
 		p, err := n.queueContactAdd(gid, ct, role)
 		if err != nil {
 			return nil, err
@@ -177,7 +155,7 @@ func (n *Node) addContact(ctx context.Context, gid groupstate.GroupID, ct *Conta
 		}
 		// Cut before committing: a welcome too large for the connection
 		// group leaves nothing behind.
-		texts, err = contactWelcomeTexts(op.welcomes)
+		texts, err = contacts.WelcomeTexts(op.welcomes)
 		return err
 	})
 	if err != nil {
@@ -185,7 +163,7 @@ func (n *Node) addContact(ctx context.Context, gid groupstate.GroupID, ct *Conta
 	}
 	hash := sha256.Sum256(kp.Marshal())
 	if err := n.member.db.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(dkey(dUsedKP, hash[:]), u64(uint64(time.Now().UnixMilli())))
+		return txn.Set(contacts.Key(contacts.KeyUsedKP, hash[:]), u64(uint64(time.Now().UnixMilli())))
 	}); err != nil {
 		return res, fmt.Errorf("node: record the contact's key package as used: %w", err)
 	}
@@ -211,7 +189,7 @@ func (n *Node) queueContactAdd(gid groupstate.GroupID, ct *Contact, role groupst
 	if err != nil {
 		return nil, err
 	}
-	var rec *pendingAddRec
+	var rec *contacts.PendingAddRec
 	for _, r := range recs {
 		if r.Group == gid.String() && r.Contact == ct.Group {
 			rec = r
@@ -219,11 +197,11 @@ func (n *Node) queueContactAdd(gid groupstate.GroupID, ct *Contact, role groupst
 	}
 	if rec == nil {
 		if len(recs) >= MaxQueuedContactAdds {
-			return nil, ErrContactAddQueueFull
+			return nil, contacts.ErrContactAddQueueFull
 		}
-		var id [pendingAddIDSize]byte
+		var id [contacts.PendingAddIDSize]byte
 		rand.Read(id[:])
-		rec = &pendingAddRec{ID: hex.EncodeToString(id[:]), Group: gid.String(), Contact: ct.Group, Queued: time.Now().UTC()}
+		rec = &contacts.PendingAddRec{ID: hex.EncodeToString(id[:]), Group: gid.String(), Contact: ct.Group, Queued: time.Now().UTC()}
 	}
 	rec.Role, rec.Failed, rec.LastError = role.String(), false, ""
 	if err := n.saveQueuedAdd(rec); err != nil {
@@ -233,23 +211,23 @@ func (n *Node) queueContactAdd(gid groupstate.GroupID, ct *Contact, role groupst
 	return n.pendingAddView(rec, ct), nil
 }
 
-func (n *Node) saveQueuedAdd(rec *pendingAddRec) error {
+func (n *Node) saveQueuedAdd(rec *contacts.PendingAddRec) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(dkey(dQueuedAdd, []byte(rec.ID)), b) })
+	return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(contacts.Key(contacts.KeyQueuedAdd, []byte(rec.ID)), b) })
 }
 
 func (n *Node) deleteQueuedAdd(id string) error {
-	return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Delete(dkey(dQueuedAdd, []byte(id))) })
+	return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Delete(contacts.Key(contacts.KeyQueuedAdd, []byte(id))) })
 }
 
 // queuedAdds reads the queued adds, oldest first.
-func (n *Node) queuedAdds() ([]*pendingAddRec, error) {
-	var out []*pendingAddRec
-	err := n.member.db.scan(dkey(dQueuedAdd), func(_, v []byte) error {
-		r, err := decodePendingAdd(v)
+func (n *Node) queuedAdds() ([]*contacts.PendingAddRec, error) {
+	var out []*contacts.PendingAddRec
+	err := n.member.db.scan(contacts.Key(contacts.KeyQueuedAdd), func(_, v []byte) error {
+		r, err := contacts.DecodePendingAdd(v)
 		if err != nil {
 			return err
 		}
@@ -260,7 +238,7 @@ func (n *Node) queuedAdds() ([]*pendingAddRec, error) {
 	return out, err
 }
 
-func (n *Node) pendingAddView(rec *pendingAddRec, ct *Contact) *PendingContactAdd {
+func (n *Node) pendingAddView(rec *contacts.PendingAddRec, ct *Contact) *PendingContactAdd {
 	p := &PendingContactAdd{ID: rec.ID, Group: rec.Group, Contact: rec.Contact, Role: rec.Role,
 		State: ContactAddWaiting, Queued: rec.Queued, LastError: rec.LastError}
 	if rec.Failed {
@@ -302,7 +280,7 @@ func (n *Node) PendingContactAdds() ([]PendingContactAdd, error) {
 	return out, nil
 }
 
-// CancelContactAdd cancels a queued add. Errors: ErrUnknownContactAdd.
+// CancelContactAdd cancels a queued add. Errors: contacts.ErrUnknownContactAdd.
 func (n *Node) CancelContactAdd(id string) error {
 	if _, err := n.mem(); err != nil {
 		return err
@@ -311,12 +289,12 @@ func (n *Node) CancelContactAdd(id string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	id = strings.TrimSpace(id)
-	b, err := n.member.db.get(dkey(dQueuedAdd, []byte(id)))
+	b, err := n.member.db.get(contacts.Key(contacts.KeyQueuedAdd, []byte(id)))
 	if err != nil {
 		return err
 	}
 	if b == nil {
-		return fmt.Errorf("%w: %q", ErrUnknownContactAdd, id)
+		return fmt.Errorf("%w: %q", contacts.ErrUnknownContactAdd, id)
 	}
 	return n.deleteQueuedAdd(id)
 }
@@ -326,7 +304,7 @@ func (n *Node) CancelContactAdd(id string) error {
 // checkManager's epoch wait is ErrNotManager too, so that one is retried)
 // is tried again at the next pass.
 func permanentAddError(err error) bool {
-	for _, e := range []error{ErrUnknownGroup, ErrNotManaged, ErrRemoved, ErrAlreadyMember, ErrUnknownContact, ErrWelcomeTooLarge} {
+	for _, e := range []error{ErrUnknownGroup, ErrNotManaged, ErrRemoved, ErrAlreadyMember, contacts.ErrUnknownContact, contacts.ErrWelcomeTooLarge} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -349,11 +327,11 @@ func (n *Node) completeQueuedAdds(ct *Contact) error {
 		if n.ctx.Err() != nil {
 			return nil
 		}
-		gid, _ := groupstate.ParseGroupID(rec.Group) // checked by decodePendingAdd
+		gid, _ := groupstate.ParseGroupID(rec.Group) // checked by contacts.DecodePendingAdd
 		role, _ := groupstate.ParseRole(rec.Role)
 		err := n.completeQueuedAdd(gid, ct, role)
 		switch {
-		case errors.Is(err, ErrNoContactKeyPackage):
+		case errors.Is(err, contacts.ErrNoContactKeyPackage):
 			return nil // wait for the next offer
 		case err == nil:
 			n.log.Info("completed a queued contact add", "group", gid.Short(), "add", rec.ID)

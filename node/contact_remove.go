@@ -8,6 +8,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/meshnode/meshnode/contacts"
 	"github.com/meshnode/meshnode/groupstate"
 )
 
@@ -35,14 +36,14 @@ func (n *Node) RemoveContact(ctx context.Context, contact string, block bool) (*
 		return nil, fmt.Errorf("%w: contact record names group %q", ErrCorrupt, ct.Group)
 	}
 	if block && ct.Fingerprint == "" {
-		return nil, fmt.Errorf("%w: %s has not answered yet, so there is no identity to block; remove without blocking", ErrUnknownContact, contact)
+		return nil, fmt.Errorf("%w: %s has not answered yet, so there is no identity to block; remove without blocking", contacts.ErrUnknownContact, contact)
 	}
 	if _, err := n.LeaveGroup(ctx, ct.Group); err != nil && !errors.Is(err, ErrUnknownGroup) {
 		return nil, fmt.Errorf("node: leave the connection group: %w", err)
 	}
 	var adds [][]byte
-	if err := n.member.db.scan(dkey(dQueuedAdd), func(k, v []byte) error {
-		rec, err := decodePendingAdd(v)
+	if err := n.member.db.scan(contacts.Key(contacts.KeyQueuedAdd), func(k, v []byte) error {
+		rec, err := contacts.DecodePendingAdd(v)
 		if err == nil && rec.Contact == ct.Group {
 			adds = append(adds, k)
 		}
@@ -51,13 +52,13 @@ func (n *Node) RemoveContact(ctx context.Context, contact string, block bool) (*
 		return nil, err
 	}
 	err = n.member.db.db.Update(func(txn *badger.Txn) error {
-		for _, k := range append(adds, dkey(dContact, gid[:]), dkey(dOffer, gid[:])) {
+		for _, k := range append(adds, contacts.Key(contacts.KeyContact, gid[:]), contacts.Key(contacts.KeyOffer, gid[:])) {
 			if err := txn.Delete(k); err != nil {
 				return err
 			}
 		}
 		if block {
-			return txn.Set(dkey(dRejected, []byte(ct.Fingerprint)), u64(uint64(time.Now().UnixMilli())))
+			return txn.Set(contacts.Key(contacts.KeyRejected, []byte(ct.Fingerprint)), u64(uint64(time.Now().UnixMilli())))
 		}
 		return nil
 	})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/meshnode/meshnode/contacts"
 )
 
 // Removing a contact leaves the connection group and forgets the contact;
@@ -23,7 +25,7 @@ func TestRemoveContact(t *testing.T) {
 	}
 	group := cs[0].Group
 
-	if _, err := bob.n.RemoveContact(ctx, "nobody", false); !errors.Is(err, ErrUnknownContact) {
+	if _, err := bob.n.RemoveContact(ctx, "nobody", false); !errors.Is(err, contacts.ErrUnknownContact) {
 		t.Fatalf("remove an unknown contact: %v", err)
 	}
 	ct, err := bob.n.RemoveContact(ctx, alice.id.Fingerprint(), false)

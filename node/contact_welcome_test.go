@@ -2,20 +2,16 @@ package node
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
-	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/contacts"
 	"github.com/meshnode/meshnode/groupstate"
 	tu "github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/keymgmt"
@@ -47,7 +43,7 @@ func TestAddContactToGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.n.AddContactToGroup(ctx, ct.Group, "bob-welcomes", groupstate.RoleWrite); !errors.Is(err, ErrUnknownContact) {
+	if _, err := alice.n.AddContactToGroup(ctx, ct.Group, "bob-welcomes", groupstate.RoleWrite); !errors.Is(err, contacts.ErrUnknownContact) {
 		t.Fatalf("adding a contact who has not accepted: %v", err)
 	}
 	reqs := pollUntil(t, bob.n, 1)
@@ -107,169 +103,6 @@ func TestAddContactToGroup(t *testing.T) {
 	gid2 := managedGroup(t, alice, "second", hosts, groupstate.DefaultPolicy())
 	add(gid2)
 	tu.Eventually(t, 30*time.Second, func() bool { _, err := bob.n.GroupInfo(gid2); return err == nil }, "bob joins the second group")
-}
-
-func testWelcomeEnvelopes(t testing.TB, sizes ...int) []*envelope.Envelope {
-	t.Helper()
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	var out []*envelope.Envelope
-	for _, n := range sizes {
-		nonce := make([]byte, envelope.NonceSize)
-		rand.Read(nonce)
-		ct := make([]byte, n)
-		rand.Read(ct)
-		env, err := envelope.Seal(priv, nonce, ct, envelope.AbsoluteMaxSize)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, env)
-	}
-	return out
-}
-
-func TestContactWelcomeFrames(t *testing.T) {
-	envs := testWelcomeEnvelopes(t, 500, 65000, 65000, 30000)
-	texts, err := contactWelcomeTexts(envs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(texts) != 4 {
-		t.Fatalf("%d frames", len(texts))
-	}
-	for _, tx := range texts {
-		if len(tx) > groupstate.MaxBodyLen(64, 8) {
-			t.Fatalf("frame text of %d bytes does not fit a message", len(tx))
-		}
-	}
-	// Any order, with repeats and noise, reassembles; done welcomes are
-	// skipped.
-	mixed := append([]string{texts[3], "hello", texts[1], texts[0]}, texts[2], texts[1])
-	got := reassembleContactWelcomes(mixed[:4], nil)
-	if len(got) != 0 {
-		t.Fatal("an incomplete welcome reassembled")
-	}
-	got = reassembleContactWelcomes([]string{texts[3], "hello", texts[1], texts[0], texts[2]}, nil)
-	if len(got) != 1 {
-		t.Fatalf("%d welcomes reassembled", len(got))
-	}
-	for tag, g := range got {
-		if len(g) != len(envs) {
-			t.Fatalf("%d envelopes", len(g))
-		}
-		for i := range g {
-			if g[i].ID() != envs[i].ID() {
-				t.Fatalf("envelope %d changed", i)
-			}
-		}
-		if again := reassembleContactWelcomes(texts, map[[16]byte]bool{tag: true}); len(again) != 0 {
-			t.Fatal("a done welcome reassembled again")
-		}
-	}
-	if len(reassembleContactWelcomes(mixed, nil)) != 0 {
-		t.Fatal("a welcome with a repeated frame reassembled")
-	}
-
-	// Too large for a connection group.
-	big := make([]*envelope.Envelope, 0, 100)
-	for range 100 {
-		big = append(big, testWelcomeEnvelopes(t, 64<<10)...)
-	}
-	if _, err := contactWelcomeTexts(big); !errors.Is(err, ErrWelcomeTooLarge) {
-		t.Fatalf("oversized welcome: %v", err)
-	}
-	if _, err := contactWelcomeTexts(nil); !errors.Is(err, ErrWelcomeTooLarge) {
-		t.Fatalf("empty welcome: %v", err)
-	}
-}
-
-func TestContactWelcomeRejects(t *testing.T) {
-	one, err := contactWelcomeTexts(testWelcomeEnvelopes(t, 500))
-	if err != nil {
-		t.Fatal(err)
-	}
-	two, _ := contactWelcomeTexts(testWelcomeEnvelopes(t, 60000))
-	frame := func(s string) []byte {
-		b, err := contactB64.DecodeString(strings.TrimPrefix(s, ContactWelcomePrefix))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	enc := func(b []byte) string { return ContactWelcomePrefix + contactB64.EncodeToString(b) }
-	mod := func(s string, f func([]byte) []byte) string { return enc(f(frame(s))) }
-	for name, text := range map[string]string{
-		"no prefix":       strings.TrimPrefix(one[0], ContactWelcomePrefix),
-		"invite":          groupstate.InvitePrefix + "x",
-		"bad base64":      ContactWelcomePrefix + "!!!!",
-		"padded base64":   ContactWelcomePrefix + "AAAA==",
-		"header only":     mod(one[0], func(b []byte) []byte { return b[:contactWelcomeHeader] }),
-		"version":         mod(one[0], func(b []byte) []byte { b[0] = 2; return b }),
-		"count 0":         mod(one[0], func(b []byte) []byte { binary.BigEndian.PutUint16(b[19:], 0); return b }),
-		"index >= count":  mod(one[0], func(b []byte) []byte { binary.BigEndian.PutUint16(b[17:], 1); return b }),
-		"too many parts":  mod(one[0], func(b []byte) []byte { binary.BigEndian.PutUint16(b[19:], MaxContactWelcomeParts+1); return b }),
-		"short middle":    mod(two[0], func(b []byte) []byte { return b[:len(b)-1] }),
-		"oversized chunk": mod(two[0], func(b []byte) []byte { return append(b, 0) }),
-	} {
-		if _, err := parseContactFrame(text); !errors.Is(err, ErrBadContactWelcome) {
-			t.Errorf("frame %s: %v", name, err)
-		}
-	}
-
-	envs := testWelcomeEnvelopes(t, 300, 400)
-	good := binary.BigEndian.AppendUint16(nil, 2)
-	for _, e := range envs {
-		good = binary.BigEndian.AppendUint32(good, uint32(len(e.Bytes())))
-		good = append(good, e.Bytes()...)
-	}
-	if got, err := parseContactWelcome(good); err != nil || len(got) != 2 {
-		t.Fatalf("valid stream: %v", err)
-	}
-	smod := func(f func([]byte) []byte) []byte { return f(append([]byte(nil), good...)) }
-	for name, stream := range map[string][]byte{
-		"empty":            nil,
-		"no envelopes":     {0, 0},
-		"too many":         smod(func(b []byte) []byte { binary.BigEndian.PutUint16(b, groupstate.MaxWelcomeParts+1); return b }),
-		"count too high":   smod(func(b []byte) []byte { binary.BigEndian.PutUint16(b, 3); return b }),
-		"count too low":    smod(func(b []byte) []byte { binary.BigEndian.PutUint16(b, 1); return b }),
-		"truncated":        good[:len(good)-1],
-		"length past end":  smod(func(b []byte) []byte { binary.BigEndian.PutUint32(b[2:], 1<<20); return b }),
-		"bad signature":    smod(func(b []byte) []byte { b[len(b)-1] ^= 1; return b }),
-		"length cut short": good[:2+3],
-		"absurd length":    smod(func(b []byte) []byte { binary.BigEndian.PutUint32(b[2:], 0xffffffff); return b }),
-		"garbage envelope": append(binary.BigEndian.AppendUint32([]byte{0, 1}, 5), "hello"...),
-	} {
-		if _, err := parseContactWelcome(stream); !errors.Is(err, ErrBadContactWelcome) {
-			t.Errorf("stream %s: %v", name, err)
-		}
-	}
-}
-
-func FuzzContactWelcome(f *testing.F) {
-	texts, _ := contactWelcomeTexts(testWelcomeEnvelopes(f, 200, 300))
-	f.Add(texts[0], []byte(nil))
-	envs := testWelcomeEnvelopes(f, 100)
-	stream := binary.BigEndian.AppendUint16(nil, 1)
-	stream = binary.BigEndian.AppendUint32(stream, uint32(len(envs[0].Bytes())))
-	stream = append(stream, envs[0].Bytes()...)
-	f.Add(ContactWelcomePrefix+"AQ", stream)
-	f.Fuzz(func(t *testing.T, text string, stream []byte) {
-		if fr, err := parseContactFrame(text); err == nil {
-			if fr.count == 0 || fr.index >= fr.count || len(fr.chunk) == 0 || len(fr.chunk) > contactWelcomeChunk {
-				t.Fatalf("accepted frame %d of %d with %d bytes", fr.index, fr.count, len(fr.chunk))
-			}
-		}
-		if got, err := parseContactWelcome(stream); err == nil {
-			if len(got) == 0 {
-				t.Fatal("accepted an empty welcome")
-			}
-			for _, e := range got {
-				if e.Verify() != nil {
-					t.Fatal("accepted an envelope that does not verify")
-				}
-			}
-		}
-		_ = reassembleContactWelcomes([]string{text, text}, nil)
-	})
 }
 
 // connectedPair connects alice and bob through bob's alias on dir and
@@ -339,7 +172,7 @@ func TestQueuedContactAdd(t *testing.T) {
 	if err := alice.n.CancelContactAdd(res.Queued.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.n.CancelContactAdd(res.Queued.ID); !errors.Is(err, ErrUnknownContactAdd) {
+	if err := alice.n.CancelContactAdd(res.Queued.ID); !errors.Is(err, contacts.ErrUnknownContactAdd) {
 		t.Fatalf("cancelling twice: %v", err)
 	}
 	if _, err := alice.n.AddContactToGroup(ctx, left, "bob", groupstate.RoleWrite); err != nil {
@@ -380,7 +213,7 @@ func TestQueuedContactAdd(t *testing.T) {
 }
 
 // TestReplacedOffersPruned: an offer replaced because half its validity
-// is gone is still watched for a welcome during replacedOfferGrace, then
+// is gone is still watched for a welcome during contacts.ReplacedOfferGrace, then
 // forgotten while the node runs (it used to linger as a pending key
 // package, with its welcome mailbox hosted and fetched, until its grace
 // period ended and the node restarted); key packages past their grace
@@ -402,22 +235,22 @@ func TestReplacedOffersPruned(t *testing.T) {
 		t.Fatalf("bob's contacts %+v %v", cts, err)
 	}
 	gid, _ := groupstate.ParseGroupID(cts[0].Group)
-	offer := func() *offerRec {
+	offer := func() *contacts.OfferRec {
 		t.Helper()
-		b, err := bob.n.member.db.get(dkey(dOffer, gid[:]))
+		b, err := bob.n.member.db.get(contacts.Key(contacts.KeyOffer, gid[:]))
 		if err != nil || b == nil {
 			return nil
 		}
-		rec, err := decodeOfferRec(b)
+		rec, err := contacts.DecodeOfferRec(b)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return rec
 	}
-	setOffer := func(rec *offerRec) {
+	setOffer := func(rec *contacts.OfferRec) {
 		t.Helper()
 		b, _ := json.Marshal(rec)
-		if err := bob.n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(dkey(dOffer, gid[:]), b) }); err != nil {
+		if err := bob.n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(contacts.Key(contacts.KeyOffer, gid[:]), b) }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -453,18 +286,18 @@ func TestReplacedOffersPruned(t *testing.T) {
 		return hex.EncodeToString(h[:]) == newest.Hash
 	}, "alice holds bob's newest offer")
 	h := sha256.Sum256(got.Marshal())
-	if err := alice.n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(dkey(dUsedKP, h[:]), u64(1)) }); err != nil {
+	if err := alice.n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(contacts.Key(contacts.KeyUsedKP, h[:]), u64(1)) }); err != nil {
 		t.Fatal(err)
 	}
 	alice.n.conn.mu.Lock()
 	stale, err := alice.n.contactKeyPackage(act)
 	alice.n.conn.mu.Unlock()
-	if !errors.Is(err, ErrNoContactKeyPackage) {
+	if !errors.Is(err, contacts.ErrNoContactKeyPackage) {
 		t.Fatalf("with the newest offer used, alice's node took %v (%v)", stale, err)
 	}
 	// Grace over: forgotten at the next pass, mailbox and all.
 	o := offer()
-	o.Replaced[0].At = time.Now().Add(-replacedOfferGrace - time.Minute)
+	o.Replaced[0].At = time.Now().Add(-contacts.ReplacedOfferGrace - time.Minute)
 	setOffer(o)
 	var oldHash [32]byte
 	hb, _ := hexDecode(first.Hash)

@@ -14,13 +14,15 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshnode/meshnode/contacts"
 	"github.com/meshnode/meshnode/directory"
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/groupstate"
 	"github.com/meshnode/meshnode/keymgmt"
 )
 
-// Contacts (ARCHITECTURE §8). A member publishes connection packages under
+// Contacts (ARCHITECTURE §8; the records, frame format, parameters and
+// errors are package contacts'). A member publishes connection packages under
 // its aliases and user ID on directory hosts (directory.go); an initiator
 // fetches one, creates a two-member connection group hosted by that
 // directory host and posts a sealed, signed establishment with an invite
@@ -35,64 +37,8 @@ import (
 // The initiator's node could post to the connection group before the
 // responder accepts; the responder reads nothing of it until it accepts.
 //
-// Member database records (namespace 'd', JSON values):
-//
-//	'd' 'a' name          → nameRec: a published alias or user ID
-//	'd' 'k' key ID(16)    → secretRec: a package's HPKE secret
-//	'd' 'q' request ID    → requestRec: a request in quarantine
-//	'd' 'n' nonce(16)     → Unix ms: establishment nonces seen (replays)
-//	'd' 'p' digest(32)    → Unix ms: proof-of-work digests seen (replays)
-//	'd' 'x' fingerprint   → rejected initiator (later requests dropped)
-//	'd' 'c' group ID(16)  → contactRec
-//	'd' 'r' peer/mailbox  → request mailbox cursor on a directory host
-//	'd' 'o' group ID(16)  → offerRec: own key package offered to a contact
-//	'd' 'u' SHA-256(kp)   → Unix ms: a contact's key package already used
-//	'd' 'w' add ID(16 hex) → pendingAddRec: a queued add (contact_adds.go)
-const (
-	pfxDirectory = 'd'
-	dName        = 'a'
-	dSecret      = 'k'
-	dRequest     = 'q'
-	dNonce       = 'n'
-	dRejected    = 'x'
-	dContact     = 'c'
-	dCursor      = 'r'
-	dProof       = 'p'
-	dOffer       = 'o'
-	dUsedKP      = 'u'
-)
-
-func dkey(sub byte, rest ...[]byte) []byte {
-	k := []byte{pfxDirectory, sub}
-	for _, r := range rest {
-		k = append(k, r...)
-	}
-	return k
-}
-
-// Contact errors.
-var (
-	// ErrNoDirectoryHosts: no directory host is configured (see
-	// ContactParams.DirectoryHosts; the bootstrap peers are the default).
-	ErrNoDirectoryHosts = errors.New("node: no directory host to look the name up at")
-	// ErrUnknownName: no directory host has a connection package under
-	// that alias or user ID.
-	ErrUnknownName = errors.New("node: no one is reachable under that name on the directory hosts")
-	// ErrBadPackage: the package found under the name is not a valid
-	// package for it (forged, or published by someone else under it).
-	ErrBadPackage = errors.New("node: the connection package under that name is not valid")
-	// ErrAliasExists and ErrUnknownAlias: alias add/remove.
-	ErrAliasExists  = errors.New("node: alias already added")
-	ErrUnknownAlias = errors.New("node: unknown alias")
-	// ErrUnknownRequest: no request in quarantine has that ID.
-	ErrUnknownRequest = errors.New("node: no pending contact request has that ID")
-	// ErrUnknownContact: no contact matches.
-	ErrUnknownContact = errors.New("node: unknown contact")
-	// ErrSelfContact: asking to connect to oneself.
-	ErrSelfContact = errors.New("node: that name is your own")
-	// ErrNotPublished: no directory host accepted the alias.
-	ErrNotPublished = errors.New("node: no directory host accepted the alias")
-)
+// The member database records of contacts (namespace 'd') and their
+// layout are package contacts' (records.go).
 
 // AliasInfo describes a published name. JSON names are a CLI contract.
 type AliasInfo struct {
@@ -117,7 +63,7 @@ type aliasConfig struct {
 
 // WithProofBits makes requests through the alias carry a proof of work of
 // bits leading zero bits (0..keymgmt.MaxProofBits; 0 asks for none). The
-// default is ContactParams.AliasProofBits.
+// default is Params.Contacts.AliasProofBits.
 func WithProofBits(bits int) AliasOption { return func(c *aliasConfig) { c.proofBits = bits } }
 
 // ContactRequest is a request in quarantine: all that is shown of it.
@@ -141,26 +87,6 @@ type Contact struct {
 	State     string    `json:"state"`
 	Initiated bool      `json:"initiated"`
 	Since     time.Time `json:"since"`
-}
-
-type requestRec struct {
-	ID          string           `json:"id"`
-	Kind        keymgmt.NameKind `json:"kind"`
-	Via         string           `json:"via"`
-	Nick        string           `json:"nick"`
-	Fingerprint string           `json:"fingerprint"`
-	Invite      string           `json:"invite"`
-	Sent        time.Time        `json:"sent"`
-	Received    time.Time        `json:"received"`
-}
-
-type contactRec struct {
-	Group       string    `json:"group"`
-	Via         string    `json:"via"`
-	Fingerprint string    `json:"fingerprint,omitempty"` // expected (user ID) or verified (responder)
-	Nick        string    `json:"nick,omitempty"`
-	Initiated   bool      `json:"initiated"`
-	Since       time.Time `json:"since"`
 }
 
 // startContacts publishes the user ID if asked and starts the loop that
@@ -261,29 +187,29 @@ func (n *Node) ensureUserID() error {
 		defer cancel()
 		return n.setProofBits(ctx, rec, bits)
 	}
-	return n.saveName(&nameRec{Kind: name.Kind, Name: name.Canonical, Hosts: n.directoryHosts(), Created: time.Now().UTC(), ProofBits: bits})
+	return n.saveName(&contacts.NameRec{Kind: name.Kind, Name: name.Canonical, Hosts: n.directoryHosts(), Created: time.Now().UTC(), ProofBits: bits})
 }
 
-func (n *Node) loadName(name string) (*nameRec, error) {
-	b, err := n.member.db.get(dkey(dName, []byte(name)))
+func (n *Node) loadName(name string) (*contacts.NameRec, error) {
+	b, err := n.member.db.get(contacts.Key(contacts.KeyName, []byte(name)))
 	if err != nil || b == nil {
 		return nil, err
 	}
-	return decodeNameRec(b)
+	return contacts.DecodeNameRec(b)
 }
 
-func (n *Node) saveName(rec *nameRec) error {
+func (n *Node) saveName(rec *contacts.NameRec) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(dkey(dName, []byte(rec.Name)), b) })
+	return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(contacts.Key(contacts.KeyName, []byte(rec.Name)), b) })
 }
 
-func (n *Node) names() ([]*nameRec, error) {
-	var out []*nameRec
-	err := n.member.db.scan(dkey(dName), func(k, v []byte) error {
-		rec, err := decodeNameRec(v)
+func (n *Node) names() ([]*contacts.NameRec, error) {
+	var out []*contacts.NameRec
+	err := n.member.db.scan(contacts.Key(contacts.KeyName), func(k, v []byte) error {
+		rec, err := contacts.DecodeNameRec(v)
 		if err != nil {
 			return fmt.Errorf("name %q: %w", k[2:], err)
 		}
@@ -320,7 +246,7 @@ func (n *Node) refreshNames() {
 // AddAlias publishes connection packages under an alias on the given
 // directory hosts (none: the configured ones). Requests through it must
 // carry a proof of work (WithProofBits; default
-// ContactParams.AliasProofBits).
+// Params.Contacts.AliasProofBits).
 func (n *Node) AddAlias(ctx context.Context, alias string, hosts []string, opts ...AliasOption) (*AliasInfo, error) {
 	if _, err := n.mem(); err != nil {
 		return nil, err
@@ -340,7 +266,7 @@ func (n *Node) AddAlias(ctx context.Context, alias string, hosts []string, opts 
 		hosts = n.directoryHosts()
 	}
 	if len(hosts) == 0 {
-		return nil, ErrNoDirectoryHosts
+		return nil, contacts.ErrNoDirectoryHosts
 	}
 	if _, err := parseHosts(hosts); err != nil {
 		return nil, err
@@ -351,12 +277,12 @@ func (n *Node) AddAlias(ctx context.Context, alias string, hosts []string, opts 
 	if old, err := n.loadName(name.Canonical); err != nil {
 		return nil, err
 	} else if old != nil {
-		return nil, fmt.Errorf("%w: %s", ErrAliasExists, name.Canonical)
+		return nil, fmt.Errorf("%w: %s", contacts.ErrAliasExists, name.Canonical)
 	}
-	rec := &nameRec{Kind: name.Kind, Name: name.Canonical, Hosts: hosts, Created: time.Now().UTC(), ProofBits: uint8(cfg.proofBits)}
+	rec := &contacts.NameRec{Kind: name.Kind, Name: name.Canonical, Hosts: hosts, Created: time.Now().UTC(), ProofBits: uint8(cfg.proofBits)}
 	ok, perr := n.publishName(ctx, rec, true)
 	if ok == 0 {
-		return nil, fmt.Errorf("%w: %w", ErrNotPublished, perr)
+		return nil, fmt.Errorf("%w: %w", contacts.ErrNotPublished, perr)
 	}
 	if perr != nil {
 		n.log.Info("alias not published on every host", "err", perr)
@@ -367,7 +293,7 @@ func (n *Node) AddAlias(ctx context.Context, alias string, hosts []string, opts 
 	return n.aliasInfo(rec), nil
 }
 
-func (n *Node) aliasInfo(rec *nameRec) *AliasInfo {
+func (n *Node) aliasInfo(rec *contacts.NameRec) *AliasInfo {
 	return &AliasInfo{Name: rec.Name, Kind: rec.Kind.String(), Hosts: append([]string{}, rec.Hosts...),
 		Published: len(rec.Published), Created: rec.Created,
 		ProofBits: int(rec.ProofBits), DroppedNoProof: n.conn.proofDropped(rec.Name)}
@@ -399,7 +325,7 @@ func (n *Node) Aliases() ([]AliasInfo, error) {
 // a weaker proof are dropped, unanswered like any other (raising it is
 // what one does under a flood). Lowering it applies to new packages only;
 // requests through older ones must still carry the proof those asked for.
-// Errors: ErrUnknownAlias, keymgmt.ErrInvalidParams, ErrNotPublished (no
+// Errors: contacts.ErrUnknownAlias, keymgmt.ErrInvalidParams, contacts.ErrNotPublished (no
 // host took the new packages; the next refresh tries again).
 func (n *Node) SetAliasProofBits(ctx context.Context, alias string, bits int) (*AliasInfo, error) {
 	if _, err := n.mem(); err != nil {
@@ -420,7 +346,7 @@ func (n *Node) SetAliasProofBits(ctx context.Context, alias string, bits int) (*
 		return nil, err
 	}
 	if rec == nil {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownAlias, name.Canonical)
+		return nil, fmt.Errorf("%w: %s", contacts.ErrUnknownAlias, name.Canonical)
 	}
 	if err := n.setProofBits(ctx, rec, uint8(bits)); err != nil {
 		return nil, err
@@ -430,7 +356,7 @@ func (n *Node) SetAliasProofBits(ctx context.Context, alias string, bits int) (*
 
 // setProofBits records a name's new difficulty, raises that of its live
 // package secrets if it went up, and republishes. Call with conn.mu held.
-func (n *Node) setProofBits(ctx context.Context, rec *nameRec, bits uint8) error {
+func (n *Node) setProofBits(ctx context.Context, rec *contacts.NameRec, bits uint8) error {
 	if rec.ProofBits == bits {
 		return nil
 	}
@@ -441,14 +367,14 @@ func (n *Node) setProofBits(ctx context.Context, rec *nameRec, bits uint8) error
 	}
 	if raised {
 		err := n.member.db.db.Update(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: dkey(dSecret), PrefetchValues: true})
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: contacts.Key(contacts.KeySecret), PrefetchValues: true})
 			defer it.Close()
 			for it.Rewind(); it.Valid(); it.Next() {
 				v, err := it.Item().ValueCopy(nil)
 				if err != nil {
 					return err
 				}
-				s, _, err := decodeSecretRec(v)
+				s, _, err := contacts.DecodeSecretRec(v)
 				if err != nil || s.Kind != rec.Kind || s.Name != rec.Name || s.ProofBits >= bits {
 					continue
 				}
@@ -472,7 +398,7 @@ func (n *Node) setProofBits(ctx context.Context, rec *nameRec, bits uint8) error
 		return err
 	}
 	if ok == 0 {
-		return fmt.Errorf("%w: %w", ErrNotPublished, perr)
+		return fmt.Errorf("%w: %w", contacts.ErrNotPublished, perr)
 	}
 	if perr != nil {
 		n.log.Info("alias not republished on every host", "err", perr)
@@ -498,7 +424,7 @@ func (n *Node) RemoveAlias(ctx context.Context, alias string) error {
 		return err
 	}
 	if rec == nil {
-		return fmt.Errorf("%w: %s", ErrUnknownAlias, name.Canonical)
+		return fmt.Errorf("%w: %s", contacts.ErrUnknownAlias, name.Canonical)
 	}
 	owner := n.member.id.DirectoryOwnerKey(name.Hash())
 	ais, _ := parseHosts(rec.Hosts)
@@ -510,15 +436,15 @@ func (n *Node) RemoveAlias(ctx context.Context, alias string) error {
 		}
 	}
 	return n.member.db.db.Update(func(txn *badger.Txn) error {
-		if err := txn.Delete(dkey(dName, []byte(rec.Name))); err != nil {
+		if err := txn.Delete(contacts.Key(contacts.KeyName, []byte(rec.Name))); err != nil {
 			return err
 		}
-		return n.deleteSecretsTxn(txn, func(s *secretRec) bool { return s.Kind == rec.Kind && s.Name == rec.Name })
+		return n.deleteSecretsTxn(txn, func(s *contacts.SecretRec) bool { return s.Kind == rec.Kind && s.Name == rec.Name })
 	})
 }
 
-func (n *Node) deleteSecretsTxn(txn *badger.Txn, match func(*secretRec) bool) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: dkey(dSecret), PrefetchValues: true})
+func (n *Node) deleteSecretsTxn(txn *badger.Txn, match func(*contacts.SecretRec) bool) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: contacts.Key(contacts.KeySecret), PrefetchValues: true})
 	var del [][]byte
 	for it.Rewind(); it.Valid(); it.Next() {
 		v, err := it.Item().ValueCopy(nil)
@@ -527,7 +453,7 @@ func (n *Node) deleteSecretsTxn(txn *badger.Txn, match func(*secretRec) bool) er
 			return err
 		}
 		// A secret that does not decode is of no use to anyone.
-		if s, _, err := decodeSecretRec(v); err != nil || match(s) {
+		if s, _, err := contacts.DecodeSecretRec(v); err != nil || match(s) {
 			del = append(del, it.Item().KeyCopy(nil))
 		}
 	}
@@ -558,15 +484,15 @@ func (n *Node) pruneContacts() {
 	live := map[string]bool{}
 	for _, rec := range recs {
 		for _, mb := range rec.Mailboxes {
-			live[keymgmt.RequestMailbox(mb.seed()).String()] = true
+			live[keymgmt.RequestMailbox(mb.MailboxSeed()).String()] = true
 		}
 	}
 	err = n.member.db.db.Update(func(txn *badger.Txn) error {
-		if err := n.deleteSecretsTxn(txn, func(s *secretRec) bool { return now.After(s.Expires.Add(age)) }); err != nil {
+		if err := n.deleteSecretsTxn(txn, func(s *contacts.SecretRec) bool { return now.After(s.Expires.Add(age)) }); err != nil {
 			return err
 		}
 		var del [][]byte
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: dkey(dRequest), PrefetchValues: true})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: contacts.Key(contacts.KeyRequest), PrefetchValues: true})
 		for it.Rewind(); it.Valid(); it.Next() {
 			v, err := it.Item().ValueCopy(nil)
 			if err != nil {
@@ -575,13 +501,13 @@ func (n *Node) pruneContacts() {
 			}
 			// A record that does not decode is kept: listing the
 			// quarantine reports it as corrupt.
-			if r, err := decodeRequestRec(v); err == nil && now.Sub(r.Received) > age {
+			if r, err := contacts.DecodeRequestRec(v); err == nil && now.Sub(r.Received) > age {
 				del = append(del, it.Item().KeyCopy(nil))
 			}
 		}
 		it.Close()
 		// Cursor keys are 'd' 'r' peer ID "/" mailbox tag.
-		it = txn.NewIterator(badger.IteratorOptions{Prefix: dkey(dCursor)})
+		it = txn.NewIterator(badger.IteratorOptions{Prefix: contacts.Key(contacts.KeyCursor)})
 		for it.Rewind(); it.Valid(); it.Next() {
 			k := it.Item().Key()
 			if i := bytes.LastIndexByte(k, '/'); i < 0 || !live[string(k[i+1:])] {
@@ -591,8 +517,8 @@ func (n *Node) pruneContacts() {
 		it.Close()
 		// Establishment nonces and proof digests: a request older than
 		// MaxRequestAge is dropped for its age anyway.
-		for _, sub := range []byte{dNonce, dProof} {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: dkey(sub), PrefetchValues: true})
+		for _, sub := range []byte{contacts.KeyNonce, contacts.KeyProof} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: contacts.Key(sub), PrefetchValues: true})
 			for it.Rewind(); it.Valid(); it.Next() {
 				v, err := it.Item().ValueCopy(nil)
 				if err != nil || len(v) != 8 || now.Sub(time.UnixMilli(int64(beUint64(v)))) > 2*age {
@@ -626,7 +552,7 @@ func beUint64(b []byte) uint64 {
 // host, creates the connection group and posts the sealed establishment
 // to their request mailbox on that host. The contact shows as "pending"
 // until they accept. The directory hosts are the given ones (multiaddrs
-// with /p2p/), else ContactParams.DirectoryHosts, else the bootstrap
+// with /p2p/), else Params.Contacts.DirectoryHosts, else the bootstrap
 // peers.
 func (n *Node) RequestContact(ctx context.Context, nameText string, directoryHosts ...string) (*Contact, error) {
 	m, err := n.mem()
@@ -638,7 +564,7 @@ func (n *Node) RequestContact(ctx context.Context, nameText string, directoryHos
 		return nil, err
 	}
 	if name == keymgmt.UserIDName(m.id.SigningKey()) {
-		return nil, ErrSelfContact
+		return nil, contacts.ErrSelfContact
 	}
 	hosts := n.directoryHosts()
 	if len(directoryHosts) > 0 {
@@ -649,14 +575,14 @@ func (n *Node) RequestContact(ctx context.Context, nameText string, directoryHos
 		return nil, err
 	}
 	if len(ais) == 0 {
-		return nil, ErrNoDirectoryHosts
+		return nil, contacts.ErrNoDirectoryHosts
 	}
-	var lastErr error = ErrUnknownName
+	var lastErr error = contacts.ErrUnknownName
 	for i, ai := range ais {
 		n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
 		pkg, err := n.fetchPackage(ctx, ai.ID, name)
 		if err != nil {
-			if !errors.Is(err, ErrUnknownName) || errors.Is(lastErr, ErrUnknownName) {
+			if !errors.Is(err, contacts.ErrUnknownName) || errors.Is(lastErr, contacts.ErrUnknownName) {
 				lastErr = err
 			}
 			continue
@@ -670,24 +596,24 @@ func (n *Node) RequestContact(ctx context.Context, nameText string, directoryHos
 func (n *Node) fetchPackage(ctx context.Context, p peer.ID, name keymgmt.Name) (*keymgmt.ConnPackage, error) {
 	blob, err := n.conn.client.Fetch(ctx, p, name.Hash())
 	if errors.Is(err, directory.ErrUnknownName) {
-		return nil, fmt.Errorf("%w: %s %q", ErrUnknownName, name.Kind, name.Canonical)
+		return nil, fmt.Errorf("%w: %s %q", contacts.ErrUnknownName, name.Kind, name.Canonical)
 	}
 	if err != nil {
 		return nil, err
 	}
 	b, err := name.OpenBlob(blob)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadPackage, err)
+		return nil, fmt.Errorf("%w: %w", contacts.ErrBadPackage, err)
 	}
 	pkg, err := keymgmt.ParseConnPackage(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadPackage, err)
+		return nil, fmt.Errorf("%w: %w", contacts.ErrBadPackage, err)
 	}
 	if err := pkg.CheckFor(name, time.Now()); err != nil {
 		if errors.Is(err, keymgmt.ErrExpired) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: %w", ErrBadPackage, err)
+		return nil, fmt.Errorf("%w: %w", contacts.ErrBadPackage, err)
 	}
 	return pkg, nil
 }
@@ -736,7 +662,7 @@ func (n *Node) establish(ctx context.Context, hostAddr string, hostID peer.ID, n
 	if _, err := n.addGroupNick(ctx, g, ""); err != nil {
 		return nil, err
 	}
-	rec := &contactRec{Group: g.ID.String(), Via: name.Canonical, Initiated: true, Since: time.Now().UTC()}
+	rec := &contacts.ContactRec{Group: g.ID.String(), Via: name.Canonical, Initiated: true, Since: time.Now().UTC()}
 	if name.Kind == keymgmt.NameUserID {
 		rec.Fingerprint = name.Canonical
 	}
@@ -746,7 +672,7 @@ func (n *Node) establish(ctx context.Context, hostAddr string, hostID peer.ID, n
 	return n.contactView(rec)
 }
 
-func (n *Node) saveContact(rec *contactRec) error {
+func (n *Node) saveContact(rec *contacts.ContactRec) error {
 	gid, err := groupstate.ParseGroupID(rec.Group)
 	if err != nil {
 		return err
@@ -755,11 +681,11 @@ func (n *Node) saveContact(rec *contactRec) error {
 	if err != nil {
 		return err
 	}
-	return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(dkey(dContact, gid[:]), b) })
+	return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(contacts.Key(contacts.KeyContact, gid[:]), b) })
 }
 
 // contactView computes a contact's state from its connection group.
-func (n *Node) contactView(rec *contactRec) (*Contact, error) {
+func (n *Node) contactView(rec *contacts.ContactRec) (*Contact, error) {
 	ct := &Contact{Group: rec.Group, Fingerprint: rec.Fingerprint, Nick: rec.Nick, Via: rec.Via,
 		Initiated: rec.Initiated, Since: rec.Since, State: "pending"}
 	members, err := n.Members(rec.Group)
@@ -788,9 +714,9 @@ func (n *Node) Contacts() ([]Contact, error) {
 	if _, err := n.mem(); err != nil {
 		return nil, err
 	}
-	var recs []*contactRec
-	err := n.member.db.scan(dkey(dContact), func(_, v []byte) error {
-		rec, err := decodeContactRec(v)
+	var recs []*contacts.ContactRec
+	err := n.member.db.scan(contacts.Key(contacts.KeyContact), func(_, v []byte) error {
+		rec, err := contacts.DecodeContactRec(v)
 		if err != nil {
 			return err
 		}
@@ -827,13 +753,13 @@ func (n *Node) contact(s string) (*Contact, error) {
 	for i, c := range all {
 		if c.Group == s || (fp != "" && c.Fingerprint == fp) || (c.Nick != "" && c.Nick == s) || c.Via == s {
 			if found != nil && found.Group != c.Group {
-				return nil, fmt.Errorf("%w: %q matches several contacts; use the group ID", ErrUnknownContact, s)
+				return nil, fmt.Errorf("%w: %q matches several contacts; use the group ID", contacts.ErrUnknownContact, s)
 			}
 			found = &all[i]
 		}
 	}
 	if found == nil {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownContact, s)
+		return nil, fmt.Errorf("%w: %q", contacts.ErrUnknownContact, s)
 	}
 	return found, nil
 }
@@ -846,7 +772,7 @@ func (n *Node) SendInvite(ctx context.Context, contact, group string) (*SendResu
 		return nil, err
 	}
 	if ct.State != "connected" {
-		return nil, fmt.Errorf("%w: %s has not accepted yet", ErrUnknownContact, contact)
+		return nil, fmt.Errorf("%w: %s has not accepted yet", contacts.ErrUnknownContact, contact)
 	}
 	invite, err := n.Invite(group)
 	if err != nil {

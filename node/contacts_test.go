@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshnode/meshnode/contacts"
 	"github.com/meshnode/meshnode/directory"
 	"github.com/meshnode/meshnode/envelope"
 	tu "github.com/meshnode/meshnode/internal/testutil"
@@ -71,7 +72,7 @@ func TestContactByAlias(t *testing.T) {
 	if info.Name != alias || info.Published != 1 {
 		t.Fatalf("alias %+v", info)
 	}
-	if _, err := bob.n.AddAlias(ctx, alias, nil); !errors.Is(err, ErrAliasExists) {
+	if _, err := bob.n.AddAlias(ctx, alias, nil); !errors.Is(err, contacts.ErrAliasExists) {
 		t.Fatalf("adding twice: %v", err)
 	}
 	if list, _ := bob.n.Aliases(); len(list) != 1 || list[0].Name != alias {
@@ -236,13 +237,13 @@ func TestContactRequestErrors(t *testing.T) {
 	hid := host.ID()
 	alice.n.Host().Peerstore().AddAddrs(hid, host.Host().Addrs(), time.Hour)
 
-	if _, err := alice.n.RequestContact(ctx, "nobody-here"); !errors.Is(err, ErrUnknownName) {
+	if _, err := alice.n.RequestContact(ctx, "nobody-here"); !errors.Is(err, contacts.ErrUnknownName) {
 		t.Fatalf("unknown alias: %v", err)
 	}
 	if _, err := alice.n.RequestContact(ctx, "x"); err == nil {
 		t.Fatal("invalid name accepted")
 	}
-	if _, err := alice.n.RequestContact(ctx, alice.id.Fingerprint()); !errors.Is(err, ErrSelfContact) {
+	if _, err := alice.n.RequestContact(ctx, alice.id.Fingerprint()); !errors.Is(err, contacts.ErrSelfContact) {
 		t.Fatalf("self: %v", err)
 	}
 
@@ -272,7 +273,7 @@ func TestContactRequestErrors(t *testing.T) {
 	// Garbage under an alias.
 	junk, _ := keymgmt.ParseAlias("junk-bob")
 	publish(junk, []byte("this is not a connection package"))
-	if _, err := alice.n.RequestContact(ctx, "junk-bob"); !errors.Is(err, ErrBadPackage) {
+	if _, err := alice.n.RequestContact(ctx, "junk-bob"); !errors.Is(err, contacts.ErrBadPackage) {
 		t.Fatalf("malformed package: %v", err)
 	}
 	// A forged package under bob's user ID: mallory's own package (valid
@@ -289,7 +290,7 @@ func TestContactRequestErrors(t *testing.T) {
 		Expires: time.Now().Add(time.Hour), Blobs: blobs}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.n.RequestContact(ctx, bob.id.Fingerprint()); !errors.Is(err, ErrBadPackage) || !errors.Is(err, keymgmt.ErrBadSignature) {
+	if _, err := alice.n.RequestContact(ctx, bob.id.Fingerprint()); !errors.Is(err, contacts.ErrBadPackage) || !errors.Is(err, keymgmt.ErrBadSignature) {
 		t.Fatalf("forged user ID package: %v", err)
 	}
 	if cs, _ := alice.n.Contacts(); len(cs) != 0 {
@@ -403,7 +404,7 @@ func TestRequestsSilence(t *testing.T) {
 	if err := bob.n.RejectContact(reqs[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := bob.n.RejectContact(reqs[0].ID); !errors.Is(err, ErrUnknownRequest) {
+	if err := bob.n.RejectContact(reqs[0].ID); !errors.Is(err, contacts.ErrUnknownRequest) {
 		t.Fatalf("rejecting twice: %v", err)
 	}
 	if _, err := carol.n.RequestContact(ctx, "bob-silence"); err != nil {
@@ -415,14 +416,14 @@ func TestRequestsSilence(t *testing.T) {
 	if gs, _ := bob.n.Groups(); len(gs) != 0 {
 		t.Fatal("bob joined something")
 	}
-	if _, err := bob.n.AcceptContact(ctx, "nope"); !errors.Is(err, ErrUnknownRequest) {
+	if _, err := bob.n.AcceptContact(ctx, "nope"); !errors.Is(err, contacts.ErrUnknownRequest) {
 		t.Fatalf("accepting an unknown request: %v", err)
 	}
 	// Removing the alias: gone from the host.
 	if err := bob.n.RemoveAlias(ctx, "bob-silence"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.n.RequestContact(ctx, "bob-silence"); !errors.Is(err, ErrUnknownName) {
+	if _, err := alice.n.RequestContact(ctx, "bob-silence"); !errors.Is(err, contacts.ErrUnknownName) {
 		t.Fatalf("removed alias: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/meshnode/meshnode/contacts"
 	"github.com/meshnode/meshnode/directory"
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/keymgmt"
@@ -179,82 +180,6 @@ func (n *Node) directoryMailboxes(added, removed []envelope.MailboxID) {
 	}
 }
 
-// ContactParams tune a member's names and connection requests.
-type ContactParams struct {
-	// DirectoryHosts are the multiaddrs (with /p2p/ID) of the directory
-	// hosts to publish names on and look names up at; empty means the
-	// node's Bootstrap peers.
-	DirectoryHosts []string
-	// PublishUserID publishes the member's user ID (its fingerprint) on
-	// the directory hosts, so people who know it can ask to connect.
-	PublishUserID bool
-	// PackagesPerName is how many packages each host gets per name;
-	// LowWater is the count at which the node tops them up.
-	PackagesPerName int
-	LowWater        int
-	// PackageTTL is how long a published package is valid. Packages are
-	// replaced (with a fresh request mailbox) after half of it.
-	PackageTTL time.Duration
-	// RefreshInterval is how often names are checked and topped up;
-	// PollInterval how often request mailboxes are fetched.
-	RefreshInterval time.Duration
-	PollInterval    time.Duration
-	// MaxRequestAge is how old a request may be when it is read, and how
-	// long package secrets are kept after the packages expire.
-	MaxRequestAge time.Duration
-	// MaxPending bounds the requests held in quarantine.
-	MaxPending int
-	// AliasProofBits is the proof of work (leading zero bits, 0 for none,
-	// at most keymgmt.MaxProofBits) that requests through an alias must
-	// carry unless AddAlias is told otherwise; UserIDProofBits is the
-	// same for the user ID. Each bit doubles the sender's work: 16 bits
-	// is about 22 ms of one core (see keymgmt.DefaultAliasProofBits).
-	AliasProofBits  uint8
-	UserIDProofBits uint8
-	// OfferKeyPackages keeps one fresh key package offered to every
-	// connected contact over the connection group, so that a contact who
-	// manages a group can add this member with AddContactToGroup
-	// (contact_welcome.go).
-	OfferKeyPackages bool
-}
-
-// DefaultContactParams returns sensible defaults.
-func DefaultContactParams() ContactParams {
-	return ContactParams{
-		PublishUserID:   true,
-		PackagesPerName: 8,
-		LowWater:        2,
-		PackageTTL:      7 * 24 * time.Hour,
-		RefreshInterval: 10 * time.Minute,
-		PollInterval:    time.Minute,
-		MaxRequestAge:   14 * 24 * time.Hour,
-		MaxPending:      256,
-		AliasProofBits:  keymgmt.DefaultAliasProofBits,
-		// People who know the user ID got it from the user; it is not
-		// guessable, so spam through it is less likely than through an
-		// alias.
-		UserIDProofBits:  0,
-		OfferKeyPackages: true,
-	}
-}
-
-func (p ContactParams) validate() error {
-	switch {
-	case p.PackagesPerName < 1 || p.PackagesPerName > directory.AbsMaxBlobs:
-		return fmt.Errorf("Contacts.PackagesPerName %d outside [1, %d]", p.PackagesPerName, directory.AbsMaxBlobs)
-	case p.LowWater < 0 || p.LowWater >= p.PackagesPerName:
-		return fmt.Errorf("Contacts.LowWater %d outside [0, PackagesPerName)", p.LowWater)
-	case p.PackageTTL < time.Minute:
-		return errors.New("Contacts.PackageTTL below a minute")
-	case p.RefreshInterval <= 0 || p.PollInterval <= 0 || p.MaxRequestAge <= 0 || p.MaxPending <= 0:
-		return errors.New("Contacts intervals, MaxRequestAge and MaxPending must be positive")
-	case p.AliasProofBits > keymgmt.MaxProofBits || p.UserIDProofBits > keymgmt.MaxProofBits:
-		return fmt.Errorf("Contacts.AliasProofBits and UserIDProofBits must be at most %d", keymgmt.MaxProofBits)
-	}
-	_, err := parseHosts(p.DirectoryHosts)
-	return err
-}
-
 // directoryHosts are the hosts names are published on and looked up at.
 func (n *Node) directoryHosts() []string {
 	if len(n.params.Contacts.DirectoryHosts) > 0 {
@@ -263,51 +188,13 @@ func (n *Node) directoryHosts() []string {
 	return n.params.Bootstrap
 }
 
-// Member database records of names (namespace 'd', see contacts.go).
-type nameRec struct {
-	Kind  keymgmt.NameKind `json:"kind"`
-	Name  string           `json:"name"`
-	Hosts []string         `json:"hosts"`
-	// Mailboxes are the request mailboxes, newest last.
-	Mailboxes []mailboxRec `json:"mailboxes"`
-	// Published is when each host last accepted a set of packages.
-	Published map[string]time.Time `json:"published,omitempty"`
-	Created   time.Time            `json:"created"`
-	// ProofBits is the proof of work its packages ask for (0: none).
-	ProofBits uint8 `json:"proof_bits,omitempty"`
-}
-
-type mailboxRec struct {
-	Seed    []byte    `json:"seed"`
-	Created time.Time `json:"created"`
-	// Until is when the last package naming it expires.
-	Until time.Time `json:"until"`
-}
-
-func (r *mailboxRec) seed() (s [keymgmt.MailboxSeedSize]byte) { copy(s[:], r.Seed); return s }
-
-func (r *nameRec) name() keymgmt.Name { return keymgmt.Name{Kind: r.Kind, Canonical: r.Name} }
-
-// secretRec keeps a package's HPKE secret until MaxRequestAge after the
-// package expired.
-type secretRec struct {
-	Kind    keymgmt.NameKind `json:"kind"`
-	Name    string           `json:"name"`
-	Secret  []byte           `json:"secret"`
-	Mailbox string           `json:"mailbox"`
-	Created time.Time        `json:"created"`
-	Expires time.Time        `json:"expires"`
-	// ProofBits is the proof of work the package asks for.
-	ProofBits uint8 `json:"proof_bits,omitempty"`
-}
-
 // publishName checks the name on each of its hosts and publishes a fresh
 // set of packages where it is missing, running low or half expired (or
 // everywhere, with force). It returns how many hosts hold live packages.
-func (n *Node) publishName(ctx context.Context, rec *nameRec, force bool) (int, error) {
+func (n *Node) publishName(ctx context.Context, rec *contacts.NameRec, force bool) (int, error) {
 	m := n.member
 	c := n.conn
-	name := rec.name()
+	name := rec.KeyName()
 	h := name.Hash()
 	owner := m.id.DirectoryOwnerKey(h)
 	p := n.params.Contacts
@@ -321,7 +208,7 @@ func (n *Node) publishName(ctx context.Context, rec *nameRec, force bool) (int, 
 	if k := len(rec.Mailboxes); k == 0 || now.After(rec.Mailboxes[k-1].Created.Add(p.PackageTTL/2)) {
 		var seed [keymgmt.MailboxSeedSize]byte
 		rand.Read(seed[:])
-		rec.Mailboxes = append(rec.Mailboxes, mailboxRec{Seed: seed[:], Created: now})
+		rec.Mailboxes = append(rec.Mailboxes, contacts.MailboxRec{Seed: seed[:], Created: now})
 		force = true
 	}
 	cur := &rec.Mailboxes[len(rec.Mailboxes)-1]
@@ -345,9 +232,9 @@ func (n *Node) publishName(ctx context.Context, rec *nameRec, force bool) (int, 
 		}
 		expires := now.Add(p.PackageTTL)
 		var blobs [][]byte
-		var secrets []secretRec
+		var secrets []contacts.SecretRec
 		for range p.PackagesPerName {
-			pkg, sec, err := keymgmt.NewConnPackage(rec.Kind, signer, m.id.Suite(), cur.seed(), rec.ProofBits, now, expires)
+			pkg, sec, err := keymgmt.NewConnPackage(rec.Kind, signer, m.id.Suite(), cur.MailboxSeed(), rec.ProofBits, now, expires)
 			if err != nil {
 				return ok, err
 			}
@@ -356,7 +243,7 @@ func (n *Node) publishName(ctx context.Context, rec *nameRec, force bool) (int, 
 				return ok, err
 			}
 			blobs = append(blobs, name.SealBlob(pkg.Marshal()))
-			secrets = append(secrets, secretRec{Kind: rec.Kind, Name: rec.Name, Secret: priv,
+			secrets = append(secrets, contacts.SecretRec{Kind: rec.Kind, Name: rec.Name, Secret: priv,
 				Mailbox: pkg.Mailbox().String(), Created: pkg.Created, Expires: pkg.Expires, ProofBits: pkg.ProofBits})
 		}
 		cur.Until = expires
@@ -368,7 +255,7 @@ func (n *Node) publishName(ctx context.Context, rec *nameRec, force bool) (int, 
 		var mbs []envelope.MailboxID
 		for j := len(rec.Mailboxes) - 1; j >= 0 && len(mbs) < n.params.Directory.MaxMailboxes; j-- {
 			if mb := rec.Mailboxes[j]; mb.Until.After(now) {
-				mbs = append(mbs, keymgmt.RequestMailbox(mb.seed()))
+				mbs = append(mbs, keymgmt.RequestMailbox(mb.MailboxSeed()))
 			}
 		}
 		err := c.client.Publish(ctx, ai.ID, &directory.Publication{Name: h, Owner: owner, Expires: expires, Mailboxes: mbs, Blobs: blobs})
@@ -390,7 +277,7 @@ func (n *Node) publishName(ctx context.Context, rec *nameRec, force bool) (int, 
 	return ok, errors.Join(errs...)
 }
 
-func (n *Node) saveSecrets(secrets []secretRec) error {
+func (n *Node) saveSecrets(secrets []contacts.SecretRec) error {
 	m := n.member
 	return m.db.db.Update(func(txn *badger.Txn) error {
 		for _, s := range secrets {
@@ -403,7 +290,7 @@ func (n *Node) saveSecrets(secrets []secretRec) error {
 			if err != nil {
 				return err
 			}
-			if err := txn.Set(dkey(dSecret, id[:]), b); err != nil {
+			if err := txn.Set(contacts.Key(contacts.KeySecret, id[:]), b); err != nil {
 				return err
 			}
 		}

@@ -70,7 +70,9 @@ import (
 //	'K' kp(32)                 → pendingKeyPackage JSON: an own key package
 //	                             whose welcome is awaited (key: SHA-256 of it)
 //
-// ('d' is the contacts namespace, see contacts.go.)
+//	'd' …                      → the contact records: package contacts owns
+//	                             the namespace (contacts.Namespace) and its
+//	                             layout (contacts/records.go)
 type memberDB struct {
 	db *badger.DB
 }
@@ -99,6 +101,10 @@ const (
 	pfxSplit      = 'X'
 	pfxClaim      = 'H'
 	pfxKeyPackage = 'K'
+
+	// pfxContacts is the namespace of package contacts (equal to
+	// contacts.Namespace, checked by TestMemberDBPrefixesDistinct).
+	pfxContacts = 'd'
 )
 
 func openMemberDB(dir string, key []byte, inMemory bool, memTable int64) (*memberDB, error) {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/meshnode/meshnode/contacts"
 )
 
 // TestMemberDBPrefixesDistinct: the member database's key prefixes (every
@@ -54,6 +56,9 @@ func TestMemberDBPrefixesDistinct(t *testing.T) {
 				}
 			}
 		}
+	}
+	if pfxContacts != contacts.Namespace {
+		t.Errorf("pfxContacts is %q, contacts.Namespace %q", pfxContacts, contacts.Namespace)
 	}
 	if len(seen) < 10 {
 		t.Fatalf("found only %d prefixes: %v", len(seen), seen)

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshnode/meshnode/admission"
+	"github.com/meshnode/meshnode/contacts"
 	"github.com/meshnode/meshnode/directory"
 	"github.com/meshnode/meshnode/fetch"
 	"github.com/meshnode/meshnode/groupstate"
@@ -124,7 +125,7 @@ type Params struct {
 	// Directory runs the connection directory (hosts and bots serve it).
 	Directory directory.Params
 	// Contacts tune a member's aliases and connection requests.
-	Contacts ContactParams
+	Contacts contacts.Params
 	// Outbox tunes how a member retries its own envelopes (outbox.go).
 	Outbox OutboxParams
 	// KeyTreeMin is the smallest managed group this node, as a manager,
@@ -158,7 +159,7 @@ func DefaultParams(role Role) Params {
 		Sync:               memberSyncParams(),
 		MemberSyncPeers:    2,
 		Directory:          directory.DefaultParams(),
-		Contacts:           DefaultContactParams(),
+		Contacts:           contacts.DefaultParams(),
 		Outbox:             DefaultOutboxParams(),
 	}
 	if role == RoleHost || role == RoleBot {
@@ -228,7 +229,7 @@ func (p *Params) validate() error {
 	if p.Directory.Serve {
 		errs = append(errs, p.Directory.Validate())
 	}
-	errs = append(errs, p.Contacts.validate(), p.Outbox.validate())
+	errs = append(errs, p.Contacts.Validate(), p.Outbox.validate())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}

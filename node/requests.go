@@ -15,6 +15,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshnode/meshnode/contacts"
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/groupstate"
 	"github.com/meshnode/meshnode/keymgmt"
@@ -50,7 +51,7 @@ func (n *Node) PollRequests(ctx context.Context) (int, error) {
 			if !mb.Until.IsZero() && now.After(mb.Until.Add(age)) {
 				continue
 			}
-			tag := keymgmt.RequestMailbox(mb.seed())
+			tag := keymgmt.RequestMailbox(mb.MailboxSeed())
 			for _, ai := range ais {
 				n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
 				got, err := n.pollMailbox(ctx, ai.ID, tag)
@@ -67,7 +68,7 @@ func (n *Node) PollRequests(ctx context.Context) (int, error) {
 // pollMailbox pages through one request mailbox on p from the saved
 // cursor, handling each envelope and saving the cursor page by page.
 func (n *Node) pollMailbox(ctx context.Context, p peer.ID, mb envelope.MailboxID) (int, error) {
-	key := dkey(dCursor, []byte(p.String()+"/"+mb.String()))
+	key := contacts.Key(contacts.KeyCursor, []byte(p.String()+"/"+mb.String()))
 	cur, err := n.member.db.get(key)
 	if err != nil {
 		return 0, err
@@ -152,14 +153,14 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 	if err != nil {
 		return drop(requestDropMalformed, "not a request")
 	}
-	sb, err := n.member.db.get(dkey(dSecret, kid[:]))
+	sb, err := n.member.db.get(contacts.Key(contacts.KeySecret, kid[:]))
 	if err != nil {
 		return false, err
 	}
 	if sb == nil {
 		return drop(requestDropMalformed, "unknown or expired package key")
 	}
-	srec, sec, err := decodeSecretRec(sb)
+	srec, sec, err := contacts.DecodeSecretRec(sb)
 	if err != nil {
 		return false, err
 	}
@@ -182,7 +183,7 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 		case err != nil:
 			return drop(requestDropBadProof, err.Error())
 		}
-		proofKey = dkey(dProof, digest[:])
+		proofKey = contacts.Key(contacts.KeyProof, digest[:])
 		if seen, err := n.member.db.get(proofKey); err != nil {
 			return false, err
 		} else if seen != nil {
@@ -200,7 +201,7 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 			}
 		}
 		if nonce != nil {
-			return txn.Set(dkey(dNonce, nonce), stamp)
+			return txn.Set(contacts.Key(contacts.KeyNonce, nonce), stamp)
 		}
 		return nil
 	}
@@ -226,7 +227,7 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 	if est.Initiator.SignPub.Equal(n.member.id.SigningKey()) {
 		return spend(requestDropRefused, "from ourselves")
 	}
-	seen, err := n.member.db.get(dkey(dNonce, est.Nonce[:]))
+	seen, err := n.member.db.get(contacts.Key(contacts.KeyNonce, est.Nonce[:]))
 	if err != nil {
 		return false, err
 	}
@@ -235,7 +236,7 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 	}
 	// From here on the nonce is spent too, whatever is decided.
 	nonce = est.Nonce[:]
-	if rej, err := n.member.db.get(dkey(dRejected, []byte(fp))); err != nil {
+	if rej, err := n.member.db.get(contacts.Key(contacts.KeyRejected, []byte(fp))); err != nil {
 		return false, err
 	} else if rej != nil {
 		return spend(requestDropRefused, "initiator was rejected before")
@@ -253,11 +254,11 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 		// address and peer, and link it to the name.
 		return spend(requestDropInvalid, "invite names a host the name is not published on")
 	}
-	contacts, err := n.Contacts()
+	known, err := n.Contacts()
 	if err != nil {
 		return false, err
 	}
-	for _, ct := range contacts {
+	for _, ct := range known {
 		if ct.Fingerprint == fp || ct.Group == inv.GroupID.String() {
 			return spend(requestDropRefused, "already a contact")
 		}
@@ -266,7 +267,7 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 	if err != nil {
 		return false, err
 	}
-	var replace *requestRec
+	var replace *contacts.RequestRec
 	for _, r := range pending {
 		if r.Fingerprint == fp {
 			replace = r
@@ -282,7 +283,7 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 		return spend(requestDropRefused, "quarantine full")
 	}
 	id := sha256.Sum256(append(append([]byte("meshnode/v1/contact-request-id"), est.Nonce[:]...), est.Initiator.SignPub...))
-	rec := &requestRec{ID: hex.EncodeToString(id[:6]), Kind: srec.Kind, Via: srec.Name, Nick: est.Nick, Fingerprint: fp,
+	rec := &contacts.RequestRec{ID: hex.EncodeToString(id[:6]), Kind: srec.Kind, Via: srec.Name, Nick: est.Nick, Fingerprint: fp,
 		Invite: est.Invite, Sent: est.Time, Received: now.UTC()}
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -295,19 +296,19 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 		// One pending request per initiator: the newest replaces the
 		// older one, so one identity cannot fill the quarantine.
 		if replace != nil {
-			if err := txn.Delete(dkey(dRequest, []byte(replace.ID))); err != nil {
+			if err := txn.Delete(contacts.Key(contacts.KeyRequest, []byte(replace.ID))); err != nil {
 				return err
 			}
 		}
-		return txn.Set(dkey(dRequest, []byte(rec.ID)), b)
+		return txn.Set(contacts.Key(contacts.KeyRequest, []byte(rec.ID)), b)
 	})
 	return err == nil && replace == nil, err
 }
 
-func (n *Node) requests() ([]*requestRec, error) {
-	var out []*requestRec
-	err := n.member.db.scan(dkey(dRequest), func(_, v []byte) error {
-		r, err := decodeRequestRec(v)
+func (n *Node) requests() ([]*contacts.RequestRec, error) {
+	var out []*contacts.RequestRec
+	err := n.member.db.scan(contacts.Key(contacts.KeyRequest), func(_, v []byte) error {
+		r, err := contacts.DecodeRequestRec(v)
 		if err != nil {
 			return err
 		}
@@ -335,15 +336,15 @@ func (n *Node) ContactRequests() ([]ContactRequest, error) {
 	return out, nil
 }
 
-func (n *Node) takeRequest(id string) (*requestRec, error) {
-	b, err := n.member.db.get(dkey(dRequest, []byte(strings.TrimSpace(id))))
+func (n *Node) takeRequest(id string) (*contacts.RequestRec, error) {
+	b, err := n.member.db.get(contacts.Key(contacts.KeyRequest, []byte(strings.TrimSpace(id))))
 	if err != nil {
 		return nil, err
 	}
 	if b == nil {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownRequest, id)
+		return nil, fmt.Errorf("%w: %q", contacts.ErrUnknownRequest, id)
 	}
-	return decodeRequestRec(b)
+	return contacts.DecodeRequestRec(b)
 }
 
 // AcceptContact accepts a request: the node joins the connection group
@@ -363,11 +364,11 @@ func (n *Node) AcceptContact(ctx context.Context, id string) (*Contact, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec := &contactRec{Group: info.ID, Via: r.Via, Fingerprint: r.Fingerprint, Nick: r.Nick, Since: time.Now().UTC()}
+	rec := &contacts.ContactRec{Group: info.ID, Via: r.Via, Fingerprint: r.Fingerprint, Nick: r.Nick, Since: time.Now().UTC()}
 	if err := n.saveContact(rec); err != nil {
 		return nil, err
 	}
-	if err := n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Delete(dkey(dRequest, []byte(r.ID))) }); err != nil {
+	if err := n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Delete(contacts.Key(contacts.KeyRequest, []byte(r.ID))) }); err != nil {
 		return nil, err
 	}
 	if n.params.Contacts.OfferKeyPackages {
@@ -395,9 +396,9 @@ func (n *Node) RejectContact(id string) error {
 		return err
 	}
 	return n.member.db.db.Update(func(txn *badger.Txn) error {
-		if err := txn.Set(dkey(dRejected, []byte(r.Fingerprint)), u64(uint64(time.Now().UnixMilli()))); err != nil {
+		if err := txn.Set(contacts.Key(contacts.KeyRejected, []byte(r.Fingerprint)), u64(uint64(time.Now().UnixMilli()))); err != nil {
 			return err
 		}
-		return txn.Delete(dkey(dRequest, []byte(r.ID)))
+		return txn.Delete(contacts.Key(contacts.KeyRequest, []byte(r.ID)))
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/meshnode/meshnode/contacts"
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/groupstate"
 	"github.com/meshnode/meshnode/keymgmt"
@@ -192,7 +193,7 @@ func TestRequestSurvivesDatabaseError(t *testing.T) {
 	}
 	env, pkg := postedRequest(t, host, alice, "bob-db")
 	// A damaged contact record makes the quarantine fail after the open.
-	bad := dkey(dContact, bytes.Repeat([]byte{9}, 16))
+	bad := contacts.Key(contacts.KeyContact, bytes.Repeat([]byte{9}, 16))
 	db := bob.n.member.db.db
 	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(bad, []byte("{")) }); err != nil {
 		t.Fatal(err)
@@ -241,17 +242,17 @@ func TestPruneContacts(t *testing.T) {
 		}
 	}
 	now := time.Now().UTC()
-	put(dkey(dRequest, []byte("old")), &requestRec{ID: "old", Nick: "spam", Received: now.Add(-age - time.Hour)})
-	put(dkey(dRequest, []byte("new")), &requestRec{ID: "new", Nick: "friend", Received: now.Add(-age + time.Hour)})
+	put(contacts.Key(contacts.KeyRequest, []byte("old")), &contacts.RequestRec{ID: "old", Nick: "spam", Received: now.Add(-age - time.Hour)})
+	put(contacts.Key(contacts.KeyRequest, []byte("new")), &contacts.RequestRec{ID: "new", Nick: "friend", Received: now.Add(-age + time.Hour)})
 	recs, err := bob.n.names()
 	if err != nil || len(recs) != 1 || len(recs[0].Mailboxes) == 0 {
 		t.Fatalf("names %+v %v", recs, err)
 	}
-	liveMB := keymgmt.RequestMailbox(recs[0].Mailboxes[0].seed())
+	liveMB := keymgmt.RequestMailbox(recs[0].Mailboxes[0].MailboxSeed())
 	var gone envelope.MailboxID
 	rand.Read(gone[:])
-	liveKey := dkey(dCursor, []byte(host.ID().String()+"/"+liveMB.String()))
-	goneKey := dkey(dCursor, []byte(host.ID().String()+"/"+gone.String()))
+	liveKey := contacts.Key(contacts.KeyCursor, []byte(host.ID().String()+"/"+liveMB.String()))
+	goneKey := contacts.Key(contacts.KeyCursor, []byte(host.ID().String()+"/"+gone.String()))
 	put(liveKey, "cursor")
 	put(goneKey, "cursor")
 
@@ -281,7 +282,7 @@ func TestSetAliasProofBits(t *testing.T) {
 	if _, err := bob.n.AddAlias(ctx, "bob-pow2", nil, WithProofBits(0)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.n.SetAliasProofBits(ctx, "nobody-here", 4); !errors.Is(err, ErrUnknownAlias) {
+	if _, err := bob.n.SetAliasProofBits(ctx, "nobody-here", 4); !errors.Is(err, contacts.ErrUnknownAlias) {
 		t.Fatalf("unknown alias: %v", err)
 	}
 	if _, err := bob.n.SetAliasProofBits(ctx, "bob-pow2", keymgmt.MaxProofBits+1); !errors.Is(err, keymgmt.ErrInvalidParams) {
@@ -317,11 +318,11 @@ func TestSetAliasProofBits(t *testing.T) {
 	if p, err := alice.n.fetchPackage(ctx, host.ID(), name); err != nil || p.ProofBits != 2 {
 		t.Fatalf("package after lowering: %+v %v", p, err)
 	}
-	b, err := bob.n.member.db.get(dkey(dSecret, func() []byte { id := fresh.KeyID(); return id[:] }()))
+	b, err := bob.n.member.db.get(contacts.Key(contacts.KeySecret, func() []byte { id := fresh.KeyID(); return id[:] }()))
 	if err != nil || b == nil {
 		t.Fatalf("secret of the package handed out at 6 bits: %v", err)
 	}
-	if s, _, err := decodeSecretRec(b); err != nil || s.ProofBits != 6 {
+	if s, _, err := contacts.DecodeSecretRec(b); err != nil || s.ProofBits != 6 {
 		t.Fatalf("secret of the 6-bit package: %+v %v", s, err)
 	}
 }

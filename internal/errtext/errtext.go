@@ -9,7 +9,7 @@ package errtext
 import "regexp"
 
 // packages are the names the project's error texts start with.
-var prefix = regexp.MustCompile(`(^|: |\()(?:admission|api|daemon|node|store|relay|fetch|groupstate|keymgmt|directory|hostsync|reconcile|envelope|wire|testnet|bench): `)
+var prefix = regexp.MustCompile(`(^|: |\()(?:admission|api|contacts|daemon|node|store|relay|fetch|groupstate|keymgmt|directory|hostsync|reconcile|envelope|wire|testnet|bench): `)
 
 // Strip removes the package names from an error text.
 func Strip(msg string) string {

@@ -41,12 +41,16 @@ var rules = map[string]rule{
 	"bench":        {imports: []string{"node", "relay", "fetch", "hostsync", "reconcile", "store", "envelope", "admission", "groupstate", "keymgmt", internalPkgs}},
 
 	// The running node's home and its control API.
-	"daemon": {imports: []string{"api", "webui", "node", "admission", "directory", "groupstate", "keymgmt", "store", "envelope", internalPkgs}},
+	"daemon": {imports: []string{"api", "webui", "node", "contacts", "admission", "directory", "groupstate", "keymgmt", "store", "envelope", internalPkgs}},
 	"webui":  {imports: []string{"api", internalPkgs}},
 	"api":    {imports: []string{internalPkgs}}, // the wire types: no node or lower layers' types
 
 	// The node assembles the layers below.
-	"node": {imports: []string{"admission", "directory", "envelope", "fetch", "groupstate", "hostsync", "keymgmt", "reconcile", "relay", "store", internalPkgs}},
+	"node": {imports: []string{"contacts", "admission", "directory", "envelope", "fetch", "groupstate", "hostsync", "keymgmt", "reconcile", "relay", "store", internalPkgs}},
+
+	// The layers node wires: contacts sit above the member layer (still in
+	// node) and never import node; node calls them.
+	"contacts": {imports: []string{"directory", "envelope", "groupstate", "keymgmt"}},
 
 	// Hosts: they see only envelopes and decrypt nothing.
 	"relay":     {imports: []string{"admission", "envelope", "store", internalPkgs}},

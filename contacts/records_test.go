@@ -1,4 +1,4 @@
-package node
+package contacts
 
 import (
 	"encoding/json"
@@ -38,13 +38,13 @@ func testContactRecords(t testing.TB) map[string][]byte {
 		return b
 	}
 	return map[string][]byte{
-		"name": enc(&nameRec{Kind: keymgmt.NameAlias, Name: "bob-1", Mailboxes: []mailboxRec{{Seed: make([]byte, 32)}}, ProofBits: 16}),
-		"secret": enc(&secretRec{Kind: keymgmt.NameAlias, Name: "bob-1", Secret: priv, Mailbox: pkg.Mailbox().String(),
+		"name": enc(&NameRec{Kind: keymgmt.NameAlias, Name: "bob-1", Mailboxes: []MailboxRec{{Seed: make([]byte, 32)}}, ProofBits: 16}),
+		"secret": enc(&SecretRec{Kind: keymgmt.NameAlias, Name: "bob-1", Secret: priv, Mailbox: pkg.Mailbox().String(),
 			Created: pkg.Created, Expires: pkg.Expires, ProofBits: 8}),
-		"request": enc(&requestRec{ID: "abc", Nick: "alice"}),
-		"contact": enc(&contactRec{Group: gid.String(), Via: "bob-1"}),
-		"offer":   enc(&offerRec{Hash: "00", Replaced: []replacedOffer{{Hash: "01"}}}),
-		"add":     enc(&pendingAddRec{ID: "0011223344556677", Group: gid.String(), Contact: gid.String(), Role: "write"}),
+		"request": enc(&RequestRec{ID: "abc", Nick: "alice"}),
+		"contact": enc(&ContactRec{Group: gid.String(), Via: "bob-1"}),
+		"offer":   enc(&OfferRec{Hash: "00", Replaced: []ReplacedOffer{{Hash: "01"}}}),
+		"add":     enc(&PendingAddRec{ID: "0011223344556677", Group: gid.String(), Contact: gid.String(), Role: "write"}),
 	}
 }
 
@@ -53,17 +53,17 @@ func decodeContactRecord(kind string, b []byte) error {
 	var err error
 	switch kind {
 	case "name":
-		_, err = decodeNameRec(b)
+		_, err = DecodeNameRec(b)
 	case "secret":
-		_, _, err = decodeSecretRec(b)
+		_, _, err = DecodeSecretRec(b)
 	case "request":
-		_, err = decodeRequestRec(b)
+		_, err = DecodeRequestRec(b)
 	case "contact":
-		_, err = decodeContactRec(b)
+		_, err = DecodeContactRec(b)
 	case "offer":
-		_, err = decodeOfferRec(b)
+		_, err = DecodeOfferRec(b)
 	case "add":
-		_, err = decodePendingAdd(b)
+		_, err = DecodePendingAdd(b)
 	}
 	return err
 }
@@ -115,9 +115,9 @@ func FuzzContactRecords(f *testing.F) {
 				t.Fatalf("%s: %v is not ErrCorrupt", kind, err)
 			}
 		}
-		if rec, err := decodeNameRec(b); err == nil {
+		if rec, err := DecodeNameRec(b); err == nil {
 			for _, mb := range rec.Mailboxes {
-				_ = keymgmt.RequestMailbox(mb.seed())
+				_ = keymgmt.RequestMailbox(mb.MailboxSeed())
 			}
 		}
 	})
