@@ -33,7 +33,7 @@ func (n *Node) RemoveContact(ctx context.Context, contact string, block bool) (*
 	}
 	gid, err := groupstate.ParseGroupID(ct.Group)
 	if err != nil {
-		return nil, fmt.Errorf("%w: contact record names group %q", ErrCorrupt, ct.Group)
+		return nil, fmt.Errorf("%w: contact record names group %q", contacts.ErrCorrupt, ct.Group)
 	}
 	if block && ct.Fingerprint == "" {
 		return nil, fmt.Errorf("%w: %s has not answered yet, so there is no identity to block; remove without blocking", contacts.ErrUnknownContact, contact)

@@ -240,7 +240,7 @@ func (n *Node) offerKeyPackage(ctx context.Context, ct *Contact) error {
 func (n *Node) forgetOffer(hash string) error {
 	b, err := hex.DecodeString(hash)
 	if err != nil || len(b) != sha256.Size {
-		return fmt.Errorf("%w: key package offer hash %q", ErrCorrupt, hash)
+		return fmt.Errorf("%w: key package offer hash %q", contacts.ErrCorrupt, hash)
 	}
 	_, err = n.forgetKeyPackage([32]byte(b))
 	return err

@@ -203,7 +203,7 @@ func TestRequestSurvivesDatabaseError(t *testing.T) {
 		defer bob.n.conn.mu.Unlock()
 		return bob.n.quarantine(env, pkg.Mailbox())
 	}
-	if ok, err := quarantine(); ok || !errors.Is(err, ErrCorrupt) {
+	if ok, err := quarantine(); ok || !errors.Is(err, contacts.ErrCorrupt) {
 		t.Fatalf("with a damaged record: %v %v", ok, err)
 	}
 	if err := db.Update(func(txn *badger.Txn) error { return txn.Delete(bad) }); err != nil {
