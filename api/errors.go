@@ -27,6 +27,8 @@ const (
 	CodeUnknownMember  = "unknown_member"  // 404: no member has that fingerprint
 	CodeReadOnly       = "read_only"       // 403: sending with a read-only invite
 	CodeBadInvite      = "bad_invite"      // 400: malformed, mistyped or unsupported invite
+	CodeUnknownMessage = "unknown_message" // 404: no message has that ID (or it was deleted)
+	CodeNotAuthor      = "not_author"      // 403: editing or deleting another member's message
 
 	// CodeDiskFull: the node's disk is (nearly) full; it refuses writes
 	// until space is freed, and still answers reads.
@@ -65,6 +67,12 @@ var (
 	// ErrRemoved: this member was removed from the (managed) group; it is
 	// read-only for it.
 	ErrRemoved = errors.New("api: removed from the group")
+	// ErrUnknownMessage: no message of the member's groups has that ID,
+	// a prefix names several, or the message was deleted.
+	ErrUnknownMessage = errors.New("api: unknown message")
+	// ErrNotAuthor: only its author edits a message, and only its author
+	// or a manager of a managed group deletes it.
+	ErrNotAuthor = errors.New("api: not the message's author")
 	// ErrBadInvite: the invite is malformed, mistyped or of an unsupported
 	// version.
 	ErrBadInvite = errors.New("api: bad invite")
@@ -102,6 +110,8 @@ var codeErrors = map[string][]error{
 	CodeReadOnly:         {ErrReadOnly, ErrForbidden},
 	CodeRemoved:          {ErrRemoved, ErrForbidden},
 	CodeBadInvite:        {ErrBadInvite, ErrBadRequest},
+	CodeUnknownMessage:   {ErrUnknownMessage, ErrNotFound},
+	CodeNotAuthor:        {ErrNotAuthor, ErrForbidden},
 	CodeDiskFull:         {ErrDiskFull},
 	CodeBadOrigin:        {ErrForbidden},
 	CodeBadCursor:        {ErrBadRequest},
@@ -146,6 +156,8 @@ var codeStatus = map[string]int{
 	CodeReadOnly:         http.StatusForbidden,
 	CodeRemoved:          http.StatusForbidden,
 	CodeBadInvite:        http.StatusBadRequest,
+	CodeUnknownMessage:   http.StatusNotFound,
+	CodeNotAuthor:        http.StatusForbidden,
 	CodeDiskFull:         http.StatusInsufficientStorage,
 	CodeBadOrigin:        http.StatusForbidden,
 	CodeBadCursor:        http.StatusBadRequest,

@@ -96,6 +96,27 @@ type Message struct {
 	Delivery      string `json:"delivery,omitempty"`
 	StoredByCount int    `json:"stored_by_count,omitempty"`
 	DeliveryError string `json:"delivery_error,omitempty"`
+	// ReplyTo is the ID of the message a reply (KindReply) answers, and
+	// Quote what this member knows of it.
+	ReplyTo string `json:"reply_to,omitempty"`
+	Quote   *Quote `json:"quote,omitempty"`
+	// Edited: Text is the author's latest edit, made at EditedAt. Edits
+	// lists every version, oldest first (GET PathMessage only).
+	Edited   bool      `json:"edited,omitempty"`
+	EditedAt time.Time `json:"edited_at,omitzero"`
+	Edits    []Edit    `json:"edits,omitempty"`
+	// Deleted: a tombstone; Text is empty and DeletedBy is the
+	// fingerprint of who deleted it (its author, or a manager of a
+	// managed group). Hosts keep the ciphertext until their retention
+	// drops it.
+	Deleted   bool   `json:"deleted,omitempty"`
+	DeletedBy string `json:"deleted_by,omitempty"`
+	// Reactions count, per emoji, the members whose latest reaction with
+	// it is an add.
+	Reactions []Reaction `json:"reactions,omitempty"`
+	// Updated marks a message a stream sends again because an edit, a
+	// delete or a reaction changed it.
+	Updated bool `json:"updated,omitempty"`
 }
 
 // Delivery states of own messages and envelopes.
@@ -129,6 +150,8 @@ const (
 	// KindGap is a notice that messages of an author are missing and no
 	// known host could supply them.
 	KindGap = "gap"
+	// KindReply is a text that answers another message (ReplyTo).
+	KindReply = "reply"
 )
 
 // SendResult says where a sent message went.
@@ -204,6 +227,9 @@ type SendRequest struct {
 	// To makes a direct message readable only by the member with this
 	// fingerprint.
 	To string `json:"to,omitempty"`
+	// ReplyTo makes the message a reply to the message with this ID (or
+	// a unique start of it, at least 8 hex characters) of the group.
+	ReplyTo string `json:"reply_to,omitempty"`
 }
 
 // Groups calls GET /v1/groups: the member's groups by name.

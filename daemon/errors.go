@@ -100,6 +100,10 @@ var errorTable = []struct {
 	{node.ErrUnknownMember, api.CodeUnknownMember, ""},
 	{node.ErrReadOnly, api.CodeReadOnly, ""},
 	{node.ErrBadCursor, api.CodeBadCursor, ""},
+	{node.ErrUnknownMessage, api.CodeUnknownMessage, "`meshnode messages GROUP` shows the IDs"},
+	{groupstate.ErrNotAuthor, api.CodeNotAuthor, ""},
+	{groupstate.ErrRefTarget, api.CodeBadRequest, ""},
+	{groupstate.ErrRefMalformed, api.CodeBadRequest, ""},
 	{node.ErrNoIdentity, api.CodeForbidden, ""},
 	{node.ErrClosed, api.CodeUnavailable, ""},
 	{node.ErrConfig, api.CodeBadRequest, ""}, // a host that is not a multiaddr with /p2p/

@@ -214,7 +214,10 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 			if err != nil {
 				s.log.Info("locating a new message failed", "err", err)
 			}
-			ev = &api.Event{Type: api.EventMessage, Group: m.Group, Message: &api.PagedMessage{Message: api.Message(m), Cursor: cursor}}
+			if err := n.Decorate(&m); err != nil {
+				s.log.Info("reading a new message's replies and reactions failed", "err", err)
+			}
+			ev = &api.Event{Type: api.EventMessage, Group: m.Group, Message: &api.PagedMessage{Message: apiMessage(&m), Cursor: cursor}}
 		case e := <-sub.ch:
 			ev = &e
 		case <-poll.C:

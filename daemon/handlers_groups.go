@@ -141,7 +141,7 @@ func (s *server) getMessages(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]api.Message, 0, len(msgs))
 	for _, m := range msgs {
-		out = append(out, api.Message(m))
+		out = append(out, apiMessage(&m))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -162,9 +162,14 @@ func (s *server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 		res *node.SendResult
 		err error
 	)
-	if req.To == "" {
+	switch {
+	case req.ReplyTo != "" && req.To != "":
+		return errorf(api.CodeBadRequest, "a direct message cannot be a reply (send one or the other)")
+	case req.ReplyTo != "":
+		res, err = s.d.node.Reply(ctx, group, req.ReplyTo, req.Text)
+	case req.To == "":
 		res, err = s.d.node.Send(ctx, group, req.Text)
-	} else {
+	default:
 		// Checked here so that a mistyped fingerprint is the caller's
 		// error and not confused with keymgmt errors from the node.
 		to, perr := keymgmt.ParseFingerprint(req.To)
@@ -301,6 +306,9 @@ func (s *server) streamMessages(w http.ResponseWriter, r *http.Request) error {
 				resync = true
 			}
 			if m.Group == g.ID {
+				if err := n.Decorate(&m); err != nil {
+					s.log.Info("reading a new message's replies and reactions failed", "err", err)
+				}
 				if err := f.send(m); err != nil {
 					return nil // the client went away
 				}
@@ -332,14 +340,15 @@ type follower struct {
 }
 
 func (f *follower) send(m node.Message) error {
-	if f.sent[m.ID] {
+	// A message sent again: only when a reference changed it.
+	if f.sent[m.ID] && !m.Updated {
 		return nil
 	}
 	f.sent[m.ID] = true
 	if f.hide != nil && f.hide(&m) {
 		return nil
 	}
-	return f.sw.Send(api.Message(m))
+	return f.sw.Send(apiMessage(&m))
 }
 
 // groupInfo mirrors node.GroupInfo (Hosts never null in JSON).

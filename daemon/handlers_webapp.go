@@ -43,7 +43,7 @@ func (s *server) hideFor(r *http.Request) (func(*node.Message) bool, error) {
 }
 
 func pagedMessage(m *node.ListedMessage) api.PagedMessage {
-	return api.PagedMessage{Message: api.Message(m.Message), Cursor: m.Cursor}
+	return api.PagedMessage{Message: apiMessage(&m.Message), Cursor: m.Cursor}
 }
 
 func readState(group string, rs *node.ReadState) api.ReadState {

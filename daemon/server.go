@@ -94,6 +94,7 @@ func (s *server) handler(withUI bool) (http.Handler, error) {
 	s.nodeRoutes(mux)
 	s.arrivalRoutes(mux)
 	s.groupRoutes(mux)
+	s.refRoutes(mux)
 	s.contactRoutes(mux)
 	s.managedRoutes(mux)
 	s.rejectionRoutes(mux)

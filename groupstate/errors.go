@@ -42,6 +42,15 @@ var (
 	ErrPadding = errors.New("groupstate: bad padding")
 	// ErrProfileMalformed: a KindProfile body is not a valid profile.
 	ErrProfileMalformed = errors.New("groupstate: malformed profile")
+	// ErrRefMalformed: the body of a reply, reaction, edit or delete is
+	// not valid.
+	ErrRefMalformed = errors.New("groupstate: malformed message reference")
+	// ErrRefTarget: a reference to a message that cannot be referenced
+	// (a direct, a profile, a control payload).
+	ErrRefTarget = errors.New("groupstate: message cannot be referenced")
+	// ErrNotAuthor: an edit or delete of another member's message (a
+	// delete by a manager of a managed group excepted).
+	ErrNotAuthor = errors.New("groupstate: not the message's author")
 
 	// ErrCannotWrite: the epoch keys lack the write key (read-only member).
 	ErrCannotWrite = errors.New("groupstate: read-only keys cannot write")

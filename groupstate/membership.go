@@ -49,10 +49,13 @@ func MembershipKey(author [32]byte, added EventID) [32]byte {
 }
 
 // NeedsWrite reports whether a payload kind needs the write role: what
-// members say to the group (text, direct, profile). Key updates, state
+// members say to the group (text, direct, profile, and the replies,
+// reactions, edits and deletes of refs.go). Key updates, state
 // events and requests are authorized by the chain itself
 // (AcceptKeyUpdate, Chain.Add, AuthorizeRequest).
-func (k Kind) NeedsWrite() bool { return k == KindText || k == KindDirect || k == KindProfile }
+func (k Kind) NeedsWrite() bool {
+	return k == KindText || k == KindDirect || k == KindProfile || k.IsRef()
+}
 
 // memberMark is one main-line event that changed a member's membership or
 // role: the role after it (0: not a member) and the membership it is part

@@ -45,7 +45,7 @@ const (
 	KindRequest Kind = 6
 )
 
-func (k Kind) valid() bool { return k >= KindText && k <= KindRequest }
+func (k Kind) valid() bool { return k >= KindText && k <= KindDelete }
 
 // String names the kind.
 func (k Kind) String() string {
@@ -62,6 +62,14 @@ func (k Kind) String() string {
 		return "state_event"
 	case KindRequest:
 		return "request"
+	case KindReply:
+		return "reply"
+	case KindReaction:
+		return "reaction"
+	case KindEdit:
+		return "edit"
+	case KindDelete:
+		return "delete"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -112,7 +120,7 @@ func (p *Payload) AuthorKey() ed25519.PublicKey { return ed25519.PublicKey(p.Aut
 //	97   1   parent count P (0..8)
 //	98   32P parent envelope IDs (distinct)
 //	     8   sent, Unix milliseconds (int64)
-//	     1   kind (1..6)
+//	     1   kind (1..10; refs.go for 7..10)
 //	     1   nick length N (0..64), then N bytes of UTF-8
 //	     4   body length B, then B bytes
 //	     64  Ed25519 signature (keymgmt layout, context PayloadSigContext) over all preceding bytes
@@ -170,6 +178,10 @@ func (p *Payload) validate() error {
 			return fmt.Errorf("%w: a profile needs a nickname", ErrProfileMalformed)
 		}
 		if _, err := ParseProfile(p.Body); err != nil {
+			return err
+		}
+	case KindReply, KindReaction, KindEdit, KindDelete:
+		if _, err := ParseRef(p.Kind, p.Body); err != nil {
 			return err
 		}
 	}

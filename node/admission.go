@@ -153,6 +153,9 @@ type admitted struct {
 	// adding it to the chain (nil, or ErrReplay, ErrUnknownParent, a fork).
 	ev    *groupstate.Event
 	evErr error
+	// role is the author's role at the head the payload names (managed
+	// groups).
+	role groupstate.Role
 }
 
 // seqKeyOf returns the sequence space of this member's own payloads.
@@ -214,7 +217,7 @@ func (m *member) admit(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id
 				return nil, err
 			}
 		}
-		a.key, joined, created = ms.Key, ms.Joined, e.chain.Created()
+		a.key, joined, created, a.role = ms.Key, ms.Joined, e.chain.Created(), ms.Role
 	} else {
 		// An open group: the membership the payload names (a member who
 		// left and joined again numbers from 1 in a new one).
@@ -482,7 +485,7 @@ func (m *member) flagUnseen(txn *badger.Txn, e *groupEntry, ev *groupstate.Event
 }
 
 func isWritten(kind string) bool {
-	return kind == groupstate.KindText.String() || kind == groupstate.KindDirect.String()
+	return kind == groupstate.KindText.String() || kind == groupstate.KindDirect.String() || kind == groupstate.KindReply.String()
 }
 
 func hasFlag(flags []string, f string) bool {

@@ -29,6 +29,9 @@ var (
 	ErrAlreadyMember = errors.New("node: already a member of that group")
 	// ErrUnknownMember: no member of the group has that fingerprint.
 	ErrUnknownMember = errors.New("node: no member of the group has that fingerprint")
+	// ErrUnknownMessage: no message of the member's groups (of the group
+	// named) has that ID, or the ID prefix names several (refs.go).
+	ErrUnknownMessage = errors.New("node: unknown message")
 	// ErrReadOnly: sending in a group where this member may only read.
 	ErrReadOnly = errors.New("node: you may only read in this group")
 )

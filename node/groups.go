@@ -461,7 +461,11 @@ func (n *Node) Messages(group string, limit int) ([]Message, error) {
 		return nil, err
 	}
 	// Own messages: where each went (outbox.go).
-	return out, m.annotateDelivery(gid, out)
+	if err := m.annotateDelivery(gid, out); err != nil {
+		return nil, err
+	}
+	// Replies, edits, deletes, reactions (refs.go).
+	return out, m.decorate(gid, out)
 }
 
 // Follow returns a channel of new messages in all groups and a function to

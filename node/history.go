@@ -133,6 +133,9 @@ func (n *Node) MessagesPage(group string, q PageQuery) (*MessagePage, error) {
 	if err := m.annotatePage(gid, page.Messages); err != nil {
 		return nil, err
 	}
+	if err := m.decorateListed(gid, page.Messages); err != nil {
+		return nil, err
+	}
 	return page, nil
 }
 

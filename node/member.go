@@ -51,6 +51,14 @@ type Message struct {
 	Delivery      string `json:"delivery,omitempty"`
 	StoredByCount int    `json:"stored_by_count,omitempty"`
 	DeliveryError string `json:"delivery_error,omitempty"`
+	// ReplyTo is the ID of the message a reply answers (refs.go).
+	ReplyTo string `json:"reply_to,omitempty"`
+	// View is what replies, edits, deletes and reactions change in the
+	// display, filled when messages are listed (refs.go); never stored.
+	View *MessageView `json:"-"`
+	// Updated marks a message Follow hands out again because a
+	// reference changed it (an edit, a delete, a reaction).
+	Updated bool `json:"-"`
 }
 
 // Kinds shown to the user besides the payload kinds.
@@ -97,6 +105,9 @@ type member struct {
 	outbox *outbox
 	// mg is the managed-group side (managed.go), guarded by mu.
 	mg managedMember
+	// refUpdates are messages references changed in the processing
+	// transaction under way, for followers once it commits (refs.go).
+	refUpdates []Message
 }
 
 type groupEntry struct {
@@ -311,6 +322,9 @@ func (m *member) sealOwn(e *groupEntry, p *groupstate.Payload, shown *Message) (
 		if err := recordOwnSeqTxn(txn, e.g.ID, own); err != nil {
 			return err
 		}
+		if err := m.recordOwnRefTxn(txn, e, p, env.ID(), shown); err != nil {
+			return err
+		}
 		// Queued in the same transaction: recorded means queued.
 		if err := queueOwnTxn(txn, e.g.ID, env, time.Now()); err != nil {
 			return err
@@ -318,11 +332,13 @@ func (m *member) sealOwn(e *groupEntry, p *groupstate.Payload, shown *Message) (
 		return markSeenTxn(txn, e.g.ID, env.ID(), p.Sent, shown)
 	})
 	if err != nil {
+		m.flushRefUpdates(false)
 		return nil, fmt.Errorf("node: record own message: %w", err)
 	}
 	if shown != nil {
 		m.notifyLocked(*shown)
 	}
+	m.flushRefUpdates(true)
 	return env, nil
 }
 
@@ -458,6 +474,13 @@ func (m *member) handleAdmitted(txn *badger.Txn, e *groupEntry, p *groupstate.Pa
 	switch p.Kind {
 	case groupstate.KindText:
 		msg.Text = string(p.Body)
+	case groupstate.KindReply:
+		if msg.Text, err = m.handleReply(txn, e, p, id); err != nil {
+			return nil, err
+		}
+		msg.ReplyTo = envelope.ID(p.Body[:len(envelope.ID{})]).String()
+	case groupstate.KindReaction, groupstate.KindEdit, groupstate.KindDelete:
+		return nil, m.handleRefAction(txn, e, p, id, a)
 	case groupstate.KindProfile:
 		prof, err := groupstate.ParseProfile(p.Body)
 		if err != nil {
@@ -496,8 +519,11 @@ func (m *member) handleAdmitted(txn *badger.Txn, e *groupEntry, p *groupstate.Pa
 	default:
 		return nil, markSeenTxn(txn, e.g.ID, id, order, nil)
 	}
-	if p.Kind == groupstate.KindText {
+	if p.Kind.Referable() {
 		m.countMessage(e, p)
+		if err := m.recordReferableTxn(txn, e, p, id, order, msg); err != nil {
+			return nil, err
+		}
 	}
 	return msg, markSeenTxn(txn, e.g.ID, id, order, msg)
 }

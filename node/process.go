@@ -258,6 +258,7 @@ func (n *Node) processMailbox(e *groupEntry, mb envelope.MailboxID, epoch uint64
 		})
 		if err != nil {
 			m.flushNotices(false)
+			m.flushRefUpdates(false)
 			// The in-memory state may be ahead of the database: reload it.
 			if rerr := m.reload(e); rerr != nil {
 				n.log.Error("reloading group state failed", "group", e.g.ID.Short(), "err", rerr)
@@ -268,6 +269,7 @@ func (n *Node) processMailbox(e *groupEntry, mb envelope.MailboxID, epoch uint64
 		for _, msg := range shown {
 			m.notifyLocked(*msg)
 		}
+		m.flushRefUpdates(true)
 		if !pg.More {
 			return newGaps, nil
 		}

@@ -46,7 +46,7 @@ type ReadState struct {
 // countsAsUnread: what a person must see, written by others. Notices of
 // state changes (event) and gaps are shown but not counted.
 func countsAsUnread(m *Message) bool {
-	return !m.Own && (m.Kind == groupstate.KindText.String() || m.Kind == groupstate.KindDirect.String() || m.Kind == KindSplit || m.Kind == KindEquivocation)
+	return !m.Own && (isWritten(m.Kind) || m.Kind == KindSplit || m.Kind == KindEquivocation)
 }
 
 // ReadState reports a group's read marker, unread count and latest
@@ -59,6 +59,9 @@ func (n *Node) ReadState(group string, hide func(*Message) bool) (*ReadState, er
 	var rs *ReadState
 	err = m.db.db.View(func(txn *badger.Txn) error {
 		rs, err = readStateTxn(txn, gid, hide)
+		if err == nil && rs.Last != nil {
+			err = m.decorateTxn(txn, gid, []*Message{&rs.Last.Message}, false)
+		}
 		return err
 	})
 	return rs, err
@@ -154,6 +157,9 @@ func (n *Node) MarkRead(group, cursor string, hide func(*Message) bool) (*ReadSt
 				}
 			}
 			rs, err = readStateTxn(txn, gid, hide)
+			if err == nil && rs.Last != nil {
+				err = m.decorateTxn(txn, gid, []*Message{&rs.Last.Message}, false)
+			}
 			return err
 		})
 		if !errors.Is(err, badger.ErrConflict) {

@@ -95,6 +95,12 @@ const (
 	ReasonHeldFull      = "held_full"
 	ReasonUnknownHead   = "unknown_head"
 	ReasonInvalid       = "invalid"
+	// ReasonNotAuthor: an edit or delete of another member's message
+	// (refs.go).
+	ReasonNotAuthor = "not_author"
+	// ReasonBadReference: a reply, reaction, edit or delete of a message
+	// that cannot be referenced (a direct, a profile, a control payload).
+	ReasonBadReference = "bad_reference"
 )
 
 // reasonOf classifies a refusal.
@@ -134,6 +140,9 @@ func reasonOf(err error) string {
 		{groupstate.ErrUnknownKind, ReasonMalformed},
 		{groupstate.ErrProfileMalformed, ReasonMalformed},
 		{groupstate.ErrTooLong, ReasonMalformed},
+		{groupstate.ErrNotAuthor, ReasonNotAuthor},
+		{groupstate.ErrRefTarget, ReasonBadReference},
+		{groupstate.ErrRefMalformed, ReasonMalformed},
 	} {
 		if errors.Is(err, r.err) {
 			return r.reason

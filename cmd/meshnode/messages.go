@@ -20,49 +20,45 @@ import (
 
 func newSendCmd(g *globals) *cobra.Command {
 	var (
-		to     string
-		asJSON bool
+		to, replyTo string
+		asJSON      bool
 	)
 	cmd := &cobra.Command{
-		Use:   "send [--to FINGERPRINT] GROUP TEXT...",
+		Use:   "send [--to FINGERPRINT | --reply-to ID] GROUP TEXT...",
 		Short: "Send a message to a group, or a direct message to one member",
 		Long: "Send a message to everyone in GROUP (an ID or unique name), or with --to a direct message\n" +
 			"only that member can read. The words of TEXT are joined by spaces; TEXT - reads the\n" +
-			"message from standard input (one trailing newline dropped). Prints the message ID and\n" +
-			"the hosts that stored it, and warns when none did.",
+			"message from standard input (one trailing newline dropped). --reply-to ID answers the\n" +
+			"message ID of the group (its start, as `meshnode messages` shows it, suffices). Prints\n" +
+			"the message ID and the hosts that stored it, and warns when none did.",
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			text, err := messageText(args[1:], os.Stdin)
 			if err != nil {
 				return err
 			}
+			if to != "" && replyTo != "" {
+				return &usageError{fmt.Errorf("--to and --reply-to exclude each other: a direct message cannot be a reply")}
+			}
 			var res *api.SendResult
 			if err := g.call(func(c *api.Client) (err error) {
-				if to != "" {
+				switch {
+				case to != "":
 					res, err = c.SendDirect(cmd.Context(), args[0], to, text)
-				} else {
+				case replyTo != "":
+					res, err = c.SendReply(cmd.Context(), args[0], replyTo, text)
+				default:
 					res, err = c.Send(cmd.Context(), args[0], text)
 				}
 				return err
 			}); err != nil {
 				return err
 			}
-			switch res.State {
-			case api.DeliveryFailed:
-				fmt.Fprintln(g.stderr, "warning: every host refused the message; it will not be delivered (see \"failed\" below)")
-			case api.DeliveryStored:
-			default:
-				fmt.Fprintln(g.stderr, "warning: no host stored the message yet; this node keeps it and tries again "+
-					"until one does (\"meshnode outbox\" lists what is waiting)")
-			}
+			warnDelivery(g, res)
 			if asJSON {
 				return printJSON(g.stdout, res)
 			}
-			stored := strings.Join(res.StoredBy, "\n")
-			if stored == "" {
-				stored = "no host yet"
-			}
-			fields := [][2]string{{"id", res.ID}, {"state", res.State}, {"stored_by", stored}}
+			fields := [][2]string{{"id", res.ID}, {"state", res.State}, {"stored_by", storedBy(res)}}
 			for _, h := range sortedKeys(res.Failed) {
 				fields = append(fields, [2]string{"failed", h + ": " + res.Failed[h]})
 			}
@@ -70,6 +66,7 @@ func newSendCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "send a direct message to the member with this fingerprint (listed by \"meshnode group members\")")
+	cmd.Flags().StringVar(&replyTo, "reply-to", "", "answer the message with this ID (or its start, as \"meshnode messages\" shows it)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -186,7 +183,8 @@ func isAPIError(err error) bool {
 
 // printMessage prints one readable line (continuation lines indented):
 //
-//	2006-01-02 15:04:05  alice (abcd-efgh)  text
+//	2006-01-02 15:04:05  alice (abcd-efgh)  text  (edited)  [👍 2]  #1a2b3c4d
+//	2006-01-02 15:04:05  bob (ijkl-mnop)  [reply to #1a2b3c4d alice: "text"] yes  #5e6f7a8b
 //	2006-01-02 15:04:05  alice (abcd-efgh)  [direct to you] text
 //	2006-01-02 15:04:05  [gap] 2 message(s) from bob ... are missing
 func printMessage(w io.Writer, m *api.Message) error {
@@ -212,7 +210,13 @@ func printMessage(w io.Writer, m *api.Message) error {
 		head = fmt.Sprintf("%s  %s (%s)  ", when, displayNick(m.Nick), shortFP(m.Author))
 	}
 	head += flagMarks(m.Flags)
-	text := strings.ReplaceAll(printable(m.Text), "\n", "\n"+strings.Repeat(" ", len(when)+2))
+	refPrefix, refSuffix := refMarks(m)
+	head += refPrefix
+	if m.Kind == api.KindText || m.Kind == api.KindReply {
+		// The ID that names it in a reply, reaction, edit or delete.
+		refSuffix += "  #" + shortMsgID(m.ID)
+	}
+	text := strings.ReplaceAll(printable(m.Text), "\n", "\n"+strings.Repeat(" ", len(when)+2)) + refSuffix
 	switch m.Delivery {
 	case api.DeliveryPending:
 		text += "  (not stored by a host yet; retrying)"

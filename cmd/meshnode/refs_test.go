@@ -1,0 +1,86 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	tu "github.com/meshnode/meshnode/internal/testutil"
+)
+
+// Issue 18, item 1 from the command line: send --reply-to, react, edit,
+// delete, and how messages shows them (readable and --json).
+func TestMessageRefsCLI(t *testing.T) {
+	host, _ := initHome(t, "--role", "host")
+	alice, _ := initHome(t, "--nick", "alice")
+	bob, _ := initHome(t, "--nick", "bob")
+	startRun(t, host, "--host-policy", "open")
+	startRun(t, alice)
+	startRun(t, bob)
+	e := env(t)
+	out := ok(t, meshnode(t, e, "group", "create", "--home", alice, "refs", "--host", hostAddrOf(t, host)), "group create")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	ok(t, meshnode(t, e, "group", "join", "--home", bob, lines[len(lines)-1]), "group join")
+
+	sent := jsonOf[map[string]any](t, meshnode(t, e, "send", "--home", alice, "--json", "refs", "lunch at noon?"))
+	id := sent["id"].(string)
+	waitTexts(t, bob, "refs", 1)
+	ok(t, meshnode(t, e, "send", "--home", bob, "--reply-to", id[:8], "refs", "yes"), "send --reply-to")
+	ok(t, meshnode(t, e, "react", "--home", bob, id[:8], "👍"), "react")
+	ok(t, meshnode(t, e, "react", "--home", alice, id[:8], "🎉"), "react")
+	ok(t, meshnode(t, e, "react", "--home", alice, id[:8], "🎉"), "react again: taken back")
+	r := meshnode(t, e, "edit", "--home", bob, id[:8], "no lunch")
+	if r.code == 0 || !strings.Contains(r.stderr, "author") {
+		t.Fatalf("bob edits alice's message: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := meshnode(t, e, "delete", "--home", bob, id); r.code == 0 {
+		t.Fatalf("bob deletes alice's message:\n%s", r.stdout)
+	}
+	if r := meshnode(t, e, "react", "--home", bob, "00000000", "👍"); r.code == 0 || !strings.Contains(r.stderr, "no message") {
+		t.Fatalf("a reaction to an unknown message: exit %d\n%s", r.code, r.stderr)
+	}
+	ok(t, meshnode(t, e, "edit", "--home", alice, id, "lunch", "at", "one?"), "edit")
+
+	var orig, reply map[string]any
+	tu.Eventually(t, 60*time.Second, func() bool {
+		orig, reply = nil, nil
+		for _, m := range messagesOf(t, bob, "refs") {
+			switch {
+			case m["id"] == id:
+				orig = m
+			case m["kind"] == "reply":
+				reply = m
+			}
+		}
+		rs, _ := orig["reactions"].([]any)
+		return orig != nil && reply != nil && orig["text"] == "lunch at one?" && orig["edited"] == true && len(rs) == 1
+	}, "bob sees the edit, his reaction and his reply")
+	rs := orig["reactions"].([]any)[0].(map[string]any)
+	if rs["emoji"] != "👍" || rs["count"] != 1.0 || rs["mine"] != true {
+		t.Errorf("reaction %v", rs)
+	}
+	q, _ := reply["quote"].(map[string]any)
+	if reply["reply_to"] != id || q == nil || q["text"] != "lunch at one?" || q["nick"] != "alice" {
+		t.Errorf("reply %v", reply)
+	}
+	text := ok(t, meshnode(t, e, "messages", "--home", bob, "refs"), "messages")
+	for _, want := range []string{"lunch at one?  (edited)  [👍 1*]  #" + id[:8], `[reply to #` + id[:8] + ` alice: "lunch at one?"] yes`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("messages lacks %q:\n%s", want, text)
+		}
+	}
+
+	ok(t, meshnode(t, e, "delete", "--home", alice, id[:8]), "delete")
+	tu.Eventually(t, 60*time.Second, func() bool {
+		for _, m := range messagesOf(t, bob, "refs") {
+			if m["id"] == id {
+				return m["deleted"] == true && m["text"] == ""
+			}
+		}
+		return false
+	}, "bob sees alice's message deleted")
+	if text := ok(t, meshnode(t, e, "messages", "--home", bob, "refs"), "messages"); !strings.Contains(text, "[deleted by its author]") ||
+		strings.Contains(text, "lunch at") {
+		t.Errorf("after the delete:\n%s", text)
+	}
+}
