@@ -66,7 +66,12 @@ export const api = {
   group: (g) => call('GET', `/v1/groups/${seg(g)}`),
   history: (g, q) => call('GET', `/v1/groups/${seg(g)}/history${qs(q)}`),
   markRead: (g, cursor) => call('PUT', `/v1/groups/${seg(g)}/read`, { cursor }),
-  send: (g, text, to) => call('POST', `/v1/groups/${seg(g)}/messages`, to ? { text, to } : { text }),
+  send: (g, text, to, replyTo) => call('POST', `/v1/groups/${seg(g)}/messages`, Object.assign({ text }, to ? { to } : {}, replyTo ? { reply_to: replyTo } : {})),
+  // One message by ID: its edit history, edits, deletes, reactions.
+  message: (id) => call('GET', `/v1/messages/${seg(id)}`),
+  edit: (id, text) => call('PATCH', `/v1/messages/${seg(id)}`, { text }),
+  deleteMessage: (id) => call('DELETE', `/v1/messages/${seg(id)}`),
+  react: (id, emoji, op) => call('POST', `/v1/messages/${seg(id)}/reactions`, op ? { emoji, op } : { emoji }),
   members: (g) => call('GET', `/v1/groups/${seg(g)}/members`),
   invite: (g) => call('GET', `/v1/groups/${seg(g)}/invite`),
   inviteQR: (g) => `/v1/groups/${seg(g)}/invite/qr`,

@@ -8,7 +8,7 @@ import { icon } from './icons.js';
 import { Timeline } from './timeline.js';
 import { Details } from './members.js';
 import { perf } from './perf.js';
-import { inviteDialog } from './dialogs.js';
+import { inviteDialog, confirmDialog } from './dialogs.js';
 
 // MAX_TEXT is the longest text the page sends, in UTF-8 bytes (a
 // message travels in one envelope of at most 64 KiB).
@@ -19,7 +19,18 @@ export class Conversation {
     this.id = groupID;
     this.members = [];
     this.directTo = null;
-    this.timeline = new Timeline(groupID, { onMember: (fp) => this.details.showMember(fp) });
+    // replyTo is the message the composer answers; editing the own
+    // message whose text it replaces.
+    this.replyTo = null;
+    this.editing = null;
+    this.timeline = new Timeline(groupID, {
+      onMember: (fp) => this.details.showMember(fp),
+      onReply: (m) => this.setReply(m),
+      onEdit: (m) => this.setEditing(m),
+      onDelete: (m) => this.confirmDelete(m),
+      canWrite: () => !this.input || !this.input.disabled,
+      canModerate: () => { const g = this.entry && this.entry.group; return !!(g && g.managed && g.role === 'manage'); },
+    });
     this.details = new Details(this);
     this.header = h('header', { class: 'conv-head' });
     this.progress = h('div', { class: 'catchup', hidden: true, attrs: { role: 'status' } });
@@ -159,7 +170,7 @@ export class Conversation {
             // line break after keydown: beforeinput drops it.
             this.sentByEnter = true;
             this.submit();
-          } else if (e.key === 'Escape' && this.directTo) {
+          } else if (e.key === 'Escape' && (this.directTo || this.replyTo || this.editing)) {
             this.setDirect(null);
           }
         },
@@ -172,12 +183,13 @@ export class Conversation {
       },
     });
     this.directBar = h('div', { class: 'direct-bar', hidden: true });
+    this.refBar = h('div', { class: 'direct-bar ref-bar', hidden: true });
     this.sendBtn = h('button', { class: 'send', type: 'submit', attrs: { 'aria-label': 'Send' } }, icon('send'));
     this.composeNote = h('div', { class: 'compose-note', hidden: true });
     return h('form', {
       class: 'composer', attrs: { 'aria-label': 'Write a message' },
       on: { submit: (e) => { e.preventDefault(); this.submit(); } },
-    }, this.directBar, this.composeNote, h('div', { class: 'compose-row' }, this.input, this.sendBtn));
+    }, this.directBar, this.refBar, this.composeNote, h('div', { class: 'compose-row' }, this.input, this.sendBtn));
   }
 
   grow() {
@@ -197,7 +209,8 @@ export class Conversation {
     this.input.disabled = this.sendBtn.disabled = !!blocked;
     this.composeNote.hidden = !blocked;
     this.composeNote.textContent = blocked;
-    const ph = this.directTo ? 'Private message to ' + this.directTo.nick : 'Message ' + title;
+    const ph = this.editing ? 'Edit your message' : this.replyTo ? 'Reply to ' + (this.replyTo.nick || 'the message')
+      : this.directTo ? 'Private message to ' + this.directTo.nick : 'Message ' + title;
     this.input.setAttribute('placeholder', ph);
     this.input.setAttribute('aria-label', ph);
   }
@@ -206,6 +219,7 @@ export class Conversation {
   // to everyone).
   setDirect(member) {
     this.directTo = member;
+    if (member || this.replyTo || this.editing) this.setRef(null, null);
     const bar = clear(this.directBar);
     bar.hidden = !member;
     if (member) {
@@ -217,6 +231,49 @@ export class Conversation {
     this.input.focus();
   }
 
+  // setReply makes the composer answer m; setEditing makes it replace
+  // the text of the own message m.
+  setReply(m) {
+    this.setRef(m, null);
+  }
+
+  setEditing(m) {
+    this.setRef(null, m);
+    this.input.value = m.text || '';
+    this.grow();
+  }
+
+  setRef(reply, editing) {
+    if (this.editing && !editing) this.input.value = '';
+    this.replyTo = reply;
+    this.editing = editing;
+    if (reply || editing) {
+      this.directTo = null;
+      clear(this.directBar).hidden = true;
+    }
+    const bar = clear(this.refBar);
+    const m = reply || editing;
+    bar.hidden = !m;
+    if (m) {
+      bar.append(icon(reply ? 'reply' : 'edit'), h('span', { class: 'ref-what' },
+        reply ? h('span', {}, 'Replying to ', fmt.name(m.nick || 'the message', 'nick-inline')) : h('span', { text: 'Editing your message' }),
+        h('span', { class: 'ref-text', attrs: { dir: 'auto' }, text: ' ' + (m.text || '').slice(0, 120) })),
+      h('button', { class: 'icon-btn small', type: 'button', attrs: { 'aria-label': reply ? 'Cancel the reply' : 'Cancel the edit' }, on: { click: () => this.setRef(null, null) } }, icon('close')));
+    }
+    this.updateComposer();
+    this.input.focus();
+  }
+
+  confirmDelete(m) {
+    const other = !m.own;
+    confirmDialog(other ? 'Delete this message for everyone?' : 'Delete your message?',
+      (other ? 'As a manager you can delete any message of this group. ' : '') +
+      'Members stop showing it and drop its text; the group\'s hosts keep the encrypted copy until their retention removes it.',
+      'Delete', async () => {
+        await api.deleteMessage(m.id);
+      });
+  }
+
   async submit() {
     const text = this.input.value;
     if (!text.trim() || this.input.disabled) return;
@@ -224,17 +281,33 @@ export class Conversation {
       emit('toast', { text: `The message is too long (at most ${MAX_TEXT / 1000} kB).`, error: true });
       return;
     }
+    if (this.editing) {
+      const m = this.editing;
+      if (text === m.text) {
+        this.setRef(null, null);
+        return;
+      }
+      try {
+        await api.edit(m.id, text);
+        this.setRef(null, null);
+      } catch (e) {
+        emit('toast', { text: 'Editing failed: ' + e.message, error: true });
+      }
+      return;
+    }
     this.input.value = '';
     this.grow();
     const to = this.directTo;
+    const reply = this.replyTo;
+    if (reply) this.setRef(null, null);
     perf.sent(text);
-    const p = this.timeline.addPending(text, to && to.fingerprint, to && to.nick);
+    const p = this.timeline.addPending(text, to && to.fingerprint, to && to.nick, reply);
     await this.deliver(p);
   }
 
   async deliver(p) {
     try {
-      const res = await api.send(this.id, p.text, p.to);
+      const res = await api.send(this.id, p.text, p.to, p.replyTo);
       this.timeline.settle(p, res, null);
     } catch (e) {
       this.timeline.settle(p, null, e.message);
@@ -243,7 +316,7 @@ export class Conversation {
 
   retry(p) {
     this.timeline.dropPending(p);
-    const q = this.timeline.addPending(p.text, p.to, p.toNick);
+    const q = this.timeline.addPending(p.text, p.to, p.toNick, p.quote && { id: p.replyTo, nick: p.quote.nick, author: p.quote.author, text: p.quote.text });
     this.deliver(q);
   }
 }

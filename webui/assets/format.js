@@ -146,9 +146,10 @@ export function messageText(text) {
 export function preview(m) {
   if (!m) return '';
   const text = (m.text || '').replace(/\s+/g, ' ').trim().slice(0, 160);
+  if (m.deleted) return (m.own ? 'You' : m.nick) + ': message deleted';
   switch (m.kind) {
     case 'direct': return (m.own ? 'You' : m.nick) + ' (private): ' + text;
-    case 'text': return (m.own ? 'You' : m.nick) + ': ' + text;
+    case 'text': case 'reply': return (m.own ? 'You' : m.nick) + ': ' + text;
     default: return text;
   }
 }

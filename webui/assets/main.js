@@ -236,7 +236,9 @@ function onEvent(ev) {
       const open = conv && conv.id === ev.group;
       if (open) conv.onMessage(m);
       if (!e.read.last || m.cursor >= e.read.last.cursor) e.read.last = m;
-      const shown = m.kind === 'text' || m.kind === 'direct' || m.kind === 'split';
+      // An edit, a delete or a reaction sends a message again (updated):
+      // nothing new to count or notify.
+      const shown = !m.updated && (m.kind === 'text' || m.kind === 'reply' || m.kind === 'direct' || m.kind === 'split');
       if (!m.own && shown && !(open && conv.timeline.atBottom() && document.visibilityState === 'visible')) {
         e.read.unread++;
       }

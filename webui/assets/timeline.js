@@ -41,10 +41,20 @@ function fromListing(m) {
 
 let pendingSeq = 0;
 
+// REACTIONS are the emoji offered on every message (any other can come
+// from other members and shows the same way).
+export const REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '🙏'];
+
 export class Timeline {
-  constructor(group, { onMember } = {}) {
+  // acts: onMember(fp); onReply(m), onEdit(m), onDelete(m) for a
+  // message's actions; canWrite() and canModerate() say which to offer.
+  constructor(group, { onMember, onReply, onEdit, onDelete, canWrite, canModerate } = {}) {
     this.group = group;
     this.onMember = onMember || (() => {});
+    this.acts = {
+      reply: onReply || (() => {}), edit: onEdit || (() => {}), del: onDelete || (() => {}),
+      canWrite: canWrite || (() => true), canModerate: canModerate || (() => false),
+    };
     this.items = [];
     this.pending = [];
     // Refusals of the group's rejection log, shown where they happened.
@@ -217,6 +227,10 @@ export class Timeline {
 
   // add takes a message from the event stream.
   add(pm) {
+    if (pm.updated) {
+      this.update(pm);
+      return;
+    }
     if (pm.own) {
       const i = this.pending.findIndex((p) => p.id === pm.id || (!p.id && p.text === pm.text && (p.to || '') === (pm.to || '')));
       if (i >= 0) {
@@ -248,9 +262,41 @@ export class Timeline {
     if (!pm.own) announce(`${pm.nick || 'someone'}: ${(pm.text || '').slice(0, 200)}`);
   }
 
+  // update takes a message an edit, a delete or a reaction changed: it
+  // replaces the copy shown, and the quotes of the replies to it.
+  update(pm) {
+    let changed = false;
+    this.items = this.items.map((m) => {
+      if (m.id === pm.id) {
+        changed = true;
+        return Object.assign({}, pm, { cursor: m.cursor || pm.cursor, updated: false });
+      }
+      if (m.quote && m.quote.id === pm.id) {
+        changed = true;
+        return Object.assign({}, m, { quote: Object.assign({}, m.quote, { text: pm.deleted ? '' : (pm.text || '').slice(0, 200), deleted: !!pm.deleted, missing: false }) });
+      }
+      return m;
+    });
+    if (changed) this.render('anchor');
+  }
+
+  // react toggles this member's reaction to m.
+  async react(m, emoji) {
+    try {
+      await api.react(m.id, emoji);
+    } catch (e) {
+      emit('toast', { text: 'Reacting failed: ' + e.message, error: true });
+    }
+  }
+
   // addPending shows an own message being sent; it returns its handle.
-  addPending(text, to, toNick) {
+  // reply, if set, is the message it answers.
+  addPending(text, to, toNick, reply) {
     const p = { tempId: 'pending-' + ++pendingSeq, text, to, toNick, sent: new Date(), id: '' };
+    if (reply) {
+      p.replyTo = reply.id;
+      p.quote = { id: reply.id, nick: reply.nick, author: reply.author, text: (reply.text || '').slice(0, 200) };
+    }
     sendStates.set(p.tempId, { state: 'sending' });
     this.pending.push(p);
     if (this.hasNewer) this.jumpToLatest();
@@ -349,14 +395,14 @@ export class Timeline {
       const verified = state.verified.has(m.author);
       const st = m.own ? sendStates.get(m.id) || fromListing(m) : null;
       const line = st && (st.state !== 'stored' || m.id === lastOwn);
-      const key = [m.cursor || m.id, cont ? 'c' : 'h', verified ? 'v' : '', st ? st.state + st.count : '', line ? 'l' : ''].join('|');
+      const key = [m.cursor || m.id, cont ? 'c' : 'h', verified ? 'v' : '', st ? st.state + st.count : '', line ? 'l' : '', refKey(m)].join('|');
       out.push({ key, build: () => this.message(m, cont, verified, st, null, line) });
       prev = m;
     }
     if (!this.hasNewer) {
       for (const p of this.pending) {
         const st = sendStates.get(p.tempId);
-        const m = { id: p.id || p.tempId, own: true, kind: p.to ? 'direct' : 'text', text: p.text, to: p.to, toNick: p.toNick, sent: p.sent.toISOString() };
+        const m = { id: p.id || p.tempId, own: true, kind: p.to ? 'direct' : p.replyTo ? 'reply' : 'text', text: p.text, to: p.to, toNick: p.toNick, sent: p.sent.toISOString(), quote: p.quote, pending: true };
         out.push({ key: p.tempId + '|' + st.state, build: () => this.message(m, continues(prev, m), false, st, p) });
         prev = m;
       }
@@ -416,9 +462,11 @@ export class Timeline {
     const text = m.text || '';
     // A long text shows its start, folded: laying out all of a 64 KiB
     // message costs the page time the reader may never want to spend.
-    const long = text.length > FOLD_CHARS || text.split('\n', FOLD_LINES + 1).length > FOLD_LINES;
-    let body = fmt.messageText(long ? text.slice(0, FOLD_CHARS) : text);
-    const bubble = h('div', { class: 'bubble' }, body);
+    const long = !m.deleted && (text.length > FOLD_CHARS || text.split('\n', FOLD_LINES + 1).length > FOLD_LINES);
+    let body = m.deleted
+      ? h('div', { class: 'text deleted' }, icon('trash'), h('span', { text: deletedText(m) }))
+      : fmt.messageText(long ? text.slice(0, FOLD_CHARS) : text);
+    const bubble = h('div', { class: ['bubble', m.deleted && 'tombstone'] }, m.quote ? this.quote(m.quote) : null, body);
     if (long) {
       body.classList.add('folded');
       bubble.append(h('button', {
@@ -436,20 +484,74 @@ export class Timeline {
         },
       }));
     }
-    if (m.own || cont) {
+    const edited = m.edited && !m.deleted
+      ? h('span', { class: 'edited', text: 'edited', attrs: { title: 'Edited ' + fmt.fullTime(new Date(m.edited_at)) } }) : null;
+    if (m.own || cont || edited) {
       const tick = m.own && st && st.state === 'stored' && !line
         ? h('span', { class: 'tick', attrs: { title: this.storedText(st), 'aria-label': this.storedText(st), role: 'img' } }, icon('checks')) : null;
-      bubble.append(h('span', { class: 'bubble-meta' },
-        h('time', { class: 'bubble-time', text: fmt.time(at), attrs: { datetime: m.sent, title: fmt.fullTime(at) } }), tick));
+      bubble.append(h('span', { class: 'bubble-meta' }, edited,
+        m.own || cont ? h('time', { class: 'bubble-time', text: fmt.time(at), attrs: { datetime: m.sent, title: fmt.fullTime(at) } }) : null, tick));
     }
     main.append(bubble);
+    if (m.reactions && m.reactions.length && !m.deleted) main.append(this.reactions(m));
+    const acts = m.cursor && !m.pending && !m.deleted && (m.kind === 'text' || m.kind === 'reply') && this.acts.canWrite();
     if (m.flags && m.flags.length) {
       main.append(h('div', { class: 'msg-flags', attrs: { role: 'note' } }, icon('warning'),
         h('span', { text: m.flags.map((f) => FLAGS[f] || f).join(' · ') })));
     }
     if (m.own && st && line) main.append(this.stateLine(st, pending));
     li.append(main);
+    // On the empty side of the row, shown on hover and focus.
+    if (acts) li.append(this.actions(m));
     return li;
+  }
+
+  // quote shows the message a reply answers.
+  quote(q) {
+    const text = q.missing ? 'a message not seen here' : q.deleted ? 'a deleted message' : q.text;
+    return h('button', {
+      class: ['quote', (q.missing || q.deleted) && 'quote-gone'], type: 'button',
+      attrs: { 'aria-label': 'Reply to ' + (q.nick || 'a message') + ': ' + text, title: 'Show the message answered' },
+      on: { click: () => this.show(q.id) },
+    }, q.missing ? null : fmt.name(q.nick || '?', 'quote-nick'), h('span', { class: 'quote-text', attrs: { dir: 'auto' }, text }));
+  }
+
+  // show scrolls to a message of the window and flashes it.
+  show(id) {
+    const el = [...this.list.children].find((x) => x.dataset.id === id);
+    if (!el) {
+      emit('toast', { text: 'The message answered is further back in the history.' });
+      return;
+    }
+    el.scrollIntoView({ block: 'center' });
+    el.classList.add('flash');
+    setTimeout(() => el.classList.remove('flash'), 1200);
+  }
+
+  // reactions shows a message's reactions; each toggles this member's.
+  reactions(m) {
+    return h('div', { class: 'reactions', attrs: { role: 'group', 'aria-label': 'Reactions' } }, ...m.reactions.map((r) => h('button', {
+      class: ['reaction', r.mine && 'mine'], type: 'button',
+      attrs: {
+        'aria-pressed': String(!!r.mine), title: (r.by || []).map((fp) => this.nickOf(fp)).join(', '),
+        'aria-label': `${r.emoji} ${r.count}${r.mine ? ', including you' : ''}`,
+      },
+      on: { click: () => this.react(m, r.emoji) },
+    }, h('span', { class: 'reaction-emoji', text: r.emoji }), h('span', { class: 'reaction-count', text: String(r.count) }))));
+  }
+
+  // actions are a message's buttons: react, reply, and for its author
+  // (or a manager) edit and delete.
+  actions(m) {
+    const btn = (name, label, fn) => h('button', { class: 'icon-btn small', type: 'button', attrs: { 'aria-label': label, title: label }, on: { click: fn } }, icon(name));
+    return h('div', { class: 'msg-actions', attrs: { role: 'toolbar', 'aria-label': 'Message actions' } },
+      ...REACTIONS.map((e) => h('button', {
+        class: 'react-quick', type: 'button', text: e, attrs: { 'aria-label': 'React with ' + e, title: 'React with ' + e },
+        on: { click: () => this.react(m, e) },
+      })),
+      btn('reply', 'Reply', () => this.acts.reply(m)),
+      m.own ? btn('edit', 'Edit', () => this.acts.edit(m)) : null,
+      m.own || this.acts.canModerate() ? btn('trash', 'Delete', () => this.acts.del(m)) : null);
   }
 
   stateLine(st, pending) {
@@ -537,7 +639,18 @@ function msCursor(d) {
 
 // isShown: messages people wrote (others are notices).
 function isShown(m) {
-  return m.kind === 'text' || m.kind === 'direct';
+  return m.kind === 'text' || m.kind === 'direct' || m.kind === 'reply';
+}
+
+// refKey changes when an edit, a delete or a reaction changes m.
+function refKey(m) {
+  return [m.edited_at || '', m.deleted ? 'd' : '', (m.reactions || []).map((r) => r.emoji + r.count + (r.mine ? '*' : '')).join(','),
+    m.quote ? (m.quote.deleted ? 'qd' : 'q') + (m.quote.text || '').length : ''].join(':');
+}
+
+function deletedText(m) {
+  if (m.deleted_by && m.deleted_by !== m.author) return 'This message was deleted by a manager';
+  return m.own ? 'You deleted this message' : 'This message was deleted';
 }
 
 function continues(prev, m) {
@@ -551,5 +664,5 @@ function continues(prev, m) {
 function messageLabel(m, verified) {
   if (!isShown(m)) return null;
   const who = m.own ? 'You' : (m.nick || 'unknown') + (verified ? ' (verified)' : '');
-  return `${who}${m.kind === 'direct' ? ', privately' : ''}, ${fmt.time(new Date(m.sent))}`;
+  return `${who}${m.kind === 'direct' ? ', privately' : ''}${m.kind === 'reply' ? ', replying' : ''}${m.edited ? ', edited' : ''}${m.deleted ? ', deleted' : ''}, ${fmt.time(new Date(m.sent))}`;
 }
