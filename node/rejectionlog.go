@@ -66,6 +66,7 @@ var evidenceReasons = map[string]bool{
 	ReasonEquivocation: true, ReasonConflict: true, ReasonAfterRemoval: true, ReasonNotWriter: true,
 	ReasonForeignHead: true, ReasonHeadEpoch: true, ReasonUnauthorized: true, ReasonKeyUpdate: true,
 	ReasonRequest: true, ReasonNotMember: true, flagUnseenByRemover: true, flagNotDelivered: true,
+	ReasonNotAuthor: true, ReasonBadReference: true,
 }
 
 // rejectionLog is what the member keeps in memory of a group's log: the
