@@ -43,6 +43,9 @@ type GroupInfo struct {
 	// Nick is this member's nickname in the group.
 	Nick     string `json:"nick"`
 	Messages int    `json:"messages"`
+	// Unread counts what others wrote (texts, replies, directs, split
+	// warnings) after this member's read marker, at most 1,000.
+	Unread int `json:"unread"`
 	// Managed groups only: this member's role, the policy, detected
 	// splits, and whether this member was removed.
 	Managed bool   `json:"managed,omitempty"`

@@ -30,6 +30,9 @@ type GroupInfo struct {
 	Members  int      `json:"members"` // members known from their profiles
 	Nick     string   `json:"nick"`
 	Messages int      `json:"messages"`
+	// Unread counts what others wrote after this member's read marker
+	// (readmarks.go), at most MaxUnread.
+	Unread int `json:"unread"`
 	// Managed groups only: this member's role, the policy, detected
 	// splits, and whether this member was removed.
 	Managed bool   `json:"managed,omitempty"`
@@ -391,8 +394,15 @@ func (n *Node) GroupInfo(group string) (*GroupInfo, error) {
 		return nil, err
 	}
 	gi.Members = len(members)
-	gi.Messages, err = m.db.count(gkey(pfxMessage, gid))
-	return gi, err
+	if gi.Messages, err = m.db.count(gkey(pfxMessage, gid)); err != nil {
+		return nil, err
+	}
+	rs, err := n.ReadState(gid.String(), n.IsProtocolMessage)
+	if err != nil {
+		return nil, err
+	}
+	gi.Unread = rs.Unread
+	return gi, nil
 }
 
 // Members lists the members known from their profile messages.

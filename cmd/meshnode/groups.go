@@ -140,9 +140,13 @@ func newGroupListCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(g.stdout, "No groups yet: create one with `meshnode group create NAME` or join one with `meshnode group join INVITE`.")
 				return nil
 			}
-			rows := [][]string{{"NAME", "ID", "MEMBERS", "MESSAGES", "HOSTS", "ACCESS"}}
+			rows := [][]string{{"NAME", "ID", "MEMBERS", "MESSAGES", "UNREAD", "HOSTS", "ACCESS"}}
 			for _, gr := range groups {
-				rows = append(rows, []string{gr.Name, gr.ID, fmt.Sprint(gr.Members), fmt.Sprint(gr.Messages),
+				unread := fmt.Sprint(gr.Unread)
+				if gr.Unread >= 1000 {
+					unread = "1000+"
+				}
+				rows = append(rows, []string{gr.Name, gr.ID, fmt.Sprint(gr.Members), fmt.Sprint(gr.Messages), unread,
 					fmt.Sprint(len(gr.Hosts)), accessOf(&gr)})
 			}
 			return printRows(g.stdout, rows)

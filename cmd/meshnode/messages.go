@@ -104,8 +104,8 @@ func messageText(words []string, stdin io.Reader) (string, error) {
 
 func newMessagesCmd(g *globals) *cobra.Command {
 	var (
-		asJSON, follow, all bool
-		limit               int
+		asJSON, follow, all, unread bool
+		limit                       int
 	)
 	cmd := &cobra.Command{
 		Use:   "messages GROUP",
@@ -118,8 +118,21 @@ func newMessagesCmd(g *globals) *cobra.Command {
 			if limit < 0 {
 				return fmt.Errorf("--limit %d: use a positive number, or 0 for all", limit)
 			}
+			if unread && (follow || limit > 0) {
+				return &usageError{fmt.Errorf("--unread shows everything after your read marker: without --follow or --limit")}
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if unread {
+				return g.call(func(c *api.Client) error {
+					return unreadMessages(ctx, c, args[0], all, func(m *api.Message) error {
+						if asJSON {
+							return printJSONLine(g.stdout, m)
+						}
+						return printMessage(g.stdout, m)
+					})
+				})
+			}
 			return g.call(func(c *api.Client) error {
 				s, err := c.MessageStreamWith(ctx, args[0], api.MessageQuery{Limit: limit, Follow: follow, All: all})
 				if err != nil {
@@ -160,6 +173,7 @@ func newMessagesCmd(g *globals) *cobra.Command {
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per line")
 	f.BoolVar(&follow, "follow", false, "keep showing new messages until interrupted")
 	f.IntVar(&limit, "limit", 0, "show only the latest N messages (0: all)")
+	f.BoolVar(&unread, "unread", false, "show only what came after your read marker (`meshnode read GROUP` moves it)")
 	f.BoolVar(&all, "all", false, "also show the messages nodes exchange in a connection group (key package offers, welcome frames)")
 	return cmd
 }

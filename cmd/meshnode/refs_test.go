@@ -84,3 +84,56 @@ func TestMessageRefsCLI(t *testing.T) {
 		t.Errorf("after the delete:\n%s", text)
 	}
 }
+
+// Issue 18, item 3 from the command line: group list counts what is
+// unread, messages --unread shows it, read GROUP marks it read.
+func TestUnreadCLI(t *testing.T) {
+	alice, _ := initHome(t, "--nick", "alice")
+	bob, _ := initHome(t, "--nick", "bob")
+	startRun(t, alice)
+	startRun(t, bob)
+	e := env(t)
+	out := ok(t, meshnode(t, e, "group", "create", "--home", alice, "news", "--host", hostAddrOf(t, alice)), "group create")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	ok(t, meshnode(t, e, "group", "join", "--home", bob, lines[len(lines)-1]), "group join")
+	unreadOf := func() float64 {
+		gs := jsonOf[[]map[string]any](t, meshnode(t, e, "group", "list", "--home", bob, "--json"))
+		if len(gs) != 1 {
+			t.Fatalf("bob's groups: %v", gs)
+		}
+		return gs[0]["unread"].(float64)
+	}
+	for _, txt := range []string{"one", "two"} {
+		ok(t, meshnode(t, e, "send", "--home", alice, "news", txt), "send")
+	}
+	waitTexts(t, bob, "news", 2)
+	if n := unreadOf(); n != 2 {
+		t.Fatalf("unread %v, want 2", n)
+	}
+	if out := ok(t, meshnode(t, e, "group", "list", "--home", bob), "group list"); !strings.Contains(out, "UNREAD") {
+		t.Errorf("group list:\n%s", out)
+	}
+	if out := ok(t, meshnode(t, e, "messages", "--home", bob, "--unread", "news"), "messages --unread"); !strings.Contains(out, "one") || !strings.Contains(out, "two") {
+		t.Errorf("messages --unread:\n%s", out)
+	}
+	if out := ok(t, meshnode(t, e, "read", "--home", bob, "news"), "read"); !strings.Contains(out, "Marked 2 unread") {
+		t.Errorf("read printed:\n%s", out)
+	}
+	if n := unreadOf(); n != 0 {
+		t.Fatalf("unread after read: %v", n)
+	}
+	if out := ok(t, meshnode(t, e, "messages", "--home", bob, "--unread", "news"), "messages --unread"); strings.TrimSpace(out) != "" {
+		t.Errorf("messages --unread after read:\n%s", out)
+	}
+	ok(t, meshnode(t, e, "send", "--home", alice, "news", "three"), "send")
+	// Own messages do not count; bob's reply to it is his own.
+	ok(t, meshnode(t, e, "send", "--home", bob, "news", "mine"), "send")
+	waitTexts(t, bob, "news", 4)
+	if n := unreadOf(); n != 1 {
+		t.Fatalf("unread %v, want 1", n)
+	}
+	out = ok(t, meshnode(t, e, "messages", "--home", bob, "--unread", "--json", "news"), "messages --unread --json")
+	if !strings.Contains(out, `"text":"three"`) || strings.Contains(out, `"text":"two"`) {
+		t.Errorf("messages --unread --json:\n%s", out)
+	}
+}
