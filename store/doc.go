@@ -43,8 +43,11 @@
 // envelope over); stored envelopes are hash-checked on every read. Quotas
 // count envelope encodings only, not keys, indexes or tombstones.
 //
-// Retention (EnforceRetention, run every RetentionInterval) first checks a
-// snapshot for mailboxes over MaxCount, MaxBytes or MaxAge, then has the
+// Retention (EnforceRetention, run every RetentionInterval) looks only at
+// the mailboxes that are due (an in-memory schedule of when each could
+// next have something to do, schedule.go, so a pass on a host of 100,000
+// idle mailboxes reads nothing). It first checks a snapshot for those
+// over MaxCount, MaxBytes or MaxAge, then has the
 // writer evict the oldest envelopes, RetentionChunk per transaction: each
 // eviction deletes the arrival record and ID index, writes a tombstone and
 // moves the mailbox's floor. Tombstones live TombstoneTTL; while they do,

@@ -33,6 +33,8 @@ type metrics struct {
 	batchSize  prometheus.Histogram
 	commit     prometheus.Histogram
 	gcRewrites prometheus.Counter
+	// retentionChecked counts mailboxes retention passes looked at.
+	retentionChecked prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, usage func() Usage) (*metrics, error) {
@@ -58,6 +60,8 @@ func newMetrics(reg prometheus.Registerer, usage func() Usage) (*metrics, error)
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16)}),
 		gcRewrites: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "vlog_gc_rewrites_total", Help: "Value-log files rewritten by GC."}),
+		retentionChecked: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "retention_checks_total", Help: "Mailboxes retention passes looked at (only those due: see the retention schedule)."}),
 	}
 	for _, r := range []string{reasonTooLarge, reasonQuotaMailbox, reasonQuotaGlobal, reasonExpired, reasonError, reasonDiskFull} {
 		m.rejections.WithLabelValues(r)
@@ -77,7 +81,7 @@ func newMetrics(reg prometheus.Registerer, usage func() Usage) (*metrics, error)
 			Name: "tombstones", Help: "Tombstones held."}, func() float64 { return float64(usage().Tombstones) }),
 	}
 	cs := append([]prometheus.Collector{m.puts, m.duplicates, m.rejections, m.bytes, m.evictions,
-		m.tombPurged, m.batchSize, m.commit, m.gcRewrites}, gauges...)
+		m.tombPurged, m.batchSize, m.commit, m.gcRewrites, m.retentionChecked}, gauges...)
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {

@@ -11,45 +11,63 @@ import (
 	"github.com/meshnode/meshnode/envelope"
 )
 
-// EnforceRetention runs one retention pass over every mailbox: it evicts
-// the oldest envelopes beyond the mailbox's MaxAge, MaxBytes or MaxCount
-// (in chunks of RetentionChunk, each its own transaction, so Puts
-// interleave), and purges tombstones that have expired. It returns the
-// number of envelopes evicted. The background job calls it every
-// RetentionInterval.
+// EnforceRetention runs one retention pass over the mailboxes that are
+// due (schedule.go: a pass costs what expires, not what is stored): it
+// evicts the oldest envelopes beyond a mailbox's MaxAge, MaxBytes or
+// MaxCount (in chunks of RetentionChunk, each its own transaction, so
+// Puts interleave), purges tombstones that have expired, and schedules
+// the mailbox's next check. It returns the number of envelopes evicted.
+// The background job calls it every RetentionInterval. A mailbox whose
+// retention failed, and those the pass did not reach, are due again at
+// once.
 func (s *Store) EnforceRetention(ctx context.Context) (removed int, err error) {
 	if err := s.enter(); err != nil {
 		return 0, err
 	}
 	defer s.leave()
-	mbs, err := s.mailboxes()
-	if err != nil {
-		return 0, err
-	}
-	for _, m := range mbs {
-		if err := ctx.Err(); err != nil {
-			return removed, err
-		}
-		n, err := s.evictMailbox(ctx, m)
+	now := s.cfg.now()
+	due := s.ret.take(now)
+	s.m.retentionChecked.Add(float64(len(due)))
+	for i, m := range due {
+		n, next, err := s.retainMailbox(ctx, m, now)
 		removed += n
 		if err != nil {
+			for _, m := range due[i:] {
+				s.ret.atMost(m, now.UnixNano())
+			}
 			return removed, err
 		}
-		if err := s.purgeTombstones(ctx, m); err != nil {
-			return removed, err
-		}
+		s.ret.atMost(m, next)
 	}
 	return removed, nil
 }
 
-// evictMailbox checks from a snapshot whether m needs eviction (so a pass
-// over idle mailboxes costs no writer round trips), then has the writer
-// evict chunk by chunk.
-func (s *Store) evictMailbox(ctx context.Context, m envelope.MailboxID) (int, error) {
-	now := s.cfg.now()
-	need, err := s.needsEviction(m, now)
-	if err != nil || !need {
-		return 0, err
+// retainMailbox applies m's retention at now and returns the envelopes
+// evicted and when m is next due.
+func (s *Store) retainMailbox(ctx context.Context, m envelope.MailboxID, now time.Time) (int, int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
+	n, ageDue, err := s.evictMailbox(ctx, m, now)
+	if err != nil {
+		return n, 0, err
+	}
+	tombDue, err := s.purgeTombstones(ctx, m, now)
+	if err != nil {
+		return n, 0, err
+	}
+	return n, min(ageDue, tombDue), nil
+}
+
+// evictMailbox checks from a snapshot whether m needs eviction (so a
+// mailbox with nothing to evict costs no writer round trip), then has the
+// writer evict chunk by chunk. It returns the envelopes evicted and when
+// m's envelopes next need eviction (never: not by age, and within its
+// count and byte limits).
+func (s *Store) evictMailbox(ctx context.Context, m envelope.MailboxID, now time.Time) (int, int64, error) {
+	due, err := s.evictionDue(m, now)
+	if err != nil || due > now.UnixNano() {
+		return 0, due, err
 	}
 	removed := 0
 	for {
@@ -59,16 +77,20 @@ func (s *Store) evictMailbox(ctx context.Context, m envelope.MailboxID) (int, er
 		}
 		removed += out.removed
 		if err != nil {
-			return removed, fmt.Errorf("store: retention of %s: %w", m.Short(), err)
+			return removed, 0, fmt.Errorf("store: retention of %s: %w", m.Short(), err)
 		}
 		if !out.more {
-			return removed, nil
+			due, err := s.evictionDue(m, now)
+			return removed, due, err
 		}
 	}
 }
 
-func (s *Store) needsEviction(m envelope.MailboxID, now time.Time) (bool, error) {
-	var need bool
+// evictionDue reads from a snapshot when m next needs eviction at the
+// earliest: now if it is over MaxCount or MaxBytes, its oldest envelope's
+// arrival plus MaxAge, or never.
+func (s *Store) evictionDue(m envelope.MailboxID, now time.Time) (int64, error) {
+	due := int64(never)
 	err := s.db.View(func(txn *badger.Txn) error {
 		st, err := readState(txn, m)
 		if err != nil || st.count == 0 {
@@ -76,7 +98,7 @@ func (s *Store) needsEviction(m envelope.MailboxID, now time.Time) (bool, error)
 		}
 		pol := s.policyOf(st)
 		if (pol.MaxCount > 0 && int64(st.count) > pol.MaxCount) || (pol.MaxBytes > 0 && int64(st.bytes) > pol.MaxBytes) {
-			need = true
+			due = now.UnixNano()
 			return nil
 		}
 		if pol.MaxAge <= 0 {
@@ -91,48 +113,52 @@ func (s *Store) needsEviction(m envelope.MailboxID, now time.Time) (bool, error)
 		}
 		return item.Value(func(v []byte) error {
 			_, arrival, _, err := decodeArrivalHeader(v)
-			need = arrival+int64(pol.MaxAge) <= now.UnixNano()
+			due = arrival + int64(pol.MaxAge)
 			return err
 		})
 	})
 	if err != nil {
-		return false, fmt.Errorf("store: retention check of %s: %w", m.Short(), err)
+		return 0, fmt.Errorf("store: retention check of %s: %w", m.Short(), err)
 	}
-	return need, nil
+	return due, nil
 }
 
 // purgeTombstones scans the tombstones of m from a snapshot and has the
-// writer delete the expired ones, RetentionChunk at a time (the writer
-// re-checks each, so concurrent passes are harmless).
-func (s *Store) purgeTombstones(ctx context.Context, m envelope.MailboxID) error {
-	now := s.cfg.now()
+// writer delete those expired at now, RetentionChunk at a time (the
+// writer re-checks each, so concurrent passes are harmless). It returns
+// when the earliest of the others expires (never: none left).
+func (s *Store) purgeTombstones(ctx context.Context, m envelope.MailboxID, now time.Time) (int64, error) {
 	var from envelope.ID
+	next := int64(never)
 	for {
-		expired, next, done, err := s.expiredTombstones(m, from, now)
+		expired, after, earliest, done, err := s.expiredTombstones(m, from, now)
 		if err != nil {
-			return err
+			return 0, err
 		}
+		next = min(next, earliest)
 		if len(expired) > 0 {
 			out, err := s.w.submit(ctx, &op{kind: opPurge, mailbox: m, ids: expired, now: now})
 			if err == nil {
 				err = out.err
 			}
 			if err != nil {
-				return fmt.Errorf("store: purging tombstones of %s: %w", m.Short(), err)
+				return 0, fmt.Errorf("store: purging tombstones of %s: %w", m.Short(), err)
 			}
 		}
 		if done {
-			return nil
+			return next, nil
 		}
-		from = next
+		from = after
 	}
 }
 
 // expiredTombstones returns up to RetentionChunk expired tombstones of m
-// with ID >= from, where to continue, and whether the scan is complete.
-func (s *Store) expiredTombstones(m envelope.MailboxID, from envelope.ID, now time.Time) ([]envelope.ID, envelope.ID, bool, error) {
+// with ID >= from, where to continue, the earliest expiry among the
+// unexpired ones it saw (never: none), and whether the scan is complete.
+func (s *Store) expiredTombstones(m envelope.MailboxID, from envelope.ID, now time.Time) ([]envelope.ID, envelope.ID, int64, bool, error) {
 	var out []envelope.ID
 	var next envelope.ID
+	earliest := int64(never)
 	done := true
 	err := s.db.View(func(txn *badger.Txn) error {
 		st, err := readState(txn, m)
@@ -157,14 +183,16 @@ func (s *Store) expiredTombstones(m envelope.MailboxID, from envelope.ID, now ti
 			}
 			if expiry <= now.UnixNano() {
 				out = append(out, id)
+			} else {
+				earliest = min(earliest, expiry)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, next, true, fmt.Errorf("store: scanning tombstones of %s: %w", m.Short(), err)
+		return nil, next, 0, true, fmt.Errorf("store: scanning tombstones of %s: %w", m.Short(), err)
 	}
-	return out, next, done, nil
+	return out, next, earliest, done, nil
 }
 
 func (s *Store) retentionLoop(ctx context.Context) {

@@ -30,6 +30,7 @@ type Store struct {
 	// disk watches the free space (nil in memory; diskspace.go).
 	disk *disk
 	adm  *admIndex // admission.go
+	ret  *schedule // which mailboxes retention looks at (schedule.go)
 
 	// mu guards closed; inflight counts public calls in progress so Close
 	// can wait for them before it stops the writer and closes Badger.
@@ -147,6 +148,12 @@ func Open(dir string, p Params, opts ...Option) (*Store, error) {
 			if err := cfg.reg.Register(c); err != nil {
 				return fail(fmt.Errorf("store: registering metrics: %w", err))
 			}
+		}
+	}
+	s.ret = newSchedule()
+	for m, st := range states {
+		if st.count > 0 || st.tombstones > 0 {
+			s.ret.atMost(m, cfg.now().UnixNano())
 		}
 	}
 	s.w = newWriter(s, states)

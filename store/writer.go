@@ -222,7 +222,9 @@ type batch struct {
 	rejections  map[string]int
 	evictions   map[string]int
 	sync        map[syncNodeKey]*syncDelta // sync index changes (syncindex.go)
-	adm         batchAdmission             // admission.go
+	now         time.Time
+	policySet   map[envelope.MailboxID]bool // opPolicy in this batch (schedule.go)
+	adm         batchAdmission              // admission.go
 }
 
 func (b *batch) state(m envelope.MailboxID) *mailboxState {
@@ -256,7 +258,7 @@ func (w *writer) build(ops []*op, now time.Time) ([]outcome, *batch, error) {
 	txn := w.s.db.NewTransaction(true)
 	defer txn.Discard()
 	b := &batch{
-		w: w, txn: txn,
+		w: w, txn: txn, now: now,
 		states:     map[envelope.MailboxID]*mailboxState{},
 		dirty:      map[envelope.MailboxID]bool{},
 		rejections: map[string]int{},
@@ -273,6 +275,10 @@ func (w *writer) build(ops []*op, now time.Time) ([]outcome, *batch, error) {
 			st := b.state(o.mailbox)
 			st.policy = o.policy
 			b.dirty[o.mailbox] = true
+			if b.policySet == nil {
+				b.policySet = map[envelope.MailboxID]bool{}
+			}
+			b.policySet[o.mailbox] = true
 		case opEvict:
 			outs[i], err = b.evict(o.mailbox, o.now, o.max)
 		case opPurge:
@@ -306,6 +312,7 @@ func (w *writer) build(ops []*op, now time.Time) ([]outcome, *batch, error) {
 func (w *writer) install(b *batch) {
 	for m := range b.dirty {
 		w.states[m] = b.states[m]
+		w.s.ret.atMost(m, w.s.dueAfterCommit(b.states[m], b.policySet[m], b.now))
 	}
 	w.usage.count += b.delta.count
 	w.usage.bytes += b.delta.bytes
