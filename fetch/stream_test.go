@@ -495,6 +495,10 @@ func TestStreamMemoryReservations(t *testing.T) {
 func TestStreamReadAheadWithinMemory(t *testing.T) {
 	p := DefaultParams()
 	p.MaxPageCount, p.MaxPageBytes, p.ReadAhead = 10, 64<<10, 8
+	// The first catch-up waits in its first page for the second one: no
+	// deadline may end it however slow a loaded machine is (the test
+	// asserts memory, never time).
+	p.StreamTimeout = 10 * time.Minute
 	const n = 100
 	st, m, want, size := storeEnvelopes(t, n, 400)
 	page := p.MaxPageCount * (size + uvarintLen(uint64(size)))
@@ -531,7 +535,7 @@ func TestStreamReadAheadWithinMemory(t *testing.T) {
 	var second []envelope.ID
 	var secondErr error
 	got, err := catchUp(func() {
-		tu.Eventually(t, 10*time.Second, func() bool { return used() >= int64(2*page) }, "reader reading ahead")
+		tu.Eventually(t, 2*time.Minute, func() bool { return used() >= int64(2*page) }, "reader reading ahead")
 		second, secondErr = catchUp(func() {})
 	})
 	if err != nil {
@@ -542,17 +546,17 @@ func TestStreamReadAheadWithinMemory(t *testing.T) {
 		t.Fatalf("second catch-up while the first read ahead: %v", secondErr)
 	}
 	checkSame(t, second, want)
-	tu.Eventually(t, 5*time.Second, func() bool { return used() == 0 }, "client memory released")
+	tu.Eventually(t, 2*time.Minute, func() bool { return used() == 0 }, "client memory released")
 
 	// A catch-up that stops at its first page gives back the memory of
 	// the pages read ahead of it.
 	stop := errors.New("enough")
 	_, _, err = c.CatchUp(context.Background(), srvHost.ID(), m, nil, func(store.Page) error {
-		tu.Eventually(t, 10*time.Second, func() bool { return used() >= int64(2*page) }, "reader reading ahead")
+		tu.Eventually(t, 2*time.Minute, func() bool { return used() >= int64(2*page) }, "reader reading ahead")
 		return stop
 	})
 	if !errors.Is(err, stop) {
 		t.Fatalf("stopped catch-up: %v", err)
 	}
-	tu.Eventually(t, 5*time.Second, func() bool { return used() == 0 }, "memory of the pages read ahead released")
+	tu.Eventually(t, 2*time.Minute, func() bool { return used() == 0 }, "memory of the pages read ahead released")
 }

@@ -116,7 +116,7 @@ func TestDiskFull(t *testing.T) {
 
 	// 1. Filled by its own writes.
 	s := open()
-	tu.Eventually(t, 10*time.Second, func() bool { return s.Disk().Ballast == p.Disk.BallastBytes }, "the ballast to be written")
+	tu.Eventually(t, time.Minute, func() bool { return s.Disk().Ballast == p.Disk.BallastBytes }, "the ballast to be written")
 	acked := fillDisk(t, s, k)
 	if len(acked) < 100 {
 		t.Fatalf("only %d envelopes fit before the disk was full", len(acked))
@@ -145,7 +145,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	var more []*envelope.Envelope
-	tu.Eventually(t, 10*time.Second, func() bool {
+	tu.Eventually(t, time.Minute, func() bool {
 		env := seal(t, k, 4<<10)
 		_, err := s.Put(context.Background(), env)
 		if err == nil {
@@ -154,12 +154,12 @@ func TestDiskFull(t *testing.T) {
 		return err == nil
 	}, "writes to resume once space was freed")
 	acked = append(acked, more...)
-	tu.Eventually(t, 10*time.Second, func() bool { return s.Disk().Ballast == p.Disk.BallastBytes }, "the ballast to be put back")
+	tu.Eventually(t, time.Minute, func() bool { return s.Disk().Ballast == p.Disk.BallastBytes }, "the ballast to be put back")
 
 	// 4. The disk fills under the running store: the ballast goes, so
 	// that Badger's housekeeping and its flush at close fit.
 	tu.FillFS(t, filler)
-	tu.Eventually(t, 10*time.Second, func() bool { return s.Disk().Full && s.Disk().Ballast == 0 }, "the store to notice the full disk and give up its ballast")
+	tu.Eventually(t, time.Minute, func() bool { return s.Disk().Full && s.Disk().Ballast == 0 }, "the store to notice the full disk and give up its ballast")
 	expectRefused(t, s, p, k)
 	closeStore(s)
 

@@ -135,7 +135,7 @@ func TestPutDuringCommitJoinsTheNextBatch(t *testing.T) {
 	// Both reach the queue while the first commit is held.
 	put(seal(t, k, 400))
 	put(stored)
-	tu.Eventually(t, 10*time.Second, func() bool { return len(s.w.ops) == 2 }, "Puts queued during the commit")
+	tu.Eventually(t, time.Minute, func() bool { return len(s.w.ops) == 2 }, "Puts queued during the commit")
 	unblock()
 	var got []Result
 	for range 3 {
