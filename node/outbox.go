@@ -614,6 +614,14 @@ func (o *outbox) settle(r *obResult, now time.Time) {
 	e.busy = false
 	switch {
 	case r.gone:
+		if g, err := o.n.member.db.get(gkey(pfxGroup, e.gid)); err == nil && g != nil {
+			// The group is there and its record pending, but the envelope
+			// beside it is not: nothing can be sent; say so rather than
+			// leave the record pending for good.
+			o.fail(e, "the queued envelope is missing from the member database", now)
+			return
+		}
+		// Left: its records went with it.
 		delete(o.entries, r.id)
 		o.reply(e)
 		return

@@ -455,3 +455,41 @@ func TestOutboxHoldsNoEnvelopes(t *testing.T) {
 	m := mailboxOf(t, alice, "queue")
 	tu.Eventually(t, 30*time.Second, func() bool { return count(t, host, m) >= n }, "the host to store the queue")
 }
+
+// A pending record whose envelope is missing (a damaged database) fails
+// with the reason instead of staying pending for good.
+func TestOutboxMissingEnvelopeFails(t *testing.T) {
+	leakCheck(t)
+	alice := newPerson(t, "alice")
+	alice.tweak = fastOutbox
+	alice.start()
+	ctx := context.Background()
+	// A host nobody runs.
+	hostKey, _, _ := crypto.GenerateEd25519Key(nil)
+	hid, _ := peer.IDFromPrivateKey(hostKey)
+	g, _, err := alice.n.CreateGroup(ctx, "damaged", []string{freeListen(t) + "/p2p/" + hid.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := alice.n.Send(ctx, "damaged", "its envelope will be lost")
+	if err != nil || res.State != DeliveryPending {
+		t.Fatalf("send: %+v %v", res, err)
+	}
+	gid, _ := groupstate.ParseGroupID(g.ID)
+	id, _ := envelope.ParseID(res.ID)
+	if err := alice.n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Delete(outboxEnvKey(gid, id)) }); err != nil {
+		t.Fatal(err)
+	}
+	tu.Eventually(t, 20*time.Second, func() bool {
+		es, err := alice.n.Outbox()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if e.ID == res.ID {
+				return e.State == DeliveryFailed && strings.Contains(e.Reason, "missing")
+			}
+		}
+		return false
+	}, "the message whose envelope is missing to be listed as failed")
+}
