@@ -101,7 +101,7 @@ type Config struct {
 	// MemoryLimitMiB is the daemon's soft memory limit (Go's GOMEMLIMIT,
 	// which an environment variable of that name overrides): the garbage
 	// collector works harder as the process nears it, so memory stays
-	// bounded under a steady load. 0: the role's default, 256 MiB for a
+	// bounded under a steady load. 0: the role's default, 128 MiB for a
 	// member, 1024 MiB for a host or a bot; -1: none.
 	MemoryLimitMiB int64 `json:"memory_limit_mib"`
 	// Limits are the hosting limits (config_limits.go); fields it does
@@ -125,18 +125,19 @@ func (c Config) applyTo(p *node.Params) {
 }
 
 // DefaultMemoryLimitMiB is the soft memory limit of a role's daemon.
-// Measured with `meshnode bench soak` (issue 15): a member sending 20
-// messages a second has a live heap of ~50 MiB, nearly all Badger's
-// (memtable arenas, and the buffers of the table a flush builds), and
-// anonymous memory of 40 to 115 MiB as the garbage collector lets the
-// heap grow to twice what is live; the limit caps that headroom when a
-// burst (a catch-up, a large group) raises the live heap, instead of
-// letting it double.
+// Measured with `meshnode bench soak` (issue 15): a member sending 50
+// messages a second has a live heap of 21 to 28 MiB after a collection,
+// but its anonymous memory swings between 45 and 180 MiB: the buffers of
+// Badger's flushes and compactions (tables built in memory, up to ~30
+// MiB each, several at once) raise the heap between two collections,
+// and Go keeps what it grew to. With a 128 MiB limit the collector and
+// the scavenger keep a member's anonymous memory under ~105 MiB in the
+// same run; a host, whose store serves many, gets room for its caches.
 func DefaultMemoryLimitMiB(role node.Role) int64 {
 	if role == node.RoleHost || role == node.RoleBot {
 		return 1024
 	}
-	return 256
+	return 128
 }
 
 // roleOrMember is the role, member when unset or unknown (defaults only).

@@ -61,7 +61,7 @@ func TestConfigDirectoryHosts(t *testing.T) {
 // memory_limit_mib: the role's default is written by init, -1 turns it
 // off, and what is too small to run a node is refused.
 func TestConfigMemoryLimit(t *testing.T) {
-	for role, want := range map[string]int64{"host": 1024, "bot": 1024, "member": 256} {
+	for role, want := range map[string]int64{"host": 1024, "bot": 1024, "member": 128} {
 		c, err := ParseConfig([]byte(`{"version":1,"role":"` + role + `"}`))
 		if err != nil {
 			t.Fatal(err)

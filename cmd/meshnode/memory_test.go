@@ -10,7 +10,7 @@ import (
 )
 
 // A daemon runs with its role's soft memory limit (memory_limit_mib),
-// which Go reports in the metrics: 256 MiB for a member.
+// which Go reports in the metrics: 128 MiB for a member.
 func TestRunMemoryLimit(t *testing.T) {
 	home, _ := initHome(t)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -32,7 +32,7 @@ func TestRunMemoryLimit(t *testing.T) {
 		t.Fatalf("no go_gc_gomemlimit_bytes in the metrics:\n%.2000s", b)
 	}
 	v, err := strconv.ParseFloat(string(m[1]), 64)
-	if err != nil || v != 256<<20 {
-		t.Fatalf("go_gc_gomemlimit_bytes %s, want %d", m[1], 256<<20)
+	if err != nil || v != 128<<20 {
+		t.Fatalf("go_gc_gomemlimit_bytes %s, want %d", m[1], 128<<20)
 	}
 }
