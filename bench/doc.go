@@ -146,6 +146,16 @@
 // envelope acknowledged to a member must still be served (else
 // ErrMismatch).
 //
+// # Soak
+//
+// Soak (meshnode bench soak) measures memory, not speed: a host and two
+// members, each a `meshnode run` process of its own with the
+// configuration init writes for its role, one member sending a steady
+// rate to a group the host keeps. Each process's RSS, and its anonymous
+// and file-backed parts, are read from /proc at every sample; the result
+// gives the slope of the second half of the run, which a bounded process
+// brings to about zero (soak.go).
+//
 // # Breakdowns
 //
 // Each result says where the time went, with what can be measured
