@@ -36,8 +36,8 @@ func newBenchSoakCmd() *cobra.Command {
 			if asJSON {
 				return writeJSONLine(out, r)
 			}
-			fmt.Fprintf(out, "soak: %d messages of %d B at %.0f/s for %.0f s; the receiver shows %d; %d sends answered pending; load average %.1f before, %.1f after\n",
-				r.Sent, r.Size, r.Rate, r.DurationSeconds, r.Received, r.Pending, r.LoadStart, r.LoadEnd)
+			fmt.Fprintf(out, "soak: %d messages of %d B in %.0f s (%.1f/s of the %.0f/s asked for); the receiver shows %d; %d sends answered pending; load average %.1f before, %.1f after\n",
+				r.Sent, r.Size, r.DurationSeconds, float64(r.Sent)/r.DurationSeconds, r.Rate, r.Received, r.Pending, r.LoadStart, r.LoadEnd)
 			for _, pr := range []struct {
 				name string
 				s    bench.SoakSummary
