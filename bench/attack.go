@@ -20,14 +20,19 @@ const (
 	AttackMailboxes = "mailboxes"
 	AttackStoreFull = "store-full"
 	AttackFlood     = "flood"
+	// AttackSync and AttackSubscriptions go beyond issue 14's four: idle
+	// and slow sessions of the sync protocol, and gossipsub subscription
+	// announcements.
+	AttackSync          = "sync"
+	AttackSubscriptions = "subscriptions"
 )
 
-// AllAttacks are the four attacks of issue 14, in the order they run by
-// default. Store-full comes after flood: it leaves the store past the
-// share open to new mailboxes (until retention frees room), so an attack
-// after it that writes into new mailboxes measures that, not its own
-// limits.
-var AllAttacks = []string{AttackSlowloris, AttackMailboxes, AttackFlood, AttackStoreFull}
+// AllAttacks are the four attacks of issue 14 and the sync and
+// subscription attacks, in the order they run by default. Store-full
+// comes last: it leaves the store past the share open to new mailboxes
+// (until retention frees room), so an attack after it that writes into
+// new mailboxes measures that, not its own limits.
+var AllAttacks = []string{AttackSlowloris, AttackSync, AttackSubscriptions, AttackMailboxes, AttackFlood, AttackStoreFull}
 
 // Goals of the attack benchmark (issue 14).
 const (
@@ -214,6 +219,9 @@ type AttackerStats struct {
 	Streams  int64 `json:"streams_opened,omitempty"`
 	Sent     int64 `json:"sent,omitempty"`
 	Accepted int64 `json:"accepted,omitempty"`
+	// Announced is the gossip subscriptions the attackers announced
+	// (the subscriptions attack).
+	Announced int64 `json:"subscriptions_announced,omitempty"`
 	// StoredPerSecond is Accepted (envelopes the host acknowledged as
 	// stored) per second of the attack.
 	StoredPerSecond float64           `json:"stored_per_second,omitempty"`

@@ -24,6 +24,7 @@ import (
 type attackerStats struct {
 	peers                   int
 	streams, sent, accepted atomic.Int64
+	announced               atomic.Int64
 	mu                      sync.Mutex
 	refused                 map[string]int
 	example                 map[string]string
@@ -50,7 +51,8 @@ func (s *attackerStats) outcome(err error) {
 func (s *attackerStats) result() AttackerStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return AttackerStats{Streams: s.streams.Load(), Sent: s.sent.Load(), Accepted: s.accepted.Load(), Refused: s.refused, Example: s.example}
+	return AttackerStats{Streams: s.streams.Load(), Sent: s.sent.Load(), Accepted: s.accepted.Load(), Announced: s.announced.Load(),
+		Refused: s.refused, Example: s.example}
 }
 
 // swarm is where an attack's throwaway peer IDs come from (net, one
@@ -103,6 +105,10 @@ func attack(ctx context.Context, name string, sw swarm, s *attackerStats, run *A
 			idle(ctx, &wg, h, hp.id, relay.SessionProtocolID, 32, s)
 		}
 		wg.Wait()
+	case AttackSync:
+		attackSync(ctx, sw, s, run)
+	case AttackSubscriptions:
+		attackSubscriptions(ctx, sw, s, run)
 	case AttackMailboxes:
 		run.Description = "10 peer IDs creating new write keys as fast as they can, one envelope each " +
 			"(their client computes no proof of work)"

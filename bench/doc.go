@@ -111,7 +111,8 @@
 //
 // # Attack
 //
-// The four attacks of issue 14 against an open host, each while members
+// The four attacks of issue 14, and two on the sync protocol and on
+// gossip, against an open host, each while members
 // keep being served. The host's store is seeded first (Mailboxes
 // mailboxes of one 256-byte envelope, and one established mailbox per
 // member with History envelopes of 1 KiB, all stored two days earlier);
@@ -129,6 +130,10 @@
 //
 //	slowloris   17 peer IDs × 4 idle fetch 1.1.0 streams, 9 × 32 idle relay
 //	            1.2.0 streams, reopened as soon as the host resets them
+//	sync        16 peer IDs × 2 idle sync 2.0.0 streams and 2 slow sessions
+//	            (a hello, then nothing), reopened as soon as the host resets them
+//	subscriptions 24 peer IDs, gossipsub peers of the host, announcing new
+//	            mailbox topics, 500 per RPC, as fast as the host reads them
 //	mailboxes   10 peer IDs creating new write keys as fast as they can
 //	flood       10 peer IDs relaying valid envelopes as fast as they can
 //	            (stored_per_second: what the network's rate lets through)

@@ -16,7 +16,7 @@ func newBenchAttackCmd() *cobra.Command {
 	var attacks []string
 	cmd := &cobra.Command{
 		Use:   "attack",
-		Short: "Run the four attacks on open hosts (slowloris, new mailboxes, store-full, flood) and measure what members get",
+		Short: "Run the attacks on open hosts (slowloris, sync, subscriptions, new mailboxes, flood, store-full) and measure what members get",
 		Long: "Seeds a host's store (Badger on disk) with --mailboxes mailboxes and --members established mailboxes,\n" +
 			"starts the host node in a process of its own (open policy, loopback counted like any network) and\n" +
 			"measures its start. Then, for each attack, throwaway peer IDs from a network of their own (the\n" +
