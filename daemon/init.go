@@ -20,8 +20,8 @@ type InitParams struct {
 	Nick string
 	// ListenAddrs replace the role's default listen addresses if set.
 	ListenAddrs []string
-	// Suite is the profile's HPKE suite (keymgmt.SuitePQ for the hybrid
-	// ML-KEM one).
+	// Suite is the profile's HPKE suite (keymgmt.DefaultSuite, the hybrid
+	// post-quantum one, or keymgmt.SuiteX25519).
 	Suite keymgmt.Suite
 	// Unencrypted stores the keystore without encryption; the passphrase
 	// must then be empty.
@@ -42,6 +42,8 @@ type InitResult struct {
 	Home        *Home
 	Config      Config
 	Fingerprint string
+	// Suite is the profile's HPKE suite.
+	Suite keymgmt.Suite
 }
 
 // Init creates a home in dir: the directory (0700), config.json, api.token
@@ -114,7 +116,7 @@ func Init(dir string, p InitParams, passphrase []byte) (_ *InitResult, err error
 	if err := writeFileAtomic(h.Path(FileConfig), b, 0o600); err != nil {
 		return nil, err
 	}
-	return &InitResult{Home: h, Config: cfg, Fingerprint: ks.Identity.Fingerprint()}, nil
+	return &InitResult{Home: h, Config: cfg, Fingerprint: ks.Identity.Fingerprint(), Suite: ks.Identity.Suite()}, nil
 }
 
 // makeHomeDir creates dir with mode 0700 (and its parents), or accepts an

@@ -34,6 +34,10 @@
 //
 // Suites: SuiteX25519 (1) is DHKEM(X25519, HKDF-SHA256); SuitePQ (2) is
 // MLKEM768-X25519 (X-Wing). Both use HKDF-SHA256 and ChaCha20Poly1305.
+// New profiles are X-Wing (DefaultSuite) unless the user opts out (`init
+// --classic`); a group may mix both, since every HPKE seal is made to the
+// recipient's suite and everything symmetric (epoch keys, key tree wraps)
+// is the same for all.
 //
 // Public identity (Marshal / ParsePublicIdentity), exact length per suite:
 //

@@ -15,17 +15,24 @@ type Suite uint8
 
 const (
 	// SuiteX25519 is DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
-	// ChaCha20Poly1305: the default.
+	// ChaCha20Poly1305: the classic option (`meshnode init --classic`).
 	SuiteX25519 Suite = 1
 	// SuitePQ is the hybrid post-quantum KEM MLKEM768-X25519 (X-Wing,
-	// draft-ietf-hpke-pq), HKDF-SHA256, ChaCha20Poly1305. Its public keys
-	// (1216 bytes) and encapsulations (1120 bytes) are much larger.
+	// draft-ietf-hpke-pq), HKDF-SHA256, ChaCha20Poly1305: the default.
+	// Its public keys (1216 bytes) and encapsulations (1120 bytes) are
+	// much larger.
 	SuitePQ Suite = 2
 )
 
-// DefaultSuite is the suite NewIdentity callers should use unless the user
-// asks for post-quantum protection.
-const DefaultSuite = SuiteX25519
+// DefaultSuite is the suite of new profiles: the hybrid post-quantum one,
+// so that what is sealed to a profile today (epoch secrets, key tree leaf
+// keys and seeds, welcomes, direct messages, connection requests) stays
+// closed to an attacker who records it now and has a quantum computer
+// later ("harvest now, decrypt later"). X-Wing stays as strong as X25519
+// if ML-KEM-768 fails. SuiteX25519 is the opt-out for constrained
+// devices; groups mix both suites freely, since every seal is made to the
+// recipient's own suite.
+const DefaultSuite = SuitePQ
 
 // Sizes per suite, checked exactly by every decoder.
 const (

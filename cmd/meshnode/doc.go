@@ -1,6 +1,6 @@
 // Command meshnode runs and controls a meshnode node.
 //
-//	meshnode init   --home DIR [--role member|host|bot] [--nick NICK] [--listen MULTIADDR ...] [--unencrypted] [--pq]
+//	meshnode init   --home DIR [--role member|host|bot] [--nick NICK] [--listen MULTIADDR ...] [--unencrypted] [--classic]
 //	meshnode run    --home DIR [--listen ...] [--api ADDR] [--host-policy own|allowlist|open] [--allow ID ...]
 //	                [--bootstrap MULTIADDR ...] [--metrics ADDR] [--log-level LEVEL] [--log-format text|json] [--role ROLE]
 //	meshnode id     --home DIR [--json]

@@ -17,6 +17,7 @@ func newInitCmd(g *globals) *cobra.Command {
 		listen      []string
 		unencrypted bool
 		pq          bool
+		classic     bool
 		kdf         keymgmt.KDFParams
 	)
 	cmd := &cobra.Command{
@@ -33,8 +34,11 @@ func newInitCmd(g *globals) *cobra.Command {
 			p.Nick = nick
 			p.ListenAddrs = listen
 			p.Unencrypted = unencrypted
-			if pq {
-				p.Suite = keymgmt.SuitePQ
+			// Post-quantum (X-Wing) unless --classic; --pq, the default,
+			// is kept for scripts written when it was not.
+			p.Suite = keymgmt.SuitePQ
+			if classic {
+				p.Suite = keymgmt.SuiteX25519
 			}
 			p.KDF = kdf
 			var pass []byte
@@ -56,6 +60,7 @@ func newInitCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(out, "Created meshnode home %s\n", res.Home.Dir())
 			fmt.Fprintf(out, "  role         %s\n", res.Config.Role)
 			fmt.Fprintf(out, "  fingerprint  %s\n", res.Fingerprint)
+			fmt.Fprintf(out, "  key suite    %s\n", suiteName(res.Suite))
 			fmt.Fprintf(out, "Compare the fingerprint with your contacts out of band.\n")
 			fmt.Fprintf(out, "Next, start the node:\n  meshnode run --home %s\n", res.Home.Dir())
 			return nil
@@ -66,7 +71,9 @@ func newInitCmd(g *globals) *cobra.Command {
 	f.StringVar(&nick, "nick", "", "display name offered to contacts")
 	f.StringArrayVar(&listen, "listen", nil, "libp2p multiaddr to listen on (repeatable; default depends on the role)")
 	f.BoolVar(&unencrypted, "unencrypted", false, "store the keystore without a passphrase (not recommended)")
-	f.BoolVar(&pq, "pq", false, "use the hybrid post-quantum key suite (ML-KEM-768 + X25519)")
+	f.BoolVar(&classic, "classic", false, "use the classic X25519 key suite instead of the default hybrid post-quantum one (ML-KEM-768 + X25519, X-Wing)")
+	f.BoolVar(&pq, "pq", false, "use the hybrid post-quantum key suite (ML-KEM-768 + X25519): the default")
+	cmd.MarkFlagsMutuallyExclusive("pq", "classic")
 	// Hidden: tests only (see the package doc).
 	f.Uint32Var(&kdf.Time, "kdf-time", 0, "Argon2id passes (tests only)")
 	f.Uint32Var(&kdf.MemoryKiB, "kdf-memory-kib", 0, "Argon2id memory in KiB (tests only)")
@@ -75,4 +82,12 @@ func newInitCmd(g *globals) *cobra.Command {
 		_ = f.MarkHidden(n)
 	}
 	return cmd
+}
+
+// suiteName says what a profile's key suite protects against.
+func suiteName(s keymgmt.Suite) string {
+	if s == keymgmt.SuitePQ {
+		return "X-Wing (ML-KEM-768 + X25519, post-quantum)"
+	}
+	return "X25519 (classic: not post-quantum)"
 }

@@ -17,8 +17,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/meshnode/meshnode/daemon"
 	"github.com/meshnode/meshnode/groupstate"
 	tu "github.com/meshnode/meshnode/internal/testutil"
+	"github.com/meshnode/meshnode/keymgmt"
 )
 
 // Every flag's help names its argument with a word, never with words a
@@ -205,5 +207,40 @@ func TestPassphraseFile(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+}
+
+// New profiles are post-quantum (X-Wing) unless init --classic; --pq, the
+// old opt-in, still works and cannot be combined with --classic.
+func TestInitKeySuite(t *testing.T) {
+	for _, tc := range []struct {
+		flags []string
+		want  keymgmt.Suite
+	}{
+		{nil, keymgmt.SuitePQ},
+		{[]string{"--pq"}, keymgmt.SuitePQ},
+		{[]string{"--classic"}, keymgmt.SuiteX25519},
+	} {
+		home := filepath.Join(t.TempDir(), "h")
+		args := append([]string{"init", "--home", home, "--unencrypted"}, cheapKDF...)
+		r := meshnode(t, env(t), append(args, tc.flags...)...)
+		if r.code != 0 {
+			t.Fatalf("init %v: %d\n%s", tc.flags, r.code, r.stderr)
+		}
+		ks, err := keymgmt.LoadKeystore(filepath.Join(home, daemon.FileKeystore), nil)
+		if err != nil || ks.Identity.Suite() != tc.want {
+			t.Fatalf("init %v made a %v profile (%v), want %v", tc.flags, ks.Identity.Suite(), err, tc.want)
+		}
+		if want := map[keymgmt.Suite]string{keymgmt.SuitePQ: "post-quantum", keymgmt.SuiteX25519: "classic"}[tc.want]; !strings.Contains(r.stdout, want) {
+			t.Errorf("init %v does not say %q:\n%s", tc.flags, want, r.stdout)
+		}
+	}
+	home := filepath.Join(t.TempDir(), "h")
+	r := meshnode(t, env(t), append([]string{"init", "--home", home, "--unencrypted", "--pq", "--classic"}, cheapKDF...)...)
+	if r.code == 0 || !strings.Contains(r.stderr, "classic") {
+		t.Errorf("init --pq --classic: %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(home); err == nil {
+		t.Error("a refused init created the home")
 	}
 }
