@@ -23,34 +23,43 @@ type benchTree struct {
 	lastRole Role
 	params   RotationParams
 	now      time.Time
+	suite    keymgmt.Suite
 }
 
 func newBenchTree(b *testing.B, n int, p RotationParams) *benchTree {
+	return newBenchTreeSuite(b, n, p, keymgmt.SuiteX25519)
+}
+
+// newBenchTreeSuite is newBenchTree with every member (the manager
+// included) of one key suite.
+func newBenchTreeSuite(b *testing.B, n int, p RotationParams, suite keymgmt.Suite) *benchTree {
 	b.Helper()
 	now := time.Now()
 	boss := &person{}
 	var err error
-	if boss.id, err = keymgmt.NewIdentity(keymgmt.SuiteX25519); err != nil {
+	if boss.id, err = keymgmt.NewIdentity(suite); err != nil {
 		b.Fatal(err)
 	}
 	g, c, err := NewManagedGroup("bench", nil, boss.id, "bot", true, DefaultPolicy(), now)
 	if err != nil {
 		b.Fatal(err)
 	}
-	bt := &benchTree{m: &managed{g: g, c: c, boss: boss, clock: now}, people: map[[32]byte]*person{}, params: p, now: now}
+	bt := &benchTree{m: &managed{g: g, c: c, boss: boss, clock: now}, people: map[[32]byte]*person{}, params: p, now: now, suite: suite}
 	for i := range n - 1 {
 		role := RoleWrite
 		if i%3 == 0 {
 			role = RoleRead
 		}
-		bt.addMember(b, benchPerson(b), role)
+		bt.addMember(b, benchPersonSuite(b, suite), role)
 	}
 	bt.rotate(b) // sets the tree up (direct below TreeMin)
 	return bt
 }
 
-func benchPerson(b *testing.B) *person {
-	id, err := keymgmt.NewIdentity(keymgmt.SuiteX25519)
+func benchPerson(b *testing.B) *person { return benchPersonSuite(b, keymgmt.SuiteX25519) }
+
+func benchPersonSuite(b *testing.B, suite keymgmt.Suite) *person {
+	id, err := keymgmt.NewIdentity(suite)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -81,7 +90,7 @@ func (bt *benchTree) addMember(b *testing.B, p *person, role Role) {
 func (bt *benchTree) newcomer(b *testing.B) *person {
 	if len(bt.pool) == 0 {
 		for range 64 {
-			bt.pool = append(bt.pool, benchPerson(b))
+			bt.pool = append(bt.pool, benchPersonSuite(b, bt.suite))
 		}
 	}
 	p := bt.pool[len(bt.pool)-1]
@@ -103,7 +112,13 @@ func (bt *benchTree) victim() *person {
 }
 
 func (bt *benchTree) rotate(b *testing.B) *Rotation {
-	rot, err := bt.m.c.RotateTree(bt.m.boss.id, bt.m.g.TreeSeed, bt.tick(), bt.params)
+	seed := bt.m.g.TreeSeed
+	if bt.params.TreeMin > MaxMembers {
+		// Direct seals asked for: a manager without a seed below TreeMin
+		// (a group's creator draws one, which a path update would keep).
+		seed = nil
+	}
+	rot, err := bt.m.c.RotateTree(bt.m.boss.id, seed, bt.tick(), bt.params)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -304,56 +319,62 @@ func benchReport(b *testing.B, bt *benchTree, op benchOp) {
 //
 // Run: go test -run '^$' -bench 'BenchmarkRotationCrossover' ./groupstate
 func BenchmarkRotationCrossover(b *testing.B) {
-	for _, n := range []int{2, 3, 4, 5, 6, 8, 12, 16, 32} {
-		for _, mode := range []string{"direct", "tree"} {
-			b.Run(fmt.Sprintf("members=%d/mode=%s", n, mode), func(b *testing.B) {
-				p := RotationParams{TreeMin: 1 << 20} // never the tree
-				if mode == "tree" {
-					p.TreeMin = 1
-				}
-				bt := newBenchTree(b, n+1, p) // n after the removal
-				var rot *Rotation
-				for range b.N {
-					rot = benchOps[0].run(b, bt)
-					b.StopTimer()
-					benchOps[0].restore(b, bt)
-					b.StartTimer()
-				}
-				b.StopTimer()
-				total := 0
-				for _, part := range rot.Parts {
-					w, _ := MarshalKeyUpdate(part)
-					total += len(w)
-				}
-				// A member's open: HPKE (direct) or its path (tree).
-				me := bt.people[bt.order[len(bt.order)-1]] // stays
-				var held *keymgmt.TreePath
-				if mode == "tree" {
-					held, _ = bt.m.c.TreePathOf(bt.m.g.TreeSeed, me.id.SigningKey())
-				}
-				rot = benchOps[0].run(b, bt)
-				st, err := bt.m.c.StateAt(rot.Event.ID())
-				if err != nil {
-					b.Fatal(err)
-				}
-				start := time.Now()
-				const reps = 50
-				for range reps {
-					for _, part := range rot.Parts {
-						var err error
-						if part.Tree != nil {
-							_, err = bt.m.c.openTree(me.id, held, part)
-						} else {
-							_, err = OpenKeyUpdate(me.id, st, part)
-						}
-						if err != nil && !errors.Is(err, keymgmt.ErrNotRecipient) {
-							b.Fatal(err)
-						}
-					}
-				}
-				b.ReportMetric(float64(total)/1e3, "kB")
-				b.ReportMetric(float64(time.Since(start).Nanoseconds())/reps/1e3, "member-µs")
-			})
+	for _, suite := range []keymgmt.Suite{keymgmt.SuiteX25519, keymgmt.SuitePQ} {
+		for _, n := range []int{2, 3, 4, 5, 6, 8, 12, 16, 32} {
+			for _, mode := range []string{"direct", "tree"} {
+				benchCrossover(b, suite, n, mode)
+			}
 		}
 	}
+}
+
+func benchCrossover(b *testing.B, suite keymgmt.Suite, n int, mode string) {
+	b.Run(fmt.Sprintf("suite=%s/members=%d/mode=%s", suite, n, mode), func(b *testing.B) {
+		p := RotationParams{TreeMin: 1 << 20} // never the tree
+		if mode == "tree" {
+			p.TreeMin = 1
+		}
+		bt := newBenchTreeSuite(b, n+1, p, suite) // n after the removal
+		var rot *Rotation
+		for range b.N {
+			rot = benchOps[0].run(b, bt)
+			b.StopTimer()
+			benchOps[0].restore(b, bt)
+			b.StartTimer()
+		}
+		b.StopTimer()
+		total := 0
+		for _, part := range rot.Parts {
+			w, _ := MarshalKeyUpdate(part)
+			total += len(w)
+		}
+		// A member's open: HPKE (direct) or its path (tree).
+		me := bt.people[bt.order[len(bt.order)-1]] // stays
+		var held *keymgmt.TreePath
+		if mode == "tree" {
+			held, _ = bt.m.c.TreePathOf(bt.m.g.TreeSeed, me.id.SigningKey())
+		}
+		rot = benchOps[0].run(b, bt)
+		st, err := bt.m.c.StateAt(rot.Event.ID())
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		const reps = 50
+		for range reps {
+			for _, part := range rot.Parts {
+				var err error
+				if part.Tree != nil {
+					_, err = bt.m.c.openTree(me.id, held, part)
+				} else {
+					_, err = OpenKeyUpdate(me.id, st, part)
+				}
+				if err != nil && !errors.Is(err, keymgmt.ErrNotRecipient) {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportMetric(float64(total)/1e3, "kB")
+		b.ReportMetric(float64(time.Since(start).Nanoseconds())/reps/1e3, "member-µs")
+	})
 }

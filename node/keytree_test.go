@@ -406,3 +406,90 @@ func TestKeyTreeOfflineAcrossRemovals(t *testing.T) {
 		t.Fatal("bob's path was not kept up to date")
 	}
 }
+
+// joinSuite is join with a profile of the given key suite.
+func (tp *topology) joinSuite(nick string, role groupstate.Role, suite keymgmt.Suite) *person {
+	tp.t.Helper()
+	p := newPerson(tp.t, nick)
+	var err error
+	if p.id, err = keymgmt.NewIdentity(suite); err != nil {
+		tp.t.Fatal(err)
+	}
+	p.startManaged(nil)
+	tp.add(p, role)
+	return p
+}
+
+// A group of classic (X25519) and post-quantum (X-Wing) profiles over real
+// libp2p: welcomes, a path rotation, a handover of the tree seed to a
+// post-quantum manager, and the full rotation (new seed, a leaf key
+// sealed to every member in its own suite) when that manager removes the
+// classic one who knew the seed. Every member follows; the removed ones
+// open nothing.
+func TestKeyTreeMixedSuites(t *testing.T) {
+	leakCheck(t)
+	tp := newTopology(t, "mixed", groupstate.DefaultPolicy(), "alice", nil) // classic manager
+	alice, gid, host := tp.mgr, tp.gid, tp.host
+	bob := tp.joinSuite("bob", groupstate.RoleWrite, keymgmt.SuitePQ)
+	carol := tp.joinSuite("carol", groupstate.RoleWrite, keymgmt.SuiteX25519)
+	dave := tp.joinSuite("dave", groupstate.RoleRead, keymgmt.SuitePQ)
+	erin := tp.joinSuite("erin", groupstate.RoleWrite, keymgmt.SuitePQ)
+	frank := tp.joinSuite("frank", groupstate.RoleRead, keymgmt.SuiteX25519)
+	ctx := context.Background()
+	for _, p := range []*person{bob, carol, dave, erin, frank} {
+		if g, _ := record(t, p, gid); g.Tree == nil {
+			t.Fatalf("%s (%s) has no key tree path after its welcome", p.nick, p.id.Suite())
+		}
+	}
+
+	keptCarol, _ := record(t, carol, gid)
+	res, err := alice.n.RemoveMember(ctx, gid, carol.id.Fingerprint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := waitKeyUpdate(t, alice, host, gid, res.Epoch); mode != groupstate.ModePath {
+		t.Fatalf("carol's removal: %s", mode)
+	}
+	for _, p := range []*person{bob, dave, erin, frank} {
+		waitEpoch(t, p, gid, res.Epoch)
+	}
+	parts, _ := keyUpdates(t, alice, host, gid, res.Epoch)
+	_, c := record(t, alice, gid)
+	cannotOpen(t, keptCarol, carol.id, c, parts)
+
+	// The seed goes to bob (X-Wing) in the promotion's rotation.
+	res, err = alice.n.AddManager(ctx, gid, bob.id.Fingerprint())
+	if err != nil || !res.Rotated {
+		t.Fatalf("add manager: %+v %v", res, err)
+	}
+	waitEpoch(t, bob, gid, res.Epoch)
+	if g, _ := record(t, bob, gid); g.TreeSeed == nil {
+		t.Fatal("bob did not get the tree seed")
+	}
+	waitRoles(t, bob, gid, map[string]string{"bob": "manage"})
+
+	// Bob removes alice, who knew the seed: a new seed, each member's new
+	// leaf key sealed to its own suite.
+	keptAlice, _ := record(t, alice, gid)
+	res, err = bob.n.RemoveMember(ctx, gid, alice.id.Fingerprint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := waitKeyUpdate(t, bob, host, gid, res.Epoch); mode != groupstate.ModeFull {
+		t.Fatalf("removing the manager who drew the seed: %s, want a full rotation", mode)
+	}
+	if _, err := bob.n.Send(ctx, gid, "after alice"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*person{dave, erin, frank} {
+		waitEpoch(t, p, gid, res.Epoch)
+		waitText(t, p, gid, "after alice")
+	}
+	parts, _ = keyUpdates(t, bob, host, gid, res.Epoch)
+	_, c = record(t, bob, gid)
+	cannotOpen(t, keptAlice, alice.id, c, parts)
+	cannotOpen(t, keptCarol, carol.id, c, parts)
+	if rej, _ := frank.n.Rejections(); len(rej) != 0 {
+		t.Fatalf("frank rejected: %+v", rej)
+	}
+}
