@@ -281,8 +281,17 @@ func TestKeyTreeManagerCrash(t *testing.T) {
 	if rec.TreeSeed == nil || rec.Tree == nil {
 		t.Fatal("alice lost the tree")
 	}
-	// Her own store's envelopes reach the host by sync or the outbox of
-	// the next operation; her next rotation is a path update bob opens.
+	// Her own store's envelopes (never queued in her outbox) reach the
+	// host by anti-entropy sync: made explicit here, since the scheduled
+	// sync of a mailbox runs every few minutes. Her next rotation is a
+	// path update bob opens.
+	ke, err := rec.Keys(epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.n.sync.SyncWith(ctx, host.h.ID(), ke.Mailbox); err != nil {
+		t.Fatal(err)
+	}
 	res, err = alice.n.Rotate(ctx, gid)
 	if err != nil {
 		t.Fatal(err)
