@@ -27,6 +27,9 @@ var (
 
 	// ErrPayloadMalformed: the bytes are not a valid payload encoding.
 	ErrPayloadMalformed = errors.New("groupstate: malformed payload")
+	// ErrDirectMalformed: the body of a direct message that names no
+	// recipient (direct.go).
+	ErrDirectMalformed = errors.New("groupstate: malformed direct message")
 	// ErrUnknownKind: a payload kind this node does not know.
 	ErrUnknownKind = errors.New("groupstate: unknown payload kind")
 	// ErrNotSigned: the payload carries no author signature (or no author

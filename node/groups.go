@@ -597,11 +597,10 @@ func (n *Node) SendDirect(ctx context.Context, group, toFingerprint, text string
 	if to == nil {
 		return nil, fmt.Errorf("%w: %s in %s (they must have joined and announced themselves)", ErrUnknownMember, fp, e.g.Name)
 	}
-	sealed, err := keymgmt.SealTo(to, directInfo(e.g.ID, to.SignPub, m.id.SigningKey()), []byte(text))
+	body, err := groupstate.SealDirect(e.g.ID, to, m.id.SigningKey(), []byte(text))
 	if err != nil {
 		return nil, err
 	}
-	body := append(append([]byte(nil), to.SignPub...), sealed...)
 	m.mu.Lock()
 	if m.groups[e.g.ID] != e {
 		// Left (or reloaded) while the message was sealed outside the lock.

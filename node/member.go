@@ -1,7 +1,6 @@
 package node
 
 import (
-	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -67,11 +66,6 @@ const (
 	// known host could supply them.
 	KindGap = "gap"
 )
-
-// directInfoLabel starts the HPKE info of a direct message. The info binds
-// the group, the recipient and the author, so a sealed body cannot be
-// replayed into another group or re-signed by another member.
-const directInfoLabel = "meshnode/v1/direct"
 
 // member is the person's side of a node: identity, groups, messages.
 //
@@ -427,16 +421,6 @@ func (m *member) newMessage(e *groupEntry, p *groupstate.Payload, id envelope.ID
 	}
 }
 
-// directInfo binds a direct message's HPKE seal to group, recipient and
-// author.
-func directInfo(g groupstate.GroupID, to, from ed25519.PublicKey) []byte {
-	b := make([]byte, 0, len(directInfoLabel)+16+64)
-	b = append(b, directInfoLabel...)
-	b = append(b, g[:]...)
-	b = append(b, to...)
-	return append(b, from...)
-}
-
 // errNotForMe marks a direct message addressed to another member.
 var errNotForMe = errors.New("direct message for another member")
 
@@ -496,18 +480,18 @@ func (m *member) handleAdmitted(txn *badger.Txn, e *groupEntry, p *groupstate.Pa
 		}
 		return nil, markSeenTxn(txn, e.g.ID, id, order, nil)
 	case groupstate.KindDirect:
-		if len(p.Body) < ed25519.PublicKeySize {
-			return nil, fmt.Errorf("direct message body of %d bytes", len(p.Body))
+		to, err := groupstate.DirectRecipient(p.Body)
+		if err != nil {
+			return nil, err
 		}
 		m.countMessage(e, p)
-		to := ed25519.PublicKey(p.Body[:ed25519.PublicKeySize])
 		msg.To = keymgmt.Fingerprint(to)
 		if !to.Equal(m.id.SigningKey()) {
 			return nil, errors.Join(errNotForMe, markSeenTxn(txn, e.g.ID, id, order, nil))
 		}
-		text, err := m.id.Open(directInfo(e.g.ID, to, p.AuthorKey()), p.Body[ed25519.PublicKeySize:])
+		text, err := groupstate.OpenDirect(m.id, e.g.ID, p.AuthorKey(), p.Body)
 		if err != nil {
-			return nil, fmt.Errorf("direct message: %w", err)
+			return nil, err
 		}
 		msg.Text = string(text)
 	case groupstate.KindStateEvent, groupstate.KindKeyUpdate, groupstate.KindRequest:
