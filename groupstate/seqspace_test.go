@@ -58,3 +58,57 @@ func TestOpenSeqSpace(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A removed membership settles once every number its removal admits has
+// arrived; closed, its space refuses every number as seen and reports no
+// gaps, and survives the encoding.
+func TestMembershipSettled(t *testing.T) {
+	var tr SeqTracker
+	key := [32]byte{1}
+	for _, s := range []uint64{1, 2, 3, 7} {
+		if _, err := tr.Observe(key, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rm := func(seen *SeenSet, limit uint64) *Event {
+		return &Event{Kind: EventRemove, Seen: seen, SeqLimit: limit}
+	}
+	tests := []struct {
+		name string
+		ev   *Event
+		want bool
+	}{
+		{"seen all", rm(&SeenSet{Upto: 3, Extra: []SeqRange{{7, 7}}}, 0), true},
+		{"seen a number not here", rm(&SeenSet{Upto: 3, Extra: []SeqRange{{5, 5}}}, 0), false},
+		{"seen beyond", rm(&SeenSet{Upto: 4}, 0), false},
+		{"seen nothing", rm(&SeenSet{}, 0), true},
+		{"limit below", rm(nil, 4), true},
+		{"limit above a gap", rm(nil, 6), false},
+		{"limit 1", rm(nil, 1), true},
+		{"no limit", rm(nil, 0), false},
+		{"a demotion", &Event{Kind: EventSetRole, Seen: &SeenSet{Upto: 3}}, false},
+		{"nil", nil, false},
+	}
+	for _, tc := range tests {
+		if got := MembershipSettled(&tr, key, tc.ev); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	tr.Close(key)
+	if !tr.Closed(key) || tr.Closed([32]byte{2}) || len(tr.ClosedSpaces()) != 1 {
+		t.Fatal("closed spaces")
+	}
+	for _, s := range []uint64{1, 5, 8, 1 << 62} {
+		if obs, err := tr.Observe(key, s); err != nil || obs.Status != SeqDuplicate {
+			t.Fatalf("number %d in a closed space: %+v %v", s, obs, err)
+		}
+	}
+	if len(tr.Gaps()) != 0 || tr.Ranges() != 1 {
+		t.Fatalf("gaps %v, %d ranges", tr.Gaps(), tr.Ranges())
+	}
+	b, _ := tr.MarshalBinary()
+	var back SeqTracker
+	if err := back.UnmarshalBinary(b); err != nil || !back.Closed(key) {
+		t.Fatalf("closed space after the encoding: %v", err)
+	}
+}

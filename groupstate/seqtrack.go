@@ -161,6 +161,73 @@ func (t *SeqTracker) Gaps() map[[32]byte][]SeqRange {
 	return out
 }
 
+// Close marks every number of a sequence space seen, once its membership
+// has ended and every number still admissible has arrived
+// (MembershipSettled): from then on every payload of the space is a
+// replay, and the space costs one range whatever its history was.
+func (t *SeqTracker) Close(key [32]byte) {
+	if t.seen == nil {
+		t.seen = make(map[[32]byte][]SeqRange)
+	}
+	t.seen[key] = []SeqRange{{First: 1, Last: math.MaxUint64}}
+}
+
+// Closed reports whether a space was closed (Close).
+func (t *SeqTracker) Closed(key [32]byte) bool {
+	rs := t.seen[key]
+	return len(rs) == 1 && rs[0] == SeqRange{First: 1, Last: math.MaxUint64}
+}
+
+// ClosedSpaces lists the closed spaces.
+func (t *SeqTracker) ClosedSpaces() [][32]byte {
+	var out [][32]byte
+	for k := range t.seen {
+		if t.Closed(k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// covers reports whether every number of r was seen in key's space.
+func (t *SeqTracker) covers(key [32]byte, r SeqRange) bool {
+	rs := t.seen[key]
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].First > r.First })
+	return i > 0 && rs[i-1].Last >= r.Last
+}
+
+// MembershipSettled reports whether the sequence space key of a
+// membership that ev ended can be closed (SeqTracker.Close) and the
+// records of its messages forgotten: ev removed the member (a demoted
+// member still posts what a reader may), and every number ev admits (its
+// seen set, or the numbers below its limit) has been seen. Any later
+// payload of the membership is then either one of those, a replay, or
+// one ev refuses (Chain.AdmitPayload: ErrRevoked) — nothing left to
+// admit, so nothing is reopened by forgetting. A removal that admits
+// every number (one made before limits existed) never settles.
+func MembershipSettled(t *SeqTracker, key [32]byte, ev *Event) bool {
+	if ev == nil || ev.Kind != EventRemove {
+		return false
+	}
+	switch {
+	case ev.Seen != nil:
+		if ev.Seen.Upto > 0 && !t.covers(key, SeqRange{First: 1, Last: ev.Seen.Upto}) {
+			return false
+		}
+		for _, r := range ev.Seen.Extra {
+			if !t.covers(key, r) {
+				return false
+			}
+		}
+		return true
+	case ev.SeqLimit > 1:
+		return t.covers(key, SeqRange{First: 1, Last: ev.SeqLimit - 1})
+	case ev.SeqLimit == 1:
+		return true
+	}
+	return false
+}
+
 // Authors returns the number of authors seen.
 func (t *SeqTracker) Authors() int { return len(t.seen) }
 

@@ -181,6 +181,7 @@ func (m *member) seqKeyOf(e *groupEntry) [32]byte {
 func (m *member) admit(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id envelope.ID, now time.Time) (*admitted, error) {
 	a := &admitted{key: p.Author}
 	var joined, created time.Time
+	var added groupstate.EventID
 	if e.chain != nil {
 		var at groupstate.EventID
 		if p.Kind == groupstate.KindStateEvent {
@@ -217,7 +218,7 @@ func (m *member) admit(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id
 				return nil, err
 			}
 		}
-		a.key, joined, created, a.role = ms.Key, ms.Joined, e.chain.Created(), ms.Role
+		a.key, joined, created, a.role, added = ms.Key, ms.Joined, e.chain.Created(), ms.Role, ms.Added
 	} else {
 		// An open group: the membership the payload names (a member who
 		// left and joined again numbers from 1 in a new one).
@@ -245,8 +246,10 @@ func (m *member) admit(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id
 		return nil, err
 	}
 	if obs.Status == groupstate.SeqDuplicate {
-		// Seen before this node kept sequence records: nothing to compare.
-		return nil, fmt.Errorf("%w: author %s sequence %d already seen", errReplay, keymgmt.Fingerprint(p.AuthorKey()), p.Seq)
+		// Seen, but its record is not kept (from before records existed,
+		// out of the window, or a closed membership: seqprune.go): a copy
+		// and another message cannot be told apart, so nobody is accused.
+		return nil, fmt.Errorf("%w: author %s sequence %d already seen (its record is no longer kept)", errReplay, keymgmt.Fingerprint(p.AuthorKey()), p.Seq)
 	}
 	e.tracker.SetOwner(a.key, p.Author)
 	if m.isSelf(p.AuthorKey()) && a.key == m.seqKeyOf(e) && p.Seq >= e.local.NextSeq {
@@ -290,8 +293,12 @@ func (m *member) admit(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id
 	}
 	a.order = groupstate.OrderTime(sent, lower, now).UnixMilli()
 	rec = seqRec{id: id, digest: digest, order: a.order, epoch: p.Epoch}
-	if err := txn.Set(seqRecKey(e.g.ID, a.key, p.Seq), rec.marshal()); err != nil {
+	if err := m.recordSeqTxn(txn, e.g.ID, a.key, p.Seq, rec); err != nil {
 		return nil, err
+	}
+	if e.chain != nil {
+		// The last message a removal admitted may settle its membership.
+		m.settleAuthor(e, p.Author, added, a.key)
 	}
 	return a, nil
 }
@@ -317,8 +324,8 @@ func orderOf(txn *badger.Txn, g groupstate.GroupID, id envelope.ID) (time.Time, 
 }
 
 // recordOwnSeqTxn records the sequence number of an own payload.
-func recordOwnSeqTxn(txn *badger.Txn, g groupstate.GroupID, o ownSeq) error {
-	return txn.Set(seqRecKey(g, o.key, o.seq), o.rec.marshal())
+func (m *member) recordOwnSeqTxn(txn *badger.Txn, g groupstate.GroupID, o ownSeq) error {
+	return m.recordSeqTxn(txn, g, o.key, o.seq, o.rec)
 }
 
 // ownSeq is an own payload's sequence record, written with the payload.
@@ -350,6 +357,9 @@ func (m *member) addEvent(txn *badger.Txn, e *groupEntry, p *groupstate.Payload,
 		if ev.Revokes() {
 			if err := m.flagUnseen(txn, e, ev); err != nil {
 				return err
+			}
+			if key, ok := e.chain.RevokedKey(ev.ID()); ok {
+				m.settleMembership(e, key, ev)
 			}
 		}
 		return nil

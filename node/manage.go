@@ -387,6 +387,15 @@ func (n *Node) commit(ctx context.Context, op *managerOp) (*ManageResult, error)
 			return fail(fmt.Errorf("node: store own envelope: %w", err))
 		}
 	}
+	for _, s := range op.sealed {
+		// A removal of a membership this manager has seen all of settles
+		// it at once (seqprune.go); saved with the group below.
+		if ev, ok := e.chain.Event(s.event); ok && !s.event.IsZero() && ev.Revokes() {
+			if key, ok := e.chain.RevokedKey(s.event); ok {
+				m.settleMembership(e, key, ev)
+			}
+		}
+	}
 	err := m.db.db.Update(func(txn *badger.Txn) error {
 		if err := saveGroupTxn(txn, e); err != nil {
 			return err
@@ -395,7 +404,7 @@ func (n *Node) commit(ctx context.Context, op *managerOp) (*ManageResult, error)
 			if err := markSeenTxn(txn, e.g.ID, s.env.ID(), s.sent, s.shown); err != nil {
 				return err
 			}
-			if err := recordOwnSeqTxn(txn, e.g.ID, s.own); err != nil {
+			if err := m.recordOwnSeqTxn(txn, e.g.ID, s.own); err != nil {
 				return err
 			}
 			if !s.event.IsZero() {

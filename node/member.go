@@ -102,6 +102,11 @@ type member struct {
 	// refUpdates are messages references changed in the processing
 	// transaction under way, for followers once it commits (refs.go).
 	refUpdates []Message
+	// pruneQueue are closed sequence spaces whose records are to go, and
+	// seqWindow the records kept per live space (0: seqRecordWindow;
+	// seqprune.go). Guarded by mu.
+	pruneQueue []prunedSpace
+	seqWindow  uint64
 }
 
 type groupEntry struct {
@@ -178,6 +183,10 @@ func (m *member) addEntry(g *groupstate.Group) (*groupEntry, error) {
 	}
 	if err := m.loadRejections(e); err != nil {
 		return nil, err
+	}
+	for _, key := range tr.ClosedSpaces() {
+		// Records a crash left behind (seqprune.go).
+		m.queuePrune(g.ID, key)
 	}
 	for epoch := range g.Secrets {
 		k, err := e.keysFor(epoch)
@@ -313,7 +322,7 @@ func (m *member) sealOwn(e *groupEntry, p *groupstate.Payload, shown *Message) (
 		if err := saveLocalTxn(txn, e); err != nil {
 			return err
 		}
-		if err := recordOwnSeqTxn(txn, e.g.ID, own); err != nil {
+		if err := m.recordOwnSeqTxn(txn, e.g.ID, own); err != nil {
 			return err
 		}
 		if err := m.recordOwnRefTxn(txn, e, p, env.ID(), shown); err != nil {

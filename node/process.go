@@ -114,9 +114,13 @@ func (n *Node) processAll() {
 		moved = append(moved, groups...)
 	}
 	pass := len(m.mg.passQueue) > 0
+	prune := len(m.pruneQueue) > 0
 	m.mu.Unlock()
 	if pass {
 		n.passEvidence()
+	}
+	if prune {
+		m.pruneClosed()
 	}
 	for _, mb := range gappedMbs {
 		// A gap: reconcile with every known host of the mailbox...
