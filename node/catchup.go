@@ -171,7 +171,7 @@ func (n *Node) CatchUp(ctx context.Context, group string) (*CatchUpResult, error
 		for _, mb := range todo {
 			// Caught up: from now on anti-entropy sync moves only what
 			// one side lacks (see hostGroupMailbox).
-			n.sync.Watch(mb)
+			n.caughtUp(mb)
 		}
 		n.processAll()
 		m.mu.Lock()

@@ -25,7 +25,7 @@ func TestDecodeLocalRejects(t *testing.T) {
 // FuzzMemberRecords feeds arbitrary bytes to every decoder of the member
 // database: they must return a value or ErrCorrupt, never panic.
 func FuzzMemberRecords(f *testing.F) {
-	local, _ := json.Marshal(groupLocal{NextSeq: 3, Heads: []envelope.ID{{1}}, Local: map[string][]byte{"a": {1}}})
+	local, _ := json.Marshal(groupLocal{NextSeq: 3, Heads: []envelope.ID{{1}}, Local: map[string][]byte{"a": {1}}, Membership: make([]byte, 32)})
 	prof, _ := json.Marshal(profileRec{Nick: "bob", KEM: 0x20, PublicKey: []byte{1, 2}})
 	msg, _ := json.Marshal(Message{ID: "x", Text: "hi", Kind: "text", Verified: true})
 	for _, b := range [][]byte{local, prof, msg, nil, []byte("null")} {
@@ -33,7 +33,7 @@ func FuzzMemberRecords(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if l, err := decodeLocal(b); err == nil {
-			if l.NextSeq == 0 || len(l.Heads) > groupstate.MaxParents || l.Local == nil {
+			if l.NextSeq == 0 || len(l.Heads) > groupstate.MaxParents || l.Local == nil || len(l.Membership) != 0 && len(l.Membership) != 32 {
 				t.Fatalf("decodeLocal accepted an unusable record: %+v", l)
 			}
 		} else if !errors.Is(err, ErrCorrupt) {

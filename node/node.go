@@ -74,7 +74,10 @@ type Node struct {
 
 	mu     sync.Mutex
 	hosted map[envelope.MailboxID]struct{}
-	topics topicState // topics.go
+	// uncaught are group mailboxes hosted but not caught up yet
+	// (hostGroupMailbox): no sync session is served for them until then.
+	uncaught map[envelope.MailboxID]struct{}
+	topics   topicState // topics.go
 	// namedHosts are the hosts named by this member's groups, per mailbox.
 	namedHosts map[envelope.MailboxID][]peer.ID
 	// bootstrap are the peers of Params.Bootstrap (read-only after New).
@@ -109,6 +112,7 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 		log:        cfg.log.With("component", "node"),
 		allow:      allow,
 		hosted:     make(map[envelope.MailboxID]struct{}),
+		uncaught:   make(map[envelope.MailboxID]struct{}),
 		topics:     newTopicState(),
 		namedHosts: make(map[envelope.MailboxID][]peer.ID),
 		bootstrap:  make(map[peer.ID]bool),
@@ -190,7 +194,7 @@ func New(ctx context.Context, p Params, opts ...Option) (n *Node, err error) {
 		fetch.WithAdmission(n.adm), fetch.WithLogger(cfg.log.With("component", "fetch"))); err != nil {
 		return nil, err
 	}
-	if n.sync, err = hostsync.New(n.h, n.st, n.Deliver, n, hostsync.WithParams(p.Sync),
+	if n.sync, err = hostsync.New(n.h, n.st, n.Deliver, syncPolicy{n}, hostsync.WithParams(p.Sync),
 		hostsync.WithHosts(n.knownHosts), hostsync.WithAdmission(n.adm),
 		hostsync.WithLogger(cfg.log.With("component", "hostsync"))); err != nil {
 		return nil, err
@@ -454,6 +458,7 @@ func (n *Node) setNamedHosts(mbs []envelope.MailboxID, hosts []string) {
 func (n *Node) DropMailbox(m envelope.MailboxID) error {
 	n.mu.Lock()
 	delete(n.hosted, m)
+	delete(n.uncaught, m)
 	delete(n.topics.pinned, m)
 	delete(n.topics.byHash, relay.TopicHash(m))
 	n.mu.Unlock()
@@ -501,6 +506,20 @@ func (n *Node) Serves(m envelope.MailboxID, from peer.ID) bool {
 		return n.allow.has(from, m)
 	}
 	return false
+}
+
+// syncPolicy is the node's policy for sync sessions others start: as
+// Serves, except for a member's mailbox before its first catch-up — a
+// session a host starts then would deliver what the catch-up is fetching
+// (each envelope twice). The host retries after its backoff; by then
+// this node syncs the mailbox itself (caughtUp).
+type syncPolicy struct{ n *Node }
+
+func (p syncPolicy) Serves(m envelope.MailboxID, from peer.ID) bool {
+	p.n.mu.Lock()
+	_, uncaught := p.n.uncaught[m]
+	p.n.mu.Unlock()
+	return !uncaught && p.n.Serves(m, from)
 }
 
 // Subscribe returns a channel of envelopes newly stored by this node and a

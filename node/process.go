@@ -171,11 +171,28 @@ func (n *Node) hostAddedLocked() []groupstate.GroupID {
 // sync to start after the mailbox's first catch-up (CatchUp watches it):
 // started together, sync and catch-up would both fetch the envelopes the
 // member lacks, and a member is meant to fetch each envelope once.
+//
+// Until then it serves no sync session either (Serves): one a host
+// starts toward it would race the catch-up the same way.
 func (n *Node) hostGroupMailbox(mb envelope.MailboxID) error {
+	n.mu.Lock()
+	if _, hosted := n.hosted[mb]; !hosted {
+		n.uncaught[mb] = struct{}{}
+	}
+	n.mu.Unlock()
 	if err := n.host(mb, true); err != nil {
 		return err
 	}
 	return n.relay.Join(mb)
+}
+
+// caughtUp marks a group mailbox's first catch-up done: anti-entropy sync
+// with its hosts starts, both ways.
+func (n *Node) caughtUp(mb envelope.MailboxID) {
+	n.mu.Lock()
+	delete(n.uncaught, mb)
+	n.mu.Unlock()
+	n.sync.Watch(mb)
 }
 
 // settle records the outcome of handling one envelope of an epoch in
