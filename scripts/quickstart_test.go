@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	tu "github.com/meshnode/meshnode/internal/testutil"
 )
 
 // The tests run the real binary, built once.
@@ -68,27 +70,7 @@ func cleanEnv(dir string, extra ...string) []string {
 
 // processesUnder lists the processes whose command line names a path under
 // dir (the daemons run with --home inside the demo directory).
-func processesUnder(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Skipf("no /proc to look for leftover processes: %v", err)
-	}
-	var out []string
-	for _, e := range entries {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		if cmd := string(bytes.ReplaceAll(b, []byte{0}, []byte{' '})); strings.Contains(cmd, dir) {
-			out = append(out, e.Name()+": "+cmd)
-		}
-	}
-	return out
-}
+func processesUnder(t *testing.T, dir string) []string { return tu.ProcessesUnder(t, dir) }
 
 // killUnder kills what processesUnder finds (a failed test must not leave
 // daemons behind either).

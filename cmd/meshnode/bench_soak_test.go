@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/meshnode/meshnode/bench"
+
+	tu "github.com/meshnode/meshnode/internal/testutil"
 )
 
 // bench soak at a small scale: three daemons of this binary, every
@@ -32,7 +29,7 @@ func TestBenchSoak(t *testing.T) {
 	if res.Sender.Max.RSS < res.Sender.Start.RSS {
 		t.Errorf("sender summary %+v", res.Sender)
 	}
-	if left := processesUnderDir(t, dir); len(left) > 0 {
+	if left := tu.ProcessesUnder(t, dir); len(left) > 0 {
 		t.Errorf("bench soak left daemons running: %v", left)
 	}
 	for _, bad := range [][]string{{"--rate", "0"}, {"--size", "70000"}, {"--duration", "0s"}} {
@@ -40,27 +37,4 @@ func TestBenchSoak(t *testing.T) {
 			t.Errorf("bench soak %v: exit 0", bad)
 		}
 	}
-}
-
-// processesUnderDir lists the processes whose command line names dir.
-func processesUnderDir(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Skipf("no /proc to look for leftover processes: %v", err)
-	}
-	var out []string
-	for _, e := range entries {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		if cmd := string(bytes.ReplaceAll(b, []byte{0}, []byte{' '})); strings.Contains(cmd, dir) {
-			out = append(out, fmt.Sprintf("%s: %s", e.Name(), cmd))
-		}
-	}
-	return out
 }
