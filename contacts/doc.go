@@ -17,8 +17,9 @@
 // What this package holds today: the contact records of the member
 // database and their layout (records.go: its own namespace, decoders that
 // return ErrCorrupt for anything damaged), the frame format of welcomes
-// over connection groups (frames.go), the parameters (params.go) and the
-// errors (errors.go). The operations that use them still run in package
+// over connection groups (frames.go), the parameters (params.go), the
+// errors (errors.go) and what contacts show (types.go: no JSON names;
+// package api owns the wire form). The operations that use them still run in package
 // node (node/contacts.go, requests.go, directory.go, contact_*.go) until
 // the member layer they call has a package of its own beneath this one;
 // they move here then (issue 16).

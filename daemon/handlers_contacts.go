@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/api"
-	"github.com/meshnode/meshnode/node"
+	"github.com/meshnode/meshnode/contacts"
 )
 
 // pollTimeout bounds the request-mailbox fetch done before listing the
@@ -48,9 +48,9 @@ func (s *server) addAlias(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), nodeCallTimeout)
 	defer cancel()
-	var opts []node.AliasOption
+	var opts []contacts.AliasOption
 	if req.ProofBits != nil {
-		opts = append(opts, node.WithProofBits(*req.ProofBits))
+		opts = append(opts, contacts.WithProofBits(*req.ProofBits))
 	}
 	a, err := s.d.node.AddAlias(ctx, req.Name, req.Hosts, opts...)
 	if err != nil {

@@ -33,39 +33,16 @@ import (
 // (CancelContactAdd) by the user only; strangers cannot create any.
 
 const (
-	// MaxQueuedContactAdds bounds the queued adds of a member.
-	MaxQueuedContactAdds = 256
 	// queuedAddTimeout bounds one attempt at completing a queued add.
 	queuedAddTimeout = time.Minute
 )
-
-// States of a queued add.
-const (
-	ContactAddWaiting = "waiting" // for the contact's key package
-	ContactAddFailed  = "failed"  // cannot complete (see LastError); cancel it
-)
-
-// PendingContactAdd is an add waiting for the contact's key package (or
-// failed, with the reason). JSON names are a CLI contract.
-type PendingContactAdd struct {
-	ID          string    `json:"id"`
-	Group       string    `json:"group"`
-	GroupName   string    `json:"group_name,omitempty"`
-	Contact     string    `json:"contact"` // the connection group
-	Fingerprint string    `json:"fingerprint,omitempty"`
-	Nick        string    `json:"nick,omitempty"`
-	Role        string    `json:"role"`
-	State       string    `json:"state"` // ContactAddWaiting or ContactAddFailed
-	Queued      time.Time `json:"queued"`
-	LastError   string    `json:"last_error,omitempty"`
-}
 
 // ContactAddResult is what AddContactToGroup did: the manager operation
 // when the contact was added at once, or Queued when the add waits for
 // the contact's key package (then only Group is set of the operation).
 type ContactAddResult struct {
 	ManageResult
-	Queued *PendingContactAdd `json:"queued,omitempty"`
+	Queued *contacts.PendingContactAdd `json:"queued,omitempty"`
 }
 
 // AddContactToGroup adds a connected contact (group ID, fingerprint, nick
@@ -118,7 +95,7 @@ func (n *Node) AddContactToGroup(ctx context.Context, group, contact string, rol
 
 // manageableGroup resolves group and checks, before anything is queued,
 // that this member manages it and that the contact is not in it yet.
-func (n *Node) manageableGroup(group string, ct *Contact) (groupstate.GroupID, error) {
+func (n *Node) manageableGroup(group string, ct *contacts.Contact) (groupstate.GroupID, error) {
 	m, e, err := n.lockGroup(group)
 	if err != nil {
 		return groupstate.GroupID{}, err
@@ -143,7 +120,7 @@ func (n *Node) manageableGroup(group string, ct *Contact) (groupstate.GroupID, e
 
 // addContact is the immediate add: the contact's newest unused offer, the
 // add, the welcome over the connection group. Call with conn.mu held.
-func (n *Node) addContact(ctx context.Context, gid groupstate.GroupID, ct *Contact, role groupstate.Role) (*ManageResult, error) {
+func (n *Node) addContact(ctx context.Context, gid groupstate.GroupID, ct *contacts.Contact, role groupstate.Role) (*ManageResult, error) {
 	kp, err := n.contactKeyPackage(ct)
 	if err != nil {
 		return nil, err
@@ -184,7 +161,7 @@ func (n *Node) addContact(ctx context.Context, gid groupstate.GroupID, ct *Conta
 
 // queueContactAdd records a queued add (or updates the role of the one
 // queued for the same group and contact). Call with conn.mu held.
-func (n *Node) queueContactAdd(gid groupstate.GroupID, ct *Contact, role groupstate.Role) (*PendingContactAdd, error) {
+func (n *Node) queueContactAdd(gid groupstate.GroupID, ct *contacts.Contact, role groupstate.Role) (*contacts.PendingContactAdd, error) {
 	recs, err := n.queuedAdds()
 	if err != nil {
 		return nil, err
@@ -196,7 +173,7 @@ func (n *Node) queueContactAdd(gid groupstate.GroupID, ct *Contact, role groupst
 		}
 	}
 	if rec == nil {
-		if len(recs) >= MaxQueuedContactAdds {
+		if len(recs) >= contacts.MaxQueuedAdds {
 			return nil, contacts.ErrContactAddQueueFull
 		}
 		var id [contacts.PendingAddIDSize]byte
@@ -238,11 +215,11 @@ func (n *Node) queuedAdds() ([]*contacts.PendingAddRec, error) {
 	return out, err
 }
 
-func (n *Node) pendingAddView(rec *contacts.PendingAddRec, ct *Contact) *PendingContactAdd {
-	p := &PendingContactAdd{ID: rec.ID, Group: rec.Group, Contact: rec.Contact, Role: rec.Role,
-		State: ContactAddWaiting, Queued: rec.Queued, LastError: rec.LastError}
+func (n *Node) pendingAddView(rec *contacts.PendingAddRec, ct *contacts.Contact) *contacts.PendingContactAdd {
+	p := &contacts.PendingContactAdd{ID: rec.ID, Group: rec.Group, Contact: rec.Contact, Role: rec.Role,
+		State: contacts.AddWaiting, Queued: rec.Queued, LastError: rec.LastError}
 	if rec.Failed {
-		p.State = ContactAddFailed
+		p.State = contacts.AddFailed
 	}
 	if ct != nil {
 		p.Fingerprint, p.Nick = ct.Fingerprint, ct.Nick
@@ -254,7 +231,7 @@ func (n *Node) pendingAddView(rec *contacts.PendingAddRec, ct *Contact) *Pending
 }
 
 // PendingContactAdds lists the queued adds, oldest first.
-func (n *Node) PendingContactAdds() ([]PendingContactAdd, error) {
+func (n *Node) PendingContactAdds() ([]contacts.PendingContactAdd, error) {
 	if _, err := n.mem(); err != nil {
 		return nil, err
 	}
@@ -269,11 +246,11 @@ func (n *Node) PendingContactAdds() ([]PendingContactAdd, error) {
 	if err != nil {
 		return nil, err
 	}
-	byGroup := map[string]*Contact{}
+	byGroup := map[string]*contacts.Contact{}
 	for i := range cts {
 		byGroup[cts[i].Group] = &cts[i]
 	}
-	out := []PendingContactAdd{}
+	out := []contacts.PendingContactAdd{}
 	for _, r := range recs {
 		out = append(out, *n.pendingAddView(r, byGroup[r.Contact]))
 	}
@@ -315,7 +292,7 @@ func permanentAddError(err error) bool {
 // completeQueuedAdds tries the queued adds of one connected contact,
 // oldest first, until the contact's offers run out. Call with conn.mu
 // held.
-func (n *Node) completeQueuedAdds(ct *Contact) error {
+func (n *Node) completeQueuedAdds(ct *contacts.Contact) error {
 	recs, err := n.queuedAdds()
 	if err != nil {
 		return err
@@ -354,7 +331,7 @@ func (n *Node) completeQueuedAdds(ct *Contact) error {
 // completeQueuedAdd is one attempt at a queued add. An add whose welcome
 // could not also be sent over the connection group still counts as done
 // (the welcome travels through the group's hosts).
-func (n *Node) completeQueuedAdd(gid groupstate.GroupID, ct *Contact, role groupstate.Role) error {
+func (n *Node) completeQueuedAdd(gid groupstate.GroupID, ct *contacts.Contact, role groupstate.Role) error {
 	ctx, cancel := context.WithTimeout(n.ctx, queuedAddTimeout)
 	defer cancel()
 	if _, err := n.manageableGroup(gid.String(), ct); err != nil {

@@ -20,7 +20,7 @@ import (
 // requested by alias whose identity is not known yet cannot be blocked).
 // The other side is not told: what it sends to the connection group is no
 // longer read.
-func (n *Node) RemoveContact(ctx context.Context, contact string, block bool) (*Contact, error) {
+func (n *Node) RemoveContact(ctx context.Context, contact string, block bool) (*contacts.Contact, error) {
 	if _, err := n.mem(); err != nil {
 		return nil, err
 	}

@@ -36,7 +36,7 @@ type contactWelcomes struct {
 // contactKeyPackage returns the newest valid key package the contact
 // offered over the connection group, unless it was used already. Call
 // with conn.mu held.
-func (n *Node) contactKeyPackage(ct *Contact) (*keymgmt.KeyPackage, error) {
+func (n *Node) contactKeyPackage(ct *contacts.Contact) (*keymgmt.KeyPackage, error) {
 	msgs, err := n.Messages(ct.Group, contactScan)
 	if err != nil {
 		return nil, err
@@ -113,7 +113,7 @@ func (n *Node) contactsTick(only string) {
 // deliverContactWelcomes delivers, to the own store, the welcome envelopes
 // the contact sent over the connection group that are addressed to one of
 // this node's pending key packages. Call with conn.mu held.
-func (n *Node) deliverContactWelcomes(ctx context.Context, ct *Contact) error {
+func (n *Node) deliverContactWelcomes(ctx context.Context, ct *contacts.Contact) error {
 	m := n.member
 	m.mu.Lock()
 	waiting := len(m.mg.kps)
@@ -170,7 +170,7 @@ func (n *Node) deliverContactWelcomes(ctx context.Context, ct *Contact) error {
 // of this member: a new one is made and sent when there is none, when the
 // last one was consumed by a welcome, or when half its validity is gone.
 // Call with conn.mu held.
-func (n *Node) offerKeyPackage(ctx context.Context, ct *Contact) error {
+func (n *Node) offerKeyPackage(ctx context.Context, ct *contacts.Contact) error {
 	gid, err := groupstate.ParseGroupID(ct.Group)
 	if err != nil {
 		return err
@@ -248,7 +248,7 @@ func (n *Node) forgetOffer(hash string) error {
 
 // pruneReplacedOffers forgets the contact's replaced offers whose grace
 // is over. Call with conn.mu held.
-func (n *Node) pruneReplacedOffers(ct *Contact, now time.Time) error {
+func (n *Node) pruneReplacedOffers(ct *contacts.Contact, now time.Time) error {
 	gid, err := groupstate.ParseGroupID(ct.Group)
 	if err != nil {
 		return err

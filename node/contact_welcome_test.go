@@ -36,7 +36,7 @@ func TestAddContactToGroup(t *testing.T) {
 	bob.startManaged(tweak)
 	ctx := context.Background()
 
-	if _, err := bob.n.AddAlias(ctx, "bob-welcomes", nil, WithProofBits(8)); err != nil {
+	if _, err := bob.n.AddAlias(ctx, "bob-welcomes", nil, contacts.WithProofBits(8)); err != nil {
 		t.Fatal(err)
 	}
 	ct, err := alice.n.RequestContact(ctx, "bob-welcomes")
@@ -110,7 +110,7 @@ func TestAddContactToGroup(t *testing.T) {
 func connectedPair(t *testing.T, dir *Node, alice, bob *person, alias string) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := bob.n.AddAlias(ctx, alias, nil, WithProofBits(0)); err != nil {
+	if _, err := bob.n.AddAlias(ctx, alias, nil, contacts.WithProofBits(0)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := alice.n.RequestContact(ctx, alias); err != nil {
@@ -158,7 +158,7 @@ func TestQueuedContactAdd(t *testing.T) {
 		t.Fatalf("add without an offer: %+v %v", res, err)
 	}
 	q := res.Queued
-	if q.Group != gid || q.Role != "read" || q.State != ContactAddWaiting || q.Fingerprint != bob.id.Fingerprint() || q.GroupName != "queued" {
+	if q.Group != gid || q.Role != "read" || q.State != contacts.AddWaiting || q.Fingerprint != bob.id.Fingerprint() || q.GroupName != "queued" {
 		t.Fatalf("queued add %+v", q)
 	}
 	// Again with another role: the same queued add, updated.
@@ -205,7 +205,7 @@ func TestQueuedContactAdd(t *testing.T) {
 	}, "bob joins through the queued add")
 	tu.Eventually(t, 20*time.Second, func() bool {
 		ps, err := alice.n.PendingContactAdds()
-		return err == nil && len(ps) == 1 && ps[0].Group == left && ps[0].State == ContactAddFailed && ps[0].LastError != ""
+		return err == nil && len(ps) == 1 && ps[0].Group == left && ps[0].State == contacts.AddFailed && ps[0].LastError != ""
 	}, "the add to the group alice left is kept as failed")
 	if _, err := bob.n.GroupInfo(other); !errors.Is(err, ErrUnknownGroup) {
 		t.Fatalf("the cancelled add happened: %v", err)

@@ -40,55 +40,6 @@ import (
 // The member database records of contacts (namespace 'd') and their
 // layout are package contacts' (records.go).
 
-// AliasInfo describes a published name. JSON names are a CLI contract.
-type AliasInfo struct {
-	Name      string    `json:"name"`
-	Kind      string    `json:"kind"`
-	Hosts     []string  `json:"hosts"`
-	Published int       `json:"published"` // hosts that accepted the packages
-	Created   time.Time `json:"created"`
-	// ProofBits is the proof of work requests through the alias must
-	// carry (0: none); DroppedNoProof counts the requests dropped since
-	// the node started for want of a valid one.
-	ProofBits      int    `json:"proof_bits"`
-	DroppedNoProof uint64 `json:"dropped_no_proof"`
-}
-
-// AliasOption changes how AddAlias publishes an alias.
-type AliasOption func(*aliasConfig)
-
-type aliasConfig struct {
-	proofBits int
-}
-
-// WithProofBits makes requests through the alias carry a proof of work of
-// bits leading zero bits (0..keymgmt.MaxProofBits; 0 asks for none). The
-// default is Params.Contacts.AliasProofBits.
-func WithProofBits(bits int) AliasOption { return func(c *aliasConfig) { c.proofBits = bits } }
-
-// ContactRequest is a request in quarantine: all that is shown of it.
-type ContactRequest struct {
-	ID          string    `json:"id"`
-	Nick        string    `json:"nick"`
-	Fingerprint string    `json:"fingerprint"`
-	Via         string    `json:"via"` // the alias or user ID it came through
-	Sent        time.Time `json:"sent"`
-	Received    time.Time `json:"received"`
-}
-
-// Contact is an established (or requested) connection.
-type Contact struct {
-	Group       string `json:"group"`
-	Fingerprint string `json:"fingerprint,omitempty"`
-	Nick        string `json:"nick,omitempty"`
-	Via         string `json:"via"`
-	// State: "pending" (requested, not accepted yet), "connected", or
-	// "mismatch" (someone other than the user ID asked for joined).
-	State     string    `json:"state"`
-	Initiated bool      `json:"initiated"`
-	Since     time.Time `json:"since"`
-}
-
 // startContacts publishes the user ID if asked and starts the loop that
 // tops up names and fetches request mailboxes.
 func (n *Node) startContacts() {
@@ -245,9 +196,9 @@ func (n *Node) refreshNames() {
 
 // AddAlias publishes connection packages under an alias on the given
 // directory hosts (none: the configured ones). Requests through it must
-// carry a proof of work (WithProofBits; default
+// carry a proof of work (contacts.WithProofBits; default
 // Params.Contacts.AliasProofBits).
-func (n *Node) AddAlias(ctx context.Context, alias string, hosts []string, opts ...AliasOption) (*AliasInfo, error) {
+func (n *Node) AddAlias(ctx context.Context, alias string, hosts []string, opts ...contacts.AliasOption) (*contacts.AliasInfo, error) {
 	if _, err := n.mem(); err != nil {
 		return nil, err
 	}
@@ -255,12 +206,12 @@ func (n *Node) AddAlias(ctx context.Context, alias string, hosts []string, opts 
 	if err != nil {
 		return nil, err
 	}
-	cfg := aliasConfig{proofBits: int(n.params.Contacts.AliasProofBits)}
+	cfg := contacts.AliasConfig{ProofBits: int(n.params.Contacts.AliasProofBits)}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.proofBits < 0 || cfg.proofBits > keymgmt.MaxProofBits {
-		return nil, fmt.Errorf("%w: proof of work of %d bits; use 0 (none) to %d", keymgmt.ErrInvalidParams, cfg.proofBits, keymgmt.MaxProofBits)
+	if cfg.ProofBits < 0 || cfg.ProofBits > keymgmt.MaxProofBits {
+		return nil, fmt.Errorf("%w: proof of work of %d bits; use 0 (none) to %d", keymgmt.ErrInvalidParams, cfg.ProofBits, keymgmt.MaxProofBits)
 	}
 	if len(hosts) == 0 {
 		hosts = n.directoryHosts()
@@ -279,7 +230,7 @@ func (n *Node) AddAlias(ctx context.Context, alias string, hosts []string, opts 
 	} else if old != nil {
 		return nil, fmt.Errorf("%w: %s", contacts.ErrAliasExists, name.Canonical)
 	}
-	rec := &contacts.NameRec{Kind: name.Kind, Name: name.Canonical, Hosts: hosts, Created: time.Now().UTC(), ProofBits: uint8(cfg.proofBits)}
+	rec := &contacts.NameRec{Kind: name.Kind, Name: name.Canonical, Hosts: hosts, Created: time.Now().UTC(), ProofBits: uint8(cfg.ProofBits)}
 	ok, perr := n.publishName(ctx, rec, true)
 	if ok == 0 {
 		return nil, fmt.Errorf("%w: %w", contacts.ErrNotPublished, perr)
@@ -293,14 +244,14 @@ func (n *Node) AddAlias(ctx context.Context, alias string, hosts []string, opts 
 	return n.aliasInfo(rec), nil
 }
 
-func (n *Node) aliasInfo(rec *contacts.NameRec) *AliasInfo {
-	return &AliasInfo{Name: rec.Name, Kind: rec.Kind.String(), Hosts: append([]string{}, rec.Hosts...),
+func (n *Node) aliasInfo(rec *contacts.NameRec) *contacts.AliasInfo {
+	return &contacts.AliasInfo{Name: rec.Name, Kind: rec.Kind.String(), Hosts: append([]string{}, rec.Hosts...),
 		Published: len(rec.Published), Created: rec.Created,
 		ProofBits: int(rec.ProofBits), DroppedNoProof: n.conn.proofDropped(rec.Name)}
 }
 
 // Aliases lists the member's aliases (not its user ID).
-func (n *Node) Aliases() ([]AliasInfo, error) {
+func (n *Node) Aliases() ([]contacts.AliasInfo, error) {
 	if _, err := n.mem(); err != nil {
 		return nil, err
 	}
@@ -308,7 +259,7 @@ func (n *Node) Aliases() ([]AliasInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []AliasInfo{}
+	out := []contacts.AliasInfo{}
 	for _, rec := range recs {
 		if rec.Kind == keymgmt.NameAlias {
 			out = append(out, *n.aliasInfo(rec))
@@ -327,7 +278,7 @@ func (n *Node) Aliases() ([]AliasInfo, error) {
 // requests through older ones must still carry the proof those asked for.
 // Errors: contacts.ErrUnknownAlias, keymgmt.ErrInvalidParams, contacts.ErrNotPublished (no
 // host took the new packages; the next refresh tries again).
-func (n *Node) SetAliasProofBits(ctx context.Context, alias string, bits int) (*AliasInfo, error) {
+func (n *Node) SetAliasProofBits(ctx context.Context, alias string, bits int) (*contacts.AliasInfo, error) {
 	if _, err := n.mem(); err != nil {
 		return nil, err
 	}
@@ -554,7 +505,7 @@ func beUint64(b []byte) uint64 {
 // until they accept. The directory hosts are the given ones (multiaddrs
 // with /p2p/), else Params.Contacts.DirectoryHosts, else the bootstrap
 // peers.
-func (n *Node) RequestContact(ctx context.Context, nameText string, directoryHosts ...string) (*Contact, error) {
+func (n *Node) RequestContact(ctx context.Context, nameText string, directoryHosts ...string) (*contacts.Contact, error) {
 	m, err := n.mem()
 	if err != nil {
 		return nil, err
@@ -619,7 +570,7 @@ func (n *Node) fetchPackage(ctx context.Context, p peer.ID, name keymgmt.Name) (
 }
 
 // establish creates the connection group and sends the establishment.
-func (n *Node) establish(ctx context.Context, hostAddr string, hostID peer.ID, name keymgmt.Name, pkg *keymgmt.ConnPackage) (*Contact, error) {
+func (n *Node) establish(ctx context.Context, hostAddr string, hostID peer.ID, name keymgmt.Name, pkg *keymgmt.ConnPackage) (*contacts.Contact, error) {
 	m := n.member
 	gname := "contact " + name.Canonical
 	if len(gname) > groupstate.MaxNameLen {
@@ -685,8 +636,8 @@ func (n *Node) saveContact(rec *contacts.ContactRec) error {
 }
 
 // contactView computes a contact's state from its connection group.
-func (n *Node) contactView(rec *contacts.ContactRec) (*Contact, error) {
-	ct := &Contact{Group: rec.Group, Fingerprint: rec.Fingerprint, Nick: rec.Nick, Via: rec.Via,
+func (n *Node) contactView(rec *contacts.ContactRec) (*contacts.Contact, error) {
+	ct := &contacts.Contact{Group: rec.Group, Fingerprint: rec.Fingerprint, Nick: rec.Nick, Via: rec.Via,
 		Initiated: rec.Initiated, Since: rec.Since, State: "pending"}
 	members, err := n.Members(rec.Group)
 	if err != nil {
@@ -710,7 +661,7 @@ func (n *Node) contactView(rec *contacts.ContactRec) (*Contact, error) {
 }
 
 // Contacts lists contacts, requested ones included.
-func (n *Node) Contacts() ([]Contact, error) {
+func (n *Node) Contacts() ([]contacts.Contact, error) {
 	if _, err := n.mem(); err != nil {
 		return nil, err
 	}
@@ -726,7 +677,7 @@ func (n *Node) Contacts() ([]Contact, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []Contact{}
+	out := []contacts.Contact{}
 	for _, rec := range recs {
 		ct, err := n.contactView(rec)
 		if errors.Is(err, ErrUnknownGroup) {
@@ -742,14 +693,14 @@ func (n *Node) Contacts() ([]Contact, error) {
 }
 
 // contact finds a contact by group ID, fingerprint or nick.
-func (n *Node) contact(s string) (*Contact, error) {
+func (n *Node) contact(s string) (*contacts.Contact, error) {
 	all, err := n.Contacts()
 	if err != nil {
 		return nil, err
 	}
 	s = strings.TrimSpace(s)
 	fp, _ := keymgmt.ParseFingerprint(s)
-	var found *Contact
+	var found *contacts.Contact
 	for i, c := range all {
 		if c.Group == s || (fp != "" && c.Fingerprint == fp) || (c.Nick != "" && c.Nick == s) || c.Via == s {
 			if found != nil && found.Group != c.Group {

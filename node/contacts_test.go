@@ -40,9 +40,9 @@ func directoryHost(t *testing.T, dir string, tweak func(*Params)) *Node {
 	return startNode(t, nodeOpts{role: RoleHost, policy: PolicyOpen, dir: dir, tweak: tweak})
 }
 
-func pollUntil(t *testing.T, n *Node, want int) []ContactRequest {
+func pollUntil(t *testing.T, n *Node, want int) []contacts.ContactRequest {
 	t.Helper()
-	var reqs []ContactRequest
+	var reqs []contacts.ContactRequest
 	tu.Eventually(t, 10*time.Second, func() bool {
 		if _, err := n.PollRequests(context.Background()); err != nil {
 			t.Logf("poll: %v", err)

@@ -320,7 +320,7 @@ func (n *Node) requests() ([]*contacts.RequestRec, error) {
 
 // ContactRequests lists the requests in quarantine: nick, fingerprint and
 // the name each came through; nothing else of the initiator's.
-func (n *Node) ContactRequests() ([]ContactRequest, error) {
+func (n *Node) ContactRequests() ([]contacts.ContactRequest, error) {
 	if _, err := n.mem(); err != nil {
 		return nil, err
 	}
@@ -328,9 +328,9 @@ func (n *Node) ContactRequests() ([]ContactRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []ContactRequest{}
+	out := []contacts.ContactRequest{}
 	for _, r := range recs {
-		out = append(out, ContactRequest{ID: r.ID, Nick: r.Nick, Fingerprint: r.Fingerprint, Via: r.Via, Sent: r.Sent, Received: r.Received})
+		out = append(out, contacts.ContactRequest{ID: r.ID, Nick: r.Nick, Fingerprint: r.Fingerprint, Via: r.Via, Sent: r.Sent, Received: r.Received})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Received.Before(out[j].Received) })
 	return out, nil
@@ -349,7 +349,7 @@ func (n *Node) takeRequest(id string) (*contacts.RequestRec, error) {
 
 // AcceptContact accepts a request: the node joins the connection group
 // and the initiator becomes a contact.
-func (n *Node) AcceptContact(ctx context.Context, id string) (*Contact, error) {
+func (n *Node) AcceptContact(ctx context.Context, id string) (*contacts.Contact, error) {
 	if _, err := n.mem(); err != nil {
 		return nil, err
 	}
@@ -373,7 +373,7 @@ func (n *Node) AcceptContact(ctx context.Context, id string) (*Contact, error) {
 	}
 	if n.params.Contacts.OfferKeyPackages {
 		// The initiator may want to add us to a managed group at once.
-		ct := &Contact{Group: rec.Group, Fingerprint: rec.Fingerprint}
+		ct := &contacts.Contact{Group: rec.Group, Fingerprint: rec.Fingerprint}
 		if err := n.offerKeyPackage(ctx, ct); err != nil {
 			// Dropped: the contacts loop offers again.
 			n.log.Info("offering a key package to a new contact failed", "err", err)

@@ -37,7 +37,7 @@ func TestRequestProofOfWork(t *testing.T) {
 
 	// The default is DefaultAliasProofBits; out-of-range difficulties are
 	// refused before anything is published.
-	if _, err := bob.n.AddAlias(ctx, "bob-too-hard", nil, WithProofBits(keymgmt.MaxProofBits+1)); !errors.Is(err, keymgmt.ErrInvalidParams) {
+	if _, err := bob.n.AddAlias(ctx, "bob-too-hard", nil, contacts.WithProofBits(keymgmt.MaxProofBits+1)); !errors.Is(err, keymgmt.ErrInvalidParams) {
 		t.Fatalf("too hard: %v", err)
 	}
 	def, err := bob.n.AddAlias(ctx, "bob-default", nil)
@@ -48,7 +48,7 @@ func TestRequestProofOfWork(t *testing.T) {
 		t.Fatalf("default alias asks for %d bits", def.ProofBits)
 	}
 	const bits = 10
-	info, err := bob.n.AddAlias(ctx, "bob-pow", nil, WithProofBits(bits))
+	info, err := bob.n.AddAlias(ctx, "bob-pow", nil, contacts.WithProofBits(bits))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestRequestSurvivesDatabaseError(t *testing.T) {
 	alice, bob := newPerson(t, "alice"), newPerson(t, "bob")
 	alice.startWithDirectory(hostAddr(host))
 	bob.startWithDirectory(hostAddr(host))
-	if _, err := bob.n.AddAlias(context.Background(), "bob-db", nil, WithProofBits(4)); err != nil {
+	if _, err := bob.n.AddAlias(context.Background(), "bob-db", nil, contacts.WithProofBits(4)); err != nil {
 		t.Fatal(err)
 	}
 	env, pkg := postedRequest(t, host, alice, "bob-db")
@@ -227,7 +227,7 @@ func TestPruneContacts(t *testing.T) {
 	host := directoryHost(t, "", nil)
 	bob := newPerson(t, "bob")
 	bob.startWithDirectory(hostAddr(host))
-	if _, err := bob.n.AddAlias(context.Background(), "bob-prune", nil, WithProofBits(0)); err != nil {
+	if _, err := bob.n.AddAlias(context.Background(), "bob-prune", nil, contacts.WithProofBits(0)); err != nil {
 		t.Fatal(err)
 	}
 	age := bob.n.params.Contacts.MaxRequestAge
@@ -279,7 +279,7 @@ func TestSetAliasProofBits(t *testing.T) {
 	alice.startWithDirectory(hostAddr(host))
 	bob.startWithDirectory(hostAddr(host))
 	ctx := context.Background()
-	if _, err := bob.n.AddAlias(ctx, "bob-pow2", nil, WithProofBits(0)); err != nil {
+	if _, err := bob.n.AddAlias(ctx, "bob-pow2", nil, contacts.WithProofBits(0)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := bob.n.SetAliasProofBits(ctx, "nobody-here", 4); !errors.Is(err, contacts.ErrUnknownAlias) {
@@ -348,7 +348,7 @@ func TestConcurrentPolls(t *testing.T) {
 	t.Cleanup(func() { n.Close() })
 	bob.n = n
 	ctx := context.Background()
-	if _, err := n.AddAlias(ctx, "bob-polls", nil, WithProofBits(0)); err != nil {
+	if _, err := n.AddAlias(ctx, "bob-polls", nil, contacts.WithProofBits(0)); err != nil {
 		t.Fatal(err)
 	}
 	mallory := newPerson(t, "mallory")
@@ -416,7 +416,7 @@ func TestRequestInviteOnForeignHost(t *testing.T) {
 	bob.startWithDirectory(hostAddr(host))
 	mallory.startWithDirectory(hostAddr(host))
 	ctx := context.Background()
-	if _, err := bob.n.AddAlias(ctx, "bob-hosts", nil, WithProofBits(0)); err != nil {
+	if _, err := bob.n.AddAlias(ctx, "bob-hosts", nil, contacts.WithProofBits(0)); err != nil {
 		t.Fatal(err)
 	}
 	name, _ := keymgmt.ParseAlias("bob-hosts")
