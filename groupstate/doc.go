@@ -190,7 +190,8 @@
 //     reader;
 //   - direct (ModeDirect, Chain.Rotate): the secrets sealed with HPKE to
 //     each member, when the tree must be set up afresh and the group has
-//     fewer than TreeMinMembers (4) members.
+//     fewer than TreeMinMembers (4) members, or TreeMinMembersPQ (2) when
+//     a member's profile is X-Wing (its seals are over a kilobyte each).
 //
 // Direct parts (version 1; slot = hash of group ID ‖ n+1 ‖ member key,
 // HPKE info = group ID ‖ n+1 ‖ head after the rotate ‖ member key, readers
@@ -255,19 +256,34 @@
 // every manager, the rotating one too, so it recovers the seed from its
 // own key update after a crash.
 //
-// Measured with BenchmarkRotation (X25519, a third of members read-only;
-// 2 shared cores, load average about 13 — times are upper bounds):
+// Measured with BenchmarkRotation (a third of members read-only; a path
+// update has no HPKE, so the members' suites do not change it; 2 shared
+// cores at load average 9.7–9.9: times are upper bounds), -benchtime=20x:
 //
-//	members  op        manager  wraps  key update  envelopes  member
-//	10       remove    0.6 ms   8      0.9 kB      1          0.16 ms
-//	10,000   remove    2.1 ms   27     2.4 kB      1 (8 kB)   0.10 ms
-//	10,000   add       1.0 ms   27     2.4 kB      1          0.12 ms
-//	10,000   periodic  0.4 ms   2      0.5 kB      1          0.08 ms
+//	members  op        manager  wraps  key update  envelopes    member
+//	10       remove    0.47 ms  7      0.87 kB     1 (2 kB)     0.13 ms
+//	10       add       0.56 ms  5      0.71 kB     1 (2 kB)     0.08 ms
+//	100      remove    0.48 ms  15     1.48 kB     1 (2 kB)     0.08 ms
+//	1,000    remove    0.49 ms  21     1.94 kB     1 (8 kB)     0.08 ms
+//	10,000   remove    0.75 ms  27     2.41 kB     1 (8 kB)     0.07 ms
+//	10,000   add       0.48 ms  25     2.25 kB     1 (8 kB)     0.07 ms
+//	10,000   periodic  0.23 ms  2      0.48 kB     1 (2 kB)     0.06 ms
 //
-// against direct seals at 10,000 members: 1.4–2.2 s, 1.46 MB in 23
-// envelopes. BenchmarkRotationCrossover sets TreeMinMembers: from 4
-// members the tree path is smaller than direct seals (0.56 against 0.81 kB
-// at 4), and quicker for the manager and members at every size.
+// (wraps counts the epoch secrets' wraps under the roots too; add is from
+// -join history), against direct seals at 10,000 members: 1.4–2.2 s,
+// 1.46 MB in 23 envelopes. BenchmarkRotationCrossover sets
+// TreeMinMembers (4 for X25519 members, 2 with an X-Wing member: see
+// there).
+//
+// Post-quantum by default costs (BenchmarkKeyPackageSuites,
+// BenchmarkWelcomeSuites, same load): a key package is 1,358 bytes in
+// X-Wing against 174 in X25519 (text 1,822 against 244 characters); the
+// add event carrying it still fits the 2 kB bucket (a 2,189-byte
+// envelope either way). A welcome carries the chain's main line, so its
+// members' key packages: 18.6 against 4.5 kB at 10 members (one envelope
+// each), 156 against 36 kB at 100 (3 envelopes against 1), 1.53 MB
+// against 0.35 MB at 1,000 (24 against 6); the manager makes it in 46
+// against 11 ms and the newcomer opens it in 0.43 against 0.20 s at 1,000.
 //
 // # Welcomes
 //

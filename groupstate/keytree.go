@@ -12,18 +12,27 @@ import (
 	"github.com/meshnode/meshnode/keymgmt"
 )
 
-// TreeMinMembers is the smallest group for which a manager that holds no
-// key tree sets one up (a full tree rotation: every member's leaf key by
-// HPKE, every node key wrapped); a smaller group gets direct HPKE seals of
-// the secrets (ModeDirect), which cost no more there. Measured with
-// BenchmarkRotationCrossover (X25519, one member removed): from 4 members
-// on, a tree path update is smaller than direct seals (0.56 against 0.81
-// kB at 4, 0.87 against 2.55 at 16), and it is quicker for the manager
-// and for every member at every size; at 2 and 3 members direct seals are
-// about 60 bytes smaller. A group keeps its tree once it has one (its
-// creator draws the seed): a path update is cheaper than dropping the
-// tree for direct seals and setting it up again later.
+// TreeMinMembers is the smallest group of classic (X25519) profiles for
+// which a manager that holds no key tree sets one up (a full tree
+// rotation: every member's leaf key by HPKE, every node key wrapped); a
+// smaller one gets direct HPKE seals of the secrets (ModeDirect), which
+// cost no more there. Measured with BenchmarkRotationCrossover (one member
+// removed, a third read-only; load average about 10 on 2 shared cores):
+// X25519 direct seals are about 60 bytes smaller at 2 and 3 members (0.50
+// against 0.56 kB at 2, 0.65 against 0.71 at 3), the tree is smaller from
+// 4 on (0.56 against 0.81 kB at 4, 0.87 against 2.55 at 16, 1.17 against
+// 4.86 at 32) and quicker for every member at every size. An X-Wing seal
+// is 1,136 bytes more than its plaintext, so with post-quantum members the
+// tree wins from 2 members (0.56 against 2.67 kB at 2, 0.56 against 5.16
+// at 4): a group with any X-Wing member uses TreeMinMembersPQ. A group
+// keeps its tree once it has one (its creator draws the seed): a path
+// update is cheaper than dropping the tree for direct seals and setting it
+// up again later.
 const TreeMinMembers = 4
+
+// TreeMinMembersPQ is TreeMinMembers for a group with a post-quantum
+// (X-Wing) member.
+const TreeMinMembersPQ = 2
 
 // RotationParams tune a rotation.
 type RotationParams struct {
@@ -31,7 +40,7 @@ type RotationParams struct {
 	// DefaultKeyUpdatePartSize).
 	MaxPart int
 	// TreeMin is the smallest group rotated through the key tree (0:
-	// TreeMinMembers).
+	// TreeMinMembers, or TreeMinMembersPQ with an X-Wing member).
 	TreeMin int
 }
 
@@ -182,13 +191,20 @@ func (c *Chain) wasManagerSince(key [32]byte, at int) bool {
 // member who could know the seed — a manager at any time since it was
 // drawn — was removed or made a reader since the last rotation. Then a
 // full tree rotation with a new seed from treeMin members on (0:
-// TreeMinMembers), and direct seals below.
+// TreeMinMembers, or TreeMinMembersPQ when a member's profile is X-Wing,
+// whose seals are large), and direct seals below.
 func (c *Chain) RotationMode(seed *keymgmt.TreeSeed, treeMin int) KeyUpdateMode {
-	if treeMin <= 0 {
-		treeMin = TreeMinMembers
-	}
 	if c.treeIntact(seed) {
 		return ModePath
+	}
+	if treeMin <= 0 {
+		treeMin = TreeMinMembers
+		for _, m := range c.state.Members {
+			if m.Identity.Suite == keymgmt.SuitePQ {
+				treeMin = TreeMinMembersPQ
+				break
+			}
+		}
 	}
 	if len(c.state.Members) < treeMin {
 		return ModeDirect

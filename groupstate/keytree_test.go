@@ -616,6 +616,31 @@ func TestKeyTreeModeBySize(t *testing.T) {
 	}
 }
 
+// With an X-Wing member a group uses the tree from two members on (an
+// X-Wing seal is over a kilobyte); with classic members only, from
+// TreeMinMembers. Both settle on the same default (TreeMin 0).
+func TestKeyTreeModeBySuite(t *testing.T) {
+	for _, tc := range []struct {
+		suite keymgmt.Suite
+		want  KeyUpdateMode
+	}{{keymgmt.SuiteX25519, ModeDirect}, {keymgmt.SuitePQ, ModeFull}} {
+		tg := newTreeGroup(t, DefaultPolicy(), RotationParams{})
+		tg.m.g.TreeSeed = nil // a group made before key trees
+		a := tg.join(newPersonSuite(t, "a", tc.suite), RoleWrite)
+		parts := tg.rotate()
+		if parts[0].Mode() != tc.want {
+			t.Fatalf("2 members, one %s: %s, want %s", tc.suite, parts[0].Mode(), tc.want)
+		}
+		if (a.g.Tree != nil) != (tc.want == ModeFull) {
+			t.Fatalf("2 members, one %s: path %v", tc.suite, a.g.Tree != nil)
+		}
+		tg.rotate()
+		if a.g.Epoch != tg.m.g.Epoch {
+			t.Fatalf("%s: the member does not follow", tc.suite)
+		}
+	}
+}
+
 // Large rotations split into parts by subtree: each member finds
 // everything it needs in one part.
 func TestKeyTreeParts(t *testing.T) {

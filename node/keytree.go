@@ -7,7 +7,8 @@ import "github.com/meshnode/meshnode/groupstate"
 //
 // Every rotation a manager makes goes through groupstate.Chain.RotateTree,
 // which picks the mode: direct HPKE seals below Params.KeyTreeMin members
-// (groupstate.TreeMinMembers by default), a full tree rotation with a new
+// (groupstate.TreeMinMembers by default, TreeMinMembersPQ with an X-Wing
+// member), a full tree rotation with a new
 // seed when this manager holds no seed or a former manager lost its place,
 // and otherwise a path update of about 2·log2 n symmetric wraps in one
 // envelope. What a member holds of the tree — its path keys, and for a

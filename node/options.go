@@ -130,7 +130,8 @@ type Params struct {
 	Outbox OutboxParams
 	// KeyTreeMin is the smallest managed group this node, as a manager,
 	// rotates through the group's key tree; smaller ones get direct HPKE
-	// seals (keytree.go). 0: groupstate.TreeMinMembers.
+	// seals (keytree.go). 0: groupstate.TreeMinMembers, or
+	// TreeMinMembersPQ in a group with a post-quantum member.
 	KeyTreeMin int
 }
 
