@@ -65,12 +65,14 @@ func TestLimitsInConfig(t *testing.T) {
 
 func TestSetLimit(t *testing.T) {
 	l := DefaultLimits()
-	for _, kv := range [][2]string{{"new_mailbox_rate", "0.5"}, {"exempt_loopback", "false"}, {"trust_for", "10m"}, {"global_quota_bytes", "1048576"}} {
+	for _, kv := range [][2]string{{"new_mailbox_rate", "0.5"}, {"exempt_loopback", "false"}, {"trust_for", "10m"}, {"global_quota_bytes", "1048576"},
+		{"sync_max_streams", "30"}, {"subscriptions_per_peer", "10"}} {
 		if err := l.SetLimit(kv[0], kv[1]); err != nil {
 			t.Fatalf("%s=%s: %v", kv[0], kv[1], err)
 		}
 	}
-	if l.NewMailboxRate != 0.5 || l.ExemptLoopback || l.TrustFor != Duration(10*time.Minute) || l.GlobalQuotaBytes != 1<<20 {
+	if l.NewMailboxRate != 0.5 || l.ExemptLoopback || l.TrustFor != Duration(10*time.Minute) || l.GlobalQuotaBytes != 1<<20 ||
+		l.SyncMaxStreams != 30 || l.SubscriptionsPerPeer != 10 {
 		t.Fatalf("limits %+v", l)
 	}
 	for _, kv := range [][2]string{{"no_such_limit", "1"}, {"conns_per_ip", "many"}, {"trust_for", "1"}} {
