@@ -54,6 +54,7 @@ type Controller struct {
 	relay    *Gate
 	fetch    *Gate
 	sync     *Gate
+	dir      *Gate
 
 	envRate      *ratelimit.Limiter[Key]
 	pageRate     *ratelimit.Limiter[Key]
@@ -120,6 +121,7 @@ func New(p Params, reg prometheus.Registerer) (*Controller, error) {
 	c.relay = newGate("relay", p.Relay, c)
 	c.fetch = newGate("fetch", p.Fetch, c)
 	c.sync = newGate("sync", p.Sync, c)
+	c.dir = newGate("directory", p.Directory, c)
 	return c, nil
 }
 
@@ -157,6 +159,14 @@ func (c *Controller) Sync() *Gate {
 		return nil
 	}
 	return c.sync
+}
+
+// Directory is the directory service's stream gate.
+func (c *Controller) Directory() *Gate {
+	if c == nil {
+		return nil
+	}
+	return c.dir
 }
 
 // SetSelf sets this host's peer ID, which new-mailbox proofs are bound to.

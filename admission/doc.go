@@ -41,10 +41,10 @@
 //	            ConnsPerPrefix per prefix (resource manager)
 //	stream      ResourceManager: StreamsPerPrefix inbound streams of one
 //	            prefix over all protocols, from before protocol negotiation
-//	service     Gate (relay, fetch, sync): a stream is pending from accept
-//	            until its first request arrives (RequestTimeout of
-//	            relay/fetch, HelloTimeout of hostsync), then active,
-//	            privileged or general
+//	service     Gate (relay, fetch, sync, directory): a stream is pending
+//	            from accept until its first request arrives (RequestTimeout
+//	            of relay/fetch/directory, HelloTimeout of hostsync), then
+//	            active, privileged or general
 //	gossip      relay.SubscriptionFilter: other peers' topic subscriptions
 //	            pubsub tracks, per peer, per prefix and in all, with a
 //	            share kept for established mailboxes (ReasonSubscriptions)

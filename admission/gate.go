@@ -215,6 +215,17 @@ func (t *Ticket) Privileged() bool {
 	return t.privileged
 }
 
+// Evicted reports whether the gate reset the ticket's stream while it
+// was pending (to make room for a newer one).
+func (t *Ticket) Evicted() bool {
+	if t == nil {
+		return false
+	}
+	t.g.mu.Lock()
+	defer t.g.mu.Unlock()
+	return t.state == stateEvicted
+}
+
 // Key is the admission key of the ticket's remote.
 func (t *Ticket) Key() Key {
 	if t == nil {

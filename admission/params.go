@@ -88,6 +88,11 @@ type Params struct {
 	Relay GateParams
 	Fetch GateParams
 	Sync  GateParams
+	// Directory is the directory service's gate (hosts that serve one):
+	// a stream is pending until its request has arrived, and privileged
+	// only when its peer is trusted (a directory's clients are new
+	// contacts, so no mailbox makes them established).
+	Directory GateParams
 
 	// EnvelopeRatePerPrefix and EnvelopeBurstPerPrefix limit envelopes
 	// (direct relay and gossip) per second from one prefix, before they
@@ -163,6 +168,13 @@ func DefaultParams() Params {
 			MaxStreams: 24, ReservedStreams: 12,
 			PerPrefix: 4, PrivilegedPerPrefix: 12, PerPeer: 4,
 		},
+		// A directory exchange is one request and one answer: few
+		// streams are ever active at once.
+		Directory: GateParams{
+			MaxPending: 16, PendingPerPrefix: 4, PendingPerPeer: 2,
+			MaxStreams: 16, ReservedStreams: 4,
+			PerPrefix: 4, PrivilegedPerPrefix: 8, PerPeer: 2,
+		},
 		EnvelopeRatePerPrefix:    400,
 		EnvelopeBurstPerPrefix:   800,
 		PageRatePerPrefix:        100,
@@ -199,7 +211,7 @@ func (p Params) Validate() error {
 	if p.StreamsPerPrefix < 1 {
 		errs = append(errs, fmt.Errorf("StreamsPerPrefix %d must be at least 1", p.StreamsPerPrefix))
 	}
-	errs = append(errs, p.Relay.validate("Relay"), p.Fetch.validate("Fetch"), p.Sync.validate("Sync"))
+	errs = append(errs, p.Relay.validate("Relay"), p.Fetch.validate("Fetch"), p.Sync.validate("Sync"), p.Directory.validate("Directory"))
 	for _, r := range []struct {
 		name  string
 		rate  float64

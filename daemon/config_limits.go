@@ -60,6 +60,15 @@ type Limits struct {
 	SyncStreamsPerPrefix    int `json:"sync_streams_per_prefix"`
 	SyncPrivilegedPerPrefix int `json:"sync_privileged_per_prefix"`
 	SyncStreamsPerPeer      int `json:"sync_streams_per_peer"`
+	// The directory service's stream gate (hosts that serve one).
+	DirectoryMaxPending          int `json:"directory_max_pending"`
+	DirectoryPendingPerPrefix    int `json:"directory_pending_per_prefix"`
+	DirectoryPendingPerPeer      int `json:"directory_pending_per_peer"`
+	DirectoryMaxStreams          int `json:"directory_max_streams"`
+	DirectoryReservedStreams     int `json:"directory_reserved_streams"`
+	DirectoryStreamsPerPrefix    int `json:"directory_streams_per_prefix"`
+	DirectoryPrivilegedPerPrefix int `json:"directory_privileged_per_prefix"`
+	DirectoryStreamsPerPeer      int `json:"directory_streams_per_peer"`
 	// Remote gossip subscriptions tracked (relay.SubscriptionFilter):
 	// topics per peer, general (peer, topic) pairs per prefix, pairs in
 	// all, and the share of them kept for established mailboxes.
@@ -125,6 +134,10 @@ func DefaultLimits() Limits {
 		SyncMaxPending: a.Sync.MaxPending, SyncPendingPerPrefix: a.Sync.PendingPerPrefix, SyncPendingPerPeer: a.Sync.PendingPerPeer,
 		SyncMaxStreams: a.Sync.MaxStreams, SyncReservedStreams: a.Sync.ReservedStreams, SyncStreamsPerPrefix: a.Sync.PerPrefix,
 		SyncPrivilegedPerPrefix: a.Sync.PrivilegedPerPrefix, SyncStreamsPerPeer: a.Sync.PerPeer,
+		DirectoryMaxPending: a.Directory.MaxPending, DirectoryPendingPerPrefix: a.Directory.PendingPerPrefix,
+		DirectoryPendingPerPeer: a.Directory.PendingPerPeer, DirectoryMaxStreams: a.Directory.MaxStreams,
+		DirectoryReservedStreams: a.Directory.ReservedStreams, DirectoryStreamsPerPrefix: a.Directory.PerPrefix,
+		DirectoryPrivilegedPerPrefix: a.Directory.PrivilegedPerPrefix, DirectoryStreamsPerPeer: a.Directory.PerPeer,
 		SubscriptionsPerPeer: p.Relay.SubscriptionsPerPeer, SubscriptionsPerPrefix: p.Relay.SubscriptionsPerPrefix,
 		MaxSubscriptions: p.Relay.MaxSubscriptions, ReservedSubscriptions: p.Relay.ReservedSubscriptions,
 		EnvelopeRatePerPeer: p.Relay.PeerRate, EnvelopeBurstPerPeer: p.Relay.PeerBurst,
@@ -182,6 +195,7 @@ func (l Limits) applyTo(p *node.Params) {
 	a.ConnsPerIP, a.ConnsPerPrefix, a.StreamsPerPrefix = l.ConnsPerIP, l.ConnsPerPrefix, l.StreamsPerPrefix
 	p.Relay.RequestTimeout, p.Fetch.RequestTimeout = time.Duration(l.RequestTimeout), time.Duration(l.RequestTimeout)
 	p.Sync.HelloTimeout = time.Duration(l.RequestTimeout)
+	p.Directory.RequestTimeout = time.Duration(l.RequestTimeout)
 	a.Relay = admission.GateParams{
 		MaxPending: l.RelayMaxPending, PendingPerPrefix: l.RelayPendingPerPrefix, PendingPerPeer: l.RelayPendingPerPeer,
 		MaxStreams: l.RelayMaxStreams, ReservedStreams: l.RelayReservedStreams, PerPrefix: l.RelayStreamsPerPrefix,
@@ -196,6 +210,11 @@ func (l Limits) applyTo(p *node.Params) {
 		MaxPending: l.SyncMaxPending, PendingPerPrefix: l.SyncPendingPerPrefix, PendingPerPeer: l.SyncPendingPerPeer,
 		MaxStreams: l.SyncMaxStreams, ReservedStreams: l.SyncReservedStreams, PerPrefix: l.SyncStreamsPerPrefix,
 		PrivilegedPerPrefix: l.SyncPrivilegedPerPrefix, PerPeer: l.SyncStreamsPerPeer,
+	}
+	a.Directory = admission.GateParams{
+		MaxPending: l.DirectoryMaxPending, PendingPerPrefix: l.DirectoryPendingPerPrefix, PendingPerPeer: l.DirectoryPendingPerPeer,
+		MaxStreams: l.DirectoryMaxStreams, ReservedStreams: l.DirectoryReservedStreams, PerPrefix: l.DirectoryStreamsPerPrefix,
+		PrivilegedPerPrefix: l.DirectoryPrivilegedPerPrefix, PerPeer: l.DirectoryStreamsPerPeer,
 	}
 	p.Relay.SubscriptionsPerPeer, p.Relay.SubscriptionsPerPrefix = l.SubscriptionsPerPeer, l.SubscriptionsPerPrefix
 	p.Relay.MaxSubscriptions, p.Relay.ReservedSubscriptions = l.MaxSubscriptions, l.ReservedSubscriptions

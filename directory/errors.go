@@ -26,6 +26,9 @@ var (
 	// ErrRateLimited: too many requests from this peer (or for this
 	// name); retry later.
 	ErrRateLimited = errors.New("directory: rate limited")
+	// ErrBusy: the host serves as many directory streams as it can now
+	// (its admission gate); retry shortly.
+	ErrBusy = errors.New("directory: busy")
 	// ErrFull: the host holds as many names as it accepts.
 	ErrFull = errors.New("directory: host directory full")
 	// ErrVersion: a protocol version this node does not speak.
@@ -58,6 +61,7 @@ var codes = []struct {
 	{status.Expired, ErrStale},
 	{status.Version, ErrVersion},
 	{status.Unavailable, ErrUnavailable},
+	{status.Busy, ErrBusy},
 }
 
 // codeOf maps an error to the code a host sends; unknown errors become

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/meshnode/meshnode/admission"
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/keymgmt"
 )
@@ -41,6 +42,11 @@ type Params struct {
 	MaxSkew time.Duration
 	// StreamTimeout bounds one exchange.
 	StreamTimeout time.Duration
+	// RequestTimeout bounds how long the service waits for the request
+	// of a stream it accepted: a stream that sends nothing holds a place
+	// no longer than this (and, pending in an admission gate, may be
+	// reset sooner to make room: WithAdmission).
+	RequestTimeout time.Duration
 	// FetchRate/FetchBurst limit fetches per remote peer per second;
 	// NameFetchRate/NameFetchBurst limit fetches of one name from all
 	// peers together, so nobody drains a name's packages quickly.
@@ -69,6 +75,7 @@ func DefaultParams() Params {
 		MaxTTL:          30 * 24 * time.Hour,
 		MaxSkew:         5 * time.Minute,
 		StreamTimeout:   15 * time.Second,
+		RequestTimeout:  5 * time.Second,
 		FetchRate:       1,
 		FetchBurst:      20,
 		NameFetchRate:   0.2,
@@ -92,8 +99,8 @@ func (p Params) validate() error {
 		return fmt.Errorf("%w: MaxMailboxes %d outside [0, %d]", ErrInvalidParams, p.MaxMailboxes, AbsMaxMailboxes)
 	case p.MaxTTL < time.Minute:
 		return fmt.Errorf("%w: MaxTTL %v below a minute", ErrInvalidParams, p.MaxTTL)
-	case p.MaxSkew <= 0 || p.StreamTimeout <= 0 || p.SweepInterval <= 0:
-		return fmt.Errorf("%w: MaxSkew, StreamTimeout and SweepInterval must be positive", ErrInvalidParams)
+	case p.MaxSkew <= 0 || p.StreamTimeout <= 0 || p.RequestTimeout <= 0 || p.SweepInterval <= 0:
+		return fmt.Errorf("%w: MaxSkew, StreamTimeout, RequestTimeout and SweepInterval must be positive", ErrInvalidParams)
 	case p.FetchRate < 0 || p.NameFetchRate < 0 || p.WriteRate < 0 || p.FetchBurst < 0 || p.NameFetchBurst < 0 || p.WriteBurst < 0:
 		return fmt.Errorf("%w: rates and bursts must not be negative", ErrInvalidParams)
 	case p.MaxTrackedPeers <= 0:
@@ -117,6 +124,17 @@ type config struct {
 	log    *slog.Logger
 	now    func() time.Time
 	hook   MailboxHook
+	adm    *admission.Controller
+}
+
+// WithAdmission admits incoming streams through c's directory gate
+// (package admission): a stream is pending until its request has arrived
+// (within RequestTimeout; the oldest pending ones are reset to make room
+// for newer ones, so idle streams from any number of peer IDs cannot
+// lock anyone out), then active within limits per peer, per network
+// prefix and in all, or refused with ErrBusy.
+func WithAdmission(c *admission.Controller) Option {
+	return func(cfg *config) error { cfg.adm = c; return nil }
 }
 
 // Option configures a Service.

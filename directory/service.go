@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshnode/meshnode/admission"
+	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/internal/ratelimit"
 	"github.com/meshnode/meshnode/internal/status"
 	"github.com/meshnode/meshnode/internal/wire"
@@ -27,6 +30,7 @@ type Service struct {
 	params Params
 	log    *slog.Logger
 	now    func() time.Time
+	adm    *admission.Controller // nil: rate limits only
 
 	fetches *ratelimit.Limiter[peer.ID]
 	names   *ratelimit.Limiter[keymgmt.NameHash]
@@ -59,7 +63,7 @@ func NewService(h host.Host, dir string, opts ...Option) (*Service, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
-		h: h, db: d, params: p, log: cfg.log, now: cfg.now,
+		h: h, db: d, params: p, log: cfg.log, now: cfg.now, adm: cfg.adm,
 		fetches: ratelimit.New[peer.ID](p.FetchRate, p.FetchBurst, p.MaxTrackedPeers),
 		names:   ratelimit.New[keymgmt.NameHash](p.NameFetchRate, p.NameFetchBurst, p.MaxTrackedPeers),
 		writes:  ratelimit.New[peer.ID](p.WriteRate, p.WriteBurst, p.MaxTrackedPeers),
@@ -109,7 +113,12 @@ func (s *Service) sweepLoop(ctx context.Context) {
 }
 
 func (s *Service) handle(st network.Stream) {
-	_ = st.SetDeadline(time.Now().Add(s.params.StreamTimeout))
+	t := s.adm.Directory().Open(st)
+	defer t.Close()
+	now := time.Now()
+	_ = st.SetDeadline(now.Add(s.params.StreamTimeout))
+	// The request is due within RequestTimeout.
+	_ = st.SetReadDeadline(now.Add(min(s.params.RequestTimeout, s.params.StreamTimeout)))
 	if err := st.Scope().SetService(ServiceName); err != nil {
 		s.log.Debug("resource manager refused directory stream", "err", err)
 		_ = st.Reset()
@@ -123,7 +132,12 @@ func (s *Service) handle(st network.Stream) {
 	}
 	defer st.Scope().ReleaseMemory(max)
 	from := st.Conn().RemotePeer()
-	resp := s.serve(st, from, max)
+	resp := s.serve(st, from, max, t)
+	if resp == nil {
+		// Idle: no request in time, or reset by the gate to make room.
+		_ = st.Reset()
+		return
+	}
 	if resp.code != status.OK {
 		s.log.Debug("directory request refused", "peer", from, "code", resp.code, "msg", resp.msg)
 	}
@@ -134,18 +148,37 @@ func (s *Service) handle(st network.Stream) {
 	_ = st.Close()
 }
 
-func (s *Service) serve(st network.Stream, from peer.ID, max int) *response {
+// serve reads and answers one request; nil means the stream is to be
+// reset without an answer (it sent no request in time, or the gate reset
+// it while pending).
+func (s *Service) serve(st network.Stream, from peer.ID, max int, t *admission.Ticket) *response {
 	fail := func(err error) *response {
 		c, msg := codeOf(err)
 		return &response{code: c, msg: msg}
 	}
 	frame, err := wire.NewReader(st).ReadFrame(max)
-	if err != nil {
-		if errors.Is(err, wire.ErrFrameTooLarge) {
-			return fail(fmt.Errorf("%w: %v", ErrTooLarge, err))
-		}
+	switch {
+	case err == nil:
+	case errors.Is(err, wire.ErrFrameTooLarge):
+		return fail(fmt.Errorf("%w: %v", ErrTooLarge, err))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.adm.Refuse(admission.ReasonIdleTimeout)
+		return nil
+	case t.Evicted():
+		return nil
+	default:
 		return fail(fmt.Errorf("%w: %v", ErrMalformed, err))
 	}
+	// No mailbox makes a directory client established: only a trusted
+	// peer's stream is privileged.
+	if err := t.Activate(envelope.MailboxID{}); err != nil {
+		if errors.Is(err, admission.ErrEvicted) {
+			return nil
+		}
+		code, msg := status.FromError(err) // Busy, and why
+		return &response{code: code, msg: msg}
+	}
+	_ = st.SetReadDeadline(time.Time{})
 	q, err := parseRequest(frame, s.params)
 	if err != nil {
 		return fail(err)

@@ -114,7 +114,7 @@ func (n *Node) startConnections(cfg *config) error {
 			dir = filepath.Join(cfg.dataDir, "directory")
 		}
 		svc, err := directory.NewService(n.h, dir, directory.WithParams(p),
-			directory.WithLogger(cfg.log.With("component", "directory")),
+			directory.WithLogger(cfg.log.With("component", "directory")), directory.WithAdmission(n.adm),
 			directory.WithMailboxHook(n.directoryMailboxes))
 		if err != nil {
 			return err

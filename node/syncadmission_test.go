@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -12,11 +13,14 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/meshnode/meshnode/admission"
+	"github.com/meshnode/meshnode/directory"
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/hostsync"
 	tu "github.com/meshnode/meshnode/internal/testutil"
+	"github.com/meshnode/meshnode/keymgmt"
 	"github.com/meshnode/meshnode/reconcile"
 	"github.com/meshnode/meshnode/store"
 )
@@ -41,16 +45,24 @@ func syncHello(m envelope.MailboxID) []byte {
 }
 
 // slowSyncs keeps per streams of the sync protocol open from h to the
-// host until ctx ends, reopening each as the host resets it: with hello
-// nil, streams that send nothing after the protocol header; otherwise
-// sessions that send hello(i) and then nothing (slow sessions).
+// host until ctx ends (holdStreams): with hello nil, streams that send
+// nothing after the protocol header; otherwise sessions that send
+// hello(i) and then nothing (slow sessions).
 func slowSyncs(ctx context.Context, wg *sync.WaitGroup, h host.Host, to peer.ID, per int, hello func(int) []byte, opened *atomic.Int64) {
+	holdStreams(ctx, wg, h, to, hostsync.ProtocolID, per, hello, opened)
+}
+
+// holdStreams keeps per streams of proto open from h to the host until
+// ctx ends, reopening each as the host resets it: with first nil,
+// streams that send nothing after the protocol header; otherwise
+// streams that send first(i) and then nothing.
+func holdStreams(ctx context.Context, wg *sync.WaitGroup, h host.Host, to peer.ID, proto protocol.ID, per int, first func(int) []byte, opened *atomic.Int64) {
 	for i := range per {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				s, err := h.NewStream(ctx, to, hostsync.ProtocolID)
+				s, err := h.NewStream(ctx, to, proto)
 				if err != nil {
 					select {
 					case <-ctx.Done():
@@ -59,8 +71,8 @@ func slowSyncs(ctx context.Context, wg *sync.WaitGroup, h host.Host, to peer.ID,
 					continue
 				}
 				opened.Add(1)
-				if hello != nil {
-					_, _ = s.Write(hello(i))
+				if first != nil {
+					_, _ = s.Write(first(i))
 				} else {
 					_, _ = s.Write(nil)
 				}
@@ -185,5 +197,53 @@ func TestSyncSlowlorisFromManyPeers(t *testing.T) {
 	tu.Eventually(t, 30*time.Second, func() bool { return !hst.AdmissionState().UnderPressure }, "the host to recover")
 	if _, err := other.sv.SyncWith(context.Background(), hst.ID(), m); err != nil {
 		t.Fatalf("sync after the attack: %v", err)
+	}
+}
+
+// Idle directory streams from many peer IDs of two networks (the
+// protocol header, then nothing, reopened as soon as the host resets
+// them): a client on another network still gets an answer to every
+// lookup, and the idle streams hold no more than the directory gate's
+// pending places.
+func TestDirectorySlowlorisFromManyPeers(t *testing.T) {
+	leakCheck(t)
+	gate := admission.GateParams{
+		MaxPending: 12, PendingPerPrefix: 4, PendingPerPeer: 2,
+		MaxStreams: 8, ReservedStreams: 2, PerPrefix: 2, PrivilegedPerPrefix: 4, PerPeer: 2,
+	}
+	hst, _ := establishedHost(t, func(p *Params) {
+		p.Admission.Directory = gate
+		p.Directory.RequestTimeout = time.Minute // only the gate makes room
+	})
+	if hst.Directory() == nil {
+		t.Fatal("the host serves no directory")
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var opened atomic.Int64
+	var wg sync.WaitGroup
+	for _, net := range []string{attackerNet, "127.0.3."} {
+		for i := range 12 {
+			a := rawHost(t, fmt.Sprintf("%s%d", net, i+1))
+			dial(t, a, hst)
+			holdStreams(ctx, &wg, a, hst.ID(), directory.ProtocolID, 4, nil, &opened)
+		}
+	}
+	t.Cleanup(func() { stop(); wg.Wait() })
+	tu.Eventually(t, 30*time.Second, func() bool {
+		return opened.Load() > 200 && refused(hst, admission.ReasonIdleEvicted)
+	}, "the attack to churn the directory gate")
+
+	h := rawHost(t, memberNet+"1")
+	dial(t, h, hst)
+	cl := directory.NewClient(h, time.Minute)
+	for i := range 10 {
+		var name keymgmt.NameHash
+		name[0] = byte(i)
+		if _, err := cl.Fetch(context.Background(), hst.ID(), name); !errors.Is(err, directory.ErrUnknownName) {
+			t.Fatalf("lookup %d during the attack: %v; want an answer (unknown name)", i, err)
+		}
+		if u := hst.Admission().Directory().Usage(); u.Pending > gate.MaxPending || u.Active > gate.MaxStreams {
+			t.Fatalf("directory gate over its limits: %+v", u)
+		}
 	}
 }

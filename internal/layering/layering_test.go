@@ -60,7 +60,7 @@ var rules = map[string]rule{
 	"fetch":     {imports: []string{"admission", "envelope", "store", internalPkgs}},
 	"hostsync":  {imports: []string{"admission", "envelope", "reconcile", "store", internalPkgs}},
 	"reconcile": {imports: []string{"envelope"}},
-	"directory": {imports: []string{"envelope", "keymgmt", internalPkgs}},
+	"directory": {imports: []string{"admission", "envelope", "keymgmt", internalPkgs}},
 	"admission": {imports: []string{"envelope", "store", internalPkgs}},
 	"store":     {imports: []string{"envelope"}},
 
