@@ -102,7 +102,10 @@ type Message struct {
 	// ReplyTo is the ID of the message a reply (KindReply) answers, and
 	// Quote what this member knows of it.
 	ReplyTo string `json:"reply_to,omitempty"`
-	Quote   *Quote `json:"quote,omitempty"`
+	// File describes a file message (kind "file"): download it with
+	// PathMessageDownload, then PathMessageFile.
+	File  *FileInfo `json:"file,omitempty"`
+	Quote *Quote    `json:"quote,omitempty"`
 	// Edited: Text is the author's latest edit, made at EditedAt. Edits
 	// lists every version, oldest first (GET PathMessage only).
 	Edited   bool      `json:"edited,omitempty"`

@@ -104,6 +104,9 @@ type Config struct {
 	// bounded under a steady load. 0: the role's default, 128 MiB for a
 	// member, 1024 MiB for a host or a bot; -1: none.
 	MemoryLimitMiB int64 `json:"memory_limit_mib"`
+	// MaxFileMiB is the largest file this node sends (`meshnode send
+	// --file`); 0: 100 MiB.
+	MaxFileMiB int64 `json:"max_file_mib,omitempty"`
 	// Limits are the hosting limits (config_limits.go); fields it does
 	// not name keep their defaults.
 	Limits *Limits `json:"limits,omitempty"`
@@ -122,6 +125,7 @@ func (c Config) applyTo(p *node.Params) {
 	if c.Limits != nil {
 		c.Limits.applyTo(p)
 	}
+	p.MaxFileSize = c.MaxFileMiB << 20
 }
 
 // DefaultMemoryLimitMiB is the soft memory limit of a role's daemon.
@@ -320,6 +324,9 @@ func (c Config) Validate() error {
 	}
 	if c.DiskMinFreePercent < 0 || c.DiskMinFreePercent >= 100 {
 		errs = append(errs, fmt.Errorf("disk_min_free_percent %v (want a percentage below 100)", c.DiskMinFreePercent))
+	}
+	if c.MaxFileMiB < 0 || c.MaxFileMiB > 1<<20 {
+		errs = append(errs, fmt.Errorf("max_file_mib %d (want 0 for the default of 100, or up to 1048576)", c.MaxFileMiB))
 	}
 	if c.MemoryLimitMiB < -1 || (c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 64) || c.MemoryLimitMiB > 1<<24 {
 		errs = append(errs, fmt.Errorf("memory_limit_mib %d (want at least 64 MiB, or -1 for none)", c.MemoryLimitMiB))

@@ -85,7 +85,7 @@ func apiMessage(m *node.Message) api.Message {
 		ID: m.ID, Group: m.Group, GroupName: m.GroupName, Author: m.Author, Nick: m.Nick, Text: m.Text,
 		Sent: m.Sent, Received: m.Received, Kind: m.Kind, Verified: m.Verified, Seq: m.Seq, Epoch: m.Epoch,
 		To: m.To, Own: m.Own, Flags: m.Flags, Delivery: m.Delivery, StoredByCount: m.StoredByCount,
-		DeliveryError: m.DeliveryError, ReplyTo: m.ReplyTo, Updated: m.Updated,
+		DeliveryError: m.DeliveryError, ReplyTo: m.ReplyTo, Updated: m.Updated, File: apiFileInfo(m.File),
 	}
 	v := m.View
 	if v == nil {

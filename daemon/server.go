@@ -95,6 +95,7 @@ func (s *server) handler(withUI bool) (http.Handler, error) {
 	s.arrivalRoutes(mux)
 	s.groupRoutes(mux)
 	s.refRoutes(mux)
+	s.fileRoutes(mux)
 	s.contactRoutes(mux)
 	s.managedRoutes(mux)
 	s.rejectionRoutes(mux)
@@ -104,7 +105,13 @@ func (s *server) handler(withUI bool) (http.Handler, error) {
 		s.writeError(w, r, errorf(api.CodeNotFound, "no endpoint %s (this daemon speaks API %s)", r.URL.Path, api.Version))
 	})
 	routes := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, api.MaxRequestBody)
+		limit := int64(api.MaxRequestBody)
+		if isFileUpload(r) {
+			// A file's bytes (handlers_files.go): the node refuses more
+			// than its limit before reading any.
+			limit = max(limit, s.d.node.MaxFileSize()+1)
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		mux.ServeHTTP(w, r)
 	})
 	if withUI {

@@ -34,7 +34,8 @@
 //	98   32P parent envelope IDs (distinct)
 //	     8   sent, Unix milliseconds
 //	     1   kind: 1 text, 2 direct, 3 profile, 4 key_update, 5 state_event,
-//	         6 request, 7 reply, 8 reaction, 9 edit, 10 delete (refs.go)
+//	         6 request, 7 reply, 8 reaction, 9 edit, 10 delete (refs.go),
+//	         11 file (file.go)
 //	     1   nick length N (0..64), N bytes UTF-8
 //	     4   body length B, B bytes (text: UTF-8; profile: see below)
 //	     64  Ed25519 signature by the author's identity key over

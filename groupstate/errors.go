@@ -51,6 +51,8 @@ var (
 	// ErrRefTarget: a reference to a message that cannot be referenced
 	// (a direct, a profile, a control payload).
 	ErrRefTarget = errors.New("groupstate: message cannot be referenced")
+	// ErrFileMalformed: a file manifest or chunk that is not valid.
+	ErrFileMalformed = errors.New("groupstate: malformed file")
 	// ErrNotAuthor: an edit or delete of another member's message (a
 	// delete by a manager of a managed group excepted).
 	ErrNotAuthor = errors.New("groupstate: not the message's author")

@@ -54,7 +54,7 @@ func MembershipKey(author [32]byte, added EventID) [32]byte {
 // events and requests are authorized by the chain itself
 // (AcceptKeyUpdate, Chain.Add, AuthorizeRequest).
 func (k Kind) NeedsWrite() bool {
-	return k == KindText || k == KindDirect || k == KindProfile || k.IsRef()
+	return k == KindText || k == KindDirect || k == KindProfile || k.IsRef() || k == KindFile
 }
 
 // memberMark is one main-line event that changed a member's membership or

@@ -45,7 +45,7 @@ const (
 	KindRequest Kind = 6
 )
 
-func (k Kind) valid() bool { return k >= KindText && k <= KindDelete }
+func (k Kind) valid() bool { return k >= KindText && k <= KindFile }
 
 // String names the kind.
 func (k Kind) String() string {
@@ -70,6 +70,8 @@ func (k Kind) String() string {
 		return "edit"
 	case KindDelete:
 		return "delete"
+	case KindFile:
+		return "file"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -120,7 +122,7 @@ func (p *Payload) AuthorKey() ed25519.PublicKey { return ed25519.PublicKey(p.Aut
 //	97   1   parent count P (0..8)
 //	98   32P parent envelope IDs (distinct)
 //	     8   sent, Unix milliseconds (int64)
-//	     1   kind (1..10; refs.go for 7..10)
+//	     1   kind (1..11; refs.go for 7..10, file.go for 11)
 //	     1   nick length N (0..64), then N bytes of UTF-8
 //	     4   body length B, then B bytes
 //	     64  Ed25519 signature (keymgmt layout, context PayloadSigContext) over all preceding bytes
@@ -182,6 +184,10 @@ func (p *Payload) validate() error {
 		}
 	case KindReply, KindReaction, KindEdit, KindDelete:
 		if _, err := ParseRef(p.Kind, p.Body); err != nil {
+			return err
+		}
+	case KindFile:
+		if _, err := ParseManifest(p.Body); err != nil {
 			return err
 		}
 	}

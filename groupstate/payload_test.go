@@ -87,7 +87,7 @@ func TestSignPayloadRejects(t *testing.T) {
 	}{
 		{"seq zero", func(p *Payload) { p.Seq = 0 }, ErrPayloadMalformed},
 		{"unknown kind 0", func(p *Payload) { p.Kind = 0 }, ErrUnknownKind},
-		{"unknown kind 11", func(p *Payload) { p.Kind = 11 }, ErrUnknownKind},
+		{"unknown kind 12", func(p *Payload) { p.Kind = 12 }, ErrUnknownKind},
 		{"too many parents", func(p *Payload) { p.Parents = make([]envelope.ID, 9); fillIDs(p.Parents) }, ErrPayloadMalformed},
 		{"duplicate parents", func(p *Payload) { p.Parents = []envelope.ID{{1}, {2}, {1}} }, ErrPayloadMalformed},
 		{"long nick", func(p *Payload) { p.Nick = strings.Repeat("n", 65) }, ErrInvalidName},

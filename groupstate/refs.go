@@ -59,7 +59,7 @@ func (k Kind) IsRef() bool { return k >= KindReply && k <= KindDelete }
 
 // Referable reports whether a message of kind k may be replied to,
 // reacted to, edited or deleted: what members wrote for the whole group.
-func (k Kind) Referable() bool { return k == KindText || k == KindReply }
+func (k Kind) Referable() bool { return k == KindText || k == KindReply || k == KindFile }
 
 // Ref is a decoded reference body.
 type Ref struct {
@@ -182,6 +182,9 @@ func CheckRef(r *Ref, actor [32]byte, manager bool, target RefTarget) error {
 	}
 	switch r.Kind {
 	case KindEdit:
+		if target.Kind == KindFile {
+			return fmt.Errorf("%w: a file cannot be edited (delete it and send another)", ErrRefTarget)
+		}
 		if actor != target.Author {
 			return fmt.Errorf("%w: only its author edits a message", ErrNotAuthor)
 		}

@@ -495,7 +495,8 @@ func (m *member) flagUnseen(txn *badger.Txn, e *groupEntry, ev *groupstate.Event
 }
 
 func isWritten(kind string) bool {
-	return kind == groupstate.KindText.String() || kind == groupstate.KindDirect.String() || kind == groupstate.KindReply.String()
+	return kind == groupstate.KindText.String() || kind == groupstate.KindDirect.String() || kind == groupstate.KindReply.String() ||
+		kind == groupstate.KindFile.String()
 }
 
 func hasFlag(flags []string, f string) bool {

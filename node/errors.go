@@ -32,6 +32,14 @@ var (
 	// ErrUnknownMessage: no message of the member's groups (of the group
 	// named) has that ID, or the ID prefix names several (refs.go).
 	ErrUnknownMessage = errors.New("node: unknown message")
+	// ErrFileTooLarge: a file over the node's limit (Params.MaxFileSize).
+	ErrFileTooLarge = errors.New("node: file too large")
+	// ErrFileIncomplete: a file that ended before its announced size, or
+	// a download some of whose chunks no host supplied.
+	ErrFileIncomplete = errors.New("node: file incomplete")
+	// ErrFileCorrupt: a downloaded file whose chunks do not match its
+	// manifest's SHA-256.
+	ErrFileCorrupt = errors.New("node: file does not match its hash")
 	// ErrReadOnly: sending in a group where this member may only read.
 	ErrReadOnly = errors.New("node: you may only read in this group")
 )

@@ -52,6 +52,8 @@ type Message struct {
 	DeliveryError string `json:"delivery_error,omitempty"`
 	// ReplyTo is the ID of the message a reply answers (refs.go).
 	ReplyTo string `json:"reply_to,omitempty"`
+	// File describes a file message (files.go).
+	File *FileInfo `json:"file,omitempty"`
 	// View is what replies, edits, deletes and reactions change in the
 	// display, filled when messages are listed (refs.go); never stored.
 	View *MessageView `json:"-"`
@@ -474,6 +476,10 @@ func (m *member) handleAdmitted(txn *badger.Txn, e *groupEntry, p *groupstate.Pa
 		msg.ReplyTo = envelope.ID(p.Body[:len(envelope.ID{})]).String()
 	case groupstate.KindReaction, groupstate.KindEdit, groupstate.KindDelete:
 		return nil, m.handleRefAction(txn, e, p, id, a)
+	case groupstate.KindFile:
+		if err := handleFileTxn(txn, e.g.ID, p, id, msg); err != nil {
+			return nil, err
+		}
 	case groupstate.KindProfile:
 		prof, err := groupstate.ParseProfile(p.Body)
 		if err != nil {

@@ -133,6 +133,9 @@ type Params struct {
 	// seals (keytree.go). 0: groupstate.TreeMinMembers, or
 	// TreeMinMembersPQ in a group with a post-quantum member.
 	KeyTreeMin int
+	// MaxFileSize is the largest file this node sends (0:
+	// DefaultMaxFileSize, 100 MiB).
+	MaxFileSize int64
 }
 
 // DefaultParams returns sensible defaults for a role.

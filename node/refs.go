@@ -290,10 +290,14 @@ func scrubTxn(txn *badger.Txn, g groupstate.GroupID, id envelope.ID, t refTarget
 	}
 	key := messageKey(g, t.order, t.seq, id)
 	msg, err := getMessageTxn(txn, g, id, t)
-	if err != nil || msg == nil || msg.Text == "" {
+	if err != nil || msg == nil || (msg.Text == "" && msg.File == nil) {
 		return err
 	}
-	msg.Text = ""
+	msg.Text, msg.File = "", nil
+	// A deleted file keeps no keys: it can no longer be downloaded.
+	if err := txn.Delete(manifestKey(g, id)); err != nil {
+		return err
+	}
 	return putMessageTxn(txn, key, msg)
 }
 
@@ -341,7 +345,10 @@ func (m *member) recordReferableTxn(txn *badger.Txn, e *groupEntry, p *groupstat
 		kept = append(kept, a)
 	}
 	if groupstate.FoldRefs(t.target(), kept).Deleted && msg != nil {
-		msg.Text = ""
+		msg.Text, msg.File = "", nil
+		if err := txn.Delete(manifestKey(e.g.ID, id)); err != nil {
+			return err
+		}
 		for _, a := range kept {
 			if a.Kind == groupstate.KindEdit {
 				if err := txn.Delete(refActionKey(e.g.ID, id, a.ID)); err != nil {
@@ -357,6 +364,11 @@ func (m *member) recordReferableTxn(txn *badger.Txn, e *groupEntry, p *groupstat
 // processing does for others' (sealOwn). Call with m.mu held.
 func (m *member) recordOwnRefTxn(txn *badger.Txn, e *groupEntry, p *groupstate.Payload, id envelope.ID, shown *Message) error {
 	switch {
+	case p.Kind == groupstate.KindFile:
+		if err := txn.Set(manifestKey(e.g.ID, id), p.Body); err != nil {
+			return err
+		}
+		return m.recordReferableTxn(txn, e, p, id, p.Sent, shown)
 	case p.Kind.Referable():
 		return m.recordReferableTxn(txn, e, p, id, p.Sent, shown)
 	case p.Kind.IsRef():
@@ -453,6 +465,8 @@ func (m *member) decorateTxn(txn *badger.Txn, g groupstate.GroupID, msgs []*Mess
 			k = groupstate.KindText
 		case groupstate.KindReply.String():
 			k = groupstate.KindReply
+		case groupstate.KindFile.String():
+			k = groupstate.KindFile
 		default:
 			continue
 		}

@@ -20,19 +20,30 @@ import (
 
 func newSendCmd(g *globals) *cobra.Command {
 	var (
-		to, replyTo string
-		asJSON      bool
+		to, replyTo, file string
+		asJSON            bool
 	)
 	cmd := &cobra.Command{
-		Use:   "send [--to FINGERPRINT | --reply-to ID] GROUP TEXT...",
+		Use:   "send [--to FINGERPRINT | --reply-to ID] GROUP TEXT... | send --file PATH GROUP",
 		Short: "Send a message to a group, or a direct message to one member",
 		Long: "Send a message to everyone in GROUP (an ID or unique name), or with --to a direct message\n" +
 			"only that member can read. The words of TEXT are joined by spaces; TEXT - reads the\n" +
 			"message from standard input (one trailing newline dropped). --reply-to ID answers the\n" +
 			"message ID of the group (its start, as `meshnode messages` shows it, suffices). Prints\n" +
-			"the message ID and the hosts that stored it, and warns when none did.",
-		Args: cobra.MinimumNArgs(2),
+			"the message ID and the hosts that stored it, and warns when none did. --file PATH sends\n" +
+			"a file instead (encrypted, in chunks the group's hosts keep like messages; members fetch\n" +
+			"it with `meshnode download ID`).",
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if file != "" {
+				if len(args) != 1 || to != "" || replyTo != "" {
+					return &usageError{fmt.Errorf("--file takes the group only: a file message carries no text, recipient or reply")}
+				}
+				return sendFile(cmd, g, args[0], file, asJSON)
+			}
+			if len(args) < 2 {
+				return &usageError{fmt.Errorf("send needs GROUP and TEXT (or --file PATH)")}
+			}
 			text, err := messageText(args[1:], os.Stdin)
 			if err != nil {
 				return err
@@ -66,6 +77,7 @@ func newSendCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "send a direct message to the member with this fingerprint (listed by \"meshnode group members\")")
+	cmd.Flags().StringVar(&file, "file", "", "send the file at PATH (at most 100 MiB unless the daemon's limit says otherwise)")
 	cmd.Flags().StringVar(&replyTo, "reply-to", "", "answer the message with this ID (or its start, as \"meshnode messages\" shows it)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
@@ -226,7 +238,7 @@ func printMessage(w io.Writer, m *api.Message) error {
 	head += flagMarks(m.Flags)
 	refPrefix, refSuffix := refMarks(m)
 	head += refPrefix
-	if m.Kind == api.KindText || m.Kind == api.KindReply {
+	if m.Kind == api.KindText || m.Kind == api.KindReply || m.Kind == api.KindFile {
 		// The ID that names it in a reply, reaction, edit or delete.
 		refSuffix += "  #" + shortMsgID(m.ID)
 	}

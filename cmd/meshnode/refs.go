@@ -138,6 +138,9 @@ func storedBy(res *api.SendResult) string {
 // refMarks describes a message's reply, edit, delete and reactions for
 // the readable listing: a prefix before its text and a suffix after it.
 func refMarks(m *api.Message) (prefix, suffix string) {
+	if f := m.File; f != nil {
+		prefix = fmt.Sprintf("[file %s, %s, %s: meshnode download %s] ", printable(f.Name), printable(f.MediaType), humanBytes(int64(f.Size)), shortMsgID(m.ID))
+	}
 	if q := m.Quote; q != nil {
 		switch {
 		case q.Missing:

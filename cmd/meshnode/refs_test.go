@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +139,84 @@ func TestUnreadCLI(t *testing.T) {
 	out = ok(t, meshnode(t, e, "messages", "--home", bob, "--unread", "--json", "news"), "messages --unread --json")
 	if !strings.Contains(out, `"text":"three"`) || strings.Contains(out, `"text":"two"`) {
 		t.Errorf("messages --unread --json:\n%s", out)
+	}
+}
+
+// setConfig edits a home's config.json.
+func setConfig(t *testing.T, home string, edit func(map[string]any)) {
+	t.Helper()
+	path := filepath.Join(home, "config.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	edit(c)
+	if b, err = json.MarshalIndent(c, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Issue 18, item 2 from the command line: send --file, then download on
+// another node, byte for byte, refusing to overwrite; a file over the
+// configured limit is refused.
+func TestFilesCLI(t *testing.T) {
+	alice, _ := initHome(t, "--nick", "alice")
+	bob, _ := initHome(t, "--nick", "bob")
+	setConfig(t, alice, func(c map[string]any) { c["max_file_mib"] = 1 })
+	startRun(t, alice)
+	startRun(t, bob)
+	e := env(t)
+	out := ok(t, meshnode(t, e, "group", "create", "--home", alice, "share", "--host", hostAddrOf(t, alice)), "group create")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	ok(t, meshnode(t, e, "group", "join", "--home", bob, lines[len(lines)-1]), "group join")
+	dir := t.TempDir()
+	data := make([]byte, 150_000)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	src := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sent := jsonOf[map[string]any](t, meshnode(t, e, "send", "--home", alice, "--json", "--file", src, "share"))
+	id := sent["id"].(string)
+	big := filepath.Join(dir, "big.bin")
+	if err := os.WriteFile(big, make([]byte, 2<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := meshnode(t, e, "send", "--home", alice, "--file", big, "share"); r.code == 0 || !strings.Contains(r.stderr, "at most") {
+		t.Fatalf("a file over the limit: exit %d\n%s", r.code, r.stderr)
+	}
+	tu.Eventually(t, 60*time.Second, func() bool {
+		for _, m := range messagesOf(t, bob, "share") {
+			if m["id"] == id {
+				f, _ := m["file"].(map[string]any)
+				return m["kind"] == "file" && f["name"] == "notes.txt" && f["size"] == 150000.0
+			}
+		}
+		return false
+	}, "bob sees the file message")
+	if text := ok(t, meshnode(t, e, "messages", "--home", bob, "share"), "messages"); !strings.Contains(text, "[file notes.txt, text/plain; charset=utf-8, 146.5 KiB: meshnode download "+id[:8]+"]") {
+		t.Errorf("messages:\n%s", text)
+	}
+	dest := filepath.Join(dir, "got.txt")
+	r := meshnode(t, e, "download", "--home", bob, id[:10], "--out", dest)
+	ok(t, r, "download")
+	got, err := os.ReadFile(dest)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("downloaded %d bytes (%v)", len(got), err)
+	}
+	if _, err := os.Stat(dest + ".part"); !os.IsNotExist(err) {
+		t.Fatal("a .part file is left")
+	}
+	if r := meshnode(t, e, "download", "--home", bob, id, "--out", dest); r.code == 0 || !strings.Contains(r.stderr, "exists") {
+		t.Fatalf("overwriting: exit %d\n%s", r.code, r.stderr)
 	}
 }

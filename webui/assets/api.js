@@ -47,6 +47,25 @@ export async function call(method, path, body) {
   return data;
 }
 
+// callText is call for an answer that is not one JSON value (a stream
+// of lines, read whole).
+async function callText(method, path) {
+  const opts = { method, headers: { Accept: 'application/x-ndjson' }, credentials: 'same-origin', cache: 'no-store' };
+  if (method !== 'GET' && method !== 'HEAD') opts.headers['X-CSRF-Token'] = csrf;
+  let r;
+  try {
+    r = await fetch(path, opts);
+  } catch (e) {
+    throw new APIError(0, 'network', 'cannot reach the node (is the daemon running?)');
+  }
+  if (!r.ok) {
+    const data = await r.json().catch(() => null);
+    if (r.status === 401) onUnauthorized();
+    throw new APIError(r.status, data && data.code, data && data.error);
+  }
+  return r.text();
+}
+
 const seg = encodeURIComponent;
 const qs = (o) => {
   const p = new URLSearchParams();
@@ -71,6 +90,16 @@ export const api = {
   message: (id) => call('GET', `/v1/messages/${seg(id)}`),
   edit: (id, text) => call('PATCH', `/v1/messages/${seg(id)}`, { text }),
   deleteMessage: (id) => call('DELETE', `/v1/messages/${seg(id)}`),
+  // Files: download fetches and checks the chunks (a stream of progress
+  // lines, read whole here); fileURL is the checked bytes.
+  download: async (id) => {
+    const lines = await callText('POST', `/v1/messages/${seg(id)}/download`);
+    const last = lines.trim().split('\n').map((l) => JSON.parse(l)).pop() || {};
+    if (last.error) throw new APIError(409, last.code, last.error);
+    if (!last.done) throw new APIError(0, 'incomplete', 'the download did not finish');
+    return last;
+  },
+  fileURL: (id) => `/v1/messages/${seg(id)}/file`,
   react: (id, emoji, op) => call('POST', `/v1/messages/${seg(id)}/reactions`, op ? { emoji, op } : { emoji }),
   members: (g) => call('GET', `/v1/groups/${seg(g)}/members`),
   invite: (g) => call('GET', `/v1/groups/${seg(g)}/invite`),

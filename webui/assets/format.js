@@ -150,6 +150,7 @@ export function preview(m) {
   switch (m.kind) {
     case 'direct': return (m.own ? 'You' : m.nick) + ' (private): ' + text;
     case 'text': case 'reply': return (m.own ? 'You' : m.nick) + ': ' + text;
+    case 'file': return (m.own ? 'You' : m.nick) + ': ' + (m.file ? m.file.name : 'a file');
     default: return text;
   }
 }

@@ -238,7 +238,7 @@ function onEvent(ev) {
       if (!e.read.last || m.cursor >= e.read.last.cursor) e.read.last = m;
       // An edit, a delete or a reaction sends a message again (updated):
       // nothing new to count or notify.
-      const shown = !m.updated && (m.kind === 'text' || m.kind === 'reply' || m.kind === 'direct' || m.kind === 'split');
+      const shown = !m.updated && (m.kind === 'text' || m.kind === 'reply' || m.kind === 'file' || m.kind === 'direct' || m.kind === 'split');
       if (!m.own && shown && !(open && conv.timeline.atBottom() && document.visibilityState === 'visible')) {
         e.read.unread++;
       }

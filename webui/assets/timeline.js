@@ -465,7 +465,8 @@ export class Timeline {
     const long = !m.deleted && (text.length > FOLD_CHARS || text.split('\n', FOLD_LINES + 1).length > FOLD_LINES);
     let body = m.deleted
       ? h('div', { class: 'text deleted' }, icon('trash'), h('span', { text: deletedText(m) }))
-      : fmt.messageText(long ? text.slice(0, FOLD_CHARS) : text);
+      : m.file ? this.fileCard(m)
+        : fmt.messageText(long ? text.slice(0, FOLD_CHARS) : text);
     const bubble = h('div', { class: ['bubble', m.deleted && 'tombstone'] }, m.quote ? this.quote(m.quote) : null, body);
     if (long) {
       body.classList.add('folded');
@@ -494,7 +495,7 @@ export class Timeline {
     }
     main.append(bubble);
     if (m.reactions && m.reactions.length && !m.deleted) main.append(this.reactions(m));
-    const acts = m.cursor && !m.pending && !m.deleted && (m.kind === 'text' || m.kind === 'reply') && this.acts.canWrite();
+    const acts = m.cursor && !m.pending && !m.deleted && (m.kind === 'text' || m.kind === 'reply' || m.kind === 'file') && this.acts.canWrite();
     if (m.flags && m.flags.length) {
       main.append(h('div', { class: 'msg-flags', attrs: { role: 'note' } }, icon('warning'),
         h('span', { text: m.flags.map((f) => FLAGS[f] || f).join(' · ') })));
@@ -504,6 +505,38 @@ export class Timeline {
     // On the empty side of the row, shown on hover and focus.
     if (acts) li.append(this.actions(m));
     return li;
+  }
+
+  // fileCard shows a file message: its name, type and size, and a
+  // download button (the node fetches the chunks it lacks from the
+  // group's hosts and checks the whole file before the browser saves it).
+  fileCard(m) {
+    const f = m.file;
+    const status = h('span', { class: 'file-status', attrs: { role: 'status' } });
+    const btn = h('button', {
+      class: 'btn file-get', type: 'button', text: 'Download',
+      on: {
+        click: async () => {
+          btn.disabled = true;
+          status.textContent = 'Fetching…';
+          try {
+            await api.download(m.id);
+            status.textContent = 'Checked';
+            const a = h('a', { attrs: { href: api.fileURL(m.id), download: f.name } });
+            document.body.append(a);
+            a.click();
+            a.remove();
+          } catch (e) {
+            status.textContent = 'Failed: ' + e.message;
+          } finally {
+            btn.disabled = false;
+          }
+        },
+      },
+    });
+    return h('div', { class: 'file-card' }, icon('file'),
+      h('div', { class: 'file-meta' }, h('span', { class: 'file-name', attrs: { dir: 'auto' }, text: f.name }),
+        h('span', { class: 'file-sub', text: `${f.media_type || 'file'} · ${fmt.bytes(f.size)}` }), status), btn);
   }
 
   // quote shows the message a reply answers.
@@ -550,7 +583,7 @@ export class Timeline {
         on: { click: () => this.react(m, e) },
       })),
       btn('reply', 'Reply', () => this.acts.reply(m)),
-      m.own ? btn('edit', 'Edit', () => this.acts.edit(m)) : null,
+      m.own && !m.file ? btn('edit', 'Edit', () => this.acts.edit(m)) : null,
       m.own || this.acts.canModerate() ? btn('trash', 'Delete', () => this.acts.del(m)) : null);
   }
 
@@ -639,7 +672,7 @@ function msCursor(d) {
 
 // isShown: messages people wrote (others are notices).
 function isShown(m) {
-  return m.kind === 'text' || m.kind === 'direct' || m.kind === 'reply';
+  return m.kind === 'text' || m.kind === 'direct' || m.kind === 'reply' || m.kind === 'file';
 }
 
 // refKey changes when an edit, a delete or a reaction changes m.
