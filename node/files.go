@@ -61,7 +61,9 @@ func fileInfoOf(f *groupstate.FileManifest) *FileInfo {
 	return &FileInfo{Name: f.Name, MediaType: f.MediaType, Size: f.Size, SHA256: hex.EncodeToString(f.SHA256[:])}
 }
 
-func manifestKey(g groupstate.GroupID, id envelope.ID) []byte { return gkey(pfxFile, g, id[:], []byte{0}) }
+func manifestKey(g groupstate.GroupID, id envelope.ID) []byte {
+	return gkey(pfxFile, g, id[:], []byte{0})
+}
 
 func fileCursorKey(g groupstate.GroupID, id envelope.ID, p peer.ID) []byte {
 	return gkey(pfxFile, g, id[:], []byte{1}, []byte(p))

@@ -104,7 +104,7 @@ func TestGroupFlow(t *testing.T) {
 	if len(groups) != 1 {
 		t.Fatalf("bob's groups %v", groups)
 	}
-	keys(t, "group", groups[0], "id", "name", "epoch", "hosts", "can_write", "history", "members", "nick", "messages")
+	keys(t, "group", groups[0], "id", "name", "epoch", "hosts", "can_write", "history", "members", "nick", "messages", "unread")
 	gid := groups[0]["id"].(string)
 	if groups[0]["name"] != "book club" || groups[0]["nick"] != "bob" || groups[0]["can_write"] != true {
 		t.Errorf("bob's group %v", groups[0])

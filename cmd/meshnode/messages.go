@@ -42,7 +42,7 @@ func newSendCmd(g *globals) *cobra.Command {
 				return sendFile(cmd, g, args[0], file, asJSON)
 			}
 			if len(args) < 2 {
-				return &usageError{fmt.Errorf("send needs GROUP and TEXT (or --file PATH)")}
+				return &usageError{fmt.Errorf("requires at least 2 arg(s), only received %d: send needs GROUP and TEXT (or --file PATH)", len(args))}
 			}
 			text, err := messageText(args[1:], os.Stdin)
 			if err != nil {
@@ -185,7 +185,7 @@ func newMessagesCmd(g *globals) *cobra.Command {
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per line")
 	f.BoolVar(&follow, "follow", false, "keep showing new messages until interrupted")
 	f.IntVar(&limit, "limit", 0, "show only the latest N messages (0: all)")
-	f.BoolVar(&unread, "unread", false, "show only what came after your read marker (`meshnode read GROUP` moves it)")
+	f.BoolVar(&unread, "unread", false, "show only what came after your read marker (\"meshnode read GROUP\" moves it)")
 	f.BoolVar(&all, "all", false, "also show the messages nodes exchange in a connection group (key package offers, welcome frames)")
 	return cmd
 }
