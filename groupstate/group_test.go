@@ -243,6 +243,15 @@ func FuzzGroupUnmarshal(f *testing.F) {
 	g.Hosts = nil
 	b, _ = g.MarshalBinary()
 	f.Add(b)
+	// Records holding a key tree path, and a manager's with the seed.
+	tg, me, _ := treeFixture(f)
+	for _, tree := range []*Group{tg.m.g, me.g} {
+		if tree.Tree == nil {
+			f.Fatal("the tree fixture's records hold no path")
+		}
+		b, _ = tree.MarshalBinary()
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var g Group
 		if err := g.UnmarshalBinary(data); err != nil {
