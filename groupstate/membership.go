@@ -293,6 +293,21 @@ func (c *Chain) RevocationOf(key [32]byte, added EventID) (*Event, bool) {
 	return nil, false
 }
 
+// RemovalOf returns the main-line event that ended the membership of key
+// added by added (an EventRemove), if there is one: a demotion before it
+// does not end it.
+func (c *Chain) RemovalOf(key [32]byte, added EventID) (*Event, bool) {
+	for _, m := range c.marks[key] {
+		if m.added != added {
+			continue
+		}
+		if ev := c.entries[c.main[m.at]].ev; ev.Kind == EventRemove && ev.Target == key {
+			return ev.Clone(), true
+		}
+	}
+	return nil, false
+}
+
 // RevokedKey returns the sequence space of the membership that a
 // main-line event removing its target or taking its write role away
 // (Event.Revokes) ended or restricted.

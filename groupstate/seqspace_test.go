@@ -112,3 +112,24 @@ func TestMembershipSettled(t *testing.T) {
 		t.Fatalf("closed space after the encoding: %v", err)
 	}
 }
+
+// RemovalOf finds the event that ended a membership, past a demotion
+// before it, and nothing for a membership that goes on.
+func TestRemovalOf(t *testing.T) {
+	m := newManaged(t, DefaultPolicy())
+	bob := newPerson(t, "bob")
+	m.add(t, bob, RoleWrite)
+	added, _, _ := m.c.MemberSince(bob.key())
+	if _, ok := m.c.RemovalOf(bob.key(), added); ok {
+		t.Fatal("a live membership has a removal")
+	}
+	m.append(t, m.boss, &Event{Kind: EventSetRole, Target: bob.key(), Role: RoleRead, Seen: &SeenSet{Upto: 1}})
+	if _, ok := m.c.RemovalOf(bob.key(), added); ok {
+		t.Fatal("a demotion ended the membership")
+	}
+	m.append(t, m.boss, &Event{Kind: EventRemove, Target: bob.key(), Seen: &SeenSet{Upto: 2}})
+	rm, ok := m.c.RemovalOf(bob.key(), added)
+	if !ok || rm.Kind != EventRemove || rm.Seen.Upto != 2 {
+		t.Fatalf("removal %+v %v", rm, ok)
+	}
+}

@@ -75,8 +75,8 @@ func (m *member) settleAuthor(e *groupEntry, author [32]byte, added groupstate.E
 	if e.tracker.Closed(key) {
 		return
 	}
-	if rv, ok := e.chain.RevocationOf(author, added); ok {
-		m.settleMembership(e, key, rv)
+	if rm, ok := e.chain.RemovalOf(author, added); ok {
+		m.settleMembership(e, key, rm)
 	}
 }
 
