@@ -21,14 +21,15 @@ const (
 	// Codes of the group and message endpoints. Each also matches its
 	// generic sentinel: errors.Is(err, ErrNotFound) holds for
 	// CodeUnknownGroup.
-	CodeUnknownGroup   = "unknown_group"   // 404: no group has that ID or name
-	CodeAmbiguousGroup = "ambiguous_group" // 409: several groups have that name
-	CodeAlreadyMember  = "already_member"  // 409: joining a group twice
-	CodeUnknownMember  = "unknown_member"  // 404: no member has that fingerprint
-	CodeReadOnly       = "read_only"       // 403: sending with a read-only invite
-	CodeBadInvite      = "bad_invite"      // 400: malformed, mistyped or unsupported invite
-	CodeUnknownMessage = "unknown_message" // 404: no message has that ID (or it was deleted)
-	CodeNotAuthor      = "not_author"      // 403: editing or deleting another member's message
+	CodeUnknownGroup    = "unknown_group"    // 404: no group has that ID or name
+	CodeAmbiguousGroup  = "ambiguous_group"  // 409: several groups have that name
+	CodeAlreadyMember   = "already_member"   // 409: joining a group twice
+	CodeUnknownMember   = "unknown_member"   // 404: no member has that fingerprint
+	CodeReadOnly        = "read_only"        // 403: sending with a read-only invite
+	CodeBadInvite       = "bad_invite"       // 400: malformed, mistyped or unsupported invite
+	CodeAmbiguousMember = "ambiguous_member" // 409: several members have that nick
+	CodeUnknownMessage  = "unknown_message"  // 404: no message has that ID (or it was deleted)
+	CodeNotAuthor       = "not_author"       // 403: editing or deleting another member's message
 
 	// CodeDiskFull: the node's disk is (nearly) full; it refuses writes
 	// until space is freed, and still answers reads.
@@ -67,6 +68,9 @@ var (
 	// ErrRemoved: this member was removed from the (managed) group; it is
 	// read-only for it.
 	ErrRemoved = errors.New("api: removed from the group")
+	// ErrAmbiguousMember: several members of the group have that nick;
+	// the message lists them with their fingerprints.
+	ErrAmbiguousMember = errors.New("api: several members have that nick")
 	// ErrUnknownMessage: no message of the member's groups has that ID,
 	// a prefix names several, or the message was deleted.
 	ErrUnknownMessage = errors.New("api: unknown message")
@@ -111,6 +115,7 @@ var codeErrors = map[string][]error{
 	CodeRemoved:          {ErrRemoved, ErrForbidden},
 	CodeBadInvite:        {ErrBadInvite, ErrBadRequest},
 	CodeUnknownMessage:   {ErrUnknownMessage, ErrNotFound},
+	CodeAmbiguousMember:  {ErrAmbiguousMember, ErrConflict},
 	CodeNotAuthor:        {ErrNotAuthor, ErrForbidden},
 	CodeDiskFull:         {ErrDiskFull},
 	CodeBadOrigin:        {ErrForbidden},
@@ -157,6 +162,7 @@ var codeStatus = map[string]int{
 	CodeRemoved:          http.StatusForbidden,
 	CodeBadInvite:        http.StatusBadRequest,
 	CodeUnknownMessage:   http.StatusNotFound,
+	CodeAmbiguousMember:  http.StatusConflict,
 	CodeNotAuthor:        http.StatusForbidden,
 	CodeDiskFull:         http.StatusInsufficientStorage,
 	CodeBadOrigin:        http.StatusForbidden,

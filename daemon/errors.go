@@ -98,6 +98,7 @@ var errorTable = []struct {
 	{node.ErrAmbiguousGroup, api.CodeAmbiguousGroup, ""},
 	{node.ErrAlreadyMember, api.CodeAlreadyMember, ""},
 	{node.ErrUnknownMember, api.CodeUnknownMember, ""},
+	{node.ErrAmbiguousMember, api.CodeAmbiguousMember, ""},
 	{node.ErrReadOnly, api.CodeReadOnly, ""},
 	{node.ErrBadCursor, api.CodeBadCursor, ""},
 	{node.ErrUnknownMessage, api.CodeUnknownMessage, "`meshnode messages GROUP` shows the IDs"},

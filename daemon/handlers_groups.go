@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -170,11 +171,17 @@ func (s *server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	case req.To == "":
 		res, err = s.d.node.Send(ctx, group, req.Text)
 	default:
+		// A fingerprint, or the nick of exactly one other member.
 		// Checked here so that a mistyped fingerprint is the caller's
 		// error and not confused with keymgmt errors from the node.
 		to, perr := keymgmt.ParseFingerprint(req.To)
 		if perr != nil {
-			return errorf(api.CodeBadRequest, "recipient: %v (copy it from `meshnode group members`)", perr)
+			if to, err = s.d.node.MemberByNick(group, req.To); errors.Is(err, node.ErrUnknownMember) {
+				return errorf(api.CodeBadRequest, "recipient %q is neither a fingerprint nor the nick of a member (see `meshnode group members`): %v", req.To, err)
+			}
+			if err != nil {
+				return apiError(err)
+			}
 		}
 		res, err = s.d.node.SendDirect(ctx, group, to, req.Text)
 	}

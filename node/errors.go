@@ -29,6 +29,8 @@ var (
 	ErrAlreadyMember = errors.New("node: already a member of that group")
 	// ErrUnknownMember: no member of the group has that fingerprint.
 	ErrUnknownMember = errors.New("node: no member of the group has that fingerprint")
+	// ErrAmbiguousMember: several members of the group have that nick.
+	ErrAmbiguousMember = errors.New("node: several members have that nick")
 	// ErrUnknownMessage: no message of the member's groups (of the group
 	// named) has that ID, or the ID prefix names several (refs.go).
 	ErrUnknownMessage = errors.New("node: unknown message")

@@ -24,7 +24,7 @@ func newSendCmd(g *globals) *cobra.Command {
 		asJSON            bool
 	)
 	cmd := &cobra.Command{
-		Use:   "send [--to FINGERPRINT | --reply-to ID] GROUP TEXT... | send --file PATH GROUP",
+		Use:   "send [--to FINGERPRINT|NICK | --reply-to ID] GROUP TEXT... | send --file PATH GROUP",
 		Short: "Send a message to a group, or a direct message to one member",
 		Long: "Send a message to everyone in GROUP (an ID or unique name), or with --to a direct message\n" +
 			"only that member can read. The words of TEXT are joined by spaces; TEXT - reads the\n" +
@@ -76,7 +76,7 @@ func newSendCmd(g *globals) *cobra.Command {
 			return printFields(g.stdout, fields)
 		},
 	}
-	cmd.Flags().StringVar(&to, "to", "", "send a direct message to the member with this fingerprint (listed by \"meshnode group members\")")
+	cmd.Flags().StringVar(&to, "to", "", "send a direct message to the member with this fingerprint or nick (listed by \"meshnode group members\"; an ambiguous nick lists the candidates)")
 	cmd.Flags().StringVar(&file, "file", "", "send the file at PATH (at most 100 MiB unless the daemon's limit says otherwise)")
 	cmd.Flags().StringVar(&replyTo, "reply-to", "", "answer the message with this ID (or its start, as \"meshnode messages\" shows it)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
