@@ -378,3 +378,63 @@ func benchCrossover(b *testing.B, suite keymgmt.Suite, n int, mode string) {
 		b.ReportMetric(float64(time.Since(start).Nanoseconds())/reps/1e3, "member-µs")
 	})
 }
+
+// BenchmarkRotationNewSeed measures the costliest tree rotation: a
+// manager who knew the tree seed is removed, so the rotation draws a new
+// seed and seals every member's new leaf key with HPKE (ModeFull), in
+// both suites. Metrics as BenchmarkRotation's; a manager is promoted and
+// handed the seed before each measured removal (untimed).
+//
+// Run: go test -run '^$' -bench 'BenchmarkRotationNewSeed' -benchtime=1x ./groupstate
+func BenchmarkRotationNewSeed(b *testing.B) {
+	for _, suite := range []keymgmt.Suite{keymgmt.SuiteX25519, keymgmt.SuitePQ} {
+		for _, n := range []int{100, 1000, 10000} {
+			b.Run(fmt.Sprintf("suite=%s/members=%d", suite, n), func(b *testing.B) {
+				bt := newBenchTreeSuite(b, n, RotationParams{}, suite)
+				op := benchOp{
+					name: "remove-manager",
+					run: func(b *testing.B, bt *benchTree) *Rotation {
+						bt.event(b, &Event{Kind: EventRemove, Target: bt.victim().key()})
+						rot := bt.rotate(b)
+						if rot.Keys.Mode != ModeFull {
+							b.Fatalf("removing a manager: %s", rot.Keys.Mode)
+						}
+						return rot
+					},
+					restore: func(b *testing.B, bt *benchTree) {
+						bt.addMember(b, bt.newcomer(b), RoleWrite)
+						bt.promoteOldest(b)
+					},
+				}
+				bt.promoteOldest(b)
+				b.ResetTimer()
+				for range b.N {
+					op.run(b, bt)
+					b.StopTimer()
+					op.restore(b, bt)
+					b.StartTimer()
+				}
+				b.StopTimer()
+				benchReport(b, bt, op)
+			})
+		}
+	}
+}
+
+// promoteOldest makes the member victim() picks next a manager and hands
+// it the tree seed (a rotation), so that its removal draws a new seed.
+func (bt *benchTree) promoteOldest(b *testing.B) {
+	k := bt.order[0]
+	if m, ok := bt.m.c.Member(ed25519.PublicKey(k[:])); !ok || !m.Role.CanWrite() {
+		// A reader: move a writer to the front.
+		for i, o := range bt.order {
+			if m, ok := bt.m.c.Member(ed25519.PublicKey(o[:])); ok && m.Role.CanWrite() {
+				bt.order[0], bt.order[i] = bt.order[i], bt.order[0]
+				break
+			}
+		}
+		k = bt.order[0]
+	}
+	bt.event(b, &Event{Kind: EventAddManager, Target: k})
+	bt.rotate(b)
+}
