@@ -259,32 +259,38 @@
 //
 // Measured with BenchmarkRotation (a third of members read-only; a path
 // update has no HPKE, so the members' suites do not change it; 2 shared
-// cores at load average 9.7–9.9: times are upper bounds), -benchtime=20x:
+// cores at load average 1.8–2.0), -benchtime=20x:
 //
 //	members  op        manager  wraps  key update  envelopes    member
-//	10       remove    0.47 ms  7      0.87 kB     1 (2 kB)     0.13 ms
-//	10       add       0.56 ms  5      0.71 kB     1 (2 kB)     0.08 ms
-//	100      remove    0.48 ms  15     1.48 kB     1 (2 kB)     0.08 ms
+//	10       remove    0.31 ms  7      0.87 kB     1 (2 kB)     0.08 ms
+//	10       add       0.42 ms  5      0.71 kB     1 (2 kB)     0.07 ms
+//	100      remove    0.36 ms  15     1.48 kB     1 (2 kB)     0.08 ms
 //	1,000    remove    0.49 ms  21     1.94 kB     1 (8 kB)     0.08 ms
-//	10,000   remove    0.75 ms  27     2.41 kB     1 (8 kB)     0.07 ms
-//	10,000   add       0.48 ms  25     2.25 kB     1 (8 kB)     0.07 ms
-//	10,000   periodic  0.23 ms  2      0.48 kB     1 (2 kB)     0.06 ms
+//	10,000   remove    0.41 ms  27     2.41 kB     1 (8 kB)     0.07 ms
+//	10,000   add       0.45 ms  25     2.25 kB     1 (8 kB)     0.06 ms
+//	10,000   periodic  0.24 ms  2      0.48 kB     1 (2 kB)     0.07 ms
 //
 // (wraps counts the epoch secrets' wraps under the roots too; add is from
 // -join history), against direct seals at 10,000 members: 1.4–2.2 s,
 // 1.46 MB in 23 envelopes. BenchmarkRotationCrossover sets
 // TreeMinMembers (4 for X25519 members, 2 with an X-Wing member: see
-// there).
+// there). The costliest tree rotation, a new seed after a manager's
+// removal (BenchmarkRotationNewSeed, -benchtime=1x, load about 3), seals
+// every leaf key with HPKE: at 10,000 members 0.72 s, 2.4 MB in 41
+// envelopes with X25519 and 1.5 s, 13.5 MB in 316 envelopes with X-Wing;
+// a member finds and opens its part in 3.3 and 14.9 ms (it parses the
+// parts before its own).
 //
 // Post-quantum by default costs (BenchmarkKeyPackageSuites,
-// BenchmarkWelcomeSuites, same load): a key package is 1,358 bytes in
-// X-Wing against 174 in X25519 (text 1,822 against 244 characters); the
-// add event carrying it still fits the 2 kB bucket (a 2,189-byte
+// BenchmarkWelcomeSuites, load about 1.8): a key package is 1,358 bytes
+// in X-Wing against 174 in X25519 (text 1,822 against 244 characters;
+// made in 22 against 18 µs, parsed and verified in 117 against 83 µs);
+// the add event carrying it still fits the 2 kB bucket (a 2,189-byte
 // envelope either way). A welcome carries the chain's main line, so its
 // members' key packages: 18.6 against 4.5 kB at 10 members (one envelope
 // each), 156 against 36 kB at 100 (3 envelopes against 1), 1.53 MB
-// against 0.35 MB at 1,000 (24 against 6); the manager makes it in 46
-// against 11 ms and the newcomer opens it in 0.43 against 0.20 s at 1,000.
+// against 0.35 MB at 1,000 (24 against 6); the manager makes it in 28
+// against 9 ms and the newcomer opens it in 0.24 against 0.15 s at 1,000.
 //
 // # Welcomes
 //

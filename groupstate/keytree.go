@@ -17,7 +17,7 @@ import (
 // rotation: every member's leaf key by HPKE, every node key wrapped); a
 // smaller one gets direct HPKE seals of the secrets (ModeDirect), which
 // cost no more there. Measured with BenchmarkRotationCrossover (one member
-// removed, a third read-only; load average about 10 on 2 shared cores):
+// removed, a third read-only; load average about 2 on 2 shared cores):
 // X25519 direct seals are about 60 bytes smaller at 2 and 3 members (0.50
 // against 0.56 kB at 2, 0.65 against 0.71 at 3), the tree is smaller from
 // 4 on (0.56 against 0.81 kB at 4, 0.87 against 2.55 at 16, 1.17 against
