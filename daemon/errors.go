@@ -99,6 +99,7 @@ var errorTable = []struct {
 	{node.ErrAlreadyMember, api.CodeAlreadyMember, ""},
 	{node.ErrUnknownMember, api.CodeUnknownMember, ""},
 	{node.ErrAmbiguousMember, api.CodeAmbiguousMember, ""},
+	{node.ErrBadQuery, api.CodeBadRequest, ""},
 	{node.ErrReadOnly, api.CodeReadOnly, ""},
 	{node.ErrBadCursor, api.CodeBadCursor, ""},
 	{node.ErrUnknownMessage, api.CodeUnknownMessage, "`meshnode messages GROUP` shows the IDs"},

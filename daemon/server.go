@@ -96,6 +96,7 @@ func (s *server) handler(withUI bool) (http.Handler, error) {
 	s.groupRoutes(mux)
 	s.refRoutes(mux)
 	s.fileRoutes(mux)
+	s.searchRoutes(mux)
 	s.contactRoutes(mux)
 	s.managedRoutes(mux)
 	s.rejectionRoutes(mux)

@@ -29,6 +29,9 @@ var (
 	ErrAlreadyMember = errors.New("node: already a member of that group")
 	// ErrUnknownMember: no member of the group has that fingerprint.
 	ErrUnknownMember = errors.New("node: no member of the group has that fingerprint")
+	// ErrBadQuery: a search without a word to look for, or with a bad
+	// limit.
+	ErrBadQuery = errors.New("node: bad search")
 	// ErrAmbiguousMember: several members of the group have that nick.
 	ErrAmbiguousMember = errors.New("node: several members have that nick")
 	// ErrUnknownMessage: no message of the member's groups (of the group

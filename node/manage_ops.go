@@ -502,7 +502,7 @@ func (n *Node) LeaveGroup(ctx context.Context, group string) (*ManageResult, err
 // groupPrefixes are the member-database prefixes of a group's records
 // besides its group record, bookkeeping, tracker and chain.
 var groupPrefixes = []byte{pfxMessage, pfxSeen, pfxProfile, pfxOrphan, pfxDeferred, pfxRequest, pfxSplit, pfxClaim, pfxOutbox, pfxNotice,
-	pfxSeq, pfxRejection, pfxEquivocation, pfxEventEnv, pfxRefTarget, pfxRefAction, pfxFile}
+	pfxSeq, pfxRejection, pfxEquivocation, pfxEventEnv, pfxRefTarget, pfxRefAction, pfxFile, pfxSearch}
 
 // forgetGroup deletes a group from this member: first its record,
 // bookkeeping, tracker and chain in one transaction (the group is gone,

@@ -390,7 +390,11 @@ func markSeenTxn(txn *badger.Txn, g groupstate.GroupID, id envelope.ID, order in
 	if msg == nil {
 		return nil
 	}
-	return putMessageTxn(txn, messageKey(g, order, msg.Seq, id), msg)
+	key := messageKey(g, order, msg.Seq, id)
+	if err := indexMessageTxn(txn, g, key, msg); err != nil {
+		return err
+	}
+	return putMessageTxn(txn, key, msg)
 }
 
 // putMessageTxn stores a message for display under its key.

@@ -250,6 +250,13 @@ func (m *member) putRefActionTxn(txn *badger.Txn, e *groupEntry, act *groupstate
 	if !known {
 		return nil
 	}
+	if act.Kind == groupstate.KindEdit {
+		// The new text is found by search too (the old one no longer
+		// matches: results are checked against the current text).
+		if err := indexTxn(txn, e.g.ID, messageKey(e.g.ID, t.order, t.seq, act.Target)[len(gkey(pfxMessage, e.g.ID)):], act.Text); err != nil {
+			return err
+		}
+	}
 	if act.Kind == groupstate.KindDelete {
 		if err := scrubTxn(txn, e.g.ID, act.Target, t); err != nil {
 			return err
@@ -281,9 +288,13 @@ func scrubTxn(txn *badger.Txn, g groupstate.GroupID, id envelope.ID, t refTarget
 	if !groupstate.FoldRefs(t.target(), acts).Deleted {
 		return nil
 	}
+	pos := messageKey(g, t.order, t.seq, id)[len(gkey(pfxMessage, g)):]
 	for _, a := range acts {
 		if a.Kind == groupstate.KindEdit {
 			if err := txn.Delete(refActionKey(g, id, a.ID)); err != nil {
+				return err
+			}
+			if err := unindexTxn(txn, g, pos, a.Text); err != nil {
 				return err
 			}
 		}
@@ -291,6 +302,9 @@ func scrubTxn(txn *badger.Txn, g groupstate.GroupID, id envelope.ID, t refTarget
 	key := messageKey(g, t.order, t.seq, id)
 	msg, err := getMessageTxn(txn, g, id, t)
 	if err != nil || msg == nil || (msg.Text == "" && msg.File == nil) {
+		return err
+	}
+	if err := unindexTxn(txn, g, pos, indexedText(msg)); err != nil {
 		return err
 	}
 	msg.Text, msg.File = "", nil

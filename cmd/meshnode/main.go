@@ -85,7 +85,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.home, "home", "", "home directory (default $"+daemon.EnvHome+" or ~/.meshnode)")
 	root.AddCommand(newInitCmd(g), newRunCmd(g), newIDCmd(g), newStatusCmd(g))
 	root.AddCommand(newGroupCmd(g), newSendCmd(g), newMessagesCmd(g), newFetchCmd(g))
-	root.AddCommand(newReactCmd(g), newEditCmd(g), newDeleteCmd(g), newReadCmd(g), newDownloadCmd(g))
+	root.AddCommand(newReactCmd(g), newEditCmd(g), newDeleteCmd(g), newReadCmd(g), newDownloadCmd(g), newSearchCmd(g))
 	root.AddCommand(newBenchCmd())
 	root.AddCommand(newTestnetCmd())
 	root.AddCommand(newAliasCmd(g), newContactCmd(g))

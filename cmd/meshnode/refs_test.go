@@ -220,3 +220,26 @@ func TestFilesCLI(t *testing.T) {
 		t.Fatalf("overwriting: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// Issue 18, item 4 from the command line.
+func TestSearchCLI(t *testing.T) {
+	alice, _ := initHome(t, "--nick", "alice")
+	startRun(t, alice)
+	e := env(t)
+	ok(t, meshnode(t, e, "group", "create", "--home", alice, "club"), "group create")
+	ok(t, meshnode(t, e, "group", "create", "--home", alice, "work"), "group create")
+	ok(t, meshnode(t, e, "send", "--home", alice, "club", "Meeting on Tuesday"), "send")
+	ok(t, meshnode(t, e, "send", "--home", alice, "work", "team meeting notes"), "send")
+	ok(t, meshnode(t, e, "send", "--home", alice, "work", "lunch?"), "send")
+	out := ok(t, meshnode(t, e, "search", "--home", alice, "meet"), "search")
+	if !strings.Contains(out, "[club]") || !strings.Contains(out, "[work]") || strings.Contains(out, "lunch") {
+		t.Errorf("search meet:\n%s", out)
+	}
+	out = ok(t, meshnode(t, e, "search", "--home", alice, "--group", "work", "--json", "meet"), "search --group --json")
+	if strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, `"text":"team meeting notes"`) {
+		t.Errorf("search --group work --json:\n%s", out)
+	}
+	if r := meshnode(t, e, "search", "--home", alice, "?"); r.code == 0 {
+		t.Errorf("a query without a word succeeded:\n%s", r.stdout)
+	}
+}
