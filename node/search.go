@@ -32,8 +32,8 @@ import (
 const pfxSearch = 's'
 
 const (
-	minWordRunes    = 2
-	maxWordBytes    = 32
+	minWordRunes = 2
+	maxWordBytes = 32
 	// maxWordsPerText bounds what one message adds to the transaction
 	// that stores it (about 100 bytes a word): a long text is found by
 	// its first maxWordsPerText distinct words.
