@@ -84,7 +84,10 @@ func waitKeyUpdate(t *testing.T, p *person, host *Node, gid string, epoch uint64
 }
 
 // cannotOpen checks that a removed member, with everything it kept, opens
-// no part of a rotation.
+// no part of a rotation: not through the member API, and not by trying
+// every tree key it held — and, for a former manager, every key its seed
+// derives for the rotation's nodes — against every wrap, and its identity
+// against every seal.
 func cannotOpen(t *testing.T, kept *groupstate.Group, id *keymgmt.Identity, c *groupstate.Chain, parts []*groupstate.KeyUpdate) {
 	t.Helper()
 	for _, ku := range parts {
@@ -94,6 +97,66 @@ func cannotOpen(t *testing.T, kept *groupstate.Group, id *keymgmt.Identity, c *g
 			t.Fatalf("a removed member opened the rotation to epoch %d", ku.NewEpoch())
 		}
 	}
+	if n := crackRotation(kept, id, c, parts); n != 0 {
+		t.Fatalf("a removed member's keys open %d wraps or seals of the rotation", n)
+	}
+}
+
+// crackRotation counts the wraps and seals of a rotation that open with
+// what a member kept (see cannotOpen).
+func crackRotation(kept *groupstate.Group, id *keymgmt.Identity, c *groupstate.Chain, parts []*groupstate.KeyUpdate) int {
+	opened := 0
+	for _, ku := range parts {
+		tu := ku.Tree
+		if tu == nil {
+			continue
+		}
+		ne, rot := ku.NewEpoch(), ku.Head()
+		var held []keymgmt.TreeKey
+		if kept.Tree != nil {
+			held = append(held, kept.Tree.Keys...)
+		}
+		derive := func(tree keymgmt.TreeID, node uint32) {
+			if kept.TreeSeed != nil {
+				held = append(held, keymgmt.DeriveTreeNodeKey(&kept.TreeSeed.Seed, tree, node, rot))
+			}
+		}
+		for _, w := range tu.Wraps {
+			derive(w.Tree, w.Child)
+			derive(w.Tree, keymgmt.NodeParent(w.Child))
+		}
+		for tree, d := range tu.Depths {
+			if d >= 0 {
+				derive(keymgmt.TreeID(tree), keymgmt.TreeRoot(d))
+			}
+		}
+		for _, k := range held {
+			for _, w := range tu.Wraps {
+				if _, err := keymgmt.UnwrapTreeKey(&k, w.Wrapped, treeCtx(c.GroupID(), ne, rot, w.Tree, w.Child)); err == nil {
+					opened++
+				}
+			}
+			for tree, sec := range [][]byte{tu.Writers, tu.Readers} {
+				if sec == nil {
+					continue
+				}
+				ctx := treeCtx(c.GroupID(), ne, rot, keymgmt.TreeID(tree), keymgmt.TreeRoot(tu.Depths[tree]))
+				if _, err := keymgmt.UnwrapTreeSecrets(&k, sec, tree == int(keymgmt.TreeReaders), ctx); err == nil {
+					opened++
+				}
+			}
+		}
+		for _, s := range append(append([]groupstate.TreeSeal(nil), tu.LeafSeals...), tu.SeedSeals...) {
+			info := treeCtx(c.GroupID(), ne, rot, s.Tree, s.Leaf)
+			if _, err := id.OpenTreeLeaf(info, s.Sealed); err == nil {
+				opened++
+			}
+			if _, err := id.OpenTreeSeed(info, s.Sealed); err == nil {
+				opened++
+			}
+		}
+	}
+	return opened
 }
 
 // Several managers share the key tree: a new manager gets it in the
@@ -452,6 +515,8 @@ func TestKeyTreeMixedSuites(t *testing.T) {
 	}
 
 	keptCarol, _ := record(t, carol, gid)
+	keptBob, _ := record(t, bob, gid)
+	keptSeed, _ := record(t, alice, gid)
 	res, err := alice.n.RemoveMember(ctx, gid, carol.id.Fingerprint())
 	if err != nil {
 		t.Fatal(err)
@@ -465,6 +530,16 @@ func TestKeyTreeMixedSuites(t *testing.T) {
 	parts, _ := keyUpdates(t, alice, host, gid, res.Epoch)
 	_, c := record(t, alice, gid)
 	cannotOpen(t, keptCarol, carol.id, c, parts)
+	// The same crack with what a member who stays held does open part of
+	// the update: the check above can fail.
+	if crackRotation(keptBob, bob.id, c, parts) == 0 {
+		t.Fatal("a staying member's keys open nothing: the crack proves nothing")
+	}
+	// A seed derives a path update's keys: why removing a manager draws a
+	// new one.
+	if keptSeed.TreeSeed == nil || crackRotation(&groupstate.Group{TreeSeed: keptSeed.TreeSeed}, alice.id, c, parts) == 0 {
+		t.Fatal("the manager's seed derives nothing of her path update: the crack proves nothing")
+	}
 
 	// The seed goes to bob (X-Wing) in the promotion's rotation.
 	res, err = alice.n.AddManager(ctx, gid, bob.id.Fingerprint())
