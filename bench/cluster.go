@@ -50,18 +50,23 @@ func workdir(dir, pattern string) (string, func(), error) {
 // on-disk defaults (durable: every commit fsynced before it is
 // acknowledged) without the background jobs and quotas. Retention and
 // value-log GC would run at arbitrary points of a measured window, and the
-// default per-mailbox quota (512 MiB) would refuse a large --n.
+// default per-mailbox quota (512 MiB) would refuse a large --n. Nor does
+// it budget new mailboxes (issue 14's admission): a benchmark's mailbox is
+// new by construction, and its 16 MiB budget would refuse all of --n
+// beyond 16k envelopes of 1 KiB.
 func storeParams() store.Params {
 	p := store.DefaultParams()
 	p.RetentionInterval, p.GCInterval = 0, 0
 	p.Default, p.GlobalQuotaBytes = store.MailboxPolicy{}, 0
+	p.Admission = store.AdmissionParams{}
 	return p
 }
 
 // hostParams are the remote host's node parameters: a community host with
 // the store above, serving any mailbox, and with the per-peer rate limits
-// off. Rate limits cap what one peer may ask for by policy; a capacity
-// benchmark with four peers would measure the policy instead of the host.
+// and the rates of traffic to new mailboxes off. Rate limits cap what one
+// peer (or network) may ask for by policy; a capacity benchmark with four
+// peers on loopback would measure the policy instead of the host.
 func hostParams() node.Params {
 	p := node.DefaultParams(node.RoleHost)
 	p.StablePeerID = false // a fresh transport key; nothing to keep
@@ -69,6 +74,7 @@ func hostParams() node.Params {
 	p.Store = storeParams()
 	p.Relay.PeerRate = 0
 	p.Fetch.PeerRate = 0
+	p.Admission.NewTrafficRate, p.Admission.NewMailboxRate = 0, 0
 	return p
 }
 
