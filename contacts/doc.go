@@ -16,7 +16,8 @@
 //
 // What this package holds today: the contact records of the member
 // database and their layout (records.go: its own namespace, decoders that
-// return ErrCorrupt for anything damaged), the frame format of welcomes
+// return ErrCorrupt for anything damaged) and their reads and writes
+// (store.go: Store touches that namespace only), the frame format of welcomes
 // over connection groups (frames.go), the parameters (params.go), the
 // errors (errors.go) and what contacts show (types.go: no JSON names;
 // package api owns the wire form). The operations that use them still run in package

@@ -5,10 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -162,7 +160,7 @@ func (n *Node) addContact(ctx context.Context, gid groupstate.GroupID, ct *conta
 // queueContactAdd records a queued add (or updates the role of the one
 // queued for the same group and contact). Call with conn.mu held.
 func (n *Node) queueContactAdd(gid groupstate.GroupID, ct *contacts.Contact, role groupstate.Role) (*contacts.PendingContactAdd, error) {
-	recs, err := n.queuedAdds()
+	recs, err := n.cstore.QueuedAdds()
 	if err != nil {
 		return nil, err
 	}
@@ -181,38 +179,11 @@ func (n *Node) queueContactAdd(gid groupstate.GroupID, ct *contacts.Contact, rol
 		rec = &contacts.PendingAddRec{ID: hex.EncodeToString(id[:]), Group: gid.String(), Contact: ct.Group, Queued: time.Now().UTC()}
 	}
 	rec.Role, rec.Failed, rec.LastError = role.String(), false, ""
-	if err := n.saveQueuedAdd(rec); err != nil {
+	if err := n.cstore.PutQueuedAdd(rec); err != nil {
 		return nil, err
 	}
 	n.log.Info("queued a contact add until the contact's node offers a key package", "group", gid.Short(), "add", rec.ID)
 	return n.pendingAddView(rec, ct), nil
-}
-
-func (n *Node) saveQueuedAdd(rec *contacts.PendingAddRec) error {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(contacts.Key(contacts.KeyQueuedAdd, []byte(rec.ID)), b) })
-}
-
-func (n *Node) deleteQueuedAdd(id string) error {
-	return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Delete(contacts.Key(contacts.KeyQueuedAdd, []byte(id))) })
-}
-
-// queuedAdds reads the queued adds, oldest first.
-func (n *Node) queuedAdds() ([]*contacts.PendingAddRec, error) {
-	var out []*contacts.PendingAddRec
-	err := n.member.db.scan(contacts.Key(contacts.KeyQueuedAdd), func(_, v []byte) error {
-		r, err := contacts.DecodePendingAdd(v)
-		if err != nil {
-			return err
-		}
-		out = append(out, r)
-		return nil
-	})
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Queued.Before(out[j].Queued) })
-	return out, err
 }
 
 func (n *Node) pendingAddView(rec *contacts.PendingAddRec, ct *contacts.Contact) *contacts.PendingContactAdd {
@@ -238,7 +209,7 @@ func (n *Node) PendingContactAdds() ([]contacts.PendingContactAdd, error) {
 	c := n.conn
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	recs, err := n.queuedAdds()
+	recs, err := n.cstore.QueuedAdds()
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +244,7 @@ func (n *Node) CancelContactAdd(id string) error {
 	if b == nil {
 		return fmt.Errorf("%w: %q", contacts.ErrUnknownContactAdd, id)
 	}
-	return n.deleteQueuedAdd(id)
+	return n.cstore.DeleteQueuedAdd(id)
 }
 
 // permanentAddError reports whether a queued add failing with err can
@@ -293,7 +264,7 @@ func permanentAddError(err error) bool {
 // oldest first, until the contact's offers run out. Call with conn.mu
 // held.
 func (n *Node) completeQueuedAdds(ct *contacts.Contact) error {
-	recs, err := n.queuedAdds()
+	recs, err := n.cstore.QueuedAdds()
 	if err != nil {
 		return err
 	}
@@ -312,7 +283,7 @@ func (n *Node) completeQueuedAdds(ct *contacts.Contact) error {
 			return nil // wait for the next offer
 		case err == nil:
 			n.log.Info("completed a queued contact add", "group", gid.Short(), "add", rec.ID)
-			if err := n.deleteQueuedAdd(rec.ID); err != nil {
+			if err := n.cstore.DeleteQueuedAdd(rec.ID); err != nil {
 				return err
 			}
 		default:
@@ -320,7 +291,7 @@ func (n *Node) completeQueuedAdds(ct *contacts.Contact) error {
 			// can never complete, cancels it).
 			rec.LastError, rec.Failed = err.Error(), permanentAddError(err)
 			n.log.Info("a queued contact add failed", "group", gid.Short(), "add", rec.ID, "permanent", rec.Failed, "err", err)
-			if err := n.saveQueuedAdd(rec); err != nil {
+			if err := n.cstore.PutQueuedAdd(rec); err != nil {
 				return err
 			}
 		}

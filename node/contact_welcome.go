@@ -301,6 +301,5 @@ func (n *Node) isContactGroup(group string) bool {
 	if err != nil {
 		return false
 	}
-	b, err := n.member.db.get(contacts.Key(contacts.KeyContact, gid[:]))
-	return err == nil && b != nil
+	return n.cstore.IsContactGroup(gid)
 }

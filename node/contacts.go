@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -127,7 +126,7 @@ func (n *Node) ensureUserID() error {
 	defer c.mu.Unlock()
 	name := keymgmt.UserIDName(n.member.id.SigningKey())
 	bits := n.params.Contacts.UserIDProofBits
-	rec, err := n.loadName(name.Canonical)
+	rec, err := n.cstore.Name(name.Canonical)
 	if err != nil || (rec != nil && rec.ProofBits == bits) {
 		return err
 	}
@@ -138,36 +137,7 @@ func (n *Node) ensureUserID() error {
 		defer cancel()
 		return n.setProofBits(ctx, rec, bits)
 	}
-	return n.saveName(&contacts.NameRec{Kind: name.Kind, Name: name.Canonical, Hosts: n.directoryHosts(), Created: time.Now().UTC(), ProofBits: bits})
-}
-
-func (n *Node) loadName(name string) (*contacts.NameRec, error) {
-	b, err := n.member.db.get(contacts.Key(contacts.KeyName, []byte(name)))
-	if err != nil || b == nil {
-		return nil, err
-	}
-	return contacts.DecodeNameRec(b)
-}
-
-func (n *Node) saveName(rec *contacts.NameRec) error {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(contacts.Key(contacts.KeyName, []byte(rec.Name)), b) })
-}
-
-func (n *Node) names() ([]*contacts.NameRec, error) {
-	var out []*contacts.NameRec
-	err := n.member.db.scan(contacts.Key(contacts.KeyName), func(k, v []byte) error {
-		rec, err := contacts.DecodeNameRec(v)
-		if err != nil {
-			return fmt.Errorf("name %q: %w", k[2:], err)
-		}
-		out = append(out, rec)
-		return nil
-	})
-	return out, err
+	return n.cstore.PutName(&contacts.NameRec{Kind: name.Kind, Name: name.Canonical, Hosts: n.directoryHosts(), Created: time.Now().UTC(), ProofBits: bits})
 }
 
 // refreshNames tops up every name on its hosts.
@@ -175,7 +145,7 @@ func (n *Node) refreshNames() {
 	c := n.conn
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	recs, err := n.names()
+	recs, err := n.cstore.Names()
 	if err != nil {
 		n.log.Error("reading names failed", "err", err)
 		return
@@ -188,7 +158,7 @@ func (n *Node) refreshNames() {
 			// Dropped: retried at the next refresh.
 			n.log.Info("could not refresh a name on every host", "kind", rec.Kind, "err", err)
 		}
-		if err := n.saveName(rec); err != nil {
+		if err := n.cstore.PutName(rec); err != nil {
 			n.log.Error("saving a name failed", "err", err)
 		}
 	}
@@ -225,7 +195,7 @@ func (n *Node) AddAlias(ctx context.Context, alias string, hosts []string, opts 
 	c := n.conn
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, err := n.loadName(name.Canonical); err != nil {
+	if old, err := n.cstore.Name(name.Canonical); err != nil {
 		return nil, err
 	} else if old != nil {
 		return nil, fmt.Errorf("%w: %s", contacts.ErrAliasExists, name.Canonical)
@@ -238,7 +208,7 @@ func (n *Node) AddAlias(ctx context.Context, alias string, hosts []string, opts 
 	if perr != nil {
 		n.log.Info("alias not published on every host", "err", perr)
 	}
-	if err := n.saveName(rec); err != nil {
+	if err := n.cstore.PutName(rec); err != nil {
 		return nil, err
 	}
 	return n.aliasInfo(rec), nil
@@ -255,7 +225,7 @@ func (n *Node) Aliases() ([]contacts.AliasInfo, error) {
 	if _, err := n.mem(); err != nil {
 		return nil, err
 	}
-	recs, err := n.names()
+	recs, err := n.cstore.Names()
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +262,7 @@ func (n *Node) SetAliasProofBits(ctx context.Context, alias string, bits int) (*
 	c := n.conn
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	rec, err := n.loadName(name.Canonical)
+	rec, err := n.cstore.Name(name.Canonical)
 	if err != nil {
 		return nil, err
 	}
@@ -313,39 +283,16 @@ func (n *Node) setProofBits(ctx context.Context, rec *contacts.NameRec, bits uin
 	}
 	raised := bits > rec.ProofBits
 	rec.ProofBits = bits
-	if err := n.saveName(rec); err != nil {
+	if err := n.cstore.PutName(rec); err != nil {
 		return err
 	}
 	if raised {
-		err := n.member.db.db.Update(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: contacts.Key(contacts.KeySecret), PrefetchValues: true})
-			defer it.Close()
-			for it.Rewind(); it.Valid(); it.Next() {
-				v, err := it.Item().ValueCopy(nil)
-				if err != nil {
-					return err
-				}
-				s, _, err := contacts.DecodeSecretRec(v)
-				if err != nil || s.Kind != rec.Kind || s.Name != rec.Name || s.ProofBits >= bits {
-					continue
-				}
-				s.ProofBits = bits
-				b, err := json.Marshal(s)
-				if err != nil {
-					return err
-				}
-				if err := txn.Set(it.Item().KeyCopy(nil), b); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		if err := n.cstore.RaiseProofBits(rec, bits); err != nil {
 			return err
 		}
 	}
 	ok, perr := n.publishName(ctx, rec, true)
-	if err := n.saveName(rec); err != nil {
+	if err := n.cstore.PutName(rec); err != nil {
 		return err
 	}
 	if ok == 0 {
@@ -370,7 +317,7 @@ func (n *Node) RemoveAlias(ctx context.Context, alias string) error {
 	c := n.conn
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	rec, err := n.loadName(name.Canonical)
+	rec, err := n.cstore.Name(name.Canonical)
 	if err != nil {
 		return err
 	}
@@ -386,35 +333,7 @@ func (n *Node) RemoveAlias(ctx context.Context, alias string) error {
 			n.log.Info("could not withdraw an alias from a host", "host", ai.ID, "err", err)
 		}
 	}
-	return n.member.db.db.Update(func(txn *badger.Txn) error {
-		if err := txn.Delete(contacts.Key(contacts.KeyName, []byte(rec.Name))); err != nil {
-			return err
-		}
-		return n.deleteSecretsTxn(txn, func(s *contacts.SecretRec) bool { return s.Kind == rec.Kind && s.Name == rec.Name })
-	})
-}
-
-func (n *Node) deleteSecretsTxn(txn *badger.Txn, match func(*contacts.SecretRec) bool) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: contacts.Key(contacts.KeySecret), PrefetchValues: true})
-	var del [][]byte
-	for it.Rewind(); it.Valid(); it.Next() {
-		v, err := it.Item().ValueCopy(nil)
-		if err != nil {
-			it.Close()
-			return err
-		}
-		// A secret that does not decode is of no use to anyone.
-		if s, _, err := contacts.DecodeSecretRec(v); err != nil || match(s) {
-			del = append(del, it.Item().KeyCopy(nil))
-		}
-	}
-	it.Close()
-	for _, k := range del {
-		if err := txn.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return n.cstore.DeleteName(rec)
 }
 
 // pruneContacts forgets package secrets, nonces and proof digests older
@@ -427,7 +346,7 @@ func (n *Node) pruneContacts() {
 	defer c.mu.Unlock()
 	now := time.Now()
 	age := n.params.Contacts.MaxRequestAge
-	recs, err := n.names()
+	recs, err := n.cstore.Names()
 	if err != nil {
 		n.log.Warn("pruning contact records failed", "err", err)
 		return
@@ -439,7 +358,7 @@ func (n *Node) pruneContacts() {
 		}
 	}
 	err = n.member.db.db.Update(func(txn *badger.Txn) error {
-		if err := n.deleteSecretsTxn(txn, func(s *contacts.SecretRec) bool { return now.After(s.Expires.Add(age)) }); err != nil {
+		if err := contacts.DeleteSecretsTxn(txn, func(s *contacts.SecretRec) bool { return now.After(s.Expires.Add(age)) }); err != nil {
 			return err
 		}
 		var del [][]byte
@@ -617,22 +536,10 @@ func (n *Node) establish(ctx context.Context, hostAddr string, hostID peer.ID, n
 	if name.Kind == keymgmt.NameUserID {
 		rec.Fingerprint = name.Canonical
 	}
-	if err := n.saveContact(rec); err != nil {
+	if err := n.cstore.PutContact(rec); err != nil {
 		return nil, err
 	}
 	return n.contactView(rec)
-}
-
-func (n *Node) saveContact(rec *contacts.ContactRec) error {
-	gid, err := groupstate.ParseGroupID(rec.Group)
-	if err != nil {
-		return err
-	}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(contacts.Key(contacts.KeyContact, gid[:]), b) })
 }
 
 // contactView computes a contact's state from its connection group.
@@ -665,15 +572,7 @@ func (n *Node) Contacts() ([]contacts.Contact, error) {
 	if _, err := n.mem(); err != nil {
 		return nil, err
 	}
-	var recs []*contacts.ContactRec
-	err := n.member.db.scan(contacts.Key(contacts.KeyContact), func(_, v []byte) error {
-		rec, err := contacts.DecodeContactRec(v)
-		if err != nil {
-			return err
-		}
-		recs = append(recs, rec)
-		return nil
-	})
+	recs, err := n.cstore.Contacts()
 	if err != nil {
 		return nil, err
 	}

@@ -3,14 +3,12 @@ package node
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshnode/meshnode/contacts"
@@ -249,7 +247,7 @@ func (n *Node) publishName(ctx context.Context, rec *contacts.NameRec, force boo
 		cur.Until = expires
 		// Secrets first: a request may arrive as soon as a host hands
 		// out a package.
-		if err := n.saveSecrets(secrets); err != nil {
+		if err := n.cstore.PutSecrets(secrets); err != nil {
 			return ok, err
 		}
 		var mbs []envelope.MailboxID
@@ -275,25 +273,4 @@ func (n *Node) publishName(ctx context.Context, rec *contacts.NameRec, force boo
 	}
 	rec.Mailboxes = keep
 	return ok, errors.Join(errs...)
-}
-
-func (n *Node) saveSecrets(secrets []contacts.SecretRec) error {
-	m := n.member
-	return m.db.db.Update(func(txn *badger.Txn) error {
-		for _, s := range secrets {
-			sec, err := keymgmt.ParseConnSecret(s.Secret)
-			if err != nil {
-				return err
-			}
-			id := sec.KeyID()
-			b, err := json.Marshal(&s)
-			if err != nil {
-				return err
-			}
-			if err := txn.Set(contacts.Key(contacts.KeySecret, id[:]), b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }

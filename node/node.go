@@ -17,6 +17,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshnode/meshnode/admission"
+	"github.com/meshnode/meshnode/contacts"
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/fetch"
 	"github.com/meshnode/meshnode/groupstate"
@@ -65,6 +66,9 @@ type Node struct {
 	subs     *relay.SubscriptionFilter
 	metrics  *metrics
 	member   *member // nil for a pure host
+	// cstore is the contact records in the member database (package
+	// contacts owns their namespace); nil for a pure host.
+	cstore   *contacts.Store
 	conn     *connState
 	progress catchUpProgress // catch-ups running and last done (progress.go)
 
@@ -262,6 +266,7 @@ func (n *Node) startMember(cfg *config) error {
 		recovered:  make(chan struct{}),
 	}
 	n.member = m
+	n.cstore = contacts.NewStore(db.db)
 	if err := m.loadGroups(); err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -36,7 +35,7 @@ func (n *Node) PollRequests(ctx context.Context) (int, error) {
 	c.pollMu.Lock()
 	defer c.pollMu.Unlock()
 	c.mu.Lock()
-	recs, err := n.names()
+	recs, err := n.cstore.Names()
 	c.mu.Unlock()
 	if err != nil {
 		return 0, err
@@ -103,7 +102,7 @@ func (n *Node) pollMailbox(ctx context.Context, p peer.ID, mb envelope.MailboxID
 // hostsOfName reports whether every host (multiaddr with /p2p/) is one the
 // name is published on, by peer ID.
 func (n *Node) hostsOfName(name string, hosts []string) (bool, error) {
-	rec, err := n.loadName(name)
+	rec, err := n.cstore.Name(name)
 	if err != nil || rec == nil {
 		return false, err
 	}
@@ -263,7 +262,7 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 			return spend(requestDropRefused, "already a contact")
 		}
 	}
-	pending, err := n.requests()
+	pending, err := n.cstore.Requests()
 	if err != nil {
 		return false, err
 	}
@@ -305,26 +304,13 @@ func (n *Node) quarantine(env *envelope.Envelope, mb envelope.MailboxID) (bool, 
 	return err == nil && replace == nil, err
 }
 
-func (n *Node) requests() ([]*contacts.RequestRec, error) {
-	var out []*contacts.RequestRec
-	err := n.member.db.scan(contacts.Key(contacts.KeyRequest), func(_, v []byte) error {
-		r, err := contacts.DecodeRequestRec(v)
-		if err != nil {
-			return err
-		}
-		out = append(out, r)
-		return nil
-	})
-	return out, err
-}
-
 // ContactRequests lists the requests in quarantine: nick, fingerprint and
 // the name each came through; nothing else of the initiator's.
 func (n *Node) ContactRequests() ([]contacts.ContactRequest, error) {
 	if _, err := n.mem(); err != nil {
 		return nil, err
 	}
-	recs, err := n.requests()
+	recs, err := n.cstore.Requests()
 	if err != nil {
 		return nil, err
 	}
@@ -336,17 +322,6 @@ func (n *Node) ContactRequests() ([]contacts.ContactRequest, error) {
 	return out, nil
 }
 
-func (n *Node) takeRequest(id string) (*contacts.RequestRec, error) {
-	b, err := n.member.db.get(contacts.Key(contacts.KeyRequest, []byte(strings.TrimSpace(id))))
-	if err != nil {
-		return nil, err
-	}
-	if b == nil {
-		return nil, fmt.Errorf("%w: %q", contacts.ErrUnknownRequest, id)
-	}
-	return contacts.DecodeRequestRec(b)
-}
-
 // AcceptContact accepts a request: the node joins the connection group
 // and the initiator becomes a contact.
 func (n *Node) AcceptContact(ctx context.Context, id string) (*contacts.Contact, error) {
@@ -356,7 +331,7 @@ func (n *Node) AcceptContact(ctx context.Context, id string) (*contacts.Contact,
 	c := n.conn
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r, err := n.takeRequest(id)
+	r, err := n.cstore.Request(id)
 	if err != nil {
 		return nil, err
 	}
@@ -365,7 +340,7 @@ func (n *Node) AcceptContact(ctx context.Context, id string) (*contacts.Contact,
 		return nil, err
 	}
 	rec := &contacts.ContactRec{Group: info.ID, Via: r.Via, Fingerprint: r.Fingerprint, Nick: r.Nick, Since: time.Now().UTC()}
-	if err := n.saveContact(rec); err != nil {
+	if err := n.cstore.PutContact(rec); err != nil {
 		return nil, err
 	}
 	if err := n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Delete(contacts.Key(contacts.KeyRequest, []byte(r.ID))) }); err != nil {
@@ -391,7 +366,7 @@ func (n *Node) RejectContact(id string) error {
 	c := n.conn
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r, err := n.takeRequest(id)
+	r, err := n.cstore.Request(id)
 	if err != nil {
 		return err
 	}

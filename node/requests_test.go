@@ -244,7 +244,7 @@ func TestPruneContacts(t *testing.T) {
 	now := time.Now().UTC()
 	put(contacts.Key(contacts.KeyRequest, []byte("old")), &contacts.RequestRec{ID: "old", Nick: "spam", Received: now.Add(-age - time.Hour)})
 	put(contacts.Key(contacts.KeyRequest, []byte("new")), &contacts.RequestRec{ID: "new", Nick: "friend", Received: now.Add(-age + time.Hour)})
-	recs, err := bob.n.names()
+	recs, err := bob.n.cstore.Names()
 	if err != nil || len(recs) != 1 || len(recs[0].Mailboxes) == 0 {
 		t.Fatalf("names %+v %v", recs, err)
 	}
