@@ -249,13 +249,15 @@ func syncGoals(cases []SyncCase) SyncGoals {
 }
 
 // syncStoreParams are a benchmark store's parameters: the host's (durable
-// on disk) without background jobs and quotas.
+// on disk) without background jobs, quotas and new mailboxes' budgets (a
+// case's mailbox is new by construction).
 func syncStoreParams(kind string) store.Params {
 	sp := store.InMemoryParams()
 	if kind == StoreDisk {
 		sp = storeParams()
 	}
 	sp.RetentionInterval, sp.Default, sp.GlobalQuotaBytes = 0, store.MailboxPolicy{}, 0
+	sp.Admission = store.AdmissionParams{}
 	return sp
 }
 
