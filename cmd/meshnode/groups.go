@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshnode/meshnode/api"
+	"github.com/meshnode/meshnode/daemon"
 )
 
 func newGroupCmd(g *globals) *cobra.Command {
@@ -127,8 +128,13 @@ func newGroupListCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var groups []api.GroupInfo
-			if err := g.call(func(c *api.Client) (err error) {
-				groups, err = c.Groups(cmd.Context())
+			if err := g.orOffline(func() error {
+				return g.call(func(c *api.Client) (err error) {
+					groups, err = c.Groups(cmd.Context())
+					return err
+				})
+			}, func(o *daemon.Offline) (err error) {
+				groups, err = o.Groups()
 				return err
 			}); err != nil {
 				return err

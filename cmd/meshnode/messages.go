@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshnode/meshnode/api"
+	"github.com/meshnode/meshnode/daemon"
 	"github.com/meshnode/meshnode/groupstate"
 )
 
@@ -145,39 +146,61 @@ func newMessagesCmd(g *globals) *cobra.Command {
 					})
 				})
 			}
-			return g.call(func(c *api.Client) error {
-				s, err := c.MessageStreamWith(ctx, args[0], api.MessageQuery{Limit: limit, Follow: follow, All: all})
+			online := func() error {
+				return g.call(func(c *api.Client) error {
+					s, err := c.MessageStreamWith(ctx, args[0], api.MessageQuery{Limit: limit, Follow: follow, All: all})
+					if err != nil {
+						return err
+					}
+					defer s.Close()
+					for {
+						m, err := s.Next()
+						switch {
+						case err != nil && ctx.Err() != nil:
+							return nil // interrupted
+						case errors.Is(err, io.EOF) && !follow:
+							return nil
+						case errors.Is(err, io.EOF):
+							// A follow ends only when interrupted: anything
+							// else means the daemon went away.
+							return errors.New("the daemon ended the message stream; no more messages will come")
+						case errors.Is(err, api.ErrUnavailable):
+							return fmt.Errorf("%s; no more messages will come", apiMessage(err))
+						case err != nil && follow && !isAPIError(err):
+							return fmt.Errorf("the daemon stopped or the connection to it broke: %w", err)
+						case err != nil:
+							return err
+						}
+						if asJSON {
+							err = printJSONLine(g.stdout, m)
+						} else {
+							err = printMessage(g.stdout, &m)
+						}
+						if err != nil {
+							return err
+						}
+					}
+				})
+			}
+			if follow || unread {
+				return online()
+			}
+			return g.orOffline(online, func(o *daemon.Offline) error {
+				msgs, err := o.Messages(args[0], api.MessageQuery{Limit: limit, All: all})
 				if err != nil {
 					return err
 				}
-				defer s.Close()
-				for {
-					m, err := s.Next()
-					switch {
-					case err != nil && ctx.Err() != nil:
-						return nil // interrupted
-					case errors.Is(err, io.EOF) && !follow:
-						return nil
-					case errors.Is(err, io.EOF):
-						// A follow ends only when interrupted: anything
-						// else means the daemon went away.
-						return errors.New("the daemon ended the message stream; no more messages will come")
-					case errors.Is(err, api.ErrUnavailable):
-						return fmt.Errorf("%s; no more messages will come", apiMessage(err))
-					case err != nil && follow && !isAPIError(err):
-						return fmt.Errorf("the daemon stopped or the connection to it broke: %w", err)
-					case err != nil:
-						return err
-					}
+				for i := range msgs {
 					if asJSON {
-						err = printJSONLine(g.stdout, m)
+						err = printJSONLine(g.stdout, &msgs[i])
 					} else {
-						err = printMessage(g.stdout, &m)
+						err = printMessage(g.stdout, &msgs[i])
 					}
 					if err != nil {
 						return err
 					}
 				}
+				return nil
 			})
 		},
 	}

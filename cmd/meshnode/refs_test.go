@@ -243,3 +243,38 @@ func TestSearchCLI(t *testing.T) {
 		t.Errorf("a query without a word succeeded:\n%s", r.stdout)
 	}
 }
+
+// Issue 18, item 7: with the daemon stopped, messages, group list and
+// search read the home's database directly (and say so); the daemon
+// starts again afterwards (the lock was released).
+func TestReadWithoutDaemon(t *testing.T) {
+	alice, _ := initHome(t, "--nick", "alice")
+	d := startRun(t, alice)
+	e := env(t)
+	ok(t, meshnode(t, e, "group", "create", "--home", alice, "diary"), "group create")
+	ok(t, meshnode(t, e, "send", "--home", alice, "diary", "dear diary, today was long"), "send")
+	ok(t, meshnode(t, e, "send", "--home", alice, "diary", "tomorrow: rest"), "send")
+	d.stop(t)
+	noPass := e
+	e = env(t, "MESHNODE_PASSPHRASE="+testPass)
+	r := meshnode(t, e, "messages", "--home", alice, "diary")
+	ok(t, r, "messages offline")
+	if !strings.Contains(r.stdout, "today was long") || !strings.Contains(r.stdout, "tomorrow: rest") || !strings.Contains(r.stderr, "no daemon runs") {
+		t.Errorf("messages offline:\n%s%s", r.stdout, r.stderr)
+	}
+	gs := jsonOf[[]map[string]any](t, meshnode(t, e, "group", "list", "--home", alice, "--json"))
+	if len(gs) != 1 || gs[0]["name"] != "diary" || gs[0]["messages"] != 2.0 {
+		t.Errorf("group list offline: %v", gs)
+	}
+	if out := ok(t, meshnode(t, e, "search", "--home", alice, "tomorrow"), "search offline"); !strings.Contains(out, "tomorrow: rest") || strings.Contains(out, "diary, today") {
+		t.Errorf("search offline:\n%s", out)
+	}
+	// Without the passphrase: a clear error.
+	if r := meshnode(t, noPass, "messages", "--home", alice, "diary"); r.code == 0 || !strings.Contains(r.stderr, "passphrase") {
+		t.Errorf("offline without a passphrase: exit %d\n%s", r.code, r.stderr)
+	}
+	startRun(t, alice)
+	if out := ok(t, meshnode(t, e, "messages", "--home", alice, "diary"), "messages"); !strings.Contains(out, "tomorrow: rest") {
+		t.Errorf("after the restart:\n%s", out)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshnode/meshnode/api"
+	"github.com/meshnode/meshnode/daemon"
 )
 
 func newSearchCmd(g *globals) *cobra.Command {
@@ -24,8 +25,14 @@ func newSearchCmd(g *globals) *cobra.Command {
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var res *api.SearchAnswer
-			if err := g.call(func(c *api.Client) (err error) {
-				res, err = c.Search(cmd.Context(), strings.Join(args, " "), group, limit)
+			query := strings.Join(args, " ")
+			if err := g.orOffline(func() error {
+				return g.call(func(c *api.Client) (err error) {
+					res, err = c.Search(cmd.Context(), query, group, limit)
+					return err
+				})
+			}, func(o *daemon.Offline) (err error) {
+				res, err = o.Search(query, group, limit)
 				return err
 			}); err != nil {
 				return err
