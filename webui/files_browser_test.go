@@ -42,3 +42,62 @@ func TestBrowserFiles(t *testing.T) {
 	}
 	b.checkRequests()
 }
+
+// TestBrowserSendFile: a file chosen behind the composer's attach button
+// is sent; both members see its card, and the other's node reads it.
+func TestBrowserSendFile(t *testing.T) {
+	alice, bob := startPerson(t, "alice"), startPerson(t, "bob")
+	ctx := context.Background()
+	g, err := alice.c.CreateGroup(ctx, "files", []string{alice.addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.c.JoinGroup(ctx, g.Invite, ""); err != nil {
+		t.Fatal(err)
+	}
+	a := openPage(t, alice, 1280, 800)
+	a.openChat(g.Group.ID)
+	// The page builds the File itself (a test cannot drive the file
+	// chooser) and hands it to the input as a user's choice would.
+	a.eval(`(() => {
+		const dt = new DataTransfer();
+		dt.items.add(new File(['x'.repeat(70000)], 'plan.txt', { type: 'text/plain' }));
+		const input = document.querySelector('.file-input');
+		input.files = dt.files;
+		input.dispatchEvent(new Event('change'));
+		return true;
+	})()`, nil)
+	a.wait(`[...document.querySelectorAll('.msg.own .file-card')].some(c => c.textContent.includes('plan.txt'))`, "alice sees her file")
+	b := openPage(t, bob, 1280, 800)
+	b.openChat(g.Group.ID)
+	b.wait(`[...document.querySelectorAll('.file-card')].some(c => c.textContent.includes('plan.txt') && c.textContent.includes('68.4 KiB'))`, "bob sees alice's file")
+	a.screenshot("files-sent")
+	msgs, err := bob.c.Messages(ctx, g.Group.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for _, m := range msgs {
+		if m.File != nil && m.File.Name == "plan.txt" {
+			id = m.ID
+		}
+	}
+	s, err := bob.c.Download(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for {
+		p, err := s.Next()
+		if err != nil {
+			t.Fatalf("bob's download: %v", err)
+		}
+		if p.Done {
+			if p.File.Size != 70000 {
+				t.Fatalf("bob's download: %+v", p)
+			}
+			break
+		}
+	}
+	a.checkRequests()
+}

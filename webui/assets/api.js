@@ -100,6 +100,26 @@ export const api = {
     return last;
   },
   fileURL: (id) => `/v1/messages/${seg(id)}/file`,
+  // sendFile sends a File (or Blob) as the raw body.
+  sendFile: async (g, file) => {
+    const q = new URLSearchParams({ name: file.name || 'file' });
+    if (file.type) q.set('type', file.type);
+    let r;
+    try {
+      r = await fetch(`/v1/groups/${seg(g)}/files?${q}`, {
+        method: 'POST', body: file, credentials: 'same-origin', cache: 'no-store',
+        headers: { Accept: 'application/json', 'Content-Type': 'application/octet-stream', 'X-CSRF-Token': csrf },
+      });
+    } catch (e) {
+      throw new APIError(0, 'network', 'cannot reach the node (is the daemon running?)');
+    }
+    const data = await r.json().catch(() => null);
+    if (!r.ok) {
+      if (r.status === 401) onUnauthorized();
+      throw new APIError(r.status, data && data.code, data && data.error);
+    }
+    return data;
+  },
   react: (id, emoji, op) => call('POST', `/v1/messages/${seg(id)}/reactions`, op ? { emoji, op } : { emoji }),
   members: (g) => call('GET', `/v1/groups/${seg(g)}/members`),
   invite: (g) => call('GET', `/v1/groups/${seg(g)}/invite`),

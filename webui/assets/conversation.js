@@ -185,11 +185,17 @@ export class Conversation {
     this.directBar = h('div', { class: 'direct-bar', hidden: true });
     this.refBar = h('div', { class: 'direct-bar ref-bar', hidden: true });
     this.sendBtn = h('button', { class: 'send', type: 'submit', attrs: { 'aria-label': 'Send' } }, icon('send'));
+    // Files: a hidden file input behind an attach button.
+    this.fileInput = h('input', { type: 'file', class: 'file-input', hidden: true, on: { change: () => this.sendFiles() } });
+    this.attachBtn = h('button', {
+      class: 'icon-btn attach', type: 'button', attrs: { 'aria-label': 'Send a file', title: 'Send a file' },
+      on: { click: () => this.fileInput.click() },
+    }, icon('file'));
     this.composeNote = h('div', { class: 'compose-note', hidden: true });
     return h('form', {
       class: 'composer', attrs: { 'aria-label': 'Write a message' },
       on: { submit: (e) => { e.preventDefault(); this.submit(); } },
-    }, this.directBar, this.refBar, this.composeNote, h('div', { class: 'compose-row' }, this.input, this.sendBtn));
+    }, this.directBar, this.refBar, this.composeNote, h('div', { class: 'compose-row' }, this.attachBtn, this.fileInput, this.input, this.sendBtn));
   }
 
   grow() {
@@ -206,7 +212,7 @@ export class Conversation {
     const blocked = g.removed ? 'You were removed from this group: you can read what you had, and nothing new.'
       : c && c.state === 'pending' ? `Waiting for ${c.via} to accept your request: nothing can be sent before.`
         : !g.can_write || (g.managed && g.role === 'read') ? 'You may only read in this group.' : '';
-    this.input.disabled = this.sendBtn.disabled = !!blocked;
+    this.input.disabled = this.sendBtn.disabled = this.attachBtn.disabled = !!blocked;
     this.composeNote.hidden = !blocked;
     this.composeNote.textContent = blocked;
     const ph = this.editing ? 'Edit your message' : this.replyTo ? 'Reply to ' + (this.replyTo.nick || 'the message')
@@ -303,6 +309,21 @@ export class Conversation {
     perf.sent(text);
     const p = this.timeline.addPending(text, to && to.fingerprint, to && to.nick, reply);
     await this.deliver(p);
+  }
+
+  // sendFiles sends the chosen files, one by one; each shows once the
+  // node has stored its chunks and sent its manifest.
+  async sendFiles() {
+    const files = [...this.fileInput.files];
+    this.fileInput.value = '';
+    for (const f of files) {
+      emit('toast', { text: `Sending ${f.name} (${fmt.bytes(f.size)})…` });
+      try {
+        await api.sendFile(this.id, f);
+      } catch (e) {
+        emit('toast', { text: `${f.name} was not sent: ${e.message}`, error: true });
+      }
+    }
   }
 
   async deliver(p) {
