@@ -33,6 +33,17 @@
 // processed from the store in one member-DB transaction per page that also
 // advances the cursor, so nothing is shown twice or skipped across crashes.
 //
+// # Replies, reactions, edits, deletes, files, search
+//
+// refs.go keeps references to messages (judged by groupstate's rules on
+// arrival, or when a reference that came first finds its message); a
+// listing folds them into each message's view. files.go sends a file as
+// chunk envelopes in a mailbox of its own plus a manifest message, and
+// downloads chunks only on request, into the own store, checking every
+// chunk and the whole hash. search.go keeps a word index in the member
+// database. offline.go opens a member database without the rest of the
+// node, for reading while the daemon is stopped.
+//
 // # Finding the hosts of a mailbox, and what each way reveals
 //
 //   - Hosts named by the group (invite, group state): members learn them

@@ -11,9 +11,19 @@
 //	meshnode group list [--json]
 //	meshnode group invite GROUP
 //	meshnode group members GROUP [--json]
-//	meshnode send [--to FINGERPRINT] GROUP TEXT...|-  [--json]
-//	meshnode messages GROUP [--json] [--follow] [--limit N]
+//	meshnode send [--to FINGERPRINT|NICK | --reply-to ID] GROUP TEXT...|-  [--json]
+//	meshnode send --file PATH GROUP [--json]
+//	meshnode messages GROUP [--json] [--follow] [--limit N] [--unread]
+//	meshnode react ID EMOJI [--add|--remove] [--json]
+//	meshnode edit ID TEXT...|- [--json]
+//	meshnode delete ID [--json]
+//	meshnode download MSG_ID [--out PATH] [--force]
+//	meshnode read GROUP [--json]
+//	meshnode search QUERY... [--group GROUP] [--json] [--limit N]
 //	meshnode fetch GROUP [--json]
+//
+// messages, group list and search read the home's member database
+// directly when no daemon runs (docs/messages.md).
 //
 // GROUP is a group ID or a unique group name. The JSON output of these
 // commands (field names of package api's GroupInfo, MemberInfo, Message,
