@@ -1,11 +1,13 @@
 package contacts
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -259,4 +261,78 @@ func (s *Store) QueuedAdds() ([]*PendingAddRec, error) {
 	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Queued.Before(out[j].Queued) })
 	return out, err
+}
+
+// Prune forgets package secrets, establishment nonces and proof digests
+// older than age past their use, requests left unanswered in quarantine
+// for age, and the cursors of request mailboxes not in live (tags).
+func (s *Store) Prune(now time.Time, age time.Duration, live map[string]bool) error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		if err := DeleteSecretsTxn(txn, func(sr *SecretRec) bool { return now.After(sr.Expires.Add(age)) }); err != nil {
+			return err
+		}
+		var del [][]byte
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: Key(KeyRequest), PrefetchValues: true})
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				it.Close()
+				return err
+			}
+			// A record that does not decode is kept: listing the
+			// quarantine reports it as corrupt.
+			if r, err := DecodeRequestRec(v); err == nil && now.Sub(r.Received) > age {
+				del = append(del, it.Item().KeyCopy(nil))
+			}
+		}
+		it.Close()
+		// Cursor keys are 'd' 'r' peer ID "/" mailbox tag.
+		it = txn.NewIterator(badger.IteratorOptions{Prefix: Key(KeyCursor)})
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if i := bytes.LastIndexByte(k, '/'); i < 0 || !live[string(k[i+1:])] {
+				del = append(del, it.Item().KeyCopy(nil))
+			}
+		}
+		it.Close()
+		// Establishment nonces and proof digests: a request older than
+		// MaxRequestAge is dropped for its age anyway.
+		for _, sub := range []byte{KeyNonce, KeyProof} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: Key(sub), PrefetchValues: true})
+			for it.Rewind(); it.Valid(); it.Next() {
+				v, err := it.Item().ValueCopy(nil)
+				if err != nil || len(v) != 8 || now.Sub(time.UnixMilli(int64(beUint64(v)))) > 2*age {
+					del = append(del, it.Item().KeyCopy(nil))
+				}
+			}
+			it.Close()
+		}
+		for _, k := range del {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func beUint64(b []byte) uint64 {
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
+
+// cursorKey is the key of the cursor of a request mailbox on a directory
+// host: 'd' 'r' peer ID "/" mailbox tag.
+func cursorKey(host, mailbox string) []byte { return Key(KeyCursor, []byte(host+"/"+mailbox)) }
+
+// Cursor is where the last fetch of a request mailbox from a directory
+// host ended (nil: from the start).
+func (s *Store) Cursor(host, mailbox string) ([]byte, error) { return s.Get(cursorKey(host, mailbox)) }
+
+// PutCursor records where a fetch of a request mailbox ended.
+func (s *Store) PutCursor(host, mailbox string, cur []byte) error {
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(cursorKey(host, mailbox), cur) })
 }

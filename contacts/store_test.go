@@ -131,3 +131,33 @@ func TestStore(t *testing.T) {
 		t.Fatalf("after a delete: %+v", adds)
 	}
 }
+
+// TestStorePrune: old requests and the cursors of dead mailboxes go;
+// recent requests and live cursors stay.
+func TestStorePrune(t *testing.T) {
+	s := testStore(t)
+	now := time.Now()
+	age := time.Hour
+	for id, received := range map[string]time.Time{"old": now.Add(-2 * age), "new": now.Add(-age / 2)} {
+		if err := s.putJSON(Key(KeyRequest, []byte(id)), &RequestRec{ID: id, Received: received}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, mb := range []string{"live", "dead"} {
+		if err := s.PutCursor("host", mb, []byte("c-"+mb)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Prune(now, age, map[string]bool{"live": true}); err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := s.Requests(); err != nil || len(rs) != 1 || rs[0].ID != "new" {
+		t.Fatalf("requests after pruning: %+v %v", rs, err)
+	}
+	if c, err := s.Cursor("host", "live"); err != nil || string(c) != "c-live" {
+		t.Fatalf("live cursor: %q %v", c, err)
+	}
+	if c, err := s.Cursor("host", "dead"); err != nil || c != nil {
+		t.Fatalf("dead cursor kept: %q %v", c, err)
+	}
+}

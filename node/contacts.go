@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshnode/meshnode/contacts"
@@ -357,64 +355,10 @@ func (n *Node) pruneContacts() {
 			live[keymgmt.RequestMailbox(mb.MailboxSeed()).String()] = true
 		}
 	}
-	err = n.member.db.db.Update(func(txn *badger.Txn) error {
-		if err := contacts.DeleteSecretsTxn(txn, func(s *contacts.SecretRec) bool { return now.After(s.Expires.Add(age)) }); err != nil {
-			return err
-		}
-		var del [][]byte
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: contacts.Key(contacts.KeyRequest), PrefetchValues: true})
-		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				it.Close()
-				return err
-			}
-			// A record that does not decode is kept: listing the
-			// quarantine reports it as corrupt.
-			if r, err := contacts.DecodeRequestRec(v); err == nil && now.Sub(r.Received) > age {
-				del = append(del, it.Item().KeyCopy(nil))
-			}
-		}
-		it.Close()
-		// Cursor keys are 'd' 'r' peer ID "/" mailbox tag.
-		it = txn.NewIterator(badger.IteratorOptions{Prefix: contacts.Key(contacts.KeyCursor)})
-		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			if i := bytes.LastIndexByte(k, '/'); i < 0 || !live[string(k[i+1:])] {
-				del = append(del, it.Item().KeyCopy(nil))
-			}
-		}
-		it.Close()
-		// Establishment nonces and proof digests: a request older than
-		// MaxRequestAge is dropped for its age anyway.
-		for _, sub := range []byte{contacts.KeyNonce, contacts.KeyProof} {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: contacts.Key(sub), PrefetchValues: true})
-			for it.Rewind(); it.Valid(); it.Next() {
-				v, err := it.Item().ValueCopy(nil)
-				if err != nil || len(v) != 8 || now.Sub(time.UnixMilli(int64(beUint64(v)))) > 2*age {
-					del = append(del, it.Item().KeyCopy(nil))
-				}
-			}
-			it.Close()
-		}
-		for _, k := range del {
-			if err := txn.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err = n.cstore.Prune(now, age, live)
 	if err != nil {
 		n.log.Warn("pruning contact records failed", "err", err)
 	}
-}
-
-func beUint64(b []byte) uint64 {
-	var v uint64
-	for _, c := range b {
-		v = v<<8 | uint64(c)
-	}
-	return v
 }
 
 // RequestContact asks the person published under name (an alias or a

@@ -67,8 +67,7 @@ func (n *Node) PollRequests(ctx context.Context) (int, error) {
 // pollMailbox pages through one request mailbox on p from the saved
 // cursor, handling each envelope and saving the cursor page by page.
 func (n *Node) pollMailbox(ctx context.Context, p peer.ID, mb envelope.MailboxID) (int, error) {
-	key := contacts.Key(contacts.KeyCursor, []byte(p.String()+"/"+mb.String()))
-	cur, err := n.member.db.get(key)
+	cur, err := n.cstore.Cursor(p.String(), mb.String())
 	if err != nil {
 		return 0, err
 	}
@@ -89,7 +88,7 @@ func (n *Node) pollMailbox(ctx context.Context, p peer.ID, mb envelope.MailboxID
 		if len(pg.Next) == 0 {
 			return nil
 		}
-		return n.member.db.db.Update(func(txn *badger.Txn) error { return txn.Set(key, pg.Next) })
+		return n.cstore.PutCursor(p.String(), mb.String(), pg.Next)
 	}
 	_, _, err = n.fetchCl.CatchUp(ctx, p, mb, store.Cursor(cur), save)
 	if errors.Is(err, store.ErrUnknownCursor) || errors.Is(err, store.ErrExpiredCursor) {
