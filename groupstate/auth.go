@@ -57,6 +57,10 @@ type State struct {
 	// RotationDue is set by the events that make a rotation due (remove,
 	// demotion from write, add under from-join) and cleared by rotate.
 	RotationDue RotationReason
+	// DueBy and DueAt are the author and time (Unix milliseconds) of the
+	// event that made the rotation due (AutoRotationDue).
+	DueBy [32]byte
+	DueAt int64
 	// managers counts members with RoleManage.
 	managers int
 }
@@ -280,7 +284,7 @@ func mutate(st *State, ev *Event, eff effect) {
 			st.managers++
 		}
 		if old.Role.CanWrite() && !r.CanWrite() {
-			st.due(RotateDemoted)
+			st.due(RotateDemoted, ev)
 		}
 	}
 	switch ev.Kind {
@@ -290,14 +294,14 @@ func mutate(st *State, ev *Event, eff effect) {
 			st.managers++
 		}
 		if st.Policy.History == HistoryFromJoin {
-			st.due(RotateAdded)
+			st.due(RotateAdded, ev)
 		}
 	case EventRemove:
 		if st.Members[ev.Target].Role.CanManage() {
 			st.managers--
 		}
 		delete(st.Members, ev.Target)
-		st.due(RotateRemoved)
+		st.due(RotateRemoved, ev)
 	case EventSetRole:
 		setRole(ev.Target, ev.Role)
 	case EventAddManager:
@@ -313,7 +317,7 @@ func mutate(st *State, ev *Event, eff effect) {
 		st.Epoch = ev.Epoch
 		st.WPub = slices.Clone(ev.WPub[:])
 		st.RotatedAt = ev.TimeValue()
-		st.RotationDue = RotateNotDue
+		st.RotationDue, st.DueBy, st.DueAt = RotateNotDue, [32]byte{}, 0
 	}
 	st.Head = ev.ID()
 	st.Height = ev.Seq
@@ -321,8 +325,8 @@ func mutate(st *State, ev *Event, eff effect) {
 }
 
 // due records a reason to rotate, keeping the first one.
-func (st *State) due(r RotationReason) {
+func (st *State) due(r RotationReason, ev *Event) {
 	if st.RotationDue == RotateNotDue {
-		st.RotationDue = r
+		st.RotationDue, st.DueBy, st.DueAt = r, ev.Author, ev.Time
 	}
 }

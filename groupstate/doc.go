@@ -170,7 +170,11 @@
 //
 // Rotation is due after a remove, after a demotion from write, after an add
 // under from-join history (State.RotationDue, cleared by rotate), and by
-// policy every RotateEvery or RotateAfter messages: NeedsRotation.
+// policy every RotateEvery or RotateAfter messages: NeedsRotation. The
+// automatic manager leaves a membership rotation another (still present)
+// manager caused to that manager for AutoRotateGrace — it rotates in the
+// same operation, and two rotations on one head fork the chain
+// (AutoRotationDue; State.DueBy, DueAt).
 //
 // # Key updates
 //

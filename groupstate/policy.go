@@ -173,6 +173,40 @@ func (r RotationReason) String() string {
 	return fmt.Sprintf("RotationReason(%d)", uint8(r))
 }
 
+// AutoRotateGrace is how long a group's automatic manager leaves a
+// rotation that another manager's event made due to that manager, which
+// rotates in the same operation (a removal, a demotion or an add under
+// from-join history and its rotation are committed together): the two
+// envelopes may arrive a moment apart, and a second rotation on the same
+// head would fork the chain.
+const AutoRotateGrace = 10 * time.Second
+
+// AutoRotationDue is NeedsRotation for a group's automatic manager self:
+// a membership reason another manager caused — one still a manager, which
+// rotates itself — waits AutoRotateGrace from its event's time (an event
+// dated more than AutoRotateGrace ahead gets no wait at all, so a
+// manager's clock cannot hold a rotation off).
+// A reason caused by the automatic manager itself, or by a manager gone
+// since (one that removed itself), is due at once. The policy's reasons
+// (period, message count) are NeedsRotation's.
+func AutoRotationDue(st *State, self [32]byte, messagesSinceRotation uint64, now time.Time) (bool, RotationReason) {
+	due, why := NeedsRotation(st, st.RotatedAt, messagesSinceRotation, now)
+	if !due || st.RotationDue == RotateNotDue || st.DueBy == self {
+		return due, why
+	}
+	if by, ok := st.Members[st.DueBy]; !ok || !by.Role.CanManage() {
+		return due, why
+	}
+	at := time.UnixMilli(st.DueAt)
+	if at.After(now.Add(AutoRotateGrace)) {
+		return due, why // no credit for a clock far ahead
+	}
+	if now.Before(at.Add(AutoRotateGrace)) {
+		return false, RotateNotDue
+	}
+	return due, why
+}
+
 // NeedsRotation says whether a manager (the bot) should rotate now, and
 // why. Membership reasons come first: they are recorded in the state by the
 // events that caused them (State.RotationDue) and cleared by the next

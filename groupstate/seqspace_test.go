@@ -3,6 +3,7 @@ package groupstate
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 // An open group's sequence space is the author's key for a zero
@@ -131,5 +132,44 @@ func TestRemovalOf(t *testing.T) {
 	rm, ok := m.c.RemovalOf(bob.key(), added)
 	if !ok || rm.Kind != EventRemove || rm.Seen.Upto != 2 {
 		t.Fatalf("removal %+v %v", rm, ok)
+	}
+}
+
+// The automatic manager leaves a rotation another manager's removal made
+// due to that manager for AutoRotateGrace (it rotates in the same
+// operation; a second rotation would fork the chain), but not one it
+// caused itself, nor one of a manager gone since, nor past the grace or
+// for an event dated far ahead.
+func TestAutoRotationDue(t *testing.T) {
+	m := newManaged(t, DefaultPolicy())
+	bob, carol := newPerson(t, "bob"), newPerson(t, "carol")
+	m.add(t, bob, RoleManage)
+	m.add(t, carol, RoleWrite)
+	rm := m.append(t, bob, &Event{Kind: EventRemove, Target: carol.key(), Seen: &SeenSet{}})
+	st := m.c.State()
+	boss, at := [32]byte(m.boss.id.SigningKey()), time.UnixMilli(rm.Time)
+	if st.DueBy != bob.key() || st.DueAt != rm.Time {
+		t.Fatalf("due by %x at %d", st.DueBy[:4], st.DueAt)
+	}
+	for _, tc := range []struct {
+		name string
+		self [32]byte
+		now  time.Time
+		want bool
+	}{
+		{"another manager's, at once", boss, at, false},
+		{"another manager's, within the grace", boss, at.Add(AutoRotateGrace - time.Second), false},
+		{"another manager's, after the grace", boss, at.Add(AutoRotateGrace), true},
+		{"another manager's, dated far ahead", boss, at.Add(-2 * AutoRotateGrace), true},
+		{"its own", bob.key(), at, true},
+	} {
+		if got, _ := AutoRotationDue(st, tc.self, 0, tc.now); got != tc.want {
+			t.Errorf("%s: due %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// A manager that removed itself rotates nothing: due at once.
+	m.append(t, bob, &Event{Kind: EventRemove, Target: bob.key(), Seen: &SeenSet{}})
+	if got, why := AutoRotationDue(m.c.State(), boss, 0, at); !got || why != RotateRemoved {
+		t.Fatalf("after a manager left: due %v (%s)", got, why)
 	}
 }

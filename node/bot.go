@@ -215,7 +215,9 @@ func (n *Node) applyPolicy(ctx context.Context, gid groupstate.GroupID) {
 	var why groupstate.RotationReason
 	if ok && e.chain != nil && e.chain.Epoch() == e.g.Epoch {
 		st := e.chain.State()
-		due, why = groupstate.NeedsRotation(st, st.RotatedAt, e.local.EpochMsgs, time.Now())
+		// Another manager's removal is followed by its own rotation:
+		// a second one on the same head would fork the chain.
+		due, why = groupstate.AutoRotationDue(st, [32]byte(m.id.SigningKey()), e.local.EpochMsgs, time.Now())
 	}
 	m.mu.Unlock()
 	if !due {
