@@ -186,7 +186,7 @@ export class Conversation {
     this.refBar = h('div', { class: 'direct-bar ref-bar', hidden: true });
     this.sendBtn = h('button', { class: 'send', type: 'submit', attrs: { 'aria-label': 'Send' } }, icon('send'));
     // Files: a hidden file input behind an attach button.
-    this.fileInput = h('input', { type: 'file', class: 'file-input', hidden: true, on: { change: () => this.sendFiles() } });
+    this.fileInput = h('input', { type: 'file', class: 'file-input', hidden: true, attrs: { 'aria-label': 'Choose a file to send' }, on: { change: () => this.sendFiles() } });
     this.attachBtn = h('button', {
       class: 'icon-btn attach', type: 'button', attrs: { 'aria-label': 'Send a file', title: 'Send a file' },
       on: { click: () => this.fileInput.click() },
