@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/groupstate"
+	"github.com/meshnode/meshnode/hostsync"
 	tu "github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/keymgmt"
 )
@@ -352,8 +354,15 @@ func TestKeyTreeManagerCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.n.sync.SyncWith(ctx, host.h.ID(), ke.Mailbox); err != nil {
-		t.Fatal(err)
+	// A session the scheduler started when her first catch-up ended may
+	// be running for the same pair (ErrBusy): try again once it is done.
+	var serr error
+	tu.Eventually(t, 30*time.Second, func() bool {
+		_, serr = alice.n.sync.SyncWith(ctx, host.h.ID(), ke.Mailbox)
+		return !errors.Is(serr, hostsync.ErrBusy)
+	}, "alice syncs her epoch's mailbox with the host")
+	if serr != nil {
+		t.Fatal(serr)
 	}
 	res, err = alice.n.Rotate(ctx, gid)
 	if err != nil {
