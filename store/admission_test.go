@@ -154,6 +154,7 @@ func TestAdmissionRecordsPersist(t *testing.T) {
 	clk := newFakeClock()
 	p := admissionParams()
 	p.InMemory = false
+	p.Badger.NumCompactors = 2 // on disk: Badger's compactors (0 is for in-memory stores)
 	p.Badger.ValueThreshold = 512
 	fresh, old := newKey(t), newKey(t)
 	s, err := Open(dir, p, WithClock(clk.now), WithLogger(quietLogger()))

@@ -8,6 +8,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/meshnode/meshnode/internal/lsm"
 )
 
 // badgerOptions translates Params into Badger options. The reasons for the
@@ -20,7 +22,7 @@ func badgerOptions(dir string, p Params, log *slog.Logger) badger.Options {
 	} else {
 		o = badger.DefaultOptions(dir)
 	}
-	return o.
+	o = o.
 		// Acknowledge only what is on stable storage: every commit fsyncs
 		// the value log and the memtable WAL before Commit returns. Group
 		// commit (one writer, many Puts per transaction) pays for it.
@@ -55,6 +57,20 @@ func badgerOptions(dir string, p Params, log *slog.Logger) badger.Options {
 		WithNumGoroutines(2).
 		WithLogger(badgerLogger{log}).
 		WithLoggingLevel(badger.WARNING)
+	if b.NumCompactors == 0 {
+		// The writer compacts on demand (newCompactor).
+		o = lsm.Options(o, b.NumLevelZeroTables)
+	}
+	return o
+}
+
+// newCompactor is the on-demand compactor of a store without Badger
+// compactors (nil otherwise; a nil Compactor does nothing).
+func newCompactor(db *badger.DB, p Params, log *slog.Logger) *lsm.Compactor {
+	if p.Badger.NumCompactors != 0 {
+		return nil
+	}
+	return lsm.New(db, p.Badger.NumLevelZeroTables, p.Badger.MemTableSize, log)
 }
 
 // badgerLogger routes Badger's log lines to slog. Only warnings and errors

@@ -103,8 +103,11 @@ type BadgerParams struct {
 	// IndexCacheSize bounds memory for table indexes and bloom filters; 0
 	// keeps all of them in memory.
 	IndexCacheSize int64
-	// NumCompactors is the number of compaction goroutines (0 or 1 are not
-	// allowed: Badger needs at least 2).
+	// NumCompactors is the number of Badger's compaction goroutines: at
+	// least 2 (Badger refuses 1), or, for an in-memory store only, 0: the
+	// store then compacts on demand (package internal/lsm) when its writes
+	// have put NumLevelZeroTables tables in level 0, instead of having
+	// compactors poll every 50 ms (InMemoryParams).
 	NumCompactors int
 	// NumLevelZeroTables and NumLevelZeroTablesStall: L0 tables before
 	// compaction starts, and before writes stall.
@@ -233,10 +236,16 @@ func InMemoryParams() Params {
 		// In memory Badger keeps every value in the LSM tree but still
 		// refuses values above ValueThreshold, so it must exceed the largest
 		// arrival record (and stay within 15% of MemTableSize).
-		ValueThreshold:          128 << 10,
-		BlockCacheSize:          0,
-		IndexCacheSize:          0,
-		NumCompactors:           2,
+		ValueThreshold: 128 << 10,
+		BlockCacheSize: 0,
+		IndexCacheSize: 0,
+		// No compactor goroutines: each of Badger's wakes every 50 ms,
+		// written to or not, and a simulator runs thousands of stores in
+		// one process (two compactors per store were 40 wake-ups a second
+		// per store, most of an idle 2,000-node simulation's CPU). The
+		// writer compacts on demand instead (lsm.Compactor), at
+		// NumLevelZeroTables tables in level 0.
+		NumCompactors:           0,
 		NumLevelZeroTables:      5,
 		NumLevelZeroTablesStall: 15,
 		ValueLogFileSize:        1 << 20, // unused in memory, but Badger checks the range
@@ -287,8 +296,10 @@ func (p Params) validate() error {
 		return bad("Badger.MemTableSize %d below 1 MiB", b.MemTableSize)
 	case b.NumMemtables < 1:
 		return bad("Badger.NumMemtables %d must be at least 1", b.NumMemtables)
-	case b.NumCompactors < 2:
-		return bad("Badger.NumCompactors %d: Badger needs at least 2 (0 would stop compaction and eventually stall writes)", b.NumCompactors)
+	case b.NumCompactors == 0 && !p.InMemory:
+		return bad("Badger.NumCompactors 0 is for in-memory stores (compacted on demand); an on-disk store needs at least 2")
+	case b.NumCompactors == 1 || b.NumCompactors < 0:
+		return bad("Badger.NumCompactors %d: Badger needs at least 2 (or 0 in memory)", b.NumCompactors)
 	case b.ValueThreshold < 1 || b.ValueThreshold > 1<<20 || b.ValueThreshold > b.maxBatch():
 		return bad("Badger.ValueThreshold %d outside [1, min(1 MiB, 15%% of MemTableSize = %d)]", b.ValueThreshold, b.maxBatch())
 	case b.BlockCacheSize < 0, b.IndexCacheSize < 0:

@@ -635,6 +635,8 @@ func TestParamsValidate(t *testing.T) {
 		"tiny memtable":             func(p *Params) { p.Badger.MemTableSize = 1 << 10 },
 		"no memtables":              func(p *Params) { p.Badger.NumMemtables = 0 },
 		"one compactor":             func(p *Params) { p.Badger.NumCompactors = 1 },
+		"no compactor on disk":      func(p *Params) { p.Badger.NumCompactors = 0 },
+		"negative compactors":       func(p *Params) { p.Badger.NumCompactors = -2 },
 		"zero value threshold":      func(p *Params) { p.Badger.ValueThreshold = 0 },
 		"huge value threshold":      func(p *Params) { p.Badger.ValueThreshold = 2 << 20 },
 		"negative cache":            func(p *Params) { p.Badger.BlockCacheSize = -1 },

@@ -10,6 +10,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/meshnode/meshnode/envelope"
+	"github.com/meshnode/meshnode/internal/lsm"
 )
 
 // The writer goroutine owns every write to Badger and the in-memory copy of
@@ -78,16 +79,25 @@ type writer struct {
 	committing atomic.Bool
 	// commit commits a transaction: txn.Commit, or a stand-in in tests.
 	commit func(*badger.Txn) error
+	// compact is told what each commit wrote; it compacts an in-memory
+	// store without Badger compactors (nil otherwise).
+	compact *lsm.Compactor
 }
+
+// recordOverhead is what a batch writes besides the envelopes, per
+// operation (keys, index, state and sync index records), for the
+// compactor's count.
+const recordOverhead = 256
 
 func newWriter(s *Store, states map[envelope.MailboxID]*mailboxState) *writer {
 	w := &writer{
-		s:      s,
-		ops:    make(chan *op, 2*s.p.MaxBatchCount),
-		stop:   make(chan struct{}),
-		exited: make(chan struct{}),
-		states: states,
-		commit: func(txn *badger.Txn) error { return txn.Commit() },
+		s:       s,
+		ops:     make(chan *op, 2*s.p.MaxBatchCount),
+		stop:    make(chan struct{}),
+		exited:  make(chan struct{}),
+		states:  states,
+		commit:  func(txn *badger.Txn) error { return txn.Commit() },
+		compact: newCompactor(s.db, s.p, s.log),
 	}
 	for _, st := range states {
 		w.usage.count += int64(st.count)
@@ -122,11 +132,13 @@ func (w *writer) submit(ctx context.Context, o *op) (outcome, error) {
 	}
 }
 
-// stopAndWait lets the writer finish what is queued and exit. Called by
-// Close after every caller has left.
+// stopAndWait lets the writer finish what is queued and exit, and waits
+// for a compaction it started. Called by Close after every caller has
+// left.
 func (w *writer) stopAndWait() {
 	close(w.stop)
 	<-w.exited
+	w.compact.Close()
 }
 
 func (w *writer) run() {
@@ -187,6 +199,11 @@ func (w *writer) apply(batch []*op) {
 		return
 	}
 	w.install(b)
+	written := 0
+	for _, o := range batch {
+		written += o.cost() + recordOverhead
+	}
+	w.compact.Wrote(int64(written))
 	m := w.s.m
 	m.batchSize.Observe(float64(len(batch)))
 	m.puts.Add(float64(len(b.stored)))

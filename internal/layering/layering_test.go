@@ -62,7 +62,7 @@ var rules = map[string]rule{
 	"reconcile": {imports: []string{"envelope"}},
 	"directory": {imports: []string{"admission", "envelope", "keymgmt", internalPkgs}},
 	"admission": {imports: []string{"envelope", "store", internalPkgs}},
-	"store":     {imports: []string{"envelope"}},
+	"store":     {imports: []string{"envelope", "internal/lsm"}},
 
 	// The group rules and keys.
 	"groupstate": {imports: []string{"envelope", "keymgmt", "internal/pow"}, pure: true, noNetwork: true},
@@ -72,6 +72,7 @@ var rules = map[string]rule{
 	// Internal helpers: below everything but the store and the envelope.
 	"internal/errtext":   {},
 	"internal/layering":  {},
+	"internal/lsm":       {}, // on-demand compaction of in-memory Badger databases (store, node)
 	"internal/pow":       {noNetwork: true},
 	"internal/ratelimit": {},
 	"internal/status":    {imports: []string{"envelope", "store", "internal/errtext"}},
