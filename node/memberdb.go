@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshnode/meshnode/envelope"
 	"github.com/meshnode/meshnode/groupstate"
+	"github.com/meshnode/meshnode/internal/lsm"
 )
 
 // memberDB is a member's private database: group secrets, decrypted
@@ -75,7 +76,14 @@ import (
 //	                             layout (contacts/records.go)
 type memberDB struct {
 	db *badger.DB
+	// compact compacts an in-memory database, which runs without
+	// Badger's compactors (nil on disk).
+	compact *lsm.Compactor
 }
+
+// memberL0Tables is the level-0 table count at which an in-memory member
+// database is compacted (Badger's default NumLevelZeroTables).
+const memberL0Tables = lsm.DefaultTables
 
 const (
 	pfxGroup   = 'G'
@@ -133,6 +141,12 @@ func openMemberDB(dir string, key []byte, inMemory bool, memTable int64) (*membe
 			// which a simulator of thousands of nodes pays per node).
 			opts = opts.WithBlockCacheSize(0)
 		}
+		// No compactor goroutines: Badger's wake every 50 ms each, written
+		// to or not, and a simulator runs thousands of member databases in
+		// one process. The member loop compacts on demand (what processing
+		// writes, in processMailbox,
+		// and a look at every processing tick).
+		opts = lsm.Options(opts, memberL0Tables)
 	}
 	if len(key) > 0 {
 		// Encryption needs an index cache (Badger requirement).
@@ -142,10 +156,18 @@ func openMemberDB(dir string, key []byte, inMemory bool, memTable int64) (*membe
 	if err != nil {
 		return nil, fmt.Errorf("node: open member database: %w", err)
 	}
-	return &memberDB{db: db}, nil
+	mdb := &memberDB{db: db}
+	if inMemory {
+		mdb.compact = lsm.New(db, memberL0Tables, memTable, nil)
+	}
+	return mdb, nil
 }
 
-func (m *memberDB) Close() error { return m.db.Close() }
+// Close waits for a running compaction, then closes the database.
+func (m *memberDB) Close() error {
+	m.compact.Close()
+	return m.db.Close()
+}
 
 func gkey(pfx byte, g groupstate.GroupID, rest ...[]byte) []byte {
 	k := append([]byte{pfx}, g[:]...)

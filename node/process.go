@@ -68,6 +68,9 @@ func (n *Node) runMember() {
 			n.processAll()
 		case <-tick.C:
 			n.processAll()
+			// Other writes (sends, outbox, managed groups) are not counted:
+			// an in-memory database looks at its level 0 on every tick.
+			n.member.db.compact.Check()
 		case <-catchup.C:
 			n.catchUpAllAsync()
 		}
@@ -287,6 +290,14 @@ func (n *Node) processMailbox(e *groupEntry, mb envelope.MailboxID, epoch uint64
 			return newGaps, err
 		}
 		m.flushNotices(true)
+		// What processing writes is about the page's size again
+		// (plaintexts, seen marks, trackers); an in-memory database
+		// compacts on it.
+		var written int64
+		for _, env := range pg.Envelopes {
+			written += int64(env.Size())
+		}
+		m.db.compact.Wrote(written)
 		for _, msg := range shown {
 			m.notifyLocked(*msg)
 		}
