@@ -26,6 +26,11 @@
 // (Options): a writer that under-reports can make level 0 grow, which
 // costs reads, but never stop writes with nothing running to unblock
 // them.
+//
+// Measured (500 members, 2 hosts, 25 groups of 20, server strategy, 30 s
+// warm-up, 2 shared cores): the idle warm-up costs about 6-15% of a core
+// instead of 35-60%, and the whole run 30-33 s of CPU instead of 45-51 s
+// (commit message of this paragraph: commands and load averages).
 package lsm
 
 import (
